@@ -1,0 +1,22 @@
+//! The domain of the webhook platform: event types, the webhook resource and its
+//! validation, API keys, the SSRF rule and the store (DynamoDB and in-memory).
+
+pub mod api_key;
+pub mod event_type;
+pub mod ids;
+pub mod random;
+pub mod settings;
+pub mod ssrf;
+pub mod store;
+pub mod token;
+pub mod validation;
+pub mod webhook;
+pub mod webhook_url;
+
+pub use event_type::{EventSet, EventType};
+pub use ids::{TenantId, WebhookId};
+pub use settings::Settings;
+pub use token::Token;
+pub use validation::ValidationError;
+pub use webhook::{Description, Status, Webhook};
+pub use webhook_url::{UrlPolicy, WebhookUrl};

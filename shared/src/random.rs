@@ -1,0 +1,22 @@
+//! Secrets come from the operating system's CSPRNG, never from a userspace PRNG.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+/// 32 random bytes from the OS. Failure means the OS has no entropy source,
+/// which no caller can recover from.
+pub fn bytes32() -> [u8; 32] {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    buf
+}
+
+/// Standard base64 (with padding) of 32 random bytes: 44 characters.
+pub fn base64_32() -> String {
+    STANDARD.encode(bytes32())
+}
+
+/// URL-safe base64 without padding of 32 random bytes: 43 characters.
+pub fn base64url_32() -> String {
+    URL_SAFE_NO_PAD.encode(bytes32())
+}

@@ -1,0 +1,77 @@
+//! Persistence behind a small trait: DynamoDB in production and integration
+//! tests, an in-memory map for fast unit tests of handler logic.
+
+mod dynamo;
+pub mod keys;
+mod memory;
+
+use std::future::Future;
+
+pub use dynamo::{DynamoStore, create_table};
+pub use memory::MemoryStore;
+
+use crate::{TenantId, Webhook, WebhookId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("the tenant already has the maximum of {limit} webhooks")]
+    LimitReached { limit: u32 },
+    /// DynamoDB failed, was throttled or returned an item that does not map.
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+/// One page of a newest-first listing; `next` is where the following page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    pub next: Option<C>,
+}
+
+pub trait Store: Send + Sync {
+    /// Creates a webhook unless the tenant already holds `limit` of them.
+    fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        limit: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+
+    /// The tenant's webhooks, newest first, starting after `after`.
+    fn list_webhooks(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        after: Option<WebhookId>,
+    ) -> impl Future<Output = Result<Page<Webhook, WebhookId>, StoreError>> + Send;
+
+    /// Replaces a webhook that still exists; `NotFound` if it was deleted.
+    fn update_webhook(&self, webhook: &Webhook)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn delete_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn put_api_key(
+        &self,
+        key_hash: &str,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn tenant_for_api_key(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+}

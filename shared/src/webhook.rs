@@ -1,0 +1,96 @@
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use crate::{EventSet, TenantId, Token, ValidationError, WebhookId, WebhookUrl};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Active,
+    Inactive,
+}
+
+/// A free-text note of at most 256 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 256;
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let n = s.chars().count();
+        if n > Self::MAX_CHARS {
+            return Err(ValidationError::new(
+                "description",
+                format!("must be at most {} characters (got {n})", Self::MAX_CHARS),
+            ));
+        }
+        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(ValidationError::new(
+                "description",
+                "must not contain control characters other than newline and tab",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Description {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// A registered webhook, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub tenant_id: TenantId,
+    pub url: WebhookUrl,
+    pub events: EventSet,
+    pub status: Status,
+    pub token: Token,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Description>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Now, in UTC, at whole-microsecond precision so that it survives RFC 3339.
+pub fn now_utc() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_microsecond(now.microsecond()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_bounds() {
+        assert!(Description::parse("").is_ok());
+        assert!(Description::parse(&"é".repeat(256)).is_ok());
+        let err = Description::parse(&"é".repeat(257)).unwrap_err();
+        assert_eq!(err.field, "description");
+        assert!(err.message.contains("257"));
+        assert!(Description::parse("line one\nline two").is_ok());
+        assert!(Description::parse("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn status_names() {
+        assert_eq!(serde_json::to_string(&Status::Active).unwrap(), "\"active\"");
+        assert_eq!(serde_json::from_str::<Status>("\"inactive\"").unwrap(), Status::Inactive);
+        assert!(serde_json::from_str::<Status>("\"paused\"").is_err());
+        assert_eq!(Status::default(), Status::Active);
+    }
+}
