@@ -86,7 +86,8 @@ impl Serialize for WebhookId {
 impl<'de> Deserialize<'de> for WebhookId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(|e: ValidationError| serde::de::Error::custom(e.message))
+        s.parse()
+            .map_err(|e: ValidationError| serde::de::Error::custom(e.message))
     }
 }
 
@@ -114,7 +115,13 @@ mod tests {
         assert_eq!(a.to_string().len(), 29);
         assert_eq!(a.to_string().parse::<WebhookId>(), Ok(a));
         assert!(a.to_string() < b.to_string());
-        for bad in ["", "wh_", "wh_123", "xx_01ARZ3NDEKTSV4RRFFQ69G5FAV", "01ARZ3NDEKTSV4RRFFQ69G5FAV"] {
+        for bad in [
+            "",
+            "wh_",
+            "wh_123",
+            "xx_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        ] {
             assert!(bad.parse::<WebhookId>().is_err(), "{bad}");
         }
         assert!("wh_01ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<WebhookId>().is_ok());

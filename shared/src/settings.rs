@@ -27,18 +27,27 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let table_name = lookup("TABLE_NAME")
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| SettingsError { name: "TABLE_NAME", problem: "must be set".into() })?;
+            .ok_or_else(|| SettingsError {
+                name: "TABLE_NAME",
+                problem: "must be set".into(),
+            })?;
         let allow_private_targets = parse_bool(&lookup, "ALLOW_PRIVATE_TARGETS")?.unwrap_or(false);
         let max_webhooks_per_tenant = match lookup("MAX_WEBHOOKS_PER_TENANT") {
             None => Self::DEFAULT_MAX_WEBHOOKS,
-            Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| SettingsError {
-                name: "MAX_WEBHOOKS_PER_TENANT",
-                problem: format!("must be a positive integer (got {v:?})"),
-            })?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| SettingsError {
+                    name: "MAX_WEBHOOKS_PER_TENANT",
+                    problem: format!("must be a positive integer (got {v:?})"),
+                })?,
         };
         Ok(Self {
             table_name,
-            url_policy: UrlPolicy { allow_private_targets },
+            url_policy: UrlPolicy {
+                allow_private_targets,
+            },
             max_webhooks_per_tenant,
         })
     }
@@ -64,7 +73,12 @@ mod tests {
     use super::*;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        Settings::from_lookup(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+        Settings::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     #[test]

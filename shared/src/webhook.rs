@@ -88,8 +88,14 @@ mod tests {
 
     #[test]
     fn status_names() {
-        assert_eq!(serde_json::to_string(&Status::Active).unwrap(), "\"active\"");
-        assert_eq!(serde_json::from_str::<Status>("\"inactive\"").unwrap(), Status::Inactive);
+        assert_eq!(
+            serde_json::to_string(&Status::Active).unwrap(),
+            "\"active\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Status>("\"inactive\"").unwrap(),
+            Status::Inactive
+        );
         assert!(serde_json::from_str::<Status>("\"paused\"").is_err());
         assert_eq!(Status::default(), Status::Active);
     }

@@ -15,8 +15,7 @@ pub struct UrlPolicy {
 #[serde(transparent)]
 pub struct WebhookUrl(Url);
 
-pub const HTTP_WARNING: &str =
-    "url uses http: deliveries and their Authorization token travel unencrypted; https is recommended";
+pub const HTTP_WARNING: &str = "url uses http: deliveries and their Authorization token travel unencrypted; https is recommended";
 
 impl WebhookUrl {
     pub const MAX_LEN: usize = 2048;
@@ -34,11 +33,18 @@ impl WebhookUrl {
         if input.len() > Self::MAX_LEN {
             return Err(ValidationError::new(
                 "url",
-                format!("must be at most {} characters (got {})", Self::MAX_LEN, input.len()),
+                format!(
+                    "must be at most {} characters (got {})",
+                    Self::MAX_LEN,
+                    input.len()
+                ),
             ));
         }
         let url = Url::parse(input).map_err(|e| {
-            ValidationError::new("url", format!("must be an absolute http or https URL ({e})"))
+            ValidationError::new(
+                "url",
+                format!("must be an absolute http or https URL ({e})"),
+            )
         })?;
         if url.scheme() != "https" && url.scheme() != "http" {
             return Err(err("must use the https or http scheme"));
@@ -69,7 +75,11 @@ impl WebhookUrl {
 
     /// The warnings a caller sees when registering this URL.
     pub fn warnings(&self) -> Vec<&'static str> {
-        if self.is_https() { Vec::new() } else { vec![HTTP_WARNING] }
+        if self.is_https() {
+            Vec::new()
+        } else {
+            vec![HTTP_WARNING]
+        }
     }
 }
 
@@ -98,8 +108,12 @@ impl<'de> Deserialize<'de> for WebhookUrl {
 mod tests {
     use super::*;
 
-    const STRICT: UrlPolicy = UrlPolicy { allow_private_targets: false };
-    const LAX: UrlPolicy = UrlPolicy { allow_private_targets: true };
+    const STRICT: UrlPolicy = UrlPolicy {
+        allow_private_targets: false,
+    };
+    const LAX: UrlPolicy = UrlPolicy {
+        allow_private_targets: true,
+    };
 
     fn rejected(input: &str) -> String {
         let err = WebhookUrl::parse(input, STRICT).unwrap_err();
@@ -140,16 +154,36 @@ mod tests {
     #[test]
     fn private_targets_refused_including_odd_spellings() {
         for input in [
-            "http://127.0.0.1/", "http://2130706433/", "http://0x7f.1/", "http://127.1/",
-            "http://0177.0.0.1/", "http://localhost/", "http://LocalHost./", "http://a.b.localhost/",
-            "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/", "http://172.20.0.1/",
-            "http://192.168.0.1/", "http://100.64.1.1/", "http://0.0.0.0/", "http://224.0.0.1/",
-            "http://255.255.255.255/", "http://192.0.2.1/", "http://[::1]/", "http://[fc00::1]/",
-            "http://[fe80::1]/", "http://[::ffff:127.0.0.1]/", "http://[::ffff:a9fe:a9fe]/",
-            "http://[::127.0.0.1]/", "http://[::]/",
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://127.1/",
+            "http://0177.0.0.1/",
+            "http://localhost/",
+            "http://LocalHost./",
+            "http://a.b.localhost/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/",
+            "http://172.20.0.1/",
+            "http://192.168.0.1/",
+            "http://100.64.1.1/",
+            "http://0.0.0.0/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://192.0.2.1/",
+            "http://[::1]/",
+            "http://[fc00::1]/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[::127.0.0.1]/",
+            "http://[::]/",
         ] {
             let msg = rejected(input);
-            assert!(msg.contains("not allowed") || msg.contains("range"), "{input}: {msg}");
+            assert!(
+                msg.contains("not allowed") || msg.contains("range"),
+                "{input}: {msg}"
+            );
         }
     }
 

@@ -22,7 +22,10 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -34,7 +37,10 @@ impl DynamoStore {
     }
 
     fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
-        HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk))])
+        HashMap::from([
+            (PK.to_owned(), AttributeValue::S(pk)),
+            (SK.to_owned(), AttributeValue::S(sk)),
+        ])
     }
 }
 
@@ -76,7 +82,9 @@ fn webhook_item(webhook: &Webhook) -> Result<HashMap<String, AttributeValue>, St
 }
 
 fn parse_webhook(item: HashMap<String, AttributeValue>) -> Result<Webhook, StoreError> {
-    from_item::<WebhookItem<Webhook>>(item).map(|i| i.webhook).map_err(mapping)
+    from_item::<WebhookItem<Webhook>>(item)
+        .map(|i| i.webhook)
+        .map_err(mapping)
 }
 
 fn cancelled_by_condition(reasons: &[CancellationReason], index: usize) -> bool {
@@ -87,7 +95,10 @@ impl Store for DynamoStore {
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
         let count = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::tenant_pk(&webhook.tenant_id), keys::META_SK.into())))
+            .set_key(Some(Self::key(
+                keys::tenant_pk(&webhook.tenant_id),
+                keys::META_SK.into(),
+            )))
             .update_expression("SET #n = if_not_exists(#n, :zero) + :one")
             .condition_expression("attribute_not_exists(#n) OR #n < :limit")
             .expression_attribute_names("#n", keys::WEBHOOK_COUNT)
@@ -126,12 +137,19 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn get_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+    async fn get_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+    ) -> Result<Option<Webhook>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::tenant_pk(tenant), keys::webhook_sk(id))))
+            .set_key(Some(Self::key(
+                keys::tenant_pk(tenant),
+                keys::webhook_sk(id),
+            )))
             .consistent_read(true)
             .send()
             .await
@@ -158,7 +176,10 @@ impl Store for DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
                 .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(":prefix", AttributeValue::S(keys::WEBHOOK_PREFIX.into()))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(keys::WEBHOOK_PREFIX.into()),
+                )
                 .scan_index_forward(false)
                 .consistent_read(true)
                 .limit(want)
@@ -263,11 +284,16 @@ impl Store for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())))
+            .set_key(Some(Self::key(
+                keys::api_key_pk(key_hash),
+                keys::API_KEY_SK.into(),
+            )))
             .send()
             .await
             .map_err(backend)?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let item: ApiKeyItem = from_item(item).map_err(mapping)?;
         Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then_some(item.tenant_id))
     }
@@ -282,7 +308,13 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
             .build()
             .map_err(backend)
     };
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(backend);
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(backend)
+    };
     client
         .create_table()
         .table_name(name)

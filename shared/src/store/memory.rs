@@ -18,14 +18,20 @@ struct Inner {
 
 impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl Store for MemoryStore {
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let count = inner.webhooks.keys().filter(|(t, _)| *t == webhook.tenant_id).count();
+        let count = inner
+            .webhooks
+            .keys()
+            .filter(|(t, _)| *t == webhook.tenant_id)
+            .count();
         if count >= limit as usize {
             return Err(StoreError::LimitReached { limit });
         }
@@ -37,7 +43,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn get_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+    async fn get_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+    ) -> Result<Option<Webhook>, StoreError> {
         Ok(self.lock().webhooks.get(&(tenant.clone(), id)).cloned())
     }
 
@@ -67,7 +77,10 @@ impl Store for MemoryStore {
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        match inner.webhooks.get_mut(&(webhook.tenant_id.clone(), webhook.id)) {
+        match inner
+            .webhooks
+            .get_mut(&(webhook.tenant_id.clone(), webhook.id))
+        {
             Some(slot) => {
                 *slot = webhook.clone();
                 Ok(())
@@ -84,7 +97,9 @@ impl Store for MemoryStore {
     }
 
     async fn put_api_key(&self, key_hash: &str, tenant: &TenantId) -> Result<(), StoreError> {
-        self.lock().api_keys.insert(key_hash.to_owned(), tenant.clone());
+        self.lock()
+            .api_keys
+            .insert(key_hash.to_owned(), tenant.clone());
         Ok(())
     }
 

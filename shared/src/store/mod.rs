@@ -55,8 +55,10 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Page<Webhook, WebhookId>, StoreError>> + Send;
 
     /// Replaces a webhook that still exists; `NotFound` if it was deleted.
-    fn update_webhook(&self, webhook: &Webhook)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn update_webhook(
+        &self,
+        webhook: &Webhook,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn delete_webhook(
         &self,

@@ -1,0 +1,124 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use shared::ValidationError;
+use shared::store::StoreError;
+
+/// Every way a request can fail. Mapped to status and JSON in [`ApiError::into_response`] only.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
+    /// A field is missing, unknown, of the wrong type or has an invalid value.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    #[error("a valid API key is required: send Authorization: Bearer <api key>")]
+    Unauthorized,
+    #[error("no webhook with this id")]
+    WebhookNotFound,
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed; allowed: {0}")]
+    MethodNotAllowed(&'static str),
+    #[error("the request body is larger than {} bytes", crate::MAX_BODY_BYTES)]
+    PayloadTooLarge,
+    #[error("the request body must be JSON: send Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the tenant already has the maximum of {0} webhooks; delete one first")]
+    WebhookLimit(u32),
+    /// Details are logged with the request id, never returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let message = e.to_string();
+        ApiError::Invalid {
+            code: "invalid_value",
+            field: Some(e.field.into_owned()),
+            message,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::WebhookNotFound,
+            StoreError::LimitReached { limit } => ApiError::WebhookLimit(limit),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::WebhookNotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
+            ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::WebhookLimit(_) => (StatusCode::CONFLICT, "webhook_limit_reached"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(request_id, error = %detail, "request failed");
+        }
+        let field = match &self {
+            ApiError::Invalid { field, .. } => field.as_deref(),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                field,
+                request_id: matches!(self, ApiError::Internal(_)).then_some(request_id),
+            },
+        };
+        let mut response = crate::response::json(status, &body);
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response.headers_mut().insert(
+                lambda_http::http::header::ALLOW,
+                lambda_http::http::HeaderValue::from_static(allow),
+            );
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                lambda_http::http::header::WWW_AUTHENTICATE,
+                lambda_http::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,16 @@
+//! The registration API: webhook CRUD for API Gateway HTTP API (payload 2.0).
+
+mod auth;
+mod body;
+mod error;
+mod pagination;
+mod response;
+mod router;
+mod views;
+mod webhooks;
+
+pub use error::ApiError;
+pub use router::{App, handle};
+
+/// Bodies over this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -1,0 +1,21 @@
+use api::App;
+use lambda_http::{Error, run, service_fn};
+use shared::Settings;
+use shared::store::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+
+    let settings = Settings::from_env()?;
+    let config = aws_config::load_from_env().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table_name);
+    let app = App { store, settings };
+
+    run(service_fn(|req| api::handle(&app, req))).await
+}

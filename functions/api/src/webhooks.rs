@@ -1,0 +1,159 @@
+//! Handlers of the webhook routes. Each takes its dependencies as arguments.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::store::Store;
+use shared::webhook::now_utc;
+use shared::{TenantId, Token, Webhook, WebhookId, WebhookUrl};
+
+use crate::views::{
+    CreateWebhook, EventTypeList, Secrets, UpdateWebhook, WebhookList, WebhookView,
+};
+use crate::{ApiError, App, body, pagination, response};
+
+pub async fn create<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let input: CreateWebhook = body::json(req)?;
+    let url = WebhookUrl::parse(&input.url, app.settings.url_policy)?;
+    let now = now_utc();
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        tenant_id: tenant,
+        url,
+        events: input.events,
+        status: input.status.unwrap_or_default(),
+        token: input.token.unwrap_or_else(Token::generate),
+        description: input.description,
+        created_at: now,
+        updated_at: now,
+    };
+    app.store
+        .create_webhook(&webhook, app.settings.max_webhooks_per_tenant)
+        .await?;
+    Ok(response::json(
+        StatusCode::CREATED,
+        &WebhookView::new(&webhook, Secrets::Reveal),
+    ))
+}
+
+pub async fn list<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let page = pagination::parse(req)?;
+    let found = app
+        .store
+        .list_webhooks(&tenant, page.limit, page.after)
+        .await?;
+    let list = WebhookList {
+        data: found
+            .items
+            .iter()
+            .map(|w| WebhookView::new(w, Secrets::Mask))
+            .collect(),
+        next_cursor: found.next.map(pagination::encode_cursor),
+    };
+    Ok(response::json(StatusCode::OK, &list))
+}
+
+async fn load<S: Store>(
+    app: &App<S>,
+    tenant: &TenantId,
+    id: WebhookId,
+) -> Result<Webhook, ApiError> {
+    app.store
+        .get_webhook(tenant, id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)
+}
+
+pub async fn get<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+) -> Result<Response<Body>, ApiError> {
+    let webhook = load(app, &tenant, id).await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &WebhookView::new(&webhook, Secrets::Mask),
+    ))
+}
+
+pub async fn update<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let input: UpdateWebhook = body::json(req)?;
+    // Validate everything before touching the store, so a bad field changes nothing.
+    let url = input
+        .url
+        .map(|u| WebhookUrl::parse(&u, app.settings.url_policy))
+        .transpose()?;
+    let mut webhook = load(app, &tenant, id).await?;
+    let token_changed = input.token.is_some();
+    let before = webhook.clone();
+    if let Some(url) = url {
+        webhook.url = url;
+    }
+    if let Some(events) = input.events {
+        webhook.events = events;
+    }
+    if let Some(status) = input.status {
+        webhook.status = status;
+    }
+    if let Some(token) = input.token {
+        webhook.token = token;
+    }
+    if let Some(description) = input.description {
+        webhook.description = description;
+    }
+    if webhook != before {
+        webhook.updated_at = now_utc();
+        app.store.update_webhook(&webhook).await?;
+    }
+    let secrets = if token_changed {
+        Secrets::Reveal
+    } else {
+        Secrets::Mask
+    };
+    Ok(response::json(
+        StatusCode::OK,
+        &WebhookView::new(&webhook, secrets),
+    ))
+}
+
+pub async fn rotate_token<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    body::none(req)?;
+    let mut webhook = load(app, &tenant, id).await?;
+    webhook.token = Token::generate();
+    webhook.updated_at = now_utc();
+    app.store.update_webhook(&webhook).await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &WebhookView::new(&webhook, Secrets::Reveal),
+    ))
+}
+
+pub async fn delete<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+) -> Result<Response<Body>, ApiError> {
+    app.store.delete_webhook(&tenant, id).await?;
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+pub fn event_types() -> Response<Body> {
+    response::json(StatusCode::OK, &EventTypeList::all())
+}

@@ -1,0 +1,182 @@
+//! Fixtures for the integration tests: a fresh DynamoDB table on moto per test,
+//! and API Gateway HTTP API (payload 2.0) requests into the real handler.
+
+use api::App;
+use lambda_http::Body;
+use serde_json::{Value, json};
+use shared::store::{DynamoStore, Store, create_table};
+use shared::{Settings, TenantId, UrlPolicy, api_key};
+
+/// The AWS SDK reads `AWS_ENDPOINT_URL` itself; the test script points it at moto.
+fn require_moto() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        panic!(
+            "integration tests talk to moto: run them with scripts/test, \
+             which starts moto and sets AWS_ENDPOINT_URL"
+        );
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    )
+}
+
+/// A store on a table of its own, so tests run in parallel without sharing state.
+pub async fn fresh_store() -> DynamoStore {
+    require_moto();
+    let config = aws_config::load_from_env().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("test");
+    create_table(&client, &table)
+        .await
+        .expect("create table on moto");
+    DynamoStore::new(client, table)
+}
+
+pub fn settings(table: &str, max_webhooks: u32) -> Settings {
+    Settings {
+        table_name: table.to_owned(),
+        url_policy: UrlPolicy {
+            allow_private_targets: false,
+        },
+        max_webhooks_per_tenant: max_webhooks,
+    }
+}
+
+/// The API wired to a fresh table.
+pub async fn fresh_app(max_webhooks: u32) -> App<DynamoStore> {
+    let store = fresh_store().await;
+    let settings = settings(store.table(), max_webhooks);
+    App { store, settings }
+}
+
+/// Creates an API key for `tenant` the way the operator CLI does, and returns it.
+pub async fn api_key_for(store: &impl Store, tenant: &str) -> String {
+    let key = api_key::generate();
+    let tenant = TenantId::parse(tenant).expect("valid tenant");
+    store
+        .put_api_key(&api_key::hash(&key), &tenant)
+        .await
+        .expect("store api key");
+    key
+}
+
+/// One request as API Gateway HTTP API sends it.
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub key: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: Option<String>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(method: &'a str, path: &'a str, key: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            key: Some(key),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.content_type = Some("application/json");
+        self.body = Some(body.to_string());
+        self
+    }
+
+    pub fn raw(mut self, content_type: Option<&'a str>, body: impl Into<String>) -> Self {
+        self.content_type = content_type;
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn no_key(mut self) -> Self {
+        self.key = None;
+        self
+    }
+
+    fn event(&self) -> Value {
+        let (raw_path, query) = self.path.split_once('?').unwrap_or((self.path, ""));
+        let mut headers = serde_json::Map::new();
+        if let Some(key) = self.key {
+            headers.insert("authorization".into(), json!(format!("Bearer {key}")));
+        }
+        if let Some(ct) = self.content_type {
+            headers.insert("content-type".into(), json!(ct));
+        }
+        json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "api.execute-api.eu-west-1.amazonaws.com",
+                "domainPrefix": "api",
+                "http": {
+                    "method": self.method,
+                    "path": raw_path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "integration-test"
+                },
+                "requestId": "test-request",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "25/Nov/2026:17:00:00 +0000",
+                "timeEpoch": 1795539600000u64
+            },
+            "body": self.body,
+            "isBase64Encoded": false
+        })
+    }
+
+    pub async fn send<S: Store>(&self, app: &App<S>) -> Reply {
+        let req = lambda_http::request::from_str(&self.event().to_string()).expect("valid event");
+        let response = api::handle(app, req).await.expect("handler never fails");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.body() {
+            Body::Empty => Value::Null,
+            Body::Text(t) => serde_json::from_str(t).expect("JSON response body"),
+            Body::Binary(b) => serde_json::from_slice(b).expect("JSON response body"),
+            _ => Value::Null,
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the documented error shape and returns (code, field).
+    pub fn error(&self) -> (String, Option<String>) {
+        let err = &self.body["error"];
+        let code = err["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {}", self.body));
+        assert!(
+            err["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        (code.to_owned(), err["field"].as_str().map(str::to_owned))
+    }
+}

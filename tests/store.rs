@@ -1,0 +1,99 @@
+//! The DynamoDB store against moto, and the in-memory store held to the same behaviour.
+
+use shared::store::{MemoryStore, Store, StoreError};
+use shared::webhook::now_utc;
+use shared::{
+    EventSet, EventType, Status, TenantId, Token, UrlPolicy, Webhook, WebhookId, WebhookUrl,
+};
+use testkit::fresh_store;
+
+fn webhook(tenant: &str) -> Webhook {
+    let now = now_utc();
+    Webhook {
+        id: WebhookId::generate(),
+        tenant_id: TenantId::parse(tenant).unwrap(),
+        url: WebhookUrl::parse("https://hooks.example.com/x", UrlPolicy::default()).unwrap(),
+        events: EventSet::new([EventType::AsyncCompleted]).unwrap(),
+        status: Status::Active,
+        token: Token::generate(),
+        description: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn store_contract(store: &impl Store) {
+    let w = webhook("acme");
+    store.create_webhook(&w, 10).await.unwrap();
+    assert_eq!(
+        store.get_webhook(&w.tenant_id, w.id).await.unwrap(),
+        Some(w.clone()),
+        "round trip"
+    );
+    assert!(
+        matches!(
+            store.create_webhook(&w, 10).await,
+            Err(StoreError::AlreadyExists)
+        ),
+        "create never overwrites"
+    );
+
+    let other = TenantId::parse("other").unwrap();
+    assert_eq!(store.get_webhook(&other, w.id).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_webhook(&other, w.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let mut changed = w.clone();
+    changed.status = Status::Inactive;
+    store.update_webhook(&changed).await.unwrap();
+    assert_eq!(
+        store
+            .get_webhook(&w.tenant_id, w.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Inactive
+    );
+
+    store.delete_webhook(&w.tenant_id, w.id).await.unwrap();
+    assert!(
+        matches!(
+            store.update_webhook(&changed).await,
+            Err(StoreError::NotFound)
+        ),
+        "no resurrection"
+    );
+    assert_eq!(store.get_webhook(&w.tenant_id, w.id).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_webhook(&w.tenant_id, w.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    for _ in 0..2 {
+        store.create_webhook(&webhook("acme"), 2).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_webhook(&webhook("acme"), 2).await,
+        Err(StoreError::LimitReached { limit: 2 })
+    ));
+
+    store.put_api_key("abc123", &other).await.unwrap();
+    assert_eq!(
+        store.tenant_for_api_key("abc123").await.unwrap(),
+        Some(other)
+    );
+    assert_eq!(store.tenant_for_api_key("abc124").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn dynamo_store_keeps_the_contract() {
+    store_contract(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    store_contract(&MemoryStore::default()).await;
+}
