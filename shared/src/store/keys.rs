@@ -1,4 +1,4 @@
-//! The key design of the single DynamoDB table (also in docs/data-model.md).
+//! The key design of the single DynamoDB table: the one place it is written down.
 //!
 //! | item            | PK                     | SK                  |
 //! |-----------------|------------------------|---------------------|
