@@ -25,6 +25,11 @@ async fn create_read_update_rotate_delete() {
     assert_eq!(wh["status"], "active");
     let token = wh["token"].as_str().unwrap().to_owned();
     assert_eq!(token.len(), 44, "generated token is base64 of 32 bytes");
+    let secret = wh["signing_secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 50,
+        "{secret}"
+    );
     assert_eq!(wh["created_at"], wh["updated_at"]);
     assert!(wh["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(wh.get("warnings").is_none(), "https gives no warning");
@@ -35,6 +40,10 @@ async fn create_read_update_rotate_delete() {
         .await;
     assert_eq!(read.status, 200);
     assert_eq!(read.body["token"], format!("****{}", &token[40..]));
+    assert_eq!(
+        read.body["signing_secret"],
+        format!("****{}", &secret[46..])
+    );
     assert_eq!(read.body["id"], id.as_str());
     assert_eq!(read.body["created_at"], wh["created_at"]);
 
@@ -93,6 +102,24 @@ async fn create_read_update_rotate_delete() {
         .send(&app)
         .await;
     assert_eq!(after.body["token"], format!("****{}", &fresh[40..]));
+
+    let resigned = Call::new("POST", &format!("/webhooks/{id}/signing-secret"), &key)
+        .send(&app)
+        .await;
+    assert_eq!(resigned.status, 200, "{:?}", resigned.body);
+    let new_secret = resigned.body["signing_secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret);
+    assert!(
+        resigned.body["token"].as_str().unwrap().starts_with("****"),
+        "rotation shows only the new secret"
+    );
+    let after = Call::new("GET", &format!("/webhooks/{id}"), &key)
+        .send(&app)
+        .await;
+    assert_eq!(
+        after.body["signing_secret"],
+        format!("****{}", &new_secret[46..])
+    );
 
     let deleted = Call::new("DELETE", &format!("/webhooks/{id}"), &key)
         .send(&app)
@@ -224,11 +251,13 @@ async fn tenants_cannot_see_or_touch_each_other() {
 
     let path = format!("/webhooks/{id}");
     let token_path = format!("{path}/token");
+    let secret_path = format!("{path}/signing-secret");
     let attempts = [
         Call::new("GET", &path, &key_b),
         Call::new("PATCH", &path, &key_b)
             .json(json!({"status": "inactive", "url": "https://evil.example.com/"})),
         Call::new("POST", &token_path, &key_b),
+        Call::new("POST", &secret_path, &key_b),
         Call::new("DELETE", &path, &key_b),
     ];
     for attempt in attempts {

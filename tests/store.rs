@@ -1,5 +1,6 @@
 //! The DynamoDB store against moto, and the in-memory store held to the same behaviour.
 
+use shared::signing::SigningSecret;
 use shared::store::{MemoryStore, Store, StoreError};
 use shared::webhook::now_utc;
 use shared::{
@@ -16,6 +17,7 @@ fn webhook(tenant: &str) -> Webhook {
         events: EventSet::new([EventType::AsyncCompleted]).unwrap(),
         status: Status::Active,
         token: Token::generate(),
+        signing_secret: SigningSecret::generate(),
         description: None,
         created_at: now,
         updated_at: now,

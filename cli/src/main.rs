@@ -3,8 +3,22 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use shared::emit::{NewEvent, emit};
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{TenantId, api_key};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `@path` reads a file, `-` reads standard input, anything else is the JSON itself.
+fn read_data(arg: &str) -> Result<String, String> {
+    if arg == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("--data -: {e}"))
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| format!("--data {arg}: {e}"))
+    } else {
+        Ok(arg.to_owned())
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +40,26 @@ enum Command {
     ApiKey {
         #[command(subcommand)]
         command: ApiKeyCommand,
+    },
+    /// Validate an event and send it to the events queue; prints the event id.
+    Emit {
+        /// The events queue (the stack's EventsQueueUrl output).
+        #[arg(long, env = "EVENTS_QUEUE_URL")]
+        queue_url: String,
+        #[arg(long)]
+        tenant: String,
+        /// One of the six event types, e.g. async.completed.
+        #[arg(long = "type")]
+        event_type: String,
+        /// The event's data, a JSON object: inline, @file, or - for stdin.
+        #[arg(long)]
+        data: String,
+        /// The event id (default: evt_ and a new ULID).
+        #[arg(long)]
+        id: Option<String>,
+        /// RFC 3339 (default: now).
+        #[arg(long)]
+        timestamp: Option<String>,
     },
     /// Manage the table itself (local development; production uses template.yaml).
     Table {
@@ -61,18 +95,47 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let table = cli
-        .table
-        .ok_or("no table: pass --table or set TABLE_NAME")?;
     let config = aws_config::load_from_env().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = || {
+        cli.table
+            .clone()
+            .ok_or("no table: pass --table or set TABLE_NAME")
+    };
+    let dynamodb = || aws_sdk_dynamodb::Client::new(&config);
     match cli.command {
+        Command::Emit {
+            queue_url,
+            tenant,
+            event_type,
+            data,
+            id,
+            timestamp,
+        } => {
+            let timestamp = timestamp
+                .map(|t| {
+                    OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| format!("--timestamp: {e}"))
+                })
+                .transpose()?;
+            let data: serde_json::Value = serde_json::from_str(&read_data(&data)?)
+                .map_err(|e| format!("--data: not JSON: {e}"))?;
+            let event = NewEvent {
+                id,
+                tenant_id: tenant,
+                event_type,
+                timestamp,
+                data,
+            };
+            let id = emit(&aws_sdk_sqs::Client::new(&config), &queue_url, event)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{id}");
+        }
         Command::ApiKey {
             command: ApiKeyCommand::Create { tenant },
         } => {
             let tenant = TenantId::parse(&tenant).map_err(|e| e.to_string())?;
             let key = api_key::generate();
-            DynamoStore::new(client, table)
+            DynamoStore::new(dynamodb(), table()?)
                 .put_api_key(&api_key::hash(&key), &tenant)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -82,7 +145,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Table {
             command: TableCommand::Create,
         } => {
-            create_table(&client, &table)
+            let table = table()?;
+            create_table(&dynamodb(), &table)
                 .await
                 .map_err(|e| e.to_string())?;
             eprintln!("table {table} created");

@@ -2,10 +2,16 @@
 //! validation, API keys, the SSRF rule and the store (DynamoDB and in-memory).
 
 pub mod api_key;
+pub mod delivery;
+pub mod delivery_log;
+pub mod emit;
+pub mod event;
 pub mod event_type;
 pub mod ids;
+pub mod json;
 pub mod random;
 pub mod settings;
+pub mod signing;
 pub mod ssrf;
 pub mod store;
 pub mod token;

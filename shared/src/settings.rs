@@ -1,5 +1,7 @@
 //! Configuration read from the environment, once, at cold start.
 
+use std::time::Duration;
+
 use crate::UrlPolicy;
 
 #[derive(Debug, Clone)]
@@ -7,6 +9,11 @@ pub struct Settings {
     pub table_name: String,
     pub url_policy: UrlPolicy,
     pub max_webhooks_per_tenant: u32,
+    /// The hard deadline of one delivery attempt (`DELIVERY_TIMEOUT_MS`).
+    pub delivery_timeout: Duration,
+    pub delivery_log_ttl_days: u32,
+    /// Where producers send events (`EVENTS_QUEUE_URL`); only emitters need it.
+    pub events_queue_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +25,8 @@ pub struct SettingsError {
 
 impl Settings {
     pub const DEFAULT_MAX_WEBHOOKS: u32 = 50;
+    pub const DEFAULT_DELIVERY_TIMEOUT_MS: u32 = 5000;
+    pub const DEFAULT_LOG_TTL_DAYS: u32 = 30;
 
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -32,24 +41,46 @@ impl Settings {
                 problem: "must be set".into(),
             })?;
         let allow_private_targets = parse_bool(&lookup, "ALLOW_PRIVATE_TARGETS")?.unwrap_or(false);
-        let max_webhooks_per_tenant = match lookup("MAX_WEBHOOKS_PER_TENANT") {
-            None => Self::DEFAULT_MAX_WEBHOOKS,
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| SettingsError {
-                    name: "MAX_WEBHOOKS_PER_TENANT",
-                    problem: format!("must be a positive integer (got {v:?})"),
-                })?,
-        };
         Ok(Self {
             table_name,
             url_policy: UrlPolicy {
                 allow_private_targets,
             },
-            max_webhooks_per_tenant,
+            max_webhooks_per_tenant: positive(
+                &lookup,
+                "MAX_WEBHOOKS_PER_TENANT",
+                Self::DEFAULT_MAX_WEBHOOKS,
+            )?,
+            delivery_timeout: Duration::from_millis(u64::from(positive(
+                &lookup,
+                "DELIVERY_TIMEOUT_MS",
+                Self::DEFAULT_DELIVERY_TIMEOUT_MS,
+            )?)),
+            delivery_log_ttl_days: positive(
+                &lookup,
+                "DELIVERY_LOG_TTL_DAYS",
+                Self::DEFAULT_LOG_TTL_DAYS,
+            )?,
+            events_queue_url: lookup("EVENTS_QUEUE_URL").filter(|s| !s.is_empty()),
         })
+    }
+}
+
+fn positive(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+) -> Result<u32, SettingsError> {
+    match lookup(name).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| SettingsError {
+                name,
+                problem: format!("must be a positive integer (got {v:?})"),
+            }),
     }
 }
 
@@ -86,6 +117,13 @@ mod tests {
         let s = from(&[("TABLE_NAME", "t")]).unwrap();
         assert!(!s.url_policy.allow_private_targets);
         assert_eq!(s.max_webhooks_per_tenant, 50);
+        assert_eq!(s.delivery_timeout, Duration::from_millis(5000));
+        assert_eq!(s.delivery_log_ttl_days, 30);
+        assert_eq!(s.events_queue_url, None);
+        let s = from(&[("TABLE_NAME", "t"), ("DELIVERY_TIMEOUT_MS", "1500")]).unwrap();
+        assert_eq!(s.delivery_timeout, Duration::from_millis(1500));
+        let e = from(&[("TABLE_NAME", "t"), ("DELIVERY_LOG_TTL_DAYS", "x")]).unwrap_err();
+        assert!(e.to_string().contains("DELIVERY_LOG_TTL_DAYS"));
         assert!(from(&[]).unwrap_err().to_string().contains("TABLE_NAME"));
         let s = from(&[("TABLE_NAME", "t"), ("ALLOW_PRIVATE_TARGETS", "true")]).unwrap();
         assert!(s.url_policy.allow_private_targets);

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
+use crate::signing::SigningSecret;
 use crate::{EventSet, TenantId, Token, ValidationError, WebhookId, WebhookUrl};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +58,7 @@ pub struct Webhook {
     pub events: EventSet,
     pub status: Status,
     pub token: Token,
+    pub signing_secret: SigningSecret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Description>,
     #[serde(with = "time::serde::rfc3339")]

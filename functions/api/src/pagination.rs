@@ -3,16 +3,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::Request;
-use shared::WebhookId;
 
 use crate::ApiError;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 
-pub struct PageRequest {
+pub struct PageRequest<C> {
     pub limit: usize,
-    pub after: Option<WebhookId>,
+    pub after: Option<C>,
 }
 
 fn invalid(field: &str, message: String) -> ApiError {
@@ -23,7 +22,12 @@ fn invalid(field: &str, message: String) -> ApiError {
     }
 }
 
-pub fn parse(req: &Request) -> Result<PageRequest, ApiError> {
+/// Reads `limit` and `cursor`; `position` turns a decoded cursor back into a
+/// position in the list, and refuses what this API did not hand out.
+pub fn parse<C>(
+    req: &Request,
+    position: impl Fn(String) -> Option<C>,
+) -> Result<PageRequest<C>, ApiError> {
     let mut page = PageRequest {
         limit: DEFAULT_LIMIT,
         after: None,
@@ -45,27 +49,25 @@ pub fn parse(req: &Request) -> Result<PageRequest, ApiError> {
                         )
                     })?;
             }
-            "cursor" => page.after = Some(decode_cursor(&value)?),
+            "cursor" => {
+                let decoded = URL_SAFE_NO_PAD
+                    .decode(value.as_bytes())
+                    .ok()
+                    .and_then(|raw| String::from_utf8(raw).ok())
+                    .and_then(&position);
+                page.after = Some(decoded.ok_or_else(|| {
+                    invalid(
+                        "cursor",
+                        "cursor: is not a cursor returned by this API (use next_cursor)".into(),
+                    )
+                })?);
+            }
             _ => {}
         }
     }
     Ok(page)
 }
 
-pub fn encode_cursor(id: WebhookId) -> String {
-    URL_SAFE_NO_PAD.encode(id.to_string())
-}
-
-fn decode_cursor(cursor: &str) -> Result<WebhookId, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            invalid(
-                "cursor",
-                "cursor: is not a cursor returned by this API (use next_cursor)".into(),
-            )
-        })
+pub fn encode_cursor(position: impl std::fmt::Display) -> String {
+    URL_SAFE_NO_PAD.encode(position.to_string())
 }

@@ -5,6 +5,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::store::Store;
 use shared::{Settings, WebhookId};
 
+use crate::webhooks::Rotate;
 use crate::{ApiError, auth, webhooks};
 
 /// What the handlers need, built once per container.
@@ -17,6 +18,8 @@ enum Route {
     Webhooks,
     Webhook(Option<WebhookId>),
     WebhookToken(Option<WebhookId>),
+    WebhookSigningSecret(Option<WebhookId>),
+    WebhookDeliveries(Option<WebhookId>),
     EventTypes,
 }
 
@@ -32,6 +35,8 @@ fn route(path: &str) -> Option<Route> {
         ["webhooks"] => Some(Route::Webhooks),
         ["webhooks", wh] => Some(Route::Webhook(id(wh))),
         ["webhooks", wh, "token"] => Some(Route::WebhookToken(id(wh))),
+        ["webhooks", wh, "signing-secret"] => Some(Route::WebhookSigningSecret(id(wh))),
+        ["webhooks", wh, "deliveries"] => Some(Route::WebhookDeliveries(id(wh))),
         ["event-types"] => Some(Route::EventTypes),
         _ => None,
     }
@@ -63,8 +68,8 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
     let allowed = match &route {
         Route::Webhooks => "GET, POST",
         Route::Webhook(_) => "GET, PATCH, DELETE",
-        Route::WebhookToken(_) => "POST",
-        Route::EventTypes => "GET",
+        Route::WebhookToken(_) | Route::WebhookSigningSecret(_) => "POST",
+        Route::EventTypes | Route::WebhookDeliveries(_) => "GET",
     };
     if !allowed.split(", ").any(|m| m == method.as_str()) {
         return Err(ApiError::MethodNotAllowed(allowed));
@@ -84,7 +89,15 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
         }
         Route::WebhookToken(id) => {
             let id = id.ok_or(ApiError::WebhookNotFound)?;
-            webhooks::rotate_token(app, tenant, id, req).await
+            webhooks::rotate(app, tenant, id, req, Rotate::Token).await
+        }
+        Route::WebhookDeliveries(id) => {
+            let id = id.ok_or(ApiError::WebhookNotFound)?;
+            webhooks::deliveries(app, tenant, id, req).await
+        }
+        Route::WebhookSigningSecret(id) => {
+            let id = id.ok_or(ApiError::WebhookNotFound)?;
+            webhooks::rotate(app, tenant, id, req, Rotate::SigningSecret).await
         }
     }
 }

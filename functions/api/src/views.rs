@@ -1,6 +1,7 @@
 //! Request and response bodies of the webhook routes.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::delivery_log::DeliveryRecord;
 use shared::{Description, EventSet, EventType, Status, Token, Webhook};
 use time::format_description::well_known::Rfc3339;
 
@@ -45,11 +46,31 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Whether a response shows the token in full (create, change, rotation) or masked.
+/// Which secrets a response shows in full: each is shown once, when it is
+/// made or changed, and masked in every other response.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Secrets {
-    Reveal,
-    Mask,
+pub struct Secrets {
+    pub token: bool,
+    pub signing_secret: bool,
+}
+
+impl Secrets {
+    pub const MASK: Self = Self {
+        token: false,
+        signing_secret: false,
+    };
+    pub const REVEAL: Self = Self {
+        token: true,
+        signing_secret: true,
+    };
+    pub const TOKEN: Self = Self {
+        token: true,
+        signing_secret: false,
+    };
+    pub const SIGNING_SECRET: Self = Self {
+        token: false,
+        signing_secret: true,
+    };
 }
 
 #[derive(Serialize)]
@@ -59,6 +80,7 @@ pub struct WebhookView<'a> {
     events: &'a EventSet,
     status: Status,
     token: String,
+    signing_secret: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     created_at: String,
@@ -78,9 +100,15 @@ impl<'a> WebhookView<'a> {
             url: w.url.as_str(),
             events: &w.events,
             status: w.status,
-            token: match secrets {
-                Secrets::Reveal => w.token.expose().to_owned(),
-                Secrets::Mask => w.token.masked(),
+            token: if secrets.token {
+                w.token.expose().to_owned()
+            } else {
+                w.token.masked()
+            },
+            signing_secret: if secrets.signing_secret {
+                w.signing_secret.expose().to_owned()
+            } else {
+                w.signing_secret.masked()
             },
             description: w.description.as_ref().map(Description::as_str),
             created_at: rfc3339(w.created_at),
@@ -120,4 +148,46 @@ impl EventTypeList {
                 .collect(),
         }
     }
+}
+
+#[derive(Serialize)]
+pub struct DeliveryView<'a> {
+    webhook_id: String,
+    event_id: &'a str,
+    event_type: EventType,
+    attempted_at: &'a str,
+    duration_ms: u64,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl<'a> DeliveryView<'a> {
+    pub fn new(r: &'a DeliveryRecord) -> Self {
+        Self {
+            webhook_id: r.webhook_id.to_string(),
+            event_id: r.event_id.as_str(),
+            event_type: r.event_type,
+            attempted_at: &r.attempted_at,
+            duration_ms: r.duration_ms,
+            outcome: r.outcome.as_str(),
+            status: r.status,
+            response_body: r.response_body.as_deref(),
+            location: r.location.as_deref(),
+            error: r.error.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeliveryList<'a> {
+    pub data: Vec<DeliveryView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }

@@ -2,12 +2,15 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use shared::event::EventId;
+use shared::signing::SigningSecret;
 use shared::store::Store;
 use shared::webhook::now_utc;
 use shared::{TenantId, Token, Webhook, WebhookId, WebhookUrl};
 
 use crate::views::{
-    CreateWebhook, EventTypeList, Secrets, UpdateWebhook, WebhookList, WebhookView,
+    CreateWebhook, DeliveryList, DeliveryView, EventTypeList, Secrets, UpdateWebhook, WebhookList,
+    WebhookView,
 };
 use crate::{ApiError, App, body, pagination, response};
 
@@ -26,6 +29,7 @@ pub async fn create<S: Store>(
         events: input.events,
         status: input.status.unwrap_or_default(),
         token: input.token.unwrap_or_else(Token::generate),
+        signing_secret: SigningSecret::generate(),
         description: input.description,
         created_at: now,
         updated_at: now,
@@ -35,7 +39,7 @@ pub async fn create<S: Store>(
         .await?;
     Ok(response::json(
         StatusCode::CREATED,
-        &WebhookView::new(&webhook, Secrets::Reveal),
+        &WebhookView::new(&webhook, Secrets::REVEAL),
     ))
 }
 
@@ -44,7 +48,7 @@ pub async fn list<S: Store>(
     tenant: TenantId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let page = pagination::parse(req)?;
+    let page = pagination::parse(req, |s| s.parse::<WebhookId>().ok())?;
     let found = app
         .store
         .list_webhooks(&tenant, page.limit, page.after)
@@ -53,7 +57,7 @@ pub async fn list<S: Store>(
         data: found
             .items
             .iter()
-            .map(|w| WebhookView::new(w, Secrets::Mask))
+            .map(|w| WebhookView::new(w, Secrets::MASK))
             .collect(),
         next_cursor: found.next.map(pagination::encode_cursor),
     };
@@ -79,7 +83,7 @@ pub async fn get<S: Store>(
     let webhook = load(app, &tenant, id).await?;
     Ok(response::json(
         StatusCode::OK,
-        &WebhookView::new(&webhook, Secrets::Mask),
+        &WebhookView::new(&webhook, Secrets::MASK),
     ))
 }
 
@@ -118,9 +122,9 @@ pub async fn update<S: Store>(
         app.store.update_webhook(&webhook).await?;
     }
     let secrets = if token_changed {
-        Secrets::Reveal
+        Secrets::TOKEN
     } else {
-        Secrets::Mask
+        Secrets::MASK
     };
     Ok(response::json(
         StatusCode::OK,
@@ -128,20 +132,38 @@ pub async fn update<S: Store>(
     ))
 }
 
-pub async fn rotate_token<S: Store>(
+/// Which secret a rotation replaces.
+#[derive(Clone, Copy)]
+pub enum Rotate {
+    Token,
+    SigningSecret,
+}
+
+/// Replaces a secret with a fresh one and shows it, in full, this once.
+pub async fn rotate<S: Store>(
     app: &App<S>,
     tenant: TenantId,
     id: WebhookId,
     req: &Request,
+    which: Rotate,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
     let mut webhook = load(app, &tenant, id).await?;
-    webhook.token = Token::generate();
+    let shown = match which {
+        Rotate::Token => {
+            webhook.token = Token::generate();
+            Secrets::TOKEN
+        }
+        Rotate::SigningSecret => {
+            webhook.signing_secret = SigningSecret::generate();
+            Secrets::SIGNING_SECRET
+        }
+    };
     webhook.updated_at = now_utc();
     app.store.update_webhook(&webhook).await?;
     Ok(response::json(
         StatusCode::OK,
-        &WebhookView::new(&webhook, Secrets::Reveal),
+        &WebhookView::new(&webhook, shown),
     ))
 }
 
@@ -156,4 +178,31 @@ pub async fn delete<S: Store>(
 
 pub fn event_types() -> Response<Body> {
     response::json(StatusCode::OK, &EventTypeList::all())
+}
+
+pub async fn deliveries<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let page = pagination::parse(req, |s| valid_delivery_position(&s).then_some(s))?;
+    // The webhook must be the tenant's: that is what isolates delivery logs.
+    load(app, &tenant, id).await?;
+    let found = app
+        .store
+        .list_deliveries(id, page.limit, page.after)
+        .await?;
+    let list = DeliveryList {
+        data: found.items.iter().map(DeliveryView::new).collect(),
+        next_cursor: found.next.map(pagination::encode_cursor),
+    };
+    Ok(response::json(StatusCode::OK, &list))
+}
+
+/// A delivery cursor is `<attempted_at>#<event id>`.
+fn valid_delivery_position(position: &str) -> bool {
+    position.split_once('#').is_some_and(|(time, event)| {
+        time.len() == 27 && time.ends_with('Z') && EventId::parse(event).is_ok()
+    })
 }

@@ -1,16 +1,22 @@
 use std::collections::HashMap;
 
+use std::collections::HashSet;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, KeySchemaElement,
-    KeyType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use super::keys::{self, PK, SK};
 use super::{Page, Store, StoreError};
+use crate::delivery_log::DeliveryRecord;
+use crate::event::EventId;
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The DynamoDB store: one table, keys as described in [`keys`].
@@ -55,6 +61,26 @@ struct WebhookItem<W> {
 }
 
 #[derive(Serialize, Deserialize)]
+struct DeliveryItem<R> {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    gsi1pk: String,
+    #[serde(rename = "GSI1SK")]
+    gsi1sk: String,
+    #[serde(flatten)]
+    record: R,
+}
+
+#[derive(Deserialize)]
+struct SeenDelivery {
+    webhook_id: WebhookId,
+    event_id: EventId,
+}
+
+#[derive(Serialize, Deserialize)]
 struct ApiKeyItem {
     #[serde(rename = "PK")]
     pk: String,
@@ -85,6 +111,44 @@ fn parse_webhook(item: HashMap<String, AttributeValue>) -> Result<Webhook, Store
     from_item::<WebhookItem<Webhook>>(item)
         .map(|i| i.webhook)
         .map_err(mapping)
+}
+
+/// Up to `limit + 1` items, newest first: one item more than asked tells
+/// whether another page exists, so the last page never hands out a cursor to
+/// an empty page.
+async fn query_newest_first(
+    query: QueryFluentBuilder,
+    limit: usize,
+    mut start: Option<HashMap<String, AttributeValue>>,
+) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    let mut items = Vec::with_capacity(limit + 1);
+    loop {
+        let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+        let out = query
+            .clone()
+            .scan_index_forward(false)
+            .limit(want)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(backend)?;
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if items.len() > limit || start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Cuts the extra item off and turns the last kept one into the cursor.
+fn page<T, C>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> Page<T, C> {
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next }
 }
 
 fn cancelled_by_condition(reasons: &[CancellationReason], index: usize) -> bool {
@@ -164,44 +228,21 @@ impl Store for DynamoStore {
         after: Option<WebhookId>,
     ) -> Result<Page<Webhook, WebhookId>, StoreError> {
         let pk = keys::tenant_pk(tenant);
-        let mut start = after.map(|id| Self::key(pk.clone(), keys::webhook_sk(id)));
-        let mut items = Vec::with_capacity(limit + 1);
-        // One item more than asked tells whether another page exists, so the
-        // last page never hands out a cursor to an empty page.
-        loop {
-            let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(
-                    ":prefix",
-                    AttributeValue::S(keys::WEBHOOK_PREFIX.into()),
-                )
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(want)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                items.push(parse_webhook(item)?);
-            }
-            start = out.last_evaluated_key;
-            if items.len() > limit || start.is_none() {
-                break;
-            }
-        }
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|w| w.id)
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let start = after.map(|id| Self::key(pk.clone(), keys::webhook_sk(id)));
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(keys::WEBHOOK_PREFIX.into()))
+            .consistent_read(true);
+        let items = query_newest_first(query, limit, start).await?;
+        let items = items
+            .into_iter()
+            .map(parse_webhook)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page(items, limit, |w| w.id))
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
@@ -297,6 +338,151 @@ impl Store for DynamoStore {
         let item: ApiKeyItem = from_item(item).map_err(mapping)?;
         Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then_some(item.tenant_id))
     }
+
+    async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+        let mut webhooks = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(keys::WEBHOOK_PREFIX.into()),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                webhooks.push(parse_webhook(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(webhooks);
+            }
+        }
+    }
+
+    async fn recorded_deliveries(
+        &self,
+        pairs: &[(WebhookId, EventId)],
+    ) -> Result<HashSet<(WebhookId, EventId)>, StoreError> {
+        let mut found = HashSet::new();
+        // BatchGetItem takes at most 100 keys per request.
+        for chunk in pairs.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|(w, e)| Self::key(keys::webhook_pk(*w), keys::delivery_sk(e)))
+                .collect::<Vec<_>>();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .projection_expression("webhook_id, event_id")
+                    .consistent_read(true)
+                    .build()
+                    .map_err(backend)?,
+            );
+            for round in 0u32.. {
+                let Some(pending) = request.take() else { break };
+                if round == 8 {
+                    return Err(StoreError::Backend(
+                        "BatchGetItem left keys unprocessed 8 times".into(),
+                    ));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << round)).await;
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for item in items {
+                    let seen: SeenDelivery = from_item(item).map_err(mapping)?;
+                    found.insert((seen.webhook_id, seen.event_id));
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
+        let item = to_item(DeliveryItem {
+            pk: keys::webhook_pk(record.webhook_id),
+            sk: keys::delivery_sk(&record.event_id),
+            gsi1pk: keys::webhook_pk(record.webhook_id),
+            gsi1sk: record.sort_key(),
+            record,
+        })
+        .map_err(mapping)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Recorded already (a duplicate message raced this one): keep the first.
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook: WebhookId,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<DeliveryRecord, String>, StoreError> {
+        let pk = keys::webhook_pk(webhook);
+        let start = match after {
+            None => None,
+            Some(sort_key) => {
+                let (_, event) = sort_key.split_once('#').ok_or_else(|| {
+                    StoreError::Backend("delivery cursor without an event id".into())
+                })?;
+                let event =
+                    EventId::parse(event).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let mut key = Self::key(pk.clone(), keys::delivery_sk(&event));
+                key.insert(keys::GSI1PK.into(), AttributeValue::S(pk.clone()));
+                key.insert(keys::GSI1SK.into(), AttributeValue::S(sort_key));
+                Some(key)
+            }
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk));
+        let items = query_newest_first(query, limit, start).await?;
+        let records = items
+            .into_iter()
+            .map(|item| {
+                from_item::<DeliveryItem<DeliveryRecord>>(item)
+                    .map(|i| i.record)
+                    .map_err(mapping)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page(records, limit, DeliveryRecord::sort_key))
+    }
 }
 
 /// Creates the table as template.yaml declares it: for local runs and tests.
@@ -321,8 +507,36 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr(PK)?)
         .attribute_definitions(attr(SK)?)
+        .attribute_definitions(attr(keys::GSI1PK)?)
+        .attribute_definitions(attr(keys::GSI1SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::GSI1)
+                .key_schema(key(keys::GSI1PK, KeyType::Hash)?)
+                .key_schema(key(keys::GSI1SK, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(backend)?,
+        )
+        .send()
+        .await
+        .map_err(backend)?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(keys::EXPIRES_AT)
+                .build()
+                .map_err(backend)?,
+        )
         .send()
         .await
         .map_err(backend)?;

@@ -1,7 +1,9 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Page, Store, StoreError};
+use crate::delivery_log::DeliveryRecord;
+use crate::event::EventId;
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The same semantics as the DynamoDB store, in a map. For unit tests.
@@ -14,6 +16,32 @@ pub struct MemoryStore {
 struct Inner {
     webhooks: BTreeMap<(TenantId, WebhookId), Webhook>,
     api_keys: HashMap<String, TenantId>,
+    /// By webhook, then by sort key (newest last).
+    deliveries: HashMap<WebhookId, BTreeMap<String, DeliveryRecord>>,
+}
+
+/// The newest-first page after `after` from an ascending map.
+fn page_desc<T: Clone>(
+    map: &BTreeMap<String, T>,
+    limit: usize,
+    after: Option<&str>,
+) -> Page<T, String> {
+    let mut keys: Vec<(&String, &T)> = map
+        .iter()
+        .rev()
+        .filter(|(k, _)| after.is_none_or(|a| k.as_str() < a))
+        .take(limit + 1)
+        .collect();
+    let next = if keys.len() > limit {
+        keys.truncate(limit);
+        keys.last().map(|(k, _)| (*k).clone())
+    } else {
+        None
+    };
+    Page {
+        items: keys.into_iter().map(|(_, v)| v.clone()).collect(),
+        next,
+    }
 }
 
 impl MemoryStore {
@@ -105,5 +133,54 @@ impl Store for MemoryStore {
 
     async fn tenant_for_api_key(&self, key_hash: &str) -> Result<Option<TenantId>, StoreError> {
         Ok(self.lock().api_keys.get(key_hash).cloned())
+    }
+
+    async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .webhooks
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, w)| w.clone())
+            .collect())
+    }
+
+    async fn recorded_deliveries(
+        &self,
+        pairs: &[(WebhookId, EventId)],
+    ) -> Result<HashSet<(WebhookId, EventId)>, StoreError> {
+        let inner = self.lock();
+        let recorded = |(w, e): &&(WebhookId, EventId)| {
+            inner
+                .deliveries
+                .get(w)
+                .is_some_and(|log| log.values().any(|r| &r.event_id == e))
+        };
+        Ok(pairs.iter().filter(recorded).cloned().collect())
+    }
+
+    async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let log = inner.deliveries.entry(record.webhook_id).or_default();
+        if !log.values().any(|r| r.event_id == record.event_id) {
+            log.insert(record.sort_key(), record.clone());
+        }
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook: WebhookId,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<DeliveryRecord, String>, StoreError> {
+        let inner = self.lock();
+        Ok(match inner.deliveries.get(&webhook) {
+            Some(log) => page_desc(log, limit, after.as_deref()),
+            None => Page {
+                items: Vec::new(),
+                next: None,
+            },
+        })
     }
 }

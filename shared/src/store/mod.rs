@@ -5,11 +5,14 @@ mod dynamo;
 pub mod keys;
 mod memory;
 
+use std::collections::HashSet;
 use std::future::Future;
 
 pub use dynamo::{DynamoStore, create_table};
 pub use memory::MemoryStore;
 
+use crate::delivery_log::DeliveryRecord;
+use crate::event::EventId;
 use crate::{TenantId, Webhook, WebhookId};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,4 +79,31 @@ pub trait Store: Send + Sync {
         &self,
         key_hash: &str,
     ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+
+    /// Every webhook of the tenant (at most the per-tenant limit): one query.
+    fn webhooks_of(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+
+    /// Which of these (webhook, event) deliveries already have a recorded outcome.
+    fn recorded_deliveries(
+        &self,
+        pairs: &[(WebhookId, EventId)],
+    ) -> impl Future<Output = Result<HashSet<(WebhookId, EventId)>, StoreError>> + Send;
+
+    /// Records an outcome; a delivery already recorded keeps its first record.
+    fn record_delivery(
+        &self,
+        record: &DeliveryRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A webhook's delivery log, newest first, starting after `after`
+    /// (a [`DeliveryRecord::sort_key`]).
+    fn list_deliveries(
+        &self,
+        webhook: WebhookId,
+        limit: usize,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<Page<DeliveryRecord, String>, StoreError>> + Send;
 }

@@ -1,0 +1,26 @@
+use dispatch::Dispatcher;
+use lambda_runtime::{Error, run, service_fn};
+use shared::Settings;
+use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::store::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+
+    let settings = Settings::from_env()?;
+    let config = aws_config::load_from_env().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table_name);
+    let client = DeliveryClient::new(ClientConfig {
+        allow_private_targets: settings.url_policy.allow_private_targets,
+        ..ClientConfig::default()
+    })?;
+    let dispatcher = Dispatcher::new(store, client, &settings);
+
+    run(service_fn(|event| dispatch::handle(&dispatcher, event))).await
+}

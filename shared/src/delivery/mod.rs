@@ -1,0 +1,9 @@
+//! One delivery: one signed HTTP POST to a webhook, under a hard deadline,
+//! through a client that never connects to a forbidden address.
+
+mod client;
+mod outcome;
+mod resolver;
+
+pub use client::{ClientConfig, DeliveryClient, USER_AGENT};
+pub use outcome::{Attempt, Outcome};
