@@ -746,3 +746,92 @@ async fn concurrent_creates_never_exceed_the_limit() {
     );
     assert_eq!(refused, 7);
 }
+
+#[tokio::test]
+async fn the_delivery_log_is_paginated_newest_first_and_tenant_isolated() {
+    use shared::delivery::{Attempt, Outcome};
+    use shared::delivery_log::DeliveryRecord;
+    use shared::store::Store;
+
+    let app = fresh_app(50).await;
+    let key_a = api_key_for(&app.store, "tenant-a").await;
+    let key_b = api_key_for(&app.store, "tenant-b").await;
+    let created = Call::new("POST", "/webhooks", &key_a)
+        .json(create_body())
+        .send(&app)
+        .await;
+    let id: shared::WebhookId = created.body["id"].as_str().unwrap().parse().unwrap();
+    let base = time::OffsetDateTime::now_utc();
+    let mut event_ids = Vec::new();
+    for i in 0..5 {
+        let event_id = shared::event::EventId::parse(&format!("evt_{i}")).unwrap();
+        let attempt = Attempt {
+            outcome: if i % 2 == 0 {
+                Outcome::Delivered
+            } else {
+                Outcome::HttpError
+            },
+            status: Some(if i % 2 == 0 { 200 } else { 503 }),
+            duration_ms: 10 + i,
+            response_excerpt: Some(format!("reply {i}")),
+            location: None,
+            error: None,
+        };
+        let started = base + time::Duration::seconds(i as i64);
+        let record = DeliveryRecord::new(
+            id,
+            event_id.clone(),
+            shared::EventType::AsyncCompleted,
+            started,
+            attempt,
+            30,
+        );
+        app.store.record_delivery(&record).await.unwrap();
+        event_ids.push(event_id.to_string());
+    }
+    event_ids.reverse();
+
+    let path = format!("/webhooks/{id}/deliveries");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for expected_len in [2, 2, 1] {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit=2&cursor={c}"),
+            None => format!("{path}?limit=2"),
+        };
+        let page = Call::new("GET", &url, &key_a).send(&app).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let data = page.body["data"].as_array().unwrap();
+        assert_eq!(data.len(), expected_len);
+        seen.extend(
+            data.iter()
+                .map(|r| r["event_id"].as_str().unwrap().to_owned()),
+        );
+        cursor = page
+            .body
+            .get("next_cursor")
+            .map(|c| c.as_str().unwrap().to_owned());
+    }
+    assert!(cursor.is_none());
+    assert_eq!(seen, event_ids, "newest first");
+    let first = Call::new("GET", &format!("{path}?limit=1"), &key_a)
+        .send(&app)
+        .await
+        .body;
+    let newest = &first["data"][0];
+    assert_eq!(newest["outcome"], "delivered");
+    assert_eq!(newest["status"], 200);
+    assert_eq!(newest["event_type"], "async.completed");
+    assert_eq!(newest["response_body"], "reply 4");
+    assert_eq!(newest["webhook_id"], id.to_string());
+
+    let other = Call::new("GET", &path, &key_b).send(&app).await;
+    assert_eq!(other.status, 404, "another tenant's delivery log");
+    let bad = Call::new("GET", &format!("{path}?cursor=bm9wZQ"), &key_a)
+        .send(&app)
+        .await;
+    assert_eq!(
+        bad.error(),
+        ("invalid_value".to_owned(), Some("cursor".to_owned()))
+    );
+}

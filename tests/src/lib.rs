@@ -43,6 +43,11 @@ pub fn settings(table: &str, max_webhooks: u32) -> Settings {
             allow_private_targets: false,
         },
         max_webhooks_per_tenant: max_webhooks,
+        delivery_timeout: std::time::Duration::from_millis(u64::from(
+            Settings::DEFAULT_DELIVERY_TIMEOUT_MS,
+        )),
+        delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
+        events_queue_url: None,
     }
 }
 
@@ -179,4 +184,83 @@ impl Reply {
         );
         (code.to_owned(), err["field"].as_str().map(str::to_owned))
     }
+}
+
+pub mod aws;
+pub mod receiver;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use dispatch::Dispatcher;
+use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::event::Event;
+use shared::signing::SigningSecret;
+use shared::webhook::now_utc;
+use shared::{EventSet, EventType, Status, Token, Webhook, WebhookId, WebhookUrl};
+
+/// A dispatcher on a fresh table. `dns` holds fixed answers for names; with
+/// `allow_private` false the SSRF rule applies as in production.
+pub async fn fresh_dispatcher(
+    allow_private: bool,
+    dns: HashMap<String, Vec<IpAddr>>,
+) -> Dispatcher<DynamoStore> {
+    let store = fresh_store().await;
+    let mut settings = settings(store.table(), 50);
+    settings.url_policy.allow_private_targets = allow_private;
+    let client = DeliveryClient::new(ClientConfig {
+        allow_private_targets: allow_private,
+        dns_overrides: dns,
+    })
+    .expect("delivery client");
+    Dispatcher::new(store, client, &settings)
+}
+
+/// Stores a webhook directly (no API), e.g. one whose URL the API would now refuse.
+pub async fn add_webhook(
+    store: &impl Store,
+    tenant: &str,
+    url: &str,
+    events: &[EventType],
+    status: Status,
+) -> Webhook {
+    let now = now_utc();
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        tenant_id: TenantId::parse(tenant).expect("tenant"),
+        url: WebhookUrl::parse(
+            url,
+            UrlPolicy {
+                allow_private_targets: true,
+            },
+        )
+        .expect("url"),
+        events: EventSet::new(events.iter().copied()).expect("events"),
+        status,
+        token: Token::generate(),
+        signing_secret: SigningSecret::generate(),
+        description: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_webhook(&webhook, 1000)
+        .await
+        .expect("store webhook");
+    webhook
+}
+
+/// A valid envelope as JSON text.
+pub fn envelope(tenant: &str, event_type: EventType, data: Value) -> (Event, String) {
+    let event = shared::emit::NewEvent {
+        id: None,
+        tenant_id: tenant.to_owned(),
+        event_type: event_type.as_str().to_owned(),
+        timestamp: None,
+        data,
+    }
+    .into_event()
+    .expect("valid event");
+    let json = event.to_json();
+    (event, json)
 }
