@@ -584,3 +584,34 @@ async fn an_emitted_event_travels_through_sqs_to_the_receiver() {
     let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["data"]["stages"], json!(["id", "selfie"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_batch_is_in_flight_at_once() {
+    let d = fresh_dispatcher(true, HashMap::new()).await;
+    // 10 webhooks that each take a second to answer; 10 events: 100 deliveries.
+    let mut receivers = Vec::new();
+    for _ in 0..10 {
+        let rx = Receiver::start(Behavior::Delayed {
+            status: 200,
+            after: Duration::from_secs(1),
+        })
+        .await;
+        add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+        receivers.push(rx);
+    }
+    let messages: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            (
+                format!("m{i}"),
+                envelope("acme", AsyncCompleted, json!({"i": i})).1,
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let response = shared_handle(&d, messages).await;
+    let elapsed = started.elapsed();
+    assert!(failures(&response).is_empty());
+    assert!(receivers.iter().all(|rx| rx.requests().len() == 10));
+    // In sequence this would take 100 s; together, about one second plus the store writes.
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+}

@@ -16,6 +16,8 @@ pub enum Behavior {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     },
+    /// Answers with `status` after `after`.
+    Delayed { status: u16, after: Duration },
     /// Reads the request, then never answers.
     Hang,
     /// Reads the request, then closes the connection without a response.
@@ -131,6 +133,13 @@ async fn serve(mut stream: TcpStream, behavior: Behavior, requests: Arc<Mutex<Ve
                 if stream.write_all(head.as_bytes()).await.is_err()
                     || stream.write_all(body).await.is_err()
                 {
+                    return;
+                }
+            }
+            Behavior::Delayed { status, after } => {
+                tokio::time::sleep(*after).await;
+                let head = format!("HTTP/1.1 {status} Status\r\ncontent-length: 0\r\n\r\n");
+                if stream.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
             }

@@ -92,7 +92,13 @@ pub async fn handle<S: Store>(
         .flat_map(|(p, targets)| targets.iter().map(|w| (w.id, p.event.id.clone())))
         .collect();
     let recorded = match d.store.recorded_deliveries(&pairs).await {
-        Ok(recorded) => recorded,
+        Ok(recorded) => {
+            let mut by_event: HashMap<EventId, HashSet<WebhookId>> = HashMap::new();
+            for (webhook, event) in recorded {
+                by_event.entry(event).or_default().insert(webhook);
+            }
+            by_event
+        }
         Err(e) => {
             // Without knowing what was sent, sending could duplicate: retry the batch later.
             tracing::error!(error = %e, "reading recorded deliveries failed");
@@ -159,7 +165,7 @@ fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<&'w Webhook> {
 async fn run_plan<S: Store>(
     d: &Dispatcher<S>,
     plan: &Plan<'_>,
-    recorded: &HashSet<(WebhookId, EventId)>,
+    recorded: &HashMap<EventId, HashSet<WebhookId>>,
     cutoff: Option<Instant>,
 ) -> bool {
     let Ok(targets) = &plan.targets else {
@@ -167,9 +173,11 @@ async fn run_plan<S: Store>(
     };
     let event = &plan.event;
     let body = Bytes::from(event.delivery_body());
-    let pending = targets
-        .iter()
-        .filter(|w| !recorded.contains(&(w.id, event.id.clone())));
+    let pending = targets.iter().filter(|w| {
+        recorded
+            .get(&event.id)
+            .is_none_or(|done| !done.contains(&w.id))
+    });
     let work = join_all(pending.map(|w| deliver_and_record(d, w, event, body.clone())));
     let results = match cutoff {
         Some(at) => match tokio::time::timeout_at(at, work).await {
