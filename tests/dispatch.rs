@@ -297,6 +297,16 @@ async fn each_kind_of_receiver_answer_is_recorded() {
         Active,
     )
     .await;
+    // An https URL whose server does not speak TLS.
+    let not_tls = Receiver::start(Behavior::Garbage(b"HTTP/1.1 400 Bad Request\r\n\r\n")).await;
+    let tls = add_webhook(
+        d.store(),
+        "acme",
+        &format!("https://{}/", not_tls.addr),
+        &[AsyncCompleted],
+        Active,
+    )
+    .await;
 
     let started = Instant::now();
     let response = shared_handle(
@@ -342,6 +352,9 @@ async fn each_kind_of_receiver_answer_is_recorded() {
     let refused = &log_of(d.store(), refused.id).await[0];
     assert_eq!(refused.outcome, Outcome::ConnectError);
     assert!(refused.error.is_some());
+    let tls = &log_of(d.store(), tls.id).await[0];
+    assert_eq!(tls.outcome, Outcome::TlsError, "{tls:?}");
+    assert!(tls.error.as_deref().unwrap().starts_with("TLS"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,8 @@ pub enum Behavior {
     Delayed { status: u16, after: Duration },
     /// Reads the request, then never answers.
     Hang,
+    /// Writes these bytes as soon as a client connects (not TLS, not HTTP).
+    Garbage(&'static [u8]),
     /// Reads the request, then closes the connection without a response.
     Close,
     /// Answers 200 at once, then sends `total` bytes in `chunk`s every `every`.
@@ -108,6 +110,11 @@ impl Receiver {
 }
 
 async fn serve(mut stream: TcpStream, behavior: Behavior, requests: Arc<Mutex<Vec<Received>>>) {
+    if let Behavior::Garbage(bytes) = behavior {
+        let _ = stream.write_all(bytes).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return;
+    }
     let mut buf = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buf).await else {
@@ -147,7 +154,7 @@ async fn serve(mut stream: TcpStream, behavior: Behavior, requests: Arc<Mutex<Ve
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
-            Behavior::Close => return,
+            Behavior::Close | Behavior::Garbage(_) => return,
             Behavior::SlowStream {
                 total,
                 chunk,

@@ -188,10 +188,10 @@ fn classify(e: &reqwest::Error) -> (Outcome, String) {
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     let mut innermost = String::from("request failed");
     while let Some(err) = source {
-        if err.is::<BlockedByPolicy>() {
+        if find_in_io::<BlockedByPolicy>(err).is_some() {
             return (Outcome::Blocked, err.to_string());
         }
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        if let Some(tls) = find_in_io::<rustls::Error>(err) {
             return (Outcome::TlsError, format!("TLS: {tls}"));
         }
         if err.source().is_none() {
@@ -200,4 +200,16 @@ fn classify(e: &reqwest::Error) -> (Outcome, String) {
         source = err.source();
     }
     (Outcome::ConnectError, innermost)
+}
+
+/// `err` itself, or what it wraps when it is an `io::Error` (at any depth):
+/// `io::Error::source()` skips the error it wraps, so the chain alone misses it.
+fn find_in_io<'a, T: StdError + 'static>(mut err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    loop {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+        err = inner;
+    }
 }
