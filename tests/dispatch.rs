@@ -13,9 +13,11 @@ use shared::EventType::{AsyncCompleted, AsyncErrored, FactxQuery, FlowxCompleted
 use shared::Status::{Active, Inactive};
 use shared::delivery::Outcome;
 use shared::delivery_log::DeliveryRecord;
+use shared::infra::create_queues;
 use shared::store::Store;
-use testkit::aws::{invocation, queue_with_dlq, receive, sqs_client, sqs_event};
+use testkit::aws::{invocation, receive, sqs_client, sqs_event};
 use testkit::receiver::{Behavior, Receiver};
+use testkit::unique;
 use testkit::{add_webhook, envelope, fresh_dispatcher};
 
 const FULL_TIME: u64 = 6000;
@@ -411,7 +413,8 @@ async fn a_malformed_message_goes_to_the_dead_letter_queue_and_the_rest_is_deliv
     )
     .await;
     let sqs = sqs_client().await;
-    let (queue, dlq) = queue_with_dlq(&sqs, 1).await;
+    let queues = create_queues(&sqs, &unique("events"), 1).await.unwrap();
+    let (queue, dlq) = (queues.events, queues.dead_letter);
     let bodies = [
         envelope("acme", AsyncCompleted, json!({"a": 1})).1,
         r#"{"id": "evt_bad", "tenant_id": "acme", "type": "async.finished", "timestamp": "2026-11-25T17:00:00Z", "data": {}}"#.to_owned(),
@@ -463,8 +466,19 @@ async fn a_malformed_message_goes_to_the_dead_letter_queue_and_the_rest_is_deliv
     );
     assert_eq!(log_of(d.store(), wh.id).await.len(), 2);
 
-    // After the visibility timeout the failures come back once too often and move to the DLQ.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // When their visibility timeout ends, the failures come back once too often and move to the DLQ.
+    for m in received
+        .iter()
+        .filter(|m| failed.contains(m.message_id.as_ref().unwrap()))
+    {
+        sqs.change_message_visibility()
+            .queue_url(&queue)
+            .receipt_handle(m.receipt_handle.clone().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
     let again = receive(&sqs, &queue, 1).await;
     assert!(
         again.is_empty(),
@@ -566,7 +580,10 @@ async fn an_emitted_event_travels_through_sqs_to_the_receiver() {
     let rx = Receiver::start(Behavior::status(200)).await;
     add_webhook(d.store(), "acme", &rx.url("/"), &[FlowxCompleted], Active).await;
     let sqs = sqs_client().await;
-    let (queue, _) = queue_with_dlq(&sqs, 5).await;
+    let queue = create_queues(&sqs, &unique("events"), 5)
+        .await
+        .unwrap()
+        .events;
     let new = |event_type: &str| shared::emit::NewEvent {
         id: None,
         tenant_id: "acme".into(),

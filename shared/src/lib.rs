@@ -8,6 +8,7 @@ pub mod emit;
 pub mod event;
 pub mod event_type;
 pub mod ids;
+pub mod infra;
 pub mod json;
 pub mod random;
 pub mod settings;

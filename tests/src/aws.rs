@@ -1,48 +1,12 @@
 //! SQS on moto, and SQS batches as Lambda hands them to the dispatcher.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::QueueAttributeName;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 
 pub async fn sqs_client() -> aws_sdk_sqs::Client {
     let config = aws_config::load_from_env().await;
     aws_sdk_sqs::Client::new(&config)
-}
-
-/// An events queue whose messages move to a dead-letter queue after
-/// `max_receive_count` receives. Returns (queue url, dead-letter queue url).
-pub async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, max_receive_count: u32) -> (String, String) {
-    let name = crate::unique("events");
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .expect("create dlq");
-    let dlq_url = dlq.queue_url.expect("dlq url");
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("dlq attributes");
-    let dlq_arn = attrs
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("dlq arn");
-    let policy =
-        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
-    let queue = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, policy)
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("create queue");
-    (queue.queue_url.expect("queue url"), dlq_url)
 }
 
 /// Receives until `want` messages are in hand (or a few empty polls).

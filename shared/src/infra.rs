@@ -1,0 +1,71 @@
+//! The infrastructure the code assumes. template.yaml declares the same, the
+//! local stack creates it from here, and a test keeps the two from drifting.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::json;
+
+/// The dispatch function's timeout: just above the 5 s delivery deadline.
+pub const DISPATCH_TIMEOUT_SECS: u64 = 6;
+/// AWS's guidance for Lambda event sources: at least six times the function timeout.
+pub const QUEUE_VISIBILITY_TIMEOUT_SECS: u64 = 6 * DISPATCH_TIMEOUT_SECS;
+/// Messages per dispatch invocation.
+pub const SQS_BATCH_SIZE: usize = 10;
+/// Receives before SQS moves a message to the dead-letter queue (template default).
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+/// 14 days, the SQS maximum.
+pub const DLQ_RETENTION_SECS: u64 = 14 * 24 * 3600;
+
+/// Queue URLs of the events queue and its dead-letter queue.
+pub struct Queues {
+    pub events: String,
+    pub dead_letter: String,
+}
+
+/// Creates the events queue and its dead-letter queue as template.yaml does.
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+) -> Result<Queues, String> {
+    let err = |e: aws_sdk_sqs::Error| aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
+    let dead_letter = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            DLQ_RETENTION_SECS.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| err(e.into()))?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dead_letter)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| err(e.into()))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("GetQueueAttributes returned no ARN")?;
+    let redrive = json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count});
+    let events = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            QUEUE_VISIBILITY_TIMEOUT_SECS.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|e| err(e.into()))?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    Ok(Queues {
+        events,
+        dead_letter,
+    })
+}

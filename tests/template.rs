@@ -1,0 +1,288 @@
+//! template.yaml and the code must agree: the table the store uses, the
+//! queues and the dispatch deadline. The table and queues are created on moto
+//! by the same code the local stack runs, and compared with the template.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_yaml_ng::Value;
+use shared::Settings;
+use shared::infra::{self, DISPATCH_TIMEOUT_SECS};
+use shared::store::keys;
+use testkit::{aws::sqs_client, fresh_store, unique};
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("read template.yaml");
+    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    &t["Resources"][name]["Properties"]
+}
+
+fn as_u64(v: &Value) -> u64 {
+    match v {
+        Value::Number(n) => n.as_u64().expect("a whole number"),
+        Value::String(s) => s.parse().expect("a number in a string"),
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+fn default_of(t: &Value, parameter: &str) -> u64 {
+    as_u64(&t["Parameters"][parameter]["Default"])
+}
+
+/// `!Ref Name` → `Name`.
+fn reference(v: &Value) -> String {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            tagged.value.as_str().expect("ref name").to_owned()
+        }
+        other => panic!("not a !Ref: {other:?}"),
+    }
+}
+
+fn key_schema(v: &Value) -> Vec<(String, String)> {
+    v.as_sequence()
+        .expect("a key schema")
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap().to_owned(),
+                k["KeyType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_table_in_the_template_is_the_table_the_code_creates() {
+    let t = template();
+    let table = resource(&t, "Table");
+    assert_eq!(
+        key_schema(&table["KeySchema"]),
+        [
+            (keys::PK.into(), "HASH".into()),
+            (keys::SK.into(), "RANGE".into())
+        ]
+    );
+    let gsi = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(gsi["IndexName"].as_str(), Some(keys::GSI1));
+    assert_eq!(
+        key_schema(&gsi["KeySchema"]),
+        [
+            (keys::GSI1PK.into(), "HASH".into()),
+            (keys::GSI1SK.into(), "RANGE".into())
+        ]
+    );
+    assert_eq!(gsi["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(keys::EXPIRES_AT)
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        table["SSESpecification"]["SSEEnabled"].as_bool(),
+        Some(true)
+    );
+
+    // What shared::store::create_table makes (the local stack's table) matches.
+    let store = fresh_store().await;
+    let described = store
+        .client()
+        .describe_table()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap();
+    let desc = described.table.unwrap();
+    let code_keys: Vec<(String, String)> = desc
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(code_keys, key_schema(&table["KeySchema"]));
+    let code_gsi = &desc.global_secondary_indexes()[0];
+    assert_eq!(code_gsi.index_name(), gsi["IndexName"].as_str());
+    let code_gsi_keys: Vec<(String, String)> = code_gsi
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(code_gsi_keys, key_schema(&gsi["KeySchema"]));
+    let template_attrs: BTreeSet<String> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a["AttributeName"].as_str().unwrap().to_owned())
+        .collect();
+    let code_attrs: BTreeSet<String> = desc
+        .attribute_definitions()
+        .iter()
+        .map(|a| a.attribute_name().to_owned())
+        .collect();
+    assert_eq!(code_attrs, template_attrs);
+    let ttl = store
+        .client()
+        .describe_time_to_live()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description.unwrap().attribute_name(),
+        Some(keys::EXPIRES_AT)
+    );
+}
+
+#[tokio::test]
+async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
+    let t = template();
+    let events = resource(&t, "EventsQueue");
+    let dlq = resource(&t, "EventsDeadLetterQueue");
+    assert_eq!(
+        as_u64(&events["VisibilityTimeout"]),
+        infra::QUEUE_VISIBILITY_TIMEOUT_SECS
+    );
+    assert_eq!(events["SqsManagedSseEnabled"].as_bool(), Some(true));
+    assert_eq!(dlq["SqsManagedSseEnabled"].as_bool(), Some(true));
+    assert_eq!(
+        as_u64(&dlq["MessageRetentionPeriod"]),
+        infra::DLQ_RETENTION_SECS
+    );
+    assert_eq!(
+        reference(&events["RedrivePolicy"]["maxReceiveCount"]),
+        "MaxReceiveCount"
+    );
+    assert_eq!(
+        default_of(&t, "MaxReceiveCount"),
+        u64::from(infra::DEFAULT_MAX_RECEIVE_COUNT)
+    );
+
+    let sqs = sqs_client().await;
+    let queues = infra::create_queues(&sqs, &unique("drift"), infra::DEFAULT_MAX_RECEIVE_COUNT)
+        .await
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queues.events)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(
+        attrs[&QueueAttributeName::VisibilityTimeout],
+        events["VisibilityTimeout"].as_u64().unwrap().to_string()
+    );
+    let redrive: serde_json::Value =
+        serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(
+        as_u64(&serde_yaml_ng::to_value(&redrive["maxReceiveCount"]).unwrap()),
+        default_of(&t, "MaxReceiveCount")
+    );
+    let dlq_attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queues.dead_letter)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert!(
+        redrive["deadLetterTargetArn"].as_str()
+            == dlq_attrs
+                .get(&QueueAttributeName::QueueArn)
+                .map(String::as_str)
+    );
+    assert_eq!(
+        dlq_attrs[&QueueAttributeName::MessageRetentionPeriod],
+        infra::DLQ_RETENTION_SECS.to_string()
+    );
+}
+
+#[test]
+fn the_dispatch_function_matches_the_delivery_deadline() {
+    let t = template();
+    let dispatch = resource(&t, "DispatchFunction");
+    let timeout = as_u64(&dispatch["Timeout"]);
+    assert_eq!(timeout, DISPATCH_TIMEOUT_SECS);
+    let delivery_ms = as_u64(&dispatch["Environment"]["Variables"]["DELIVERY_TIMEOUT_MS"]);
+    assert_eq!(
+        delivery_ms,
+        u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)
+    );
+    // A delivery, its record and the handler's margin fit inside the function's timeout.
+    let margin_ms = dispatch::SAFETY_MARGIN.as_millis() as u64;
+    assert!(
+        delivery_ms + margin_ms < timeout * 1000,
+        "Timeout {timeout}s leaves no room"
+    );
+    assert!(
+        timeout * 1000 - delivery_ms <= 1000,
+        "Timeout {timeout}s is not just above the deadline"
+    );
+    let queue_visibility = as_u64(&resource(&t, "EventsQueue")["VisibilityTimeout"]);
+    assert!(
+        queue_visibility >= 6 * timeout,
+        "visibility {queue_visibility}s < 6 x {timeout}s"
+    );
+
+    let source = &dispatch["Events"]["Events"]["Properties"];
+    assert_eq!(as_u64(&source["BatchSize"]), infra::SQS_BATCH_SIZE as u64);
+    assert_eq!(
+        source["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(
+        default_of(&t, "DeliveryLogTtlDays"),
+        u64::from(Settings::DEFAULT_LOG_TTL_DAYS)
+    );
+    assert_eq!(
+        default_of(&t, "MaxWebhooksPerTenant"),
+        u64::from(Settings::DEFAULT_MAX_WEBHOOKS)
+    );
+}
+
+#[test]
+fn the_template_builds_the_workspace_binaries() {
+    let t = template();
+    for (function, crate_dir) in [
+        ("ApiFunction", "functions/api"),
+        ("DispatchFunction", "functions/dispatch"),
+    ] {
+        let metadata = &t["Resources"][function]["Metadata"];
+        assert_eq!(metadata["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        let binary = metadata["BuildProperties"]["Binary"].as_str().unwrap();
+        let manifest = std::fs::read_to_string(format!(
+            "{}/../{crate_dir}/Cargo.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert!(
+            manifest.contains(&format!("[[bin]]\nname = \"{binary}\"")),
+            "{crate_dir} has no binary {binary}"
+        );
+    }
+}
