@@ -3,6 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use shared::signing::SigningSecret;
+
+mod http_server;
+mod listen;
+mod local;
 use shared::emit::{NewEvent, emit};
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{TenantId, api_key};
@@ -61,6 +66,24 @@ enum Command {
         #[arg(long)]
         timestamp: Option<String>,
     },
+    /// Run the whole system locally against moto (see scripts/dev).
+    Local {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        #[arg(long, default_value = "webhooks-events")]
+        queue: String,
+        /// The demo tenant that gets an API key.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+    },
+    /// A receiver for trying deliveries out: prints each request, answers 200.
+    Listen {
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        /// The webhook's signing secret (whsec_...), to check signatures.
+        #[arg(long)]
+        secret: Option<String>,
+    },
     /// Manage the table itself (local development; production uses template.yaml).
     Table {
         #[command(subcommand)]
@@ -103,6 +126,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let dynamodb = || aws_sdk_dynamodb::Client::new(&config);
     match cli.command {
+        Command::Local { port, queue, tenant } => {
+            let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
+            local::run(&config, local::Options { port, table, queue, tenant }).await?;
+        }
+        Command::Listen { port, secret } => {
+            let secret = secret.map(|s| SigningSecret::parse(&s)).transpose().map_err(|e| e.to_string())?;
+            listen::run(port, secret).await?;
+        }
         Command::Emit {
             queue_url,
             tenant,

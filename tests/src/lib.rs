@@ -3,7 +3,7 @@
 
 use api::App;
 use lambda_http::Body;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
 
@@ -106,46 +106,16 @@ impl<'a> Call<'a> {
         self
     }
 
-    fn event(&self) -> Value {
-        let (raw_path, query) = self.path.split_once('?').unwrap_or((self.path, ""));
-        let mut headers = serde_json::Map::new();
+    pub async fn send<S: Store>(&self, app: &App<S>) -> Reply {
+        let mut headers = Vec::new();
         if let Some(key) = self.key {
-            headers.insert("authorization".into(), json!(format!("Bearer {key}")));
+            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
         }
         if let Some(ct) = self.content_type {
-            headers.insert("content-type".into(), json!(ct));
+            headers.push(("content-type".to_owned(), ct.to_owned()));
         }
-        json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": raw_path,
-            "rawQueryString": query,
-            "headers": headers,
-            "requestContext": {
-                "accountId": "123456789012",
-                "apiId": "api",
-                "domainName": "api.execute-api.eu-west-1.amazonaws.com",
-                "domainPrefix": "api",
-                "http": {
-                    "method": self.method,
-                    "path": raw_path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": "127.0.0.1",
-                    "userAgent": "integration-test"
-                },
-                "requestId": "test-request",
-                "routeKey": "$default",
-                "stage": "$default",
-                "time": "25/Nov/2026:17:00:00 +0000",
-                "timeEpoch": 1795539600000u64
-            },
-            "body": self.body,
-            "isBase64Encoded": false
-        })
-    }
-
-    pub async fn send<S: Store>(&self, app: &App<S>) -> Reply {
-        let req = lambda_http::request::from_str(&self.event().to_string()).expect("valid event");
+        let body = self.body.as_deref().map(str::as_bytes);
+        let req = api::apigw::request(self.method, self.path, &headers, body, "test-request").expect("valid event");
         let response = api::handle(app, req).await.expect("handler never fails");
         let status = response.status().as_u16();
         let headers = response.headers().clone();

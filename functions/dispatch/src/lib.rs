@@ -2,5 +2,6 @@
 
 mod batch;
 mod handler;
+pub mod local;
 
 pub use handler::{Dispatcher, SAFETY_MARGIN, handle};

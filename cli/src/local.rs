@@ -1,0 +1,183 @@
+//! `webhooks local`: the whole system on one machine, against moto. The real
+//! api handler behind a local HTTP server, and the real dispatch handler fed
+//! by a poller that does what Lambda's SQS event source mapping does.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::App;
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use dispatch::Dispatcher;
+use hyper::StatusCode;
+use lambda_http::Body;
+use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::infra::{self, DISPATCH_TIMEOUT_SECS, SQS_BATCH_SIZE};
+use shared::store::{DynamoStore, Store, create_table};
+use shared::{Settings, TenantId, UrlPolicy, api_key};
+
+use crate::http_server::{self, Received, Reply, reply};
+
+pub struct Options {
+    pub port: u16,
+    pub table: String,
+    pub queue: String,
+    pub tenant: String,
+}
+
+pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), String> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    ensure_table(&dynamodb, &opts.table).await?;
+    let queues = infra::create_queues(&sqs, &opts.queue, infra::DEFAULT_MAX_RECEIVE_COUNT).await?;
+    let settings = Settings {
+        table_name: opts.table.clone(),
+        // Local receivers live on localhost.
+        url_policy: UrlPolicy { allow_private_targets: true },
+        max_webhooks_per_tenant: Settings::DEFAULT_MAX_WEBHOOKS,
+        delivery_timeout: Duration::from_millis(u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)),
+        delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
+        events_queue_url: Some(queues.events.clone()),
+    };
+    let store = DynamoStore::new(dynamodb, &opts.table);
+    let tenant = TenantId::parse(&opts.tenant).map_err(|e| e.to_string())?;
+    let key = api_key::generate();
+    store.put_api_key(&api_key::hash(&key), &tenant).await.map_err(|e| e.to_string())?;
+
+    let client = DeliveryClient::new(ClientConfig { allow_private_targets: true, ..ClientConfig::default() })
+        .map_err(|e| e.to_string())?;
+    let dispatcher = Dispatcher::new(store.clone(), client, &settings);
+    let app = Arc::new(App { store, settings });
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
+    let server = http_server::serve(addr, move |req| api_call(Arc::clone(&app), req));
+
+    print_banner(&opts, &key, &queues.events, &config_env(config));
+    tokio::select! {
+        result = server => result,
+        () = poll(&sqs, &queues.events, &dispatcher) => Ok(()),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\nstopping");
+            Ok(())
+        }
+    }
+}
+
+async fn ensure_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+    let exists = dynamodb.describe_table().table_name(table).send().await.is_ok();
+    if exists { Ok(()) } else { create_table(dynamodb, table).await.map_err(|e| e.to_string()) }
+}
+
+/// One HTTP request through the same `lambda_http` entry the Lambda uses.
+async fn api_call(app: Arc<App<DynamoStore>>, req: Received) -> Reply {
+    let request_id = ulid::Ulid::generate().to_string();
+    let event = api::apigw::request(&req.method, &req.path_and_query, &req.headers, Some(&req.body), &request_id);
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, format!("not a valid request: {e}\n")),
+    };
+    let Ok(response) = api::handle(&app, event).await else {
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n");
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    let mut out = reply(parts.status, bytes);
+    *out.headers_mut() = parts.headers;
+    out
+}
+
+/// Long-polls the queue and hands each batch to the dispatch handler, with
+/// the function's timeout as the deadline; deletes what did not fail and
+/// leaves the failures for redrive, as the event source mapping does.
+async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<DynamoStore>) {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(SQS_BATCH_SIZE as i32)
+            .wait_time_seconds(5)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("poller: receiving failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let pairs = messages
+            .iter()
+            .map(|m| (m.message_id.clone().unwrap_or_default(), m.body.clone().unwrap_or_default()));
+        let event = dispatch::local::sqs_event(pairs);
+        let invocation = dispatch::local::invocation(event, DISPATCH_TIMEOUT_SECS * 1000, "local");
+        let failed: HashSet<String> = match dispatch::handle(dispatcher, invocation).await {
+            Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            Err(e) => {
+                eprintln!("poller: the dispatch handler failed: {e}");
+                continue;
+            }
+        };
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.message_id.as_ref().is_some_and(|id| !failed.contains(id)))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        eprintln!("poller: dispatched {} message(s), {} failed", messages.len(), failed.len());
+        if !done.is_empty() {
+            if let Err(e) = sqs.delete_message_batch().queue_url(queue).set_entries(Some(done)).send().await {
+                eprintln!("poller: deleting failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e));
+            }
+        }
+    }
+}
+
+/// The variables another shell needs to reach the same moto.
+fn config_env(config: &aws_config::SdkConfig) -> String {
+    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "eu-west-1".into());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    format!(
+        "export AWS_ENDPOINT_URL={endpoint} AWS_REGION={region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
+    )
+}
+
+fn print_banner(opts: &Options, key: &str, queue_url: &str, env: &str) {
+    let api = format!("http://127.0.0.1:{}", opts.port);
+    println!(
+        r#"
+eKYC webhooks: local stack
+  API            {api}   (the real api handler, API Gateway HTTP API events)
+  events queue   {queue_url}
+  table          {table}
+  tenant         {tenant}
+  API key        {key}
+  ALLOW_PRIVATE_TARGETS=true: webhooks may point at localhost. Never use this in production.
+
+Try it (in another shell):
+  export API={api} KEY={key}
+  curl -s -X POST $API/webhooks -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+       -d '{{"url": "http://127.0.0.1:4000/hook", "events": ["async.completed"]}}'
+  curl -s $API/webhooks -H "Authorization: Bearer $KEY"
+  {env}
+  cargo run -q -p webhooks-cli -- emit --queue-url {queue_url} --tenant {tenant} --type async.completed --data '{{"result": "pass"}}'
+
+Ctrl-C stops everything.
+"#,
+        table = opts.table,
+        tenant = opts.tenant,
+    );
+}

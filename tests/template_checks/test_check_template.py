@@ -1,0 +1,44 @@
+"""scripts/check-template must pass the real template and fail broken copies of it."""
+
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE = (ROOT / "template.yaml").read_text(encoding="utf-8")
+
+# (what to replace, what to put instead): each breaks the template in one way.
+BROKEN = {
+    "function timeout out of range": ("Timeout: 6\n", "Timeout: 1000\n"),
+    "SQS batch size over 10 without a window": ("BatchSize: 10\n", "BatchSize: 20000\n"),
+    "misspelt queue property": ("VisibilityTimeout: 36", "VisibilityTimout: 36"),
+    "misspelt function property": ("MemorySize: 128", "MemorySise: 128"),
+    "unknown runtime": ("Runtime: provided.al2023", "Runtime: provided.al2099"),
+    "wrong GetAtt attribute": ("Queue: !GetAtt EventsQueue.Arn", "Queue: !GetAtt EventsQueue.Arnn"),
+    "misspelt response type": ("[ReportBatchItemFailures]", "[ReportBatchItemFailure]"),
+}
+
+
+def check(text: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "template.yaml"
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run(
+        [str(ROOT / "scripts" / "check-template"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_real_template_passes(tmp_path):
+    result = check(TEMPLATE, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_broken_template_fails(name, tmp_path):
+    old, new = BROKEN[name]
+    assert TEMPLATE.count(old) == 1, f"{old!r} must appear exactly once in template.yaml"
+    result = check(TEMPLATE.replace(old, new), tmp_path)
+    assert result.returncode != 0, f"{name} passed the checks:\n{result.stdout}{result.stderr}"
