@@ -835,3 +835,38 @@ async fn the_delivery_log_is_paginated_newest_first_and_tenant_isolated() {
         ("invalid_value".to_owned(), Some("cursor".to_owned()))
     );
 }
+
+#[tokio::test]
+async fn a_concurrent_update_never_undoes_a_token_rotation() {
+    let app = fresh_app(50).await;
+    let key = api_key_for(&app.store, "acme").await;
+    let created = Call::new("POST", "/webhooks", &key)
+        .json(create_body())
+        .send(&app)
+        .await;
+    let path = format!("/webhooks/{}", created.body["id"].as_str().unwrap());
+    let token_path = format!("{path}/token");
+    let mut calls = vec![Call::new("POST", &token_path, &key)];
+    for i in 0..8 {
+        calls.push(
+            Call::new("PATCH", &path, &key).json(json!({"description": format!("edit {i}")})),
+        );
+    }
+    let replies = futures_util::future::join_all(calls.iter().map(|c| c.send(&app))).await;
+    for reply in &replies {
+        assert!(
+            reply.status == 200 || reply.error().0 == "concurrent_update",
+            "{:?}",
+            reply.body
+        );
+    }
+    assert_eq!(replies[0].status, 200, "{:?}", replies[0].body);
+    let rotated = replies[0].body["token"].as_str().unwrap();
+    let now = Call::new("GET", &path, &key).send(&app).await.body;
+    assert_eq!(
+        now["token"],
+        format!("****{}", &rotated[rotated.len() - 4..]),
+        "the rotated token stays"
+    );
+    assert!(now["description"].as_str().unwrap().starts_with("edit "));
+}

@@ -49,7 +49,17 @@ async fn store_contract(store: &impl Store) {
 
     let mut changed = w.clone();
     changed.status = Status::Inactive;
-    store.update_webhook(&changed).await.unwrap();
+    changed.updated_at = w.updated_at + time::Duration::seconds(1);
+    store.update_webhook(&changed, w.updated_at).await.unwrap();
+    let mut stale = w.clone();
+    stale.status = Status::Active;
+    assert!(
+        matches!(
+            store.update_webhook(&stale, w.updated_at).await,
+            Err(StoreError::Conflict)
+        ),
+        "a write based on an old read loses"
+    );
     assert_eq!(
         store
             .get_webhook(&w.tenant_id, w.id)
@@ -63,7 +73,7 @@ async fn store_contract(store: &impl Store) {
     store.delete_webhook(&w.tenant_id, w.id).await.unwrap();
     assert!(
         matches!(
-            store.update_webhook(&changed).await,
+            store.update_webhook(&changed, changed.updated_at).await,
             Err(StoreError::NotFound)
         ),
         "no resurrection"

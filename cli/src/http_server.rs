@@ -37,17 +37,23 @@ where
     H: Fn(Received) -> F + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let handler = Arc::new(handler);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let handler = Arc::clone(&handler);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let handler = Arc::clone(&handler);
                 async move { Ok::<_, std::convert::Infallible>(read(req, handler).await) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -65,8 +71,22 @@ where
     let headers = parts
         .headers
         .iter()
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+        .filter_map(|(n, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (n.as_str().to_owned(), v.to_owned()))
+        })
         .collect();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    handler(Received { method: parts.method.to_string(), path_and_query, headers, body }).await
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    handler(Received {
+        method: parts.method.to_string(),
+        path_and_query,
+        headers,
+        body,
+    })
+    .await
 }

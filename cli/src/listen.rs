@@ -29,17 +29,30 @@ pub async fn run(port: u16, secret: Option<SigningSecret>) -> Result<(), String>
 }
 
 fn header<'a>(req: &'a Received, name: &str) -> Option<&'a str> {
-    req.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    req.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn verdict(req: &Received, secret: Option<&SigningSecret>) -> &'static str {
-    let Some(secret) = secret else { return "not checked (pass --secret)" };
-    let (Some(id), Some(ts), Some(sigs)) =
-        (header(req, "webhook-id"), header(req, "webhook-timestamp"), header(req, "webhook-signature"))
-    else {
+    let Some(secret) = secret else {
+        return "not checked (pass --secret)";
+    };
+    let (Some(id), Some(ts), Some(sigs)) = (
+        header(req, "webhook-id"),
+        header(req, "webhook-timestamp"),
+        header(req, "webhook-signature"),
+    ) else {
         return "missing webhook-* headers";
     };
-    let Ok(ts) = ts.parse::<i64>() else { return "bad webhook-timestamp" };
+    let Ok(ts) = ts.parse::<i64>() else {
+        return "bad webhook-timestamp";
+    };
     let expected = secret.sign(id, ts, &req.body);
-    if sigs.split(' ').any(|s| s == expected) { "valid" } else { "INVALID" }
+    if sigs.split(' ').any(|s| s == expected) {
+        "valid"
+    } else {
+        "INVALID"
+    }
 }

@@ -34,7 +34,9 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     let settings = Settings {
         table_name: opts.table.clone(),
         // Local receivers live on localhost.
-        url_policy: UrlPolicy { allow_private_targets: true },
+        url_policy: UrlPolicy {
+            allow_private_targets: true,
+        },
         max_webhooks_per_tenant: Settings::DEFAULT_MAX_WEBHOOKS,
         delivery_timeout: Duration::from_millis(u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)),
         delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
@@ -43,10 +45,16 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     let store = DynamoStore::new(dynamodb, &opts.table);
     let tenant = TenantId::parse(&opts.tenant).map_err(|e| e.to_string())?;
     let key = api_key::generate();
-    store.put_api_key(&api_key::hash(&key), &tenant).await.map_err(|e| e.to_string())?;
-
-    let client = DeliveryClient::new(ClientConfig { allow_private_targets: true, ..ClientConfig::default() })
+    store
+        .put_api_key(&api_key::hash(&key), &tenant)
+        .await
         .map_err(|e| e.to_string())?;
+
+    let client = DeliveryClient::new(ClientConfig {
+        allow_private_targets: true,
+        ..ClientConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
     let dispatcher = Dispatcher::new(store.clone(), client, &settings);
     let app = Arc::new(App { store, settings });
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
@@ -64,17 +72,39 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
 }
 
 async fn ensure_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
-    let exists = dynamodb.describe_table().table_name(table).send().await.is_ok();
-    if exists { Ok(()) } else { create_table(dynamodb, table).await.map_err(|e| e.to_string()) }
+    let exists = dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok();
+    if exists {
+        Ok(())
+    } else {
+        create_table(dynamodb, table)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// One HTTP request through the same `lambda_http` entry the Lambda uses.
 async fn api_call(app: Arc<App<DynamoStore>>, req: Received) -> Reply {
     let request_id = ulid::Ulid::generate().to_string();
-    let event = api::apigw::request(&req.method, &req.path_and_query, &req.headers, Some(&req.body), &request_id);
+    let event = api::apigw::request(
+        &req.method,
+        &req.path_and_query,
+        &req.headers,
+        Some(&req.body),
+        &request_id,
+    );
     let event = match event {
         Ok(event) => event,
-        Err(e) => return reply(StatusCode::BAD_REQUEST, format!("not a valid request: {e}\n")),
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                format!("not a valid request: {e}\n"),
+            );
+        }
     };
     let Ok(response) = api::handle(&app, event).await else {
         return reply(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n");
@@ -105,7 +135,10 @@ async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<Dy
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
-                eprintln!("poller: receiving failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e));
+                eprintln!(
+                    "poller: receiving failed: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -113,13 +146,20 @@ async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<Dy
         if messages.is_empty() {
             continue;
         }
-        let pairs = messages
-            .iter()
-            .map(|m| (m.message_id.clone().unwrap_or_default(), m.body.clone().unwrap_or_default()));
+        let pairs = messages.iter().map(|m| {
+            (
+                m.message_id.clone().unwrap_or_default(),
+                m.body.clone().unwrap_or_default(),
+            )
+        });
         let event = dispatch::local::sqs_event(pairs);
         let invocation = dispatch::local::invocation(event, DISPATCH_TIMEOUT_SECS * 1000, "local");
         let failed: HashSet<String> = match dispatch::handle(dispatcher, invocation).await {
-            Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            Ok(response) => response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
             Err(e) => {
                 eprintln!("poller: the dispatch handler failed: {e}");
                 continue;
@@ -137,10 +177,23 @@ async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<Dy
                     .ok()
             })
             .collect();
-        eprintln!("poller: dispatched {} message(s), {} failed", messages.len(), failed.len());
+        eprintln!(
+            "poller: dispatched {} message(s), {} failed",
+            messages.len(),
+            failed.len()
+        );
         if !done.is_empty() {
-            if let Err(e) = sqs.delete_message_batch().queue_url(queue).set_entries(Some(done)).send().await {
-                eprintln!("poller: deleting failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e));
+            if let Err(e) = sqs
+                .delete_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(done))
+                .send()
+                .await
+            {
+                eprintln!(
+                    "poller: deleting failed: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                );
             }
         }
     }
@@ -148,7 +201,10 @@ async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<Dy
 
 /// The variables another shell needs to reach the same moto.
 fn config_env(config: &aws_config::SdkConfig) -> String {
-    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "eu-west-1".into());
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "eu-west-1".into());
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     format!(
         "export AWS_ENDPOINT_URL={endpoint} AWS_REGION={region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"

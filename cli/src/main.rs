@@ -126,12 +126,28 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let dynamodb = || aws_sdk_dynamodb::Client::new(&config);
     match cli.command {
-        Command::Local { port, queue, tenant } => {
+        Command::Local {
+            port,
+            queue,
+            tenant,
+        } => {
             let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
-            local::run(&config, local::Options { port, table, queue, tenant }).await?;
+            local::run(
+                &config,
+                local::Options {
+                    port,
+                    table,
+                    queue,
+                    tenant,
+                },
+            )
+            .await?;
         }
         Command::Listen { port, secret } => {
-            let secret = secret.map(|s| SigningSecret::parse(&s)).transpose().map_err(|e| e.to_string())?;
+            let secret = secret
+                .map(|s| SigningSecret::parse(&s))
+                .transpose()
+                .map_err(|e| e.to_string())?;
             listen::run(port, secret).await?;
         }
         Command::Emit {

@@ -10,6 +10,7 @@ pub mod event_type;
 pub mod ids;
 pub mod infra;
 pub mod json;
+pub mod logging;
 pub mod random;
 pub mod settings;
 pub mod signing;

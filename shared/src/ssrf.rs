@@ -89,8 +89,12 @@ fn in_v6(addr: u128, net: u128, prefix: u32) -> bool {
 /// embeds an IPv4 address, judged by that IPv4 address.
 pub fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
     let addr = u128::from(ip);
-    // IPv4-mapped ::ffff:a.b.c.d and NAT64 64:ff9b::a.b.c.d carry an IPv4 address.
-    if in_v6(addr, 0xffff_0000_0000, 96) || in_v6(addr, 0x0064_ff9b << 96, 96) {
+    // IPv4-mapped ::ffff:a.b.c.d, IPv4-translated ::ffff:0:a.b.c.d and NAT64
+    // 64:ff9b::a.b.c.d carry an IPv4 address.
+    if in_v6(addr, 0xffff_0000_0000, 96)
+        || in_v6(addr, 0xffff_0000_0000_0000, 96)
+        || in_v6(addr, 0x0064_ff9b << 96, 96)
+    {
         return is_forbidden_v4(Ipv4Addr::from(addr as u32));
     }
     // 6to4 2002:a.b.c.d::/48 embeds an IPv4 address in bits 16..48.
@@ -98,7 +102,7 @@ pub fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         return is_forbidden_v4(Ipv4Addr::from((addr >> 80) as u32));
     }
     const RANGES: [(u128, u32); 10] = [
-        (0, 96),                      // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
+        (0, 8),                       // ::/8 reserved: ::, ::1, IPv4-compatible ::a.b.c.d
         (0x0064_ff9b_0001 << 80, 48), // local-use NAT64
         (0x0100 << 112, 64),          // discard-only
         (0x2001 << 112, 23),          // IETF protocol assignments, Teredo

@@ -58,6 +58,17 @@ impl WebhookUrl {
         if url.fragment().is_some() {
             return Err(err("must not contain a fragment (#...)"));
         }
+        // Non-ASCII is percent-encoded by parsing: the stored form counts too.
+        if url.as_str().len() > Self::MAX_LEN {
+            return Err(ValidationError::new(
+                "url",
+                format!(
+                    "must be at most {} characters once encoded (got {})",
+                    Self::MAX_LEN,
+                    url.as_str().len()
+                ),
+            ));
+        }
         Ok(url)
     }
 
@@ -149,6 +160,9 @@ mod tests {
         assert!(WebhookUrl::parse(&ok, STRICT).is_ok());
         let long = format!("{ok}a");
         assert!(rejected(&long).contains("2048"));
+        // 1000 characters that encode to 6000.
+        let encoded = format!("https://example.com/{}", "é".repeat(1000));
+        assert!(rejected(&encoded).contains("encoded"));
     }
 
     #[test]

@@ -115,7 +115,8 @@ impl<'a> Call<'a> {
             headers.push(("content-type".to_owned(), ct.to_owned()));
         }
         let body = self.body.as_deref().map(str::as_bytes);
-        let req = api::apigw::request(self.method, self.path, &headers, body, "test-request").expect("valid event");
+        let req = api::apigw::request(self.method, self.path, &headers, body, "test-request")
+            .expect("valid event");
         let response = api::handle(app, req).await.expect("handler never fails");
         let status = response.status().as_u16();
         let headers = response.headers().clone();

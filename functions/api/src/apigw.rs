@@ -16,7 +16,9 @@ pub fn request(
     body: Option<&[u8]>,
     request_id: &str,
 ) -> Result<Request, String> {
-    let (raw_path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let (raw_path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
     let mut header_map = Map::new();
     for (name, value) in headers {
         let name = name.to_ascii_lowercase();

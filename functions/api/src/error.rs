@@ -30,6 +30,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the tenant already has the maximum of {0} webhooks; delete one first")]
     WebhookLimit(u32),
+    #[error("the webhook kept changing while this request tried to update it; try again")]
+    Conflict,
     /// Details are logged with the request id, never returned.
     #[error("internal error")]
     Internal(String),
@@ -66,6 +68,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::WebhookNotFound,
             StoreError::LimitReached { limit } => ApiError::WebhookLimit(limit),
+            StoreError::Conflict => ApiError::Conflict,
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -85,6 +88,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::WebhookLimit(_) => (StatusCode::CONFLICT, "webhook_limit_reached"),
+            ApiError::Conflict => (StatusCode::CONFLICT, "concurrent_update"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

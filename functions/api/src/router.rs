@@ -6,7 +6,7 @@ use shared::store::Store;
 use shared::{Settings, WebhookId};
 
 use crate::webhooks::Rotate;
-use crate::{ApiError, auth, webhooks};
+use crate::{ApiError, auth, body, webhooks};
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
@@ -75,6 +75,9 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
         return Err(ApiError::MethodNotAllowed(allowed));
     }
     let tenant = auth::tenant(&app.store, req).await?;
+    if *method == Method::GET || *method == Method::DELETE {
+        body::none(req)?;
+    }
     match route {
         Route::EventTypes => Ok(webhooks::event_types()),
         Route::Webhooks if method == Method::POST => webhooks::create(app, tenant, req).await,

@@ -4,7 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::event::EventId;
 use shared::signing::SigningSecret;
-use shared::store::Store;
+use shared::store::{Store, StoreError};
 use shared::webhook::now_utc;
 use shared::{TenantId, Token, Webhook, WebhookId, WebhookUrl};
 
@@ -87,6 +87,33 @@ pub async fn get<S: Store>(
     ))
 }
 
+/// Read, change, write: the write only lands if nobody wrote in between,
+/// otherwise it starts over (a concurrent PATCH must not bring back a token
+/// that a rotation replaced). `change` returns false when it changed nothing.
+async fn modify<S: Store>(
+    app: &App<S>,
+    tenant: &TenantId,
+    id: WebhookId,
+    change: impl Fn(&mut Webhook) -> bool,
+) -> Result<Webhook, ApiError> {
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        let mut webhook = load(app, tenant, id).await?;
+        let loaded_at = webhook.updated_at;
+        if !change(&mut webhook) {
+            return Ok(webhook);
+        }
+        // Strictly later than the version it replaces, which the next write checks.
+        webhook.updated_at = now_utc().max(loaded_at + time::Duration::microseconds(1));
+        match app.store.update_webhook(&webhook, loaded_at).await {
+            Ok(()) => return Ok(webhook),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict)
+}
+
 pub async fn update<S: Store>(
     app: &App<S>,
     tenant: TenantId,
@@ -99,29 +126,27 @@ pub async fn update<S: Store>(
         .url
         .map(|u| WebhookUrl::parse(&u, app.settings.url_policy))
         .transpose()?;
-    let mut webhook = load(app, &tenant, id).await?;
-    let token_changed = input.token.is_some();
-    let before = webhook.clone();
-    if let Some(url) = url {
-        webhook.url = url;
-    }
-    if let Some(events) = input.events {
-        webhook.events = events;
-    }
-    if let Some(status) = input.status {
-        webhook.status = status;
-    }
-    if let Some(token) = input.token {
-        webhook.token = token;
-    }
-    if let Some(description) = input.description {
-        webhook.description = description;
-    }
-    if webhook != before {
-        webhook.updated_at = now_utc();
-        app.store.update_webhook(&webhook).await?;
-    }
-    let secrets = if token_changed {
+    let webhook = modify(app, &tenant, id, |webhook| {
+        let before = webhook.clone();
+        if let Some(url) = &url {
+            webhook.url = url.clone();
+        }
+        if let Some(events) = &input.events {
+            webhook.events = events.clone();
+        }
+        if let Some(status) = input.status {
+            webhook.status = status;
+        }
+        if let Some(token) = &input.token {
+            webhook.token = token.clone();
+        }
+        if let Some(description) = &input.description {
+            webhook.description = description.clone();
+        }
+        *webhook != before
+    })
+    .await?;
+    let secrets = if input.token.is_some() {
         Secrets::TOKEN
     } else {
         Secrets::MASK
@@ -148,19 +173,18 @@ pub async fn rotate<S: Store>(
     which: Rotate,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
-    let mut webhook = load(app, &tenant, id).await?;
+    let webhook = modify(app, &tenant, id, |webhook| {
+        match which {
+            Rotate::Token => webhook.token = Token::generate(),
+            Rotate::SigningSecret => webhook.signing_secret = SigningSecret::generate(),
+        }
+        true
+    })
+    .await?;
     let shown = match which {
-        Rotate::Token => {
-            webhook.token = Token::generate();
-            Secrets::TOKEN
-        }
-        Rotate::SigningSecret => {
-            webhook.signing_secret = SigningSecret::generate();
-            Secrets::SIGNING_SECRET
-        }
+        Rotate::Token => Secrets::TOKEN,
+        Rotate::SigningSecret => Secrets::SIGNING_SECRET,
     };
-    webhook.updated_at = now_utc();
-    app.store.update_webhook(&webhook).await?;
     Ok(response::json(
         StatusCode::OK,
         &WebhookView::new(&webhook, shown),

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use shared::TenantId;
 use shared::event::{Event, EventId};
 use shared::json::JsonError;
 
@@ -16,7 +17,8 @@ pub struct Batch {
 
 pub fn parse(records: Vec<SqsMessage>) -> Batch {
     let mut events: Vec<(Event, Vec<String>)> = Vec::new();
-    let mut index: HashMap<EventId, usize> = HashMap::new();
+    // Ids are unique per producer's event; two tenants' events never merge.
+    let mut index: HashMap<(TenantId, EventId), usize> = HashMap::new();
     let mut invalid = Vec::new();
     for record in records {
         let message_id = record.message_id.unwrap_or_default();
@@ -25,11 +27,11 @@ pub fn parse(records: Vec<SqsMessage>) -> Batch {
             None => Err(JsonError::Malformed("the message has no body".into())),
         };
         match parsed {
-            Ok(event) => match index.get(&event.id) {
+            Ok(event) => match index.get(&(event.tenant_id.clone(), event.id.clone())) {
                 // SQS may hand over the same event twice: deliver it once.
                 Some(&i) => events[i].1.push(message_id),
                 None => {
-                    index.insert(event.id.clone(), events.len());
+                    index.insert((event.tenant_id.clone(), event.id.clone()), events.len());
                     events.push((event, vec![message_id]));
                 }
             },

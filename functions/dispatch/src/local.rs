@@ -24,7 +24,10 @@ pub fn sqs_event(messages: impl IntoIterator<Item = (String, String)>) -> SqsEve
 
 /// An invocation whose deadline is `millis` from now, as the runtime sets it.
 pub fn invocation(event: SqsEvent, millis: u64, request_id: &str) -> LambdaEvent<SqsEvent> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let mut context = Context::default();
     context.deadline = u64::try_from(now).unwrap_or(0) + millis;
     context.request_id = request_id.to_owned();

@@ -6,12 +6,7 @@ use shared::store::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
-        .without_time()
-        .init();
+    shared::logging::init();
 
     let settings = Settings::from_env()?;
     let config = aws_config::load_from_env().await;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
@@ -12,6 +13,8 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::keys::{self, PK, SK};
 use super::{Page, Store, StoreError};
@@ -151,6 +154,42 @@ fn page<T, C>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> Page
     Page { items, next }
 }
 
+/// Whether a cancelled transaction collided with another one on the same
+/// item (the tenant's counter); the SDK does not retry these itself.
+fn cancelled_by_conflict(reasons: &[CancellationReason]) -> bool {
+    reasons
+        .iter()
+        .any(|r| r.code() == Some("TransactionConflict"))
+}
+
+/// Sends a transaction again (up to 5 times, with jittered backoff) while it
+/// only collides with concurrent ones, e.g. two creates of one tenant.
+async fn transact_with_retry(
+    send: impl Fn() -> aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder,
+) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
+    let mut attempt = 0u32;
+    loop {
+        match send().send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let conflict = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) if cancelled_by_conflict(c.cancellation_reasons())
+                );
+                attempt += 1;
+                if !conflict || attempt >= 5 {
+                    return Err(e);
+                }
+                let jitter = u64::from(crate::random::bytes32()[0]) % 20;
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    10 * u64::from(attempt) + jitter,
+                ))
+                .await;
+            }
+        }
+    }
+}
+
 fn cancelled_by_condition(reasons: &[CancellationReason], index: usize) -> bool {
     reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
@@ -177,17 +216,17 @@ impl Store for DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(backend)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
+        let result = transact_with_retry(|| {
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(count.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+        })
+        .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                     if cancelled_by_condition(c.cancellation_reasons(), 0) {
                         Err(StoreError::LimitReached { limit })
                     } else if cancelled_by_condition(c.cancellation_reasons(), 1) {
@@ -245,19 +284,30 @@ impl Store for DynamoStore {
         Ok(page(items, limit, |w| w.id))
     }
 
-    async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        loaded_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let loaded_at = loaded_at
+            .format(&Rfc3339)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(webhook_item(webhook)?))
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression("attribute_exists(PK) AND updated_at = :loaded")
+            .expression_attribute_values(":loaded", AttributeValue::S(loaded_at))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::NotFound)
+                match self.get_webhook(&webhook.tenant_id, webhook.id).await? {
+                    Some(_) => Err(StoreError::Conflict),
+                    None => Err(StoreError::NotFound),
+                }
             }
             Err(e) => Err(backend(e)),
         }
@@ -281,17 +331,17 @@ impl Store for DynamoStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(backend)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
+        let result = transact_with_retry(|| {
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(count.clone()).build())
+        })
+        .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c))
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
                     if cancelled_by_condition(c.cancellation_reasons(), 0) =>
                 {
                     Err(StoreError::NotFound)

@@ -1,6 +1,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use time::OffsetDateTime;
+
 use super::{Page, Store, StoreError};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
@@ -103,16 +105,21 @@ impl Store for MemoryStore {
         Ok(Page { items, next })
     }
 
-    async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        loaded_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         match inner
             .webhooks
             .get_mut(&(webhook.tenant_id.clone(), webhook.id))
         {
-            Some(slot) => {
+            Some(slot) if slot.updated_at == loaded_at => {
                 *slot = webhook.clone();
                 Ok(())
             }
+            Some(_) => Err(StoreError::Conflict),
             None => Err(StoreError::NotFound),
         }
     }

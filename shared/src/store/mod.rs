@@ -8,6 +8,8 @@ mod memory;
 use std::collections::HashSet;
 use std::future::Future;
 
+use time::OffsetDateTime;
+
 pub use dynamo::{DynamoStore, create_table};
 pub use memory::MemoryStore;
 
@@ -21,6 +23,9 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     AlreadyExists,
+    /// Changed by someone else since it was read.
+    #[error("changed concurrently")]
+    Conflict,
     #[error("the tenant already has the maximum of {limit} webhooks")]
     LimitReached { limit: u32 },
     /// DynamoDB failed, was throttled or returned an item that does not map.
@@ -57,10 +62,13 @@ pub trait Store: Send + Sync {
         after: Option<WebhookId>,
     ) -> impl Future<Output = Result<Page<Webhook, WebhookId>, StoreError>> + Send;
 
-    /// Replaces a webhook that still exists; `NotFound` if it was deleted.
+    /// Replaces a webhook if it is still as it was when loaded (its
+    /// `updated_at` is `loaded_at`): `Conflict` if another write came first,
+    /// `NotFound` if it was deleted.
     fn update_webhook(
         &self,
         webhook: &Webhook,
+        loaded_at: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn delete_webhook(
