@@ -69,7 +69,10 @@ pub async fn handle<S: Store>(
         response.add_failure(message_id);
     }
 
-    let webhooks = webhooks_by_tenant(d, &batch.events).await;
+    // A read that outlives the cutoff leaves every message of the batch unfinished.
+    let webhooks = within(cutoff, webhooks_by_tenant(d, &batch.events))
+        .await
+        .unwrap_or_default();
     let plans: Vec<Plan> = batch
         .events
         .into_iter()
@@ -91,17 +94,22 @@ pub async fn handle<S: Store>(
         .filter_map(|p| p.targets.as_ref().ok().map(|t| (p, t)))
         .flat_map(|(p, targets)| targets.iter().map(|w| (w.id, p.event.id.clone())))
         .collect();
-    let recorded = match d.store.recorded_deliveries(&pairs).await {
-        Ok(recorded) => {
+    let recorded = match within(cutoff, d.store.recorded_deliveries(&pairs)).await {
+        Some(Ok(recorded)) => {
             let mut by_event: HashMap<EventId, HashSet<WebhookId>> = HashMap::new();
             for (webhook, event) in recorded {
                 by_event.entry(event).or_default().insert(webhook);
             }
             by_event
         }
-        Err(e) => {
+        failed => {
             // Without knowing what was sent, sending could duplicate: retry the batch later.
-            tracing::error!(error = %e, "reading recorded deliveries failed");
+            match failed {
+                Some(Err(e)) => tracing::error!(error = %e, "reading recorded deliveries failed"),
+                _ => {
+                    tracing::warn!("invocation deadline reached while reading recorded deliveries")
+                }
+            }
             for plan in plans {
                 plan.messages
                     .into_iter()
@@ -125,6 +133,14 @@ pub async fn handle<S: Store>(
         }
     }
     Ok(response)
+}
+
+/// `work`, unless the cutoff comes first.
+async fn within<F: Future>(cutoff: Option<Instant>, work: F) -> Option<F::Output> {
+    match cutoff {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
+    }
 }
 
 struct Plan<'w> {
@@ -179,15 +195,9 @@ async fn run_plan<S: Store>(
             .is_none_or(|done| !done.contains(&w.id))
     });
     let work = join_all(pending.map(|w| deliver_and_record(d, w, event, body.clone())));
-    let results = match cutoff {
-        Some(at) => match tokio::time::timeout_at(at, work).await {
-            Ok(results) => results,
-            Err(_) => {
-                tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");
-                return false;
-            }
-        },
-        None => work.await,
+    let Some(results) = within(cutoff, work).await else {
+        tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");
+        return false;
     };
     results.into_iter().all(|ok| ok)
 }
