@@ -182,19 +182,18 @@ async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<Dy
             messages.len(),
             failed.len()
         );
-        if !done.is_empty() {
-            if let Err(e) = sqs
+        if !done.is_empty()
+            && let Err(e) = sqs
                 .delete_message_batch()
                 .queue_url(queue)
                 .set_entries(Some(done))
                 .send()
                 .await
-            {
-                eprintln!(
-                    "poller: deleting failed: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                );
-            }
+        {
+            eprintln!(
+                "poller: deleting failed: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            );
         }
     }
 }

@@ -75,16 +75,16 @@ impl DeliveryClient {
             error,
         };
         // IP literals and `localhost` never reach the resolver: check them here.
-        if !self.allow_private_targets {
-            if let Err(blocked) = check_target(url.as_url()) {
-                return finish(
-                    Outcome::Blocked,
-                    None,
-                    None,
-                    None,
-                    Some(blocked.to_string()),
-                );
-            }
+        if !self.allow_private_targets
+            && let Err(blocked) = check_target(url.as_url())
+        {
+            return finish(
+                Outcome::Blocked,
+                None,
+                None,
+                None,
+                Some(blocked.to_string()),
+            );
         }
         let headers = match signed_headers(token, secret, event_id, &body) {
             Ok(h) => h,
