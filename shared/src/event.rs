@@ -45,12 +45,7 @@ impl std::fmt::Display for EventId {
     }
 }
 
-impl<'de> Deserialize<'de> for EventId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
+crate::validation::deserialize_via_parse!(EventId);
 
 /// `data` is kept as the producer's raw JSON text: it is never re-parsed,
 /// only checked to be an object and copied into the delivery body.

@@ -40,12 +40,7 @@ impl fmt::Display for TenantId {
     }
 }
 
-impl<'de> Deserialize<'de> for TenantId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
+crate::validation::deserialize_via_parse!(TenantId);
 
 /// `wh_` followed by a ULID: unique, and sorts by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use sha2::Sha256;
 
 use crate::{ValidationError, random};
@@ -65,12 +65,7 @@ impl std::fmt::Debug for SigningSecret {
     }
 }
 
-impl<'de> Deserialize<'de> for SigningSecret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
+crate::validation::deserialize_via_parse!(SigningSecret);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 use crate::{ValidationError, random};
 
@@ -60,12 +60,7 @@ impl std::fmt::Debug for Token {
     }
 }
 
-impl<'de> Deserialize<'de> for Token {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
+crate::validation::deserialize_via_parse!(Token);
 
 #[cfg(test)]
 mod tests {

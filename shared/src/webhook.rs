@@ -1,4 +1,4 @@
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::signing::SigningSecret;
@@ -42,12 +42,7 @@ impl Description {
     }
 }
 
-impl<'de> Deserialize<'de> for Description {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
+crate::validation::deserialize_via_parse!(Description);
 
 /// A registered webhook, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
