@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use hyper::StatusCode;
 use shared::signing::SigningSecret;
 
-use crate::http_server::{self, Received, reply};
+use api::local::{self as http_server, Received, reply};
 
 pub async fn run(port: u16, secret: Option<SigningSecret>) -> Result<(), String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));

@@ -10,14 +10,10 @@ use std::time::Duration;
 use api::App;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use dispatch::Dispatcher;
-use hyper::StatusCode;
-use lambda_http::Body;
 use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::infra::{self, DISPATCH_TIMEOUT_SECS, SQS_BATCH_SIZE};
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
-
-use crate::http_server::{self, Received, Reply, reply};
 
 pub struct Options {
     pub port: u16,
@@ -58,7 +54,7 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     let dispatcher = Dispatcher::new(store.clone(), client, &settings);
     let app = Arc::new(App { store, settings });
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
-    let server = http_server::serve(addr, move |req| api_call(Arc::clone(&app), req));
+    let server = api::local::serve_api(addr, app);
 
     print_banner(&opts, &key, &queues.events, &config_env(config));
     tokio::select! {
@@ -85,39 +81,6 @@ async fn ensure_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
             .await
             .map_err(|e| e.to_string())
     }
-}
-
-/// One HTTP request through the same `lambda_http` entry the Lambda uses.
-async fn api_call(app: Arc<App<DynamoStore>>, req: Received) -> Reply {
-    let request_id = ulid::Ulid::generate().to_string();
-    let event = api::apigw::request(
-        &req.method,
-        &req.path_and_query,
-        &req.headers,
-        Some(&req.body),
-        &request_id,
-    );
-    let event = match event {
-        Ok(event) => event,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                format!("not a valid request: {e}\n"),
-            );
-        }
-    };
-    let Ok(response) = api::handle(&app, event).await else {
-        return reply(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n");
-    };
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        Body::Text(text) => text.into_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => Vec::new(),
-    };
-    let mut out = reply(parts.status, bytes);
-    *out.headers_mut() = parts.headers;
-    out
 }
 
 /// Long-polls the queue and hands each batch to the dispatch handler, with

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shared::signing::SigningSecret;
 
-mod http_server;
 mod listen;
 mod local;
 use shared::emit::{NewEvent, emit};

@@ -4,6 +4,8 @@ pub mod apigw;
 mod auth;
 mod body;
 mod error;
+#[cfg(feature = "local")]
+pub mod local;
 mod pagination;
 mod response;
 mod router;

@@ -1,4 +1,6 @@
-//! A minimal HTTP/1.1 server on loopback for the local stack and the listener.
+//! A minimal HTTP/1.1 server on loopback, and the api handler behind it: the
+//! local stack, the listener and the benchmarks use it (feature `local`; the
+//! Lambda binary does not include it).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,4 +91,45 @@ where
         body,
     })
     .await
+}
+
+/// One HTTP request through the same `lambda_http` entry the Lambda uses.
+pub async fn api_call<S: shared::store::Store>(app: Arc<crate::App<S>>, req: Received) -> Reply {
+    let request_id = ulid::Ulid::generate().to_string();
+    let event = crate::apigw::request(
+        &req.method,
+        &req.path_and_query,
+        &req.headers,
+        Some(&req.body),
+        &request_id,
+    );
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                format!("not a valid request: {e}\n"),
+            );
+        }
+    };
+    let Ok(response) = crate::handle(&app, event).await else {
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n");
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Text(text) => text.into_bytes(),
+        lambda_http::Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    let mut out = reply(parts.status, bytes);
+    *out.headers_mut() = parts.headers;
+    out
+}
+
+/// Serves the API on `addr` until the future is dropped.
+pub async fn serve_api<S: shared::store::Store + 'static>(
+    addr: SocketAddr,
+    app: Arc<crate::App<S>>,
+) -> Result<(), String> {
+    serve(addr, move |req| api_call(Arc::clone(&app), req)).await
 }
