@@ -1,0 +1,107 @@
+//! 5. The API through the local HTTP server: GET and POST /webhooks under load.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::App;
+use futures_util::future::join_all;
+use shared::api_key;
+use shared::store::{DynamoStore, MemoryStore, Store};
+
+use crate::measure::{Helper, percentile};
+
+/// The server side, in a process of its own: prints `port key`.
+pub async fn server(store: &str) {
+    match store {
+        "memory" => serve_with(MemoryStore::default(), "bench").await,
+        _ => {
+            let store = testkit::fresh_store().await;
+            let table = store.table().to_owned();
+            serve_with::<DynamoStore>(store, &table).await
+        }
+    }
+}
+
+async fn serve_with<S: Store + 'static>(store: S, table: &str) {
+    let key = api_key::generate();
+    let tenant = shared::TenantId::parse("bench").expect("tenant");
+    store
+        .put_api_key(&api_key::hash(&key), &tenant)
+        .await
+        .expect("api key");
+    let mut settings = testkit::settings(table, 1_000_000);
+    settings.url_policy.allow_private_targets = true;
+    let app = Arc::new(App { store, settings });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    println!("{port} {key}");
+    let _ = api::local::serve_api(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), app).await;
+}
+
+pub struct Load {
+    pub per_second: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+/// `connections` clients, each sending one request after another for `duration`.
+pub async fn load(store: &str, method: &str, duration: Duration, connections: usize) -> Load {
+    let helper = Helper::spawn(&["api-server", store]);
+    let mut parts = helper.first_line.split(' ');
+    let (port, key) = (
+        parts.next().unwrap_or_default().to_owned(),
+        parts.next().unwrap_or_default().to_owned(),
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = format!("http://127.0.0.1:{port}/webhooks");
+    let body = r#"{"url": "https://hooks.example.com/ekyc", "events": ["async.completed", "flowx.completed"]}"#;
+    // Something to list.
+    for _ in 0..20 {
+        let r = client
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        assert!(r.is_ok_and(|r| r.status().as_u16() == 201), "seed webhook");
+    }
+    let until = Instant::now() + duration;
+    let start = Instant::now();
+    let workers = (0..connections).map(|_| {
+        let (client, url, key) = (client.clone(), url.clone(), key.clone());
+        async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < until {
+                let t = Instant::now();
+                let request = if method == "POST" {
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                } else {
+                    client.get(&url)
+                };
+                let response = request.bearer_auth(&key).send().await;
+                assert!(
+                    response.is_ok_and(|r| r.status().is_success()),
+                    "{method} /webhooks failed"
+                );
+                latencies.push(t.elapsed().as_micros() as u64);
+            }
+            latencies
+        }
+    });
+    let mut latencies: Vec<u64> = join_all(workers).await.into_iter().flatten().collect();
+    let wall = start.elapsed();
+    Load {
+        per_second: latencies.len() as f64 / wall.as_secs_f64(),
+        p50_us: percentile(&mut latencies, 50.0),
+        p99_us: percentile(&mut latencies, 99.0),
+    }
+}
