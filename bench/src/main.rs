@@ -58,6 +58,13 @@ struct Options {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("receiver" | "memory-child" | "api-server")) {
+        // A helper process dies with the process that started it.
+        // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
+    }
     match args.first().map(String::as_str) {
         Some("receiver") => return receiver::run(args.get(1).map_or("ok", String::as_str)).await,
         Some("memory-child") => return deadline::memory_child().await,
