@@ -20,6 +20,8 @@ struct Inner {
     api_keys: HashMap<String, TenantId>,
     /// By webhook, then by sort key (newest last).
     deliveries: HashMap<WebhookId, BTreeMap<String, DeliveryRecord>>,
+    /// The (webhook, event) pairs that have a record: the key DynamoDB uses.
+    recorded: HashSet<(WebhookId, EventId)>,
 }
 
 /// The newest-first page after `after` from an ascending map.
@@ -157,19 +159,13 @@ impl Store for MemoryStore {
         pairs: &[(WebhookId, EventId)],
     ) -> Result<HashSet<(WebhookId, EventId)>, StoreError> {
         let inner = self.lock();
-        let recorded = |(w, e): &&(WebhookId, EventId)| {
-            inner
-                .deliveries
-                .get(w)
-                .is_some_and(|log| log.values().any(|r| &r.event_id == e))
-        };
-        Ok(pairs.iter().filter(recorded).cloned().collect())
+        Ok(pairs.iter().filter(|p| inner.recorded.contains(*p)).cloned().collect())
     }
 
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let log = inner.deliveries.entry(record.webhook_id).or_default();
-        if !log.values().any(|r| r.event_id == record.event_id) {
+        if inner.recorded.insert((record.webhook_id, record.event_id.clone())) {
+            let log = inner.deliveries.entry(record.webhook_id).or_default();
             log.insert(record.sort_key(), record.clone());
         }
         Ok(())
