@@ -58,7 +58,10 @@ struct Options {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if matches!(args.first().map(String::as_str), Some("receiver" | "memory-child" | "api-server")) {
+    if matches!(
+        args.first().map(String::as_str),
+        Some("receiver" | "memory-child" | "api-server")
+    ) {
         // A helper process dies with the process that started it.
         // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process.
         unsafe {

@@ -1,6 +1,10 @@
 //! JSON logs for the Lambda functions.
 
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Libraries that log raw invocations, requests or bodies at debug or trace:
 /// API keys, webhook tokens and event payloads would reach the logs. They
@@ -18,48 +22,67 @@ const CAPPED: [&str; 10] = [
     "h2",
 ];
 
-/// The filter: `RUST_LOG` (default `info`) with [`CAPPED`] held at `info`.
-pub fn filter(rust_log: Option<&str>) -> EnvFilter {
-    let mut filter = EnvFilter::new(rust_log.filter(|s| !s.is_empty()).unwrap_or("info"));
+/// `RUST_LOG` as `level` or `target=level,...` (default `info`; an invalid value
+/// also means `info`), with [`CAPPED`] held at `info` at most. A plain target
+/// filter, not `EnvFilter`: no regex engine in the binary or at start-up.
+pub fn filter(rust_log: Option<&str>) -> Targets {
+    let parsed = rust_log
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse::<Targets>().ok());
+    let mut targets = parsed.unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     for target in CAPPED {
-        if let Ok(directive) = format!("{target}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
+        let level = targets.iter().find(|(t, _)| *t == target).map(|(_, l)| l);
+        let level = level
+            .or(targets.default_level())
+            .unwrap_or(LevelFilter::OFF);
+        let capped = level.min(LevelFilter::INFO);
+        targets = targets.with_target(target, capped);
     }
-    filter
+    targets
 }
 
 /// One JSON object per line, without the span context that would repeat fields.
 pub fn init() {
     let rust_log = std::env::var("RUST_LOG").ok();
-    tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter(rust_log.as_deref()))
         .with_current_span(false)
         .without_time()
-        .init();
+        .with_filter(filter(rust_log.as_deref()));
+    tracing_subscriber::registry().with(layer).init();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing::level_filters::LevelFilter;
+    use tracing::Level;
 
     #[test]
     fn libraries_that_log_secrets_stay_at_info() {
-        for rust_log in ["trace", "lambda_runtime=trace", "debug,lambda_http=trace"] {
-            let rendered = filter(Some(rust_log)).to_string();
+        for rust_log in [
+            "trace",
+            "trace,lambda_runtime=trace",
+            "debug,lambda_http=trace",
+            "nonsense===",
+        ] {
+            let f = filter(Some(rust_log));
             for target in CAPPED {
+                assert!(f.would_enable(target, &Level::INFO), "{rust_log}: {target}");
                 assert!(
-                    rendered.contains(&format!("{target}=info")),
-                    "{rust_log}: {rendered}"
-                );
-                assert!(
-                    !rendered.contains(&format!("{target}=trace")),
-                    "{rust_log}: {rendered}"
+                    !f.would_enable(target, &Level::DEBUG),
+                    "{rust_log}: {target}"
                 );
             }
         }
-        assert_eq!(filter(None).max_level_hint(), Some(LevelFilter::INFO));
+        assert!(filter(Some("debug")).would_enable("shared::delivery", &Level::DEBUG));
+        assert!(!filter(None).would_enable("shared::delivery", &Level::DEBUG));
+        assert!(filter(None).would_enable("shared::delivery", &Level::INFO));
+        let only = filter(Some("lambda_runtime=trace"));
+        assert!(!only.would_enable("lambda_runtime", &Level::DEBUG));
+        let quiet = filter(Some("warn"));
+        assert!(
+            !quiet.would_enable("lambda_runtime", &Level::INFO),
+            "a lower level stays lower"
+        );
     }
 }

@@ -159,12 +159,19 @@ impl Store for MemoryStore {
         pairs: &[(WebhookId, EventId)],
     ) -> Result<HashSet<(WebhookId, EventId)>, StoreError> {
         let inner = self.lock();
-        Ok(pairs.iter().filter(|p| inner.recorded.contains(*p)).cloned().collect())
+        Ok(pairs
+            .iter()
+            .filter(|p| inner.recorded.contains(*p))
+            .cloned()
+            .collect())
     }
 
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        if inner.recorded.insert((record.webhook_id, record.event_id.clone())) {
+        if inner
+            .recorded
+            .insert((record.webhook_id, record.event_id.clone()))
+        {
             let log = inner.deliveries.entry(record.webhook_id).or_default();
             log.insert(record.sort_key(), record.clone());
         }
