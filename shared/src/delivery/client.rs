@@ -26,6 +26,30 @@ pub struct ClientConfig {
     pub dns_overrides: HashMap<String, Vec<IpAddr>>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// rustls with Mozilla's root certificates compiled in (webpki-roots): no
+/// certificate store to find, read and parse at cold start, and the same
+/// roots wherever the function runs. ALPN offers HTTP/2 and HTTP/1.1.
+fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// One HTTP client per container: rustls, pooled connections, HTTP/1.1 and
 /// HTTP/2, no redirects, no proxies, and the guarded resolver.
 #[derive(Clone)]
@@ -35,12 +59,13 @@ pub struct DeliveryClient {
 }
 
 impl DeliveryClient {
-    pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let resolver = GuardedResolver {
             allow_private_targets: config.allow_private_targets,
             overrides: Arc::new(config.dns_overrides),
         };
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

@@ -5,5 +5,5 @@ mod client;
 mod outcome;
 mod resolver;
 
-pub use client::{ClientConfig, DeliveryClient, USER_AGENT};
+pub use client::{ClientConfig, ClientError, DeliveryClient, USER_AGENT};
 pub use outcome::{Attempt, Outcome};
