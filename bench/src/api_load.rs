@@ -41,6 +41,8 @@ async fn serve_with<S: Store + 'static>(store: S, table: &str) {
 }
 
 pub struct Load {
+    /// Requests answered with anything but 2xx (moto sometimes fails under load).
+    pub errors: u64,
     pub per_second: f64,
     pub p50_us: u64,
     pub p99_us: u64,
@@ -62,14 +64,12 @@ pub async fn load(store: &str, method: &str, duration: Duration, connections: us
     let body = r#"{"url": "https://hooks.example.com/ekyc", "events": ["async.completed", "flowx.completed"]}"#;
     // Something to list.
     for _ in 0..20 {
-        let r = client
+        let seed = client
             .post(&url)
             .bearer_auth(&key)
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        assert!(r.is_ok_and(|r| r.status().as_u16() == 201), "seed webhook");
+            .body(body);
+        let _ = seed.send().await;
     }
     let until = Instant::now() + duration;
     let start = Instant::now();
@@ -77,6 +77,7 @@ pub async fn load(store: &str, method: &str, duration: Duration, connections: us
         let (client, url, key) = (client.clone(), url.clone(), key.clone());
         async move {
             let mut latencies = Vec::new();
+            let mut errors = 0u64;
             while Instant::now() < until {
                 let t = Instant::now();
                 let request = if method == "POST" {
@@ -88,18 +89,21 @@ pub async fn load(store: &str, method: &str, duration: Duration, connections: us
                     client.get(&url)
                 };
                 let response = request.bearer_auth(&key).send().await;
-                assert!(
-                    response.is_ok_and(|r| r.status().is_success()),
-                    "{method} /webhooks failed"
-                );
-                latencies.push(t.elapsed().as_micros() as u64);
+                if response.is_ok_and(|r| r.status().is_success()) {
+                    latencies.push(t.elapsed().as_micros() as u64);
+                } else {
+                    errors += 1;
+                }
             }
-            latencies
+            (latencies, errors)
         }
     });
-    let mut latencies: Vec<u64> = join_all(workers).await.into_iter().flatten().collect();
+    let results = join_all(workers).await;
+    let errors = results.iter().map(|(_, e)| e).sum();
+    let mut latencies: Vec<u64> = results.into_iter().flat_map(|(l, _)| l).collect();
     let wall = start.elapsed();
     Load {
+        errors,
         per_second: latencies.len() as f64 / wall.as_secs_f64(),
         p50_us: percentile(&mut latencies, 50.0),
         p99_us: percentile(&mut latencies, 99.0),
