@@ -56,6 +56,19 @@ fn key_schema(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A key schema as DescribeTable reports it.
+fn sdk_keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<(String, String)> {
+    schema
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_table_in_the_template_is_the_table_the_code_creates() {
     let t = template();
@@ -105,30 +118,13 @@ async fn the_table_in_the_template_is_the_table_the_code_creates() {
         .await
         .unwrap();
     let desc = described.table.unwrap();
-    let code_keys: Vec<(String, String)> = desc
-        .key_schema()
-        .iter()
-        .map(|k| {
-            (
-                k.attribute_name().to_owned(),
-                k.key_type().as_str().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(code_keys, key_schema(&table["KeySchema"]));
+    assert_eq!(sdk_keys(desc.key_schema()), key_schema(&table["KeySchema"]));
     let code_gsi = &desc.global_secondary_indexes()[0];
     assert_eq!(code_gsi.index_name(), gsi["IndexName"].as_str());
-    let code_gsi_keys: Vec<(String, String)> = code_gsi
-        .key_schema()
-        .iter()
-        .map(|k| {
-            (
-                k.attribute_name().to_owned(),
-                k.key_type().as_str().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(code_gsi_keys, key_schema(&gsi["KeySchema"]));
+    assert_eq!(
+        sdk_keys(code_gsi.key_schema()),
+        key_schema(&gsi["KeySchema"])
+    );
     let template_attrs: BTreeSet<String> = table["AttributeDefinitions"]
         .as_sequence()
         .unwrap()

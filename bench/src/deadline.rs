@@ -4,10 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shared::EventType::AsyncCompleted;
-use shared::Status::Active;
-use shared::delivery::{ClientConfig, DeliveryClient, Outcome};
+use shared::delivery::Outcome;
 use shared::store::{MemoryStore, Store};
-use testkit::{add_webhook, envelope};
+use testkit::envelope;
 
 use crate::measure::{Helper, status_kib};
 
@@ -15,27 +14,7 @@ async fn dispatcher_to(
     port: &str,
     webhooks: usize,
 ) -> (dispatch::Dispatcher<MemoryStore>, Vec<shared::WebhookId>) {
-    let store = MemoryStore::default();
-    let mut ids = Vec::new();
-    for i in 0..webhooks {
-        let wh = add_webhook(
-            &store,
-            "bench",
-            &format!("http://127.0.0.1:{port}/wh{i}"),
-            &[AsyncCompleted],
-            Active,
-        )
-        .await;
-        ids.push(wh.id);
-    }
-    let mut settings = testkit::settings("bench", 1000);
-    settings.url_policy.allow_private_targets = true;
-    let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: true,
-        ..ClientConfig::default()
-    })
-    .expect("client");
-    (dispatch::Dispatcher::new(store, client, &settings), ids)
+    crate::fanout::dispatcher_with(MemoryStore::default(), port, webhooks).await
 }
 
 fn batch(events: usize) -> aws_lambda_events::event::sqs::SqsEvent {

@@ -58,25 +58,7 @@ fn data(i: usize) -> serde_json::Value {
 pub async fn dispatcher<S: Store>(store: S, events: usize) -> Run {
     let receiver = Helper::spawn(&["receiver", "ok"]);
     let port = receiver.first_line.clone();
-    let store = TimingStore::new(store);
-    for i in 0..WEBHOOKS {
-        add_webhook(
-            &store,
-            "bench",
-            &format!("http://127.0.0.1:{port}/wh{i}"),
-            &[AsyncCompleted],
-            Active,
-        )
-        .await;
-    }
-    let mut settings = testkit::settings("bench", 1000);
-    settings.url_policy.allow_private_targets = true;
-    let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: true,
-        ..ClientConfig::default()
-    })
-    .expect("client");
-    let d = dispatch::Dispatcher::new(store, client, &settings);
+    let (d, _) = dispatcher_with(TimingStore::new(store), &port, WEBHOOKS).await;
     let messages: Vec<(String, String)> = (0..events + BATCH)
         .map(|i| {
             (
@@ -112,6 +94,32 @@ pub async fn dispatcher<S: Store>(store: S, events: usize) -> Run {
         per_batch: wall / (events / BATCH) as u32,
         dynamodb_requests: d.store().dynamodb_requests(),
     }
+}
+
+/// A dispatcher on `store` with `webhooks` webhooks of the tenant `bench`,
+/// all pointing at the receiver on `port`. Private targets allowed (loopback).
+pub async fn dispatcher_with<S: Store>(
+    store: S,
+    port: &str,
+    webhooks: usize,
+) -> (dispatch::Dispatcher<S>, Vec<shared::WebhookId>) {
+    let mut ids = Vec::with_capacity(webhooks);
+    for i in 0..webhooks {
+        let url = format!("http://127.0.0.1:{port}/wh{i}");
+        ids.push(
+            add_webhook(&store, "bench", &url, &[AsyncCompleted], Active)
+                .await
+                .id,
+        );
+    }
+    let mut settings = testkit::settings("bench", 1000);
+    settings.url_policy.allow_private_targets = true;
+    let client = DeliveryClient::new(ClientConfig {
+        allow_private_targets: true,
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    (dispatch::Dispatcher::new(store, client, &settings), ids)
 }
 
 async fn invoke<S: Store>(d: &dispatch::Dispatcher<S>, batch: &[(String, String)]) {

@@ -260,7 +260,9 @@ async fn run(opts: &Options) -> Report {
                 api_load::load(store, method, Duration::from_secs(opts.api_seconds), 16).await;
             r.add(
                 "api",
-                format!("{method} /webhooks, {store} store, 16 connections: req/s, p50 / p99, errors"),
+                format!(
+                    "{method} /webhooks, {store} store, 16 connections: req/s, p50 / p99, errors"
+                ),
                 format!(
                     "{:.0}, {} / {}, {} errors",
                     load.per_second,
