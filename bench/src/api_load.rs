@@ -1,4 +1,4 @@
-//! 5. The API through the local HTTP server: GET and POST /webhooks under load.
+//! Benchmark 5: the API through the local HTTP server, GET and POST /webhooks under load.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! 4. Cold start: from exec of a release binary to its first request for work
+//! Benchmark 4, cold start: from exec of a release binary to its first request for work
 //! at a Lambda Runtime API served here on loopback.
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -1,4 +1,4 @@
-//! 6. What one million events, each delivered to one webhook, cost on AWS.
+//! Benchmark 6: what one million events, each delivered to one webhook, cost on AWS.
 
 /// List prices, us-east-1, as published by AWS (checked 2026-11-25); update
 /// them here when AWS changes them.

@@ -1,4 +1,4 @@
-//! 2. Deadline under hanging receivers, and 3. memory with 1,000 deliveries in flight.
+//! Benchmarks 2 and 3: the deadline under hanging receivers, and memory with 1,000 deliveries in flight.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! 1. Fan-out: 1,000 events x 10 webhooks through the real dispatch handler,
+//! Benchmark 1, fan-out: 1,000 events x 10 webhooks through the real dispatch handler,
 //! in batches of 10, beside a bare client sending the same requests.
 
 use std::time::{Duration, Instant};
