@@ -109,3 +109,21 @@ async fn dynamo_store_keeps_the_contract() {
 async fn memory_store_keeps_the_contract() {
     store_contract(&MemoryStore::default()).await;
 }
+
+#[tokio::test]
+async fn the_functions_sdk_configuration_reaches_dynamodb() {
+    // What the Lambda mains use: the default chain with the Amazon-roots-only TLS client.
+    let config = shared::aws::load_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = testkit::unique("config");
+    shared::store::create_table(&client, &table)
+        .await
+        .expect("create table through load_config");
+    let store = shared::store::DynamoStore::new(client, table);
+    let w = webhook("acme");
+    store.create_webhook(&w, 10).await.unwrap();
+    assert_eq!(
+        store.get_webhook(&w.tenant_id, w.id).await.unwrap(),
+        Some(w)
+    );
+}

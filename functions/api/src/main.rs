@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
 
     let settings = Settings::from_env()?;
-    let config = aws_config::load_from_env().await;
+    let config = shared::aws::load_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table_name);
     let app = App { store, settings };
 

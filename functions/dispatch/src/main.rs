@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
 
     let settings = Settings::from_env()?;
-    let config = aws_config::load_from_env().await;
+    let config = shared::aws::load_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table_name);
     let client = DeliveryClient::new(ClientConfig {
         allow_private_targets: settings.url_policy.allow_private_targets,
