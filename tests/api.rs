@@ -860,13 +860,15 @@ async fn a_concurrent_update_never_undoes_a_token_rotation() {
             reply.body
         );
     }
-    assert_eq!(replies[0].status, 200, "{:?}", replies[0].body);
-    let rotated = replies[0].body["token"].as_str().unwrap();
     let now = Call::new("GET", &path, &key).send(&app).await.body;
-    assert_eq!(
-        now["token"],
-        format!("****{}", &rotated[rotated.len() - 4..]),
-        "the rotated token stays"
-    );
+    let last4 = |t: &str| format!("****{}", &t[t.len() - 4..]);
+    if replies[0].status == 200 {
+        let rotated = replies[0].body["token"].as_str().unwrap();
+        assert_eq!(now["token"], last4(rotated), "the rotated token stays");
+    } else {
+        // Out-raced five times: then nothing changed the token at all.
+        let original = created.body["token"].as_str().unwrap();
+        assert_eq!(now["token"], last4(original));
+    }
     assert!(now["description"].as_str().unwrap().starts_with("edit "));
 }

@@ -12,9 +12,6 @@ use tokio::sync::mpsc;
 
 use crate::measure::percentile;
 
-/// Debian's CA bundle: what `/etc/pki/tls/certs/ca-bundle.crt` is on AL2023.
-const CERT_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 pub struct ColdStart {
     pub binary: String,
     pub p50_us: u64,
@@ -59,8 +56,6 @@ pub async fn measure(binary: &Path, runs: usize) -> ColdStart {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("TABLE_NAME", "bench")
             .env("EVENTS_QUEUE_URL", "http://127.0.0.1:1/queue")
-            // As template.yaml sets it (this machine's path to the same kind of bundle).
-            .env("SSL_CERT_FILE", CERT_BUNDLE)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -107,7 +107,11 @@ async fn modify<S: Store>(
         webhook.updated_at = now_utc().max(loaded_at + time::Duration::microseconds(1));
         match app.store.update_webhook(&webhook, loaded_at).await {
             Ok(()) => return Ok(webhook),
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict) => {
+                // Back off a little, by a random amount, so that racing writers spread out.
+                let jitter = u64::from(shared::random::bytes32()[0] % 16);
+                tokio::time::sleep(std::time::Duration::from_millis(2 + jitter)).await;
+            }
             Err(e) => return Err(e.into()),
         }
     }
