@@ -150,6 +150,21 @@ async fn the_table_in_the_template_is_the_table_the_code_creates() {
     );
 }
 
+async fn queue_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> std::collections::HashMap<QueueAttributeName, String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await;
+    out.expect("GetQueueAttributes")
+        .attributes
+        .expect("attributes")
+}
+
 #[tokio::test]
 async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
     let t = template();
@@ -178,15 +193,7 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
     let queues = infra::create_queues(&sqs, &unique("drift"), infra::DEFAULT_MAX_RECEIVE_COUNT)
         .await
         .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queues.events)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let attrs = queue_attributes(&sqs, &queues.events).await;
     assert_eq!(
         attrs[&QueueAttributeName::VisibilityTimeout],
         events["VisibilityTimeout"].as_u64().unwrap().to_string()
@@ -197,15 +204,7 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
         as_u64(&serde_yaml_ng::to_value(&redrive["maxReceiveCount"]).unwrap()),
         default_of(&t, "MaxReceiveCount")
     );
-    let dlq_attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queues.dead_letter)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let dlq_attrs = queue_attributes(&sqs, &queues.dead_letter).await;
     assert!(
         redrive["deadLetterTargetArn"].as_str()
             == dlq_attrs
