@@ -5,9 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use shared::EventType::{AsyncCompleted, AsyncErrored, FactxQuery, FlowxCompleted};
 use shared::Status::{Active, Inactive};
@@ -18,7 +15,7 @@ use shared::store::Store;
 use testkit::aws::{invocation, receive, sqs_client, sqs_event};
 use testkit::receiver::{Behavior, Receiver};
 use testkit::unique;
-use testkit::{add_webhook, envelope, fresh_dispatcher};
+use testkit::{add_webhook, envelope, fresh_dispatcher, standard_webhooks_signature};
 
 const FULL_TIME: u64 = 6000;
 
@@ -38,17 +35,6 @@ async fn log_of(store: &impl Store, webhook: shared::WebhookId) -> Vec<DeliveryR
         .await
         .expect("delivery log")
         .items
-}
-
-/// HMAC-SHA256 written out here, apart from the code under test.
-fn standard_webhooks_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

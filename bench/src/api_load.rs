@@ -32,7 +32,7 @@ async fn serve_with<S: Store + 'static>(store: S, table: &str) {
         .expect("api key");
     let mut settings = testkit::settings(table, 1_000_000);
     settings.url_policy.allow_private_targets = true;
-    let app = Arc::new(App { store, settings });
+    let app = Arc::new(App::new(store, settings));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);

@@ -52,7 +52,7 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     })
     .map_err(|e| e.to_string())?;
     let dispatcher = Dispatcher::new(store.clone(), client, &settings);
-    let app = Arc::new(App { store, settings });
+    let app = Arc::new(App::new(store, settings));
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
     let server = api::local::serve_api(addr, app);
 

@@ -28,6 +28,9 @@ pub struct DeliveryRecord {
     pub error: Option<String>,
     /// Unix seconds after which DynamoDB TTL may delete the record.
     pub expires_at: i64,
+    /// Sent by "send a test event", not by the dispatcher.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 pub fn sortable_time(t: OffsetDateTime) -> String {
@@ -59,7 +62,13 @@ impl DeliveryRecord {
             location: attempt.location,
             error: attempt.error,
             expires_at: started.unix_timestamp() + i64::from(ttl_days) * 86_400,
+            test: false,
         }
+    }
+
+    /// Marks the record as a test delivery.
+    pub fn as_test(self) -> Self {
+        Self { test: true, ..self }
     }
 
     /// Where this record sits in its webhook's newest-first log.

@@ -63,6 +63,16 @@ impl EventData {
         Ok(Self(raw))
     }
 
+    /// From JSON text that must be an object.
+    pub fn from_json_text(text: &str) -> Result<Self, ValidationError> {
+        let raw = RawValue::from_string(text.to_owned())
+            .map_err(|e| ValidationError::new("data", e.to_string()))?;
+        if !raw.get().starts_with('{') {
+            return Err(ValidationError::new("data", "must be a JSON object"));
+        }
+        Ok(Self(raw))
+    }
+
     pub fn get(&self) -> &str {
         self.0.get()
     }

@@ -13,6 +13,7 @@ pub mod infra;
 pub mod json;
 pub mod logging;
 pub mod random;
+pub mod samples;
 pub mod settings;
 pub mod signing;
 pub mod ssrf;

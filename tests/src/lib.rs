@@ -55,7 +55,7 @@ pub fn settings(table: &str, max_webhooks: u32) -> Settings {
 pub async fn fresh_app(max_webhooks: u32) -> App<DynamoStore> {
     let store = fresh_store().await;
     let settings = settings(store.table(), max_webhooks);
-    App { store, settings }
+    App::new(store, settings)
 }
 
 /// Creates an API key for `tenant` the way the operator CLI does, and returns it.
@@ -234,4 +234,19 @@ pub fn envelope(tenant: &str, event_type: EventType, data: Value) -> (Event, Str
     .expect("valid event");
     let json = event.to_json();
     (event, json)
+}
+
+/// A Standard Webhooks signature, with HMAC-SHA256 written out here, apart
+/// from the code under test.
+pub fn standard_webhooks_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{Hmac, KeyInit, Mac};
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 key");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }

@@ -48,6 +48,11 @@ pub fn json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     })
 }
 
+/// No body, or only whitespace.
+pub fn is_empty(req: &Request) -> bool {
+    bytes(req).iter().all(u8::is_ascii_whitespace)
+}
+
 /// Requires that a request meant to have no body has none.
 pub fn none(req: &Request) -> Result<(), ApiError> {
     let raw = bytes(req);

@@ -6,14 +6,17 @@ mod body;
 mod error;
 #[cfg(feature = "local")]
 pub mod local;
+mod openapi;
 mod pagination;
 mod response;
 mod router;
+mod test_event;
 mod views;
 mod webhooks;
 
 pub use error::ApiError;
-pub use router::{App, handle};
+pub use openapi::OPENAPI_JSON;
+pub use router::{App, ROUTES, handle};
 
 /// Bodies over this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

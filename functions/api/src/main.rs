@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let config = shared::aws::load_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table_name);
-    let app = App { store, settings };
+    let app = App::new(store, settings);
 
     run(service_fn(|req| api::handle(&app, req))).await
 }

@@ -27,3 +27,12 @@ fn build(status: StatusCode, body: Body, content_type: Option<&'static str>) -> 
     }
     response
 }
+
+/// JSON text that is already serialized (the OpenAPI document).
+pub fn json_text(status: StatusCode, text: &'static str) -> Response<Body> {
+    build(
+        status,
+        Body::Text(text.to_owned()),
+        Some("application/json"),
+    )
+}

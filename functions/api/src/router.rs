@@ -1,18 +1,69 @@
 //! Routing and the single place where errors become responses.
 
+use std::sync::OnceLock;
+
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::store::Store;
 use shared::{Settings, WebhookId};
 
 use crate::webhooks::Rotate;
-use crate::{ApiError, auth, body, webhooks};
+use crate::{ApiError, auth, body, openapi, test_event, webhooks};
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
     pub store: S,
     pub settings: Settings,
+    client_config: ClientConfig,
+    /// Built on the first test event: most containers never send one, and
+    /// building it would add to every cold start.
+    client: OnceLock<Result<DeliveryClient, String>>,
 }
+
+impl<S> App<S> {
+    pub fn new(store: S, settings: Settings) -> Self {
+        let client_config = ClientConfig {
+            allow_private_targets: settings.url_policy.allow_private_targets,
+            ..ClientConfig::default()
+        };
+        Self {
+            store,
+            settings,
+            client_config,
+            client: OnceLock::new(),
+        }
+    }
+
+    /// Replaces the delivery client's configuration (tests: DNS overrides).
+    pub fn with_client_config(mut self, config: ClientConfig) -> Self {
+        self.client_config = config;
+        self.client = OnceLock::new();
+        self
+    }
+
+    pub(crate) fn client(&self) -> Result<&DeliveryClient, ApiError> {
+        self.client
+            .get_or_init(|| {
+                DeliveryClient::new(self.client_config.clone()).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| ApiError::Internal(format!("building the delivery client: {e}")))
+    }
+}
+
+/// Every route the router serves, with its methods: the OpenAPI document is
+/// checked against this list (tests/openapi.rs), and `Allow` comes from it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/webhooks", "GET, POST"),
+    ("/webhooks/{id}", "GET, PATCH, DELETE"),
+    ("/webhooks/{id}/token", "POST"),
+    ("/webhooks/{id}/signing-secret", "POST"),
+    ("/webhooks/{id}/deliveries", "GET"),
+    ("/webhooks/{id}/test", "POST"),
+    ("/event-types", "GET"),
+    ("/openapi.json", "GET"),
+];
 
 enum Route {
     Webhooks,
@@ -20,7 +71,25 @@ enum Route {
     WebhookToken(Option<WebhookId>),
     WebhookSigningSecret(Option<WebhookId>),
     WebhookDeliveries(Option<WebhookId>),
+    WebhookTest(Option<WebhookId>),
     EventTypes,
+    OpenApi,
+}
+
+impl Route {
+    /// The route's line in [`ROUTES`].
+    fn index(&self) -> usize {
+        match self {
+            Route::Webhooks => 0,
+            Route::Webhook(_) => 1,
+            Route::WebhookToken(_) => 2,
+            Route::WebhookSigningSecret(_) => 3,
+            Route::WebhookDeliveries(_) => 4,
+            Route::WebhookTest(_) => 5,
+            Route::EventTypes => 6,
+            Route::OpenApi => 7,
+        }
+    }
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -37,7 +106,9 @@ fn route(path: &str) -> Option<Route> {
         ["webhooks", wh, "token"] => Some(Route::WebhookToken(id(wh))),
         ["webhooks", wh, "signing-secret"] => Some(Route::WebhookSigningSecret(id(wh))),
         ["webhooks", wh, "deliveries"] => Some(Route::WebhookDeliveries(id(wh))),
+        ["webhooks", wh, "test"] => Some(Route::WebhookTest(id(wh))),
         ["event-types"] => Some(Route::EventTypes),
+        ["openapi.json"] => Some(Route::OpenApi),
         _ => None,
     }
 }
@@ -65,14 +136,13 @@ fn path(req: &Request) -> &str {
 async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = route(path(req)).ok_or_else(|| ApiError::RouteNotFound(path(req).to_owned()))?;
     let method = req.method();
-    let allowed = match &route {
-        Route::Webhooks => "GET, POST",
-        Route::Webhook(_) => "GET, PATCH, DELETE",
-        Route::WebhookToken(_) | Route::WebhookSigningSecret(_) => "POST",
-        Route::EventTypes | Route::WebhookDeliveries(_) => "GET",
-    };
+    let allowed = ROUTES[route.index()].1;
     if !allowed.split(", ").any(|m| m == method.as_str()) {
         return Err(ApiError::MethodNotAllowed(allowed));
+    }
+    // The document is public: clients and tools read it before they have a key.
+    if let Route::OpenApi = route {
+        return Ok(openapi::document());
     }
     let tenant = auth::tenant(&app.store, req).await?;
     if *method == Method::GET || *method == Method::DELETE {
@@ -80,6 +150,7 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
     }
     match route {
         Route::EventTypes => Ok(webhooks::event_types()),
+        Route::OpenApi => Ok(openapi::document()),
         Route::Webhooks if method == Method::POST => webhooks::create(app, tenant, req).await,
         Route::Webhooks => webhooks::list(app, tenant, req).await,
         Route::Webhook(id) => {
@@ -97,6 +168,10 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
         Route::WebhookDeliveries(id) => {
             let id = id.ok_or(ApiError::WebhookNotFound)?;
             webhooks::deliveries(app, tenant, id, req).await
+        }
+        Route::WebhookTest(id) => {
+            let id = id.ok_or(ApiError::WebhookNotFound)?;
+            test_event::send(app, tenant, id, req).await
         }
         Route::WebhookSigningSecret(id) => {
             let id = id.ok_or(ApiError::WebhookNotFound)?;

@@ -166,6 +166,7 @@ pub struct DeliveryView<'a> {
     location: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    test: bool,
 }
 
 impl<'a> DeliveryView<'a> {
@@ -181,6 +182,7 @@ impl<'a> DeliveryView<'a> {
             response_body: r.response_body.as_deref(),
             location: r.location.as_deref(),
             error: r.error.as_deref(),
+            test: r.test,
         }
     }
 }

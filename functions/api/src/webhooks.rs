@@ -64,7 +64,7 @@ pub async fn list<S: Store>(
     Ok(response::json(StatusCode::OK, &list))
 }
 
-async fn load<S: Store>(
+pub(crate) async fn load<S: Store>(
     app: &App<S>,
     tenant: &TenantId,
     id: WebhookId,

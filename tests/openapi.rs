@@ -1,0 +1,348 @@
+//! The OpenAPI document cannot drift from the code: every route the router
+//! serves is in it and nothing else is, every operation reaches its handler,
+//! and what the handlers answer (status, content type, body) is what the
+//! document says, checked with a JSON Schema 2020-12 validator.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+use shared::{EventType, samples};
+use testkit::receiver::{Behavior, Receiver};
+use testkit::{Call, Reply, api_key_for, fresh_store, settings};
+
+fn document() -> Value {
+    serde_json::from_str(api::OPENAPI_JSON).expect("docs/openapi.json is JSON")
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// (path template, method in upper case) of every operation in the document.
+fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in METHODS {
+            if item.get(m).is_some() {
+                ops.insert((path.clone(), m.to_uppercase()));
+            }
+        }
+    }
+    ops
+}
+
+fn routed_operations() -> BTreeSet<(String, String)> {
+    api::ROUTES
+        .iter()
+        .flat_map(|(path, methods)| {
+            methods
+                .split(", ")
+                .map(|m| ((*path).to_owned(), m.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_document_lists_exactly_the_routes_the_router_serves() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(documented_operations(&doc), routed_operations());
+}
+
+#[test]
+fn the_delivery_examples_are_the_samples_test_events_send() {
+    let doc = document();
+    for t in EventType::ALL {
+        let name = t.as_str().replace('.', "_");
+        let example = &doc["components"]["schemas"][format!("Delivery_{name}")]["example"];
+        assert_eq!(example["type"], t.as_str());
+        let sample: Value = serde_json::from_str(samples::data(t)).unwrap();
+        assert_eq!(example["data"], sample, "{t}");
+        assert!(
+            doc["webhooks"][t.as_str()]["post"]["requestBody"].is_object(),
+            "{t} has no delivery in the webhooks section"
+        );
+    }
+}
+
+/// JSON Pointer escaping of one reference token.
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// The pointer to the response object for `status` of an operation, with
+/// `$ref`s to shared responses followed.
+fn response_pointer(doc: &Value, path: &str, method: &str, status: u16) -> Option<String> {
+    let mut pointer = format!(
+        "/paths/{}/{}/responses/{status}",
+        escape(path),
+        method.to_lowercase()
+    );
+    let response = doc.pointer(&pointer)?;
+    if let Some(r) = response.get("$ref").and_then(Value::as_str) {
+        pointer = r.trim_start_matches('#').to_owned();
+    }
+    Some(pointer)
+}
+
+/// Checks one reply against the document: documented status, content type, body schema.
+fn conforms(doc: &Value, path: &str, method: &str, reply: &Reply) -> Result<(), String> {
+    let pointer = response_pointer(doc, path, method, reply.status)
+        .ok_or_else(|| format!("status {} is not documented", reply.status))?;
+    let response = doc.pointer(&pointer).expect("resolved response");
+    let content_type = reply
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    let Some(content) = response.get("content") else {
+        return match (content_type, &reply.body) {
+            (None, Value::Null) => Ok(()),
+            _ => Err("a body where the document has none".into()),
+        };
+    };
+    if content.get("application/json").is_none() || content_type != Some("application/json") {
+        return Err(format!("content type {content_type:?}"));
+    }
+    let mut schema = doc.clone();
+    // A URI fragment: the braces of path templates are percent-encoded.
+    let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+    schema["$ref"] = json!(format!("#{fragment}/content/application~1json/schema"));
+    let validator = jsonschema::draft202012::new(&schema).map_err(|e| e.to_string())?;
+    let errors: Vec<String> = validator
+        .iter_errors(&reply.body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Calls every operation (success and failure cases) through the real handler
+/// on moto, and checks every answer against the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_what_the_document_says() {
+    let doc = document();
+    let store = fresh_store().await;
+    let mut settings = settings(store.table(), 2);
+    settings.url_policy.allow_private_targets = true;
+    let app = api::App::new(store, settings);
+    let key = api_key_for(&app.store, "acme").await;
+    let rx = Receiver::start(Behavior::Respond {
+        status: 200,
+        headers: vec![],
+        body: b"ok".to_vec(),
+    })
+    .await;
+
+    let mut replies: Vec<(&str, &str, Reply)> = Vec::new();
+    let created = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": rx.url("/hook"), "events": ["async.completed", "flowx.completed"], "description": "main"}))
+        .send(&app)
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    replies.push(("/webhooks", "POST", created));
+    let second = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": "http://example.com/x", "events": ["factx.query"], "token": "a-token-of-my-own-choosing"}))
+        .send(&app)
+        .await;
+    replies.push(("/webhooks", "POST", second));
+    let over_limit = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": "https://example.com/y", "events": ["factx.query"]}))
+        .send(&app)
+        .await;
+    assert_eq!(over_limit.status, 409);
+    replies.push(("/webhooks", "POST", over_limit));
+
+    let one = |p: &str| p.replace("{id}", &id);
+    let calls: Vec<(&str, &str, Call)> = vec![
+        (
+            "/webhooks",
+            "POST",
+            Call::new("POST", "/webhooks", &key).json(json!({"url": "ftp://x", "events": []})),
+        ),
+        (
+            "/webhooks",
+            "POST",
+            Call::new("POST", "/webhooks", &key).raw(Some("application/json"), "{"),
+        ),
+        (
+            "/webhooks",
+            "POST",
+            Call::new("POST", "/webhooks", &key).raw(Some("text/plain"), "x"),
+        ),
+        (
+            "/webhooks",
+            "POST",
+            Call::new("POST", "/webhooks", &key).raw(Some("application/json"), "x".repeat(70_000)),
+        ),
+        (
+            "/webhooks",
+            "GET",
+            Call::new("GET", "/webhooks?limit=1", &key),
+        ),
+        (
+            "/webhooks",
+            "GET",
+            Call::new("GET", "/webhooks?limit=0", &key),
+        ),
+        (
+            "/webhooks",
+            "GET",
+            Call::new("GET", "/webhooks", &key).no_key(),
+        ),
+        (
+            "/webhooks/{id}",
+            "GET",
+            Call::new("GET", "/webhooks/{id}", &key),
+        ),
+        (
+            "/webhooks/{id}",
+            "GET",
+            Call::new("GET", "/webhooks/wh_nope", &key),
+        ),
+        (
+            "/webhooks/{id}",
+            "PATCH",
+            Call::new("PATCH", "/webhooks/{id}", &key)
+                .json(json!({"status": "inactive", "description": null})),
+        ),
+        (
+            "/webhooks/{id}",
+            "PATCH",
+            Call::new("PATCH", "/webhooks/{id}", &key)
+                .json(json!({"token": "a-new-token-chosen-by-me"})),
+        ),
+        (
+            "/webhooks/{id}",
+            "PATCH",
+            Call::new("PATCH", "/webhooks/{id}", &key).json(json!({"events": ["nope"]})),
+        ),
+        (
+            "/webhooks/{id}/token",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/token", &key),
+        ),
+        (
+            "/webhooks/{id}/token",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/token", &key).json(json!({"x": 1})),
+        ),
+        (
+            "/webhooks/{id}/signing-secret",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/signing-secret", &key),
+        ),
+        (
+            "/webhooks/{id}/test",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/test", &key).json(json!({"type": "flowx.errored"})),
+        ),
+        (
+            "/webhooks/{id}/test",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/test", &key),
+        ),
+        (
+            "/webhooks/{id}/test",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/test", &key).json(json!({"type": 1})),
+        ),
+        (
+            "/webhooks/{id}/deliveries",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/deliveries?limit=1", &key),
+        ),
+        (
+            "/webhooks/{id}/deliveries",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/deliveries?cursor=bogus", &key),
+        ),
+        (
+            "/event-types",
+            "GET",
+            Call::new("GET", "/event-types", &key),
+        ),
+        (
+            "/openapi.json",
+            "GET",
+            Call::new("GET", "/openapi.json", &key).no_key(),
+        ),
+        (
+            "/webhooks/{id}",
+            "DELETE",
+            Call::new("DELETE", "/webhooks/{id}", &key),
+        ),
+        (
+            "/webhooks/{id}",
+            "DELETE",
+            Call::new("DELETE", "/webhooks/{id}", &key),
+        ),
+        (
+            "/webhooks/{id}/token",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/token", &key),
+        ),
+    ];
+    for (template, method, call) in calls {
+        let path = one(call.path);
+        let call = Call {
+            path: &path,
+            ..call
+        };
+        let reply = call.send(&app).await;
+        replies.push((template, method, reply));
+    }
+
+    let mut seen: HashMap<(String, String), BTreeSet<u16>> = HashMap::new();
+    let mut failures = Vec::new();
+    for (template, method, reply) in &replies {
+        seen.entry(((*template).to_owned(), (*method).to_owned()))
+            .or_default()
+            .insert(reply.status);
+        if let Err(why) = conforms(&doc, template, method, reply) {
+            failures.push(format!(
+                "{method} {template} -> {}: {why}\n  {}",
+                reply.status, reply.body
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every operation was called and reached its handler (never route_not_found or 405).
+    for op in documented_operations(&doc) {
+        let statuses = seen
+            .get(&op)
+            .unwrap_or_else(|| panic!("{op:?} was not called"));
+        assert!(!statuses.contains(&405), "{op:?}");
+    }
+    // The document served is the one in the repository.
+    let served = Call::new("GET", "/openapi.json", &key)
+        .no_key()
+        .send(&app)
+        .await;
+    assert_eq!(served.body, doc);
+}
+
+/// The checker itself: a reply that breaks the document is caught.
+#[test]
+fn the_checker_refuses_what_the_document_does_not_allow() {
+    let doc = document();
+    let reply = |status: u16, body: Value| Reply {
+        status,
+        headers: {
+            let mut h = lambda_http::http::HeaderMap::new();
+            h.insert("content-type", "application/json".parse().unwrap());
+            h
+        },
+        body,
+    };
+    let good = json!({"data": [{"name": "async.completed", "description": "x"}]});
+    assert!(conforms(&doc, "/event-types", "GET", &reply(200, good)).is_ok());
+    let extra = json!({"data": [], "more": 1});
+    assert!(conforms(&doc, "/event-types", "GET", &reply(200, extra)).is_err());
+    let bad_type = json!({"data": [{"name": "async.done", "description": "x"}]});
+    assert!(conforms(&doc, "/event-types", "GET", &reply(200, bad_type)).is_err());
+    let err = json!({"error": {"code": "webhook_not_found", "message": "no"}});
+    assert!(conforms(&doc, "/event-types", "GET", &reply(404, err.clone())).is_err());
+    assert!(conforms(&doc, "/webhooks/{id}", "GET", &reply(404, err)).is_ok());
+}
