@@ -20,6 +20,7 @@ pub struct Options {
     pub table: String,
     pub queue: String,
     pub tenant: String,
+    pub strict_targets: bool,
 }
 
 pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), String> {
@@ -31,7 +32,7 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
         table_name: opts.table.clone(),
         // Local receivers live on localhost.
         url_policy: UrlPolicy {
-            allow_private_targets: true,
+            allow_private_targets: !opts.strict_targets,
         },
         max_webhooks_per_tenant: Settings::DEFAULT_MAX_WEBHOOKS,
         delivery_timeout: Duration::from_millis(u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)),
@@ -47,7 +48,7 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
         .map_err(|e| e.to_string())?;
 
     let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: true,
+        allow_private_targets: !opts.strict_targets,
         ..ClientConfig::default()
     })
     .map_err(|e| e.to_string())?;
@@ -183,7 +184,7 @@ eKYC webhooks: local stack
   table          {table}
   tenant         {tenant}
   API key        {key}
-  ALLOW_PRIVATE_TARGETS=true: webhooks may point at localhost. Never use this in production.
+  {targets}
 
 Try it (in another shell):
   export API={api} KEY={key}
@@ -197,5 +198,10 @@ Ctrl-C stops everything.
 "#,
         table = opts.table,
         tenant = opts.tenant,
+        targets = if opts.strict_targets {
+            "Private and loopback targets are refused, as in production (--strict-targets)."
+        } else {
+            "ALLOW_PRIVATE_TARGETS=true: webhooks may point at localhost. Never use this in production."
+        },
     );
 }

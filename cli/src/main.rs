@@ -74,6 +74,10 @@ enum Command {
         /// The demo tenant that gets an API key.
         #[arg(long, default_value = "demo")]
         tenant: String,
+        /// Refuse private and loopback targets, as in production (by default
+        /// local webhooks may point at localhost).
+        #[arg(long)]
+        strict_targets: bool,
     },
     /// A receiver for trying deliveries out: prints each request, answers 200.
     Listen {
@@ -129,6 +133,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             port,
             queue,
             tenant,
+            strict_targets,
         } => {
             let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
             local::run(
@@ -138,6 +143,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     table,
                     queue,
                     tenant,
+                    strict_targets,
                 },
             )
             .await?;
