@@ -872,3 +872,42 @@ async fn a_concurrent_update_never_undoes_a_token_rotation() {
     }
     assert!(now["description"].as_str().unwrap().starts_with("edit "));
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_without_a_key_with_a_strict_policy() {
+    let app = fresh_app(50).await;
+    for (path, media) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/app.css", "text/css"),
+    ] {
+        let reply = Call::new("GET", path, "").no_key().send(&app).await;
+        assert_eq!(reply.status, 200, "{path}");
+        let header = |name: &str| {
+            reply
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(media), "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+    }
+    // The page has no inline script and loads nothing from another origin.
+    let page = Call::new("GET", "/dashboard", "").no_key().send(&app).await;
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains(r#"<script src="dashboard/app.js" defer></script>"#));
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    // The API itself still needs a key.
+    let api = Call::new("GET", "/webhooks", "").no_key().send(&app).await;
+    assert_eq!(api.status, 401);
+}

@@ -180,6 +180,7 @@ fn print_banner(opts: &Options, key: &str, queue_url: &str, env: &str) {
         r#"
 eKYC webhooks: local stack
   API            {api}   (the real api handler, API Gateway HTTP API events)
+  dashboard      {api}/dashboard   (sign in with the API key below)
   events queue   {queue_url}
   table          {table}
   tenant         {tenant}

@@ -120,9 +120,10 @@ impl<'a> Call<'a> {
         let response = api::handle(app, req).await.expect("handler never fails");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        // JSON bodies parsed; any other text (the dashboard) kept as a string.
         let body = match response.body() {
             Body::Empty => Value::Null,
-            Body::Text(t) => serde_json::from_str(t).expect("JSON response body"),
+            Body::Text(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone())),
             Body::Binary(b) => serde_json::from_slice(b).expect("JSON response body"),
             _ => Value::Null,
         };

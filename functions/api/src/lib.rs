@@ -3,6 +3,7 @@
 pub mod apigw;
 mod auth;
 mod body;
+mod dashboard;
 mod error;
 #[cfg(feature = "local")]
 pub mod local;

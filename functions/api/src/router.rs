@@ -8,8 +8,9 @@ use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::store::Store;
 use shared::{Settings, WebhookId};
 
+use crate::dashboard::Asset;
 use crate::webhooks::Rotate;
-use crate::{ApiError, auth, body, openapi, test_event, webhooks};
+use crate::{ApiError, auth, body, dashboard, openapi, test_event, webhooks};
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
@@ -63,6 +64,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/webhooks/{id}/test", "POST"),
     ("/event-types", "GET"),
     ("/openapi.json", "GET"),
+    ("/dashboard", "GET"),
+    ("/dashboard/app.js", "GET"),
+    ("/dashboard/app.css", "GET"),
 ];
 
 enum Route {
@@ -74,6 +78,7 @@ enum Route {
     WebhookTest(Option<WebhookId>),
     EventTypes,
     OpenApi,
+    Dashboard(Asset),
 }
 
 impl Route {
@@ -88,6 +93,9 @@ impl Route {
             Route::WebhookTest(_) => 5,
             Route::EventTypes => 6,
             Route::OpenApi => 7,
+            Route::Dashboard(Asset::Page) => 8,
+            Route::Dashboard(Asset::Script) => 9,
+            Route::Dashboard(Asset::Style) => 10,
         }
     }
 }
@@ -109,6 +117,9 @@ fn route(path: &str) -> Option<Route> {
         ["webhooks", wh, "test"] => Some(Route::WebhookTest(id(wh))),
         ["event-types"] => Some(Route::EventTypes),
         ["openapi.json"] => Some(Route::OpenApi),
+        ["dashboard"] => Some(Route::Dashboard(Asset::Page)),
+        ["dashboard", "app.js"] => Some(Route::Dashboard(Asset::Script)),
+        ["dashboard", "app.css"] => Some(Route::Dashboard(Asset::Style)),
         _ => None,
     }
 }
@@ -140,9 +151,11 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
     if !allowed.split(", ").any(|m| m == method.as_str()) {
         return Err(ApiError::MethodNotAllowed(allowed));
     }
-    // The document is public: clients and tools read it before they have a key.
-    if let Route::OpenApi = route {
-        return Ok(openapi::document());
+    // Public: tools read the document, and the dashboard asks for the key, before they have one.
+    match route {
+        Route::OpenApi => return Ok(openapi::document()),
+        Route::Dashboard(asset) => return Ok(dashboard::serve(asset)),
+        _ => {}
     }
     let tenant = auth::tenant(&app.store, req).await?;
     if *method == Method::GET || *method == Method::DELETE {
@@ -150,7 +163,9 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
     }
     match route {
         Route::EventTypes => Ok(webhooks::event_types()),
-        Route::OpenApi => Ok(openapi::document()),
+        Route::OpenApi | Route::Dashboard(_) => Err(ApiError::Internal(
+            "public routes are answered before authentication".into(),
+        )),
         Route::Webhooks if method == Method::POST => webhooks::create(app, tenant, req).await,
         Route::Webhooks => webhooks::list(app, tenant, req).await,
         Route::Webhook(id) => {

@@ -1,0 +1,564 @@
+// The webhooks dashboard: plain JavaScript, no dependencies, served by the API.
+// Every value that came from a user or a receiver is inserted as text
+// (textContent, never innerHTML). The API key lives in sessionStorage only.
+'use strict';
+
+(() => {
+  const KEY_ITEM = 'webhooks.apiKey';
+  const main = document.getElementById('main');
+  const statusLine = document.getElementById('status');
+  const signOutButton = document.getElementById('sign-out');
+  // The API's root: the page is served at <root>dashboard.
+  const apiRoot = location.pathname.replace(/dashboard\/?$/, '');
+  let eventTypes = [];
+
+  // ---- small helpers -------------------------------------------------------
+
+  /** Creates an element; string children become text nodes. */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+      else if (name === 'className') node.className = value;
+      else if (name === 'value') node.value = value;
+      else if (name === 'checked') node.checked = Boolean(value);
+      else node.setAttribute(name, value === true ? '' : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function say(text, isError) {
+    statusLine.textContent = text || '';
+    statusLine.className = isError ? 'error' : '';
+  }
+
+  function show(...nodes) {
+    main.replaceChildren(...nodes);
+    const heading = main.querySelector('h2');
+    if (heading) {
+      heading.setAttribute('tabindex', '-1');
+      heading.focus();
+    }
+  }
+
+  function apiKey() {
+    return sessionStorage.getItem(KEY_ITEM);
+  }
+
+  /** 32 random bytes from the browser's CSPRNG, base64. */
+  function generateToken() {
+    const bytes = new Uint8Array(32);
+    crypto.getRandomValues(bytes);
+    return btoa(String.fromCharCode(...bytes));
+  }
+
+  function formatTime(text) {
+    const t = new Date(text);
+    return Number.isNaN(t.getTime()) ? text : t.toLocaleString();
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const detail = body && body.error ? body.error : {};
+      super(detail.message || `The API answered ${status}.`);
+      this.status = status;
+      this.code = detail.code;
+      this.field = detail.field;
+    }
+  }
+
+  /** Calls the API with the stored key; throws ApiError on any non-2xx. */
+  async function api(method, path, body, key) {
+    const headers = { Authorization: `Bearer ${key || apiKey()}` };
+    const init = { method, headers };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(apiRoot + path, init);
+    } catch (e) {
+      throw new ApiError(0, { error: { message: 'The API could not be reached. Check your connection and try again.' } });
+    }
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (!response.ok) {
+      const error = new ApiError(response.status, data);
+      if (response.status === 401 && !key) {
+        signOut('Your API key is no longer accepted. Sign in again.');
+      }
+      throw error;
+    }
+    return data;
+  }
+
+  function outcomeBadge(outcome) {
+    const kind = outcome === 'delivered' ? 'delivered' : 'failed';
+    return el('span', { className: `badge ${kind}` }, outcome.replace('_', ' '));
+  }
+
+  /** Copies text, falling back to selecting it when the clipboard is not allowed. */
+  function copyButton(label, text, target) {
+    return el('button', {
+      type: 'button',
+      onclick: async (e) => {
+        try {
+          await navigator.clipboard.writeText(text);
+          say(`${label} copied.`);
+        } catch (err) {
+          const range = document.createRange();
+          range.selectNodeContents(target);
+          const selection = getSelection();
+          selection.removeAllRanges();
+          selection.addRange(range);
+          say(`${label} selected: press Ctrl+C (or Cmd+C) to copy it.`);
+        }
+        e.target.focus();
+      },
+    }, `Copy ${label.toLowerCase()}`);
+  }
+
+  function secretRow(label, value, id) {
+    const code = el('code', { id, className: 'mono' }, value);
+    return el('div', { className: 'secret' }, el('strong', {}, `${label}:`), code, copyButton(label, value, code));
+  }
+
+  function onceNotice(...rows) {
+    return el('div', { className: 'panel', role: 'region', 'aria-label': 'Secrets shown once' },
+      el('p', {}, el('strong', {}, 'Copy these now: they will not be shown in full again.')),
+      ...rows);
+  }
+
+  /** Puts each API error beside the field it names, or in the form's error box. */
+  function showFieldError(form, error) {
+    for (const old of form.querySelectorAll('.field-error')) old.textContent = '';
+    const field = (error.field || '').replace(/\[.*$/, '').replace(/\..*$/, '');
+    const slot = field && form.querySelector(`[data-error-for="${field}"]`);
+    const target = slot || form.querySelector('[data-error-for="_form"]');
+    target.textContent = error.message;
+    const input = field && form.querySelector(`[name="${field}"]`);
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    }
+  }
+
+  function clearFieldErrors(form) {
+    for (const old of form.querySelectorAll('.field-error')) old.textContent = '';
+    for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+  }
+
+  function errorSlot(name) {
+    return el('p', { className: 'field-error', 'data-error-for': name, id: `${name}-error`, 'aria-live': 'polite' });
+  }
+
+  function eventCheckboxes(selected, idPrefix) {
+    return el('fieldset', { 'aria-describedby': 'events-error' },
+      el('legend', {}, 'Events'),
+      eventTypes.map((t) => el('label', { className: 'check' },
+        el('input', { type: 'checkbox', name: 'events', value: t.name, id: `${idPrefix}-${t.name}`, checked: selected.includes(t.name) }),
+        el('span', {}, el('span', { className: 'mono' }, t.name), el('small', {}, t.description)))),
+      errorSlot('events'));
+  }
+
+  function checkedEvents(form) {
+    return [...form.querySelectorAll('input[name="events"]:checked')].map((i) => i.value);
+  }
+
+  function urlField(value) {
+    const note = el('p', { className: 'note-warn', id: 'url-http-note', hidden: true },
+      'This URL uses http: deliveries and their Authorization token travel unencrypted. https is recommended.');
+    const input = el('input', {
+      type: 'url', id: 'url', name: 'url', value, required: true, autocomplete: 'off',
+      'aria-describedby': 'url-error url-http-note', placeholder: 'https://hooks.example.com/ekyc',
+    });
+    const update = () => { note.hidden = !input.value.trim().toLowerCase().startsWith('http:'); };
+    input.addEventListener('input', update);
+    update();
+    return el('div', { className: 'field' }, el('label', { for: 'url' }, 'URL'), input, note, errorSlot('url'));
+  }
+
+  function descriptionField(value) {
+    return el('div', { className: 'field' },
+      el('label', { for: 'description' }, 'Description (optional)'),
+      el('textarea', { id: 'description', name: 'description', rows: 2, maxlength: 256, 'aria-describedby': 'description-error' }, value || ''),
+      errorSlot('description'));
+  }
+
+  async function loadEventTypes(key) {
+    const list = await api('GET', 'event-types', undefined, key);
+    eventTypes = list.data;
+  }
+
+  // ---- sign in / out -------------------------------------------------------
+
+  function signOut(message) {
+    sessionStorage.removeItem(KEY_ITEM);
+    signOutButton.hidden = true;
+    // Without a hashchange event, which would render the form again without the message.
+    history.replaceState(null, '', '#/');
+    renderSignIn(message);
+  }
+
+  function renderSignIn(message) {
+    signOutButton.hidden = true;
+    const error = el('p', { className: 'field-error', id: 'api-key-error', role: 'alert' }, message || '');
+    const input = el('input', { type: 'password', id: 'api-key', name: 'api_key', required: true, autocomplete: 'off', 'aria-describedby': 'api-key-hint api-key-error' });
+    const form = el('form', {
+      novalidate: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const key = input.value.trim();
+        if (!key) {
+          error.textContent = 'Paste your API key first.';
+          input.focus();
+          return;
+        }
+        const button = form.querySelector('button');
+        button.disabled = true;
+        try {
+          await loadEventTypes(key);
+          sessionStorage.setItem(KEY_ITEM, key);
+          say('Signed in.');
+          route();
+        } catch (err) {
+          error.textContent = err.status === 401
+            ? 'That API key was not accepted. Check that you pasted all of it, and that it has not been revoked.'
+            : err.message;
+          input.focus();
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    el('h2', {}, 'Sign in'),
+    el('div', { className: 'field' },
+      el('label', { for: 'api-key' }, 'API key'),
+      input,
+      el('p', { className: 'hint', id: 'api-key-hint' }, 'Kept in this browser tab only, and forgotten when you sign out or close the tab.'),
+      error),
+    el('button', { type: 'submit', className: 'primary' }, 'Sign in'));
+    show(form);
+    input.focus();
+  }
+
+  // ---- the list ------------------------------------------------------------
+
+  const listState = { cursors: [null], page: 0 };
+
+  async function renderList() {
+    const cursor = listState.cursors[listState.page];
+    const query = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+    const list = await api('GET', `webhooks${query}`);
+    const rows = list.data.map((w) => {
+      const last = el('td', { 'data-label': 'Last delivery' }, 'loading…');
+      api('GET', `webhooks/${encodeURIComponent(w.id)}/deliveries?limit=1`).then((log) => {
+        const d = log.data[0];
+        last.replaceChildren(d
+          ? el('span', {}, outcomeBadge(d.outcome), ' ', formatTime(d.attempted_at))
+          : 'none yet');
+      }).catch(() => last.replaceChildren('unavailable'));
+      return el('tr', {},
+        el('td', { className: 'url', 'data-label': 'URL' }, el('a', { href: `#/webhooks/${w.id}` }, w.url)),
+        el('td', { 'data-label': 'Status' }, el('span', { className: `badge ${w.status}` }, w.status)),
+        el('td', { 'data-label': 'Events' }, w.events.join(', ')),
+        last);
+    });
+    const pager = el('nav', { className: 'pager', 'aria-label': 'Pages' },
+      el('button', { type: 'button', disabled: listState.page === 0, onclick: () => { listState.page -= 1; renderList().catch(fail); } }, 'Previous page'),
+      el('button', { type: 'button', disabled: !list.next_cursor, onclick: () => {
+        listState.cursors[listState.page + 1] = list.next_cursor;
+        listState.page += 1;
+        renderList().catch(fail);
+      } }, 'Next page'));
+    show(
+      el('div', { className: 'row' }, el('h2', {}, 'Your webhooks'), el('a', { href: '#/new', className: 'button primary', id: 'new-webhook' }, 'New Webhook')),
+      rows.length
+        ? el('table', { className: 'responsive', id: 'webhook-list' },
+          el('thead', {}, el('tr', {}, el('th', {}, 'URL'), el('th', {}, 'Status'), el('th', {}, 'Events'), el('th', {}, 'Last delivery'))),
+          el('tbody', {}, rows))
+        : el('p', {}, 'No webhooks yet. Register one with “New Webhook”.'),
+      pager);
+  }
+
+  // ---- new webhook ---------------------------------------------------------
+
+  function renderNew() {
+    const token = el('input', { type: 'text', id: 'token', name: 'token', className: 'mono', value: generateToken(), autocomplete: 'off', 'aria-describedby': 'token-hint token-error' });
+    const form = el('form', { novalidate: true, id: 'new-webhook-form' },
+      el('h2', {}, 'New Webhook'),
+      errorSlot('_form'),
+      urlField(''),
+      el('div', { className: 'field' },
+        el('label', { for: 'token' }, 'Authorization token'),
+        el('div', { className: 'row' }, token,
+          el('button', { type: 'button', onclick: () => { token.value = generateToken(); token.focus(); } }, 'Generate another')),
+        el('p', { className: 'hint', id: 'token-hint' }, 'Sent with every delivery as “Authorization: Basic <token>”. Generated for you; you may change it (16 to 256 visible characters).'),
+        errorSlot('token')),
+      eventCheckboxes([], 'new'),
+      descriptionField(''),
+      el('div', { className: 'row' },
+        el('button', { type: 'submit', className: 'primary' }, 'Submit'),
+        el('a', { href: '#/', className: 'button' }, 'Cancel')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearFieldErrors(form);
+      const description = form.querySelector('#description').value;
+      const body = { url: form.querySelector('#url').value.trim(), events: checkedEvents(form), token: token.value };
+      if (description) body.description = description;
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const created = await api('POST', 'webhooks', body);
+        renderCreated(created);
+      } catch (err) {
+        showFieldError(form, err);
+        say('The webhook was not created: see the message beside the field.', true);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    show(form);
+  }
+
+  function renderCreated(w) {
+    say('Webhook created.');
+    show(
+      el('h2', {}, 'Webhook created'),
+      el('p', { className: 'url' }, w.url),
+      onceNotice(secretRow('Token', w.token, 'created-token'), secretRow('Signing secret', w.signing_secret, 'created-secret')),
+      el('div', { className: 'row' },
+        el('a', { href: `#/webhooks/${w.id}`, className: 'button primary' }, 'Go to the webhook'),
+        el('a', { href: '#/', className: 'button' }, 'Back to the list')));
+  }
+
+  // ---- one webhook ---------------------------------------------------------
+
+  async function renderWebhook(id) {
+    const path = `webhooks/${encodeURIComponent(id)}`;
+    let w = await api('GET', path);
+    const revealed = el('div', { id: 'revealed' });
+    const logSection = el('section', { 'aria-labelledby': 'log-heading' });
+    const logState = { cursors: [null], page: 0 };
+
+    const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch', checked: w.status === 'active' });
+    const statusText = el('span', { id: 'status-text' }, w.status === 'active' ? 'Active' : 'Inactive');
+    statusSwitch.addEventListener('change', async () => {
+      const wanted = statusSwitch.checked ? 'active' : 'inactive';
+      statusSwitch.disabled = true;
+      try {
+        w = await api('PATCH', path, { status: wanted });
+        statusText.textContent = w.status === 'active' ? 'Active' : 'Inactive';
+        say(`The webhook is now ${w.status}.`);
+      } catch (err) {
+        statusSwitch.checked = !statusSwitch.checked;
+        say(err.message, true);
+      } finally {
+        statusSwitch.disabled = false;
+        statusSwitch.focus();
+      }
+    });
+
+    const edit = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
+      el('h3', { id: 'edit-heading' }, 'Settings'),
+      errorSlot('_form'),
+      urlField(w.url),
+      eventCheckboxes(w.events, 'edit'),
+      descriptionField(w.description),
+      el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
+    edit.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearFieldErrors(edit);
+      const description = edit.querySelector('#description').value;
+      try {
+        w = await api('PATCH', path, {
+          url: edit.querySelector('#url').value.trim(),
+          events: checkedEvents(edit),
+          description: description === '' ? null : description,
+        });
+        heading.textContent = w.url;
+        say('Changes saved.');
+      } catch (err) {
+        showFieldError(edit, err);
+        say('Nothing was changed: see the message beside the field.', true);
+      }
+    });
+
+    const tokenMask = el('span', { className: 'mono', id: 'token-mask' }, w.token);
+    const secretMask = el('span', { className: 'mono', id: 'secret-mask' }, w.signing_secret);
+    const newToken = el('input', { type: 'text', id: 'new-token', name: 'token', className: 'mono', autocomplete: 'off', 'aria-describedby': 'token-error' });
+    const secrets = el('form', { novalidate: true, id: 'token-form', 'aria-labelledby': 'secrets-heading' },
+      el('h3', { id: 'secrets-heading' }, 'Token and signing secret'),
+      el('p', {}, 'Authorization token: ', tokenMask),
+      el('div', { className: 'field' },
+        el('label', { for: 'new-token' }, 'Set a token of your own'),
+        el('div', { className: 'row' }, newToken,
+          el('button', { type: 'submit' }, 'Set token'),
+          el('button', { type: 'button', id: 'rotate-token', onclick: () => rotate('token', 'Token') }, 'Generate a new token')),
+        errorSlot('token')),
+      el('p', {}, 'Signing secret: ', secretMask, ' ',
+        el('button', { type: 'button', id: 'rotate-secret', onclick: () => rotate('signing-secret', 'Signing secret') }, 'Rotate signing secret')),
+      errorSlot('_form'));
+    secrets.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearFieldErrors(secrets);
+      try {
+        w = await api('PATCH', path, { token: newToken.value });
+        newToken.value = '';
+        tokenMask.textContent = `****${w.token.slice(-4)}`;
+        revealed.replaceChildren(onceNotice(secretRow('Token', w.token, 'revealed-token')));
+        say('Token changed.');
+      } catch (err) {
+        showFieldError(secrets, err);
+      }
+    });
+
+    async function rotate(what, label) {
+      try {
+        w = await api('POST', `${path}/${what}`);
+        const value = what === 'token' ? w.token : w.signing_secret;
+        (what === 'token' ? tokenMask : secretMask).textContent = `****${value.slice(-4)}`;
+        revealed.replaceChildren(onceNotice(secretRow(label, value, `revealed-${what}`)));
+        say(`${label} rotated.`);
+      } catch (err) {
+        say(err.message, true);
+      }
+    }
+
+    const testType = el('select', { id: 'test-type', name: 'type' },
+      eventTypes.map((t) => el('option', { value: t.name, selected: t.name === w.events[0] }, t.name)));
+    const testResult = el('div', { id: 'test-result', 'aria-live': 'polite' });
+    const test = el('form', { novalidate: true, id: 'test-form', 'aria-labelledby': 'test-heading' },
+      el('h3', { id: 'test-heading' }, 'Send a test event'),
+      el('p', { className: 'hint' }, 'Sends a sample event right away, signed like a real delivery, whatever the status.'),
+      el('div', { className: 'row' },
+        el('label', { for: 'test-type', className: 'visually-plain' }, 'Event type'), testType,
+        el('button', { type: 'submit' }, 'Send test event')),
+      testResult);
+    test.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const button = test.querySelector('button');
+      button.disabled = true;
+      testResult.replaceChildren('Sending…');
+      try {
+        const d = await api('POST', `${path}/test`, { type: testType.value });
+        testResult.replaceChildren(el('div', { className: 'panel' },
+          el('p', {}, 'Outcome: ', outcomeBadge(d.outcome),
+            d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
+          d.error ? el('p', {}, `Error: ${d.error}`) : null,
+          d.response_body ? el('pre', { className: 'snippet' }, d.response_body) : null));
+        await renderLog();
+      } catch (err) {
+        testResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    async function renderLog() {
+      const cursor = logState.cursors[logState.page];
+      const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const log = await api('GET', `${path}/deliveries?limit=20${query}`);
+      const rows = log.data.map((d) => el('tr', {},
+        el('td', { 'data-label': 'Time' }, formatTime(d.attempted_at)),
+        el('td', { 'data-label': 'Event' }, d.event_type, d.test ? el('span', { className: 'badge' }, ' test') : null, el('br'), el('small', { className: 'mono' }, d.event_id)),
+        el('td', { 'data-label': 'Outcome' }, outcomeBadge(d.outcome)),
+        el('td', { 'data-label': 'Status' }, d.status ? String(d.status) : '—'),
+        el('td', { 'data-label': 'Duration' }, `${d.duration_ms} ms`),
+        el('td', { 'data-label': 'Response' }, el('span', { className: 'snippet' }, d.response_body || d.error || ''))));
+      logSection.replaceChildren(
+        el('h3', { id: 'log-heading' }, 'Delivery log'),
+        rows.length
+          ? el('table', { className: 'responsive', id: 'delivery-log' },
+            el('thead', {}, el('tr', {}, ['Time', 'Event', 'Outcome', 'Status', 'Duration', 'Response'].map((h) => el('th', {}, h)))),
+            el('tbody', {}, rows))
+          : el('p', {}, 'No deliveries yet.'),
+        el('nav', { className: 'pager', 'aria-label': 'Delivery log pages' },
+          el('button', { type: 'button', disabled: logState.page === 0, onclick: () => { logState.page -= 1; renderLog().catch(fail); } }, 'Newer'),
+          el('button', { type: 'button', disabled: !log.next_cursor, onclick: () => {
+            logState.cursors[logState.page + 1] = log.next_cursor;
+            logState.page += 1;
+            renderLog().catch(fail);
+          } }, 'Older')));
+    }
+
+    const confirm = el('div', { id: 'delete-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'delete-question' },
+      el('p', { id: 'delete-question' }, 'Delete this webhook? Deliveries to it stop at once. This cannot be undone.'),
+      el('div', { className: 'row' },
+        el('button', { type: 'button', className: 'danger', id: 'delete-confirm-button', onclick: async () => {
+          try {
+            await api('DELETE', path);
+            say('Webhook deleted.');
+            location.hash = '#/';
+          } catch (err) {
+            say(err.message, true);
+          }
+        } }, 'Yes, delete it'),
+        el('button', { type: 'button', onclick: () => { confirm.hidden = true; deleteButton.focus(); } }, 'Cancel')));
+    const deleteButton = el('button', { type: 'button', className: 'danger', id: 'delete-button', onclick: () => {
+      confirm.hidden = false;
+      confirm.querySelector('button').focus();
+    } }, 'Delete webhook');
+
+    const heading = el('h2', { className: 'url' }, w.url);
+    show(
+      el('p', {}, el('a', { href: '#/' }, '← All webhooks')),
+      heading,
+      el('p', { className: 'hint mono' }, w.id),
+      el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
+      revealed,
+      edit,
+      secrets,
+      test,
+      logSection,
+      el('section', { 'aria-label': 'Danger zone' }, el('h3', {}, 'Delete'), deleteButton, confirm));
+    await renderLog();
+  }
+
+  // ---- routing ---------------------------------------------------------------
+
+  function fail(err) {
+    if (err && err.status === 401) return;
+    if (err && err.status === 404) {
+      show(el('h2', {}, 'Not found'), el('p', {}, 'No such webhook (it may have been deleted).'), el('a', { href: '#/' }, 'All webhooks'));
+      return;
+    }
+    say(err && err.message ? err.message : String(err), true);
+  }
+
+  async function route() {
+    if (!apiKey()) {
+      renderSignIn();
+      return;
+    }
+    signOutButton.hidden = false;
+    if (!eventTypes.length) await loadEventTypes();
+    const hash = location.hash || '#/';
+    const match = hash.match(/^#\/webhooks\/([^/]+)$/);
+    if (hash === '#/new') renderNew();
+    else if (match) await renderWebhook(decodeURIComponent(match[1]));
+    else {
+      listState.cursors = [null];
+      listState.page = 0;
+      await renderList();
+    }
+  }
+
+  signOutButton.addEventListener('click', () => {
+    signOut();
+    say('Signed out: the API key is forgotten.');
+  });
+  window.addEventListener('hashchange', () => {
+    // A message belongs to the view it was said on; "deleted" survives the move to the list.
+    if (!statusLine.textContent.endsWith('deleted.')) say('');
+    route().catch(fail);
+  });
+  route().catch(fail);
+})();

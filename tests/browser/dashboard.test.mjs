@@ -1,0 +1,212 @@
+// The dashboard, end to end, in Debian's Chromium driven by playwright-core,
+// against the local stack on moto (started by scripts/browser-test, which sets
+// API, KEY and SCREENSHOTS). A receiver on 127.0.0.1 gets the test events.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const API = process.env.API;
+const KEY = process.env.KEY;
+const SCREENSHOTS = process.env.SCREENSHOTS;
+assert.ok(API && KEY && SCREENSHOTS, 'run through scripts/browser-test (API, KEY and SCREENSHOTS)');
+
+const XSS = '<img src=x onerror=alert(1)>';
+let context;
+let page;
+let profile;
+let receiver;
+const received = [];
+const dialogs = [];
+const state = {};
+
+function receiverUrl() {
+  return `http://127.0.0.1:${receiver.address().port}/hook`;
+}
+
+async function apiGet(path) {
+  const r = await fetch(`${API}/${path}`, { headers: { Authorization: `Bearer ${KEY}` } });
+  return { status: r.status, body: r.status === 204 ? null : await r.json() };
+}
+
+/** A Standard Webhooks signature, computed here apart from the code under test. */
+function sign(secret, id, timestamp, body) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest('base64');
+  return `v1,${mac}`;
+}
+
+before(async () => {
+  receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('received by the e2e receiver');
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  profile = mkdtempSync(join(tmpdir(), 'dashboard-e2e-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-quic', '--disable-sync'],
+    viewport: { width: 1200, height: 900 },
+  });
+  page = context.pages()[0] || await context.newPage();
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => { throw e; });
+});
+
+after(async () => {
+  await context?.close();
+  receiver?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+test('a wrong API key is refused with a clear message, then the right one signs in (keyboard only)', async () => {
+  await page.goto(`${API}/dashboard`);
+  await page.getByLabel('API key').fill('whk_not-a-real-key');
+  await page.keyboard.press('Enter');
+  await page.getByText('That API key was not accepted').waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+
+  await page.getByLabel('API key').fill(KEY);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Your webhooks' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('webhooks.apiKey')), KEY);
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+});
+
+test('the API names a bad field and the page shows it beside that field', async () => {
+  await page.getByRole('link', { name: 'New Webhook' }).click();
+  await page.getByRole('heading', { name: 'New Webhook' }).waitFor();
+  state.prefilled = await page.getByLabel('Authorization token').inputValue();
+  assert.match(state.prefilled, /^[A-Za-z0-9+/]{43}=$/, 'a base64 token of 32 bytes is pre-filled');
+
+  await page.getByLabel('URL').fill('ftp://hooks.example.com/x');
+  await page.getByLabel(/async\.completed/).check();
+  await page.getByRole('button', { name: 'Submit' }).click();
+  const urlError = page.locator('#url-error');
+  await urlError.filter({ hasText: 'scheme' }).waitFor();
+  assert.equal(await page.locator('#events-error').textContent(), '');
+  assert.equal(await page.getByLabel('URL').getAttribute('aria-invalid'), 'true');
+});
+
+test('creating a webhook with the pre-filled token and two events shows its secrets once', async () => {
+  await page.getByLabel('URL').fill(receiverUrl());
+  assert.ok(await page.locator('#url-http-note').isVisible(), 'an http URL shows the note');
+  await page.getByLabel(/flowx\.completed/).check();
+  await page.getByLabel('Description (optional)').fill(XSS);
+  await page.screenshot({ path: join(SCREENSHOTS, 'new-webhook.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.getByRole('heading', { name: 'Webhook created' }).waitFor();
+  await page.getByText('they will not be shown in full again').waitFor();
+  assert.equal(await page.locator('#created-token').textContent(), state.prefilled);
+  state.secret = await page.locator('#created-secret').textContent();
+  assert.match(state.secret, /^whsec_/);
+  await page.getByRole('button', { name: 'Copy token' }).click();
+  await page.getByText(/Token (copied|selected)/).waitFor();
+
+  const list = await apiGet('webhooks');
+  const created = list.body.data.find((w) => w.url === receiverUrl());
+  assert.ok(created, 'the webhook exists through the API');
+  assert.deepEqual(created.events, ['async.completed', 'flowx.completed']);
+  assert.equal(created.description, XSS);
+  assert.notEqual(created.token, state.prefilled, 'reads mask the token');
+  state.id = created.id;
+});
+
+test('the list shows the webhook with its status and events', async () => {
+  await page.getByRole('link', { name: 'Back to the list' }).click();
+  const row = page.locator('#webhook-list tr', { hasText: receiverUrl() });
+  await row.waitFor();
+  assert.match(await row.textContent(), /active/);
+  assert.match(await row.textContent(), /async\.completed, flowx\.completed/);
+  await row.getByText('none yet').waitFor();
+  await page.screenshot({ path: join(SCREENSHOTS, 'list.png'), fullPage: true });
+});
+
+test('a description with markup is shown as text and runs nothing', async () => {
+  await page.getByRole('link', { name: receiverUrl() }).click();
+  await page.getByRole('heading', { name: receiverUrl() }).waitFor();
+  assert.equal(await page.getByLabel('Description (optional)').inputValue(), XSS);
+  assert.equal(await page.locator('img').count(), 0, 'no element was made from the description');
+  assert.deepEqual(dialogs, [], 'no script ran');
+});
+
+test('a test event sent from the page reaches the receiver, signed, and shows in the log', async () => {
+  await page.getByLabel('Event type').selectOption('flowx.completed');
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  await page.locator('#test-result').getByText('HTTP 200').waitFor();
+  assert.match(await page.locator('#test-result').textContent(), /delivered/);
+  assert.match(await page.locator('#test-result').textContent(), /received by the e2e receiver/);
+  const row = page.locator('#delivery-log tbody tr').first();
+  await row.waitFor();
+  assert.match(await row.textContent(), /flowx\.completed/);
+  assert.match(await row.textContent(), /test/);
+  assert.match(await row.textContent(), /delivered/);
+
+  assert.equal(received.length, 1);
+  const { headers, body } = received[0];
+  assert.equal(headers.authorization, `Basic ${state.prefilled}`);
+  assert.equal(headers['webhook-signature'], sign(state.secret, headers['webhook-id'], headers['webhook-timestamp'], body));
+  assert.equal(JSON.parse(body.toString()).type, 'flowx.completed');
+  await page.screenshot({ path: join(SCREENSHOTS, 'webhook.png'), fullPage: true });
+});
+
+test('the status switch turns the webhook inactive and back', async () => {
+  const toggle = page.getByRole('switch');
+  await toggle.focus();
+  await page.keyboard.press('Space');
+  await page.locator('#status-text', { hasText: /^Inactive$/ }).waitFor();
+  assert.equal((await apiGet(`webhooks/${state.id}`)).body.status, 'inactive');
+  await page.keyboard.press('Space');
+  await page.locator('#status-text', { hasText: /^Active$/ }).waitFor();
+  assert.equal((await apiGet(`webhooks/${state.id}`)).body.status, 'active');
+});
+
+test('rotating the token shows the new one once, and deliveries use it', async () => {
+  await page.getByRole('button', { name: 'Generate a new token' }).click();
+  const revealed = page.locator('#revealed-token');
+  await revealed.waitFor();
+  const token = await revealed.textContent();
+  assert.notEqual(token, state.prefilled);
+  assert.equal(await page.locator('#token-mask').textContent(), `****${token.slice(-4)}`);
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('#delivery-log tbody tr').length === 2);
+  assert.equal(received.length, 2);
+  assert.equal(received[1].headers.authorization, `Basic ${token}`);
+});
+
+test('the page is usable on a phone-sized screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scrolling (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1200, height: 900 });
+});
+
+test('delete asks for confirmation, then removes the webhook', async () => {
+  await page.getByRole('button', { name: 'Delete webhook' }).click();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal((await apiGet(`webhooks/${state.id}`)).status, 200, 'cancel deletes nothing');
+  await page.getByRole('button', { name: 'Delete webhook' }).click();
+  await page.getByRole('button', { name: 'Yes, delete it' }).click();
+  await page.getByRole('heading', { name: 'Your webhooks' }).waitFor();
+  await page.getByText('Webhook deleted.').waitFor();
+  assert.equal((await apiGet(`webhooks/${state.id}`)).status, 404);
+});
+
+test('signing out forgets the key', async () => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.deepEqual(dialogs, []);
+});
