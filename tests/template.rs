@@ -281,3 +281,26 @@ fn the_template_builds_the_workspace_binaries() {
         );
     }
 }
+
+/// One caller cannot take all of the API or starve the dispatcher: the stage
+/// is throttled and the api function's concurrency is reserved (and capped).
+#[test]
+fn the_api_is_throttled_and_its_concurrency_reserved() {
+    let t = template();
+    let routes = &resource(&t, "HttpApi")["DefaultRouteSettings"];
+    assert_eq!(
+        reference(&routes["ThrottlingBurstLimit"]),
+        "ApiThrottlingBurstLimit"
+    );
+    assert_eq!(
+        reference(&routes["ThrottlingRateLimit"]),
+        "ApiThrottlingRateLimit"
+    );
+    assert!(default_of(&t, "ApiThrottlingRateLimit") <= default_of(&t, "ApiThrottlingBurstLimit"));
+    let reserved = &resource(&t, "ApiFunction")["ReservedConcurrentExecutions"];
+    let Value::Tagged(tagged) = reserved else {
+        panic!("ReservedConcurrentExecutions is not an !If: {reserved:?}");
+    };
+    assert_eq!(tagged.tag, "If");
+    assert!(default_of(&t, "ApiReservedConcurrency") > 0);
+}

@@ -44,12 +44,24 @@ pub fn filter(rust_log: Option<&str>) -> Targets {
 /// One JSON object per line, without the span context that would repeat fields.
 pub fn init() {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let layer = tracing_subscriber::fmt::layer()
+    tracing_subscriber::registry()
+        .with(layer(std::io::stdout, rust_log.as_deref()))
+        .init();
+}
+
+/// The functions' log layer, writing to `writer`: tests capture what the
+/// functions would log, through the same format and filter.
+pub fn layer<S, W>(writer: W, rust_log: Option<&str>) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(false)
         .without_time()
-        .with_filter(filter(rust_log.as_deref()));
-    tracing_subscriber::registry().with(layer).init();
+        .with_writer(writer)
+        .with_filter(filter(rust_log))
 }
 
 #[cfg(test)]

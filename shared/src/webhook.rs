@@ -12,7 +12,7 @@ pub enum Status {
     Inactive,
 }
 
-/// A free-text note of at most 256 characters.
+/// A one-line free-text note of at most 256 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Description(String);
@@ -28,10 +28,13 @@ impl Description {
                 format!("must be at most {} characters (got {n})", Self::MAX_CHARS),
             ));
         }
-        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        // One line of text: no control character can split a log line or a header.
+        if s.chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        {
             return Err(ValidationError::new(
                 "description",
-                "must not contain control characters other than newline and tab",
+                "must be one line of text, without control characters (no newline, tab, CR or NUL)",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -79,7 +82,8 @@ mod tests {
         let err = Description::parse(&"é".repeat(257)).unwrap_err();
         assert_eq!(err.field, "description");
         assert!(err.message.contains("257"));
-        assert!(Description::parse("line one\nline two").is_ok());
+        assert!(Description::parse("line one\nline two").is_err());
+        assert!(Description::parse("tab\there").is_err());
         assert!(Description::parse("bell\u{7}").is_err());
     }
 

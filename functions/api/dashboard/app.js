@@ -188,7 +188,7 @@
   function descriptionField(value) {
     return el('div', { className: 'field' },
       el('label', { for: 'description' }, 'Description (optional)'),
-      el('textarea', { id: 'description', name: 'description', rows: 2, maxlength: 256, 'aria-describedby': 'description-error' }, value || ''),
+      el('input', { type: 'text', id: 'description', name: 'description', maxlength: 256, value: value || '', autocomplete: 'off', 'aria-describedby': 'description-error' }),
       errorSlot('description'));
   }
 

@@ -1,0 +1,521 @@
+//! Hostile input: the address rule against the standard library, an SSRF
+//! matrix at registration and at send time, header injection, randomized
+//! tenant isolation, and API keys stored hashed. Real handlers, moto, and a
+//! receiver on 127.0.0.1 that must never see a connection.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use proptest::prelude::*;
+use serde_json::json;
+use shared::delivery::ClientConfig;
+use shared::ssrf::is_forbidden;
+use shared::store::{DynamoStore, Store};
+use shared::{EventType, Status};
+use testkit::receiver::{Behavior, Receiver};
+use testkit::{Call, add_webhook, api_key_for, fresh_store, settings};
+
+// ---- the address classifier against std's own predicates ---------------------
+
+fn std_says_not_public_v4(ip: Ipv4Addr) -> bool {
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_unspecified()
+        || ip.is_documentation()
+}
+
+fn std_says_not_public_v6(ip: Ipv6Addr) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_unique_local()
+        || ip.is_unicast_link_local()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    #[test]
+    fn every_v4_address_std_calls_non_public_is_forbidden(bits: u32) {
+        let ip = Ipv4Addr::from(bits);
+        if std_says_not_public_v4(ip) {
+            prop_assert!(is_forbidden(IpAddr::V4(ip)), "{ip}");
+        }
+    }
+
+    #[test]
+    fn every_v6_address_std_calls_non_public_is_forbidden(bits: u128) {
+        let ip = Ipv6Addr::from(bits);
+        if std_says_not_public_v6(ip) {
+            prop_assert!(is_forbidden(IpAddr::V6(ip)), "{ip}");
+        }
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_judged_as_its_ipv4(bits: u32) {
+        let v4 = Ipv4Addr::from(bits);
+        let mapped = v4.to_ipv6_mapped();
+        prop_assert_eq!(is_forbidden(IpAddr::V6(mapped)), is_forbidden(IpAddr::V4(v4)));
+        prop_assert_eq!(mapped.to_ipv4_mapped(), Some(v4));
+    }
+
+    /// Addresses near the non-public ones: std's predicates draw the bounds.
+    #[test]
+    fn the_edges_of_the_private_ranges(a in prop::sample::select(vec![9u8, 10, 11, 126, 127, 128, 169, 172, 192]), b: u8, c: u8, d: u8) {
+        let ip = Ipv4Addr::new(a, b, c, d);
+        if std_says_not_public_v4(ip) {
+            prop_assert!(is_forbidden(IpAddr::V4(ip)), "{ip}");
+        }
+    }
+}
+
+// ---- SSRF at registration ---------------------------------------------------------
+
+/// Refused at registration, however spelt.
+const REFUSED_URLS: &[&str] = &[
+    // each forbidden IPv4 range, first and last address
+    "http://0.0.0.0/",
+    "http://0.255.255.255/",
+    "http://10.0.0.0/",
+    "http://10.255.255.255/",
+    "http://100.64.0.0/",
+    "http://100.127.255.255/",
+    "http://127.0.0.1/",
+    "http://127.255.255.255/",
+    "http://169.254.0.0/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://169.254.255.255/",
+    "http://172.16.0.0/",
+    "http://172.31.255.255/",
+    "http://192.0.0.0/",
+    "http://192.0.0.255/",
+    "http://192.0.2.0/",
+    "http://192.0.2.255/",
+    "http://192.168.0.0/",
+    "http://192.168.255.255/",
+    "http://198.18.0.0/",
+    "http://198.19.255.255/",
+    "http://198.51.100.0/",
+    "http://203.0.113.255/",
+    "http://224.0.0.1/",
+    "http://239.255.255.255/",
+    "http://240.0.0.1/",
+    "http://255.255.255.255/",
+    // other spellings of loopback
+    "http://2130706433/",
+    "http://017700000001/",
+    "http://0x7f000001/",
+    "http://0x7f.1/",
+    "http://0177.0.0.1/",
+    "http://127.1/",
+    "http://127.0.1/",
+    "http://0/",
+    "HTTP://127.0.0.1/",
+    "HtTpS://10.0.0.1/",
+    "http://127.0.0.1./",
+    // names
+    "http://localhost/",
+    "http://LOCALHOST/",
+    "http://localhost./",
+    "http://api.localhost/",
+    "https://a.b.localhost./x",
+    // IPv6 and every form that embeds an IPv4 address
+    "http://[::1]/",
+    "http://[::]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::ffff:10.0.0.1]/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[::127.0.0.1]/",
+    "http://[64:ff9b::7f00:1]/",
+    "http://[2002:7f00:1::]/",
+    "http://[2002:a00:1::1]/",
+    "http://[fc00::1]/",
+    "http://[fdff:ffff:ffff::1]/",
+    "http://[fe80::1]/",
+    "http://[febf::1]/",
+    "http://[fec0::1]/",
+    "http://[ff02::1]/",
+    "http://[2001:db8::1]/",
+    "http://[100::1]/",
+    "http://[2001::1]/",
+    // user-info and fragment tricks
+    "https://good.example.com@127.0.0.1/",
+    "https://good.example.com:pw@10.0.0.1/",
+    "https://127.0.0.1#@good.example.com/",
+];
+
+/// Accepted: public addresses and names that only look alike.
+const ACCEPTED_URLS: &[&str] = &[
+    "https://8.8.8.8/",
+    "https://[2606:4700:4700::1111]/",
+    "https://hooks.example.com/ekyc",
+    "https://localhost.example.com/",
+    "https://127.0.0.1.example.com/",
+    "HTTPS://HOOKS.EXAMPLE.COM/x",
+    "https://[::ffff:8.8.8.8]/",
+    "https://[2002:808:808::1]/",
+];
+
+async fn strict_app(dns: HashMap<String, Vec<IpAddr>>) -> api::App<DynamoStore> {
+    let store = fresh_store().await;
+    let settings = settings(store.table(), 1000);
+    api::App::new(store, settings).with_client_config(ClientConfig {
+        allow_private_targets: false,
+        dns_overrides: dns,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_targets_are_refused_at_registration_however_spelt() {
+    let app = strict_app(HashMap::new()).await;
+    let key = api_key_for(&app.store, "acme").await;
+    for url in REFUSED_URLS {
+        let reply = Call::new("POST", "/webhooks", &key)
+            .json(json!({"url": url, "events": ["async.completed"]}))
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 400, "{url} was accepted: {}", reply.body);
+        assert_eq!(reply.error().1.as_deref(), Some("url"), "{url}");
+    }
+    let first = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": "https://hooks.example.com/", "events": ["async.completed"]}))
+        .send(&app)
+        .await;
+    let id = first.body["id"].as_str().unwrap().to_owned();
+    for url in REFUSED_URLS {
+        let reply = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+            .json(json!({"url": url}))
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 400, "PATCH to {url} was accepted");
+    }
+    for url in ACCEPTED_URLS {
+        let reply = Call::new("POST", "/webhooks", &key)
+            .json(json!({"url": url, "events": ["async.completed"]}))
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 201, "{url} was refused: {}", reply.body);
+    }
+    let stored = app
+        .store
+        .list_webhooks(&shared::TenantId::parse("acme").unwrap(), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.items.len(),
+        1 + ACCEPTED_URLS.len(),
+        "nothing refused was stored"
+    );
+}
+
+// ---- SSRF at send time --------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_targets_are_blocked_at_send_time_without_a_connection() {
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let port = rx.addr.port();
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let forbidden: Vec<IpAddr> = vec![
+        v4(127, 0, 0, 1),
+        v4(10, 0, 0, 1),
+        v4(172, 16, 0, 1),
+        v4(192, 168, 1, 1),
+        v4(169, 254, 169, 254),
+        v4(100, 64, 0, 1),
+        v4(0, 0, 0, 0),
+        v4(224, 0, 0, 1),
+        "::1".parse().unwrap(),
+        "::ffff:127.0.0.1".parse().unwrap(),
+        "fd00::1".parse().unwrap(),
+        "fe80::1".parse().unwrap(),
+        "64:ff9b::7f00:1".parse().unwrap(),
+    ];
+    // Names that pass registration and resolve to forbidden addresses at send
+    // time (DNS rebinding), one of them among public addresses.
+    let mut dns: HashMap<String, Vec<IpAddr>> = forbidden
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| (format!("rebind{i}.example.com"), vec![*ip]))
+        .collect();
+    dns.insert(
+        "mixed.example.com".into(),
+        vec![v4(8, 8, 8, 8), v4(127, 0, 0, 1)],
+    );
+    let names: Vec<String> = dns.keys().cloned().collect();
+    let app = strict_app(dns).await;
+    let key = api_key_for(&app.store, "acme").await;
+
+    let mut ids = Vec::new();
+    for name in &names {
+        let reply = Call::new("POST", "/webhooks", &key)
+            .json(json!({"url": format!("http://{name}:{port}/"), "events": ["async.completed"]}))
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 201, "{name}: {}", reply.body);
+        ids.push((name.clone(), reply.body["id"].as_str().unwrap().to_owned()));
+    }
+    // Literals stored before the rule existed (or by hand) are caught too.
+    let literals = [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://2130706433:{port}/"),
+    ];
+    for url in &literals {
+        let wh = add_webhook(
+            &app.store,
+            "acme",
+            url,
+            &[EventType::AsyncCompleted],
+            Status::Active,
+        )
+        .await;
+        ids.push((url.clone(), wh.id.to_string()));
+    }
+    for (target, id) in &ids {
+        let reply = Call::new("POST", &format!("/webhooks/{id}/test"), &key)
+            .send(&app)
+            .await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.body);
+        if target == "mixed.example.com" {
+            // The forbidden address is dropped and only the public one is tried
+            // (unreachable from here): never the receiver on 127.0.0.1.
+            assert_ne!(reply.body["outcome"], "delivered", "{}", reply.body);
+        } else {
+            assert_eq!(reply.body["outcome"], "blocked", "{target}: {}", reply.body);
+        }
+    }
+    assert_eq!(
+        rx.connections(),
+        0,
+        "no connection reached the receiver on 127.0.0.1"
+    );
+}
+
+// ---- header injection -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_and_non_ascii_never_reach_a_header() {
+    let app = strict_app(HashMap::new()).await;
+    let key = api_key_for(&app.store, "acme").await;
+    let created = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": "https://hooks.example.com/", "events": ["async.completed"], "token": "a-good-token-0123456789"}))
+        .send(&app)
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let bad_tokens = [
+        "abcdefghijklmnop\r\nX-Injected: 1",
+        "abcdefghijklmnop\nX-Injected: 1",
+        "abcdefghijklmnop\rX",
+        "abcdefghijklmnop\u{0}",
+        "abcdefghijklmnop\u{7f}",
+        "abcdefghijklmnopé",
+        "abcdefghijklmnop\u{2028}",
+        "abcdefghij klmnop",
+        "abcdefghijklmnop\t",
+    ];
+    for token in bad_tokens {
+        let create = Call::new("POST", "/webhooks", &key)
+            .json(json!({"url": "https://hooks.example.com/", "events": ["async.completed"], "token": token}))
+            .send(&app)
+            .await;
+        assert_eq!(create.status, 400, "{token:?}");
+        assert_eq!(create.error().1.as_deref(), Some("token"), "{token:?}");
+        let patch = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+            .json(json!({"token": token}))
+            .send(&app)
+            .await;
+        assert_eq!(patch.error().1.as_deref(), Some("token"), "{token:?}");
+    }
+    for description in [
+        "line\r\nX-Injected: 1",
+        "a\nb",
+        "nul\u{0}",
+        "esc\u{1b}[31m",
+        "tab\there",
+    ] {
+        let patch = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+            .json(json!({"description": description}))
+            .send(&app)
+            .await;
+        assert_eq!(patch.status, 400, "{description:?}");
+        assert_eq!(
+            patch.error().1.as_deref(),
+            Some("description"),
+            "{description:?}"
+        );
+    }
+    // Descriptions are text for people: accents are fine (they never reach a request).
+    let fine = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+        .json(json!({"description": "Intégration CRM — équipe conformité"}))
+        .send(&app)
+        .await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+    // Nothing bad was stored: the token is the one set at creation.
+    let stored = app
+        .store
+        .get_webhook(
+            &shared::TenantId::parse("acme").unwrap(),
+            id.parse().unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.token.expose(), "a-good-token-0123456789");
+}
+
+// ---- tenant isolation, randomized ------------------------------------------------------
+
+/// A small deterministic generator (xorshift64*): the same seed, the same run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn randomized_operations_never_cross_tenants() {
+    let store = fresh_store().await;
+    let mut s = settings(store.table(), 1000);
+    s.url_policy.allow_private_targets = true;
+    let app = api::App::new(store, s);
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let tenants = ["t-alpha", "t-beta", "t-gamma"];
+    let mut keys = Vec::new();
+    for t in tenants {
+        keys.push(api_key_for(&app.store, t).await);
+    }
+    // Every tenant's URLs carry the tenant's name, so a leak is visible in any body.
+    let mut owned: Vec<Vec<String>> = vec![Vec::new(); tenants.len()];
+    let seed = 0x5eed_2026_1125_u64;
+    let mut rng = Rng(seed);
+    for step in 0..300 {
+        let who = rng.below(tenants.len());
+        let key = &keys[who];
+        // Often aim at another tenant's webhook.
+        let target_tenant = if rng.below(2) == 0 {
+            who
+        } else {
+            rng.below(tenants.len())
+        };
+        let target = (!owned[target_tenant].is_empty())
+            .then(|| owned[target_tenant][rng.below(owned[target_tenant].len())].clone());
+        let id = target
+            .clone()
+            .unwrap_or_else(|| "wh_01JDQ86G0Q3R8T5V9X2Z4B7D1F".into());
+        let one = format!("/webhooks/{id}");
+        let (method, path, body) = match rng.below(8) {
+            0 | 1 => (
+                "POST",
+                "/webhooks".to_owned(),
+                Some(json!({
+                    "url": format!("{}?owner={}", rx.url(&format!("/{}", tenants[who])), tenants[who]),
+                    "events": ["async.completed"],
+                    "description": format!("owned by {}", tenants[who]),
+                })),
+            ),
+            2 => ("GET", "/webhooks?limit=5".to_owned(), None),
+            3 => ("GET", one, None),
+            4 => ("PATCH", one, Some(json!({"status": "inactive"}))),
+            5 => ("GET", format!("{one}/deliveries"), None),
+            6 => ("POST", format!("{one}/test"), None),
+            _ => ("DELETE", one, None),
+        };
+        let mut call = Call::new(method, &path, key);
+        if let Some(body) = body {
+            call = call.json(body);
+        }
+        let reply = call.send(&app).await;
+        let text = reply.body.to_string();
+        for (other, name) in tenants.iter().enumerate() {
+            if other == who {
+                continue;
+            }
+            assert!(
+                !text.contains(name),
+                "step {step} (seed {seed:#x}): {method} {path} by {} leaked {name}: {text}",
+                tenants[who]
+            );
+            for foreign in &owned[other] {
+                assert!(
+                    !text.contains(foreign.as_str()),
+                    "step {step}: {method} {path} leaked {foreign}"
+                );
+            }
+        }
+        let foreign_target = target.is_some() && target_tenant != who;
+        if foreign_target && path.contains("/webhooks/wh_") {
+            assert_eq!(
+                reply.status, 404,
+                "step {step}: {method} {path} on a foreign webhook"
+            );
+        }
+        if method == "POST" && path == "/webhooks" && reply.status == 201 {
+            owned[who].push(reply.body["id"].as_str().unwrap().to_owned());
+        }
+        if method == "DELETE" && reply.status == 204 {
+            owned[who].retain(|w| w != &id);
+        }
+    }
+    // Nothing a foreign tenant did changed anything: every webhook still names its owner.
+    for (i, t) in tenants.iter().enumerate() {
+        let list = Call::new("GET", "/webhooks?limit=100", &keys[i])
+            .send(&app)
+            .await;
+        for w in list.body["data"].as_array().unwrap() {
+            assert!(w["url"].as_str().unwrap().contains(t));
+        }
+        assert_eq!(list.body["data"].as_array().unwrap().len(), owned[i].len());
+    }
+    // Test events went only to their own tenant's path.
+    for req in rx.requests() {
+        let owner = req
+            .path
+            .trim_start_matches('/')
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(tenants.contains(&owner.as_str()), "{}", req.path);
+    }
+}
+
+// ---- API keys are stored hashed ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_stored_as_hashes_only() {
+    let store = fresh_store().await;
+    let key = api_key_for(&store, "acme").await;
+    let items = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let raw: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    assert!(!raw.is_empty());
+    assert!(
+        raw.iter().all(|item| !item.contains(&key)),
+        "the key is stored in clear"
+    );
+    let hash = shared::api_key::hash(&key);
+    assert!(
+        raw.iter().any(|item| item.contains(&hash)),
+        "the hash is the key's record"
+    );
+}
