@@ -776,9 +776,11 @@ async fn the_delivery_log_is_paginated_newest_first_and_tenant_isolated() {
             response_excerpt: Some(format!("reply {i}")),
             location: None,
             error: None,
+            retry_after: None,
         };
         let started = base + time::Duration::seconds(i as i64);
         let record = DeliveryRecord::new(
+            shared::TenantId::parse("tenant-a").unwrap(),
             id,
             event_id.clone(),
             shared::EventType::AsyncCompleted,

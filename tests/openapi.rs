@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
+use shared::store::Store;
 use shared::{EventType, samples};
 use testkit::receiver::{Behavior, Receiver};
 use testkit::{Call, Reply, api_key_for, fresh_store, settings};
@@ -129,8 +130,16 @@ async fn every_operation_answers_what_the_document_says() {
     let store = fresh_store().await;
     let mut settings = settings(store.table(), 2);
     settings.url_policy.allow_private_targets = true;
-    let app = api::App::new(store, settings);
+    let queued = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = api::App::new(store, settings).with_recovery(
+        shared::retry::RecoveryConfig::default(),
+        shared::requeue::Requeue::Memory(queued.clone()),
+    );
     let key = api_key_for(&app.store, "acme").await;
+    let (event, _) = testkit::envelope("acme", EventType::AsyncCompleted, json!({"ok": true}));
+    let kept = shared::event_log::StoredEvent::new(&event, time::OffsetDateTime::now_utc(), 7);
+    app.store.put_event(&kept).await.unwrap();
+    let evt = event.id.to_string();
     let rx = Receiver::start(Behavior::Respond {
         status: 200,
         headers: vec![],
@@ -158,7 +167,27 @@ async fn every_operation_answers_what_the_document_says() {
     assert_eq!(over_limit.status, 409);
     replies.push(("/webhooks", "POST", over_limit));
 
-    let one = |p: &str| p.replace("{id}", &id);
+    // A delivery of the kept event to the first webhook, as the dispatcher would record it.
+    let attempt = shared::delivery::Attempt {
+        outcome: shared::delivery::Outcome::HttpError,
+        status: Some(503),
+        duration_ms: 12,
+        response_excerpt: None,
+        location: None,
+        error: None,
+        retry_after: None,
+    };
+    let record = shared::delivery_log::DeliveryRecord::new(
+        event.tenant_id.clone(),
+        id.parse().unwrap(),
+        event.id.clone(),
+        event.event_type,
+        time::OffsetDateTime::now_utc(),
+        attempt,
+        30,
+    );
+    app.store.record_delivery(&record).await.unwrap();
+    let one = |p: &str| p.replace("{id}", &id).replace("{evt}", &evt);
     let calls: Vec<(&str, &str, Call)> = vec![
         (
             "/webhooks",
@@ -261,6 +290,47 @@ async fn every_operation_answers_what_the_document_says() {
             "/webhooks/{id}/deliveries",
             "GET",
             Call::new("GET", "/webhooks/{id}/deliveries?cursor=bogus", &key),
+        ),
+        ("/events", "GET", Call::new("GET", "/events?limit=5", &key)),
+        (
+            "/events",
+            "GET",
+            Call::new("GET", "/events?type=async.done", &key),
+        ),
+        (
+            "/events",
+            "GET",
+            Call::new("GET", "/events?since=yesterday", &key),
+        ),
+        (
+            "/events/{id}",
+            "GET",
+            Call::new("GET", "/events/{evt}", &key),
+        ),
+        (
+            "/events/{id}",
+            "GET",
+            Call::new("GET", "/events/evt_missing", &key),
+        ),
+        (
+            "/events/{id}/redeliver",
+            "POST",
+            Call::new("POST", "/events/{evt}/redeliver", &key),
+        ),
+        (
+            "/events/{id}/redeliver",
+            "POST",
+            Call::new("POST", "/events/evt_missing/redeliver", &key),
+        ),
+        (
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/deliveries/{evt}~1/redeliver", &key),
+        ),
+        (
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/deliveries/{evt}~7/redeliver", &key),
         ),
         (
             "/event-types",

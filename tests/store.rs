@@ -21,6 +21,9 @@ fn webhook(tenant: &str) -> Webhook {
         description: None,
         created_at: now,
         updated_at: now,
+        retry_policy: Default::default(),
+        previous_signing_secret: None,
+        disabled_reason: None,
     }
 }
 

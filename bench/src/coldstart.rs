@@ -2,7 +2,7 @@
 //! at a Lambda Runtime API served here on loopback.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,10 @@ pub struct ColdStart {
     pub size_bytes: u64,
 }
 
-/// Starts `binary` `runs` times; each run ends at its first `GET .../invocation/next`.
-pub async fn measure(binary: &Path, runs: usize) -> ColdStart {
+/// Starts each binary `runs` times, in turns (floor, api, dispatch, floor, ...)
+/// so that whatever else the machine does weighs on each alike; each run ends
+/// at the binary's first `GET .../invocation/next`.
+pub async fn measure(binaries: &[PathBuf], runs: usize) -> Vec<ColdStart> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -40,42 +42,53 @@ pub async fn measure(binary: &Path, runs: usize) -> ColdStart {
         },
     ));
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut samples = Vec::with_capacity(runs);
+    let mut samples = vec![Vec::with_capacity(runs); binaries.len()];
     for _ in 0..runs {
-        let start = Instant::now();
-        let mut child = Command::new(binary)
-            .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("TABLE_NAME", "bench")
-            .env("EVENTS_QUEUE_URL", "http://127.0.0.1:1/queue")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the binary");
-        let reached = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
-        let _ = child.kill();
-        let _ = child.wait();
-        match reached {
-            Ok(Some(at)) => samples.push(at.duration_since(start).as_micros() as u64),
-            _ => panic!("{} never asked for work", binary.display()),
+        for (binary, samples) in binaries.iter().zip(&mut samples) {
+            samples.push(once(binary, port, &mut rx).await);
         }
     }
     server.abort();
-    ColdStart {
-        binary: binary
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        p50_us: percentile(&mut samples, 50.0),
-        p90_us: percentile(&mut samples, 90.0),
-        size_bytes: std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0),
+    binaries
+        .iter()
+        .zip(samples)
+        .map(|(binary, mut samples)| ColdStart {
+            binary: binary
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            p50_us: percentile(&mut samples, 50.0),
+            p90_us: percentile(&mut samples, 90.0),
+            size_bytes: std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0),
+        })
+        .collect()
+}
+
+/// One start of `binary`: microseconds from exec to its first request for work.
+async fn once(binary: &Path, port: u16, rx: &mut mpsc::UnboundedReceiver<Instant>) -> u64 {
+    let start = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("TABLE_NAME", "bench")
+        .env("EVENTS_QUEUE_URL", "http://127.0.0.1:1/queue")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the binary");
+    let reached = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    match reached {
+        Ok(Some(at)) => at.duration_since(start).as_micros() as u64,
+        _ => panic!("{} never asked for work", binary.display()),
     }
 }

@@ -2,18 +2,18 @@
 //! api handler behind a local HTTP server, and the real dispatch handler fed
 //! by a poller that does what Lambda's SQS event source mapping does.
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::App;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use dispatch::Dispatcher;
 use shared::delivery::{ClientConfig, DeliveryClient};
-use shared::infra::{self, DISPATCH_TIMEOUT_SECS, SQS_BATCH_SIZE};
+use shared::infra;
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
+
+use crate::poller::{self, PollerOptions};
 
 pub struct Options {
     pub port: u16,
@@ -21,6 +21,8 @@ pub struct Options {
     pub queue: String,
     pub tenant: String,
     pub strict_targets: bool,
+    /// Receive loops at once (the dispatch function's concurrency).
+    pub concurrency: usize,
 }
 
 pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), String> {
@@ -52,7 +54,7 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
         ..ClientConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let dispatcher = Dispatcher::new(store.clone(), client, &settings);
+    let dispatcher = Arc::new(Dispatcher::new(store.clone(), client, &settings));
     let app = Arc::new(App::new(store, settings));
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
     let server = api::local::serve_api(addr, app);
@@ -60,7 +62,10 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     print_banner(&opts, &key, &queues.events, &config_env(config));
     tokio::select! {
         result = server => result,
-        () = poll(&sqs, &queues.events, &dispatcher) => Ok(()),
+        () = poller::run(sqs.clone(), queues.events.clone(), dispatcher, PollerOptions {
+            concurrency: opts.concurrency,
+            log_batches: true,
+        }) => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             eprintln!("\nstopping");
             Ok(())
@@ -81,84 +86,6 @@ async fn ensure_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
         create_table(dynamodb, table)
             .await
             .map_err(|e| e.to_string())
-    }
-}
-
-/// Long-polls the queue and hands each batch to the dispatch handler, with
-/// the function's timeout as the deadline; deletes what did not fail and
-/// leaves the failures for redrive, as the event source mapping does.
-async fn poll(sqs: &aws_sdk_sqs::Client, queue: &str, dispatcher: &Dispatcher<DynamoStore>) {
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(SQS_BATCH_SIZE as i32)
-            .wait_time_seconds(5)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                eprintln!(
-                    "poller: receiving failed: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if messages.is_empty() {
-            continue;
-        }
-        let pairs = messages.iter().map(|m| {
-            (
-                m.message_id.clone().unwrap_or_default(),
-                m.body.clone().unwrap_or_default(),
-            )
-        });
-        let event = dispatch::local::sqs_event(pairs);
-        let invocation = dispatch::local::invocation(event, DISPATCH_TIMEOUT_SECS * 1000, "local");
-        let failed: HashSet<String> = match dispatch::handle(dispatcher, invocation).await {
-            Ok(response) => response
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
-            Err(e) => {
-                eprintln!("poller: the dispatch handler failed: {e}");
-                continue;
-            }
-        };
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.message_id.as_ref().is_some_and(|id| !failed.contains(id)))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        eprintln!(
-            "poller: dispatched {} message(s), {} failed",
-            messages.len(),
-            failed.len()
-        );
-        if !done.is_empty()
-            && let Err(e) = sqs
-                .delete_message_batch()
-                .queue_url(queue)
-                .set_entries(Some(done))
-                .send()
-                .await
-        {
-            eprintln!(
-                "poller: deleting failed: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-            );
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use shared::signing::SigningSecret;
 
 mod listen;
 mod local;
+mod poller;
 use shared::emit::{NewEvent, emit};
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{TenantId, api_key};
@@ -78,6 +79,27 @@ enum Command {
         /// local webhooks may point at localhost).
         #[arg(long)]
         strict_targets: bool,
+        /// Receive loops at once (the dispatch function's concurrency).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
+    /// Feed the real dispatch handler from an events queue as Lambda's SQS
+    /// event source does: long polls, batches of up to 10, the function's 6 s
+    /// deadline, failed messages left for redrive (local runs, the proof harness).
+    Poll {
+        /// The events queue.
+        #[arg(long, env = "EVENTS_QUEUE_URL")]
+        queue_url: String,
+        /// Receive loops at once (the dispatch function's concurrency).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Let webhooks point at private and loopback addresses (local
+        /// receivers). Never in production.
+        #[arg(long)]
+        allow_private_targets: bool,
+        /// Print a line per batch (otherwise only batches with failures).
+        #[arg(long)]
+        verbose: bool,
     },
     /// A receiver for trying deliveries out: prints each request, answers 200.
     Listen {
@@ -134,6 +156,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             queue,
             tenant,
             strict_targets,
+            concurrency,
         } => {
             let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
             local::run(
@@ -144,6 +167,25 @@ async fn run(cli: Cli) -> Result<(), String> {
                     queue,
                     tenant,
                     strict_targets,
+                    concurrency,
+                },
+            )
+            .await?;
+        }
+        Command::Poll {
+            queue_url,
+            concurrency,
+            allow_private_targets,
+            verbose,
+        } => {
+            poller::poll_command(
+                &config,
+                table()?,
+                queue_url,
+                allow_private_targets,
+                poller::PollerOptions {
+                    concurrency,
+                    log_batches: verbose,
                 },
             )
             .await?;

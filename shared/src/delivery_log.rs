@@ -6,10 +6,11 @@ use time::macros::format_description;
 
 use crate::delivery::{Attempt, Outcome};
 use crate::event::EventId;
-use crate::{EventType, WebhookId};
+use crate::{EventType, TenantId, WebhookId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
+    pub tenant_id: TenantId,
     pub webhook_id: WebhookId,
     pub event_id: EventId,
     pub event_type: EventType,
@@ -31,10 +32,93 @@ pub struct DeliveryRecord {
     /// Sent by "send a test event", not by the dispatcher.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// 1 for the first attempt of (event, webhook), then 2, 3, ...
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// Asked for by the customer (a redelivery), not scheduled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
+    /// When the next automatic attempt is due, if one is scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// The last attempt the retry policy allows failed: no more will be made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exhausted: bool,
 }
 
+fn first_attempt() -> u32 {
+    1
+}
+
+/// A delivery-log cursor taken apart: `<attempted_at>#<event id>#<attempt>#<tenant>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    pub sort_key: String,
+    pub event_id: EventId,
+    pub attempt: u32,
+    pub tenant_id: TenantId,
+}
+
+impl DeliveryCursor {
+    pub fn parse(cursor: &str) -> Option<Self> {
+        let mut parts = cursor.split('#');
+        let (time, event, attempt, tenant) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || time.len() != 27 || !time.ends_with('Z') {
+            return None;
+        }
+        if attempt.len() < 3 || !attempt.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            sort_key: format!("{time}#{event}#{attempt}"),
+            event_id: EventId::parse(event).ok()?,
+            attempt: attempt.parse().ok()?,
+            tenant_id: TenantId::parse(tenant).ok()?,
+        })
+    }
+}
+
+/// `<event id>~<attempt>`, as [`DeliveryRecord::delivery_id`] writes it.
+pub fn parse_delivery_id(id: &str) -> Option<(EventId, u32)> {
+    let (event, attempt) = id.rsplit_once('~')?;
+    let attempt: u32 = attempt.parse().ok().filter(|n| *n >= 1)?;
+    Some((EventId::parse(event).ok()?, attempt))
+}
+
+/// `t` in UTC as `2026-11-25T17:00:00.500000Z`. Written out by hand: once per
+/// delivery, and `time`'s formatter (a format description walked item by
+/// item) cost more than the rest of the record.
 pub fn sortable_time(t: OffsetDateTime) -> String {
     let utc = t.to_offset(time::UtcOffset::UTC);
+    let Ok(year) = u32::try_from(utc.year()) else {
+        return sortable_time_described(utc);
+    };
+    if year > 9999 {
+        return sortable_time_described(utc);
+    }
+    let mut out = String::with_capacity(27);
+    let mut push = |value: u32, digits: u32, after: Option<char>| {
+        for i in (0..digits).rev() {
+            let digit = value / 10u32.pow(i) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+        if let Some(c) = after {
+            out.push(c);
+        }
+    };
+    push(year, 4, Some('-'));
+    push(u32::from(u8::from(utc.month())), 2, Some('-'));
+    push(u32::from(utc.day()), 2, Some('T'));
+    push(u32::from(utc.hour()), 2, Some(':'));
+    push(u32::from(utc.minute()), 2, Some(':'));
+    push(u32::from(utc.second()), 2, Some('.'));
+    push(utc.microsecond(), 6, Some('Z'));
+    out
+}
+
+/// The same through `time`'s formatter, for years outside 0..=9999.
+fn sortable_time_described(utc: OffsetDateTime) -> String {
     utc.format(format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     ))
@@ -42,7 +126,9 @@ pub fn sortable_time(t: OffsetDateTime) -> String {
 }
 
 impl DeliveryRecord {
+    /// The record of a first, automatic attempt; the builders below say otherwise.
     pub fn new(
+        tenant_id: TenantId,
         webhook_id: WebhookId,
         event_id: EventId,
         event_type: EventType,
@@ -51,6 +137,7 @@ impl DeliveryRecord {
         ttl_days: u32,
     ) -> Self {
         Self {
+            tenant_id,
             webhook_id,
             event_id,
             event_type,
@@ -63,6 +150,10 @@ impl DeliveryRecord {
             error: attempt.error,
             expires_at: started.unix_timestamp() + i64::from(ttl_days) * 86_400,
             test: false,
+            attempt: 1,
+            manual: false,
+            next_attempt_at: None,
+            exhausted: false,
         }
     }
 
@@ -71,9 +162,32 @@ impl DeliveryRecord {
         Self { test: true, ..self }
     }
 
+    pub fn with_attempt(self, attempt: u32, manual: bool) -> Self {
+        Self {
+            attempt,
+            manual,
+            ..self
+        }
+    }
+
     /// Where this record sits in its webhook's newest-first log.
     pub fn sort_key(&self) -> String {
-        format!("{}#{}", self.attempted_at, self.event_id)
+        format!(
+            "{}#{}#{:03}",
+            self.attempted_at, self.event_id, self.attempt
+        )
+    }
+
+    /// Where a page of the delivery log that ends with this record resumes:
+    /// the sort key and the tenant (the store needs both for the key).
+    pub fn cursor(&self) -> String {
+        format!("{}#{}", self.sort_key(), self.tenant_id)
+    }
+
+    /// The id the API shows and redelivery takes: `<event id>~<attempt>`
+    /// (`~` is not in the event id alphabet).
+    pub fn delivery_id(&self) -> String {
+        format!("{}~{}", self.event_id, self.attempt)
     }
 }
 
@@ -89,5 +203,21 @@ mod tests {
         let c = sortable_time(datetime!(2026-11-25 17:00:01 UTC));
         assert_eq!(a, "2026-11-25T17:00:00.500000Z");
         assert!(b < a && a < c);
+    }
+
+    #[test]
+    fn the_written_out_format_is_the_described_one() {
+        let mut t = datetime!(1999-12-31 23:59:59.999999 UTC);
+        for step in 0..2000i64 {
+            // Steps of odd sizes through days, months, years and fractions.
+            t += time::Duration::microseconds(step * 7_919_993_113 + 1);
+            assert_eq!(sortable_time(t), sortable_time_described(t), "{t}");
+        }
+        let offset = datetime!(2026-01-01 00:30:00.000001 +01:00);
+        assert_eq!(sortable_time(offset), "2025-12-31T23:30:00.000001Z");
+        assert_eq!(
+            sortable_time(datetime!(0000-01-01 00:00:00 UTC)),
+            "0000-01-01T00:00:00.000000Z"
+        );
     }
 }

@@ -59,6 +59,29 @@ impl SigningSecret {
     }
 }
 
+/// A replaced secret and the end of its overlap.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreviousSecret {
+    pub secret: SigningSecret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// The `webhook-signature` value: one `v1,` signature per secret,
+/// space-separated, as the Standard Webhooks specification allows during a rotation.
+pub fn signature_header(
+    secrets: &[&SigningSecret],
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    secrets
+        .iter()
+        .map(|s| s.sign(msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl std::fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SigningSecret(****)")

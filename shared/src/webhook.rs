@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::signing::SigningSecret;
+use crate::retry::RetryPolicy;
+use crate::signing::{PreviousSecret, SigningSecret};
 use crate::{EventSet, TenantId, Token, ValidationError, WebhookId, WebhookUrl};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,38 @@ pub struct Webhook {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// What follows a failed attempt (absent in items written before it existed: `none`).
+    #[serde(default)]
+    pub retry_policy: RetryPolicy,
+    /// The secret a rotation replaced, still signing until it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing_secret: Option<PreviousSecret>,
+    /// Why the platform set the webhook inactive (a `410 Gone`); cleared when it is activated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+impl Webhook {
+    /// The secrets that sign a delivery at `now`: the current one, and the
+    /// previous one during the overlap after a rotation.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&SigningSecret> {
+        let mut secrets = vec![&self.signing_secret];
+        if let Some(previous) = &self.previous_signing_secret
+            && previous.expires_at > now
+        {
+            secrets.push(&previous.secret);
+        }
+        secrets
+    }
+
+    /// Replaces the signing secret; the old one keeps signing for `overlap`.
+    pub fn rotate_signing_secret(&mut self, now: OffsetDateTime, overlap: std::time::Duration) {
+        let old = std::mem::replace(&mut self.signing_secret, SigningSecret::generate());
+        self.previous_signing_secret = (!overlap.is_zero()).then(|| PreviousSecret {
+            secret: old,
+            expires_at: now + overlap,
+        });
+    }
 }
 
 /// Now, in UTC, at whole-microsecond precision so that it survives RFC 3339.

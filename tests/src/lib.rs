@@ -214,6 +214,9 @@ pub async fn add_webhook(
         description: None,
         created_at: now,
         updated_at: now,
+        retry_policy: Default::default(),
+        previous_signing_secret: None,
+        disabled_reason: None,
     };
     store
         .create_webhook(&webhook, 1000)

@@ -1,5 +1,7 @@
 //! A real HTTP/1.1 receiver on 127.0.0.1 whose behaviour each test chooses:
-//! answer, hang, close the connection, or stream a large body slowly.
+//! answer, hang, close the connection, or stream a large body slowly; and the
+//! hostile ones: reset the connection, send a huge body fast, trickle the
+//! response head.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +32,13 @@ pub enum Behavior {
         chunk: usize,
         every: Duration,
     },
+    /// Reads the request, then resets the connection (SO_LINGER 0: a TCP RST).
+    Reset,
+    /// Answers 200 with a body of `total` bytes written as fast as the
+    /// client takes them.
+    HugeBody { total: usize },
+    /// Writes a 200 response head one byte per `every`.
+    TrickleHead { every: Duration },
 }
 
 impl Behavior {
@@ -64,6 +73,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Received>>>,
     connections: Arc<AtomicUsize>,
+    /// Response bytes written (head and body).
+    written: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -81,17 +92,28 @@ impl Receiver {
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (reqs, conns) = (Arc::clone(&requests), Arc::clone(&connections));
+        let written = Arc::new(AtomicUsize::new(0));
+        let (reqs, conns, wrote) = (
+            Arc::clone(&requests),
+            Arc::clone(&connections),
+            Arc::clone(&written),
+        );
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 conns.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, behavior.clone(), Arc::clone(&reqs)));
+                tokio::spawn(serve(
+                    stream,
+                    behavior.clone(),
+                    Arc::clone(&reqs),
+                    Arc::clone(&wrote),
+                ));
             }
         });
         Self {
             addr,
             requests,
             connections,
+            written,
             task,
         }
     }
@@ -107,9 +129,20 @@ impl Receiver {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+
+    /// Response bytes written so far, to any client (counted by
+    /// `HugeBody` and `TrickleHead`).
+    pub fn written(&self) -> usize {
+        self.written.load(Ordering::SeqCst)
+    }
 }
 
-async fn serve(mut stream: TcpStream, behavior: Behavior, requests: Arc<Mutex<Vec<Received>>>) {
+async fn serve(
+    mut stream: TcpStream,
+    behavior: Behavior,
+    requests: Arc<Mutex<Vec<Received>>>,
+    written: Arc<AtomicUsize>,
+) {
     if let Behavior::Garbage(bytes) = behavior {
         let _ = stream.write_all(bytes).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -173,6 +206,37 @@ async fn serve(mut stream: TcpStream, behavior: Behavior, requests: Arc<Mutex<Ve
                         return;
                     }
                     sent += n;
+                }
+            }
+            Behavior::Reset => {
+                let _ = stream.set_zero_linger();
+                return;
+            }
+            Behavior::HugeBody { total } => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {total}\r\n\r\n");
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                written.fetch_add(head.len(), Ordering::SeqCst);
+                let piece = vec![b'x'; 64 * 1024];
+                let mut sent = 0;
+                while sent < *total {
+                    let n = (*total - sent).min(piece.len());
+                    if stream.write_all(&piece[..n]).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(n, Ordering::SeqCst);
+                    sent += n;
+                }
+            }
+            Behavior::TrickleHead { every } => {
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                for byte in head {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(*every).await;
                 }
             }
         }

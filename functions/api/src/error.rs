@@ -20,6 +20,14 @@ pub enum ApiError {
     Unauthorized,
     #[error("no webhook with this id")]
     WebhookNotFound,
+    #[error("no event with this id (events are kept for a limited time)")]
+    EventNotFound,
+    #[error("no delivery with this id for this webhook")]
+    DeliveryNotFound,
+    #[error("the event's data was too large to keep, so it cannot be sent again")]
+    PayloadNotKept,
+    #[error("redelivery is not available: no events queue is configured")]
+    QueueUnavailable,
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed; allowed: {0}")]
@@ -81,6 +89,10 @@ impl ApiError {
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::WebhookNotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
+            ApiError::EventNotFound => (StatusCode::NOT_FOUND, "event_not_found"),
+            ApiError::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
+            ApiError::PayloadNotKept => (StatusCode::CONFLICT, "payload_not_kept"),
+            ApiError::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable"),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

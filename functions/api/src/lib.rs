@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod dashboard;
 mod error;
+mod events;
 #[cfg(feature = "local")]
 pub mod local;
 mod openapi;

@@ -5,12 +5,15 @@ use std::sync::OnceLock;
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::event::EventId;
+use shared::requeue::Requeue;
+use shared::retry::RecoveryConfig;
 use shared::store::Store;
 use shared::{Settings, WebhookId};
 
 use crate::dashboard::Asset;
 use crate::webhooks::Rotate;
-use crate::{ApiError, auth, body, dashboard, openapi, test_event, webhooks};
+use crate::{ApiError, auth, body, dashboard, events, openapi, test_event, webhooks};
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
@@ -20,6 +23,9 @@ pub struct App<S> {
     /// Built on the first test event: most containers never send one, and
     /// building it would add to every cold start.
     client: OnceLock<Result<DeliveryClient, String>>,
+    pub(crate) recovery: RecoveryConfig,
+    /// Where redeliveries are queued (the events queue).
+    pub(crate) requeue: Requeue,
 }
 
 impl<S> App<S> {
@@ -33,7 +39,16 @@ impl<S> App<S> {
             settings,
             client_config,
             client: OnceLock::new(),
+            recovery: RecoveryConfig::default(),
+            requeue: Requeue::Disabled,
         }
+    }
+
+    /// Event retention, the signing-secret overlap, and where redeliveries go.
+    pub fn with_recovery(mut self, recovery: RecoveryConfig, requeue: Requeue) -> Self {
+        self.recovery = recovery;
+        self.requeue = requeue;
+        self
     }
 
     /// Replaces the delivery client's configuration (tests: DNS overrides).
@@ -67,6 +82,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/dashboard", "GET"),
     ("/dashboard/app.js", "GET"),
     ("/dashboard/app.css", "GET"),
+    ("/events", "GET"),
+    ("/events/{id}", "GET"),
+    ("/events/{id}/redeliver", "POST"),
+    ("/webhooks/{id}/deliveries/{delivery_id}/redeliver", "POST"),
 ];
 
 enum Route {
@@ -79,6 +98,10 @@ enum Route {
     EventTypes,
     OpenApi,
     Dashboard(Asset),
+    Events,
+    Event(Option<EventId>),
+    EventRedeliver(Option<EventId>),
+    DeliveryRedeliver(Option<WebhookId>, String),
 }
 
 impl Route {
@@ -96,6 +119,10 @@ impl Route {
             Route::Dashboard(Asset::Page) => 8,
             Route::Dashboard(Asset::Script) => 9,
             Route::Dashboard(Asset::Style) => 10,
+            Route::Events => 11,
+            Route::Event(_) => 12,
+            Route::EventRedeliver(_) => 13,
+            Route::DeliveryRedeliver(..) => 14,
         }
     }
 }
@@ -120,6 +147,12 @@ fn route(path: &str) -> Option<Route> {
         ["dashboard"] => Some(Route::Dashboard(Asset::Page)),
         ["dashboard", "app.js"] => Some(Route::Dashboard(Asset::Script)),
         ["dashboard", "app.css"] => Some(Route::Dashboard(Asset::Style)),
+        ["events"] => Some(Route::Events),
+        ["events", evt] => Some(Route::Event(EventId::parse(evt).ok())),
+        ["events", evt, "redeliver"] => Some(Route::EventRedeliver(EventId::parse(evt).ok())),
+        ["webhooks", wh, "deliveries", delivery, "redeliver"] => {
+            Some(Route::DeliveryRedeliver(id(wh), (*delivery).to_owned()))
+        }
         _ => None,
     }
 }
@@ -187,6 +220,16 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
         Route::WebhookTest(id) => {
             let id = id.ok_or(ApiError::WebhookNotFound)?;
             test_event::send(app, tenant, id, req).await
+        }
+        Route::Events => events::list(app, tenant, req).await,
+        Route::Event(id) => events::get(app, tenant, id.ok_or(ApiError::EventNotFound)?).await,
+        Route::EventRedeliver(id) => {
+            let id = id.ok_or(ApiError::EventNotFound)?;
+            events::redeliver_event(app, tenant, id, req).await
+        }
+        Route::DeliveryRedeliver(id, delivery) => {
+            let id = id.ok_or(ApiError::WebhookNotFound)?;
+            events::redeliver_one(app, tenant, id, &delivery, req).await
         }
         Route::WebhookSigningSecret(id) => {
             let id = id.ok_or(ApiError::WebhookNotFound)?;

@@ -45,7 +45,7 @@ pub async fn send<S: Store>(
         .deliver(
             &webhook.url,
             &webhook.token,
-            &webhook.signing_secret,
+            &webhook.signing_secrets(started),
             event.id.as_str(),
             Bytes::from(event.delivery_body()),
             Instant::now() + app.settings.delivery_timeout,
@@ -60,6 +60,7 @@ pub async fn send<S: Store>(
         "test delivery attempt"
     );
     let record = DeliveryRecord::new(
+        webhook.tenant_id.clone(),
         webhook.id,
         event.id,
         event_type,

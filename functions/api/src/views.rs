@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use shared::delivery_log::DeliveryRecord;
+use shared::retry::RetryPolicy;
 use shared::{Description, EventSet, EventType, Status, Token, Webhook};
 use time::format_description::well_known::Rfc3339;
 
@@ -16,6 +17,8 @@ pub struct CreateWebhook {
     pub token: Option<Token>,
     #[serde(default)]
     pub description: Option<Description>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// Every field optional; `null` clears `description` and is refused elsewhere.
@@ -32,6 +35,8 @@ pub struct UpdateWebhook {
     pub token: Option<Token>,
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<Description>>,
+    #[serde(default, deserialize_with = "present")]
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// A field that, when present, must not be null.
@@ -85,6 +90,13 @@ pub struct WebhookView<'a> {
     description: Option<&'a str>,
     created_at: String,
     updated_at: String,
+    retry_policy: RetryPolicy,
+    /// Until when the previous signing secret still signs (after a rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_signing_secret_expires_at: Option<String>,
+    /// Why the platform set the webhook inactive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<&'static str>,
 }
@@ -113,6 +125,13 @@ impl<'a> WebhookView<'a> {
             description: w.description.as_ref().map(Description::as_str),
             created_at: rfc3339(w.created_at),
             updated_at: rfc3339(w.updated_at),
+            retry_policy: w.retry_policy,
+            previous_signing_secret_expires_at: w
+                .previous_signing_secret
+                .as_ref()
+                .filter(|p| p.expires_at > time::OffsetDateTime::now_utc())
+                .map(|p| rfc3339(p.expires_at)),
+            disabled_reason: w.disabled_reason.as_deref(),
             warnings: w.url.warnings(),
         }
     }
@@ -152,6 +171,8 @@ impl EventTypeList {
 
 #[derive(Serialize)]
 pub struct DeliveryView<'a> {
+    /// `<event id>~<attempt>`: what redelivery takes.
+    id: String,
     webhook_id: String,
     event_id: &'a str,
     event_type: EventType,
@@ -167,11 +188,17 @@ pub struct DeliveryView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     test: bool,
+    attempt: u32,
+    manual: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<&'a str>,
+    exhausted: bool,
 }
 
 impl<'a> DeliveryView<'a> {
     pub fn new(r: &'a DeliveryRecord) -> Self {
         Self {
+            id: r.delivery_id(),
             webhook_id: r.webhook_id.to_string(),
             event_id: r.event_id.as_str(),
             event_type: r.event_type,
@@ -183,6 +210,10 @@ impl<'a> DeliveryView<'a> {
             location: r.location.as_deref(),
             error: r.error.as_deref(),
             test: r.test,
+            attempt: r.attempt,
+            manual: r.manual,
+            next_attempt_at: r.next_attempt_at.as_deref(),
+            exhausted: r.exhausted,
         }
     }
 }

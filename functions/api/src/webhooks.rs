@@ -2,11 +2,11 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::event::EventId;
+use shared::delivery_log::DeliveryCursor;
 use shared::signing::SigningSecret;
-use shared::store::{Store, StoreError};
+use shared::store::Store;
 use shared::webhook::now_utc;
-use shared::{TenantId, Token, Webhook, WebhookId, WebhookUrl};
+use shared::{Status, TenantId, Token, Webhook, WebhookId, WebhookUrl};
 
 use crate::views::{
     CreateWebhook, DeliveryList, DeliveryView, EventTypeList, Secrets, UpdateWebhook, WebhookList,
@@ -33,6 +33,9 @@ pub async fn create<S: Store>(
         description: input.description,
         created_at: now,
         updated_at: now,
+        retry_policy: input.retry_policy.unwrap_or_default(),
+        previous_signing_secret: None,
+        disabled_reason: None,
     };
     app.store
         .create_webhook(&webhook, app.settings.max_webhooks_per_tenant)
@@ -87,35 +90,15 @@ pub async fn get<S: Store>(
     ))
 }
 
-/// Read, change, write: the write only lands if nobody wrote in between,
-/// otherwise it starts over (a concurrent PATCH must not bring back a token
-/// that a rotation replaced). `change` returns false when it changed nothing.
+/// Read, change, write, retried when another write came first (see
+/// [`shared::store::modify`]).
 async fn modify<S: Store>(
     app: &App<S>,
     tenant: &TenantId,
     id: WebhookId,
     change: impl Fn(&mut Webhook) -> bool,
 ) -> Result<Webhook, ApiError> {
-    const ATTEMPTS: usize = 5;
-    for _ in 0..ATTEMPTS {
-        let mut webhook = load(app, tenant, id).await?;
-        let loaded_at = webhook.updated_at;
-        if !change(&mut webhook) {
-            return Ok(webhook);
-        }
-        // Strictly later than the version it replaces, which the next write checks.
-        webhook.updated_at = now_utc().max(loaded_at + time::Duration::microseconds(1));
-        match app.store.update_webhook(&webhook, loaded_at).await {
-            Ok(()) => return Ok(webhook),
-            Err(StoreError::Conflict) => {
-                // Back off a little, by a random amount, so that racing writers spread out.
-                let jitter = u64::from(shared::random::bytes32()[0] % 16);
-                tokio::time::sleep(std::time::Duration::from_millis(2 + jitter)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict)
+    Ok(shared::store::modify(&app.store, tenant, id, change).await?)
 }
 
 pub async fn update<S: Store>(
@@ -140,6 +123,12 @@ pub async fn update<S: Store>(
         }
         if let Some(status) = input.status {
             webhook.status = status;
+            if status == Status::Active {
+                webhook.disabled_reason = None;
+            }
+        }
+        if let Some(policy) = input.retry_policy {
+            webhook.retry_policy = policy;
         }
         if let Some(token) = &input.token {
             webhook.token = token.clone();
@@ -180,7 +169,10 @@ pub async fn rotate<S: Store>(
     let webhook = modify(app, &tenant, id, |webhook| {
         match which {
             Rotate::Token => webhook.token = Token::generate(),
-            Rotate::SigningSecret => webhook.signing_secret = SigningSecret::generate(),
+            Rotate::SigningSecret => {
+                // The old secret keeps signing too until the overlap ends.
+                webhook.rotate_signing_secret(now_utc(), app.recovery.secret_overlap)
+            }
         }
         true
     })
@@ -214,7 +206,12 @@ pub async fn deliveries<S: Store>(
     id: WebhookId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let page = pagination::parse(req, |s| valid_delivery_position(&s).then_some(s))?;
+    // A cursor names its tenant: another tenant's cursor is not one.
+    let page = pagination::parse(req, |s| {
+        DeliveryCursor::parse(&s)
+            .filter(|c| c.tenant_id == tenant)
+            .map(|_| s)
+    })?;
     // The webhook must be the tenant's: that is what isolates delivery logs.
     load(app, &tenant, id).await?;
     let found = app
@@ -226,11 +223,4 @@ pub async fn deliveries<S: Store>(
         next_cursor: found.next.map(pagination::encode_cursor),
     };
     Ok(response::json(StatusCode::OK, &list))
-}
-
-/// A delivery cursor is `<attempted_at>#<event id>`.
-fn valid_delivery_position(position: &str) -> bool {
-    position.split_once('#').is_some_and(|(time, event)| {
-        time.len() == 27 && time.ends_with('Z') && EventId::parse(event).is_ok()
-    })
 }

@@ -1,40 +1,76 @@
-//! Turning an SQS batch into work: valid events grouped by id, with the
-//! message ids that carry each; invalid messages set aside as failures.
+//! Turning an SQS batch into work: each distinct event (or targeted attempt)
+//! once, with the message ids that carry it; invalid messages set aside.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use shared::TenantId;
 use shared::event::{Event, EventId};
 use shared::json::JsonError;
+use shared::requeue::{Target, TargetedMessage};
+use shared::{TenantId, WebhookId};
+
+/// What a message asks for.
+pub enum Kind {
+    /// A producer's event: every subscribed active webhook, first attempt.
+    Fanout,
+    /// One attempt at one webhook: a scheduled retry or a redelivery.
+    Targeted(Target),
+}
+
+pub struct Job {
+    pub event: Event,
+    pub kind: Kind,
+    /// Every message that carried this job.
+    pub messages: Vec<String>,
+}
 
 pub struct Batch {
-    /// Each distinct event once, with every message that carried it.
-    pub events: Vec<(Event, Vec<String>)>,
-    /// Messages that are not a valid envelope.
+    pub jobs: Vec<Job>,
+    /// Messages that are neither a valid envelope nor a targeted message.
     pub invalid: Vec<String>,
 }
 
+type JobKey = (TenantId, EventId, Option<(WebhookId, u32)>);
+
+fn parse_one(body: Option<&str>) -> Result<(Event, Kind), JsonError> {
+    let body = body.ok_or_else(|| JsonError::Malformed("the message has no body".into()))?;
+    match Event::from_json(body) {
+        Ok(event) => Ok((event, Kind::Fanout)),
+        // Envelopes refuse unknown fields, so a targeted message fails as one.
+        Err(envelope_error) => match TargetedMessage::from_json(body) {
+            Ok(m) => Ok((m.event, Kind::Targeted(m.target))),
+            Err(_) => Err(envelope_error),
+        },
+    }
+}
+
 pub fn parse(records: Vec<SqsMessage>) -> Batch {
-    let mut events: Vec<(Event, Vec<String>)> = Vec::new();
-    // Ids are unique per producer's event; two tenants' events never merge.
-    let mut index: HashMap<(TenantId, EventId), usize> = HashMap::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut index: HashMap<JobKey, usize> = HashMap::new();
     let mut invalid = Vec::new();
     for record in records {
         let message_id = record.message_id.unwrap_or_default();
-        let parsed = match record.body.as_deref() {
-            Some(body) => Event::from_json(body),
-            None => Err(JsonError::Malformed("the message has no body".into())),
-        };
-        match parsed {
-            Ok(event) => match index.get(&(event.tenant_id.clone(), event.id.clone())) {
-                // SQS may hand over the same event twice: deliver it once.
-                Some(&i) => events[i].1.push(message_id),
-                None => {
-                    index.insert((event.tenant_id.clone(), event.id.clone()), events.len());
-                    events.push((event, vec![message_id]));
+        match parse_one(record.body.as_deref()) {
+            Ok((event, kind)) => {
+                let target = match &kind {
+                    Kind::Fanout => None,
+                    Kind::Targeted(t) => Some((t.webhook_id, t.attempt)),
+                };
+                // SQS may hand over the same message twice: do the work once.
+                // Ids are unique per producer's event; two tenants' events never merge.
+                let key = (event.tenant_id.clone(), event.id.clone(), target);
+                match index.get(&key) {
+                    Some(&i) => jobs[i].messages.push(message_id),
+                    None => {
+                        index.insert(key, jobs.len());
+                        jobs.push(Job {
+                            event,
+                            kind,
+                            messages: vec![message_id],
+                        });
+                    }
                 }
-            },
+            }
             Err(err) => {
                 // The reason names a field and a code, never the payload.
                 let (code, field) = match &err {
@@ -46,5 +82,5 @@ pub fn parse(records: Vec<SqsMessage>) -> Batch {
             }
         }
     }
-    Batch { events, invalid }
+    Batch { jobs, invalid }
 }

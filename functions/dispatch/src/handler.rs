@@ -1,3 +1,7 @@
+//! The SQS handler: events in, one signed POST per (event, subscribed webhook)
+//! out, each attempt recorded; retries and redeliveries come back as
+//! messages that target one webhook.
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -6,41 +10,21 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use lambda_runtime::{Context, Error, LambdaEvent};
 use shared::delivery::DeliveryClient;
-use shared::delivery_log::DeliveryRecord;
-use shared::event::{Event, EventId};
-use shared::store::{Store, StoreError};
+use shared::event::Event;
+use shared::event_log::StoredEvent;
+use shared::requeue::Target;
+use shared::store::{AttemptKey, Store, StoreError};
 use shared::webhook::now_utc;
-use shared::{Settings, Status, TenantId, Webhook, WebhookId};
+use shared::{Status, TenantId, Webhook};
 use tokio::time::Instant;
 
-use crate::batch;
+use crate::Dispatcher;
+use crate::attempt::{Nth, deliver_and_record, schedule};
+use crate::batch::{self, Job, Kind};
 
 /// The handler returns this long before the invocation's deadline, so that
 /// no invocation ever hits the Lambda timeout.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(300);
-
-/// What the handler needs, built once per container.
-pub struct Dispatcher<S> {
-    store: S,
-    client: DeliveryClient,
-    delivery_timeout: Duration,
-    log_ttl_days: u32,
-}
-
-impl<S: Store> Dispatcher<S> {
-    pub fn new(store: S, client: DeliveryClient, settings: &Settings) -> Self {
-        Self {
-            store,
-            client,
-            delivery_timeout: settings.delivery_timeout,
-            log_ttl_days: settings.delivery_log_ttl_days,
-        }
-    }
-
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-}
 
 /// When the handler must have returned: the context's deadline less the margin.
 /// A context without a deadline (unit tests) sets none.
@@ -58,6 +42,26 @@ fn cutoff(context: &Context) -> Option<Instant> {
     Some(Instant::now() + left.saturating_sub(SAFETY_MARGIN))
 }
 
+/// `work`, unless the cutoff comes first.
+async fn within<F: Future>(cutoff: Option<Instant>, work: F) -> Option<F::Output> {
+    match cutoff {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// What one job comes to once the tenant's webhooks are known.
+struct Plan<'w> {
+    job: Job,
+    /// The attempts to make; `Err` if the job cannot go on now (a read or a
+    /// write failed) and its messages must come back.
+    targets: Result<Vec<(&'w Webhook, Nth)>, ()>,
+}
+
+fn fail(response: &mut SqsBatchResponse, messages: Vec<String>) {
+    messages.into_iter().for_each(|m| response.add_failure(m));
+}
+
 pub async fn handle<S: Store>(
     d: &Dispatcher<S>,
     event: LambdaEvent<SqsEvent>,
@@ -65,43 +69,67 @@ pub async fn handle<S: Store>(
     let cutoff = cutoff(&event.context);
     let batch = batch::parse(event.payload.records);
     let mut response = SqsBatchResponse::default();
-    for message_id in batch.invalid {
-        response.add_failure(message_id);
+    fail(&mut response, batch.invalid);
+    let client = match d.client() {
+        Ok(client) => client,
+        Err(e) => {
+            // Nothing can be sent: every message is left for a later retry.
+            tracing::error!(error = %e, "building the delivery client failed");
+            for job in batch.jobs {
+                fail(&mut response, job.messages);
+            }
+            return Ok(response);
+        }
+    };
+
+    // Attempts that must wait longer go back on the queue untouched.
+    let (jobs, waiting) = split_waiting(batch.jobs);
+    for (job, wait) in waiting {
+        if let Kind::Targeted(target) = &job.kind
+            && let Err(e) = schedule(d, &job.event, target.clone(), wait).await
+        {
+            tracing::error!(event_id = %job.event.id, error = %e, "re-queueing a waiting retry failed");
+            fail(&mut response, job.messages);
+        }
     }
 
-    // A read that outlives the cutoff leaves every message of the batch unfinished.
-    let webhooks = within(cutoff, webhooks_by_tenant(d, &batch.events))
-        .await
-        .unwrap_or_default();
-    let plans: Vec<Plan> = batch
-        .events
+    // The tenants' webhooks and the new events' copies, all at once. A read or
+    // write that outlives the cutoff leaves the jobs it concerns unfinished.
+    let reads = within(
+        cutoff,
+        futures_util::future::join(webhooks_by_tenant(d, &jobs), keep_events(d, &jobs)),
+    )
+    .await;
+    let (webhooks, kept) = reads.unwrap_or_default();
+    let plans: Vec<Plan> = jobs
         .into_iter()
-        .map(|(event, messages)| {
-            let targets = match webhooks.get(&event.tenant_id) {
-                Some(Ok(all)) => Ok(subscribed(all, &event)),
+        .enumerate()
+        .map(|(i, job)| {
+            let targets = match (webhooks.get(&job.event.tenant_id), &job.kind) {
+                (Some(Ok(all)), Kind::Fanout) if kept.contains(&i) => {
+                    Ok(subscribed(all, &job.event))
+                }
+                (Some(Ok(all)), Kind::Targeted(target)) => Ok(targeted(all, &job.event, target)),
                 _ => Err(()),
             };
-            Plan {
-                event,
-                messages,
-                targets,
-            }
+            Plan { job, targets }
         })
         .collect();
 
-    let pairs: Vec<(WebhookId, EventId)> = plans
+    let keys: Vec<AttemptKey> = plans
         .iter()
         .filter_map(|p| p.targets.as_ref().ok().map(|t| (p, t)))
-        .flat_map(|(p, targets)| targets.iter().map(|w| (w.id, p.event.id.clone())))
+        .flat_map(|(p, targets)| {
+            targets.iter().map(|(w, nth)| AttemptKey {
+                tenant: p.job.event.tenant_id.clone(),
+                webhook: w.id,
+                event: p.job.event.id.clone(),
+                attempt: nth.number,
+            })
+        })
         .collect();
-    let recorded = match within(cutoff, d.store.recorded_deliveries(&pairs)).await {
-        Some(Ok(recorded)) => {
-            let mut by_event: HashMap<EventId, HashSet<WebhookId>> = HashMap::new();
-            for (webhook, event) in recorded {
-                by_event.entry(event).or_default().insert(webhook);
-            }
-            by_event
-        }
+    let recorded = match within(cutoff, d.store.recorded_deliveries(&keys)).await {
+        Some(Ok(recorded)) => recorded,
         failed => {
             // Without knowing what was sent, sending could duplicate: retry the batch later.
             match failed {
@@ -111,9 +139,7 @@ pub async fn handle<S: Store>(
                 }
             }
             for plan in plans {
-                plan.messages
-                    .into_iter()
-                    .for_each(|m| response.add_failure(m));
+                fail(&mut response, plan.job.messages);
             }
             return Ok(response);
         }
@@ -122,40 +148,47 @@ pub async fn handle<S: Store>(
     let outcomes = join_all(
         plans
             .iter()
-            .map(|plan| run_plan(d, plan, &recorded, cutoff)),
+            .map(|plan| run_plan(d, client, plan, &recorded, cutoff)),
     )
     .await;
     for (plan, done) in plans.into_iter().zip(outcomes) {
         if !done {
-            plan.messages
-                .into_iter()
-                .for_each(|m| response.add_failure(m));
+            fail(&mut response, plan.job.messages);
         }
     }
     Ok(response)
 }
 
-/// `work`, unless the cutoff comes first.
-async fn within<F: Future>(cutoff: Option<Instant>, work: F) -> Option<F::Output> {
-    match cutoff {
-        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
-        None => Some(work.await),
+/// Separates the targeted attempts whose `not_before` is still ahead (with
+/// what is left to wait) from the work to do now.
+fn split_waiting(jobs: Vec<Job>) -> (Vec<Job>, Vec<(Job, Duration)>) {
+    let now = now_utc().unix_timestamp();
+    let mut ready = Vec::with_capacity(jobs.len());
+    let mut waiting = Vec::new();
+    for job in jobs {
+        let left = match &job.kind {
+            Kind::Targeted(Target {
+                not_before: Some(at),
+                ..
+            }) => at.saturating_sub(now),
+            _ => 0,
+        };
+        // A second early is on time: SQS delays are whole seconds.
+        if left > 1 {
+            waiting.push((job, Duration::from_secs(left.unsigned_abs())));
+        } else {
+            ready.push(job);
+        }
     }
-}
-
-struct Plan<'w> {
-    event: Event,
-    messages: Vec<String>,
-    /// The active webhooks subscribed to the event; `Err` if they could not be read.
-    targets: Result<Vec<&'w Webhook>, ()>,
+    (ready, waiting)
 }
 
 /// One store query per tenant in the batch, all at once.
 async fn webhooks_by_tenant<S: Store>(
     d: &Dispatcher<S>,
-    events: &[(Event, Vec<String>)],
+    jobs: &[Job],
 ) -> HashMap<TenantId, Result<Vec<Webhook>, StoreError>> {
-    let tenants: HashSet<&TenantId> = events.iter().map(|(e, _)| &e.tenant_id).collect();
+    let tenants: HashSet<&TenantId> = jobs.iter().map(|j| &j.event.tenant_id).collect();
     let found = join_all(tenants.iter().map(|t| d.store.webhooks_of(t))).await;
     tenants
         .into_iter()
@@ -169,32 +202,92 @@ async fn webhooks_by_tenant<S: Store>(
         .collect()
 }
 
-fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<&'w Webhook> {
+/// Keeps a copy of each producer's event (for `GET /events` and redelivery):
+/// one write per event. Returns the indexes of the jobs whose copy is kept;
+/// an event not kept is not delivered yet (its message comes back).
+async fn keep_events<S: Store>(d: &Dispatcher<S>, jobs: &[Job]) -> HashSet<usize> {
+    let now = now_utc();
+    let writes = jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| matches!(j.kind, Kind::Fanout))
+        .map(|(i, j)| async move {
+            let stored = StoredEvent::new(&j.event, now, d.recovery.event_retention_days);
+            match d.store.put_event(&stored).await {
+                Ok(()) => Some(i),
+                Err(e) => {
+                    tracing::error!(event_id = %j.event.id, error = %e, "keeping the event failed");
+                    None
+                }
+            }
+        });
+    join_all(writes).await.into_iter().flatten().collect()
+}
+
+fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<(&'w Webhook, Nth)> {
+    let first = Nth {
+        number: 1,
+        manual: false,
+    };
     webhooks
         .iter()
         .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
+        .map(|w| (w, first))
         .collect()
 }
 
-/// Delivers one event to each target not yet recorded, and records each
-/// outcome. True when every delivery of the event is recorded before the cutoff.
+/// The webhook a targeted message names, if it still exists. A scheduled
+/// retry also needs it to be active and still subscribed; a redelivery the
+/// customer asked for goes out whatever its status.
+fn targeted<'w>(
+    webhooks: &'w [Webhook],
+    event: &Event,
+    target: &Target,
+) -> Vec<(&'w Webhook, Nth)> {
+    let Some(webhook) = webhooks.iter().find(|w| w.id == target.webhook_id) else {
+        tracing::info!(webhook_id = %target.webhook_id, event_id = %event.id, "the webhook of a retry no longer exists");
+        return Vec::new();
+    };
+    let wanted = target.manual
+        || (webhook.status == Status::Active && webhook.events.contains(event.event_type));
+    if !wanted {
+        tracing::info!(webhook_id = %webhook.id, event_id = %event.id, "retry dropped: the webhook is inactive or unsubscribed");
+        return Vec::new();
+    }
+    vec![(
+        webhook,
+        Nth {
+            number: target.attempt,
+            manual: target.manual,
+        },
+    )]
+}
+
+/// Makes each attempt of a job not yet recorded. True when every one is
+/// recorded before the cutoff.
 async fn run_plan<S: Store>(
     d: &Dispatcher<S>,
+    client: &DeliveryClient,
     plan: &Plan<'_>,
-    recorded: &HashMap<EventId, HashSet<WebhookId>>,
+    recorded: &HashSet<AttemptKey>,
     cutoff: Option<Instant>,
 ) -> bool {
     let Ok(targets) = &plan.targets else {
         return false;
     };
-    let event = &plan.event;
+    let event = &plan.job.event;
     let body = Bytes::from(event.delivery_body());
-    let pending = targets.iter().filter(|w| {
-        recorded
-            .get(&event.id)
-            .is_none_or(|done| !done.contains(&w.id))
+    let pending = targets.iter().filter(|(w, nth)| {
+        !recorded.contains(&AttemptKey {
+            tenant: event.tenant_id.clone(),
+            webhook: w.id,
+            event: event.id.clone(),
+            attempt: nth.number,
+        })
     });
-    let work = join_all(pending.map(|w| deliver_and_record(d, w, event, body.clone())));
+    let work = join_all(
+        pending.map(|(w, nth)| deliver_and_record(d, client, w, event, body.clone(), *nth)),
+    );
     let Some(results) = within(cutoff, work).await else {
         tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");
         return false;
@@ -202,46 +295,40 @@ async fn run_plan<S: Store>(
     results.into_iter().all(|ok| ok)
 }
 
-async fn deliver_and_record<S: Store>(
-    d: &Dispatcher<S>,
-    webhook: &Webhook,
-    event: &Event,
-    body: Bytes,
-) -> bool {
-    let started = now_utc();
-    let deadline = Instant::now() + d.delivery_timeout;
-    let attempt = d
-        .client
-        .deliver(
-            &webhook.url,
-            &webhook.token,
-            &webhook.signing_secret,
-            event.id.as_str(),
-            body,
-            deadline,
-        )
-        .await;
-    tracing::info!(
-        webhook_id = %webhook.id,
-        event_id = %event.id,
-        outcome = attempt.outcome.as_str(),
-        status = attempt.status,
-        duration_ms = attempt.duration_ms,
-        "delivery attempt"
-    );
-    let record = DeliveryRecord::new(
-        webhook.id,
-        event.id.clone(),
-        event.event_type,
-        started,
-        attempt,
-        d.log_ttl_days,
-    );
-    match d.store.record_delivery(&record).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
-            false
-        }
+#[cfg(test)]
+mod tests {
+    use shared::store::MemoryStore;
+
+    use super::*;
+    use crate::local::{invocation, sqs_event};
+    use shared::Settings;
+    use shared::delivery::ClientConfig;
+
+    fn settings() -> Settings {
+        Settings::from_lookup(|name| (name == "TABLE_NAME").then(|| "unused".to_owned()))
+            .expect("settings")
+    }
+
+    #[tokio::test]
+    async fn a_deferred_client_is_built_by_the_first_batch() {
+        let d = Dispatcher::with_deferred_client(
+            MemoryStore::default(),
+            ClientConfig::default(),
+            &settings(),
+        );
+        assert!(d.client.get().is_none(), "nothing built at start");
+        let event = r#"{"id":"evt_1","tenant_id":"acme","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"ok":true}}"#;
+        let batch = sqs_event([
+            ("m1".to_owned(), event.to_owned()),
+            ("m2".to_owned(), "not json".to_owned()),
+        ]);
+        let response = handle(&d, invocation(batch, 6000, "r1")).await.unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2"]);
+        assert!(d.client.get().is_some(), "built by the first batch");
     }
 }

@@ -1,7 +1,10 @@
 //! Event dispatch: SQS batches in, one signed POST per (event, subscribed webhook) out.
 
+mod attempt;
 mod batch;
+mod dispatcher;
 mod handler;
 pub mod local;
 
-pub use handler::{Dispatcher, SAFETY_MARGIN, handle};
+pub use dispatcher::Dispatcher;
+pub use handler::{SAFETY_MARGIN, handle};

@@ -1,20 +1,28 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
+use reqwest::Method;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
+};
 use tokio::time::Instant;
 
 use super::outcome::{Attempt, Outcome, excerpt};
 use super::resolver::{BlockedByPolicy, GuardedResolver};
-use crate::signing::SigningSecret;
+use crate::signing::{SigningSecret, signature_header};
 use crate::webhook_url::check_target;
 use crate::{Token, WebhookUrl};
 
 pub const USER_AGENT: &str = concat!("ekyc-webhooks/", env!("CARGO_PKG_VERSION"));
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 /// How much of a response body is read at most; the rest is never read.
 const READ_LIMIT: usize = 4096;
@@ -79,13 +87,14 @@ impl DeliveryClient {
         })
     }
 
-    /// Sends `body` to the webhook, signed, and waits for the response head
+    /// Sends `body` to the webhook, signed with each of `secrets` (two during
+    /// a rotation's overlap), and waits for the response head
     /// until `deadline` at the latest. Never fails: every ending is an [`Attempt`].
     pub async fn deliver(
         &self,
         url: &WebhookUrl,
         token: &Token,
-        secret: &SigningSecret,
+        secrets: &[&SigningSecret],
         event_id: &str,
         body: Bytes,
         deadline: Instant,
@@ -98,6 +107,7 @@ impl DeliveryClient {
             response_excerpt: excerpt,
             location,
             error,
+            retry_after: None,
         };
         // IP literals and `localhost` never reach the resolver: check them here.
         if !self.allow_private_targets
@@ -111,18 +121,25 @@ impl DeliveryClient {
                 Some(blocked.to_string()),
             );
         }
-        let headers = match signed_headers(token, secret, event_id, &body) {
-            Ok(h) => h,
-            Err(e) => return finish(Outcome::ConnectError, None, None, None, Some(e)),
-        };
-        let request = self
-            .http
-            .post(url.as_url().clone())
-            .headers(headers)
-            .body(body)
-            .send();
-        let response = match tokio::time::timeout_at(deadline, request).await {
-            Err(_) => {
+        // The request is built in place: no header map merged into another,
+        // and one timer for the response head and the body alike.
+        let mut request = reqwest::Request::new(Method::POST, url.as_url().clone());
+        if let Err(e) = sign_into(request.headers_mut(), token, secrets, event_id, &body) {
+            return finish(Outcome::ConnectError, None, None, None, Some(e));
+        }
+        *request.body_mut() = Some(body.into());
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
+        let response = tokio::select! {
+            biased;
+            sent = self.http.execute(request) => match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    let (outcome, why) = classify(&e);
+                    return finish(outcome, None, None, None, Some(why));
+                }
+            },
+            () = &mut timer => {
                 return finish(
                     Outcome::Timeout,
                     None,
@@ -131,11 +148,6 @@ impl DeliveryClient {
                     Some("no response before the deadline".into()),
                 );
             }
-            Ok(Err(e)) => {
-                let (outcome, why) = classify(&e);
-                return finish(outcome, None, None, None, Some(why));
-            }
-            Ok(Ok(r)) => r,
         };
         let status = response.status();
         let location = response
@@ -143,7 +155,12 @@ impl DeliveryClient {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(|v| excerpt(v.as_bytes(), 2048));
-        let head = read_head_of_body(response, deadline).await;
+        let retry_after = matches!(status.as_u16(), 429 | 503)
+            .then(|| response.headers().get(RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let head = read_head_of_body(response, timer).await;
         let outcome = if status.is_success() {
             Outcome::Delivered
         } else if status.is_redirection() {
@@ -157,38 +174,65 @@ impl DeliveryClient {
         } else {
             None
         };
-        finish(outcome, Some(status.as_u16()), shown, location, None)
+        Attempt {
+            retry_after,
+            ..finish(outcome, Some(status.as_u16()), shown, location, None)
+        }
     }
 }
 
-fn signed_headers(
+/// `Retry-After` as seconds or an HTTP date, as a wait from now.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The headers of a signed delivery (Standard Webhooks), added to `headers`.
+fn sign_into(
+    headers: &mut HeaderMap,
     token: &Token,
-    secret: &SigningSecret,
+    secrets: &[&SigningSecret],
     event_id: &str,
     body: &[u8],
-) -> Result<HeaderMap, String> {
+) -> Result<(), String> {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let value =
-        |s: String| HeaderValue::try_from(s).map_err(|_| "a header value is not valid".to_owned());
-    let mut headers = HeaderMap::with_capacity(6);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut auth = value(format!("Basic {}", token.expose()))?;
+    let invalid = |_| "a header value is not valid".to_owned();
+    let mut auth = Vec::with_capacity(6 + token.expose().len());
+    auth.extend_from_slice(b"Basic ");
+    auth.extend_from_slice(token.expose().as_bytes());
+    let mut auth = HeaderValue::from_maybe_shared(Bytes::from(auth)).map_err(invalid)?;
     auth.set_sensitive(true);
+    headers.reserve(5);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(AUTHORIZATION, auth);
-    headers.insert("webhook-id", value(event_id.to_owned())?);
-    headers.insert("webhook-timestamp", value(timestamp.to_string())?);
     headers.insert(
-        "webhook-signature",
-        value(secret.sign(event_id, timestamp, body))?,
+        WEBHOOK_ID,
+        HeaderValue::from_str(event_id).map_err(invalid)?,
     );
-    Ok(headers)
+    headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
+    headers.insert(
+        WEBHOOK_SIGNATURE,
+        HeaderValue::try_from(signature_header(secrets, event_id, timestamp, body))
+            .map_err(invalid)?,
+    );
+    Ok(())
 }
 
-/// At most [`READ_LIMIT`] bytes of the body, within what is left of the deadline.
-async fn read_head_of_body(mut response: reqwest::Response, deadline: Instant) -> Vec<u8> {
+/// At most [`READ_LIMIT`] bytes of the body, until `timer` (the delivery's deadline) fires.
+async fn read_head_of_body(
+    mut response: reqwest::Response,
+    timer: Pin<&mut tokio::time::Sleep>,
+) -> Vec<u8> {
     let mut head = Vec::new();
     let read = async {
         while head.len() < READ_LIMIT {
@@ -201,7 +245,11 @@ async fn read_head_of_body(mut response: reqwest::Response, deadline: Instant) -
             }
         }
     };
-    let _ = tokio::time::timeout_at(deadline, read).await;
+    tokio::select! {
+        biased;
+        () = read => {}
+        () = timer => {}
+    }
     head
 }
 

@@ -46,6 +46,8 @@ pub struct Attempt {
     pub location: Option<String>,
     /// Why a failed attempt failed, in a few words (never a URL or a secret).
     pub error: Option<String>,
+    /// The receiver's `Retry-After` on a 429 or 503.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Attempt {

@@ -17,9 +17,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::keys::{self, PK, SK};
-use super::{Page, Store, StoreError};
-use crate::delivery_log::DeliveryRecord;
+use super::{AttemptKey, Page, Store, StoreError};
+use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
 use crate::event::EventId;
+use crate::event_log::{EventFilter, StoredEvent};
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The DynamoDB store: one table, keys as described in [`keys`].
@@ -79,8 +80,22 @@ struct DeliveryItem<R> {
 
 #[derive(Deserialize)]
 struct SeenDelivery {
+    tenant_id: TenantId,
     webhook_id: WebhookId,
     event_id: EventId,
+    #[serde(default = "one")]
+    attempt: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// An event and its deliveries share a partition; this tells them apart.
+#[derive(Deserialize)]
+struct ItemKind {
+    #[serde(rename = "SK")]
+    sk: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -419,19 +434,24 @@ impl Store for DynamoStore {
 
     async fn recorded_deliveries(
         &self,
-        pairs: &[(WebhookId, EventId)],
-    ) -> Result<HashSet<(WebhookId, EventId)>, StoreError> {
+        attempts: &[AttemptKey],
+    ) -> Result<HashSet<AttemptKey>, StoreError> {
         let mut found = HashSet::new();
         // BatchGetItem takes at most 100 keys per request.
-        for chunk in pairs.chunks(100) {
+        for chunk in attempts.chunks(100) {
             let keys = chunk
                 .iter()
-                .map(|(w, e)| Self::key(keys::webhook_pk(*w), keys::delivery_sk(e)))
+                .map(|a| {
+                    Self::key(
+                        keys::event_pk(&a.tenant, &a.event),
+                        keys::delivery_sk(a.webhook, a.attempt),
+                    )
+                })
                 .collect::<Vec<_>>();
             let mut request = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
-                    .projection_expression("webhook_id, event_id")
+                    .projection_expression("tenant_id, webhook_id, event_id, attempt")
                     .consistent_read(true)
                     .build()
                     .map_err(backend)?,
@@ -459,7 +479,12 @@ impl Store for DynamoStore {
                     .unwrap_or_default();
                 for item in items {
                     let seen: SeenDelivery = from_item(item).map_err(mapping)?;
-                    found.insert((seen.webhook_id, seen.event_id));
+                    found.insert(AttemptKey {
+                        tenant: seen.tenant_id,
+                        webhook: seen.webhook_id,
+                        event: seen.event_id,
+                        attempt: seen.attempt,
+                    });
                 }
                 request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
             }
@@ -469,8 +494,8 @@ impl Store for DynamoStore {
 
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
         let item = to_item(DeliveryItem {
-            pk: keys::webhook_pk(record.webhook_id),
-            sk: keys::delivery_sk(&record.event_id),
+            pk: keys::event_pk(&record.tenant_id, &record.event_id),
+            sk: keys::delivery_sk(record.webhook_id, record.attempt),
             gsi1pk: keys::webhook_pk(record.webhook_id),
             gsi1sk: record.sort_key(),
             record,
@@ -503,15 +528,15 @@ impl Store for DynamoStore {
         let pk = keys::webhook_pk(webhook);
         let start = match after {
             None => None,
-            Some(sort_key) => {
-                let (_, event) = sort_key.split_once('#').ok_or_else(|| {
-                    StoreError::Backend("delivery cursor without an event id".into())
-                })?;
-                let event =
-                    EventId::parse(event).map_err(|e| StoreError::Backend(e.to_string()))?;
-                let mut key = Self::key(pk.clone(), keys::delivery_sk(&event));
+            Some(cursor) => {
+                let c = DeliveryCursor::parse(&cursor)
+                    .ok_or_else(|| StoreError::Backend("not a delivery cursor".into()))?;
+                let mut key = Self::key(
+                    keys::event_pk(&c.tenant_id, &c.event_id),
+                    keys::delivery_sk(webhook, c.attempt),
+                );
                 key.insert(keys::GSI1PK.into(), AttributeValue::S(pk.clone()));
-                key.insert(keys::GSI1SK.into(), AttributeValue::S(sort_key));
+                key.insert(keys::GSI1SK.into(), AttributeValue::S(c.sort_key));
                 Some(key)
             }
         };
@@ -531,7 +556,126 @@ impl Store for DynamoStore {
                     .map_err(mapping)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page(records, limit, DeliveryRecord::sort_key))
+        Ok(page(records, limit, DeliveryRecord::cursor))
+    }
+
+    async fn put_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        let item = to_item(DeliveryItem {
+            pk: keys::event_pk(&event.tenant_id, &event.id),
+            sk: keys::EVENT_SK.to_owned(),
+            gsi1pk: keys::events_gsi_pk(&event.tenant_id),
+            gsi1sk: event.sort_key(),
+            record: event,
+        })
+        .map_err(mapping)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Kept already (the message came again): the first copy stays.
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn event_with_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<(StoredEvent, Vec<DeliveryRecord>)>, StoreError> {
+        let mut event = None;
+        let mut deliveries = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::event_pk(tenant, id)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                let kind: ItemKind = from_item(item.clone()).map_err(mapping)?;
+                if kind.sk == keys::EVENT_SK {
+                    let found: DeliveryItem<StoredEvent> = from_item(item).map_err(mapping)?;
+                    event = Some(found.record);
+                } else {
+                    let found: DeliveryItem<DeliveryRecord> = from_item(item).map_err(mapping)?;
+                    deliveries.push(found.record);
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(event.map(|e| (e, deliveries)))
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<StoredEvent, String>, StoreError> {
+        let pk = keys::events_gsi_pk(tenant);
+        let start = match after {
+            None => None,
+            Some(sort_key) => {
+                let event = sort_key
+                    .split_once('#')
+                    .and_then(|(_, e)| EventId::parse(e).ok())
+                    .ok_or_else(|| StoreError::Backend("not an event cursor".into()))?;
+                let mut key = Self::key(keys::event_pk(tenant, &event), keys::EVENT_SK.into());
+                key.insert(keys::GSI1PK.into(), AttributeValue::S(pk.clone()));
+                key.insert(keys::GSI1SK.into(), AttributeValue::S(sort_key));
+                Some(key)
+            }
+        };
+        // Time bounds on the sort key; `~` sorts after every event id character.
+        let lower = filter.since.map(sortable_time).unwrap_or_default();
+        let upper = filter
+            .until
+            .map(sortable_time)
+            .unwrap_or_else(|| "~".to_owned());
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":lower", AttributeValue::S(lower))
+            .expression_attribute_values(":upper", AttributeValue::S(upper));
+        if let Some(t) = filter.event_type {
+            query = query
+                .filter_expression("event_type = :type")
+                .expression_attribute_values(":type", AttributeValue::S(t.as_str().into()));
+        }
+        let items = query_newest_first(query, limit, start).await?;
+        let events = items
+            .into_iter()
+            .map(|item| {
+                from_item::<DeliveryItem<StoredEvent>>(item)
+                    .map(|i| i.record)
+                    .map_err(mapping)
+            })
+            .collect::<Result<Vec<StoredEvent>, _>>()?;
+        // `until` is exclusive; BETWEEN kept an event exactly at it.
+        let events: Vec<StoredEvent> = events.into_iter().filter(|e| filter.matches(e)).collect();
+        Ok(page(events, limit, StoredEvent::sort_key))
     }
 }
 

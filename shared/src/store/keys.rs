@@ -1,16 +1,21 @@
 //! The key design of the single DynamoDB table: the one place it is written down.
 //!
-//! | item            | PK                     | SK                  |
-//! |-----------------|------------------------|---------------------|
-//! | webhook         | `TENANT#<tenant_id>`   | `WEBHOOK#<wh_id>`   |
-//! | tenant counters | `TENANT#<tenant_id>`   | `META`              |
-//! | API key         | `APIKEY#<sha256 hex>`  | `APIKEY`            |
-//! | delivery        | `WEBHOOK#<wh_id>`      | `DELIVERY#<evt_id>` |
+//! | item            | PK                           | SK                             |
+//! |-----------------|------------------------------|--------------------------------|
+//! | webhook         | `TENANT#<tenant_id>`         | `WEBHOOK#<wh_id>`              |
+//! | tenant counters | `TENANT#<tenant_id>`         | `META`                         |
+//! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY`                       |
+//! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT`                        |
+//! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
 //!
-//! Deliveries also carry `GSI1PK` = `WEBHOOK#<wh_id>` and `GSI1SK` =
-//! `<attempted_at>#<evt_id>` (index `GSI1`, all attributes projected), which
-//! lists a webhook's deliveries newest first, and `expires_at` (Unix seconds),
-//! the table's TTL attribute.
+//! An event and every attempt to deliver it share a partition: one query
+//! returns an event with its deliveries (`GET /events/{id}`). Events also
+//! carry `GSI1PK` = `EVENTS#<tenant_id>` and `GSI1SK` = `<timestamp>#<evt_id>`,
+//! which lists a tenant's events newest first and by time range; deliveries
+//! carry `GSI1PK` = `WEBHOOK#<wh_id>` and `GSI1SK` =
+//! `<attempted_at>#<evt_id>#<attempt:03>`, a webhook's delivery log newest
+//! first (index `GSI1`, all attributes projected). Both carry `expires_at`
+//! (Unix seconds), the table's TTL attribute.
 //!
 //! A tenant's webhooks are one partition; `wh_` ids are ULIDs, so a reverse
 //! query on `begins_with(SK, "WEBHOOK#")` lists them newest first. Reads by id
@@ -18,11 +23,11 @@
 //! `META.webhook_count` is kept in the same transaction as every create and
 //! delete, so the per-tenant limit holds under concurrent requests.
 //!
-//! A delivery's key is (webhook, event), so the dispatcher learns which of a
-//! batch's deliveries are already recorded with one `BatchGetItem` per 100,
-//! and records each outcome with one `PutItem`: no claim is written first. A
-//! delivery whose outcome was never recorded (the container died) may be sent
-//! again, with the same `webhook-id`.
+//! A delivery's key is (tenant, event, webhook, attempt), so the dispatcher
+//! learns which of a batch's attempts are already recorded with one
+//! `BatchGetItem` per 100, and records each outcome with one `PutItem`: no
+//! claim is written first. An attempt whose outcome was never recorded (the
+//! container died) may be sent again, with the same `webhook-id`.
 
 use crate::event::EventId;
 use crate::{TenantId, WebhookId};
@@ -56,6 +61,16 @@ pub fn webhook_pk(id: WebhookId) -> String {
     format!("WEBHOOK#{id}")
 }
 
-pub fn delivery_sk(event: &EventId) -> String {
-    format!("{DELIVERY_PREFIX}{event}")
+pub const EVENT_SK: &str = "EVENT";
+
+pub fn event_pk(tenant: &TenantId, event: &EventId) -> String {
+    format!("EVENT#{tenant}#{event}")
+}
+
+pub fn events_gsi_pk(tenant: &TenantId) -> String {
+    format!("EVENTS#{tenant}")
+}
+
+pub fn delivery_sk(webhook: WebhookId, attempt: u32) -> String {
+    format!("{DELIVERY_PREFIX}{webhook}#{attempt:03}")
 }

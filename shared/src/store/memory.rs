@@ -3,9 +3,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
-use super::{Page, Store, StoreError};
-use crate::delivery_log::DeliveryRecord;
+use super::{AttemptKey, Page, Store, StoreError};
+use crate::delivery_log::{DeliveryCursor, DeliveryRecord};
 use crate::event::EventId;
+use crate::event_log::{EventFilter, StoredEvent};
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The same semantics as the DynamoDB store, in a map. For unit tests.
@@ -20,8 +21,12 @@ struct Inner {
     api_keys: HashMap<String, TenantId>,
     /// By webhook, then by sort key (newest last).
     deliveries: HashMap<WebhookId, BTreeMap<String, DeliveryRecord>>,
-    /// The (webhook, event) pairs that have a record: the key DynamoDB uses.
-    recorded: HashSet<(WebhookId, EventId)>,
+    /// The attempts that have a record: the key DynamoDB uses.
+    recorded: HashSet<AttemptKey>,
+    /// By tenant, then by sort key (newest last).
+    events: HashMap<TenantId, BTreeMap<String, StoredEvent>>,
+    /// The events kept, by key: the first copy stays.
+    event_ids: HashSet<(TenantId, EventId)>,
 }
 
 /// The newest-first page after `after` from an ascending map.
@@ -156,26 +161,85 @@ impl Store for MemoryStore {
 
     async fn recorded_deliveries(
         &self,
-        pairs: &[(WebhookId, EventId)],
-    ) -> Result<HashSet<(WebhookId, EventId)>, StoreError> {
+        attempts: &[AttemptKey],
+    ) -> Result<HashSet<AttemptKey>, StoreError> {
         let inner = self.lock();
-        Ok(pairs
+        Ok(attempts
             .iter()
-            .filter(|p| inner.recorded.contains(*p))
+            .filter(|a| inner.recorded.contains(*a))
             .cloned()
             .collect())
     }
 
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        if inner
-            .recorded
-            .insert((record.webhook_id, record.event_id.clone()))
-        {
+        let key = AttemptKey {
+            tenant: record.tenant_id.clone(),
+            webhook: record.webhook_id,
+            event: record.event_id.clone(),
+            attempt: record.attempt,
+        };
+        if inner.recorded.insert(key) {
             let log = inner.deliveries.entry(record.webhook_id).or_default();
             log.insert(record.sort_key(), record.clone());
         }
         Ok(())
+    }
+
+    async fn put_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let key = (event.tenant_id.clone(), event.id.clone());
+        if inner.event_ids.insert(key) {
+            let events = inner.events.entry(event.tenant_id.clone()).or_default();
+            events.insert(event.sort_key(), event.clone());
+        }
+        Ok(())
+    }
+
+    async fn event_with_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<(StoredEvent, Vec<DeliveryRecord>)>, StoreError> {
+        let inner = self.lock();
+        let Some(event) = inner
+            .events
+            .get(tenant)
+            .and_then(|events| events.values().find(|e| &e.id == id))
+        else {
+            return Ok(None);
+        };
+        let mut deliveries: Vec<DeliveryRecord> = inner
+            .deliveries
+            .values()
+            .flat_map(|log| log.values())
+            .filter(|r| &r.tenant_id == tenant && &r.event_id == id)
+            .cloned()
+            .collect();
+        deliveries.sort_by_key(|r| (r.webhook_id, r.attempt));
+        Ok(Some((event.clone(), deliveries)))
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<StoredEvent, String>, StoreError> {
+        let inner = self.lock();
+        let Some(events) = inner.events.get(tenant) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let matching: BTreeMap<String, StoredEvent> = events
+            .iter()
+            .filter(|(_, e)| filter.matches(e))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        Ok(page_desc(&matching, limit, after.as_deref()))
     }
 
     async fn list_deliveries(
@@ -185,12 +249,29 @@ impl Store for MemoryStore {
         after: Option<String>,
     ) -> Result<Page<DeliveryRecord, String>, StoreError> {
         let inner = self.lock();
-        Ok(match inner.deliveries.get(&webhook) {
-            Some(log) => page_desc(log, limit, after.as_deref()),
-            None => Page {
+        let after = match after {
+            Some(cursor) => Some(
+                DeliveryCursor::parse(&cursor)
+                    .ok_or_else(|| StoreError::Backend("not a delivery cursor".into()))?
+                    .sort_key,
+            ),
+            None => None,
+        };
+        let Some(log) = inner.deliveries.get(&webhook) else {
+            return Ok(Page {
                 items: Vec::new(),
                 next: None,
-            },
+            });
+        };
+        let found = page_desc(log, limit, after.as_deref());
+        let next = found
+            .items
+            .last()
+            .filter(|_| found.next.is_some())
+            .map(DeliveryRecord::cursor);
+        Ok(Page {
+            items: found.items,
+            next,
         })
     }
 }

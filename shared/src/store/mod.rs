@@ -4,6 +4,7 @@
 mod dynamo;
 pub mod keys;
 mod memory;
+mod modify;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -12,10 +13,21 @@ use time::OffsetDateTime;
 
 pub use dynamo::{DynamoStore, create_table};
 pub use memory::MemoryStore;
+pub use modify::modify;
 
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
+use crate::event_log::{EventFilter, StoredEvent};
 use crate::{TenantId, Webhook, WebhookId};
+
+/// One attempt to deliver one event to one webhook: a delivery record's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttemptKey {
+    pub tenant: TenantId,
+    pub webhook: WebhookId,
+    pub event: EventId,
+    pub attempt: u32,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -94,20 +106,42 @@ pub trait Store: Send + Sync {
         tenant: &TenantId,
     ) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
 
-    /// Which of these (webhook, event) deliveries already have a recorded outcome.
+    /// Which of these attempts already have a recorded outcome.
     fn recorded_deliveries(
         &self,
-        pairs: &[(WebhookId, EventId)],
-    ) -> impl Future<Output = Result<HashSet<(WebhookId, EventId)>, StoreError>> + Send;
+        attempts: &[AttemptKey],
+    ) -> impl Future<Output = Result<HashSet<AttemptKey>, StoreError>> + Send;
 
-    /// Records an outcome; a delivery already recorded keeps its first record.
+    /// Records an outcome; an attempt already recorded keeps its first record.
     fn record_delivery(
         &self,
         record: &DeliveryRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Keeps an accepted event; an event already kept keeps its first copy.
+    fn put_event(&self, event: &StoredEvent)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One of the tenant's events with every recorded attempt to deliver it
+    /// (ordered by webhook, then attempt).
+    fn event_with_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> impl Future<Output = Result<Option<(StoredEvent, Vec<DeliveryRecord>)>, StoreError>> + Send;
+
+    /// The tenant's events, newest first by their timestamp, starting after
+    /// `after` (a [`StoredEvent::sort_key`]).
+    fn list_events(
+        &self,
+        tenant: &TenantId,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<Page<StoredEvent, String>, StoreError>> + Send;
+
     /// A webhook's delivery log, newest first, starting after `after`
-    /// (a [`DeliveryRecord::sort_key`]).
+    /// (a [`DeliveryRecord::cursor`]).
     fn list_deliveries(
         &self,
         webhook: WebhookId,

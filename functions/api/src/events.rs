@@ -1,0 +1,319 @@
+//! Catching up and asking again: the tenant's kept events with a summary of
+//! their deliveries, and redelivery of an event or of one delivery.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use shared::delivery_log::{DeliveryRecord, parse_delivery_id};
+use shared::event::{EventData, EventId};
+use shared::event_log::{EventFilter, StoredEvent};
+use shared::requeue::{Requeue, Target, TargetedMessage};
+use shared::store::Store;
+use shared::{EventType, Status, TenantId, WebhookId};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::views::DeliveryView;
+use crate::{ApiError, App, body, pagination, response, webhooks};
+
+/// Where one webhook stands with one event: its latest attempt.
+#[derive(Serialize)]
+struct DeliverySummary<'a> {
+    webhook_id: String,
+    attempts: u32,
+    last_outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_status: Option<u16>,
+    last_attempted_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<&'a str>,
+    exhausted: bool,
+}
+
+#[derive(Serialize)]
+struct EventView<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    timestamp: String,
+    received_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a EventData>,
+    data_omitted: bool,
+    deliveries: Vec<DeliverySummary<'a>>,
+    /// Every attempt, on `GET /events/{id}` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<Vec<DeliveryView<'a>>>,
+}
+
+#[derive(Serialize)]
+struct EventList<'a> {
+    data: Vec<EventView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Queued {
+    webhook_id: String,
+    attempt: u32,
+    delivery_id: String,
+}
+
+#[derive(Serialize)]
+struct Redelivery<'a> {
+    event_id: &'a str,
+    queued: Vec<Queued>,
+}
+
+fn view<'a>(event: &'a StoredEvent, deliveries: &'a [DeliveryRecord], full: bool) -> EventView<'a> {
+    // Attempts come ordered by webhook, then attempt: the last of each run is the latest.
+    let mut latest: BTreeMap<WebhookId, &DeliveryRecord> = BTreeMap::new();
+    for record in deliveries {
+        let newer = latest
+            .get(&record.webhook_id)
+            .is_none_or(|r| r.attempt < record.attempt);
+        if newer {
+            latest.insert(record.webhook_id, record);
+        }
+    }
+    let summaries = latest
+        .values()
+        .map(|r| DeliverySummary {
+            webhook_id: r.webhook_id.to_string(),
+            attempts: u32::try_from(
+                deliveries
+                    .iter()
+                    .filter(|d| d.webhook_id == r.webhook_id)
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
+            last_outcome: r.outcome.as_str(),
+            last_status: r.status,
+            last_attempted_at: &r.attempted_at,
+            next_attempt_at: r.next_attempt_at.as_deref(),
+            exhausted: r.exhausted,
+        })
+        .collect();
+    EventView {
+        id: event.id.as_str(),
+        event_type: event.event_type,
+        timestamp: event.timestamp.format(&Rfc3339).unwrap_or_default(),
+        received_at: &event.received_at,
+        data: event.data.as_ref(),
+        data_omitted: event.data_omitted,
+        deliveries: summaries,
+        attempts: full.then(|| deliveries.iter().map(DeliveryView::new).collect()),
+    }
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::Invalid {
+        code: "invalid_value",
+        field: Some(field.to_owned()),
+        message,
+    }
+}
+
+/// `type`, `since` and `until` from the query string.
+fn filter(req: &Request) -> Result<EventFilter, ApiError> {
+    let mut filter = EventFilter::default();
+    let query = req.uri().query().unwrap_or("");
+    let time = |name: &str, value: &str| {
+        OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+            invalid(
+                name,
+                format!(
+                    "{name}: must be an RFC 3339 time, e.g. 2026-11-25T17:00:00Z (got {value:?})"
+                ),
+            )
+        })
+    };
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "type" => {
+                filter.event_type = Some(
+                    value
+                        .parse::<EventType>()
+                        .map_err(|e| invalid("type", e.to_string()))?,
+                );
+            }
+            "since" => filter.since = Some(time("since", &value)?),
+            "until" => filter.until = Some(time("until", &value)?),
+            _ => {}
+        }
+    }
+    Ok(filter)
+}
+
+/// An event cursor is `<timestamp>#<event id>`.
+fn valid_event_position(position: &str) -> bool {
+    position.split_once('#').is_some_and(|(time, event)| {
+        time.len() == 27 && time.ends_with('Z') && EventId::parse(event).is_ok()
+    })
+}
+
+pub async fn list<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let filter = filter(req)?;
+    let page = pagination::parse(req, |s| valid_event_position(&s).then_some(s))?;
+    let found = app
+        .store
+        .list_events(&tenant, &filter, page.limit, page.after)
+        .await?;
+    let deliveries = join_all(
+        found
+            .items
+            .iter()
+            .map(|e| app.store.event_with_deliveries(&tenant, &e.id)),
+    )
+    .await;
+    let mut attempts = Vec::with_capacity(deliveries.len());
+    for result in deliveries {
+        attempts.push(result?.map(|(_, d)| d).unwrap_or_default());
+    }
+    let list = EventList {
+        data: found
+            .items
+            .iter()
+            .zip(&attempts)
+            .map(|(e, d)| view(e, d, false))
+            .collect(),
+        next_cursor: found.next.map(pagination::encode_cursor),
+    };
+    Ok(response::json(StatusCode::OK, &list))
+}
+
+pub async fn get<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: EventId,
+) -> Result<Response<Body>, ApiError> {
+    let (event, deliveries) = app
+        .store
+        .event_with_deliveries(&tenant, &id)
+        .await?
+        .ok_or(ApiError::EventNotFound)?;
+    Ok(response::json(
+        StatusCode::OK,
+        &view(&event, &deliveries, true),
+    ))
+}
+
+/// The next attempt number of `webhook` for an event: one more than the most recorded.
+fn next_attempt(deliveries: &[DeliveryRecord], webhook: WebhookId) -> u32 {
+    deliveries
+        .iter()
+        .filter(|d| d.webhook_id == webhook)
+        .map(|d| d.attempt)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+async fn queue(
+    requeue: &Requeue,
+    event: &StoredEvent,
+    targets: Vec<(WebhookId, u32)>,
+) -> Result<Vec<Queued>, ApiError> {
+    if matches!(requeue, Requeue::Disabled) {
+        return Err(ApiError::QueueUnavailable);
+    }
+    let envelope = event.to_event().ok_or(ApiError::PayloadNotKept)?;
+    let mut queued = Vec::with_capacity(targets.len());
+    for (webhook, attempt) in targets {
+        let message = TargetedMessage {
+            target: Target {
+                webhook_id: webhook,
+                attempt,
+                manual: true,
+                not_before: None,
+            },
+            event: envelope.clone(),
+        };
+        requeue
+            .send(&message, std::time::Duration::ZERO)
+            .await
+            .map_err(|e| ApiError::Internal(format!("queueing a redelivery: {e}")))?;
+        queued.push(Queued {
+            webhook_id: webhook.to_string(),
+            attempt,
+            delivery_id: format!("{}~{attempt}", event.id),
+        });
+    }
+    Ok(queued)
+}
+
+/// Sends a kept event again to every active webhook of the tenant that
+/// subscribes to its type, through the dispatcher, as a manual attempt.
+pub async fn redeliver_event<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: EventId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    body::none(req)?;
+    let (event, deliveries) = app
+        .store
+        .event_with_deliveries(&tenant, &id)
+        .await?
+        .ok_or(ApiError::EventNotFound)?;
+    if event.data_omitted {
+        return Err(ApiError::PayloadNotKept);
+    }
+    let targets: Vec<(WebhookId, u32)> = app
+        .store
+        .webhooks_of(&tenant)
+        .await?
+        .into_iter()
+        .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
+        .map(|w| (w.id, next_attempt(&deliveries, w.id)))
+        .collect();
+    let queued = queue(&app.requeue, &event, targets).await?;
+    let body = Redelivery {
+        event_id: event.id.as_str(),
+        queued,
+    };
+    Ok(response::json(StatusCode::ACCEPTED, &body))
+}
+
+/// Sends the event of one recorded delivery again, to that webhook only.
+pub async fn redeliver_one<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    webhook: WebhookId,
+    delivery_id: &str,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    body::none(req)?;
+    // The webhook must be the tenant's: that is what isolates delivery logs.
+    webhooks::load(app, &tenant, webhook).await?;
+    let (event_id, attempt) = parse_delivery_id(delivery_id).ok_or(ApiError::DeliveryNotFound)?;
+    let (event, deliveries) = app
+        .store
+        .event_with_deliveries(&tenant, &event_id)
+        .await?
+        .ok_or(ApiError::DeliveryNotFound)?;
+    if !deliveries
+        .iter()
+        .any(|d| d.webhook_id == webhook && d.attempt == attempt)
+    {
+        return Err(ApiError::DeliveryNotFound);
+    }
+    if event.data_omitted {
+        return Err(ApiError::PayloadNotKept);
+    }
+    let next = next_attempt(&deliveries, webhook);
+    let queued = queue(&app.requeue, &event, vec![(webhook, next)]).await?;
+    let body = Redelivery {
+        event_id: event.id.as_str(),
+        queued,
+    };
+    Ok(response::json(StatusCode::ACCEPTED, &body))
+}

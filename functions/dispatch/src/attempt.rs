@@ -1,0 +1,156 @@
+//! One attempt at one webhook, and what follows it: the record, a retry
+//! scheduled on the queue (policy `exponential`), or the webhook turned off
+//! (`410 Gone`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use shared::delivery::DeliveryClient;
+use shared::delivery_log::{DeliveryRecord, sortable_time};
+use shared::event::Event;
+use shared::requeue::{Target, TargetedMessage};
+use shared::retry::{MAX_SQS_DELAY, RetryPolicy, is_retryable, next_delay};
+use shared::store::Store;
+use shared::webhook::now_utc;
+use shared::{Status, Webhook};
+use tokio::time::Instant;
+
+use crate::Dispatcher;
+
+/// Which attempt this is.
+#[derive(Clone, Copy)]
+pub struct Nth {
+    pub number: u32,
+    pub manual: bool,
+}
+
+/// A number in [0, 1) from the OS CSPRNG, for the schedule's jitter.
+fn jitter() -> f64 {
+    let bytes = shared::random::bytes32();
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Delivers, then records the outcome. True when the attempt is done with:
+/// recorded, and its retry (if any) queued. False leaves the message for SQS
+/// to hand over again, which repeats an attempt that was not recorded.
+pub async fn deliver_and_record<S: Store>(
+    d: &Dispatcher<S>,
+    client: &DeliveryClient,
+    webhook: &Webhook,
+    event: &Event,
+    body: Bytes,
+    nth: Nth,
+) -> bool {
+    let started = now_utc();
+    let deadline = Instant::now() + d.delivery_timeout;
+    let attempt = client
+        .deliver(
+            &webhook.url,
+            &webhook.token,
+            &webhook.signing_secrets(started),
+            event.id.as_str(),
+            body,
+            deadline,
+        )
+        .await;
+    tracing::info!(
+        webhook_id = %webhook.id,
+        event_id = %event.id,
+        attempt = nth.number,
+        manual = nth.manual,
+        outcome = attempt.outcome.as_str(),
+        status = attempt.status,
+        duration_ms = attempt.duration_ms,
+        "delivery attempt"
+    );
+    let gone = attempt.status == Some(410);
+    let retry =
+        webhook.retry_policy == RetryPolicy::Exponential && !nth.manual && is_retryable(&attempt);
+    let retry_after = attempt.retry_after;
+    let mut record = DeliveryRecord::new(
+        webhook.tenant_id.clone(),
+        webhook.id,
+        event.id.clone(),
+        event.event_type,
+        started,
+        attempt,
+        d.log_ttl_days,
+    )
+    .with_attempt(nth.number, nth.manual);
+
+    if gone {
+        disable(d, webhook, &record.attempted_at).await;
+    } else if retry {
+        match next_delay(&d.recovery, nth.number, retry_after, jitter()) {
+            Some(delay) => {
+                let next = Target {
+                    webhook_id: webhook.id,
+                    attempt: nth.number + 1,
+                    manual: false,
+                    not_before: None,
+                };
+                if let Err(e) = schedule(d, event, next, delay).await {
+                    // Unrecorded, so the message comes back and this attempt is made again.
+                    tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "scheduling a retry failed");
+                    return false;
+                }
+                record.next_attempt_at = Some(sortable_time(started + delay));
+            }
+            None => record.exhausted = true,
+        }
+    }
+    match d.store.record_delivery(&record).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
+            false
+        }
+    }
+}
+
+/// Queues an attempt `delay` from now. A wait longer than SQS allows goes
+/// out as the longest delay with `not_before` set; the dispatcher sends it on
+/// again until that time.
+pub async fn schedule<S: Store>(
+    d: &Dispatcher<S>,
+    event: &Event,
+    mut target: Target,
+    delay: Duration,
+) -> Result<(), String> {
+    if delay > MAX_SQS_DELAY {
+        let due = now_utc() + delay;
+        target.not_before = Some(due.unix_timestamp());
+    }
+    let message = TargetedMessage {
+        target,
+        event: event.clone(),
+    };
+    d.requeue.send(&message, delay).await
+}
+
+/// A receiver that answers `410 Gone` says the endpoint is no more: the
+/// webhook is set inactive, with the reason, until the customer activates it.
+async fn disable<S: Store>(d: &Dispatcher<S>, webhook: &Webhook, at: &str) {
+    let reason = format!(
+        "the endpoint answered 410 Gone at {at}; set the status to active to resume deliveries"
+    );
+    let result = shared::store::modify(&d.store, &webhook.tenant_id, webhook.id, |w| {
+        if w.status == Status::Inactive {
+            return false;
+        }
+        w.status = Status::Inactive;
+        w.disabled_reason = Some(reason.clone());
+        true
+    })
+    .await;
+    match result {
+        Ok(_) => {
+            tracing::warn!(webhook_id = %webhook.id, "webhook set inactive: the endpoint answered 410 Gone")
+        }
+        Err(e) => {
+            tracing::error!(webhook_id = %webhook.id, error = %e, "setting a gone webhook inactive failed")
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! What the handler needs, built once per container.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use shared::Settings;
+use shared::delivery::{ClientConfig, ClientError, DeliveryClient};
+use shared::requeue::Requeue;
+use shared::retry::RecoveryConfig;
+use shared::store::Store;
+
+pub struct Dispatcher<S> {
+    pub(crate) store: S,
+    /// The delivery client, or where it is made on first use.
+    pub(crate) client: OnceLock<DeliveryClient>,
+    client_config: ClientConfig,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) log_ttl_days: u32,
+    pub(crate) recovery: RecoveryConfig,
+    /// Where retries are scheduled (the events queue).
+    pub(crate) requeue: Requeue,
+}
+
+impl<S: Store> Dispatcher<S> {
+    pub fn new(store: S, client: DeliveryClient, settings: &Settings) -> Self {
+        Self {
+            store,
+            client: OnceLock::from(client),
+            client_config: ClientConfig::default(),
+            delivery_timeout: settings.delivery_timeout,
+            log_ttl_days: settings.delivery_log_ttl_days,
+            recovery: RecoveryConfig::default(),
+            requeue: Requeue::Disabled,
+        }
+    }
+
+    /// A dispatcher whose delivery client is built from `config` by the first
+    /// batch, not at cold start. If building it fails, that batch fails
+    /// whole (every message is returned as a failure) and the next batch
+    /// tries again.
+    pub fn with_deferred_client(store: S, config: ClientConfig, settings: &Settings) -> Self {
+        Self {
+            store,
+            client: OnceLock::new(),
+            client_config: config,
+            delivery_timeout: settings.delivery_timeout,
+            log_ttl_days: settings.delivery_log_ttl_days,
+            recovery: RecoveryConfig::default(),
+            requeue: Requeue::Disabled,
+        }
+    }
+
+    /// Event retention, the retry schedule, and where retries are queued.
+    pub fn with_recovery(mut self, recovery: RecoveryConfig, requeue: Requeue) -> Self {
+        self.recovery = recovery;
+        self.requeue = requeue;
+        self
+    }
+
+    /// The delivery client, built now if it has not been yet.
+    pub fn client(&self) -> Result<&DeliveryClient, ClientError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = DeliveryClient::new(self.client_config.clone())?;
+        // A concurrent first batch may have set it meanwhile: either is as good.
+        Ok(self.client.get_or_init(|| built))
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}

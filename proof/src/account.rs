@@ -1,0 +1,422 @@
+//! The accounting: the delivery log (DynamoDB) and what the receivers saw,
+//! against the expected (webhook, event) pairs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use shared::store::{DynamoStore, Store};
+
+use crate::fixture::Hook;
+use crate::receivers::Recorder;
+
+/// A batch in flight can last this long (the dispatch deadline and a margin).
+const BATCH_SPAN: Duration = Duration::from_millis(6500);
+
+#[derive(Default, Serialize)]
+pub struct Faults {
+    pub outage_requested: bool,
+    pub outage_done: bool,
+    pub outage_secs: u64,
+    /// Seconds after the start of sending.
+    pub outage_at_secs: Option<f64>,
+    pub proxy_connections: u64,
+    /// DynamoDB connections refused while cut.
+    pub proxy_refused: u64,
+    /// Open DynamoDB connections reset when the cut began.
+    pub proxy_severed: u64,
+    pub kill_requested: bool,
+    pub kill_done: bool,
+    pub kill_at_secs: Option<f64>,
+    /// Requests the receivers were still serving when the dispatcher died.
+    pub kill_in_flight_requests: u64,
+}
+
+#[derive(Default, Serialize)]
+pub struct Timing {
+    pub total_secs: f64,
+    pub send_secs: f64,
+    /// From the first send until the queue was empty.
+    pub dispatch_secs: f64,
+}
+
+/// When the faults happened, to tell what a resend followed.
+pub struct Windows {
+    pub kill: Option<Instant>,
+    pub outage: Option<(Instant, Instant)>,
+}
+
+pub struct Input<'a> {
+    pub store: &'a DynamoStore,
+    pub hooks: &'a [Hook],
+    pub events_requested: usize,
+    pub accepted: &'a HashSet<String>,
+    pub poison: &'a [String],
+    pub poison_sent: usize,
+    pub expected: &'a HashMap<(String, String), usize>,
+    pub recorder: &'a Recorder,
+    pub queue_left: u64,
+    pub dlq: &'a [String],
+    pub faults: Faults,
+    pub windows: Windows,
+    pub timing: Timing,
+    pub timed_out: bool,
+    pub concurrency: usize,
+    pub visibility_timeout_secs: u64,
+    pub max_receive_count: u32,
+    pub table: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub passed: bool,
+    pub failures: Vec<String>,
+    pub events: usize,
+    pub events_accepted: usize,
+    pub poison_sent: usize,
+    pub expected_pairs: usize,
+    /// Expected pairs with exactly one recorded outcome.
+    pub recorded: usize,
+    /// Expected pairs with no recorded outcome.
+    pub lost: usize,
+    /// Expected pairs with more than one recorded outcome.
+    pub duplicated: usize,
+    /// Records of pairs that must not exist (unsubscribed, inactive, foreign).
+    pub misdirected_records: usize,
+    /// Requests a receiver got for a pair that must not exist.
+    pub misdirected_requests: usize,
+    /// Requests whose Authorization was not the webhook's own token.
+    pub wrong_token: u64,
+    /// Requests without a webhook-id, or on a path of no webhook.
+    pub unidentified_requests: u64,
+    pub requests: u64,
+    /// Pairs a receiver saw more than once (same webhook-id): sent, not
+    /// recorded, then sent again when the message came back.
+    pub resent_pairs: usize,
+    pub resent_extra_requests: usize,
+    pub resent_after_kill: usize,
+    pub resent_after_outage: usize,
+    /// Resends with no fault nearby (a batch that overran its deadline).
+    pub resent_other: usize,
+    /// Pairs seen more often than their message may be received.
+    pub sent_too_often: usize,
+    /// Recorded pairs the receiver never saw (reported, not a failure).
+    pub recorded_without_request: usize,
+    pub outcomes: BTreeMap<String, usize>,
+    /// Active webhooks by how their receiver answers.
+    pub active_webhooks_by_kind: BTreeMap<String, usize>,
+    pub queue_left: u64,
+    pub poison_in_dlq: usize,
+    pub other_in_dlq: usize,
+    pub faults: Faults,
+    pub timing: Timing,
+    pub pairs_per_second: f64,
+    pub concurrency: usize,
+    pub visibility_timeout_secs: u64,
+    pub max_receive_count: u32,
+    pub table: String,
+}
+
+pub async fn check(input: Input<'_>) -> Result<Report, String> {
+    // The delivery log of every webhook, inactive ones included.
+    let mut records: HashMap<(String, String), usize> = HashMap::new();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for h in input.hooks {
+        let mut after = None;
+        loop {
+            let page = input
+                .store
+                .list_deliveries(h.webhook.id, 100, after)
+                .await
+                .map_err(|e| format!("reading the delivery log: {e}"))?;
+            for r in &page.items {
+                if r.test {
+                    continue;
+                }
+                *records
+                    .entry((r.webhook_id.to_string(), r.event_id.to_string()))
+                    .or_default() += 1;
+                *outcomes.entry(r.outcome.as_str().to_owned()).or_default() += 1;
+            }
+            match page.next {
+                Some(next) if !page.items.is_empty() => after = Some(next),
+                _ => break,
+            }
+        }
+    }
+    // Only events SQS accepted are owed a delivery.
+    let expected: HashMap<&(String, String), usize> = input
+        .expected
+        .iter()
+        .filter(|((_, event), _)| input.accepted.contains(event))
+        .map(|(k, v)| (k, *v))
+        .collect();
+    let seen = input.recorder.seen();
+
+    let mut recorded = 0;
+    let mut lost = 0;
+    let mut duplicated = 0;
+    let mut recorded_without_request = 0;
+    for pair in expected.keys() {
+        match records.get(*pair).copied().unwrap_or(0) {
+            0 => lost += 1,
+            1 => recorded += 1,
+            _ => duplicated += 1,
+        }
+        if records.contains_key(*pair) && !seen.contains_key(*pair) {
+            recorded_without_request += 1;
+        }
+    }
+    let misdirected_records = records.keys().filter(|p| !expected.contains_key(p)).count();
+    let misdirected_requests = seen.keys().filter(|p| !expected.contains_key(p)).count();
+
+    let mut resent = Resent::default();
+    for (pair, times) in &seen {
+        if times.len() < 2 || !expected.contains_key(pair) {
+            continue;
+        }
+        resent.pairs += 1;
+        resent.extra += times.len() - 1;
+        if times.len() > input.max_receive_count as usize {
+            resent.too_often += 1;
+        }
+        let mut times = times.clone();
+        times.sort();
+        let first = times[0];
+        let first_span = (first, first + BATCH_SPAN);
+        let overlaps = |(a, b): (Instant, Instant)| a <= first_span.1 && first_span.0 <= b;
+        if input
+            .windows
+            .kill
+            .is_some_and(|k| first_span.0 <= k && k <= first_span.1)
+        {
+            resent.after_kill += 1;
+        } else if input.windows.outage.is_some_and(overlaps) {
+            resent.after_outage += 1;
+        } else {
+            resent.other += 1;
+        }
+    }
+
+    let mut poison_left: Vec<&String> = input.poison.iter().collect();
+    let mut poison_in_dlq = 0;
+    let mut other_in_dlq = 0;
+    for body in input.dlq {
+        if let Some(i) = poison_left.iter().position(|p| *p == body) {
+            poison_left.swap_remove(i);
+            poison_in_dlq += 1;
+        } else {
+            other_in_dlq += 1;
+        }
+    }
+
+    let wrong_token = input
+        .recorder
+        .wrong_auth
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let unidentified = input
+        .recorder
+        .no_event_id
+        .load(std::sync::atomic::Ordering::SeqCst)
+        + input
+            .recorder
+            .unknown_path
+            .load(std::sync::atomic::Ordering::SeqCst);
+
+    let mut failures = Vec::new();
+    let mut fail = |bad: bool, what: String| {
+        if bad {
+            failures.push(what);
+        }
+    };
+    fail(input.timed_out, "the run timed out".into());
+    fail(
+        input.accepted.len() != input.events_requested,
+        format!(
+            "SQS accepted {} of {} events",
+            input.accepted.len(),
+            input.events_requested
+        ),
+    );
+    fail(lost > 0, format!("{lost} pair(s) have no recorded outcome"));
+    fail(
+        duplicated > 0,
+        format!("{duplicated} pair(s) have more than one recorded outcome"),
+    );
+    fail(
+        misdirected_records > 0,
+        format!("{misdirected_records} record(s) for unsubscribed, inactive or foreign webhooks"),
+    );
+    fail(
+        misdirected_requests > 0,
+        format!(
+            "{misdirected_requests} pair(s) reached an unsubscribed, inactive or foreign webhook"
+        ),
+    );
+    fail(
+        wrong_token > 0,
+        format!("{wrong_token} request(s) carried another webhook's token"),
+    );
+    fail(
+        unidentified > 0,
+        format!("{unidentified} request(s) without webhook-id or to no webhook"),
+    );
+    fail(
+        resent.too_often > 0,
+        format!(
+            "{} pair(s) sent more often than their message may be received",
+            resent.too_often
+        ),
+    );
+    fail(
+        input.queue_left != 0,
+        format!("{} message(s) left in the events queue", input.queue_left),
+    );
+    fail(
+        poison_in_dlq != input.poison_sent || input.poison_sent != input.poison.len(),
+        format!(
+            "{poison_in_dlq} of {} poison message(s) in the DLQ",
+            input.poison.len()
+        ),
+    );
+    fail(
+        other_in_dlq > 0,
+        format!("{other_in_dlq} event(s) in the DLQ"),
+    );
+    fail(
+        input.faults.outage_requested && !input.faults.outage_done,
+        "the DynamoDB outage was not injected".into(),
+    );
+    fail(
+        input.faults.kill_requested && !input.faults.kill_done,
+        "the dispatcher was not killed".into(),
+    );
+    fail(
+        input.faults.proxy_connections == 0,
+        "the dispatcher never reached DynamoDB through the proxy".into(),
+    );
+
+    let pairs_per_second = if input.timing.dispatch_secs > 0.0 {
+        (expected.len() as f64 / input.timing.dispatch_secs).round()
+    } else {
+        0.0
+    };
+    Ok(Report {
+        passed: failures.is_empty(),
+        failures,
+        events: input.events_requested,
+        events_accepted: input.accepted.len(),
+        poison_sent: input.poison_sent,
+        expected_pairs: expected.len(),
+        recorded,
+        lost,
+        duplicated,
+        misdirected_records,
+        misdirected_requests,
+        wrong_token,
+        unidentified_requests: unidentified,
+        requests: input.recorder.total(),
+        resent_pairs: resent.pairs,
+        resent_extra_requests: resent.extra,
+        resent_after_kill: resent.after_kill,
+        resent_after_outage: resent.after_outage,
+        resent_other: resent.other,
+        sent_too_often: resent.too_often,
+        recorded_without_request,
+        outcomes,
+        active_webhooks_by_kind: input
+            .hooks
+            .iter()
+            .filter(|h| h.webhook.status == shared::Status::Active)
+            .fold(BTreeMap::new(), |mut m, h| {
+                *m.entry(format!("{:?}", h.kind).to_lowercase()).or_default() += 1;
+                m
+            }),
+        queue_left: input.queue_left,
+        poison_in_dlq,
+        other_in_dlq,
+        faults: input.faults,
+        timing: input.timing,
+        pairs_per_second,
+        concurrency: input.concurrency,
+        visibility_timeout_secs: input.visibility_timeout_secs,
+        max_receive_count: input.max_receive_count,
+        table: input.table.to_owned(),
+    })
+}
+
+#[derive(Default)]
+struct Resent {
+    pairs: usize,
+    extra: usize,
+    after_kill: usize,
+    after_outage: usize,
+    other: usize,
+    too_often: usize,
+}
+
+impl Report {
+    pub fn print(&self) {
+        let f = &self.faults;
+        println!(
+            "\nproof: {verdict}\n\
+             events        {events} sent ({accepted} accepted), {poison} poison\n\
+             pairs         {pairs} expected, {recorded} recorded once\n\
+             lost          {lost}\n\
+             duplicated    {dup} (pairs with more than one recorded outcome)\n\
+             misdirected   {mr} records, {mq} requests; {wt} wrong tokens\n\
+             resent        {rp} pairs ({rk} after the kill, {ro} after the outage, {rx} other)\n\
+             requests      {req} seen by the receivers\n\
+             outcomes      {outcomes}\n\
+             queue         {left} left; DLQ: {pd} poison, {od} other\n\
+             faults        DynamoDB cut {outage} ({refused} connections refused, {severed} reset); \
+             dispatcher SIGKILLed {kill} ({inflight} requests in flight)\n\
+             time          {total:.1} s ({dispatch:.1} s until the queue was empty, sending {send:.1} s; {pps} pairs/s)",
+            verdict = if self.passed { "PASSED" } else { "FAILED" },
+            events = self.events,
+            accepted = self.events_accepted,
+            poison = self.poison_sent,
+            pairs = self.expected_pairs,
+            recorded = self.recorded,
+            lost = self.lost,
+            dup = self.duplicated,
+            mr = self.misdirected_records,
+            mq = self.misdirected_requests,
+            wt = self.wrong_token,
+            rp = self.resent_pairs,
+            rk = self.resent_after_kill,
+            ro = self.resent_after_outage,
+            rx = self.resent_other,
+            req = self.requests,
+            outcomes = self
+                .outcomes
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            left = self.queue_left,
+            pd = self.poison_in_dlq,
+            od = self.other_in_dlq,
+            outage = match (f.outage_requested, f.outage_at_secs) {
+                (false, _) => "off".to_owned(),
+                (true, Some(at)) => format!("{} s at {at:.1} s", f.outage_secs),
+                (true, None) => "NOT DONE".to_owned(),
+            },
+            refused = f.proxy_refused,
+            severed = f.proxy_severed,
+            kill = match (f.kill_requested, f.kill_at_secs) {
+                (false, _) => "off".to_owned(),
+                (true, Some(at)) => format!("at {at:.1} s"),
+                (true, None) => "NOT DONE".to_owned(),
+            },
+            inflight = f.kill_in_flight_requests,
+            total = self.timing.total_secs,
+            dispatch = self.timing.dispatch_secs,
+            send = self.timing.send_secs,
+            pps = self.pairs_per_second,
+        );
+        for failure in &self.failures {
+            println!("  FAILED: {failure}");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Read, change, write, for a webhook that others may be writing at the same time.
+
+use super::{Store, StoreError};
+use crate::webhook::now_utc;
+use crate::{TenantId, Webhook, WebhookId};
+
+const ATTEMPTS: usize = 5;
+
+/// Loads the webhook, applies `change`, and writes it only if nobody wrote in
+/// between; otherwise starts over, with a short random back-off (a PATCH must
+/// not bring back a token that a rotation replaced). `change` returns false
+/// when it changed nothing (no write). `NotFound` if the webhook does not
+/// exist; `Conflict` after five lost races.
+pub async fn modify<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    id: WebhookId,
+    change: impl Fn(&mut Webhook) -> bool,
+) -> Result<Webhook, StoreError> {
+    for _ in 0..ATTEMPTS {
+        let mut webhook = store
+            .get_webhook(tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let loaded_at = webhook.updated_at;
+        if !change(&mut webhook) {
+            return Ok(webhook);
+        }
+        // Strictly later than the version it replaces, which the next write checks.
+        webhook.updated_at = now_utc().max(loaded_at + time::Duration::microseconds(1));
+        match store.update_webhook(&webhook, loaded_at).await {
+            Ok(()) => return Ok(webhook),
+            Err(StoreError::Conflict) => {
+                let jitter = u64::from(crate::random::bytes32()[0] % 16);
+                tokio::time::sleep(std::time::Duration::from_millis(2 + jitter)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
+}
