@@ -19,9 +19,10 @@ pub struct StoredEvent {
     pub event_type: EventType,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
-    /// Absent when it was too large to keep (`data_omitted`).
+    /// The payload as the producer's JSON text (a string attribute: the
+    /// store never re-parses it). Absent when it was too large to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<EventData>,
+    pub data: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data_omitted: bool,
     /// When the dispatcher accepted it (RFC 3339, sortable).
@@ -38,11 +39,16 @@ impl StoredEvent {
             tenant_id: event.tenant_id.clone(),
             event_type: event.event_type,
             timestamp: event.timestamp,
-            data: keep.then(|| event.data.clone()),
+            data: keep.then(|| event.data.get().to_owned()),
             data_omitted: !keep,
             received_at: sortable_time(received_at),
             expires_at: received_at.unix_timestamp() + i64::from(retention_days) * 86_400,
         }
+    }
+
+    /// The payload, checked again on the way out of the store.
+    pub fn payload(&self) -> Option<EventData> {
+        EventData::from_json_text(self.data.as_deref()?).ok()
     }
 
     /// The event again, as producers sent it; `None` when its data was not kept.
@@ -52,7 +58,7 @@ impl StoredEvent {
             tenant_id: self.tenant_id.clone(),
             event_type: self.event_type,
             timestamp: self.timestamp,
-            data: self.data.clone()?,
+            data: self.payload()?,
         })
     }
 

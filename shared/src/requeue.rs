@@ -88,7 +88,8 @@ impl Requeue {
                     .send_message()
                     .queue_url(queue_url)
                     .message_body(message.to_json())
-                    .delay_seconds(i32::try_from(delay.as_secs()).unwrap_or(900))
+                    // Whole seconds, rounded up: a wait is never cut short.
+                    .delay_seconds(i32::try_from(whole_seconds(delay)).unwrap_or(900))
                     .send()
                     .await
                     .map(|_| ())
@@ -105,9 +106,20 @@ impl Requeue {
     }
 }
 
+fn whole_seconds(delay: Duration) -> u64 {
+    delay.as_secs() + u64::from(delay.subsec_nanos() > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delays_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_millis(800)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(5)), 5);
+        assert_eq!(whole_seconds(Duration::from_millis(5001)), 6);
+    }
 
     #[test]
     fn a_targeted_message_round_trips_and_is_not_an_envelope() {

@@ -39,6 +39,9 @@ pub enum Behavior {
     HugeBody { total: usize },
     /// Writes a 200 response head one byte per `every`.
     TrickleHead { every: Duration },
+    /// The n-th request (counted over all connections) gets the n-th status;
+    /// the last one repeats. An outage, then recovery: `[503, 503, 200]`.
+    Sequence(Vec<u16>),
 }
 
 impl Behavior {
@@ -153,8 +156,24 @@ async fn serve(
         let Some(request) = read_request(&mut stream, &mut buf).await else {
             return;
         };
-        if let Ok(mut r) = requests.lock() {
-            r.push(request);
+        let nth = match requests.lock() {
+            Ok(mut r) => {
+                r.push(request);
+                r.len()
+            }
+            Err(_) => return,
+        };
+        if let Behavior::Sequence(statuses) = &behavior {
+            let status = statuses
+                .get(nth - 1)
+                .or(statuses.last())
+                .copied()
+                .unwrap_or(200);
+            let head = format!("HTTP/1.1 {status} Status\r\ncontent-length: 0\r\n\r\n");
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
         }
         match &behavior {
             Behavior::Respond {
@@ -187,7 +206,8 @@ async fn serve(
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
-            Behavior::Close | Behavior::Garbage(_) => return,
+            // Garbage is written on connect; a sequence is answered above.
+            Behavior::Close | Behavior::Garbage(_) | Behavior::Sequence(_) => return,
             Behavior::SlowStream {
                 total,
                 chunk,

@@ -41,7 +41,7 @@ struct EventView<'a> {
     timestamp: String,
     received_at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a EventData>,
+    data: Option<EventData>,
     data_omitted: bool,
     deliveries: Vec<DeliverySummary<'a>>,
     /// Every attempt, on `GET /events/{id}` only.
@@ -103,7 +103,7 @@ fn view<'a>(event: &'a StoredEvent, deliveries: &'a [DeliveryRecord], full: bool
         event_type: event.event_type,
         timestamp: event.timestamp.format(&Rfc3339).unwrap_or_default(),
         received_at: &event.received_at,
-        data: event.data.as_ref(),
+        data: event.payload(),
         data_omitted: event.data_omitted,
         deliveries: summaries,
         attempts: full.then(|| deliveries.iter().map(DeliveryView::new).collect()),

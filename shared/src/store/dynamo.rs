@@ -645,7 +645,11 @@ impl Store for DynamoStore {
             }
         };
         // Time bounds on the sort key; `~` sorts after every event id character.
-        let lower = filter.since.map(sortable_time).unwrap_or_default();
+        // DynamoDB refuses an empty string here: "0" sorts before every year.
+        let lower = filter
+            .since
+            .map(sortable_time)
+            .unwrap_or_else(|| "0".to_owned());
         let upper = filter
             .until
             .map(sortable_time)

@@ -1,0 +1,566 @@
+//! Never losing an event for a customer: opt-in retries through SQS (moto),
+//! `410 Gone`, redelivery, the catch-up API and signing-secret rotation, with
+//! the real handlers and real receivers on 127.0.0.1. Schedules are seconds
+//! long here (the setting), not hours.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::EventType::{AsyncCompleted, FlowxCompleted};
+use shared::Status::Active;
+use shared::Webhook;
+use shared::delivery_log::DeliveryRecord;
+use shared::infra::create_queues;
+use shared::requeue::Requeue;
+use shared::retry::{RecoveryConfig, RetryPolicy};
+use shared::store::{DynamoStore, Store};
+use testkit::aws::{invocation, sqs_client, sqs_event};
+use testkit::receiver::{Behavior, Receiver};
+use testkit::{
+    Call, add_webhook, api_key_for, envelope, fresh_dispatcher, standard_webhooks_signature, unique,
+};
+
+fn recovery(schedule: &[u64]) -> RecoveryConfig {
+    RecoveryConfig {
+        schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
+        ..RecoveryConfig::default()
+    }
+}
+
+/// Sets a stored webhook's retry policy.
+async fn with_policy(store: &impl Store, webhook: &Webhook, policy: RetryPolicy) {
+    shared::store::modify(store, &webhook.tenant_id, webhook.id, |w| {
+        w.retry_policy = policy;
+        true
+    })
+    .await
+    .expect("set the retry policy");
+}
+
+async fn log_of(store: &impl Store, webhook: &Webhook) -> Vec<DeliveryRecord> {
+    let mut log = store
+        .list_deliveries(webhook.id, 100, None)
+        .await
+        .expect("delivery log")
+        .items;
+    log.reverse(); // oldest first
+    log
+}
+
+/// Plays Lambda's event source: receives from the queue and hands each batch
+/// to the handler, deleting what did not fail, until `done` or the time is up.
+async fn pump(
+    d: &dispatch::Dispatcher<DynamoStore>,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    seconds: u64,
+    done: impl Fn() -> bool,
+) {
+    let until = std::time::Instant::now() + Duration::from_secs(seconds);
+    while std::time::Instant::now() < until && !done() {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        let batch: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| (m.message_id.clone().unwrap(), m.body.clone().unwrap()))
+            .collect();
+        let response = dispatch::handle(d, invocation(sqs_event(&batch), 6000))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "a batch failed");
+        for m in messages {
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+}
+
+fn seconds_between(a: &str, b: &str) -> f64 {
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    (parse(b) - parse(a)).as_seconds_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_with_exponential_retries_ends_delivered_with_every_attempt_logged() {
+    let sqs = sqs_client().await;
+    let queue = create_queues(&sqs, &unique("retry"), 5)
+        .await
+        .unwrap()
+        .events;
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_recovery(recovery(&[1, 2, 60]), Requeue::sqs(&queue));
+    // Down for two attempts, then up.
+    let rx = Receiver::start(Behavior::Sequence(vec![503, 503, 200])).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
+    let (event, body) = envelope("acme", AsyncCompleted, json!({"n": 1}));
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+
+    let received = || rx.requests().len() >= 3;
+    pump(&d, &sqs, &queue, 20, received).await;
+
+    let log = log_of(d.store(), &wh).await;
+    let outcomes: Vec<(u32, &str, Option<u16>)> = log
+        .iter()
+        .map(|r| (r.attempt, r.outcome.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (1, "http_error", Some(503)),
+            (2, "http_error", Some(503)),
+            (3, "delivered", Some(200))
+        ]
+    );
+    assert!(log[0].next_attempt_at.is_some() && log[1].next_attempt_at.is_some());
+    assert!(log[2].next_attempt_at.is_none() && !log[2].exhausted);
+    // The waits follow the schedule (1 s, then 2 s, ±20 %), in order.
+    let first_wait = seconds_between(&log[0].attempted_at, &log[1].attempted_at);
+    let second_wait = seconds_between(&log[1].attempted_at, &log[2].attempted_at);
+    assert!(first_wait >= 0.75, "first wait {first_wait}");
+    assert!(second_wait >= 1.55, "second wait {second_wait}");
+    assert!(second_wait > first_wait);
+    // Every attempt carried the same webhook-id.
+    let ids: Vec<_> = rx
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, vec![event.id.to_string(); 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_runs_out_as_exhausted() {
+    let queued = Arc::new(Mutex::new(Vec::new()));
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_recovery(recovery(&[1]), Requeue::Memory(queued.clone()));
+    let rx = Receiver::start(Behavior::status(500)).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
+    let (_, body) = envelope("acme", AsyncCompleted, json!({}));
+    dispatch::handle(&d, invocation(sqs_event(&[("m1".into(), body)]), 6000))
+        .await
+        .unwrap();
+    let retry = queued.lock().unwrap().pop().expect("a retry was queued").0;
+    dispatch::handle(&d, invocation(sqs_event(&[("m2".into(), retry)]), 6000))
+        .await
+        .unwrap();
+    let log = log_of(d.store(), &wh).await;
+    assert_eq!(log.len(), 2);
+    assert!(log[1].exhausted && log[1].next_attempt_at.is_none());
+    assert!(
+        queued.lock().unwrap().is_empty(),
+        "nothing after the last step"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn none_tries_once_a_400_is_final_and_retry_after_is_read() {
+    let queued = Arc::new(Mutex::new(Vec::new()));
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_recovery(recovery(&[1, 2, 3]), Requeue::Memory(queued.clone()));
+    let down = Receiver::start(Behavior::status(503)).await;
+    let refusing = Receiver::start(Behavior::status(400)).await;
+    let busy = Receiver::start(Behavior::Respond {
+        status: 429,
+        headers: vec![("retry-after", "7".into())],
+        body: Vec::new(),
+    })
+    .await;
+    let default_policy =
+        add_webhook(d.store(), "acme", &down.url("/"), &[AsyncCompleted], Active).await;
+    let bad_request = add_webhook(
+        d.store(),
+        "acme",
+        &refusing.url("/"),
+        &[AsyncCompleted],
+        Active,
+    )
+    .await;
+    let throttled = add_webhook(d.store(), "acme", &busy.url("/"), &[AsyncCompleted], Active).await;
+    with_policy(d.store(), &bad_request, RetryPolicy::Exponential).await;
+    with_policy(d.store(), &throttled, RetryPolicy::Exponential).await;
+    let (_, body) = envelope("acme", AsyncCompleted, json!({}));
+    dispatch::handle(&d, invocation(sqs_event(&[("m1".into(), body)]), 6000))
+        .await
+        .unwrap();
+
+    for (wh, name) in [(&default_policy, "none"), (&bad_request, "400")] {
+        let log = log_of(d.store(), wh).await;
+        assert_eq!(log.len(), 1, "{name}");
+        assert!(
+            log[0].next_attempt_at.is_none() && !log[0].exhausted,
+            "{name}"
+        );
+    }
+    let queued = queued.lock().unwrap().clone();
+    assert_eq!(queued.len(), 1, "only the 429 is retried");
+    let (message, delay) = &queued[0];
+    assert_eq!(
+        *delay,
+        Duration::from_secs(7),
+        "Retry-After, not the 1 s step"
+    );
+    let message: Value = serde_json::from_str(message).unwrap();
+    assert_eq!(message["target"]["webhook_id"], throttled.id.to_string());
+    assert_eq!(message["target"]["attempt"], 2);
+    let log = log_of(d.store(), &throttled).await;
+    assert_eq!(
+        seconds_between(
+            &log[0].attempted_at,
+            log[0].next_attempt_at.as_ref().unwrap()
+        )
+        .round(),
+        7.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_sets_the_webhook_inactive_with_the_reason() {
+    let d = fresh_dispatcher(true, HashMap::new()).await;
+    let rx = Receiver::start(Behavior::status(410)).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    let (_, body) = envelope("acme", AsyncCompleted, json!({}));
+    dispatch::handle(&d, invocation(sqs_event(&[("m1".into(), body)]), 6000))
+        .await
+        .unwrap();
+    let stored = d
+        .store()
+        .get_webhook(&wh.tenant_id, wh.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, shared::Status::Inactive);
+    assert!(
+        stored
+            .disabled_reason
+            .as_deref()
+            .unwrap()
+            .contains("410 Gone")
+    );
+
+    // The API shows the reason, and activating the webhook clears it.
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50));
+    let key = api_key_for(&app.store, "acme").await;
+    let shown = Call::new("GET", &format!("/webhooks/{}", wh.id), &key)
+        .send(&app)
+        .await;
+    assert!(
+        shown.body["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410")
+    );
+    assert_eq!(shown.body["status"], "inactive");
+    let activated = Call::new("PATCH", &format!("/webhooks/{}", wh.id), &key)
+        .json(json!({"status": "active"}))
+        .send(&app)
+        .await;
+    assert_eq!(activated.status, 200);
+    assert!(activated.body.get("disabled_reason").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
+    let sqs = sqs_client().await;
+    let queue = create_queues(&sqs, &unique("redeliver"), 5)
+        .await
+        .unwrap()
+        .events;
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_recovery(recovery(&[1]), Requeue::sqs(&queue));
+    let rx = Receiver::start(Behavior::Sequence(vec![500, 200, 200])).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    let other = add_webhook(
+        d.store(),
+        "acme",
+        &rx.url("/other"),
+        &[FlowxCompleted],
+        Active,
+    )
+    .await;
+    let (event, body) = envelope("acme", AsyncCompleted, json!({"kyc": "pass"}));
+    dispatch::handle(&d, invocation(sqs_event(&[("m1".into(), body)]), 6000))
+        .await
+        .unwrap();
+    assert_eq!(rx.requests().len(), 1);
+
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_recovery(RecoveryConfig::default(), Requeue::sqs(&queue));
+    let key = api_key_for(&app.store, "acme").await;
+    // Everything subscribed: the event again to `wh` only (`other` is not subscribed).
+    let all = Call::new("POST", &format!("/events/{}/redeliver", event.id), &key)
+        .send(&app)
+        .await;
+    assert_eq!(all.status, 202, "{}", all.body);
+    assert_eq!(all.body["queued"].as_array().unwrap().len(), 1);
+    assert_eq!(all.body["queued"][0]["attempt"], 2);
+    // One delivery, by its id from the log.
+    let log = Call::new("GET", &format!("/webhooks/{}/deliveries", wh.id), &key)
+        .send(&app)
+        .await;
+    let delivery_id = log.body["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(delivery_id, format!("{}~1", event.id));
+    let one = Call::new(
+        "POST",
+        &format!("/webhooks/{}/deliveries/{delivery_id}/redeliver", wh.id),
+        &key,
+    )
+    .send(&app)
+    .await;
+    assert_eq!(one.status, 202, "{}", one.body);
+    // Both requests were made before either ran: they ask for the same attempt number.
+    assert_eq!(one.body["queued"][0]["attempt"], 2);
+
+    pump(&d, &sqs, &queue, 10, || rx.requests().len() >= 2).await;
+    let requests = rx.requests();
+    assert_eq!(
+        requests.len(),
+        2,
+        "attempt 2 once, however many asked for it"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("webhook-id") == Some(event.id.as_str()))
+    );
+    let records = log_of(d.store(), &wh).await;
+    assert_eq!(records.len(), 2);
+    assert!(records[1].manual && records[1].attempt == 2);
+    assert_eq!(records[1].outcome.as_str(), "delivered");
+    assert!(log_of(d.store(), &other).await.is_empty());
+
+    // The full event shows both attempts.
+    let full = Call::new("GET", &format!("/events/{}", event.id), &key)
+        .send(&app)
+        .await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(full.body["deliveries"][0]["attempts"], 2);
+    assert_eq!(full.body["deliveries"][0]["last_outcome"], "delivered");
+    assert_eq!(full.body["data"], json!({"kyc": "pass"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catch_up_api_pages_newest_first_and_keeps_to_the_tenant() {
+    let d = fresh_dispatcher(true, HashMap::new()).await;
+    let rx = Receiver::start(Behavior::status(200)).await;
+    add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    let base = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let mut messages = Vec::new();
+    let mut acme_ids = Vec::new();
+    for i in 0..7i64 {
+        let event_type = if i % 3 == 0 {
+            "flowx.completed"
+        } else {
+            "async.completed"
+        };
+        let event = json!({
+            "id": format!("evt_acme_{i}"), "tenant_id": "acme", "type": event_type,
+            "timestamp": (base + time::Duration::minutes(i)).format(&time::format_description::well_known::Rfc3339).unwrap(),
+            "data": {"i": i}
+        });
+        acme_ids.push(format!("evt_acme_{i}"));
+        messages.push((format!("a{i}"), event.to_string()));
+    }
+    let (globex_event, globex_body) =
+        envelope("globex", AsyncCompleted, json!({"secret": "globex"}));
+    messages.push(("g".into(), globex_body));
+    for chunk in messages.chunks(4) {
+        dispatch::handle(&d, invocation(sqs_event(chunk), 6000))
+            .await
+            .unwrap();
+    }
+
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50));
+    let key = api_key_for(&app.store, "acme").await;
+    let mut seen = Vec::new();
+    let mut path = "/events?limit=3".to_owned();
+    loop {
+        let page = Call::new("GET", &path, &key).send(&app).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for e in page.body["data"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+            assert_ne!(e["data"]["secret"], "globex");
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/events?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first = acme_ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    // Each carries where its webhook stands.
+    let one = Call::new("GET", "/events?limit=1&type=async.completed", &key)
+        .send(&app)
+        .await;
+    assert_eq!(one.body["data"][0]["id"], "evt_acme_5");
+    assert_eq!(
+        one.body["data"][0]["deliveries"][0]["last_outcome"],
+        "delivered"
+    );
+    // Filters: type, and a time window (since inclusive, until exclusive).
+    let since = (base + time::Duration::minutes(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let until = (base + time::Duration::minutes(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let window = Call::new(
+        "GET",
+        &format!(
+            "/events?since={}&until={}",
+            urlencode(&since),
+            urlencode(&until)
+        ),
+        &key,
+    )
+    .send(&app)
+    .await;
+    let ids: Vec<&str> = window.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_acme_4", "evt_acme_3", "evt_acme_2"]);
+    let flows = Call::new("GET", "/events?type=flowx.completed", &key)
+        .send(&app)
+        .await;
+    let ids: Vec<&str> = flows.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_acme_6", "evt_acme_3", "evt_acme_0"]);
+    // Another tenant's event is not there for this key.
+    let foreign = Call::new("GET", &format!("/events/{}", globex_event.id), &key)
+        .send(&app)
+        .await;
+    assert_eq!(foreign.status, 404);
+    assert_eq!(foreign.error().0, "event_not_found");
+    let redeliver = Call::new(
+        "POST",
+        &format!("/events/{}/redeliver", globex_event.id),
+        &key,
+    )
+    .send(&app)
+    .await;
+    assert_eq!(redeliver.status, 404);
+    let bad = Call::new("GET", "/events?since=yesterday", &key)
+        .send(&app)
+        .await;
+    assert_eq!(bad.error().1.as_deref(), Some("since"));
+}
+
+/// Enough percent-encoding for an RFC 3339 time in a query string.
+fn urlencode(s: &str) -> String {
+    s.replace(':', "%3A").replace('+', "%2B")
+}
+
+/// A Standard Webhooks verifier: accepts when any of the space-separated
+/// signatures matches one computed with `secret`.
+fn verifies(secret: &str, headers: &testkit::receiver::Received) -> bool {
+    let id = headers.header("webhook-id").unwrap();
+    let ts = headers.header("webhook-timestamp").unwrap();
+    let expected = standard_webhooks_signature(secret, id, ts, &headers.body);
+    headers
+        .header("webhook-signature")
+        .unwrap()
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
+    let store = testkit::fresh_store().await;
+    let mut settings = testkit::settings(store.table(), 50);
+    settings.url_policy.allow_private_targets = true;
+    let overlap = RecoveryConfig {
+        secret_overlap: Duration::from_secs(2),
+        ..RecoveryConfig::default()
+    };
+    let app = api::App::new(store, settings).with_recovery(overlap, Requeue::Disabled);
+    let key = api_key_for(&app.store, "acme").await;
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let created = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": rx.url("/"), "events": ["async.completed"]}))
+        .send(&app)
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let old = created.body["signing_secret"].as_str().unwrap().to_owned();
+    let rotated = Call::new("POST", &format!("/webhooks/{id}/signing-secret"), &key)
+        .send(&app)
+        .await;
+    let new = rotated.body["signing_secret"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    assert!(rotated.body["previous_signing_secret_expires_at"].is_string());
+
+    // During the overlap (a test event goes through the same client as the dispatcher).
+    Call::new("POST", &format!("/webhooks/{id}/test"), &key)
+        .send(&app)
+        .await;
+    let during = rx.requests().pop().unwrap();
+    assert_eq!(
+        during
+            .header("webhook-signature")
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+    assert!(verifies(&old, &during) && verifies(&new, &during));
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    Call::new("POST", &format!("/webhooks/{id}/test"), &key)
+        .send(&app)
+        .await;
+    let after = rx.requests().pop().unwrap();
+    assert_eq!(
+        after
+            .header("webhook-signature")
+            .unwrap()
+            .split(' ')
+            .count(),
+        1
+    );
+    assert!(verifies(&new, &after) && !verifies(&old, &after));
+    let shown = Call::new("GET", &format!("/webhooks/{id}"), &key)
+        .send(&app)
+        .await;
+    assert!(
+        shown
+            .body
+            .get("previous_signing_secret_expires_at")
+            .is_none()
+    );
+}
