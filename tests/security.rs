@@ -246,14 +246,33 @@ async fn forbidden_targets_are_blocked_at_send_time_without_a_connection() {
         vec![v4(8, 8, 8, 8), v4(127, 0, 0, 1)],
     );
     let names: Vec<String> = dns.keys().cloned().collect();
-    let app = strict_app(dns).await;
+    let app = strict_app(dns.clone()).await;
     let key = api_key_for(&app.store, "acme").await;
 
-    let mut ids = Vec::new();
+    // At registration, a name that already resolves to a forbidden address is refused.
     for name in &names {
         let reply = Call::new("POST", "/webhooks", &key)
             .json(json!({"url": format!("http://{name}:{port}/"), "events": ["async.completed"]}))
             .send(&app)
+            .await;
+        assert_eq!(reply.status, 400, "{name}: {}", reply.body);
+        assert_eq!(reply.error().1.as_deref(), Some("url"));
+    }
+    // Registered while the names pointed at a public address; rebound afterwards.
+    let public: HashMap<String, Vec<IpAddr>> = names
+        .iter()
+        .map(|n| (n.clone(), vec![v4(93, 184, 215, 14)]))
+        .collect();
+    let before_rebinding = api::App::new(app.store.clone(), settings(app.store.table(), 1000))
+        .with_client_config(ClientConfig {
+            allow_private_targets: false,
+            dns_overrides: public,
+        });
+    let mut ids = Vec::new();
+    for name in &names {
+        let reply = Call::new("POST", "/webhooks", &key)
+            .json(json!({"url": format!("http://{name}:{port}/"), "events": ["async.completed"]}))
+            .send(&before_rebinding)
             .await;
         assert_eq!(reply.status, 201, "{name}: {}", reply.body);
         ids.push((name.clone(), reply.body["id"].as_str().unwrap().to_owned()));

@@ -123,19 +123,22 @@ async fn without_a_body_the_first_subscribed_type_is_sent_and_a_failure_is_still
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ssrf_guard_applies_to_test_events() {
-    // The name passes registration; at send time it resolves to a private address.
+    // Stored while the name was public; at send time it resolves to a private address.
     let dns = HashMap::from([(
         "internal.example.com".to_owned(),
         vec![IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))],
     )]);
     let app = app(false, dns).await;
     let key = api_key_for(&app.store, "acme").await;
-    let created = Call::new("POST", "/webhooks", &key)
-        .json(json!({"url": "https://internal.example.com/hook", "events": ["async.completed"]}))
-        .send(&app)
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap();
+    let stored = testkit::add_webhook(
+        &app.store,
+        "acme",
+        "https://internal.example.com/hook",
+        &[EventType::AsyncCompleted],
+        shared::Status::Active,
+    )
+    .await;
+    let id = stored.id.to_string();
     let reply = Call::new("POST", &format!("/webhooks/{id}/test"), &key)
         .send(&app)
         .await;

@@ -6,7 +6,7 @@ use shared::delivery_log::DeliveryCursor;
 use shared::signing::SigningSecret;
 use shared::store::Store;
 use shared::webhook::now_utc;
-use shared::{Status, TenantId, Token, Webhook, WebhookId, WebhookUrl};
+use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
 
 use crate::views::{
     CreateWebhook, DeliveryList, DeliveryView, EventTypeList, Secrets, UpdateWebhook, WebhookList,
@@ -21,6 +21,7 @@ pub async fn create<S: Store>(
 ) -> Result<Response<Body>, ApiError> {
     let input: CreateWebhook = body::json(req)?;
     let url = WebhookUrl::parse(&input.url, app.settings.url_policy)?;
+    resolves_publicly(app, &url).await?;
     let now = now_utc();
     let webhook = Webhook {
         id: WebhookId::generate(),
@@ -44,6 +45,20 @@ pub async fn create<S: Store>(
         StatusCode::CREATED,
         &WebhookView::new(&webhook, Secrets::REVEAL),
     ))
+}
+
+/// How long registration waits for DNS; a slower name is checked at send time only.
+const REGISTRATION_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A name that resolves to a forbidden address (DNS rebinding set up in
+/// advance) is refused at registration too, not only at send time.
+async fn resolves_publicly<S: Store>(app: &App<S>, url: &WebhookUrl) -> Result<(), ApiError> {
+    app.client()?
+        .check_resolved(url, REGISTRATION_DNS_TIMEOUT)
+        .await
+        .map_err(|blocked| {
+            ValidationError::new("url", format!("resolves to a forbidden target: {blocked}")).into()
+        })
 }
 
 pub async fn list<S: Store>(
@@ -113,6 +128,9 @@ pub async fn update<S: Store>(
         .url
         .map(|u| WebhookUrl::parse(&u, app.settings.url_policy))
         .transpose()?;
+    if let Some(url) = &url {
+        resolves_publicly(app, url).await?;
+    }
     let webhook = modify(app, &tenant, id, |webhook| {
         let before = webhook.clone();
         if let Some(url) = &url {

@@ -13,8 +13,9 @@ use reqwest::header::{
 use tokio::time::Instant;
 
 use super::outcome::{Attempt, Outcome, excerpt};
-use super::resolver::{BlockedByPolicy, GuardedResolver};
+use super::resolver::{BlockedByPolicy, GuardedResolver, lookup};
 use crate::signing::{SigningSecret, signature_header};
+use crate::ssrf::Blocked;
 use crate::webhook_url::check_target;
 use crate::{Token, WebhookUrl};
 
@@ -64,13 +65,15 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
 pub struct DeliveryClient {
     http: reqwest::Client,
     allow_private_targets: bool,
+    overrides: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl DeliveryClient {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let overrides = Arc::new(config.dns_overrides);
         let resolver = GuardedResolver {
             allow_private_targets: config.allow_private_targets,
-            overrides: Arc::new(config.dns_overrides),
+            overrides: Arc::clone(&overrides),
         };
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
@@ -84,7 +87,28 @@ impl DeliveryClient {
         Ok(Self {
             http,
             allow_private_targets: config.allow_private_targets,
+            overrides,
         })
+    }
+
+    /// At registration: refuses a URL whose host name resolves, now, to a
+    /// forbidden address. A name that does not resolve (yet) within
+    /// `timeout` passes; the check at send time is the one that holds.
+    pub async fn check_resolved(&self, url: &WebhookUrl, timeout: Duration) -> Result<(), Blocked> {
+        if self.allow_private_targets {
+            return Ok(());
+        }
+        let Some(url::Host::Domain(name)) = url.as_url().host() else {
+            return Ok(()); // IP literals were checked when the URL was parsed.
+        };
+        let name = name.trim_end_matches('.');
+        let found = tokio::time::timeout(timeout, lookup(&self.overrides, name)).await;
+        match found {
+            Ok(Ok(addresses)) => addresses
+                .iter()
+                .try_for_each(|a| crate::ssrf::check_ip(a.ip())),
+            _ => Ok(()),
+        }
     }
 
     /// Sends `body` to the webhook, signed with each of `secrets` (two during

@@ -15,6 +15,17 @@ use crate::ssrf;
 #[error("every address of the host is in a forbidden range")]
 pub struct BlockedByPolicy;
 
+/// The addresses of `host`: the fixed answer if there is one, else the system's.
+pub async fn lookup(
+    overrides: &HashMap<String, Vec<IpAddr>>,
+    host: &str,
+) -> std::io::Result<Vec<SocketAddr>> {
+    match overrides.get(host) {
+        Some(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()),
+        None => Ok(tokio::net::lookup_host((host, 0)).await?.collect()),
+    }
+}
+
 pub struct GuardedResolver {
     pub allow_private_targets: bool,
     /// Fixed answers for names (tests; never the internet).
@@ -30,10 +41,7 @@ impl Resolve for GuardedResolver {
             if !allow_private && ssrf::check_name(host).is_err() {
                 return Err(Box::new(BlockedByPolicy) as _);
             }
-            let found: Vec<SocketAddr> = match overrides.get(host) {
-                Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
-                None => tokio::net::lookup_host((host, 0)).await?.collect(),
-            };
+            let found = lookup(&overrides, host).await?;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
                 .filter(|a| allow_private || !ssrf::is_forbidden(a.ip()))
