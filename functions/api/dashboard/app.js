@@ -192,6 +192,16 @@
       errorSlot('description'));
   }
 
+  function retryField(value) {
+    return el('div', { className: 'field' },
+      el('label', { for: 'retry-policy' }, 'Retries'),
+      el('select', { id: 'retry-policy', name: 'retry_policy', 'aria-describedby': 'retry-policy-hint retry_policy-error' },
+        el('option', { value: 'none', selected: value !== 'exponential' }, 'None: one attempt per event (the default)'),
+        el('option', { value: 'exponential', selected: value === 'exponential' }, 'Exponential: retry failures for about 22 hours')),
+      el('p', { className: 'hint', id: 'retry-policy-hint' }, 'With retries, a timeout, connection error, 5xx, 408 or 429 is tried again after about 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h.'),
+      errorSlot('retry_policy'));
+  }
+
   async function loadEventTypes(key) {
     const list = await api('GET', 'event-types', undefined, key);
     eventTypes = list.data;
@@ -304,6 +314,7 @@
         errorSlot('token')),
       eventCheckboxes([], 'new'),
       descriptionField(''),
+      retryField('none'),
       el('div', { className: 'row' },
         el('button', { type: 'submit', className: 'primary' }, 'Submit'),
         el('a', { href: '#/', className: 'button' }, 'Cancel')));
@@ -311,7 +322,12 @@
       e.preventDefault();
       clearFieldErrors(form);
       const description = form.querySelector('#description').value;
-      const body = { url: form.querySelector('#url').value.trim(), events: checkedEvents(form), token: token.value };
+      const body = {
+        url: form.querySelector('#url').value.trim(),
+        events: checkedEvents(form),
+        token: token.value,
+        retry_policy: form.querySelector('#retry-policy').value,
+      };
       if (description) body.description = description;
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
@@ -356,6 +372,7 @@
       try {
         w = await api('PATCH', path, { status: wanted });
         statusText.textContent = w.status === 'active' ? 'Active' : 'Inactive';
+        disabledNote.hidden = !w.disabled_reason;
         say(`The webhook is now ${w.status}.`);
       } catch (err) {
         statusSwitch.checked = !statusSwitch.checked;
@@ -372,6 +389,7 @@
       urlField(w.url),
       eventCheckboxes(w.events, 'edit'),
       descriptionField(w.description),
+      retryField(w.retry_policy),
       el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
     edit.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -382,6 +400,7 @@
           url: edit.querySelector('#url').value.trim(),
           events: checkedEvents(edit),
           description: description === '' ? null : description,
+          retry_policy: edit.querySelector('#retry-policy').value,
         });
         heading.textContent = w.url;
         say('Changes saved.');
@@ -468,16 +487,32 @@
       const log = await api('GET', `${path}/deliveries?limit=20${query}`);
       const rows = log.data.map((d) => el('tr', {},
         el('td', { 'data-label': 'Time' }, formatTime(d.attempted_at)),
-        el('td', { 'data-label': 'Event' }, d.event_type, d.test ? el('span', { className: 'badge' }, ' test') : null, el('br'), el('small', { className: 'mono' }, d.event_id)),
+        el('td', { 'data-label': 'Event' }, d.event_type,
+          d.test ? el('span', { className: 'badge' }, ' test') : null,
+          d.attempt > 1 ? el('span', { className: 'badge' }, `attempt ${d.attempt}${d.manual ? ', manual' : ''}`) : null,
+          el('br'), el('small', { className: 'mono' }, d.event_id)),
         el('td', { 'data-label': 'Outcome' }, outcomeBadge(d.outcome)),
         el('td', { 'data-label': 'Status' }, d.status ? String(d.status) : '—'),
         el('td', { 'data-label': 'Duration' }, `${d.duration_ms} ms`),
-        el('td', { 'data-label': 'Response' }, el('span', { className: 'snippet' }, d.response_body || d.error || ''))));
+        el('td', { 'data-label': 'Response' }, el('span', { className: 'snippet' }, d.response_body || d.error || ''),
+          d.next_attempt_at ? el('small', { className: 'hint' }, el('br'), `next attempt ${formatTime(d.next_attempt_at)}`) : null),
+        el('td', { 'data-label': 'Again' }, d.test ? '' : el('button', {
+          type: 'button',
+          'aria-label': `Redeliver ${d.event_id}`,
+          onclick: async () => {
+            try {
+              const r = await api('POST', `${path}/deliveries/${encodeURIComponent(d.id)}/redeliver`);
+              say(`Queued: attempt ${r.queued[0].attempt} of ${d.event_id}. It appears in the log once sent.`);
+            } catch (err) {
+              say(err.message, true);
+            }
+          },
+        }, 'Redeliver'))));
       logSection.replaceChildren(
         el('h3', { id: 'log-heading' }, 'Delivery log'),
         rows.length
           ? el('table', { className: 'responsive', id: 'delivery-log' },
-            el('thead', {}, el('tr', {}, ['Time', 'Event', 'Outcome', 'Status', 'Duration', 'Response'].map((h) => el('th', {}, h)))),
+            el('thead', {}, el('tr', {}, ['Time', 'Event', 'Outcome', 'Status', 'Duration', 'Response', 'Again'].map((h) => el('th', {}, h)))),
             el('tbody', {}, rows))
           : el('p', {}, 'No deliveries yet.'),
         el('nav', { className: 'pager', 'aria-label': 'Delivery log pages' },
@@ -508,11 +543,13 @@
     } }, 'Delete webhook');
 
     const heading = el('h2', { className: 'url' }, w.url);
+    const disabledNote = el('p', { className: 'note-warn', id: 'disabled-reason', hidden: !w.disabled_reason }, w.disabled_reason || '');
     show(
       el('p', {}, el('a', { href: '#/' }, '← All webhooks')),
       heading,
       el('p', { className: 'hint mono' }, w.id),
       el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
+      disabledNote,
       revealed,
       edit,
       secrets,
