@@ -46,7 +46,27 @@ impl DynamoStore {
         &self.table
     }
 
-    fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    /// Writes an item unless one with its key exists; an existing one is
+    /// kept as it is, and that is not an error (first write wins).
+    async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+        fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (PK.to_owned(), AttributeValue::S(pk)),
             (SK.to_owned(), AttributeValue::S(sk)),
@@ -501,22 +521,8 @@ impl Store for DynamoStore {
             record,
         })
         .map_err(mapping)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Recorded already (a duplicate message raced this one): keep the first.
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(backend(e)),
-        }
+        // Recorded already (a duplicate message raced this one): keep the first.
+        self.put_new(item).await
     }
 
     async fn list_deliveries(
@@ -568,22 +574,8 @@ impl Store for DynamoStore {
             record: event,
         })
         .map_err(mapping)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Kept already (the message came again): the first copy stays.
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(backend(e)),
-        }
+        // Kept already (the message came again): the first copy stays.
+        self.put_new(item).await
     }
 
     async fn event_with_deliveries(
