@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{Attempt, Outcome};
-use crate::settings::SettingsError;
+use crate::settings::{SettingsError, positive};
 
 /// A webhook's choice. `none` is the platform's documented behaviour: one attempt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,26 +55,11 @@ impl RecoveryConfig {
     /// `RETRY_SCHEDULE_SECONDS` (comma-separated; tests use short ones).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut config = Self::default();
-        let number = |name: &'static str| -> Result<Option<u64>, SettingsError> {
-            match lookup(name).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .map(Some)
-                    .ok_or(SettingsError {
-                        name,
-                        problem: format!("must be a positive integer (got {v:?})"),
-                    }),
-            }
-        };
-        if let Some(days) = number("EVENT_RETENTION_DAYS")? {
-            config.event_retention_days = u32::try_from(days).unwrap_or(u32::MAX);
-        }
-        if let Some(hours) = number("SIGNING_SECRET_OVERLAP_HOURS")? {
-            config.secret_overlap = Duration::from_secs(hours.saturating_mul(3600));
-        }
+        let days = positive(&lookup, "EVENT_RETENTION_DAYS", config.event_retention_days)?;
+        config.event_retention_days = days;
+        let default_hours = u32::try_from(config.secret_overlap.as_secs() / 3600).unwrap_or(24);
+        let hours = positive(&lookup, "SIGNING_SECRET_OVERLAP_HOURS", default_hours)?;
+        config.secret_overlap = Duration::from_secs(u64::from(hours) * 3600);
         if let Some(list) = lookup("RETRY_SCHEDULE_SECONDS").filter(|v| !v.is_empty()) {
             let parsed: Option<Vec<Duration>> = list
                 .split(',')

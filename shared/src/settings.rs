@@ -66,7 +66,8 @@ impl Settings {
     }
 }
 
-fn positive(
+/// A positive whole number from `name`, or `default` when it is unset or empty.
+pub(crate) fn positive(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: u32,

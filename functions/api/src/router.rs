@@ -1,10 +1,8 @@
 //! Routing and the single place where errors become responses.
 
-use std::sync::OnceLock;
-
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::delivery::{ClientConfig, DeliveryClient, LazyClient};
 use shared::event::EventId;
 use shared::requeue::Requeue;
 use shared::retry::RecoveryConfig;
@@ -19,10 +17,9 @@ use crate::{ApiError, auth, body, dashboard, events, openapi, test_event, webhoo
 pub struct App<S> {
     pub store: S,
     pub settings: Settings,
-    client_config: ClientConfig,
-    /// Built on the first test event: most containers never send one, and
-    /// building it would add to every cold start.
-    client: OnceLock<Result<DeliveryClient, String>>,
+    /// Built on first use (a test event, a registration's DNS check), not
+    /// at cold start.
+    client: LazyClient,
     pub(crate) recovery: RecoveryConfig,
     /// Where redeliveries are queued (the events queue).
     pub(crate) requeue: Requeue,
@@ -37,8 +34,7 @@ impl<S> App<S> {
         Self {
             store,
             settings,
-            client_config,
-            client: OnceLock::new(),
+            client: LazyClient::new(client_config),
             recovery: RecoveryConfig::default(),
             requeue: Requeue::Disabled,
         }
@@ -53,17 +49,13 @@ impl<S> App<S> {
 
     /// Replaces the delivery client's configuration (tests: DNS overrides).
     pub fn with_client_config(mut self, config: ClientConfig) -> Self {
-        self.client_config = config;
-        self.client = OnceLock::new();
+        self.client = LazyClient::new(config);
         self
     }
 
     pub(crate) fn client(&self) -> Result<&DeliveryClient, ApiError> {
         self.client
-            .get_or_init(|| {
-                DeliveryClient::new(self.client_config.clone()).map_err(|e| e.to_string())
-            })
-            .as_ref()
+            .get()
             .map_err(|e| ApiError::Internal(format!("building the delivery client: {e}")))
     }
 }

@@ -42,13 +42,12 @@ pub async fn send<S: Store>(
         .map_err(|e| ApiError::Internal(format!("sample event: {e}")))?;
     let started = now_utc();
     let attempt = client
-        .deliver(
-            &webhook.url,
-            &webhook.token,
-            &webhook.signing_secrets(started),
+        .deliver_to(
+            &webhook,
             event.id.as_str(),
             Bytes::from(event.delivery_body()),
             Instant::now() + app.settings.delivery_timeout,
+            started,
         )
         .await;
     tracing::info!(

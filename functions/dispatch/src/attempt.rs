@@ -46,14 +46,7 @@ pub async fn deliver_and_record<S: Store>(
     let started = now_utc();
     let deadline = Instant::now() + d.delivery_timeout;
     let attempt = client
-        .deliver(
-            &webhook.url,
-            &webhook.token,
-            &webhook.signing_secrets(started),
-            event.id.as_str(),
-            body,
-            deadline,
-        )
+        .deliver_to(webhook, event.id.as_str(), body, deadline, started)
         .await;
     tracing::info!(
         webhook_id = %webhook.id,

@@ -1,10 +1,9 @@
 //! What the handler needs, built once per container.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use shared::Settings;
-use shared::delivery::{ClientConfig, ClientError, DeliveryClient};
+use shared::delivery::{ClientConfig, ClientError, DeliveryClient, LazyClient};
 use shared::requeue::Requeue;
 use shared::retry::RecoveryConfig;
 use shared::store::Store;
@@ -12,8 +11,7 @@ use shared::store::Store;
 pub struct Dispatcher<S> {
     pub(crate) store: S,
     /// The delivery client, or where it is made on first use.
-    pub(crate) client: OnceLock<DeliveryClient>,
-    client_config: ClientConfig,
+    pub(crate) client: LazyClient,
     pub(crate) delivery_timeout: Duration,
     pub(crate) log_ttl_days: u32,
     pub(crate) recovery: RecoveryConfig,
@@ -25,8 +23,7 @@ impl<S: Store> Dispatcher<S> {
     pub fn new(store: S, client: DeliveryClient, settings: &Settings) -> Self {
         Self {
             store,
-            client: OnceLock::from(client),
-            client_config: ClientConfig::default(),
+            client: LazyClient::ready(client),
             delivery_timeout: settings.delivery_timeout,
             log_ttl_days: settings.delivery_log_ttl_days,
             recovery: RecoveryConfig::default(),
@@ -41,8 +38,7 @@ impl<S: Store> Dispatcher<S> {
     pub fn with_deferred_client(store: S, config: ClientConfig, settings: &Settings) -> Self {
         Self {
             store,
-            client: OnceLock::new(),
-            client_config: config,
+            client: LazyClient::new(config),
             delivery_timeout: settings.delivery_timeout,
             log_ttl_days: settings.delivery_log_ttl_days,
             recovery: RecoveryConfig::default(),
@@ -59,12 +55,7 @@ impl<S: Store> Dispatcher<S> {
 
     /// The delivery client, built now if it has not been yet.
     pub fn client(&self) -> Result<&DeliveryClient, ClientError> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
-        }
-        let built = DeliveryClient::new(self.client_config.clone())?;
-        // A concurrent first batch may have set it meanwhile: either is as good.
-        Ok(self.client.get_or_init(|| built))
+        self.client.get()
     }
 
     pub fn store(&self) -> &S {

@@ -316,7 +316,7 @@ mod tests {
             ClientConfig::default(),
             &settings(),
         );
-        assert!(d.client.get().is_none(), "nothing built at start");
+        assert!(!d.client.is_built(), "nothing built at start");
         let event = r#"{"id":"evt_1","tenant_id":"acme","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"ok":true}}"#;
         let batch = sqs_event([
             ("m1".to_owned(), event.to_owned()),
@@ -329,6 +329,6 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(failed, ["m2"]);
-        assert!(d.client.get().is_some(), "built by the first batch");
+        assert!(d.client.is_built(), "built by the first batch");
     }
 }

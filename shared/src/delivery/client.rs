@@ -17,7 +17,7 @@ use super::resolver::{BlockedByPolicy, GuardedResolver, lookup};
 use crate::signing::{SigningSecret, signature_header};
 use crate::ssrf::Blocked;
 use crate::webhook_url::check_target;
-use crate::{Token, WebhookUrl};
+use crate::{Token, Webhook, WebhookUrl};
 
 pub const USER_AGENT: &str = concat!("ekyc-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -89,6 +89,28 @@ impl DeliveryClient {
             allow_private_targets: config.allow_private_targets,
             overrides,
         })
+    }
+
+    /// [`DeliveryClient::deliver`] to a webhook: its URL, its token, and the
+    /// signing secrets valid at `now`.
+    pub async fn deliver_to(
+        &self,
+        webhook: &Webhook,
+        event_id: &str,
+        body: Bytes,
+        deadline: Instant,
+        now: time::OffsetDateTime,
+    ) -> Attempt {
+        let secrets = webhook.signing_secrets(now);
+        self.deliver(
+            &webhook.url,
+            &webhook.token,
+            &secrets,
+            event_id,
+            body,
+            deadline,
+        )
+        .await
     }
 
     /// At registration: refuses a URL whose host name resolves, now, to a

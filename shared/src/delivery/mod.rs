@@ -2,8 +2,10 @@
 //! through a client that never connects to a forbidden address.
 
 mod client;
+mod lazy;
 mod outcome;
 mod resolver;
 
 pub use client::{ClientConfig, ClientError, DeliveryClient, USER_AGENT};
+pub use lazy::LazyClient;
 pub use outcome::{Attempt, Outcome};

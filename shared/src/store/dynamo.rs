@@ -66,7 +66,7 @@ impl DynamoStore {
         }
     }
 
-        fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (PK.to_owned(), AttributeValue::S(pk)),
             (SK.to_owned(), AttributeValue::S(sk)),
