@@ -10,6 +10,8 @@ use api::App;
 use dispatch::Dispatcher;
 use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::infra;
+use shared::requeue::Requeue;
+use shared::retry::RecoveryConfig;
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
 
@@ -54,8 +56,14 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
         ..ClientConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let dispatcher = Arc::new(Dispatcher::new(store.clone(), client, &settings));
-    let app = Arc::new(App::new(store, settings));
+    // Retries and redeliveries go back on the local events queue, as in production.
+    let recovery = RecoveryConfig::from_env().map_err(|e| e.to_string())?;
+    let dispatcher = Arc::new(
+        Dispatcher::new(store.clone(), client, &settings)
+            .with_recovery(recovery.clone(), Requeue::sqs(&queues.events)),
+    );
+    let app =
+        Arc::new(App::new(store, settings).with_recovery(recovery, Requeue::sqs(&queues.events)));
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
     let server = api::local::serve_api(addr, app);
 

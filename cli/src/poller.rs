@@ -184,7 +184,11 @@ pub async fn poll_command(
         ..ClientConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let dispatcher = Arc::new(Dispatcher::new(store, client, &settings));
+    // Retries go back on the same queue, as in production (RETRY_SCHEDULE_SECONDS and the others from the environment).
+    let recovery = shared::retry::RecoveryConfig::from_env().map_err(|e| e.to_string())?;
+    let requeue = shared::requeue::Requeue::sqs(&queue);
+    let dispatcher =
+        Arc::new(Dispatcher::new(store, client, &settings).with_recovery(recovery, requeue));
     eprintln!(
         "poller: {} receive loop(s) on the events queue, table {table}{}",
         options.concurrency,
