@@ -36,8 +36,11 @@ use crate::receivers::Recorder;
 /// Above the dispatch function's 6 s deadline, so that a batch in progress is
 /// never handed out twice; short, so that failures come back quickly.
 const VISIBILITY_TIMEOUT_SECS: u64 = 8;
-/// Receives before the dead-letter queue: poison gets there after two.
-const MAX_RECEIVE_COUNT: u32 = 2;
+/// Receives before the dead-letter queue. Four: a message may fail once to
+/// the kill, once to the DynamoDB cut and once more to a slow machine (a batch
+/// past its deadline) and still be delivered; poison gets there after about
+/// four visibility timeouts.
+const MAX_RECEIVE_COUNT: u32 = 4;
 /// Messages the sender lets wait in the queue before it waits itself (a
 /// producer at the dispatcher's pace; moto slows down with a deep queue).
 const MAX_BACKLOG: u64 = 300;
@@ -90,9 +93,12 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The moto endpoint the SDK uses, as a socket address for the proxy.
+/// The moto endpoint the SDK uses for DynamoDB (`AWS_ENDPOINT_URL_DYNAMODB`
+/// when scripts/proof gives DynamoDB a moto of its own, else
+/// `AWS_ENDPOINT_URL`), as a socket address for the proxy.
 async fn moto_addr() -> Result<SocketAddr, String> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .map_err(|_| "AWS_ENDPOINT_URL is not set: run scripts/proof, which starts moto")?;
     let url = url::Url::parse(&endpoint).map_err(|e| format!("AWS_ENDPOINT_URL: {e}"))?;
     let host = url.host_str().ok_or("AWS_ENDPOINT_URL has no host")?;
