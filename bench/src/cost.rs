@@ -33,8 +33,9 @@ pub fn per_million_events(batch_ms: f64, memory_mb: f64) -> Bill {
         + invocations / 1e6 * LAMBDA_PER_MILLION_REQUESTS;
     // Per delivery: one PutItem of a record under 1 KB, written to the table and
     // to GSI1 (2 WRU); one strongly consistent key in a BatchGetItem (1 RRU).
+    // Per event: its copy for the catch-up API, under 1 KB, also on GSI1 (2 WRU).
     // Per batch: one eventually consistent query of the tenant's webhooks (0.5 RRU).
-    let wru = events * 2.0;
+    let wru = events * 2.0 + events * 2.0;
     let rru = events * 1.0 + invocations * 0.5;
     let dynamodb = wru / 1e6 * DYNAMODB_PER_MILLION_WRU + rru / 1e6 * DYNAMODB_PER_MILLION_RRU;
     // Per event: the producer's SendMessage; per batch: the event source

@@ -75,11 +75,17 @@ pub fn signature_header(
     timestamp: i64,
     body: &[u8],
 ) -> String {
-    secrets
-        .iter()
-        .map(|s| s.sign(msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+    if let [only] = secrets {
+        return only.sign(msg_id, timestamp, body);
+    }
+    let mut header = String::new();
+    for secret in secrets {
+        if !header.is_empty() {
+            header.push(' ');
+        }
+        header.push_str(&secret.sign(msg_id, timestamp, body));
+    }
+    header
 }
 
 impl std::fmt::Debug for SigningSecret {

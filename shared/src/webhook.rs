@@ -76,18 +76,6 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// The secrets that sign a delivery at `now`: the current one, and the
-    /// previous one during the overlap after a rotation.
-    pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&SigningSecret> {
-        let mut secrets = vec![&self.signing_secret];
-        if let Some(previous) = &self.previous_signing_secret
-            && previous.expires_at > now
-        {
-            secrets.push(&previous.secret);
-        }
-        secrets
-    }
-
     /// Replaces the signing secret; the old one keeps signing for `overlap`.
     pub fn rotate_signing_secret(&mut self, now: OffsetDateTime, overlap: std::time::Duration) {
         let old = std::mem::replace(&mut self.signing_secret, SigningSecret::generate());

@@ -277,13 +277,15 @@ async fn run_plan<S: Store>(
     };
     let event = &plan.job.event;
     let body = Bytes::from(event.delivery_body());
+    // Nothing recorded yet is the normal case: no key to build per delivery.
     let pending = targets.iter().filter(|(w, nth)| {
-        !recorded.contains(&AttemptKey {
-            tenant: event.tenant_id.clone(),
-            webhook: w.id,
-            event: event.id.clone(),
-            attempt: nth.number,
-        })
+        recorded.is_empty()
+            || !recorded.contains(&AttemptKey {
+                tenant: event.tenant_id.clone(),
+                webhook: w.id,
+                event: event.id.clone(),
+                attempt: nth.number,
+            })
     });
     let work = join_all(
         pending.map(|(w, nth)| deliver_and_record(d, client, w, event, body.clone(), *nth)),

@@ -92,7 +92,8 @@ impl DeliveryClient {
     }
 
     /// [`DeliveryClient::deliver`] to a webhook: its URL, its token, and the
-    /// signing secrets valid at `now`.
+    /// signing secrets valid at `now` (the current one, and the previous one
+    /// during the overlap after a rotation).
     pub async fn deliver_to(
         &self,
         webhook: &Webhook,
@@ -101,16 +102,24 @@ impl DeliveryClient {
         deadline: Instant,
         now: time::OffsetDateTime,
     ) -> Attempt {
-        let secrets = webhook.signing_secrets(now);
-        self.deliver(
-            &webhook.url,
-            &webhook.token,
-            &secrets,
-            event_id,
-            body,
-            deadline,
-        )
-        .await
+        // No vector per delivery: one secret, or two during a rotation's overlap.
+        let current = &webhook.signing_secret;
+        let previous = webhook
+            .previous_signing_secret
+            .as_ref()
+            .filter(|p| p.expires_at > now);
+        let (url, token) = (&webhook.url, &webhook.token);
+        match previous {
+            Some(p) => {
+                let secrets = [current, &p.secret];
+                self.deliver(url, token, &secrets, event_id, body, deadline)
+                    .await
+            }
+            None => {
+                self.deliver(url, token, &[current], event_id, body, deadline)
+                    .await
+            }
+        }
     }
 
     /// At registration: refuses a URL whose host name resolves, now, to a
