@@ -223,6 +223,8 @@ async fn run(args: Args) -> Result<bool, String> {
         dynamodb: proxy.addr,
         log: args.out.with_extension("poller.log"),
     };
+    // One run's log: the restarted dispatcher appends to it, an earlier run does not.
+    std::fs::write(&poller.log, b"").map_err(|e| format!("{}: {e}", poller.log.display()))?;
     let mut child = poller.spawn()?;
 
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -402,6 +404,7 @@ async fn run(args: Args) -> Result<bool, String> {
             total_secs: secs(started.elapsed()),
             send_secs,
             dispatch_secs,
+            check_secs: 0.0,
         },
         timed_out,
         concurrency: args.concurrency,
