@@ -158,6 +158,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             strict_targets,
             concurrency,
         } => {
+            shared::logging::init_local();
             let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
             local::run(
                 &config,
@@ -178,6 +179,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             allow_private_targets,
             verbose,
         } => {
+            shared::logging::init_local();
             poller::poll_command(
                 &config,
                 table()?,

@@ -75,13 +75,21 @@ async fn receive_loop<S: Store>(
         };
         if log || !failed.is_empty() {
             eprintln!(
-                "poller {n}: dispatched {} message(s), {} failed",
+                "poller {n}: {}: dispatched {} message(s), {} failed",
+                utc_now(),
                 messages.len(),
                 failed.len()
             );
         }
         delete_done(sqs, queue, &messages, &failed, n).await;
     }
+}
+
+/// The wall-clock time for the poller's lines, to match them with other logs.
+fn utc_now() -> String {
+    shared::webhook::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The handler's verdict on a batch: the ids of the failed messages, or None
@@ -146,7 +154,8 @@ async fn delete_done(
     {
         Ok(out) if !out.failed.is_empty() => {
             eprintln!(
-                "poller {n}: {} message(s) could not be deleted",
+                "poller {n}: {}: {} message(s) could not be deleted",
+                utc_now(),
                 out.failed.len()
             );
         }

@@ -34,6 +34,8 @@ pub struct Faults {
 
 #[derive(Default, Serialize)]
 pub struct Timing {
+    /// UTC, as in the dispatcher's log lines.
+    pub started_at: String,
     pub total_secs: f64,
     pub send_secs: f64,
     /// From the first send until the queue was empty.
@@ -45,6 +47,8 @@ pub struct Timing {
 
 /// When the faults happened, to tell what a resend followed.
 pub struct Windows {
+    /// When the run started: resend times are reported from here.
+    pub started: Instant,
     pub kill: Option<Instant>,
     pub outage: Option<(Instant, Instant)>,
 }
@@ -101,6 +105,9 @@ pub struct Report {
     pub resent_after_outage: usize,
     /// Resends with no fault nearby (a batch that overran its deadline).
     pub resent_other: usize,
+    /// When each of those was first sent, in seconds from the start, to
+    /// match against the dispatcher's log.
+    pub resent_other_at_secs: Vec<f64>,
     /// Pairs seen more often than their message may be received.
     pub sent_too_often: usize,
     /// Recorded pairs the receiver never saw (reported, not a failure).
@@ -200,6 +207,10 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
             resent.after_outage += 1;
         } else {
             resent.other += 1;
+            let at = first.saturating_duration_since(input.windows.started);
+            resent
+                .other_at_secs
+                .push((at.as_secs_f64() * 10.0).round() / 10.0);
         }
     }
 
@@ -326,6 +337,11 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         resent_after_kill: resent.after_kill,
         resent_after_outage: resent.after_outage,
         resent_other: resent.other,
+        resent_other_at_secs: {
+            let mut at = resent.other_at_secs;
+            at.sort_by(f64::total_cmp);
+            at
+        },
         sent_too_often: resent.too_often,
         recorded_without_request,
         outcomes,
@@ -360,6 +376,7 @@ struct Resent {
     after_kill: usize,
     after_outage: usize,
     other: usize,
+    other_at_secs: Vec<f64>,
     too_often: usize,
 }
 

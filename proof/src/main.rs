@@ -241,6 +241,9 @@ async fn run(args: Args) -> Result<bool, String> {
         });
     }
     let started = Instant::now();
+    let started_at = shared::webhook::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let sender = tokio::spawn(send_all(
         sqs.clone(),
         queues.events.clone(),
@@ -384,6 +387,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let left = queue_depth(&sqs, &queues.events).await.unwrap_or(u64::MAX);
     let dlq = drain(&sqs, &queues.dead_letter).await?;
     let windows = account::Windows {
+        started,
         kill: kill_at,
         outage: outage_started.map(|s| (s, s + Duration::from_secs(args.outage_secs))),
     };
@@ -401,6 +405,7 @@ async fn run(args: Args) -> Result<bool, String> {
         faults,
         windows,
         timing: Timing {
+            started_at,
             total_secs: secs(started.elapsed()),
             send_secs,
             dispatch_secs,

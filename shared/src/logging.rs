@@ -49,6 +49,19 @@ pub fn init() {
         .init();
 }
 
+/// The local stack's logs (`webhooks local` and `webhooks poll`): the
+/// functions' format and filter on standard error, where the commands' own
+/// output does not go, at `warn` unless `RUST_LOG` says otherwise.
+pub fn init_local() {
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
+    tracing_subscriber::registry()
+        .with(layer(
+            std::io::stderr,
+            Some(rust_log.as_deref().unwrap_or("warn")),
+        ))
+        .init();
+}
+
 /// The functions' log layer, writing to `writer`: tests capture what the
 /// functions would log, through the same format and filter.
 pub fn layer<S, W>(writer: W, rust_log: Option<&str>) -> impl Layer<S>
