@@ -75,6 +75,16 @@ pub struct Input<'a> {
 }
 
 #[derive(Serialize)]
+pub struct ResentAt {
+    pub first_secs: f64,
+    pub again_after_secs: f64,
+}
+
+fn tenths(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+#[derive(Serialize)]
 pub struct Report {
     pub passed: bool,
     pub failures: Vec<String>,
@@ -103,11 +113,13 @@ pub struct Report {
     pub resent_extra_requests: usize,
     pub resent_after_kill: usize,
     pub resent_after_outage: usize,
-    /// Resends with no fault nearby (a batch that overran its deadline).
+    /// Resends with no fault nearby: a batch that overran its deadline (the
+    /// second request some 8 s later, when the message came back), or one
+    /// message handed to two receive loops at once (both within a second).
     pub resent_other: usize,
-    /// When each of those was first sent, in seconds from the start, to
-    /// match against the dispatcher's log.
-    pub resent_other_at_secs: Vec<f64>,
+    /// Each of those: when it was first sent (seconds from the start, to
+    /// match against the dispatcher's log) and how long after it came again.
+    pub resent_other_at: Vec<ResentAt>,
     /// Pairs seen more often than their message may be received.
     pub sent_too_often: usize,
     /// Recorded pairs the receiver never saw (reported, not a failure).
@@ -207,10 +219,10 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
             resent.after_outage += 1;
         } else {
             resent.other += 1;
-            let at = first.saturating_duration_since(input.windows.started);
-            resent
-                .other_at_secs
-                .push((at.as_secs_f64() * 10.0).round() / 10.0);
+            resent.other_at.push(ResentAt {
+                first_secs: tenths(first.saturating_duration_since(input.windows.started)),
+                again_after_secs: tenths(times[1].saturating_duration_since(first)),
+            });
         }
     }
 
@@ -337,9 +349,9 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         resent_after_kill: resent.after_kill,
         resent_after_outage: resent.after_outage,
         resent_other: resent.other,
-        resent_other_at_secs: {
-            let mut at = resent.other_at_secs;
-            at.sort_by(f64::total_cmp);
+        resent_other_at: {
+            let mut at = resent.other_at;
+            at.sort_by(|a, b| a.first_secs.total_cmp(&b.first_secs));
             at
         },
         sent_too_often: resent.too_often,
@@ -376,7 +388,7 @@ struct Resent {
     after_kill: usize,
     after_outage: usize,
     other: usize,
-    other_at_secs: Vec<f64>,
+    other_at: Vec<ResentAt>,
     too_often: usize,
 }
 
@@ -390,7 +402,8 @@ impl Report {
              lost          {lost}\n\
              duplicated    {dup} (pairs with more than one recorded outcome)\n\
              misdirected   {mr} records, {mq} requests; {wt} wrong tokens\n\
-             resent        {rp} pairs ({rk} after the kill, {ro} after the outage, {rx} other)\n\
+             resent        {rp} pairs ({rk} after the kill, {ro} after the outage, {rx} other: \
+             {rx_twice} sent twice within a second, {rx_later} later)\n\
              requests      {req} seen by the receivers\n\
              outcomes      {outcomes}\n\
              queue         {left} left; DLQ: {pd} poison, {od} other\n\
@@ -413,6 +426,16 @@ impl Report {
             rk = self.resent_after_kill,
             ro = self.resent_after_outage,
             rx = self.resent_other,
+            rx_twice = self
+                .resent_other_at
+                .iter()
+                .filter(|r| r.again_after_secs < 1.0)
+                .count(),
+            rx_later = self
+                .resent_other_at
+                .iter()
+                .filter(|r| r.again_after_secs >= 1.0)
+                .count(),
             req = self.requests,
             outcomes = self
                 .outcomes
