@@ -74,6 +74,56 @@ pub struct Input<'a> {
     pub table: &'a str,
 }
 
+/// For each of the first lost pairs: its receiver, when the receiver saw it
+/// (seconds from the start), and whether the record is in the event's own
+/// partition (then the delivery log's index missed it, not the dispatcher).
+async fn explain_lost(
+    input: &Input<'_>,
+    lost: &[&(String, String)],
+    seen: &HashMap<(String, String), Vec<Instant>>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (webhook_id, event_id) in lost.iter().take(20).copied() {
+        let Some(hook) = input
+            .hooks
+            .iter()
+            .find(|h| h.webhook.id.to_string() == *webhook_id)
+        else {
+            continue;
+        };
+        let requests: Vec<f64> = seen
+            .get(&(webhook_id.clone(), event_id.clone()))
+            .map(|times| {
+                times
+                    .iter()
+                    .map(|t| tenths(t.saturating_duration_since(input.windows.started)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let in_partition = match shared::event::EventId::parse(event_id) {
+            Ok(event) => {
+                let key = shared::store::AttemptKey {
+                    tenant: hook.webhook.tenant_id.clone(),
+                    webhook: hook.webhook.id,
+                    event,
+                    attempt: 1,
+                };
+                match input.store.recorded_deliveries(&[key]).await {
+                    Ok(found) => (if found.is_empty() { "no" } else { "yes" }).to_owned(),
+                    Err(e) => format!("unknown ({e})"),
+                }
+            }
+            Err(e) => format!("unknown ({e})"),
+        };
+        lines.push(format!(
+            "lost: {event_id} to {webhook_id} ({:?} receiver), requests at {requests:?} s, \
+             record in the event's partition: {in_partition}",
+            hook.kind
+        ));
+    }
+    lines
+}
+
 #[derive(Serialize)]
 pub struct ResentAt {
     pub first_secs: f64,
@@ -179,11 +229,15 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
 
     let mut recorded = 0;
     let mut lost = 0;
+    let mut lost_pairs = Vec::new();
     let mut duplicated = 0;
     let mut recorded_without_request = 0;
     for pair in expected.keys() {
         match records.get(*pair).copied().unwrap_or(0) {
-            0 => lost += 1,
+            0 => {
+                lost += 1;
+                lost_pairs.push(*pair);
+            }
             1 => recorded += 1,
             _ => duplicated += 1,
         }
@@ -191,6 +245,7 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
             recorded_without_request += 1;
         }
     }
+    let lost_details = explain_lost(&input, &lost_pairs, &seen).await;
     let misdirected_records = records.keys().filter(|p| !expected.contains_key(p)).count();
     let misdirected_requests = seen.keys().filter(|p| !expected.contains_key(p)).count();
 
@@ -267,6 +322,9 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         ),
     );
     fail(lost > 0, format!("{lost} pair(s) have no recorded outcome"));
+    for line in lost_details {
+        fail(true, line);
+    }
     fail(
         duplicated > 0,
         format!("{duplicated} pair(s) have more than one recorded outcome"),

@@ -138,6 +138,11 @@ impl Poller {
             .arg("--concurrency")
             .arg(self.concurrency.to_string())
             .arg("--allow-private-targets")
+            // Every attempt in the log (ids and outcomes, never a payload or token).
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env(
                 "AWS_ENDPOINT_URL_DYNAMODB",
                 format!("http://{}", self.dynamodb),

@@ -51,13 +51,15 @@ pub fn init() {
 
 /// The local stack's logs (`webhooks local` and `webhooks poll`): the
 /// functions' format and filter on standard error, where the commands' own
-/// output does not go, at `warn` unless `RUST_LOG` says otherwise.
+/// output does not go, at `warn` unless `RUST_LOG` says otherwise, and with
+/// the time, which CloudWatch adds in Lambda.
 pub fn init_local() {
     let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
     tracing_subscriber::registry()
-        .with(layer(
+        .with(timed_layer(
             std::io::stderr,
             Some(rust_log.as_deref().unwrap_or("warn")),
+            tracing_subscriber::fmt::time::SystemTime,
         ))
         .init();
 }
@@ -69,10 +71,19 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    timed_layer(writer, rust_log, ())
+}
+
+fn timed_layer<S, W, T>(writer: W, rust_log: Option<&str>, timer: T) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    T: tracing_subscriber::fmt::time::FormatTime + Send + Sync + 'static,
+{
     tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(false)
-        .without_time()
+        .with_timer(timer)
         .with_writer(writer)
         .with_filter(filter(rust_log))
 }
