@@ -1,9 +1,17 @@
-"""Checks that scripts/moto_server.py's faster queries give the answers
-DynamoDB gives: every matching item, in key order, across pages, in both
-directions, after puts, updates and deletes. Run by scripts/test against the
-moto it starts (boto3 reads AWS_ENDPOINT_URL).
+"""Checks scripts/moto_server.py's changes to moto:
+- its faster queries give the answers DynamoDB gives: every matching item,
+  in key order, across pages, in both directions, after puts, updates and
+  deletes (against the moto scripts/test starts; boto3 reads AWS_ENDPOINT_URL);
+- its queue loses, revives and duplicates no message when several threads
+  send, receive and delete at once (in this process, with moto's own models
+  and the thread switch interval made tiny to bring races out; plain moto
+  5.2.5 fails this).
 """
 
+import importlib.util
+import pathlib
+import sys
+import threading
 import uuid
 
 import boto3
@@ -98,5 +106,66 @@ def main():
     print("moto_server_check: queries answer as DynamoDB does")
 
 
+def check_queue_under_concurrency():
+    path = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "moto_server.py"
+    spec = importlib.util.spec_from_file_location("moto_server", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    backend = sqs_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
+    queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
+    queue = backend.create_queue(queue_name)
+    sent = [f"backlog-{i}" for i in range(300)] + [f"m-{i}" for i in range(1500)]
+    for body in sent[:300]:  # a backlog, as in a load run
+        backend.send_message(queue_name, body)
+    deleted, problems = [], []
+    stop = threading.Event()
+
+    def send():
+        for body in sent[300:]:
+            backend.send_message(queue_name, body)
+
+    def consume():
+        while not stop.is_set():
+            for message in backend.receive_message(queue_name, 10, 0, 60):
+                try:
+                    backend.delete_message(queue_name, message.receipt_handle)
+                    deleted.append(message.body)
+                except Exception as e:  # an invalid receipt handle: a race
+                    problems.append(f"deleting {message.body}: {e!r}")
+
+    def guarded(work):
+        def run():
+            try:
+                work()
+            except Exception as e:  # e.g. "Set changed size during iteration"
+                problems.append(repr(e))
+        return run
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        sender = threading.Thread(target=guarded(send))
+        consumers = [threading.Thread(target=guarded(consume)) for _ in range(3)]
+        for t in [sender, *consumers]:
+            t.start()
+        sender.join()
+        stop.set()
+        for t in consumers:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    left = [m.body for m in queue._messages]
+    missing = set(sent) - set(left) - set(deleted)
+    twice = len(deleted) - len(set(deleted)) + len(set(left) & set(deleted))
+    assert not problems, problems[:5]
+    assert not missing, f"{len(missing)} messages lost, e.g. {sorted(missing)[:5]}"
+    assert twice == 0, f"{twice} messages handed over again after their delete"
+    assert len(left) + len(deleted) == len(sent)
+    print("moto_server_check: the queue lost, revived and duplicated nothing")
+
+
 if __name__ == "__main__":
     main()
+    check_queue_under_concurrency()
