@@ -87,9 +87,7 @@ async fn receive_loop<S: Store>(
 
 /// The wall-clock time for the poller's lines, to match them with other logs.
 fn utc_now() -> String {
-    shared::webhook::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    shared::delivery_log::sortable_time(shared::webhook::now_utc())
 }
 
 /// The handler's verdict on a batch: the ids of the failed messages, or None

@@ -96,7 +96,7 @@ async fn explain_lost(
             .map(|times| {
                 times
                     .iter()
-                    .map(|t| tenths(t.saturating_duration_since(input.windows.started)))
+                    .map(|t| crate::secs(t.saturating_duration_since(input.windows.started)))
                     .collect()
             })
             .unwrap_or_default();
@@ -128,10 +128,6 @@ async fn explain_lost(
 pub struct ResentAt {
     pub first_secs: f64,
     pub again_after_secs: f64,
-}
-
-fn tenths(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
 #[derive(Serialize)]
@@ -217,7 +213,7 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
             }
         }
     }
-    let check_secs = reading.elapsed().as_secs_f64();
+    let check_secs = crate::secs(reading.elapsed());
     // Only events SQS accepted are owed a delivery.
     let expected: HashMap<&(String, String), usize> = input
         .expected
@@ -275,8 +271,8 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         } else {
             resent.other += 1;
             resent.other_at.push(ResentAt {
-                first_secs: tenths(first.saturating_duration_since(input.windows.started)),
-                again_after_secs: tenths(times[1].saturating_duration_since(first)),
+                first_secs: crate::secs(first.saturating_duration_since(input.windows.started)),
+                again_after_secs: crate::secs(times[1].saturating_duration_since(first)),
             });
         }
     }
@@ -428,7 +424,7 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         other_in_dlq,
         faults: input.faults,
         timing: Timing {
-            check_secs: (check_secs * 10.0).round() / 10.0,
+            check_secs,
             ..input.timing
         },
         pairs_per_second,

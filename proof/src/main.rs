@@ -246,9 +246,7 @@ async fn run(args: Args) -> Result<bool, String> {
         });
     }
     let started = Instant::now();
-    let started_at = shared::webhook::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let started_at = shared::delivery_log::sortable_time(shared::webhook::now_utc());
     let sender = tokio::spawn(send_all(
         sqs.clone(),
         queues.events.clone(),
