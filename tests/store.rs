@@ -1,30 +1,19 @@
 //! The DynamoDB store against moto, and the in-memory store held to the same behaviour.
 
-use shared::signing::SigningSecret;
 use shared::store::{MemoryStore, Store, StoreError};
 use shared::webhook::now_utc;
 use shared::{
-    EventSet, EventType, Status, TenantId, Token, UrlPolicy, Webhook, WebhookId, WebhookUrl,
+    EventSet, EventType, Status, TenantId, UrlPolicy, Webhook, WebhookUrl,
 };
 use testkit::fresh_store;
 
 fn webhook(tenant: &str) -> Webhook {
-    let now = now_utc();
-    Webhook {
-        id: WebhookId::generate(),
-        tenant_id: TenantId::parse(tenant).unwrap(),
-        url: WebhookUrl::parse("https://hooks.example.com/x", UrlPolicy::default()).unwrap(),
-        events: EventSet::new([EventType::AsyncCompleted]).unwrap(),
-        status: Status::Active,
-        token: Token::generate(),
-        signing_secret: SigningSecret::generate(),
-        description: None,
-        created_at: now,
-        updated_at: now,
-        retry_policy: Default::default(),
-        previous_signing_secret: None,
-        disabled_reason: None,
-    }
+    Webhook::new(
+        TenantId::parse(tenant).unwrap(),
+        WebhookUrl::parse("https://hooks.example.com/x", UrlPolicy::default()).unwrap(),
+        EventSet::new([EventType::AsyncCompleted]).unwrap(),
+        now_utc(),
+    )
 }
 
 async fn store_contract(store: &impl Store) {

@@ -152,6 +152,26 @@ impl<S: Store> Store for TimingStore<S> {
         after: Option<String>,
     ) -> Result<Page<DeliveryRecord, String>, StoreError> {
         self.inner.list_deliveries(webhook, limit, after).await
+    }    /// Counted with the writes: one conditional UpdateItem on a change of state.
+    async fn set_slow(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        since: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.set_slow(tenant, id, since).await
+    }
+    async fn take_redeliveries(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .take_redeliveries(tenant, minute, n, limit)
+            .await
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use api::App;
 use dispatch::Dispatcher;
@@ -23,8 +22,10 @@ pub struct Options {
     pub queue: String,
     pub tenant: String,
     pub strict_targets: bool,
-    /// Receive loops at once (the dispatch function's concurrency).
+    /// Receive loops at once on the events queue (the main lane).
     pub concurrency: usize,
+    /// Receive loops at once on the slow lane's queue.
+    pub slow_concurrency: usize,
 }
 
 pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), String> {
@@ -33,15 +34,18 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     ensure_table(&dynamodb, &opts.table).await?;
     let queues = infra::create_queues(&sqs, &opts.queue, infra::DEFAULT_MAX_RECEIVE_COUNT).await?;
     let settings = Settings {
-        table_name: opts.table.clone(),
         // Local receivers live on localhost.
         url_policy: UrlPolicy {
             allow_private_targets: !opts.strict_targets,
         },
-        max_webhooks_per_tenant: Settings::DEFAULT_MAX_WEBHOOKS,
-        delivery_timeout: Duration::from_millis(u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)),
-        delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
         events_queue_url: Some(queues.events.clone()),
+        slow_queue_url: Some(queues.slow.clone()),
+        ..Settings::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(opts.table.clone()),
+            // SLOW_THRESHOLD_MS, REDELIVERY_LIMIT_PER_MINUTE and the others.
+            other => std::env::var(other).ok(),
+        })
+        .map_err(|e| e.to_string())?
     };
     let store = DynamoStore::new(dynamodb, &opts.table);
     let tenant = TenantId::parse(&opts.tenant).map_err(|e| e.to_string())?;
@@ -56,24 +60,28 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
         ..ClientConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    // Retries and redeliveries go back on the local events queue, as in production.
+    // Retries, hand-overs and redeliveries go back on the local queues, as in production.
     let recovery = RecoveryConfig::from_env().map_err(|e| e.to_string())?;
     let dispatcher = Arc::new(
         Dispatcher::new(store.clone(), client, &settings)
-            .with_recovery(recovery.clone(), Requeue::sqs(&queues.events)),
+            .with_recovery(recovery.clone(), Requeue::from_settings(&settings)),
     );
-    let app =
-        Arc::new(App::new(store, settings).with_recovery(recovery, Requeue::sqs(&queues.events)));
+    let requeue = Requeue::from_settings(&settings);
+    let app = Arc::new(App::new(store, settings).with_recovery(recovery, requeue));
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
     let server = api::local::serve_api(addr, app);
 
-    print_banner(&opts, &key, &queues.events, &config_env(config));
+    print_banner(&opts, &key, &queues, &config_env(config));
     tokio::select! {
         result = server => result,
-        () = poller::run(sqs.clone(), queues.events.clone(), dispatcher, PollerOptions {
-            concurrency: opts.concurrency,
-            log_batches: true,
-        }) => Ok(()),
+        () = poller::run_lanes(
+            sqs.clone(),
+            queues.events.clone(),
+            Some(queues.slow.clone()),
+            dispatcher,
+            PollerOptions::main_lane(opts.concurrency, true),
+            PollerOptions::slow_lane(opts.slow_concurrency, true),
+        ) => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             eprintln!("\nstopping");
             Ok(())
@@ -109,14 +117,16 @@ fn config_env(config: &aws_config::SdkConfig) -> String {
     )
 }
 
-fn print_banner(opts: &Options, key: &str, queue_url: &str, env: &str) {
+fn print_banner(opts: &Options, key: &str, queues: &infra::Queues, env: &str) {
     let api = format!("http://127.0.0.1:{}", opts.port);
+    let queue_url = &queues.events;
     println!(
         r#"
 eKYC webhooks: local stack
   API            {api}   (the real api handler, API Gateway HTTP API events)
   dashboard      {api}/dashboard   (sign in with the API key below)
-  events queue   {queue_url}
+  events queue   {queue_url}   (main lane: {concurrency} receive loop(s))
+  slow lane      {slow_url}   ({slow_concurrency} receive loop(s), batches of up to {slow_batch})
   table          {table}
   tenant         {tenant}
   API key        {key}
@@ -134,6 +144,10 @@ Ctrl-C stops everything.
 "#,
         table = opts.table,
         tenant = opts.tenant,
+        concurrency = opts.concurrency,
+        slow_url = queues.slow,
+        slow_concurrency = opts.slow_concurrency,
+        slow_batch = infra::SLOW_BATCH_SIZE,
         targets = if opts.strict_targets {
             "Private and loopback targets are refused, as in production (--strict-targets)."
         } else {

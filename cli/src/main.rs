@@ -79,9 +79,13 @@ enum Command {
         /// local webhooks may point at localhost).
         #[arg(long)]
         strict_targets: bool,
-        /// Receive loops at once (the dispatch function's concurrency).
+        /// Receive loops at once on the events queue (the main lane's
+        /// event source concurrency).
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
+        /// Receive loops at once on the slow lane's queue.
+        #[arg(long, default_value_t = shared::infra::DEFAULT_SLOW_CONCURRENCY)]
+        slow_concurrency: usize,
     },
     /// Feed the real dispatch handler from an events queue as Lambda's SQS
     /// event source does: long polls, batches of up to 10, the function's 6 s
@@ -90,9 +94,17 @@ enum Command {
         /// The events queue.
         #[arg(long, env = "EVENTS_QUEUE_URL")]
         queue_url: String,
-        /// Receive loops at once (the dispatch function's concurrency).
+        /// The slow lane's queue (the stack's SlowQueueUrl output); without
+        /// it every attempt is made on the main lane.
+        #[arg(long, env = "SLOW_QUEUE_URL")]
+        slow_queue_url: Option<String>,
+        /// Receive loops at once on the events queue (the main lane's
+        /// event source concurrency).
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Receive loops at once on the slow lane's queue.
+        #[arg(long, default_value_t = shared::infra::DEFAULT_SLOW_CONCURRENCY)]
+        slow_concurrency: usize,
         /// Let webhooks point at private and loopback addresses (local
         /// receivers). Never in production.
         #[arg(long)]
@@ -157,6 +169,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tenant,
             strict_targets,
             concurrency,
+            slow_concurrency,
         } => {
             shared::logging::init_local();
             let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
@@ -169,13 +182,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                     tenant,
                     strict_targets,
                     concurrency,
+                    slow_concurrency,
                 },
             )
             .await?;
         }
         Command::Poll {
             queue_url,
+            slow_queue_url,
             concurrency,
+            slow_concurrency,
             allow_private_targets,
             verbose,
         } => {
@@ -184,11 +200,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 &config,
                 table()?,
                 queue_url,
+                slow_queue_url,
                 allow_private_targets,
-                poller::PollerOptions {
-                    concurrency,
-                    log_batches: verbose,
-                },
+                poller::PollerOptions::main_lane(concurrency, verbose),
+                poller::PollerOptions::slow_lane(slow_concurrency, verbose),
             )
             .await?;
         }

@@ -1,8 +1,10 @@
-//! What Lambda's SQS event source mapping does, locally: long-poll the events
-//! queue with a number of concurrent receive loops (the function's
-//! concurrency), hand each batch to the real dispatch handler with the
-//! function's timeout as the deadline, delete what did not fail and leave the
-//! failures for redrive. Used by `webhooks local` and `webhooks poll`.
+//! What Lambda's SQS event source mappings do, locally: long-poll a lane's
+//! queue with a number of concurrent receive loops (the mapping's maximum
+//! concurrency), gather a batch (up to the mapping's batch size, within its
+//! batching window: several ReceiveMessage calls for the slow lane's 100),
+//! hand it to the real dispatch handler with the function's timeout as the
+//! deadline, delete what did not fail and leave the failures for redrive.
+//! Used by `webhooks local` and `webhooks poll`, one poller per lane.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,17 +13,47 @@ use std::time::Duration;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use dispatch::Dispatcher;
-use shared::infra::{DISPATCH_TIMEOUT_SECS, SQS_BATCH_SIZE};
+use shared::infra::{self, DISPATCH_TIMEOUT_SECS, SQS_BATCH_SIZE};
 use shared::store::Store;
 
 /// How the poller runs.
 #[derive(Clone, Debug)]
 pub struct PollerOptions {
+    /// Which lane, for the log lines.
+    pub lane: &'static str,
     /// Receive loops at once, each handling one batch at a time (the event
     /// source's maximum concurrency).
     pub concurrency: usize,
+    /// Messages per batch (the event source's batch size).
+    pub batch_size: usize,
+    /// How long a batch is gathered after its first message.
+    pub batching_window: Duration,
     /// Print a line per batch (message counts only, never a payload).
     pub log_batches: bool,
+}
+
+impl PollerOptions {
+    /// The main lane as the template's event source runs it.
+    pub fn main_lane(concurrency: usize, log_batches: bool) -> Self {
+        Self {
+            lane: "main",
+            concurrency,
+            batch_size: SQS_BATCH_SIZE,
+            batching_window: Duration::ZERO,
+            log_batches,
+        }
+    }
+
+    /// The slow lane as the template's event source runs it.
+    pub fn slow_lane(concurrency: usize, log_batches: bool) -> Self {
+        Self {
+            lane: "slow",
+            concurrency,
+            batch_size: infra::SLOW_BATCH_SIZE,
+            batching_window: Duration::from_secs(infra::SLOW_BATCHING_WINDOW_SECS),
+            log_batches,
+        }
+    }
 }
 
 /// Runs `options.concurrency` receive loops until the task is dropped.
@@ -34,8 +66,8 @@ pub async fn run<S: Store + 'static>(
     let mut loops = tokio::task::JoinSet::new();
     for n in 0..options.concurrency.max(1) {
         let (sqs, queue, dispatcher) = (sqs.clone(), queue.clone(), Arc::clone(&dispatcher));
-        let log = options.log_batches;
-        loops.spawn(async move { receive_loop(n, &sqs, &queue, &dispatcher, log).await });
+        let options = options.clone();
+        loops.spawn(async move { receive_loop(n, &sqs, &queue, &dispatcher, &options).await });
     }
     // The loops never end; if one panics, the others go on.
     while loops.join_next().await.is_some() {}
@@ -46,21 +78,15 @@ async fn receive_loop<S: Store>(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,
     dispatcher: &Dispatcher<S>,
-    log: bool,
+    options: &PollerOptions,
 ) {
+    let lane = options.lane;
     let mut batches: u64 = 0;
     loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(SQS_BATCH_SIZE as i32)
-            .wait_time_seconds(5)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
+        let messages = match gather(sqs, queue, options).await {
+            Ok(messages) => messages,
             Err(e) => {
-                eprintln!("poller {n}: receiving failed: {}", DisplayErrorContext(e));
+                eprintln!("poller {lane} {n}: receiving failed: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -69,13 +95,13 @@ async fn receive_loop<S: Store>(
             continue;
         }
         batches += 1;
-        let request_id = format!("local-{n}-{batches}");
+        let request_id = format!("local-{lane}-{n}-{batches}");
         let Some(failed) = dispatch_batch(dispatcher, &messages, &request_id).await else {
             continue;
         };
-        if log || !failed.is_empty() {
+        if options.log_batches || !failed.is_empty() {
             eprintln!(
-                "poller {n}: {}: dispatched {} message(s), {} failed",
+                "poller {lane} {n}: {}: dispatched {} message(s), {} failed",
                 utc_now(),
                 messages.len(),
                 failed.len()
@@ -83,6 +109,50 @@ async fn receive_loop<S: Store>(
         }
         delete_done(sqs, queue, &messages, &failed, n).await;
     }
+}
+
+/// One batch: a long poll for the first messages, then more until the batch
+/// is full or the batching window has passed since they came.
+async fn gather(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    options: &PollerOptions,
+) -> Result<Vec<Message>, String> {
+    let mut messages = receive(sqs, queue, options.batch_size, 5).await?;
+    if messages.is_empty() {
+        return Ok(messages);
+    }
+    let window_ends = tokio::time::Instant::now() + options.batching_window;
+    while messages.len() < options.batch_size {
+        let left = window_ends.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let more = receive(sqs, queue, options.batch_size - messages.len(), 0).await?;
+        if more.is_empty() {
+            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+        }
+        messages.extend(more);
+    }
+    Ok(messages)
+}
+
+/// One ReceiveMessage call (at most ten messages, SQS's limit).
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    want: usize,
+    wait_secs: i32,
+) -> Result<Vec<Message>, String> {
+    let max = i32::try_from(want.min(SQS_BATCH_SIZE)).unwrap_or(10);
+    sqs.receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait_secs)
+        .send()
+        .await
+        .map(|out| out.messages.unwrap_or_default())
+        .map_err(|e| DisplayErrorContext(e).to_string())
 }
 
 /// The wall-clock time for the poller's lines, to match them with other logs.
@@ -140,50 +210,56 @@ async fn delete_done(
                 .ok()
         })
         .collect();
-    if done.is_empty() {
-        return;
-    }
-    match sqs
-        .delete_message_batch()
-        .queue_url(queue)
-        .set_entries(Some(done))
-        .send()
-        .await
-    {
-        Ok(out) if !out.failed.is_empty() => {
-            eprintln!(
-                "poller {n}: {}: {} message(s) could not be deleted",
-                utc_now(),
-                out.failed.len()
-            );
+    // DeleteMessageBatch takes at most ten entries.
+    for chunk in done.chunks(SQS_BATCH_SIZE) {
+        match sqs
+            .delete_message_batch()
+            .queue_url(queue)
+            .set_entries(Some(chunk.to_vec()))
+            .send()
+            .await
+        {
+            Ok(out) if !out.failed.is_empty() => {
+                eprintln!(
+                    "poller {n}: {}: {} message(s) could not be deleted",
+                    utc_now(),
+                    out.failed.len()
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("poller {n}: deleting failed: {}", DisplayErrorContext(e)),
         }
-        Ok(_) => {}
-        Err(e) => eprintln!("poller {n}: deleting failed: {}", DisplayErrorContext(e)),
     }
 }
 
-/// `webhooks poll`: the dispatcher alone, on an existing table and queue,
-/// until Ctrl-C (or a signal that ends the process).
+/// `webhooks poll`: the dispatcher alone, on an existing table and queues
+/// (the slow lane's when `slow_queue` is given), until Ctrl-C (or a signal
+/// that ends the process).
 pub async fn poll_command(
     config: &aws_config::SdkConfig,
     table: String,
     queue: String,
+    slow_queue: Option<String>,
     allow_private_targets: bool,
     options: PollerOptions,
+    slow_options: PollerOptions,
 ) -> Result<(), String> {
     use shared::delivery::{ClientConfig, DeliveryClient};
     use shared::store::DynamoStore;
     use shared::{Settings, UrlPolicy};
 
     let settings = Settings {
-        table_name: table.clone(),
         url_policy: UrlPolicy {
             allow_private_targets,
         },
-        max_webhooks_per_tenant: Settings::DEFAULT_MAX_WEBHOOKS,
-        delivery_timeout: Duration::from_millis(u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)),
-        delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
         events_queue_url: Some(queue.clone()),
+        slow_queue_url: slow_queue.clone(),
+        ..Settings::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            // SLOW_THRESHOLD_MS and the other settings from the environment.
+            other => std::env::var(other).ok(),
+        })
+        .map_err(|e| e.to_string())?
     };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &table);
     let client = DeliveryClient::new(ClientConfig {
@@ -193,23 +269,47 @@ pub async fn poll_command(
     .map_err(|e| e.to_string())?;
     // Retries go back on the same queue, as in production (RETRY_SCHEDULE_SECONDS and the others from the environment).
     let recovery = shared::retry::RecoveryConfig::from_env().map_err(|e| e.to_string())?;
-    let requeue = shared::requeue::Requeue::sqs(&queue);
+    let requeue = shared::requeue::Requeue::from_settings(&settings);
     let dispatcher =
         Arc::new(Dispatcher::new(store, client, &settings).with_recovery(recovery, requeue));
     eprintln!(
-        "poller: {} receive loop(s) on the events queue, table {table}{}",
+        "poller: {} receive loop(s) on the events queue{}, table {table}{}",
         options.concurrency,
+        match &slow_queue {
+            Some(_) => format!(", {} on the slow lane", slow_options.concurrency),
+            None => "; no slow lane".to_owned(),
+        },
         if allow_private_targets {
             "; private targets allowed (never in production)"
         } else {
             ""
         }
     );
+    let sqs = aws_sdk_sqs::Client::new(config);
     tokio::select! {
-        () = run(aws_sdk_sqs::Client::new(config), queue, dispatcher, options) => Ok(()),
+        () = run_lanes(sqs, queue, slow_queue, dispatcher, options, slow_options) => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             eprintln!("poller: stopping");
             Ok(())
         }
+    }
+}
+
+/// Both lanes' pollers on one dispatcher (as both event sources feed one
+/// function), until the task is dropped.
+pub async fn run_lanes<S: Store + 'static>(
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    slow_queue: Option<String>,
+    dispatcher: Arc<Dispatcher<S>>,
+    options: PollerOptions,
+    slow_options: PollerOptions,
+) {
+    let main = run(sqs.clone(), queue, Arc::clone(&dispatcher), options);
+    match slow_queue {
+        Some(slow) => {
+            tokio::join!(main, run(sqs, slow, dispatcher, slow_options));
+        }
+        None => main.await,
     }
 }

@@ -40,14 +40,8 @@ fn fixture() -> &'static Fixture {
 /// Production settings (the strict URL policy), as the tests build them.
 fn settings() -> Settings {
     Settings {
-        table_name: "fuzz".to_owned(),
         url_policy: STRICT,
-        max_webhooks_per_tenant: Settings::DEFAULT_MAX_WEBHOOKS,
-        delivery_timeout: std::time::Duration::from_millis(u64::from(
-            Settings::DEFAULT_DELIVERY_TIMEOUT_MS,
-        )),
-        delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
-        events_queue_url: None,
+        ..Settings::with_table("fuzz")
     }
 }
 

@@ -181,6 +181,25 @@ impl Store for LazyDynamoStore {
             .await?
             .list_deliveries(webhook, limit, after)
             .await
+    }    async fn set_slow(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        since: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        self.get().await?.set_slow(tenant, id, since).await
+    }
+    async fn take_redeliveries(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        self.get()
+            .await?
+            .take_redeliveries(tenant, minute, n, limit)
+            .await
     }
 }
 

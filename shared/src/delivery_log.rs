@@ -44,6 +44,9 @@ pub struct DeliveryRecord {
     /// The last attempt the retry policy allows failed: no more will be made.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exhausted: bool,
+    /// The lane that made the attempt (records written before lanes: `main`).
+    #[serde(default)]
+    pub lane: crate::Lane,
 }
 
 fn first_attempt() -> u32 {
@@ -154,6 +157,7 @@ impl DeliveryRecord {
             manual: false,
             next_attempt_at: None,
             exhausted: false,
+            lane: crate::Lane::Main,
         }
     }
 
@@ -168,6 +172,10 @@ impl DeliveryRecord {
             manual,
             ..self
         }
+    }
+
+    pub fn with_lane(self, lane: crate::Lane) -> Self {
+        Self { lane, ..self }
     }
 
     /// Where this record sits in its webhook's newest-first log.

@@ -44,7 +44,8 @@ impl NewEvent {
     }
 }
 
-/// Validates the event and sends it to the queue; returns its id.
+/// Validates the event and sends it to the queue, with the tenant as its
+/// message group (SQS fair queues); returns its id.
 pub async fn emit(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -54,6 +55,8 @@ pub async fn emit(
     sqs.send_message()
         .queue_url(queue_url)
         .message_body(event.to_json())
+        // SQS fair queues: a tenant's backlog does not hold up other tenants.
+        .message_group_id(event.tenant_id.as_str())
         .send()
         .await
         .map_err(|e| EmitError::Queue(DisplayErrorContext(e).to_string()))?;

@@ -10,18 +10,30 @@ pub const DISPATCH_TIMEOUT_SECS: u64 = 6;
 pub const QUEUE_VISIBILITY_TIMEOUT_SECS: u64 = 6 * DISPATCH_TIMEOUT_SECS;
 /// Messages per dispatch invocation.
 pub const SQS_BATCH_SIZE: usize = 10;
+/// Messages per slow-lane invocation: each may wait the whole 5 s, all at
+/// once, so a large batch costs no more time than a small one.
+pub const SLOW_BATCH_SIZE: usize = 100;
+/// How long the slow lane's event source gathers a batch.
+pub const SLOW_BATCHING_WINDOW_SECS: u64 = 1;
+/// Slow-lane invocations at once (template default `SlowLaneMaxConcurrency`).
+pub const DEFAULT_SLOW_CONCURRENCY: usize = 10;
+/// Main-lane invocations at once (template default `DispatchMaxConcurrency`).
+pub const DEFAULT_DISPATCH_CONCURRENCY: usize = 10;
 /// Receives before SQS moves a message to the dead-letter queue (template default).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 /// 14 days, the SQS maximum.
 pub const DLQ_RETENTION_SECS: u64 = 14 * 24 * 3600;
 
-/// Queue URLs of the events queue and its dead-letter queue.
+/// Queue URLs of the events queue, the slow lane's queue and their
+/// dead-letter queue.
 pub struct Queues {
     pub events: String,
+    pub slow: String,
     pub dead_letter: String,
 }
 
-/// Creates the events queue and its dead-letter queue as template.yaml does.
+/// Creates the events queue, the slow lane's queue (`<name>-slow`) and their
+/// dead-letter queue as template.yaml does.
 pub async fn create_queues(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
@@ -51,21 +63,29 @@ pub async fn create_queues(
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or("GetQueueAttributes returned no ARN")?;
     let redrive = json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count});
-    let events = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            QUEUE_VISIBILITY_TIMEOUT_SECS.to_string(),
-        )
-        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .send()
+    let lane = |queue_name: String| {
+        sqs.create_queue()
+            .queue_name(queue_name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                QUEUE_VISIBILITY_TIMEOUT_SECS.to_string(),
+            )
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .send()
+    };
+    let events = lane(name.to_owned())
+        .await
+        .map_err(|e| err(e.into()))?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let slow = lane(format!("{name}-slow"))
         .await
         .map_err(|e| err(e.into()))?
         .queue_url
         .ok_or("CreateQueue returned no URL")?;
     Ok(Queues {
         events,
+        slow,
         dead_letter,
     })
 }

@@ -12,6 +12,7 @@ pub mod event_type;
 pub mod ids;
 pub mod infra;
 pub mod json;
+pub mod lane;
 pub mod logging;
 pub mod random;
 pub mod requeue;
@@ -28,6 +29,7 @@ pub mod webhook_url;
 
 pub use event_type::{EventSet, EventType};
 pub use ids::{TenantId, WebhookId};
+pub use lane::Lane;
 pub use settings::Settings;
 pub use token::Token;
 pub use validation::ValidationError;

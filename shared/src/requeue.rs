@@ -1,6 +1,10 @@
-//! Attempts that go back on the events queue: automatic retries (scheduled by
-//! the dispatcher) and redeliveries (asked for through the API). Each message
-//! targets one webhook, so a retry never re-sends to the event's other webhooks.
+//! Attempts that go back on a queue: automatic retries (scheduled by the
+//! dispatcher, on the events queue), attempts handed to the slow lane (by the
+//! main lane, for a webhook marked slow) and redeliveries (asked for through
+//! the API, on the slow lane). Each message targets one webhook, so a retry
+//! never re-sends to the event's other webhooks. Every message carries the
+//! tenant as its `MessageGroupId`: on SQS fair queues a noisy tenant's
+//! backlog then does not delay other tenants' messages.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,8 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::WebhookId;
 use crate::event::Event;
+use crate::{Lane, WebhookId};
 use crate::retry::MAX_SQS_DELAY;
 
 /// `{"target": {...}, "event": <the envelope>}` on the events queue. The event
@@ -35,6 +39,10 @@ pub struct Target {
     /// than SQS's 15-minute delay is a chain of delayed messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
+    /// The lane whose queue carries the message; a slow-lane attempt is made
+    /// as it comes, whatever the webhook's mark says by then.
+    #[serde(default, skip_serializing_if = "Lane::is_main")]
+    pub lane: Lane,
 }
 
 impl TargetedMessage {
@@ -49,52 +57,98 @@ impl TargetedMessage {
 
 /// Where targeted messages go.
 pub enum Requeue {
-    /// The events queue, with the SQS client made on first use (not at cold start).
+    /// The events queue and, when configured, the slow lane's queue, with the
+    /// SQS client made on first use (not at cold start).
     Sqs {
-        queue_url: String,
+        events_url: String,
+        slow_url: Option<String>,
         client: OnceCell<aws_sdk_sqs::Client>,
     },
-    /// Kept in memory (unit tests, benchmarks).
+    /// Kept in memory (unit tests, benchmarks): (message, delay).
     Memory(Arc<Mutex<Vec<(String, Duration)>>>),
     /// No queue configured: nothing can be scheduled.
     Disabled,
 }
 
+/// SendMessageBatch takes at most ten entries.
+const SQS_SEND_BATCH: usize = 10;
+
 impl Requeue {
-    pub fn sqs(queue_url: impl Into<String>) -> Self {
+    /// The events queue only: no slow lane.
+    pub fn sqs(events_url: impl Into<String>) -> Self {
         Requeue::Sqs {
-            queue_url: queue_url.into(),
+            events_url: events_url.into(),
+            slow_url: None,
             client: OnceCell::new(),
         }
     }
 
-    /// From `EVENTS_QUEUE_URL` when it is set.
-    pub fn from_queue_url(queue_url: Option<&str>) -> Self {
-        queue_url.map_or(Requeue::Disabled, Requeue::sqs)
+    /// The events queue and the slow lane's queue.
+    pub fn lanes(events_url: impl Into<String>, slow_url: impl Into<String>) -> Self {
+        Requeue::Sqs {
+            events_url: events_url.into(),
+            slow_url: Some(slow_url.into()),
+            client: OnceCell::new(),
+        }
     }
 
-    /// Sends `message` after `delay` (at most 15 minutes; longer waits are
-    /// chained by the caller through `not_before`).
+    /// From `EVENTS_QUEUE_URL` and `SLOW_QUEUE_URL` when they are set.
+    pub fn from_settings(settings: &crate::Settings) -> Self {
+        match (&settings.events_queue_url, &settings.slow_queue_url) {
+            (None, _) => Requeue::Disabled,
+            (Some(events), None) => Requeue::sqs(events),
+            (Some(events), Some(slow)) => Requeue::lanes(events, slow),
+        }
+    }
+
+    /// Whether attempts can be handed to a slow lane. Without one, every
+    /// attempt is made on the main lane, as before lanes existed.
+    pub fn has_slow_lane(&self) -> bool {
+        match self {
+            Requeue::Sqs { slow_url, .. } => slow_url.is_some(),
+            Requeue::Memory(_) => true,
+            Requeue::Disabled => false,
+        }
+    }
+
+    async fn client(cell: &OnceCell<aws_sdk_sqs::Client>) -> &aws_sdk_sqs::Client {
+        cell.get_or_init(|| async { aws_sdk_sqs::Client::new(&crate::aws::load_config().await) })
+            .await
+    }
+
+    /// The queue of a message's lane (the events queue if there is no slow lane).
+    fn queue_of<'a>(events_url: &'a str, slow_url: Option<&'a str>, lane: Lane) -> &'a str {
+        match (lane, slow_url) {
+            (Lane::Slow, Some(slow)) => slow,
+            _ => events_url,
+        }
+    }
+
+    /// Sends `message` to its lane's queue after `delay` (at most 15 minutes;
+    /// longer waits are chained by the caller through `not_before`).
     pub async fn send(&self, message: &TargetedMessage, delay: Duration) -> Result<(), String> {
         let delay = delay.min(MAX_SQS_DELAY);
         match self {
-            Requeue::Sqs { queue_url, client } => {
-                let client = client
-                    .get_or_init(|| async {
-                        aws_sdk_sqs::Client::new(&crate::aws::load_config().await)
-                    })
-                    .await;
-                client
-                    .send_message()
-                    .queue_url(queue_url)
-                    .message_body(message.to_json())
-                    // Whole seconds, rounded up: a wait is never cut short.
-                    .delay_seconds(i32::try_from(whole_seconds(delay)).unwrap_or(900))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
-            }
+            Requeue::Sqs {
+                events_url,
+                slow_url,
+                client,
+            } => Self::client(client)
+                .await
+                .send_message()
+                .queue_url(Self::queue_of(
+                    events_url,
+                    slow_url.as_deref(),
+                    message.target.lane,
+                ))
+                .message_body(message.to_json())
+                .message_group_id(message.event.tenant_id.as_str())
+                // Whole seconds, rounded up: a wait is never cut short.
+                .delay_seconds(i32::try_from(whole_seconds(delay)).unwrap_or(900))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
             Requeue::Memory(sent) => {
                 sent.lock()
                     .map_err(|_| "the in-memory queue is poisoned".to_owned())?
@@ -102,6 +156,91 @@ impl Requeue {
                 Ok(())
             }
             Requeue::Disabled => Err("no events queue is configured (EVENTS_QUEUE_URL)".into()),
+        }
+    }
+
+    /// Sends messages now, ten to a SendMessageBatch call, each to its lane's
+    /// queue; one result per message, in order.
+    pub async fn send_now(&self, messages: &[TargetedMessage]) -> Vec<Result<(), String>> {
+        let Requeue::Sqs {
+            events_url,
+            slow_url,
+            client,
+        } = self
+        else {
+            let mut results = Vec::with_capacity(messages.len());
+            for m in messages {
+                results.push(self.send(m, Duration::ZERO).await);
+            }
+            return results;
+        };
+        let client = Self::client(client).await;
+        let mut results: Vec<Result<(), String>> = Vec::with_capacity(messages.len());
+        let mut start = 0;
+        while start < messages.len() {
+            // One call per run of messages bound for the same queue.
+            let queue = Self::queue_of(events_url, slow_url.as_deref(), messages[start].target.lane);
+            let end = (start..messages.len())
+                .take(SQS_SEND_BATCH)
+                .take_while(|&i| {
+                    Self::queue_of(events_url, slow_url.as_deref(), messages[i].target.lane)
+                        == queue
+                })
+                .last()
+                .map_or(start + 1, |i| i + 1);
+            results.extend(send_batch(client, queue, &messages[start..end]).await);
+            start = end;
+        }
+        results
+    }
+}
+
+/// One SendMessageBatch; entries are numbered by their place in `messages`.
+async fn send_batch(
+    client: &aws_sdk_sqs::Client,
+    queue: &str,
+    messages: &[TargetedMessage],
+) -> Vec<Result<(), String>> {
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+    let entries: Result<Vec<_>, _> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(m.to_json())
+                .message_group_id(m.event.tenant_id.as_str())
+                .build()
+        })
+        .collect();
+    let sent = match entries {
+        Ok(entries) => {
+            client
+                .send_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries))
+                .send()
+                .await
+        }
+        Err(e) => return messages.iter().map(|_| Err(e.to_string())).collect(),
+    };
+    match sent {
+        Ok(out) => {
+            let mut results: Vec<Result<(), String>> = messages.iter().map(|_| Ok(())).collect();
+            for failed in out.failed {
+                if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                    *slot = Err(format!(
+                        "{}: {}",
+                        failed.code,
+                        failed.message.unwrap_or_default()
+                    ));
+                }
+            }
+            results
+        }
+        Err(e) => {
+            let e = aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
+            messages.iter().map(|_| Err(e.clone())).collect()
         }
     }
 }
@@ -133,6 +272,7 @@ mod tests {
                 attempt: 2,
                 manual: false,
                 not_before: Some(1_764_000_000),
+                lane: Lane::Slow,
             },
             event: event.clone(),
         };

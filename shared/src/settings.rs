@@ -14,6 +14,16 @@ pub struct Settings {
     pub delivery_log_ttl_days: u32,
     /// Where producers send events (`EVENTS_QUEUE_URL`); only emitters need it.
     pub events_queue_url: Option<String>,
+    /// The slow lane's queue (`SLOW_QUEUE_URL`); without it every attempt
+    /// is made on the main lane.
+    pub slow_queue_url: Option<String>,
+    /// A main-lane attempt still going after this long marks its webhook
+    /// slow (`SLOW_THRESHOLD_MS`); a slow-lane attempt done within it clears
+    /// the mark.
+    pub slow_threshold: Duration,
+    /// Manual redelivery attempts a tenant may queue per minute
+    /// (`REDELIVERY_LIMIT_PER_MINUTE`); beyond it the API answers 429.
+    pub redeliveries_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +37,24 @@ impl Settings {
     pub const DEFAULT_MAX_WEBHOOKS: u32 = 50;
     pub const DEFAULT_DELIVERY_TIMEOUT_MS: u32 = 5000;
     pub const DEFAULT_LOG_TTL_DAYS: u32 = 30;
+    pub const DEFAULT_SLOW_THRESHOLD_MS: u32 = 1000;
+    pub const DEFAULT_REDELIVERIES_PER_MINUTE: u32 = 600;
+
+    /// Every default, on `table`: the one constructor for tests and the CLI,
+    /// which then override what they need; `from_lookup` starts from it too.
+    pub fn with_table(table: impl Into<String>) -> Self {
+        Self {
+            table_name: table.into(),
+            url_policy: UrlPolicy::default(),
+            max_webhooks_per_tenant: Self::DEFAULT_MAX_WEBHOOKS,
+            delivery_timeout: Duration::from_millis(u64::from(Self::DEFAULT_DELIVERY_TIMEOUT_MS)),
+            delivery_log_ttl_days: Self::DEFAULT_LOG_TTL_DAYS,
+            events_queue_url: None,
+            slow_queue_url: None,
+            slow_threshold: Duration::from_millis(u64::from(Self::DEFAULT_SLOW_THRESHOLD_MS)),
+            redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
+        }
+    }
 
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -40,28 +68,36 @@ impl Settings {
                 name: "TABLE_NAME",
                 problem: "must be set".into(),
             })?;
-        let allow_private_targets = parse_bool(&lookup, "ALLOW_PRIVATE_TARGETS")?.unwrap_or(false);
+        let d = Self::with_table(table_name);
+        let millis = |name, default: &Duration| {
+            let default = u32::try_from(default.as_millis()).unwrap_or(u32::MAX);
+            positive(&lookup, name, default).map(|ms| Duration::from_millis(u64::from(ms)))
+        };
         Ok(Self {
-            table_name,
             url_policy: UrlPolicy {
-                allow_private_targets,
+                allow_private_targets: parse_bool(&lookup, "ALLOW_PRIVATE_TARGETS")?
+                    .unwrap_or(d.url_policy.allow_private_targets),
             },
             max_webhooks_per_tenant: positive(
                 &lookup,
                 "MAX_WEBHOOKS_PER_TENANT",
-                Self::DEFAULT_MAX_WEBHOOKS,
+                d.max_webhooks_per_tenant,
             )?,
-            delivery_timeout: Duration::from_millis(u64::from(positive(
-                &lookup,
-                "DELIVERY_TIMEOUT_MS",
-                Self::DEFAULT_DELIVERY_TIMEOUT_MS,
-            )?)),
+            delivery_timeout: millis("DELIVERY_TIMEOUT_MS", &d.delivery_timeout)?,
             delivery_log_ttl_days: positive(
                 &lookup,
                 "DELIVERY_LOG_TTL_DAYS",
-                Self::DEFAULT_LOG_TTL_DAYS,
+                d.delivery_log_ttl_days,
             )?,
             events_queue_url: lookup("EVENTS_QUEUE_URL").filter(|s| !s.is_empty()),
+            slow_queue_url: lookup("SLOW_QUEUE_URL").filter(|s| !s.is_empty()),
+            slow_threshold: millis("SLOW_THRESHOLD_MS", &d.slow_threshold)?,
+            redeliveries_per_minute: positive(
+                &lookup,
+                "REDELIVERY_LIMIT_PER_MINUTE",
+                d.redeliveries_per_minute,
+            )?,
+            ..d
         })
     }
 }
@@ -121,6 +157,16 @@ mod tests {
         assert_eq!(s.delivery_timeout, Duration::from_millis(5000));
         assert_eq!(s.delivery_log_ttl_days, 30);
         assert_eq!(s.events_queue_url, None);
+        assert_eq!(s.slow_queue_url, None);
+        assert_eq!(s.slow_threshold, Duration::from_millis(1000));
+        assert_eq!(s.redeliveries_per_minute, 600);
+        let e = from(&[("TABLE_NAME", "t"), ("SLOW_THRESHOLD_MS", "0")]).unwrap_err();
+        assert!(e.to_string().contains("SLOW_THRESHOLD_MS"));
+        let e = from(&[("TABLE_NAME", "t"), ("REDELIVERY_LIMIT_PER_MINUTE", "-1")]).unwrap_err();
+        assert!(e.to_string().contains("REDELIVERY_LIMIT_PER_MINUTE"));
+        let s = Settings::with_table("x");
+        assert_eq!(s.table_name, "x");
+        assert_eq!(s.max_webhooks_per_tenant, 50);
         let s = from(&[("TABLE_NAME", "t"), ("DELIVERY_TIMEOUT_MS", "1500")]).unwrap();
         assert_eq!(s.delivery_timeout, Duration::from_millis(1500));
         let e = from(&[("TABLE_NAME", "t"), ("DELIVERY_LOG_TTL_DAYS", "x")]).unwrap_err();

@@ -73,9 +73,39 @@ pub struct Webhook {
     /// Why the platform set the webhook inactive (a `410 Gone`); cleared when it is activated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// Since when the webhook's attempts go through the slow lane (an
+    /// attempt took longer than the slow threshold); absent while it is fast.
+    /// Written only on a change of state, never by the customer.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub slow_since: Option<OffsetDateTime>,
 }
 
 impl Webhook {
+    /// A new active webhook with a generated token and signing secret and
+    /// every other field at its default; callers override what they were given.
+    pub fn new(tenant_id: TenantId, url: WebhookUrl, events: EventSet, now: OffsetDateTime) -> Self {
+        Self {
+            id: WebhookId::generate(),
+            tenant_id,
+            url,
+            events,
+            status: Status::Active,
+            token: Token::generate(),
+            signing_secret: SigningSecret::generate(),
+            description: None,
+            created_at: now,
+            updated_at: now,
+            retry_policy: RetryPolicy::default(),
+            previous_signing_secret: None,
+            disabled_reason: None,
+            slow_since: None,
+        }
+    }
+
     /// Replaces the signing secret; the old one keeps signing for `overlap`.
     pub fn rotate_signing_secret(&mut self, now: OffsetDateTime, overlap: std::time::Duration) {
         let old = std::mem::replace(&mut self.signing_secret, SigningSecret::generate());

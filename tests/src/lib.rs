@@ -38,16 +38,8 @@ pub async fn fresh_store() -> DynamoStore {
 
 pub fn settings(table: &str, max_webhooks: u32) -> Settings {
     Settings {
-        table_name: table.to_owned(),
-        url_policy: UrlPolicy {
-            allow_private_targets: false,
-        },
         max_webhooks_per_tenant: max_webhooks,
-        delivery_timeout: std::time::Duration::from_millis(u64::from(
-            Settings::DEFAULT_DELIVERY_TIMEOUT_MS,
-        )),
-        delivery_log_ttl_days: Settings::DEFAULT_LOG_TTL_DAYS,
-        events_queue_url: None,
+        ..Settings::with_table(table)
     }
 }
 
@@ -167,9 +159,8 @@ use std::net::IpAddr;
 use dispatch::Dispatcher;
 use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::event::Event;
-use shared::signing::SigningSecret;
 use shared::webhook::now_utc;
-use shared::{EventSet, EventType, Status, Token, Webhook, WebhookId, WebhookUrl};
+use shared::{EventSet, EventType, Status, Webhook, WebhookUrl};
 
 /// A dispatcher on a fresh table. `dns` holds fixed answers for names; with
 /// `allow_private` false the SSRF rule applies as in production.
@@ -196,27 +187,20 @@ pub async fn add_webhook(
     events: &[EventType],
     status: Status,
 ) -> Webhook {
-    let now = now_utc();
     let webhook = Webhook {
-        id: WebhookId::generate(),
-        tenant_id: TenantId::parse(tenant).expect("tenant"),
-        url: WebhookUrl::parse(
-            url,
-            UrlPolicy {
-                allow_private_targets: true,
-            },
-        )
-        .expect("url"),
-        events: EventSet::new(events.iter().copied()).expect("events"),
         status,
-        token: Token::generate(),
-        signing_secret: SigningSecret::generate(),
-        description: None,
-        created_at: now,
-        updated_at: now,
-        retry_policy: Default::default(),
-        previous_signing_secret: None,
-        disabled_reason: None,
+        ..Webhook::new(
+            TenantId::parse(tenant).expect("tenant"),
+            WebhookUrl::parse(
+                url,
+                UrlPolicy {
+                    allow_private_targets: true,
+                },
+            )
+            .expect("url"),
+            EventSet::new(events.iter().copied()).expect("events"),
+            now_utc(),
+        )
     };
     store
         .create_webhook(&webhook, 1000)

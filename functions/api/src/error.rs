@@ -28,6 +28,15 @@ pub enum ApiError {
     PayloadNotKept,
     #[error("redelivery is not available: no events queue is configured")]
     QueueUnavailable,
+    /// The tenant's manual attempts for this minute are spent.
+    #[error(
+        "this would queue {asked} redelivery attempt(s); the tenant may queue {limit} per minute and this minute's are spent: try again in {retry_after} s"
+    )]
+    RedeliveryLimit {
+        limit: u32,
+        asked: u32,
+        retry_after: u64,
+    },
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed; allowed: {0}")]
@@ -93,6 +102,9 @@ impl ApiError {
             ApiError::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
             ApiError::PayloadNotKept => (StatusCode::CONFLICT, "payload_not_kept"),
             ApiError::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable"),
+            ApiError::RedeliveryLimit { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "redelivery_limit_reached")
+            }
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -127,6 +139,12 @@ impl ApiError {
             response.headers_mut().insert(
                 lambda_http::http::header::ALLOW,
                 lambda_http::http::HeaderValue::from_static(allow),
+            );
+        }
+        if let ApiError::RedeliveryLimit { retry_after, .. } = self {
+            response.headers_mut().insert(
+                lambda_http::http::header::RETRY_AFTER,
+                lambda_http::http::HeaderValue::from(retry_after),
             );
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -12,7 +12,7 @@ use shared::event::{EventData, EventId};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::requeue::{Requeue, Target, TargetedMessage};
 use shared::store::Store;
-use shared::{EventType, Status, TenantId, WebhookId};
+use shared::{EventType, Lane, Status, TenantId, WebhookId};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -217,37 +217,69 @@ fn next_attempt(deliveries: &[DeliveryRecord], webhook: WebhookId) -> u32 {
         + 1
 }
 
-async fn queue(
-    requeue: &Requeue,
+/// Queues manual attempts on the slow lane (when there is one): a
+/// customer's redeliveries never take the main lane's capacity, and a
+/// tenant's budget per minute bounds what it can ask of the slow lane.
+async fn queue<S: Store>(
+    app: &App<S>,
+    tenant: &TenantId,
     event: &StoredEvent,
     targets: Vec<(WebhookId, u32)>,
 ) -> Result<Vec<Queued>, ApiError> {
-    if matches!(requeue, Requeue::Disabled) {
+    if matches!(app.requeue, Requeue::Disabled) {
         return Err(ApiError::QueueUnavailable);
     }
     let envelope = event.to_event().ok_or(ApiError::PayloadNotKept)?;
-    let mut queued = Vec::with_capacity(targets.len());
-    for (webhook, attempt) in targets {
-        let message = TargetedMessage {
+    take_budget(app, tenant, targets.len()).await?;
+    let lane = if app.requeue.has_slow_lane() {
+        Lane::Slow
+    } else {
+        Lane::Main
+    };
+    let messages: Vec<TargetedMessage> = targets
+        .iter()
+        .map(|&(webhook, attempt)| TargetedMessage {
             target: Target {
                 webhook_id: webhook,
                 attempt,
                 manual: true,
                 not_before: None,
+                lane,
             },
             event: envelope.clone(),
-        };
-        requeue
-            .send(&message, std::time::Duration::ZERO)
-            .await
-            .map_err(|e| ApiError::Internal(format!("queueing a redelivery: {e}")))?;
-        queued.push(Queued {
+        })
+        .collect();
+    let sent = app.requeue.send_now(&messages).await;
+    if let Some(Err(e)) = sent.iter().find(|r| r.is_err()) {
+        // Some may have gone: they are attempts of their own, each recorded once.
+        return Err(ApiError::Internal(format!("queueing a redelivery: {e}")));
+    }
+    Ok(targets
+        .into_iter()
+        .map(|(webhook, attempt)| Queued {
             webhook_id: webhook.to_string(),
             attempt,
             delivery_id: format!("{}~{attempt}", event.id),
-        });
+        })
+        .collect())
+}
+
+/// Takes `n` attempts from the tenant's redelivery budget for this minute,
+/// or says when the next minute starts.
+async fn take_budget<S: Store>(app: &App<S>, tenant: &TenantId, n: usize) -> Result<(), ApiError> {
+    let limit = app.settings.redeliveries_per_minute;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let minute = now.div_euclid(60);
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    if n == 0 || app.store.take_redeliveries(tenant, minute, n, limit).await? {
+        return Ok(());
     }
-    Ok(queued)
+    let retry_after = u64::try_from((minute + 1) * 60 - now).unwrap_or(60).max(1);
+    Err(ApiError::RedeliveryLimit {
+        limit,
+        asked: n,
+        retry_after,
+    })
 }
 
 /// Sends a kept event again to every active webhook of the tenant that
@@ -275,7 +307,7 @@ pub async fn redeliver_event<S: Store>(
         .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
         .map(|w| (w.id, next_attempt(&deliveries, w.id)))
         .collect();
-    let queued = queue(&app.requeue, &event, targets).await?;
+    let queued = queue(app, &tenant, &event, targets).await?;
     let body = Redelivery {
         event_id: event.id.as_str(),
         queued,
@@ -310,7 +342,7 @@ pub async fn redeliver_one<S: Store>(
         return Err(ApiError::PayloadNotKept);
     }
     let next = next_attempt(&deliveries, webhook);
-    let queued = queue(&app.requeue, &event, vec![(webhook, next)]).await?;
+    let queued = queue(app, &tenant, &event, vec![(webhook, next)]).await?;
     let body = Redelivery {
         event_id: event.id.as_str(),
         queued,

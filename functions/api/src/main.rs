@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     // shorter cold start (see the README's benchmarks).
     let store = DynamoStore::lazy(&settings.table_name);
     let recovery = RecoveryConfig::from_env()?;
-    let requeue = Requeue::from_queue_url(settings.events_queue_url.as_deref());
+    let requeue = Requeue::from_settings(&settings);
     let app = App::new(store, settings).with_recovery(recovery, requeue);
 
     run(service_fn(|req| api::handle(&app, req))).await

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use shared::delivery_log::DeliveryRecord;
 use shared::retry::RetryPolicy;
-use shared::{Description, EventSet, EventType, Status, Token, Webhook};
+use shared::{Description, EventSet, EventType, Lane, Status, Token, Webhook};
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Deserialize)]
@@ -97,6 +97,11 @@ pub struct WebhookView<'a> {
     /// Why the platform set the webhook inactive.
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<&'a str>,
+    /// Where the webhook's attempts are made now: `slow` while it is marked slow.
+    lane: Lane,
+    /// Since when it is marked slow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slow_since: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<&'static str>,
 }
@@ -132,6 +137,12 @@ impl<'a> WebhookView<'a> {
                 .filter(|p| p.expires_at > time::OffsetDateTime::now_utc())
                 .map(|p| rfc3339(p.expires_at)),
             disabled_reason: w.disabled_reason.as_deref(),
+            lane: if w.slow_since.is_some() {
+                Lane::Slow
+            } else {
+                Lane::Main
+            },
+            slow_since: w.slow_since.map(rfc3339),
             warnings: w.url.warnings(),
         }
     }
@@ -193,6 +204,8 @@ pub struct DeliveryView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_attempt_at: Option<&'a str>,
     exhausted: bool,
+    /// The lane that made the attempt.
+    lane: Lane,
 }
 
 impl<'a> DeliveryView<'a> {
@@ -214,6 +227,7 @@ impl<'a> DeliveryView<'a> {
             manual: r.manual,
             next_attempt_at: r.next_attempt_at.as_deref(),
             exhausted: r.exhausted,
+            lane: r.lane,
         }
     }
 }

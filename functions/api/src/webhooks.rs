@@ -3,7 +3,6 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::delivery_log::DeliveryCursor;
-use shared::signing::SigningSecret;
 use shared::store::Store;
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
@@ -22,21 +21,12 @@ pub async fn create<S: Store>(
     let input: CreateWebhook = body::json(req)?;
     let url = WebhookUrl::parse(&input.url, app.settings.url_policy)?;
     resolves_publicly(app, &url).await?;
-    let now = now_utc();
     let webhook = Webhook {
-        id: WebhookId::generate(),
-        tenant_id: tenant,
-        url,
-        events: input.events,
         status: input.status.unwrap_or_default(),
         token: input.token.unwrap_or_else(Token::generate),
-        signing_secret: SigningSecret::generate(),
         description: input.description,
-        created_at: now,
-        updated_at: now,
         retry_policy: input.retry_policy.unwrap_or_default(),
-        previous_signing_secret: None,
-        disabled_reason: None,
+        ..Webhook::new(tenant, url, input.events, now_utc())
     };
     app.store
         .create_webhook(&webhook, app.settings.max_webhooks_per_tenant)
@@ -133,8 +123,13 @@ pub async fn update<S: Store>(
     }
     let webhook = modify(app, &tenant, id, |webhook| {
         let before = webhook.clone();
-        if let Some(url) = &url {
+        if let Some(url) = &url
+            && *url != webhook.url
+        {
             webhook.url = url.clone();
+            // A new endpoint starts on the main lane; if it is slow too, its
+            // first slow attempt marks it again.
+            webhook.slow_since = None;
         }
         if let Some(events) = &input.events {
             webhook.events = events.clone();

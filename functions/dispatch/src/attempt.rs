@@ -12,10 +12,11 @@ use shared::requeue::{Target, TargetedMessage};
 use shared::retry::{MAX_SQS_DELAY, RetryPolicy, is_retryable, next_delay};
 use shared::store::Store;
 use shared::webhook::now_utc;
-use shared::{Status, Webhook};
+use shared::{Lane, Status, Webhook};
 use tokio::time::Instant;
 
 use crate::Dispatcher;
+use crate::lane::Marks;
 
 /// Which attempt this is.
 #[derive(Clone, Copy)]
@@ -32,27 +33,43 @@ fn jitter() -> f64 {
     (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// One attempt to make: at which webhook, of which event, in which lane.
+pub struct Delivery<'a> {
+    pub client: &'a DeliveryClient,
+    pub webhook: &'a Webhook,
+    pub event: &'a Event,
+    pub body: Bytes,
+    pub nth: Nth,
+    pub lane: Lane,
+}
+
 /// Delivers, then records the outcome. True when the attempt is done with:
 /// recorded, and its retry (if any) queued. False leaves the message for SQS
 /// to hand over again, which repeats an attempt that was not recorded.
 pub async fn deliver_and_record<S: Store>(
     d: &Dispatcher<S>,
-    client: &DeliveryClient,
-    webhook: &Webhook,
-    event: &Event,
-    body: Bytes,
-    nth: Nth,
+    delivery: Delivery<'_>,
+    marks: &Marks,
 ) -> bool {
+    let Delivery {
+        client,
+        webhook,
+        event,
+        body,
+        nth,
+        lane,
+    } = delivery;
     let started = now_utc();
     let deadline = Instant::now() + d.delivery_timeout;
-    let attempt = client
-        .deliver_to(webhook, event.id.as_str(), body, deadline, started)
-        .await;
+    let sending = client.deliver_to(webhook, event.id.as_str(), body, deadline, started);
+    let attempt = marks.watch(d, webhook, lane, sending).await;
+    marks.after(d, webhook, lane, &attempt).await;
     tracing::info!(
         webhook_id = %webhook.id,
         event_id = %event.id,
         attempt = nth.number,
         manual = nth.manual,
+        lane = lane.as_str(),
         outcome = attempt.outcome.as_str(),
         status = attempt.status,
         duration_ms = attempt.duration_ms,
@@ -71,7 +88,8 @@ pub async fn deliver_and_record<S: Store>(
         attempt,
         d.log_ttl_days,
     )
-    .with_attempt(nth.number, nth.manual);
+    .with_attempt(nth.number, nth.manual)
+    .with_lane(lane);
 
     if gone {
         disable(d, webhook, &record.attempted_at).await;
@@ -83,6 +101,7 @@ pub async fn deliver_and_record<S: Store>(
                     attempt: nth.number + 1,
                     manual: false,
                     not_before: None,
+                    lane: Lane::Main,
                 };
                 if let Err(e) = schedule(d, event, next, delay).await {
                     // Unrecorded, so the message comes back and this attempt is made again.

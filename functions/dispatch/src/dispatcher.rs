@@ -13,9 +13,12 @@ pub struct Dispatcher<S> {
     /// The delivery client, or where it is made on first use.
     pub(crate) client: LazyClient,
     pub(crate) delivery_timeout: Duration,
+    /// An attempt longer than this marks its webhook slow (see `lane`).
+    pub(crate) slow_threshold: Duration,
     pub(crate) log_ttl_days: u32,
     pub(crate) recovery: RecoveryConfig,
-    /// Where retries are scheduled (the events queue).
+    /// Where retries are scheduled (the events queue) and slow webhooks'
+    /// attempts are handed over (the slow lane's queue).
     pub(crate) requeue: Requeue,
 }
 
@@ -25,6 +28,7 @@ impl<S: Store> Dispatcher<S> {
             store,
             client: LazyClient::ready(client),
             delivery_timeout: settings.delivery_timeout,
+            slow_threshold: settings.slow_threshold,
             log_ttl_days: settings.delivery_log_ttl_days,
             recovery: RecoveryConfig::default(),
             requeue: Requeue::Disabled,
@@ -40,6 +44,7 @@ impl<S: Store> Dispatcher<S> {
             store,
             client: LazyClient::new(config),
             delivery_timeout: settings.delivery_timeout,
+            slow_threshold: settings.slow_threshold,
             log_ttl_days: settings.delivery_log_ttl_days,
             recovery: RecoveryConfig::default(),
             requeue: Requeue::Disabled,

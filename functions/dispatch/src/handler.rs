@@ -12,15 +12,16 @@ use lambda_runtime::{Context, Error, LambdaEvent};
 use shared::delivery::DeliveryClient;
 use shared::event::Event;
 use shared::event_log::StoredEvent;
-use shared::requeue::Target;
+use shared::requeue::{Target, TargetedMessage};
 use shared::store::{AttemptKey, Store, StoreError};
 use shared::webhook::now_utc;
-use shared::{Status, TenantId, Webhook};
+use shared::{Lane, Status, TenantId, Webhook};
 use tokio::time::Instant;
 
 use crate::Dispatcher;
-use crate::attempt::{Nth, deliver_and_record, schedule};
+use crate::attempt::{Delivery, Nth, deliver_and_record, schedule};
 use crate::batch::{self, Job, Kind};
+use crate::lane::Marks;
 
 /// The handler returns this long before the invocation's deadline, so that
 /// no invocation ever hits the Lambda timeout.
@@ -55,7 +56,42 @@ struct Plan<'w> {
     job: Job,
     /// The attempts to make; `Err` if the job cannot go on now (a read or a
     /// write failed) and its messages must come back.
-    targets: Result<Vec<(&'w Webhook, Nth)>, ()>,
+    targets: Result<Vec<(&'w Webhook, Nth)>, Unfinished>,
+}
+
+/// Why a job's messages go back to the queue (SQS hands them over again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfinished {
+    /// The tenant's webhooks could not be read, or the event not kept.
+    NotPlanned,
+    /// Handing an attempt to the slow lane failed.
+    NotForwarded,
+    /// An attempt's outcome (or its retry) could not be recorded.
+    Unrecorded,
+    /// The invocation's deadline came first.
+    Deadline,
+}
+
+impl Unfinished {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unfinished::NotPlanned => "not_planned",
+            Unfinished::NotForwarded => "not_forwarded",
+            Unfinished::Unrecorded => "unrecorded",
+            Unfinished::Deadline => "deadline",
+        }
+    }
+}
+
+/// A job's pending attempts, by where they are made.
+struct Work<'p> {
+    plan: &'p Plan<'p>,
+    /// The lane this invocation runs the job's attempts in.
+    lane: Lane,
+    /// Made here and now.
+    deliver: Vec<(&'p Webhook, Nth)>,
+    /// Handed to the slow lane: their webhooks are marked slow.
+    forward: Vec<(&'p Webhook, Nth)>,
 }
 
 fn fail(response: &mut SqsBatchResponse, messages: Vec<String>) {
@@ -110,7 +146,7 @@ pub async fn handle<S: Store>(
                     Ok(subscribed(all, &job.event))
                 }
                 (Some(Ok(all)), Kind::Targeted(target)) => Ok(targeted(all, &job.event, target)),
-                _ => Err(()),
+                _ => Err(Unfinished::NotPlanned),
             };
             Plan { job, targets }
         })
@@ -145,14 +181,22 @@ pub async fn handle<S: Store>(
         }
     };
 
-    let outcomes = join_all(
-        plans
-            .iter()
-            .map(|plan| run_plan(d, client, plan, &recorded, cutoff)),
-    )
+    let work: Vec<Result<Work, Unfinished>> =
+        plans.iter().map(|p| split(d, p, &recorded)).collect();
+    let forwarded = match within(cutoff, forward(d, &work)).await {
+        Some(sent) => sent,
+        None => vec![Err(Unfinished::Deadline); work.len()],
+    };
+    let marks = &Marks::default();
+    let outcomes = join_all(work.iter().zip(forwarded).map(|(w, sent)| async move {
+        let w = w.as_ref().map_err(|why| *why)?;
+        sent?;
+        run_plan(d, client, w, marks, cutoff).await
+    }))
     .await;
-    for (plan, done) in plans.into_iter().zip(outcomes) {
-        if !done {
+    for (plan, outcome) in plans.into_iter().zip(outcomes) {
+        if let Err(why) = outcome {
+            tracing::debug!(event_id = %plan.job.event.id, reason = why.as_str(), "messages returned to the queue");
             fail(&mut response, plan.job.messages);
         }
     }
@@ -263,22 +307,23 @@ fn targeted<'w>(
     )]
 }
 
-/// Makes each attempt of a job not yet recorded. True when every one is
-/// recorded before the cutoff.
-async fn run_plan<S: Store>(
-    d: &Dispatcher<S>,
-    client: &DeliveryClient,
-    plan: &Plan<'_>,
+/// The attempts of a plan not yet recorded, split between this lane and
+/// the slow lane. A main-lane job hands over the attempts of webhooks marked
+/// slow (when a slow lane exists); a slow-lane job makes its attempt itself.
+fn split<'p>(
+    d: &Dispatcher<impl Store>,
+    plan: &'p Plan<'p>,
     recorded: &HashSet<AttemptKey>,
-    cutoff: Option<Instant>,
-) -> bool {
-    let Ok(targets) = &plan.targets else {
-        return false;
-    };
+) -> Result<Work<'p>, Unfinished> {
+    let targets = plan.targets.as_ref().map_err(|why| *why)?;
     let event = &plan.job.event;
-    let body = Bytes::from(event.delivery_body());
+    let lane = match &plan.job.kind {
+        Kind::Targeted(target) => target.lane,
+        Kind::Fanout => Lane::Main,
+    };
+    let handing_over = lane == Lane::Main && d.requeue.has_slow_lane();
     // Nothing recorded yet is the normal case: no key to build per delivery.
-    let pending = targets.iter().filter(|(w, nth)| {
+    let pending = targets.iter().copied().filter(|(w, nth)| {
         recorded.is_empty()
             || !recorded.contains(&AttemptKey {
                 tenant: event.tenant_id.clone(),
@@ -287,14 +332,99 @@ async fn run_plan<S: Store>(
                 attempt: nth.number,
             })
     });
-    let work = join_all(
-        pending.map(|(w, nth)| deliver_and_record(d, client, w, event, body.clone(), *nth)),
-    );
-    let Some(results) = within(cutoff, work).await else {
+    let (forward, deliver) =
+        pending.partition(|(w, _)| handing_over && w.slow_since.is_some());
+    Ok(Work {
+        plan,
+        lane,
+        deliver,
+        forward,
+    })
+}
+
+/// Sends every attempt to hand over, ten to a request; per job, whether all
+/// of its attempts reached the slow lane's queue.
+async fn forward(
+    d: &Dispatcher<impl Store>,
+    work: &[Result<Work<'_>, Unfinished>],
+) -> Vec<Result<(), Unfinished>> {
+    let mut owners = Vec::new();
+    let mut messages = Vec::new();
+    for (i, w) in work.iter().enumerate() {
+        let Ok(w) = w else { continue };
+        for (webhook, nth) in &w.forward {
+            owners.push(i);
+            messages.push(TargetedMessage {
+                target: Target {
+                    webhook_id: webhook.id,
+                    attempt: nth.number,
+                    manual: nth.manual,
+                    not_before: None,
+                    lane: Lane::Slow,
+                },
+                event: w.plan.job.event.clone(),
+            });
+        }
+    }
+    let mut sent = vec![Ok(()); work.len()];
+    if messages.is_empty() {
+        return sent;
+    }
+    for ((owner, message), result) in owners
+        .into_iter()
+        .zip(&messages)
+        .zip(d.requeue.send_now(&messages).await)
+    {
+        match result {
+            Ok(()) => tracing::info!(
+                webhook_id = %message.target.webhook_id,
+                event_id = %message.event.id,
+                attempt = message.target.attempt,
+                "attempt handed to the slow lane"
+            ),
+            Err(e) => {
+                tracing::error!(webhook_id = %message.target.webhook_id, event_id = %message.event.id, error = %e, "handing an attempt to the slow lane failed");
+                sent[owner] = Err(Unfinished::NotForwarded);
+            }
+        }
+    }
+    sent
+}
+
+/// Makes each attempt of a job that stays in this lane. Ok when every one
+/// is recorded before the cutoff.
+async fn run_plan<S: Store>(
+    d: &Dispatcher<S>,
+    client: &DeliveryClient,
+    work: &Work<'_>,
+    marks: &Marks,
+    cutoff: Option<Instant>,
+) -> Result<(), Unfinished> {
+    if work.deliver.is_empty() {
+        return Ok(());
+    }
+    let event = &work.plan.job.event;
+    let body = Bytes::from(event.delivery_body());
+    let attempts = work.deliver.iter().map(|(w, nth)| {
+        let delivery = Delivery {
+            client,
+            webhook: w,
+            event,
+            body: body.clone(),
+            nth: *nth,
+            lane: work.lane,
+        };
+        deliver_and_record(d, delivery, marks)
+    });
+    let Some(results) = within(cutoff, join_all(attempts)).await else {
         tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");
-        return false;
+        return Err(Unfinished::Deadline);
     };
-    results.into_iter().all(|ok| ok)
+    if results.into_iter().all(|recorded| recorded) {
+        Ok(())
+    } else {
+        Err(Unfinished::Unrecorded)
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod attempt;
 mod batch;
 mod dispatcher;
 mod handler;
+mod lane;
 pub mod local;
 
 pub use dispatcher::Dispatcher;

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         ..ClientConfig::default()
     };
     let recovery = RecoveryConfig::from_env()?;
-    let requeue = Requeue::from_queue_url(settings.events_queue_url.as_deref());
+    let requeue = Requeue::from_settings(&settings);
     let dispatcher =
         Dispatcher::with_deferred_client(store, client, &settings).with_recovery(recovery, requeue);
 

@@ -673,6 +673,87 @@ impl Store for DynamoStore {
         let events: Vec<StoredEvent> = events.into_iter().filter(|e| filter.matches(e)).collect();
         Ok(page(events, limit, StoredEvent::sort_key))
     }
+
+    async fn set_slow(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        since: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        // One conditional UpdateItem, only on a change of state; `updated_at`
+        // (the customer's version) is left alone.
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::tenant_pk(tenant),
+                keys::webhook_sk(id),
+            )))
+            .expression_attribute_names("#s", keys::SLOW_SINCE);
+        let update = match since {
+            Some(at) => update
+                .update_expression("SET #s = :at")
+                .condition_expression("attribute_exists(PK) AND attribute_not_exists(#s)")
+                .expression_attribute_values(
+                    ":at",
+                    AttributeValue::S(
+                        at.format(&Rfc3339)
+                            .map_err(|e| StoreError::Backend(e.to_string()))?,
+                    ),
+                ),
+            None => update
+                .update_expression("REMOVE #s")
+                .condition_expression("attribute_exists(#s)"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn take_redeliveries(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let Some(room) = limit.checked_sub(n) else {
+            return Ok(false);
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::tenant_pk(tenant),
+                keys::redeliveries_sk(minute),
+            )))
+            .update_expression("ADD #n :n SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#n) OR #n <= :room")
+            .expression_attribute_names("#n", "taken")
+            .expression_attribute_names("#ttl", keys::EXPIRES_AT)
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
+            // Kept a day past its minute; TTL removes it.
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((minute * 60 + 86_400).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
 }
 
 /// Creates the table as template.yaml declares it: for local runs and tests.

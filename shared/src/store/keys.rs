@@ -4,6 +4,7 @@
 //! |-----------------|------------------------------|--------------------------------|
 //! | webhook         | `TENANT#<tenant_id>`         | `WEBHOOK#<wh_id>`              |
 //! | tenant counters | `TENANT#<tenant_id>`         | `META`                         |
+//! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY`                       |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT`                        |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
@@ -42,11 +43,18 @@ pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 pub const DELIVERY_PREFIX: &str = "DELIVERY#";
+/// A webhook's slow-lane mark (see [`crate::lane`]).
+pub const SLOW_SINCE: &str = "slow_since";
 /// The table's TTL attribute.
 pub const EXPIRES_AT: &str = "expires_at";
 
 pub fn tenant_pk(tenant: &TenantId) -> String {
     format!("TENANT#{tenant}")
+}
+
+/// A tenant's count of manual redelivery attempts in one minute.
+pub fn redeliveries_sk(minute: i64) -> String {
+    format!("REDELIVERIES#{minute}")
 }
 
 pub fn webhook_sk(id: WebhookId) -> String {

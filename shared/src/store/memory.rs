@@ -27,6 +27,8 @@ struct Inner {
     events: HashMap<TenantId, BTreeMap<String, StoredEvent>>,
     /// The events kept, by key: the first copy stays.
     event_ids: HashSet<(TenantId, EventId)>,
+    /// Manual redelivery attempts taken, by tenant and Unix minute.
+    redeliveries: HashMap<(TenantId, i64), u32>,
 }
 
 /// The newest-first page after `after` from an ascending map.
@@ -62,6 +64,39 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    async fn set_slow(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        since: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(webhook) = inner.webhooks.get_mut(&(tenant.clone(), id)) else {
+            return Ok(false);
+        };
+        let changes = webhook.slow_since.is_some() != since.is_some();
+        if changes {
+            webhook.slow_since = since;
+        }
+        Ok(changes)
+    }
+
+    async fn take_redeliveries(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let taken = inner.redeliveries.entry((tenant.clone(), minute)).or_default();
+        if taken.saturating_add(n) > limit {
+            return Ok(false);
+        }
+        *taken += n;
+        Ok(true)
+    }
+
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let count = inner

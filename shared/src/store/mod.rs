@@ -140,6 +140,27 @@ pub trait Store: Send + Sync {
         after: Option<String>,
     ) -> impl Future<Output = Result<Page<StoredEvent, String>, StoreError>> + Send;
 
+    /// Marks the webhook slow since `since`, or clears the mark (`None`),
+    /// only if that changes it: true when this call changed it. A webhook that
+    /// no longer exists changes nothing. The customer's `updated_at` stays.
+    fn set_slow(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        since: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes `n` manual redelivery attempts from the tenant's budget of
+    /// `limit` for the Unix minute `minute`: false (nothing taken) when fewer
+    /// than `n` are left.
+    fn take_redeliveries(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        n: u32,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A webhook's delivery log, newest first, starting after `after`
     /// (a [`DeliveryRecord::cursor`]).
     fn list_deliveries(

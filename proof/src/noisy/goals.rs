@@ -1,0 +1,132 @@
+//! The goals, checked after the run and printed as PASS/FAIL lines. Some are
+//! correctness (nothing lost, nothing recorded twice, queues that empty);
+//! the rest are the isolation targets (quiet p99 under 1 s, drain ≤ 30 s).
+
+use serde::Serialize;
+
+use crate::report::PhaseReport;
+
+/// How a goal counts for the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Fails every run.
+    Correctness,
+    /// The loose quiet-p99 limit: fails every run.
+    Limit,
+    /// Fails the full run only.
+    Target,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Goal {
+    pub text: String,
+    pub passed: bool,
+    pub kind: Kind,
+}
+
+/// The thresholds.
+pub struct Thresholds {
+    pub quiet_p99_goal_ms: f64,
+    pub max_quiet_p99_ms: f64,
+    pub drain_goal_secs: f64,
+    pub give_up_secs: u64,
+}
+
+fn goal(kind: Kind, passed: bool, text: String) -> Goal {
+    Goal { text, passed, kind }
+}
+
+/// Every goal for these phases, and the token check over the whole run.
+pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u64) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    for p in phases {
+        let q = &p.quiet;
+        goals.push(goal(
+            Kind::Correctness,
+            q.arrived == q.sent,
+            format!(
+                "{}: 100 % of quiet events arrive ({} of {})",
+                p.name, q.arrived, q.sent
+            ),
+        ));
+        goals.push(goal(
+            Kind::Correctness,
+            p.drain.drained,
+            format!(
+                "{}: the queues empty within the give-up time of {} s",
+                p.name, t.give_up_secs
+            ),
+        ));
+        if p.name == "phase1" {
+            continue;
+        }
+        let p99 = q.latency.p99_ms;
+        let p99_text = p99.map_or("none arrived".into(), |v| format!("{v:.0} ms"));
+        goals.push(goal(
+            Kind::Target,
+            p99.is_some_and(|v| v < t.quiet_p99_goal_ms),
+            format!(
+                "{}: quiet p99 < {:.0} ms ({p99_text})",
+                p.name, t.quiet_p99_goal_ms
+            ),
+        ));
+        goals.push(goal(
+            Kind::Limit,
+            p99.is_some_and(|v| v <= t.max_quiet_p99_ms),
+            format!(
+                "{}: quiet p99 ≤ {:.0} ms, the loose limit ({p99_text})",
+                p.name, t.max_quiet_p99_ms
+            ),
+        ));
+        goals.push(goal(
+            Kind::Target,
+            p.drain.secs.is_some_and(|s| s <= t.drain_goal_secs),
+            format!(
+                "{}: drain ≤ {:.0} s ({})",
+                p.name,
+                t.drain_goal_secs,
+                p.drain
+                    .secs
+                    .map_or("not drained".into(), |s| format!("{s:.1} s"))
+            ),
+        ));
+        if let Some(n) = &p.noisy_events {
+            goals.push(goal(
+                Kind::Correctness,
+                n.attempt1_once == n.sent && n.lost == 0 && n.doubled == 0,
+                format!(
+                    "{}: every {} event has exactly one record of attempt 1 ({} of {}; {} lost, {} doubled)",
+                    p.name, n.tenant, n.attempt1_once, n.sent, n.lost, n.doubled
+                ),
+            ));
+        }
+        if let Some(r) = &p.redeliver {
+            goals.push(goal(
+                Kind::Correctness,
+                r.missing == 0 && r.doubled == 0,
+                format!(
+                    "{}: every redelivery attempt queued is recorded ({} of {}; {} doubled)",
+                    p.name, r.recorded, r.distinct_queued, r.doubled
+                ),
+            ));
+        }
+    }
+    goals.push(goal(
+        Kind::Correctness,
+        wrong_auth == 0 && unknown == 0,
+        format!(
+            "every request carried its webhook's token, to a registered path ({wrong_auth} wrong, {unknown} unknown)"
+        ),
+    ));
+    goals
+}
+
+/// Whether the run passes: in `--quick`, correctness and the loose limit;
+/// in the full run, every goal.
+pub fn passed(goals: &[Goal], quick: bool) -> bool {
+    goals
+        .iter()
+        .filter(|g| !quick || g.kind != Kind::Target)
+        .all(|g| g.passed)
+}

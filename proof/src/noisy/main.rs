@@ -1,0 +1,391 @@
+//! `webhooks-noisy`: the noisy-neighbour benchmark (scripts/noisy). Does one
+//! tenant with a dead or slow endpoint slow the others down? It drives the
+//! real local stack as a black box: `webhooks local` in a child process
+//! (the api handler and the dispatch poller), whose AWS traffic goes through
+//! a counting proxy to moto. Five quiet tenants send 2 events/s each to
+//! receivers that answer at once; phase 1 measures them alone, phases 2a-2c
+//! beside a noisy tenant (40 events/s to a receiver that never answers, to
+//! one that answers after 3 s, and redelivery calls fanning out to 50
+//! hanging webhooks). Between phases the queues must empty. It reports the
+//! quiet tenants' emit → receipt latency, the noisy tenant's accounting from
+//! its delivery log, the backlog and drain, and AWS requests per delivery;
+//! prints Markdown, writes JSON, checks the goals. Never prints a token, an
+//! API key, a signing secret or a payload.
+
+mod accounting;
+mod analysis;
+mod api;
+mod assess;
+mod aws_proxy;
+mod goals;
+mod hooks;
+mod load;
+mod phase;
+mod report;
+mod setup;
+mod stack;
+mod stats;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::sync::Semaphore;
+
+use crate::aws_proxy::{AwsProxy, Upstreams};
+use crate::hooks::Hooks;
+use crate::load::Emitter;
+use crate::phase::{Noise, Spec};
+use crate::report::RunReport;
+use crate::stack::{LocalStack, Queues};
+
+#[derive(Parser)]
+#[command(
+    name = "webhooks-noisy",
+    about = "The noisy-neighbour benchmark against the local stack on moto"
+)]
+struct Args {
+    /// The short run (CI): phase 1 for 8 s, each phase 2 part for 15 s; exits
+    /// non-zero only on correctness failures and on the loose p99 limit.
+    #[arg(long)]
+    quick: bool,
+    /// The `webhooks` binary to test (default: next to this one).
+    #[arg(long)]
+    poller: Option<PathBuf>,
+    /// Where the figures go (JSON; the Markdown beside it as .md; the stack's
+    /// log as .local.log). Default: target/noisy/full.json or quick.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The stack's receive loops (`webhooks local --concurrency`).
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
+    /// The loose limit on the quiet p99 of each phase 2 part, checked in
+    /// every run (the goal is --quiet-p99-goal-ms).
+    #[arg(long, default_value_t = 3000)]
+    max_quiet_p99_ms: u64,
+    /// The goal for the quiet p99 of each phase 2 part.
+    #[arg(long, default_value_t = 1000)]
+    quiet_p99_goal_ms: u64,
+    /// The goal for the drain after each phase 2 part.
+    #[arg(long, default_value_t = 30)]
+    drain_goal_secs: u64,
+    /// Stop waiting for the queues to empty after this long (a failure).
+    #[arg(long, default_value_t = 120)]
+    give_up_secs: u64,
+    /// Phase 1's length (default 20 s, 8 s with --quick).
+    #[arg(long)]
+    phase1_secs: Option<u64>,
+    /// Each phase 2 part's length (default 60 s, 15 s with --quick).
+    #[arg(long)]
+    phase2_secs: Option<u64>,
+    /// The phase 2 parts to run, after phase 1.
+    #[arg(long, value_delimiter = ',', default_value = "2a,2b,2c")]
+    phases: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("webhooks-noisy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Ending `run` early drops the child, which kills it.
+    let result = tokio::select! {
+        r = run(args) => r,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        _ = term.recv() => Err("terminated".into()),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("webhooks-noisy: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The first of `vars` that is set, as a socket address.
+async fn endpoint(vars: &[&str]) -> Result<SocketAddr, String> {
+    let (var, value) = vars
+        .iter()
+        .find_map(|v| std::env::var(v).ok().map(|x| (*v, x)))
+        .ok_or("AWS_ENDPOINT_URL is not set: run scripts/noisy, which starts moto")?;
+    let url = url::Url::parse(&value).map_err(|e| format!("{var}: {e}"))?;
+    let host = url.host_str().ok_or(format!("{var} has no host"))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or(format!("{var} has no port"))?;
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{var}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{var} resolves to nothing"))
+}
+
+/// Whether SQS takes `MessageGroupId` on a standard queue (a queue of its own).
+async fn group_ids_accepted(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<bool, String> {
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-probe"))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "CreateQueue: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let accepted = sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("probe")
+        .message_group_id("probe")
+        .send()
+        .await
+        .is_ok();
+    let _ = sqs.delete_queue().queue_url(&url).send().await;
+    Ok(accepted)
+}
+
+/// The phases: phase 1 alone, then the requested phase 2 parts.
+fn specs<'a>(args: &Args, pop: &'a setup::Population) -> Result<Vec<(Spec<'a>, String)>, String> {
+    let p1 = args.phase1_secs.unwrap_or(if args.quick { 8 } else { 20 });
+    let p2 = args.phase2_secs.unwrap_or(if args.quick { 15 } else { 60 });
+    let rate = phase::NOISY_RATE;
+    let mut specs = vec![(
+        Spec {
+            name: "phase1",
+            secs: p1,
+            noise: Noise::None,
+            tenant: None,
+        },
+        "none".to_owned(),
+    )];
+    for part in &args.phases {
+        specs.push(match part.as_str() {
+            "2a" => (
+                Spec {
+                    name: "phase2a",
+                    secs: p2,
+                    noise: Noise::Events,
+                    tenant: Some(&pop.hang),
+                },
+                format!("{rate:.0} events/s → hang"),
+            ),
+            "2b" => (
+                Spec {
+                    name: "phase2b",
+                    secs: p2,
+                    noise: Noise::Events,
+                    tenant: Some(&pop.slow),
+                },
+                format!("{rate:.0} events/s → slow3"),
+            ),
+            "2c" => (
+                Spec {
+                    name: "phase2c",
+                    secs: p2,
+                    noise: Noise::Redeliver,
+                    tenant: Some(&pop.redeliver),
+                },
+                format!(
+                    "redeliver every {:.1} s → {} × hang",
+                    phase::REDELIVER_EVERY.as_secs_f64(),
+                    setup::REDELIVER_WEBHOOKS
+                ),
+            ),
+            other => return Err(format!("--phases: no phase {other:?} (2a, 2b, 2c)")),
+        });
+    }
+    Ok(specs)
+}
+
+async fn run(args: Args) -> Result<bool, String> {
+    let wall = Instant::now();
+    let started_at = shared::delivery_log::sortable_time(shared::webhook::now_utc());
+    let upstreams = Upstreams {
+        dynamodb: endpoint(&["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]).await?,
+        sqs: endpoint(&["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"]).await?,
+    };
+    let config = aws_config::load_from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let name = format!(
+        "noisy-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let mode = if args.quick { "quick" } else { "full" };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/noisy/{mode}.json")));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let bin = match &args.poller {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("webhooks"),
+    };
+    if !bin.is_file() {
+        return Err(format!("{}: no such binary", bin.display()));
+    }
+    let give_up = Duration::from_secs(args.give_up_secs);
+
+    let group_ids = group_ids_accepted(&sqs, &name).await?;
+    let hooks = Arc::new(Hooks::default());
+    let receivers = hooks::start(Arc::clone(&hooks))
+        .await
+        .map_err(|e| format!("starting the receivers: {e}"))?;
+    let proxy = AwsProxy::start(upstreams)
+        .await
+        .map_err(|e| format!("starting the proxy: {e}"))?;
+    let local = LocalStack {
+        bin: bin.clone(),
+        table: name.clone(),
+        queue: name.clone(),
+        concurrency: args.concurrency,
+        proxy: proxy.addr,
+        log: out.with_extension("local.log"),
+    };
+    let (mut child, api) = local.start().await?;
+    let events_url = stack::queue_url(&sqs, &name)
+        .await?
+        .ok_or("webhooks local did not create the events queue")?;
+    let mut queues = Queues {
+        events: events_url.clone(),
+        slow_name: format!("{name}-slow"),
+        slow: None,
+    };
+    queues.refresh(&sqs).await;
+    eprintln!(
+        "noisy: {} at {}; table and queue {name}; slow lane {}; MessageGroupId {}",
+        bin.display(),
+        api.addr,
+        if queues.slow.is_some() {
+            "present"
+        } else {
+            "absent"
+        },
+        if group_ids {
+            "accepted"
+        } else {
+            "refused: not set"
+        },
+    );
+    let emitter = Emitter {
+        sqs: sqs.clone(),
+        queue_url: events_url,
+        group_ids,
+        slots: Arc::new(Semaphore::new(64)),
+    };
+    let pop = setup::Setup {
+        bin: &bin,
+        table: &name,
+        api,
+        hooks: &hooks,
+        receivers: &receivers,
+    }
+    .run(&emitter)
+    .await?;
+    // The seed event's message must be gone before phase 1 starts.
+    if !stack::drain(&sqs, &queues, Instant::now(), give_up)
+        .await
+        .drained
+    {
+        return Err("the queues did not empty after setup".into());
+    }
+    eprintln!(
+        "noisy: setup done after {:.1} s",
+        wall.elapsed().as_secs_f64()
+    );
+
+    let mut ctx = phase::Ctx {
+        sqs: sqs.clone(),
+        queues,
+        emitter,
+        api,
+        give_up,
+    };
+    let sources = assess::Sources {
+        api: &api,
+        hooks: &hooks,
+        proxy: &proxy,
+        pop: &pop,
+    };
+    let mut phases = Vec::new();
+    let mut phase1_p99 = None;
+    for (spec, noise) in specs(&args, &pop)? {
+        if matches!(spec.noise, Noise::Redeliver) {
+            setup::subscribe_redeliver(&api, &pop.redeliver).await?;
+        }
+        let data = phase::run(&mut ctx, &pop, &spec).await?;
+        let report = assess::phase(&sources, &spec, noise, &data, phase1_p99).await?;
+        if spec.name == "phase1" {
+            phase1_p99 = report.quiet.latency.p99_ms;
+        }
+        eprintln!(
+            "noisy: {}: quiet p99 {}, {} of {} arrived",
+            report.name,
+            stats::fmt_ms(report.quiet.latency.p99_ms),
+            report.quiet.arrived,
+            report.quiet.sent
+        );
+        phases.push(report);
+    }
+    let slow_lane = ctx.queues.slow.is_some();
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    let wrong_auth = hooks.wrong_auth.load(std::sync::atomic::Ordering::SeqCst);
+    let unknown_path = hooks.unknown_path.load(std::sync::atomic::Ordering::SeqCst);
+    let thresholds = goals::Thresholds {
+        quiet_p99_goal_ms: args.quiet_p99_goal_ms as f64,
+        max_quiet_p99_ms: args.max_quiet_p99_ms as f64,
+        drain_goal_secs: args.drain_goal_secs as f64,
+        give_up_secs: args.give_up_secs,
+    };
+    let goals = goals::check(&phases, &thresholds, wrong_auth, unknown_path);
+    let passed = goals::passed(&goals, args.quick);
+    let report = RunReport {
+        mode,
+        started_at,
+        poller: bin.display().to_string(),
+        concurrency: args.concurrency,
+        message_group_id: group_ids,
+        slow_lane,
+        wrong_auth,
+        unknown_path,
+        id_mismatch: hooks.id_mismatch.load(std::sync::atomic::Ordering::SeqCst),
+        wall_secs: stats::round1(wall.elapsed().as_secs_f64()),
+        phases,
+        goals,
+        passed,
+    };
+    let tables = report.markdown();
+    let lines = report.goal_lines();
+    println!("{tables}\n{lines}");
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&out, json + "\n").map_err(|e| format!("{}: {e}", out.display()))?;
+    let md = out.with_extension("md");
+    std::fs::write(&md, format!("{tables}\n{lines}"))
+        .map_err(|e| format!("{}: {e}", md.display()))?;
+    eprintln!(
+        "noisy: {} in {:.0} s; figures in {} and {}",
+        if passed { "passed" } else { "FAILED" },
+        report.wall_secs,
+        out.display(),
+        md.display()
+    );
+    Ok(passed)
+}

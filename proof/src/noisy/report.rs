@@ -1,0 +1,181 @@
+//! The report: per phase, the quiet tenants, the noisy tenant, the queues
+//! and the cost; as JSON (`--out`) and as Markdown tables (stdout).
+
+use serde::Serialize;
+
+use crate::accounting::{EventsReport, RedeliverReport};
+use crate::analysis::{CostReport, QuietReport};
+use crate::goals::Goal;
+use crate::stack::{Backlog, Drain};
+use crate::stats::{fmt_ms, thousands};
+
+/// One phase's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    pub name: &'static str,
+    /// The load's length.
+    pub secs: u64,
+    /// What the noisy tenant did.
+    pub noise: String,
+    pub quiet: QuietReport,
+    pub noisy_events: Option<EventsReport>,
+    pub redeliver: Option<RedeliverReport>,
+    /// The queues when the load stopped (slow lane: null when absent).
+    pub backlog_at_end: Backlog,
+    pub drain: Drain,
+    /// From the start of the load to its last send (or call) returning.
+    pub load_secs: f64,
+    /// From the start of the load to the end of the drain.
+    pub window_secs: f64,
+    pub cost: CostReport,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub mode: &'static str,
+    pub started_at: String,
+    pub poller: String,
+    pub concurrency: usize,
+    /// Producers' `MessageGroupId` = tenant was accepted on the events queue.
+    pub message_group_id: bool,
+    /// The slow lane `<queue>-slow` existed.
+    pub slow_lane: bool,
+    pub wrong_auth: u64,
+    pub unknown_path: u64,
+    /// Requests whose body `id` was not the `webhook-id` header.
+    pub id_mismatch: u64,
+    pub wall_secs: f64,
+    pub phases: Vec<PhaseReport>,
+    pub goals: Vec<Goal>,
+    pub passed: bool,
+}
+
+fn n(x: usize) -> String {
+    thousands(x as u64)
+}
+
+fn opt2(x: Option<f64>) -> String {
+    x.map_or("–".into(), |v| format!("{v:.2}"))
+}
+
+fn outcomes(map: &std::collections::BTreeMap<String, usize>) -> String {
+    if map.is_empty() {
+        return "–".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} {}", n(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PhaseReport {
+    fn quiet_row(&self) -> String {
+        let q = &self.quiet;
+        let backlog = format!(
+            "{} / {}",
+            self.backlog_at_end.events.map_or("?".into(), thousands),
+            self.backlog_at_end.slow.map_or("–".into(), thousands),
+        );
+        let drain = match self.drain.secs {
+            Some(s) => format!("{s:.1} s"),
+            None => "not drained (gave up)".into(),
+        };
+        format!(
+            "| {} | {} | {} | {} | {} | {} of {} ({:.1} %) | {} | {backlog} | {drain} |",
+            self.name,
+            self.noise,
+            fmt_ms(q.latency.p50_ms),
+            fmt_ms(q.latency.p99_ms),
+            fmt_ms(q.latency.max_ms),
+            n(q.arrived),
+            n(q.sent),
+            q.arrived_pct,
+            q.p99_vs_phase1.map_or("–".into(), |r| format!("{r:.2}×")),
+        )
+    }
+
+    fn noisy_row(&self) -> String {
+        let c = &self.cost;
+        let (what, recorded, faults, outs) = if let Some(e) = &self.noisy_events {
+            (
+                format!("{} → {}: {} events", e.tenant, e.receiver, n(e.sent)),
+                format!(
+                    "{} once at attempt 1 ({} records, receiver saw {})",
+                    n(e.attempt1_once),
+                    n(e.records),
+                    n(e.receiver_requests)
+                ),
+                format!("{} / {} / {}", e.lost, e.doubled, e.resent),
+                outcomes(&e.outcomes),
+            )
+        } else if let Some(r) = &self.redeliver {
+            (
+                format!(
+                    "{} → {} × hang: {} calls ({} × 202, {} × 429), {} attempts queued",
+                    r.tenant,
+                    r.webhooks,
+                    r.calls,
+                    r.accepted_202,
+                    r.throttled_429,
+                    n(r.attempts_queued)
+                ),
+                format!(
+                    "{} of {} distinct queued ({} queued twice; {} records, receiver saw {})",
+                    n(r.recorded),
+                    n(r.distinct_queued),
+                    n(r.queued_twice),
+                    n(r.records),
+                    n(r.receiver_requests)
+                ),
+                format!("{} missing / {} doubled / –", r.missing, r.doubled),
+                outcomes(&r.outcomes),
+            )
+        } else {
+            ("–".into(), "–".into(), "–".into(), "–".into())
+        };
+        format!(
+            "| {} | {what} | {recorded} | {faults} | {outs} | {} / {} ({} deliveries) | {} / {} · {} / {} |",
+            self.name,
+            opt2(c.dynamodb_per_delivery),
+            opt2(c.sqs_per_delivery),
+            n(c.receiver_requests),
+            fmt_ms(c.moto.dynamodb.p50_ms),
+            fmt_ms(c.moto.dynamodb.p99_ms),
+            fmt_ms(c.moto.sqs.p50_ms),
+            fmt_ms(c.moto.sqs.p99_ms),
+        )
+    }
+}
+
+impl RunReport {
+    /// The Markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "| phase | noisy load | quiet p50 | quiet p99 | quiet max | quiet arrived | p99 ÷ phase 1 | backlog at end (queue / slow lane) | drain |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        for p in &self.phases {
+            out.push_str(&p.quiet_row());
+            out.push('\n');
+        }
+        out.push_str(
+            "\n| phase | noisy tenant | recorded | lost / doubled / resent | outcomes | DynamoDB / SQS requests per delivery | moto p50 / p99: DynamoDB · SQS |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for p in &self.phases {
+            out.push_str(&p.noisy_row());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// One `PASS …` or `FAIL …` line per goal.
+    pub fn goal_lines(&self) -> String {
+        self.goals
+            .iter()
+            .map(|g| format!("{} {}\n", if g.passed { "PASS" } else { "FAIL" }, g.text))
+            .collect()
+    }
+}

@@ -1,0 +1,182 @@
+//! The population, made through the product's own interfaces: an API key per
+//! tenant from the CLI, webhooks registered with `POST /webhooks`. Quiet
+//! tenants q1..q5 (one webhook each on `ok`), `noisyhang` (one on `hang`),
+//! `noisyslow` (one on `slow3`) and `noisyredeliver` (50 on `hang`,
+//! subscribed to `flowx.completed` only until phase 2c, with one kept
+//! `async.completed` event that nobody received).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::api::Api;
+use crate::hooks::{Behaviour, Hooks};
+use crate::load::{EVENT_TYPE, Emitter};
+use crate::stack;
+
+pub const QUIET_TENANTS: usize = 5;
+pub const REDELIVER_WEBHOOKS: usize = 50;
+
+/// One registered webhook.
+#[derive(Clone, Debug)]
+pub struct Hook {
+    pub id: String,
+    /// Its path on the receiver: `/hooks/<label>`.
+    pub label: String,
+}
+
+/// A tenant, its API key (never printed) and its webhooks.
+#[derive(Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub key: String,
+    pub behaviour: Behaviour,
+    pub hooks: Vec<Hook>,
+}
+
+/// Everything the phases need.
+pub struct Population {
+    pub quiet: Vec<Tenant>,
+    pub hang: Tenant,
+    pub slow: Tenant,
+    pub redeliver: Tenant,
+    /// The redeliver tenant's kept event.
+    pub seed_event: String,
+}
+
+/// What setup needs from the stack.
+pub struct Setup<'a> {
+    pub bin: &'a Path,
+    pub table: &'a str,
+    pub api: Api,
+    pub hooks: &'a Hooks,
+    pub receivers: &'a HashMap<Behaviour, SocketAddr>,
+}
+
+impl Setup<'_> {
+    async fn tenant(
+        &self,
+        id: &str,
+        behaviour: Behaviour,
+        labels: Vec<String>,
+        events: &str,
+    ) -> Result<Tenant, String> {
+        let key = stack::api_key(self.bin, self.table, id).await?;
+        let addr = self
+            .receivers
+            .get(&behaviour)
+            .ok_or("no receiver for a behaviour")?;
+        let mut hooks = Vec::with_capacity(labels.len());
+        for label in labels {
+            let body = json!({"url": format!("http://{addr}/hooks/{label}"), "events": [events]});
+            let created = self
+                .api
+                .expect(Method::POST, "/webhooks", &key, Some(&body), 201)
+                .await?;
+            let webhook = created
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or("POST /webhooks: no id in the answer")?;
+            let token = created
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or("POST /webhooks: no token in the answer")?;
+            self.hooks.expect(&label, token);
+            hooks.push(Hook {
+                id: webhook.to_owned(),
+                label,
+            });
+        }
+        Ok(Tenant {
+            id: id.to_owned(),
+            key,
+            behaviour,
+            hooks,
+        })
+    }
+
+    /// Makes every tenant and webhook, and the redeliver tenant's seed event.
+    pub async fn run(&self, emitter: &Emitter) -> Result<Population, String> {
+        let mut quiet = Vec::with_capacity(QUIET_TENANTS);
+        for i in 1..=QUIET_TENANTS {
+            let id = format!("q{i}");
+            quiet.push(
+                self.tenant(&id, Behaviour::Ok, vec![id.clone()], EVENT_TYPE)
+                    .await?,
+            );
+        }
+        let hang = self
+            .tenant(
+                "noisyhang",
+                Behaviour::Hang,
+                vec!["noisyhang".into()],
+                EVENT_TYPE,
+            )
+            .await?;
+        let slow = self
+            .tenant(
+                "noisyslow",
+                Behaviour::Slow3,
+                vec!["noisyslow".into()],
+                EVENT_TYPE,
+            )
+            .await?;
+        let labels = (1..=REDELIVER_WEBHOOKS)
+            .map(|i| format!("noisyredeliver-{i:02}"))
+            .collect();
+        let redeliver = self
+            .tenant("noisyredeliver", Behaviour::Hang, labels, "flowx.completed")
+            .await?;
+        // Nobody subscribes to it yet: no delivery, but the event is kept.
+        let seed = emitter.send(&redeliver.id, 0).await?;
+        if !seed.accepted {
+            return Err("the seed event was not accepted by SQS".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let path = format!("/events/{}", seed.event_id);
+        loop {
+            let answer = self
+                .api
+                .call(Method::GET, &path, Some(&redeliver.key), None)
+                .await?;
+            if answer.status == 200 {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the seed event was not kept within 60 s (GET /events/{{id}}: {})",
+                    answer.status
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(Population {
+            quiet,
+            hang,
+            slow,
+            redeliver,
+            seed_event: seed.event_id,
+        })
+    }
+}
+
+/// Phase 2c's last step of setup: the redeliver tenant's webhooks subscribe
+/// to the seed event's type.
+pub async fn subscribe_redeliver(api: &Api, tenant: &Tenant) -> Result<(), String> {
+    let body = json!({"events": [EVENT_TYPE]});
+    for hook in &tenant.hooks {
+        api.expect(
+            Method::PATCH,
+            &format!("/webhooks/{}", hook.id),
+            &tenant.key,
+            Some(&body),
+            200,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! The two dispatch lanes. The main lane makes the first attempt of every
+//! event for webhooks that answer quickly; a webhook whose attempt takes
+//! longer than the slow threshold is marked slow, and while it is, its
+//! attempts travel through the slow lane (a queue and event source of their
+//! own), so that a dead or sluggish endpoint only ever waits on itself.
+//! Customers' redeliveries always take the slow lane: no API call can spend
+//! the main lane's capacity.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    #[default]
+    Main,
+    Slow,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Main => "main",
+            Lane::Slow => "slow",
+        }
+    }
+
+    pub fn is_main(&self) -> bool {
+        *self == Lane::Main
+    }
+}
