@@ -564,3 +564,141 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
             .is_none()
     );
 }
+
+/// Redeliveries go to the slow lane's queue, never the events queue, and a
+/// tenant's budget per minute bounds them: 429 with `Retry-After` beyond it,
+/// for that tenant only. The negative control: without a slow lane they go
+/// to the events queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeliveries_take_the_slow_lane_within_a_budget() {
+    let sqs = sqs_client().await;
+    let queues = create_queues(&sqs, &unique("budget"), 5).await.unwrap();
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_recovery(recovery(&[1]), Requeue::lanes(&queues.events, &queues.slow));
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let mut events = HashMap::new();
+    for tenant in ["acme", "globex"] {
+        for path in ["/a", "/b"] {
+            add_webhook(d.store(), tenant, &rx.url(path), &[AsyncCompleted], Active).await;
+        }
+        let (event, body) = envelope(tenant, AsyncCompleted, json!({}));
+        dispatch::handle(&d, invocation(sqs_event(&[("m".into(), body)]), 6000))
+            .await
+            .unwrap();
+        events.insert(tenant, event);
+    }
+    assert_eq!(rx.requests().len(), 4);
+
+    let settings = shared::Settings {
+        redeliveries_per_minute: 3,
+        ..testkit::settings(d.store().table(), 50)
+    };
+    let app = api::App::new(d.store().clone(), settings).with_recovery(
+        RecoveryConfig::default(),
+        Requeue::lanes(&queues.events, &queues.slow),
+    );
+    let acme = api_key_for(&app.store, "acme").await;
+    let globex = api_key_for(&app.store, "globex").await;
+    let redeliver = |tenant: &str| format!("/events/{}/redeliver", events[tenant].id);
+    // The budget is per minute: keep both calls inside one.
+    let second_of_minute = time::OffsetDateTime::now_utc().second();
+    if second_of_minute >= 55 {
+        tokio::time::sleep(Duration::from_secs(u64::from(61 - second_of_minute))).await;
+    }
+
+    let first = Call::new("POST", &redeliver("acme"), &acme)
+        .send(&app)
+        .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert_eq!(first.body["queued"].as_array().unwrap().len(), 2);
+    // Two more would make four of three: refused, with when to come back.
+    let second = Call::new("POST", &redeliver("acme"), &acme)
+        .send(&app)
+        .await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(second.body["error"]["code"], "redelivery_limit_reached");
+    let retry_after: u64 = second.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Another tenant's budget is its own.
+    let other = Call::new("POST", &redeliver("globex"), &globex)
+        .send(&app)
+        .await;
+    assert_eq!(other.status, 202, "{}", other.body);
+
+    // Four messages, all on the slow lane, all marked so.
+    let mut on_slow = Vec::new();
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queues.slow)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        on_slow.extend(out.messages.unwrap_or_default());
+        if on_slow.len() >= 4 {
+            break;
+        }
+    }
+    assert_eq!(on_slow.len(), 4);
+    for m in &on_slow {
+        let message =
+            shared::requeue::TargetedMessage::from_json(m.body.as_deref().unwrap()).unwrap();
+        assert_eq!(message.target.lane, shared::Lane::Slow);
+        assert!(message.target.manual);
+    }
+    let on_events = sqs
+        .receive_message()
+        .queue_url(&queues.events)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert!(on_events.messages.unwrap_or_default().is_empty());
+
+    // The slow lane makes them, and says so in the log.
+    let batch: Vec<(String, String)> = on_slow
+        .iter()
+        .map(|m| (m.message_id.clone().unwrap(), m.body.clone().unwrap()))
+        .collect();
+    let response = dispatch::handle(&d, invocation(sqs_event(&batch), 6000))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(rx.requests().len(), 8);
+    let log = Call::new("GET", &format!("/events/{}", events["acme"].id), &acme)
+        .send(&app)
+        .await;
+    assert_eq!(log.status, 200, "{}", log.body);
+
+    // Without a slow lane, the events queue carries them.
+    let plain = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_recovery(RecoveryConfig::default(), Requeue::sqs(&queues.events));
+    let key = api_key_for(&plain.store, "acme").await;
+    let again = Call::new("POST", &redeliver("acme"), &key)
+        .send(&plain)
+        .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    let out = sqs
+        .receive_message()
+        .queue_url(&queues.events)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<String> = out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert!(!bodies.is_empty());
+    assert!(bodies.iter().all(|b| !b.contains("\"lane\"")));
+}

@@ -2,9 +2,7 @@
 
 use shared::store::{MemoryStore, Store, StoreError};
 use shared::webhook::now_utc;
-use shared::{
-    EventSet, EventType, Status, TenantId, UrlPolicy, Webhook, WebhookUrl,
-};
+use shared::{EventSet, EventType, Status, TenantId, UrlPolicy, Webhook, WebhookUrl};
 use testkit::fresh_store;
 
 fn webhook(tenant: &str) -> Webhook {

@@ -193,24 +193,31 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
     let queues = infra::create_queues(&sqs, &unique("drift"), infra::DEFAULT_MAX_RECEIVE_COUNT)
         .await
         .unwrap();
-    let attrs = queue_attributes(&sqs, &queues.events).await;
-    assert_eq!(
-        attrs[&QueueAttributeName::VisibilityTimeout],
-        events["VisibilityTimeout"].as_u64().unwrap().to_string()
-    );
-    let redrive: serde_json::Value =
-        serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
-    assert_eq!(
-        as_u64(&serde_yaml_ng::to_value(&redrive["maxReceiveCount"]).unwrap()),
-        default_of(&t, "MaxReceiveCount")
-    );
     let dlq_attrs = queue_attributes(&sqs, &queues.dead_letter).await;
-    assert!(
-        redrive["deadLetterTargetArn"].as_str()
-            == dlq_attrs
-                .get(&QueueAttributeName::QueueArn)
-                .map(String::as_str)
-    );
+    // Both lanes' queues: the same timeout, the same redrive to the one DLQ.
+    let slow = resource(&t, "SlowQueue");
+    assert_eq!(slow["VisibilityTimeout"], events["VisibilityTimeout"]);
+    assert_eq!(slow["SqsManagedSseEnabled"].as_bool(), Some(true));
+    assert_eq!(slow["RedrivePolicy"], events["RedrivePolicy"]);
+    for url in [&queues.events, &queues.slow] {
+        let attrs = queue_attributes(&sqs, url).await;
+        assert_eq!(
+            attrs[&QueueAttributeName::VisibilityTimeout],
+            events["VisibilityTimeout"].as_u64().unwrap().to_string()
+        );
+        let redrive: serde_json::Value =
+            serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+        assert_eq!(
+            as_u64(&serde_yaml_ng::to_value(&redrive["maxReceiveCount"]).unwrap()),
+            default_of(&t, "MaxReceiveCount")
+        );
+        assert!(
+            redrive["deadLetterTargetArn"].as_str()
+                == dlq_attrs
+                    .get(&QueueAttributeName::QueueArn)
+                    .map(String::as_str)
+        );
+    }
     assert_eq!(
         dlq_attrs[&QueueAttributeName::MessageRetentionPeriod],
         infra::DLQ_RETENTION_SECS.to_string()
@@ -250,6 +257,66 @@ fn the_dispatch_function_matches_the_delivery_deadline() {
         source["FunctionResponseTypes"][0].as_str(),
         Some("ReportBatchItemFailures")
     );
+    assert_eq!(
+        reference(&source["ScalingConfig"]["MaximumConcurrency"]),
+        "DispatchMaxConcurrency"
+    );
+    assert_eq!(
+        default_of(&t, "DispatchMaxConcurrency"),
+        infra::DEFAULT_DISPATCH_CONCURRENCY as u64
+    );
+}
+
+/// The slow lane as the local stack runs it (cli/src/poller.rs): the batch,
+/// the window, the concurrency, the threshold and the queue it reads.
+#[test]
+fn the_slow_lane_is_the_lane_the_code_runs() {
+    let t = template();
+    let dispatch = resource(&t, "DispatchFunction");
+    let source = &dispatch["Events"]["SlowLane"]["Properties"];
+    assert_eq!(as_u64(&source["BatchSize"]), infra::SLOW_BATCH_SIZE as u64);
+    assert_eq!(
+        as_u64(&source["MaximumBatchingWindowInSeconds"]),
+        infra::SLOW_BATCHING_WINDOW_SECS
+    );
+    assert_eq!(
+        source["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(
+        reference(&source["ScalingConfig"]["MaximumConcurrency"]),
+        "SlowLaneMaxConcurrency"
+    );
+    assert_eq!(
+        default_of(&t, "SlowLaneMaxConcurrency"),
+        infra::DEFAULT_SLOW_CONCURRENCY as u64
+    );
+    let Value::Tagged(queue) = &source["Queue"] else {
+        panic!("the slow lane's Queue is not a !GetAtt");
+    };
+    assert_eq!(queue.value.as_str(), Some("SlowQueue.Arn"));
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(reference(&globals["SLOW_QUEUE_URL"]), "SlowQueue");
+    assert_eq!(
+        reference(&dispatch["Environment"]["Variables"]["SLOW_THRESHOLD_MS"]),
+        "SlowThresholdMs"
+    );
+    assert_eq!(
+        default_of(&t, "SlowThresholdMs"),
+        u64::from(Settings::DEFAULT_SLOW_THRESHOLD_MS)
+    );
+    let api = resource(&t, "ApiFunction");
+    assert_eq!(
+        reference(&api["Environment"]["Variables"]["REDELIVERY_LIMIT_PER_MINUTE"]),
+        "RedeliveryLimitPerMinute"
+    );
+    assert_eq!(
+        default_of(&t, "RedeliveryLimitPerMinute"),
+        u64::from(Settings::DEFAULT_REDELIVERIES_PER_MINUTE)
+    );
+    // A redelivery call queues at most one attempt per webhook: the budget
+    // must hold the largest call, or a tenant at its limit could never redeliver.
+    assert!(default_of(&t, "RedeliveryLimitPerMinute") >= default_of(&t, "MaxWebhooksPerTenant"));
     assert_eq!(
         default_of(&t, "DeliveryLogTtlDays"),
         u64::from(Settings::DEFAULT_LOG_TTL_DAYS)

@@ -152,7 +152,8 @@ impl<S: Store> Store for TimingStore<S> {
         after: Option<String>,
     ) -> Result<Page<DeliveryRecord, String>, StoreError> {
         self.inner.list_deliveries(webhook, limit, after).await
-    }    /// Counted with the writes: one conditional UpdateItem on a change of state.
+    }
+    /// Counted with the writes: one conditional UpdateItem on a change of state.
     async fn set_slow(
         &self,
         tenant: &TenantId,
@@ -169,9 +170,7 @@ impl<S: Store> Store for TimingStore<S> {
         n: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
-        self.inner
-            .take_redeliveries(tenant, minute, n, limit)
-            .await
+        self.inner.take_redeliveries(tenant, minute, n, limit).await
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Faults {
     pub kill_at_secs: Option<f64>,
     /// Requests the receivers were still serving when the dispatcher died.
     pub kill_in_flight_requests: u64,
+    /// Times the flipping receivers changed pace (2: slowed, then recovered).
+    pub flips: u32,
+    #[serde(skip)]
+    pub flip_slow_now: bool,
 }
 
 #[derive(Default, Serialize)]
@@ -171,6 +175,13 @@ pub struct Report {
     /// Recorded pairs the receiver never saw (reported, not a failure).
     pub recorded_without_request: usize,
     pub outcomes: BTreeMap<String, usize>,
+    /// Records by the lane that made them, over all webhooks.
+    pub records_by_lane: BTreeMap<String, usize>,
+    /// The same for the webhooks whose receiver turned slow and recovered:
+    /// both lanes must appear.
+    pub flip_records_by_lane: BTreeMap<String, usize>,
+    /// Of those webhooks, how many were still marked slow at the end.
+    pub flip_still_slow: usize,
     /// Active webhooks by how their receiver answers.
     pub active_webhooks_by_kind: BTreeMap<String, usize>,
     pub queue_left: u64,
@@ -190,7 +201,21 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
     // The delivery log of every webhook, inactive ones included.
     let mut records: HashMap<(String, String), usize> = HashMap::new();
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut records_by_lane: BTreeMap<String, usize> = BTreeMap::new();
+    let mut flip_records_by_lane: BTreeMap<String, usize> = BTreeMap::new();
+    let mut flip_still_slow = 0;
     for h in input.hooks {
+        let flips = h.kind == crate::receivers::Kind::Flip;
+        if flips
+            && input
+                .store
+                .get_webhook(&h.webhook.tenant_id, h.webhook.id)
+                .await
+                .map_err(|e| format!("reading a webhook: {e}"))?
+                .is_some_and(|w| w.slow_since.is_some())
+        {
+            flip_still_slow += 1;
+        }
         let mut after = None;
         loop {
             let page = input
@@ -206,6 +231,14 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
                     .entry((r.webhook_id.to_string(), r.event_id.to_string()))
                     .or_default() += 1;
                 *outcomes.entry(r.outcome.as_str().to_owned()).or_default() += 1;
+                *records_by_lane
+                    .entry(r.lane.as_str().to_owned())
+                    .or_default() += 1;
+                if flips {
+                    *flip_records_by_lane
+                        .entry(r.lane.as_str().to_owned())
+                        .or_default() += 1;
+                }
             }
             match page.next {
                 Some(next) if !page.items.is_empty() => after = Some(next),
@@ -318,6 +351,15 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         ),
     );
     fail(lost > 0, format!("{lost} pair(s) have no recorded outcome"));
+    fail(
+        input.faults.flips >= 2
+            && ["main", "slow"]
+                .iter()
+                .any(|lane| !flip_records_by_lane.contains_key(*lane)),
+        format!(
+            "the webhooks whose receiver slowed and recovered were not attempted on both lanes: {flip_records_by_lane:?}"
+        ),
+    );
     for line in lost_details {
         fail(true, line);
     }
@@ -411,6 +453,9 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         sent_too_often: resent.too_often,
         recorded_without_request,
         outcomes,
+        records_by_lane,
+        flip_records_by_lane,
+        flip_still_slow,
         active_webhooks_by_kind: input
             .hooks
             .iter()
@@ -460,6 +505,7 @@ impl Report {
              {rx_twice} sent twice within a second, {rx_later} later)\n\
              requests      {req} seen by the receivers\n\
              outcomes      {outcomes}\n\
+             lanes         {lanes}; the flipping webhooks: {flip_lanes} ({flips} changes of pace, {still} still slow at the end)\n\
              queue         {left} left; DLQ: {pd} poison, {od} other\n\
              faults        DynamoDB cut {outage} ({refused} connections refused, {severed} reset); \
              dispatcher SIGKILLed {kill} ({inflight} requests in flight)\n\
@@ -491,6 +537,10 @@ impl Report {
                 .filter(|r| r.again_after_secs >= 1.0)
                 .count(),
             req = self.requests,
+            lanes = format_counts(&self.records_by_lane),
+            flip_lanes = format_counts(&self.flip_records_by_lane),
+            flips = f.flips,
+            still = self.flip_still_slow,
             outcomes = self
                 .outcomes
                 .iter()
@@ -523,4 +573,13 @@ impl Report {
             println!("  FAILED: {failure}");
         }
     }
+}
+
+/// `main 12, slow 3`.
+fn format_counts(counts: &BTreeMap<String, usize>) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

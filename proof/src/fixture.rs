@@ -31,7 +31,8 @@ pub fn tenant(run: &str, i: usize) -> String {
 /// The 100 webhooks: global index g = tenant × 5 + position.
 /// - inactive: g % 7 == 4 (14 of them);
 /// - g 17 hangs (subscribed to factx.query only), g 42 is slow (flowx.skipped
-///   and async.errored), g % 4 == 1 answers 500, the rest 200;
+///   and async.errored), g 23 and g 61 turn slow mid-run and recover (their
+///   webhooks flip between the lanes), g % 4 == 1 answers 500, the rest 200;
 /// - the others subscribe to 1 to 6 consecutive types from a rotating start.
 pub fn webhooks(run: &str, addrs: &HashMap<Kind, SocketAddr>) -> Result<Vec<Hook>, String> {
     let mut hooks = Vec::new();
@@ -47,6 +48,8 @@ pub fn webhooks(run: &str, addrs: &HashMap<Kind, SocketAddr>) -> Result<Vec<Hook
                     Kind::Slow,
                     vec![EventType::FlowxSkipped, EventType::AsyncErrored],
                 ),
+                // Every type: enough attempts on each side of the flips.
+                23 | 61 => (Kind::Flip, EventType::ALL.to_vec()),
                 _ => {
                     let n = 1 + (g * 7) % 6;
                     let start = g % 6;

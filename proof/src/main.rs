@@ -116,6 +116,7 @@ struct Poller {
     bin: PathBuf,
     table: String,
     queue: String,
+    slow_queue: String,
     concurrency: usize,
     dynamodb: SocketAddr,
     log: PathBuf,
@@ -135,6 +136,8 @@ impl Poller {
             .arg("poll")
             .arg("--queue-url")
             .arg(&self.queue)
+            .arg("--slow-queue-url")
+            .arg(&self.slow_queue)
             .arg("--concurrency")
             .arg(self.concurrency.to_string())
             .arg("--allow-private-targets")
@@ -169,15 +172,17 @@ async fn run(args: Args) -> Result<bool, String> {
         .await
         .map_err(|e| format!("creating the table: {e}"))?;
     let queues = infra::create_queues(&sqs, &name, MAX_RECEIVE_COUNT).await?;
-    sqs.set_queue_attributes()
-        .queue_url(&queues.events)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            VISIBILITY_TIMEOUT_SECS.to_string(),
-        )
-        .send()
-        .await
-        .map_err(|e| format!("setting the visibility timeout: {}", DisplayErrorContext(e)))?;
+    for queue in [&queues.events, &queues.slow] {
+        sqs.set_queue_attributes()
+            .queue_url(queue)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                VISIBILITY_TIMEOUT_SECS.to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("setting the visibility timeout: {}", DisplayErrorContext(e)))?;
+    }
     let store = DynamoStore::new(dynamodb, &name);
 
     let recorder = Arc::new(Recorder::default());
@@ -224,6 +229,7 @@ async fn run(args: Args) -> Result<bool, String> {
         },
         table: name.clone(),
         queue: queues.events.clone(),
+        slow_queue: queues.slow.clone(),
         concurrency: args.concurrency,
         dynamodb: proxy.addr,
         log: args.out.with_extension("poller.log"),
@@ -275,6 +281,19 @@ async fn run(args: Args) -> Result<bool, String> {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let progress = recorder.total();
+        // The flipping receivers turn slow between 20 % and 50 % of the run:
+        // their webhooks go to the slow lane and come back mid-run.
+        let flip_slow = progress * 100 >= total * 20 && progress * 100 < total * 50;
+        if flip_slow != faults.flip_slow_now {
+            recorder.set_flip_slow(flip_slow);
+            faults.flip_slow_now = flip_slow;
+            faults.flips += 1;
+            eprintln!(
+                "proof: flipping receivers {} at {:.1} s",
+                if flip_slow { "slowed" } else { "recovered" },
+                started.elapsed().as_secs_f64()
+            );
+        }
         // Fault 1: SIGKILL the dispatcher in the middle of its batches, restart it.
         if faults.kill_requested && kill_at.is_none() && progress * 100 >= total * 15 {
             faults.kill_in_flight_requests = recorder.in_flight();
@@ -337,7 +356,7 @@ async fn run(args: Args) -> Result<bool, String> {
             continue;
         }
         last_check = Instant::now();
-        let left = queue_depth(&sqs, &queues.events).await.unwrap_or(u64::MAX);
+        let left = lanes_depth(&sqs, &queues).await;
         let outage_over = outage_started.is_none() || faults.outage_done;
         if sent.is_some() && left == 0 && outage_over {
             empty_checks += 1;
@@ -387,7 +406,7 @@ async fn run(args: Args) -> Result<bool, String> {
             None => Sent::default(),
         },
     };
-    let left = queue_depth(&sqs, &queues.events).await.unwrap_or(u64::MAX);
+    let left = lanes_depth(&sqs, &queues).await;
     let dlq = drain(&sqs, &queues.dead_letter).await?;
     let windows = account::Windows {
         started,
@@ -553,6 +572,17 @@ async fn send_batch(
         batch = retry;
     }
     Ok(accepted)
+}
+
+/// Messages still in either lane's queue (`u64::MAX` if one cannot be read).
+async fn lanes_depth(sqs: &aws_sdk_sqs::Client, queues: &infra::Queues) -> u64 {
+    match (
+        queue_depth(sqs, &queues.events).await,
+        queue_depth(sqs, &queues.slow).await,
+    ) {
+        (Ok(a), Ok(b)) => a.saturating_add(b),
+        _ => u64::MAX,
+    }
 }
 
 /// Messages still in the queue: visible, in flight or delayed.

@@ -30,10 +30,13 @@ pub enum Kind {
     Slow,
     /// Never answers: the 5 s delivery deadline ends it.
     Hang,
+    /// 200 at once, but after 1.5 s while the run has it slowed
+    /// ([`Recorder::set_flip_slow`]): its webhooks move to the slow lane and back.
+    Flip,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Ok, Kind::Error, Kind::Slow, Kind::Hang];
+    pub const ALL: [Kind; 5] = [Kind::Ok, Kind::Error, Kind::Slow, Kind::Hang, Kind::Flip];
 }
 
 /// Every request the receivers saw.
@@ -48,6 +51,8 @@ pub struct Recorder {
     pub no_event_id: AtomicU64,
     pub unknown_path: AtomicU64,
     in_flight: AtomicU64,
+    /// Whether the `Flip` receiver answers slowly now.
+    flip_slow: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -55,6 +60,10 @@ impl Recorder {
         if let Ok(mut m) = self.expected_auth.lock() {
             m.insert(webhook_id.to_owned(), format!("Basic {token}"));
         }
+    }
+
+    pub fn set_flip_slow(&self, slow: bool) {
+        self.flip_slow.store(slow, Ordering::SeqCst);
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -171,6 +180,13 @@ async fn answer(
         Kind::Hang => {
             // Well past the 5 s deadline; the client gives up first.
             tokio::time::sleep(Duration::from_secs(20)).await;
+            200
+        }
+        Kind::Flip => {
+            // Past the 1 s slow threshold, well within the deadline.
+            if recorder.flip_slow.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
             200
         }
     };

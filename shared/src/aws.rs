@@ -181,7 +181,8 @@ impl Store for LazyDynamoStore {
             .await?
             .list_deliveries(webhook, limit, after)
             .await
-    }    async fn set_slow(
+    }
+    async fn set_slow(
         &self,
         tenant: &TenantId,
         id: WebhookId,

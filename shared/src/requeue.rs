@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use crate::event::Event;
-use crate::{Lane, WebhookId};
 use crate::retry::MAX_SQS_DELAY;
+use crate::{Lane, WebhookId};
 
 /// `{"target": {...}, "event": <the envelope>}` on the events queue. The event
 /// travels whole, so a retry needs no read and works for events whose data
@@ -179,7 +179,8 @@ impl Requeue {
         let mut start = 0;
         while start < messages.len() {
             // One call per run of messages bound for the same queue.
-            let queue = Self::queue_of(events_url, slow_url.as_deref(), messages[start].target.lane);
+            let queue =
+                Self::queue_of(events_url, slow_url.as_deref(), messages[start].target.lane);
             let end = (start..messages.len())
                 .take(SQS_SEND_BATCH)
                 .take_while(|&i| {
@@ -228,7 +229,12 @@ async fn send_batch(
         Ok(out) => {
             let mut results: Vec<Result<(), String>> = messages.iter().map(|_| Ok(())).collect();
             for failed in out.failed {
-                if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                if let Some(slot) = failed
+                    .id
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| results.get_mut(i))
+                {
                     *slot = Err(format!(
                         "{}: {}",
                         failed.code,

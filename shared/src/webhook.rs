@@ -87,7 +87,12 @@ pub struct Webhook {
 impl Webhook {
     /// A new active webhook with a generated token and signing secret and
     /// every other field at its default; callers override what they were given.
-    pub fn new(tenant_id: TenantId, url: WebhookUrl, events: EventSet, now: OffsetDateTime) -> Self {
+    pub fn new(
+        tenant_id: TenantId,
+        url: WebhookUrl,
+        events: EventSet,
+        now: OffsetDateTime,
+    ) -> Self {
         Self {
             id: WebhookId::generate(),
             tenant_id,

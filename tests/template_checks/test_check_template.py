@@ -12,7 +12,18 @@ TEMPLATE = (ROOT / "template.yaml").read_text(encoding="utf-8")
 BROKEN = {
     "function timeout out of range": ("Timeout: 6\n", "Timeout: 1000\n"),
     "SQS batch size over 10 without a window": ("BatchSize: 10\n", "BatchSize: 20000\n"),
-    "misspelt queue property": ("VisibilityTimeout: 36", "VisibilityTimout: 36"),
+    "misspelt queue property": (
+        "event sources).\n      VisibilityTimeout: 36",
+        "event sources).\n      VisibilityTimout: 36",
+    ),
+    "slow lane batch of 100 without its batching window": (
+        "            MaximumBatchingWindowInSeconds: 1\n",
+        "",
+    ),
+    "wrong GetAtt attribute on the slow lane": (
+        "Queue: !GetAtt SlowQueue.Arn",
+        "Queue: !GetAtt SlowQueue.Arnn",
+    ),
     "misspelt function property": ("MemorySize: 128", "MemorySise: 128"),
     "unknown runtime": ("Runtime: provided.al2023", "Runtime: provided.al2099"),
     "wrong GetAtt attribute": ("Queue: !GetAtt EventsQueue.Arn", "Queue: !GetAtt EventsQueue.Arnn"),

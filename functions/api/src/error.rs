@@ -30,7 +30,7 @@ pub enum ApiError {
     QueueUnavailable,
     /// The tenant's manual attempts for this minute are spent.
     #[error(
-        "this would queue {asked} redelivery attempt(s); the tenant may queue {limit} per minute and this minute's are spent: try again in {retry_after} s"
+        "this call would queue {asked} redelivery attempt(s), more than are left of the tenant's {limit} per minute; try again in {retry_after} s"
     )]
     RedeliveryLimit {
         limit: u32,

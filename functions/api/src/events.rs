@@ -271,7 +271,12 @@ async fn take_budget<S: Store>(app: &App<S>, tenant: &TenantId, n: usize) -> Res
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let minute = now.div_euclid(60);
     let n = u32::try_from(n).unwrap_or(u32::MAX);
-    if n == 0 || app.store.take_redeliveries(tenant, minute, n, limit).await? {
+    if n == 0
+        || app
+            .store
+            .take_redeliveries(tenant, minute, n, limit)
+            .await?
+    {
         return Ok(());
     }
     let retry_after = u64::try_from((minute + 1) * 60 - now).unwrap_or(60).max(1);

@@ -332,8 +332,7 @@ fn split<'p>(
                 attempt: nth.number,
             })
     });
-    let (forward, deliver) =
-        pending.partition(|(w, _)| handing_over && w.slow_since.is_some());
+    let (forward, deliver) = pending.partition(|(w, _)| handing_over && w.slow_since.is_some());
     Ok(Work {
         plan,
         lane,

@@ -39,9 +39,8 @@ impl Marks {
         lane: Lane,
         attempt: impl Future<Output = Attempt>,
     ) -> Attempt {
-        let watched = lane == Lane::Main
-            && webhook.slow_since.is_none()
-            && d.requeue.has_slow_lane();
+        let watched =
+            lane == Lane::Main && webhook.slow_since.is_none() && d.requeue.has_slow_lane();
         if !watched {
             return attempt.await;
         }
@@ -77,7 +76,11 @@ impl Marks {
             return;
         }
         let since = slow.then(now_utc);
-        match d.store.set_slow(&webhook.tenant_id, webhook.id, since).await {
+        match d
+            .store
+            .set_slow(&webhook.tenant_id, webhook.id, since)
+            .await
+        {
             Ok(true) if slow => tracing::warn!(
                 webhook_id = %webhook.id,
                 tenant_id = %webhook.tenant_id,
@@ -97,5 +100,227 @@ impl Marks {
                 "writing the slow-lane mark failed"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use shared::delivery::{ClientConfig, DeliveryClient};
+    use shared::event::Event;
+    use shared::requeue::{Requeue, TargetedMessage};
+    use shared::store::{MemoryStore, Store};
+    use shared::webhook::now_utc;
+    use shared::{EventSet, EventType, Lane, Settings, TenantId, UrlPolicy, Webhook, WebhookUrl};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::Dispatcher;
+    use crate::handle;
+    use crate::local::{invocation, sqs_event};
+
+    /// A receiver on loopback that either never answers or answers 200 at once.
+    struct Receiver {
+        url: String,
+        hang: Arc<AtomicBool>,
+        requests: Arc<AtomicUsize>,
+    }
+
+    async fn receiver() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let hang = Arc::new(AtomicBool::new(true));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (h, r) = (Arc::clone(&hang), Arc::clone(&requests));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (h, r) = (Arc::clone(&h), Arc::clone(&r));
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = socket.read(&mut buf).await;
+                    r.fetch_add(1, Ordering::SeqCst);
+                    if h.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            url,
+            hang,
+            requests,
+        }
+    }
+
+    type Queued = Arc<Mutex<Vec<(String, Duration)>>>;
+
+    async fn setup(
+        requeue_to_memory: bool,
+    ) -> (Dispatcher<MemoryStore>, Webhook, Receiver, Queued) {
+        let receiver = receiver().await;
+        let settings = Settings {
+            delivery_timeout: Duration::from_millis(600),
+            slow_threshold: Duration::from_millis(150),
+            ..Settings::with_table("unused")
+        };
+        let store = MemoryStore::default();
+        let webhook = Webhook::new(
+            TenantId::parse("acme").unwrap(),
+            WebhookUrl::parse(
+                &receiver.url,
+                UrlPolicy {
+                    allow_private_targets: true,
+                },
+            )
+            .unwrap(),
+            EventSet::new([EventType::AsyncCompleted]).unwrap(),
+            now_utc(),
+        );
+        store.create_webhook(&webhook, 50).await.unwrap();
+        let client = DeliveryClient::new(ClientConfig {
+            allow_private_targets: true,
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let queued = Queued::default();
+        let requeue = if requeue_to_memory {
+            Requeue::Memory(Arc::clone(&queued))
+        } else {
+            Requeue::Disabled
+        };
+        let d =
+            Dispatcher::new(store, client, &settings).with_recovery(Default::default(), requeue);
+        (d, webhook, receiver, queued)
+    }
+
+    fn event() -> Event {
+        shared::samples::event(TenantId::parse("acme").unwrap(), EventType::AsyncCompleted).unwrap()
+    }
+
+    async fn run(d: &Dispatcher<MemoryStore>, bodies: &[String]) -> Vec<String> {
+        let batch = sqs_event(
+            bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("m{i}"), b.clone())),
+        );
+        let response = handle(d, invocation(batch, 6000, "r")).await.unwrap();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    async fn lane_of(d: &Dispatcher<MemoryStore>, w: &Webhook) -> Option<time::OffsetDateTime> {
+        d.store()
+            .get_webhook(&w.tenant_id, w.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .slow_since
+    }
+
+    #[tokio::test]
+    async fn a_hanging_webhook_moves_to_the_slow_lane_and_back() {
+        let (d, webhook, receiver, queued) = setup(true).await;
+
+        // 1. Main lane, unmarked: the attempt hangs, is marked at the
+        //    threshold and recorded as a timeout made by the main lane.
+        let first = event();
+        assert!(run(&d, &[first.to_json()]).await.is_empty());
+        assert!(lane_of(&d, &webhook).await.is_some(), "marked slow");
+        let (_, records) = d
+            .store()
+            .event_with_deliveries(&webhook.tenant_id, &first.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].outcome.as_str(), "timeout");
+        assert_eq!(records[0].lane, Lane::Main);
+
+        // 2. Main lane, marked: nothing is sent; the attempt is handed over.
+        let second = event();
+        let started = std::time::Instant::now();
+        assert!(run(&d, &[second.to_json()]).await.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "the main lane did not wait"
+        );
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
+        let handed: Vec<(String, Duration)> = std::mem::take(&mut *queued.lock().unwrap());
+        assert_eq!(handed.len(), 1);
+        let message = TargetedMessage::from_json(&handed[0].0).unwrap();
+        assert_eq!(message.target.lane, Lane::Slow);
+        assert_eq!(message.target.attempt, 1);
+        assert_eq!(message.event.id, second.id);
+        let (_, records) = d
+            .store()
+            .event_with_deliveries(&webhook.tenant_id, &second.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(records.is_empty(), "handed over, not attempted");
+
+        // 3. Slow lane, the endpoint has recovered: delivered, recorded as the
+        //    slow lane's, and the mark is cleared.
+        receiver.hang.store(false, Ordering::SeqCst);
+        assert!(run(&d, &[handed[0].0.clone()]).await.is_empty());
+        let (_, records) = d
+            .store()
+            .event_with_deliveries(&webhook.tenant_id, &second.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].outcome.as_str(), "delivered");
+        assert_eq!(records[0].lane, Lane::Slow);
+        assert!(lane_of(&d, &webhook).await.is_none(), "mark cleared");
+
+        // 4. Back on the main lane: delivered there, nothing handed over.
+        let third = event();
+        assert!(run(&d, &[third.to_json()]).await.is_empty());
+        assert!(queued.lock().unwrap().is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 3);
+    }
+
+    /// The negative control: without a slow lane nothing is marked or handed
+    /// over, and the main lane waits on the hanging endpoint every time.
+    #[tokio::test]
+    async fn without_a_slow_lane_the_main_lane_waits() {
+        let (d, webhook, receiver, _) = setup(false).await;
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            assert!(run(&d, &[event().to_json()]).await.is_empty());
+            assert!(started.elapsed() >= Duration::from_millis(550));
+        }
+        assert!(lane_of(&d, &webhook).await.is_none());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 2);
+    }
+
+    /// A slow-lane attempt that is itself slow keeps the mark, and a second
+    /// slow-lane message for the same webhook in one batch writes nothing more.
+    #[tokio::test]
+    async fn a_slow_attempt_on_the_slow_lane_keeps_the_mark() {
+        let (d, webhook, _receiver, queued) = setup(true).await;
+        assert!(run(&d, &[event().to_json()]).await.is_empty());
+        let since = lane_of(&d, &webhook).await.expect("marked");
+        assert!(
+            run(&d, &[event().to_json(), event().to_json()])
+                .await
+                .is_empty()
+        );
+        let handed: Vec<String> = queued.lock().unwrap().drain(..).map(|(m, _)| m).collect();
+        assert_eq!(handed.len(), 2);
+        assert!(run(&d, &handed).await.is_empty());
+        assert_eq!(lane_of(&d, &webhook).await, Some(since), "unchanged");
     }
 }

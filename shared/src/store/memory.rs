@@ -89,7 +89,10 @@ impl Store for MemoryStore {
         limit: u32,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let taken = inner.redeliveries.entry((tenant.clone(), minute)).or_default();
+        let taken = inner
+            .redeliveries
+            .entry((tenant.clone(), minute))
+            .or_default();
         if taken.saturating_add(n) > limit {
             return Ok(false);
         }
