@@ -4,9 +4,15 @@
 //! attempts travel through the slow lane (a queue and event source of their
 //! own), so that a dead or sluggish endpoint only ever waits on itself.
 //! Customers' redeliveries always take the slow lane: no API call can spend
-//! the main lane's capacity.
+//! the main lane's capacity. A new endpoint (a new webhook, or a new URL)
+//! starts on the slow lane and earns the main lane with its first quick
+//! answer: an endpoint that is dead from the start never holds the main lane.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::delivery::{Attempt, Outcome};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,4 +33,10 @@ impl Lane {
     pub fn is_main(&self) -> bool {
         *self == Lane::Main
     }
+}
+
+/// An attempt that ended within the slow threshold: an answer (any answer)
+/// or a refusal, not a timeout. One on the slow lane moves its webhook back.
+pub fn is_quick(attempt: &Attempt, threshold: Duration) -> bool {
+    attempt.outcome != Outcome::Timeout && u128::from(attempt.duration_ms) < threshold.as_millis()
 }

@@ -58,6 +58,7 @@ pub async fn send<S: Store>(
         duration_ms = attempt.duration_ms,
         "test delivery attempt"
     );
+    let quick = shared::lane::is_quick(&attempt, app.settings.slow_threshold);
     let record = DeliveryRecord::new(
         webhook.tenant_id.clone(),
         webhook.id,
@@ -69,5 +70,133 @@ pub async fn send<S: Store>(
     )
     .as_test();
     app.store.record_delivery(&record).await?;
+    // A quick answer is the proof a new endpoint needs to leave the slow lane.
+    if webhook.slow_since.is_some() && quick {
+        app.store
+            .set_slow(&webhook.tenant_id, webhook.id, None)
+            .await?;
+        tracing::info!(webhook_id = %webhook.id, "webhook no longer slow: a test event was answered quickly");
+    }
     Ok(response::json(StatusCode::OK, &DeliveryView::new(&record)))
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::Body;
+    use serde_json::Value;
+    use shared::store::{MemoryStore, Store};
+    use shared::{Settings, TenantId, UrlPolicy, api_key};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::App;
+
+    /// A receiver on loopback that answers 200 at once.
+    async fn quick_receiver() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    async fn call(
+        app: &App<MemoryStore>,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let mut headers = vec![("authorization".to_owned(), format!("Bearer {key}"))];
+        if body.is_some() {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        }
+        let body = body.map(|b| b.to_string());
+        let req = crate::apigw::request(
+            method,
+            path,
+            &headers,
+            body.as_deref().map(str::as_bytes),
+            "r",
+        )
+        .unwrap();
+        let response = crate::handle(app, req).await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{method} {path}: {}",
+            response.status()
+        );
+        match response.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => Value::Null,
+        }
+    }
+
+    /// A new endpoint starts on the slow lane; a quick answer to a test
+    /// event moves it to the main lane; a new URL starts over.
+    #[tokio::test]
+    async fn a_new_endpoint_earns_the_main_lane() {
+        let settings = Settings {
+            url_policy: UrlPolicy {
+                allow_private_targets: true,
+            },
+            ..Settings::with_table("unused")
+        };
+        let app = App::new(MemoryStore::default(), settings);
+        let key = api_key::generate();
+        let tenant = TenantId::parse("acme").unwrap();
+        app.store
+            .put_api_key(&api_key::hash(&key), &tenant)
+            .await
+            .unwrap();
+        let url = quick_receiver().await;
+
+        let created = call(
+            &app,
+            &key,
+            "POST",
+            "/webhooks",
+            Some(serde_json::json!({"url": url, "events": ["async.completed"]})),
+        )
+        .await;
+        assert_eq!(created["lane"], "slow");
+        assert!(created["slow_since"].is_string());
+        let id = created["id"].as_str().unwrap().to_owned();
+
+        let tested = call(&app, &key, "POST", &format!("/webhooks/{id}/test"), None).await;
+        assert_eq!(tested["outcome"], "delivered");
+        let shown = call(&app, &key, "GET", &format!("/webhooks/{id}"), None).await;
+        assert_eq!(shown["lane"], "main");
+        assert!(shown.get("slow_since").is_none());
+
+        // The same URL is no news; a new one starts over.
+        let same = call(
+            &app,
+            &key,
+            "PATCH",
+            &format!("/webhooks/{id}"),
+            Some(serde_json::json!({"url": url})),
+        )
+        .await;
+        assert_eq!(same["lane"], "main");
+        let moved = call(
+            &app,
+            &key,
+            "PATCH",
+            &format!("/webhooks/{id}"),
+            Some(serde_json::json!({"url": format!("{url}/v2")})),
+        )
+        .await;
+        assert_eq!(moved["lane"], "slow");
+    }
 }

@@ -26,6 +26,10 @@ pub async fn create<S: Store>(
         token: input.token.unwrap_or_else(Token::generate),
         description: input.description,
         retry_policy: input.retry_policy.unwrap_or_default(),
+        // A new endpoint starts on the slow lane until it answers quickly
+        // (see shared::lane): one that is dead from the start never holds
+        // the main lane.
+        slow_since: Some(now_utc()),
         ..Webhook::new(tenant, url, input.events, now_utc())
     };
     app.store
@@ -127,9 +131,8 @@ pub async fn update<S: Store>(
             && *url != webhook.url
         {
             webhook.url = url.clone();
-            // A new endpoint starts on the main lane; if it is slow too, its
-            // first slow attempt marks it again.
-            webhook.slow_since = None;
+            // A new endpoint starts on the slow lane, like a new webhook.
+            webhook.slow_since = Some(now_utc());
         }
         if let Some(events) = &input.events {
             webhook.events = events.clone();

@@ -63,7 +63,7 @@ pub async fn deliver_and_record<S: Store>(
     let deadline = Instant::now() + d.delivery_timeout;
     let sending = client.deliver_to(webhook, event.id.as_str(), body, deadline, started);
     let attempt = marks.watch(d, webhook, lane, sending).await;
-    marks.after(d, webhook, lane, &attempt).await;
+    marks.after(d, webhook, &attempt).await;
     tracing::info!(
         webhook_id = %webhook.id,
         event_id = %event.id,

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use shared::delivery::{Attempt, Outcome};
+use shared::delivery::Attempt;
 use shared::store::Store;
 use shared::webhook::now_utc;
 use shared::{Lane, Webhook, WebhookId};
@@ -55,18 +55,12 @@ impl Marks {
         }
     }
 
-    /// After a slow-lane attempt: an answer (any answer, or a refusal)
-    /// within the threshold means the endpoint no longer holds a lane.
-    pub async fn after<S: Store>(
-        &self,
-        d: &Dispatcher<S>,
-        webhook: &Webhook,
-        lane: Lane,
-        attempt: &Attempt,
-    ) {
-        let quick = attempt.outcome != Outcome::Timeout
-            && u128::from(attempt.duration_ms) < d.slow_threshold.as_millis();
-        if lane == Lane::Slow && quick && webhook.slow_since.is_some() {
+    /// After an attempt at a webhook marked slow (on the slow lane, or on the
+    /// main lane when there is no slow lane): an answer (any answer, or a
+    /// refusal) within the threshold clears the mark.
+    pub async fn after<S: Store>(&self, d: &Dispatcher<S>, webhook: &Webhook, attempt: &Attempt) {
+        let quick = shared::lane::is_quick(attempt, d.slow_threshold);
+        if quick && webhook.slow_since.is_some() {
             self.set(d, webhook, false).await;
         }
     }
