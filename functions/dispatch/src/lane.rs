@@ -213,6 +213,21 @@ mod tests {
             .collect()
     }
 
+    /// The delivery records of an event.
+    async fn records_of(
+        d: &Dispatcher<MemoryStore>,
+        w: &Webhook,
+        event: &Event,
+    ) -> Vec<shared::delivery_log::DeliveryRecord> {
+        let (_, records) = d
+            .store()
+            .event_with_deliveries(&w.tenant_id, &event.id)
+            .await
+            .unwrap()
+            .unwrap();
+        records
+    }
+
     async fn lane_of(d: &Dispatcher<MemoryStore>, w: &Webhook) -> Option<time::OffsetDateTime> {
         d.store()
             .get_webhook(&w.tenant_id, w.id)
@@ -231,12 +246,7 @@ mod tests {
         let first = event();
         assert!(run(&d, &[first.to_json()]).await.is_empty());
         assert!(lane_of(&d, &webhook).await.is_some(), "marked slow");
-        let (_, records) = d
-            .store()
-            .event_with_deliveries(&webhook.tenant_id, &first.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let records = records_of(&d, &webhook, &first).await;
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].outcome.as_str(), "timeout");
         assert_eq!(records[0].lane, Lane::Main);
@@ -256,24 +266,14 @@ mod tests {
         assert_eq!(message.target.lane, Lane::Slow);
         assert_eq!(message.target.attempt, 1);
         assert_eq!(message.event.id, second.id);
-        let (_, records) = d
-            .store()
-            .event_with_deliveries(&webhook.tenant_id, &second.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let records = records_of(&d, &webhook, &second).await;
         assert!(records.is_empty(), "handed over, not attempted");
 
         // 3. Slow lane, the endpoint has recovered: delivered, recorded as the
         //    slow lane's, and the mark is cleared.
         receiver.hang.store(false, Ordering::SeqCst);
         assert!(run(&d, &[handed[0].0.clone()]).await.is_empty());
-        let (_, records) = d
-            .store()
-            .event_with_deliveries(&webhook.tenant_id, &second.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let records = records_of(&d, &webhook, &second).await;
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].outcome.as_str(), "delivered");
         assert_eq!(records[0].lane, Lane::Slow);
