@@ -287,7 +287,7 @@ async fn run(args: Args) -> Result<bool, String> {
         sqs: sqs.clone(),
         queue_url: events_url,
         group_ids,
-        slots: Arc::new(Semaphore::new(64)),
+        slots: Arc::new(Semaphore::new(128)),
     };
     let pop = setup::Setup {
         bin: &bin,
@@ -326,6 +326,13 @@ async fn run(args: Args) -> Result<bool, String> {
     let mut phases = Vec::new();
     let mut phase1_p99 = None;
     for (spec, noise) in specs(&args, &pop)? {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "webhooks local exited ({status}) before {}; see {}",
+                spec.name,
+                out.with_extension("local.log").display()
+            ));
+        }
         if matches!(spec.noise, Noise::Redeliver) {
             setup::subscribe_redeliver(&api, &pop.redeliver).await?;
         }
@@ -378,7 +385,8 @@ async fn run(args: Args) -> Result<bool, String> {
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&out, json + "\n").map_err(|e| format!("{}: {e}", out.display()))?;
     let md = out.with_extension("md");
-    std::fs::write(&md, format!("{tables}\n{lines}"))
+    let listed: String = lines.lines().map(|l| format!("- {l}\n")).collect();
+    std::fs::write(&md, format!("{tables}\n{listed}"))
         .map_err(|e| format!("{}: {e}", md.display()))?;
     eprintln!(
         "noisy: {} in {:.0} s; figures in {} and {}",
