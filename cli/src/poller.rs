@@ -130,7 +130,8 @@ async fn gather(
         }
         let more = receive(sqs, queue, options.batch_size - messages.len(), 0).await?;
         if more.is_empty() {
-            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+            // A few looks per window: each ReceiveMessage costs the queue a scan on moto.
+            tokio::time::sleep(left.min(Duration::from_millis(250))).await;
         }
         messages.extend(more);
     }

@@ -152,14 +152,18 @@ pub async fn handle<S: Store>(
         })
         .collect();
 
-    let keys: Vec<AttemptKey> = plans
+    // Attempts handed to the slow lane are checked there: only the ones
+    // made here need to know what is already recorded.
+    let work: Vec<Result<Work, Unfinished>> = plans.iter().map(|p| split(d, p)).collect();
+    let keys: Vec<AttemptKey> = work
         .iter()
-        .filter_map(|p| p.targets.as_ref().ok().map(|t| (p, t)))
-        .flat_map(|(p, targets)| {
-            targets.iter().map(|(w, nth)| AttemptKey {
-                tenant: p.job.event.tenant_id.clone(),
-                webhook: w.id,
-                event: p.job.event.id.clone(),
+        .flatten()
+        .flat_map(|w| {
+            let event = &w.plan.job.event;
+            w.deliver.iter().map(|(webhook, nth)| AttemptKey {
+                tenant: event.tenant_id.clone(),
+                webhook: webhook.id,
+                event: event.id.clone(),
                 attempt: nth.number,
             })
         })
@@ -181,17 +185,15 @@ pub async fn handle<S: Store>(
         }
     };
 
-    let work: Vec<Result<Work, Unfinished>> =
-        plans.iter().map(|p| split(d, p, &recorded)).collect();
     let forwarded = match within(cutoff, forward(d, &work)).await {
         Some(sent) => sent,
         None => vec![Err(Unfinished::Deadline); work.len()],
     };
-    let marks = &Marks::default();
+    let (marks, recorded) = (&Marks::default(), &recorded);
     let outcomes = join_all(work.iter().zip(forwarded).map(|(w, sent)| async move {
         let w = w.as_ref().map_err(|why| *why)?;
         sent?;
-        run_plan(d, client, w, marks, cutoff).await
+        run_plan(d, client, w, recorded, marks, cutoff).await
     }))
     .await;
     for (plan, outcome) in plans.into_iter().zip(outcomes) {
@@ -307,32 +309,20 @@ fn targeted<'w>(
     )]
 }
 
-/// The attempts of a plan not yet recorded, split between this lane and
-/// the slow lane. A main-lane job hands over the attempts of webhooks marked
-/// slow (when a slow lane exists); a slow-lane job makes its attempt itself.
-fn split<'p>(
-    d: &Dispatcher<impl Store>,
-    plan: &'p Plan<'p>,
-    recorded: &HashSet<AttemptKey>,
-) -> Result<Work<'p>, Unfinished> {
+/// The attempts of a plan, split between this lane and the slow lane. A
+/// main-lane job hands over the attempts of webhooks marked slow (when a
+/// slow lane exists); a slow-lane job makes its attempts itself.
+fn split<'p>(d: &Dispatcher<impl Store>, plan: &'p Plan<'p>) -> Result<Work<'p>, Unfinished> {
     let targets = plan.targets.as_ref().map_err(|why| *why)?;
-    let event = &plan.job.event;
     let lane = match &plan.job.kind {
         Kind::Targeted(target) => target.lane,
         Kind::Fanout => Lane::Main,
     };
     let handing_over = lane == Lane::Main && d.requeue.has_slow_lane();
-    // Nothing recorded yet is the normal case: no key to build per delivery.
-    let pending = targets.iter().copied().filter(|(w, nth)| {
-        recorded.is_empty()
-            || !recorded.contains(&AttemptKey {
-                tenant: event.tenant_id.clone(),
-                webhook: w.id,
-                event: event.id.clone(),
-                attempt: nth.number,
-            })
-    });
-    let (forward, deliver) = pending.partition(|(w, _)| handing_over && w.slow_since.is_some());
+    let (forward, deliver) = targets
+        .iter()
+        .copied()
+        .partition(|(w, _)| handing_over && w.slow_since.is_some());
     Ok(Work {
         plan,
         lane,
@@ -390,12 +380,13 @@ async fn forward(
     sent
 }
 
-/// Makes each attempt of a job that stays in this lane. Ok when every one
-/// is recorded before the cutoff.
+/// Makes each attempt of a job that stays in this lane and is not recorded
+/// yet. Ok when every one is recorded before the cutoff.
 async fn run_plan<S: Store>(
     d: &Dispatcher<S>,
     client: &DeliveryClient,
     work: &Work<'_>,
+    recorded: &HashSet<AttemptKey>,
     marks: &Marks,
     cutoff: Option<Instant>,
 ) -> Result<(), Unfinished> {
@@ -404,7 +395,17 @@ async fn run_plan<S: Store>(
     }
     let event = &work.plan.job.event;
     let body = Bytes::from(event.delivery_body());
-    let attempts = work.deliver.iter().map(|(w, nth)| {
+    // Nothing recorded yet is the normal case: no key to build per delivery.
+    let pending = work.deliver.iter().filter(|(w, nth)| {
+        recorded.is_empty()
+            || !recorded.contains(&AttemptKey {
+                tenant: event.tenant_id.clone(),
+                webhook: w.id,
+                event: event.id.clone(),
+                attempt: nth.number,
+            })
+    });
+    let attempts = pending.map(|(w, nth)| {
         let delivery = Delivery {
             client,
             webhook: w,
