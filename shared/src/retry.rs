@@ -92,7 +92,9 @@ pub fn is_retryable(attempt: &Attempt) -> bool {
 
 /// The wait before the attempt after `attempt_number`, or `None` when the
 /// schedule is used up. `jitter` is in [0, 1): the step is scaled by 0.8 to
-/// 1.2. A `Retry-After` (429 and 503) replaces it, capped at the step plus an hour.
+/// 1.2. A `Retry-After` (429 and 503) can only lengthen it, up to the step
+/// plus an hour: a receiver that answers `Retry-After: 0` cannot make the
+/// retries run back to back.
 pub fn next_delay(
     config: &RecoveryConfig,
     attempt_number: u32,
@@ -102,7 +104,7 @@ pub fn next_delay(
     let index = usize::try_from(attempt_number.checked_sub(1)?).ok()?;
     let step = *config.schedule.get(index)?;
     if let Some(asked) = retry_after {
-        return Some(asked.min(step + Duration::from_secs(3600)));
+        return Some(asked.clamp(step, step + Duration::from_secs(3600)));
     }
     Some(step.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0)))
 }
@@ -163,6 +165,14 @@ mod tests {
             next_delay(&c, 1, asked, 0.5),
             Some(Duration::from_secs(120))
         );
+        // ...but never shortens the step.
+        for hurried in [0, 1, 4] {
+            assert_eq!(
+                next_delay(&c, 1, Some(Duration::from_secs(hurried)), 0.5),
+                Some(Duration::from_secs(5)),
+                "Retry-After: {hurried}"
+            );
+        }
         let greedy = Some(Duration::from_secs(86_400));
         assert_eq!(
             next_delay(&c, 2, greedy, 0.5),
