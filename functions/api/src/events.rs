@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use shared::delivery_log::{DeliveryRecord, parse_delivery_id};
+use shared::delivery_log::{DeliveryRecord, parse_delivery_id, sortable_time};
 use shared::event::{EventData, EventId};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::requeue::{Requeue, Target, TargetedMessage};
@@ -149,6 +149,35 @@ fn filter(req: &Request) -> Result<EventFilter, ApiError> {
     Ok(filter)
 }
 
+/// `since` before `until`, and a cursor inside that window: DynamoDB refuses
+/// a reversed range or a start key outside it (a 500 otherwise).
+fn within_window(filter: &EventFilter, cursor: Option<&str>) -> Result<(), ApiError> {
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since >= until
+    {
+        return Err(invalid(
+            "until",
+            "until: must be later than since (the window is since ≤ timestamp < until)".into(),
+        ));
+    }
+    let Some(time) = cursor.and_then(|c| c.split_once('#')).map(|(time, _)| time) else {
+        return Ok(());
+    };
+    let before = filter
+        .since
+        .is_some_and(|s| time < sortable_time(s).as_str());
+    let after = filter
+        .until
+        .is_some_and(|u| time >= sortable_time(u).as_str());
+    if before || after {
+        return Err(invalid(
+            "cursor",
+            "cursor: comes from another since/until window; start again without it".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// An event cursor is `<timestamp>#<event id>`.
 fn valid_event_position(position: &str) -> bool {
     position.split_once('#').is_some_and(|(time, event)| {
@@ -163,6 +192,7 @@ pub async fn list<S: Store>(
 ) -> Result<Response<Body>, ApiError> {
     let filter = filter(req)?;
     let page = pagination::parse(req, |s| valid_event_position(&s).then_some(s))?;
+    within_window(&filter, page.after.as_deref())?;
     let found = app
         .store
         .list_events(&tenant, &filter, page.limit, page.after)
@@ -353,4 +383,59 @@ pub async fn redeliver_one<S: Store>(
         queued,
     };
     Ok(response::json(StatusCode::ACCEPTED, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn window(since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> EventFilter {
+        EventFilter {
+            since,
+            until,
+            ..EventFilter::default()
+        }
+    }
+
+    fn field(result: Result<(), ApiError>) -> Option<String> {
+        match result {
+            Err(ApiError::Invalid { field, .. }) => field,
+            _ => None,
+        }
+    }
+
+    /// Issue 15, item 7: these reached DynamoDB as a reversed BETWEEN or a
+    /// start key outside it, which DynamoDB refuses (moto does not).
+    #[test]
+    fn a_reversed_window_or_a_foreign_cursor_is_a_400() {
+        let (t1, t2) = (
+            datetime!(2026-11-25 17:00 UTC),
+            datetime!(2026-11-26 17:00 UTC),
+        );
+        assert!(within_window(&window(Some(t1), Some(t2)), None).is_ok());
+        assert_eq!(
+            field(within_window(&window(Some(t2), Some(t1)), None)).as_deref(),
+            Some("until")
+        );
+        assert_eq!(
+            field(within_window(&window(Some(t1), Some(t1)), None)).as_deref(),
+            Some("until")
+        );
+        let inside = format!("{}#evt_1", sortable_time(t1 + time::Duration::hours(1)));
+        let early = format!("{}#evt_1", sortable_time(t1 - time::Duration::hours(1)));
+        let late = format!("{}#evt_1", sortable_time(t2));
+        let both = window(Some(t1), Some(t2));
+        assert!(within_window(&both, Some(&inside)).is_ok());
+        assert_eq!(
+            field(within_window(&both, Some(&early))).as_deref(),
+            Some("cursor")
+        );
+        assert_eq!(
+            field(within_window(&both, Some(&late))).as_deref(),
+            Some("cursor")
+        );
+        assert!(within_window(&window(None, None), Some(&early)).is_ok());
+    }
 }
