@@ -16,12 +16,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 #[derive(Clone, Copy)]
 pub enum Asset {
     Page,
+    /// `/dashboard/`: the page's relative asset paths would miss from there.
+    PageWithSlash,
     Script,
     Style,
 }
 
 pub fn serve(asset: Asset) -> Response<Body> {
     let (text, content_type) = match asset {
+        Asset::PageWithSlash => return moved_to_page(),
         Asset::Page => (INDEX_HTML, "text/html; charset=utf-8"),
         Asset::Script => (APP_JS, "text/javascript; charset=utf-8"),
         Asset::Style => (APP_CSS, "text/css; charset=utf-8"),
@@ -41,4 +44,47 @@ pub fn serve(asset: Asset) -> Response<Body> {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// A permanent redirect to `/dashboard`, relative so that it holds behind any
+/// base path.
+fn moved_to_page() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("../dashboard"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, item 13: `/dashboard/` served the page, whose relative
+    /// `app.js` then resolved to `/dashboard/app.js`... from `/dashboard/`:
+    /// `/dashboard/dashboard/app.js`, a blank page. Now it redirects.
+    #[tokio::test]
+    async fn the_page_with_a_trailing_slash_redirects() {
+        let app = crate::App::new(
+            shared::store::MemoryStore::default(),
+            shared::Settings::with_table("unused"),
+        );
+        for (path, status, location) in [
+            ("/dashboard/", 308, Some("../dashboard")),
+            ("/dashboard", 200, None),
+        ] {
+            let req = crate::apigw::request("GET", path, &[], None, "r").unwrap();
+            let response = crate::handle(&app, req).await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok()),
+                location,
+                "{path}"
+            );
+        }
+    }
 }

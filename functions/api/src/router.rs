@@ -108,7 +108,7 @@ impl Route {
             Route::WebhookTest(_) => 5,
             Route::EventTypes => 6,
             Route::OpenApi => 7,
-            Route::Dashboard(Asset::Page) => 8,
+            Route::Dashboard(Asset::Page | Asset::PageWithSlash) => 8,
             Route::Dashboard(Asset::Script) => 9,
             Route::Dashboard(Asset::Style) => 10,
             Route::Events => 11,
@@ -120,6 +120,9 @@ impl Route {
 }
 
 fn route(path: &str) -> Option<Route> {
+    if path == "/dashboard/" {
+        return Some(Route::Dashboard(Asset::PageWithSlash));
+    }
     let path = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
