@@ -59,6 +59,51 @@ impl SigningSecret {
     }
 }
 
+/// How far a `webhook-timestamp` may be from the receiver's clock: the
+/// Standard Webhooks libraries' tolerance (replays older than this fail).
+pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
+
+/// Why a delivery's signature does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("bad webhook-timestamp")]
+    BadTimestamp,
+    #[error("webhook-timestamp is more than 5 minutes from now (a replay?)")]
+    OutsideTolerance,
+    #[error("no signature matches")]
+    NoMatch,
+}
+
+impl SigningSecret {
+    /// What a receiver does: the timestamp within the tolerance of `now`
+    /// (Unix seconds), then one of the space-separated signatures equal to
+    /// ours, compared in constant time.
+    pub fn verify(
+        &self,
+        msg_id: &str,
+        timestamp: &str,
+        signatures: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), VerifyError> {
+        let ts: i64 = timestamp.parse().map_err(|_| VerifyError::BadTimestamp)?;
+        if now.abs_diff(ts) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
+            return Err(VerifyError::OutsideTolerance);
+        }
+        let expected = self.sign(msg_id, ts, body);
+        let matches = signatures
+            .split(' ')
+            .fold(subtle::Choice::from(0), |any, s| {
+                any | subtle::ConstantTimeEq::ct_eq(s.as_bytes(), expected.as_bytes())
+            });
+        if bool::from(matches) {
+            Ok(())
+        } else {
+            Err(VerifyError::NoMatch)
+        }
+    }
+}
+
 /// A replaced secret and the end of its overlap.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PreviousSecret {
@@ -110,6 +155,39 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn verification_checks_the_time_window_and_every_signature() {
+        let secret = SigningSecret::generate();
+        let other = SigningSecret::generate();
+        let now = 1_764_000_000;
+        let sig = secret.sign("evt_1", now, b"{}");
+        let both = format!("{} {sig}", other.sign("evt_1", now, b"{}"));
+        let ts = now.to_string();
+        assert_eq!(secret.verify("evt_1", &ts, &sig, b"{}", now), Ok(()));
+        assert_eq!(secret.verify("evt_1", &ts, &both, b"{}", now + 299), Ok(()));
+        assert_eq!(
+            secret.verify("evt_1", &ts, &sig, b"{ }", now),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            other.verify("evt_1", &ts, &sig, b"{}", now),
+            Err(VerifyError::NoMatch)
+        );
+        // A replay: a valid signature, but from more than 5 minutes ago (or ahead).
+        assert_eq!(
+            secret.verify("evt_1", &ts, &sig, b"{}", now + 301),
+            Err(VerifyError::OutsideTolerance)
+        );
+        assert_eq!(
+            secret.verify("evt_1", &ts, &sig, b"{}", now - 301),
+            Err(VerifyError::OutsideTolerance)
+        );
+        assert_eq!(
+            secret.verify("evt_1", "soon", &sig, b"{}", now),
+            Err(VerifyError::BadTimestamp)
+        );
     }
 
     #[test]
