@@ -111,31 +111,45 @@ async fn receive_loop<S: Store>(
     }
 }
 
-/// One batch: a long poll for the first messages, then more until the batch
-/// is full or the batching window has passed since they came.
+/// One batch: a long poll for the first messages, then what else the queue
+/// holds, up to the batch size; if that is not a full batch, one wait for
+/// the rest of the batching window and one more look. Few ReceiveMessage
+/// calls per batch: each costs moto a scan of the queue.
 async fn gather(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,
     options: &PollerOptions,
 ) -> Result<Vec<Message>, String> {
     let mut messages = receive(sqs, queue, options.batch_size, 5).await?;
-    if messages.is_empty() {
+    if messages.is_empty() || options.batching_window.is_zero() {
         return Ok(messages);
     }
     let window_ends = tokio::time::Instant::now() + options.batching_window;
-    while messages.len() < options.batch_size {
-        let left = window_ends.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let more = receive(sqs, queue, options.batch_size - messages.len(), 0).await?;
-        if more.is_empty() {
-            // A few looks per window: each ReceiveMessage costs the queue a scan on moto.
-            tokio::time::sleep(left.min(Duration::from_millis(250))).await;
-        }
-        messages.extend(more);
+    drain(sqs, queue, options.batch_size, &mut messages).await?;
+    if messages.len() < options.batch_size {
+        tokio::time::sleep_until(window_ends).await;
+        drain(sqs, queue, options.batch_size, &mut messages).await?;
     }
     Ok(messages)
+}
+
+/// Receives what the queue holds now, ten at a time, until `batch_size`.
+async fn drain(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    batch_size: usize,
+    messages: &mut Vec<Message>,
+) -> Result<(), String> {
+    while messages.len() < batch_size {
+        let want = (batch_size - messages.len()).min(SQS_BATCH_SIZE);
+        let more = receive(sqs, queue, want, 0).await?;
+        let short = more.len() < want;
+        messages.extend(more);
+        if short {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// One ReceiveMessage call (at most ten messages, SQS's limit).
