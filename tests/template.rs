@@ -371,3 +371,37 @@ fn the_api_is_throttled_and_its_concurrency_reserved() {
     assert_eq!(tagged.tag, "If");
     assert!(default_of(&t, "ApiReservedConcurrency") > 0);
 }
+
+/// Targeted messages cannot be forged: only the functions may send to the
+/// slow lane's queue (a queue policy denies everyone else), and the
+/// functions cannot send to the producers' events queue.
+#[test]
+fn only_the_functions_write_the_slow_lane() {
+    let t = template();
+    let policy = resource(&t, "SlowQueuePolicy");
+    let statement = &policy["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"].as_str(), Some("Deny"));
+    assert_eq!(statement["Principal"].as_str(), Some("*"));
+    assert_eq!(statement["Action"].as_str(), Some("sqs:SendMessage"));
+    let allowed: Vec<String> = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        .as_sequence()
+        .expect("a list of role ARNs")
+        .iter()
+        .map(|v| match v {
+            Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_owned(),
+            other => panic!("not a !GetAtt: {other:?}"),
+        })
+        .collect();
+    assert_eq!(allowed, ["ApiFunctionRole.Arn", "DispatchFunctionRole.Arn"]);
+    for function in ["ApiFunction", "DispatchFunction"] {
+        let policies = serde_yaml_ng::to_string(&resource(&t, function)["Policies"]).unwrap();
+        assert!(
+            !policies.contains("EventsQueue"),
+            "{function} may write to the events queue:\n{policies}"
+        );
+        assert!(
+            policies.contains("SlowQueue"),
+            "{function} cannot reach the slow lane"
+        );
+    }
+}

@@ -96,7 +96,7 @@ async fn receive_loop<S: Store>(
         }
         batches += 1;
         let request_id = format!("local-{lane}-{n}-{batches}");
-        let Some(failed) = dispatch_batch(dispatcher, &messages, &request_id).await else {
+        let Some(failed) = dispatch_batch(dispatcher, queue, &messages, &request_id).await else {
             continue;
         };
         if options.log_batches || !failed.is_empty() {
@@ -179,6 +179,7 @@ fn utc_now() -> String {
 /// if the handler itself failed (then nothing is deleted).
 async fn dispatch_batch<S: Store>(
     dispatcher: &Dispatcher<S>,
+    queue: &str,
     messages: &[Message],
     request_id: &str,
 ) -> Option<HashSet<String>> {
@@ -188,7 +189,7 @@ async fn dispatch_batch<S: Store>(
             m.body.clone().unwrap_or_default(),
         )
     });
-    let event = dispatch::local::sqs_event(pairs);
+    let event = dispatch::local::sqs_event_from(Some(queue), pairs);
     let invocation = dispatch::local::invocation(event, DISPATCH_TIMEOUT_SECS * 1000, request_id);
     match dispatch::handle(dispatcher, invocation).await {
         Ok(response) => Some(

@@ -1,10 +1,15 @@
 //! Attempts that go back on a queue: automatic retries (scheduled by the
-//! dispatcher, on the events queue), attempts handed to the slow lane (by the
-//! main lane, for a webhook marked slow) and redeliveries (asked for through
-//! the API, on the slow lane). Each message targets one webhook, so a retry
-//! never re-sends to the event's other webhooks. Every message carries the
-//! tenant as its `MessageGroupId`: on SQS fair queues a noisy tenant's
-//! backlog then does not delay other tenants' messages.
+//! dispatcher), attempts handed over by the main lane (for a webhook marked
+//! slow) and redeliveries (asked for through the API). Each message targets
+//! one webhook, so a retry never re-sends to the event's other webhooks.
+//!
+//! They all travel on the slow lane's queue, which only the functions may
+//! write to: the producers' events queue carries producers' envelopes only,
+//! so a targeted message (which can skip the status and subscription checks)
+//! cannot be forged by whoever may send events. Without a slow lane (tests,
+//! the bare `webhooks poll`), they go on the events queue. Every message
+//! carries the tenant as its `MessageGroupId`: on SQS fair queues a noisy
+//! tenant's backlog then does not delay other tenants' messages.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,9 +17,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+use crate::WebhookId;
 use crate::event::Event;
 use crate::retry::MAX_SQS_DELAY;
-use crate::{Lane, WebhookId};
 
 /// `{"target": {...}, "event": <the envelope>}` on the events queue. The event
 /// travels whole, so a retry needs no read and works for events whose data
@@ -39,10 +44,6 @@ pub struct Target {
     /// than SQS's 15-minute delay is a chain of delayed messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
-    /// The lane whose queue carries the message; a slow-lane attempt is made
-    /// as it comes, whatever the webhook's mark says by then.
-    #[serde(default, skip_serializing_if = "Lane::is_main")]
-    pub lane: Lane,
 }
 
 impl TargetedMessage {
@@ -102,7 +103,8 @@ impl Requeue {
     }
 
     /// Whether attempts can be handed to a slow lane. Without one, every
-    /// attempt is made on the main lane, as before lanes existed.
+    /// attempt is made on the main lane, as before lanes existed, and
+    /// targeted messages travel on the events queue.
     pub fn has_slow_lane(&self) -> bool {
         match self {
             Requeue::Sqs { slow_url, .. } => slow_url.is_some(),
@@ -116,15 +118,13 @@ impl Requeue {
             .await
     }
 
-    /// The queue of a message's lane (the events queue if there is no slow lane).
-    fn queue_of<'a>(events_url: &'a str, slow_url: Option<&'a str>, lane: Lane) -> &'a str {
-        match (lane, slow_url) {
-            (Lane::Slow, Some(slow)) => slow,
-            _ => events_url,
-        }
+    /// Where targeted messages go: the slow lane's queue, or the events
+    /// queue when there is none.
+    fn queue_of<'a>(events_url: &'a str, slow_url: Option<&'a str>) -> &'a str {
+        slow_url.unwrap_or(events_url)
     }
 
-    /// Sends `message` to its lane's queue after `delay` (at most 15 minutes;
+    /// Sends `message` after `delay` (at most 15 minutes;
     /// longer waits are chained by the caller through `not_before`).
     pub async fn send(&self, message: &TargetedMessage, delay: Duration) -> Result<(), String> {
         let delay = delay.min(MAX_SQS_DELAY);
@@ -136,11 +136,7 @@ impl Requeue {
             } => Self::client(client)
                 .await
                 .send_message()
-                .queue_url(Self::queue_of(
-                    events_url,
-                    slow_url.as_deref(),
-                    message.target.lane,
-                ))
+                .queue_url(Self::queue_of(events_url, slow_url.as_deref()))
                 .message_body(message.to_json())
                 .message_group_id(message.event.tenant_id.as_str())
                 // Whole seconds, rounded up: a wait is never cut short.
@@ -159,8 +155,8 @@ impl Requeue {
         }
     }
 
-    /// Sends messages now, ten to a SendMessageBatch call, each to its lane's
-    /// queue; one result per message, in order.
+    /// Sends messages now, ten to a SendMessageBatch call; one result per
+    /// message, in order.
     pub async fn send_now(&self, messages: &[TargetedMessage]) -> Vec<Result<(), String>> {
         let Requeue::Sqs {
             events_url,
@@ -175,24 +171,31 @@ impl Requeue {
             return results;
         };
         let client = Self::client(client).await;
-        let mut results: Vec<Result<(), String>> = Vec::with_capacity(messages.len());
-        let mut start = 0;
-        while start < messages.len() {
-            // One call per run of messages bound for the same queue.
-            let queue =
-                Self::queue_of(events_url, slow_url.as_deref(), messages[start].target.lane);
-            let end = (start..messages.len())
-                .take(SQS_SEND_BATCH)
-                .take_while(|&i| {
-                    Self::queue_of(events_url, slow_url.as_deref(), messages[i].target.lane)
-                        == queue
-                })
-                .last()
-                .map_or(start + 1, |i| i + 1);
-            results.extend(send_batch(client, queue, &messages[start..end]).await);
-            start = end;
+        let queue = Self::queue_of(events_url, slow_url.as_deref());
+        let mut results = Vec::with_capacity(messages.len());
+        for chunk in messages.chunks(SQS_SEND_BATCH) {
+            results.extend(send_batch(client, queue, chunk).await);
         }
         results
+    }
+
+    /// Whether a message that arrived from `source_arn` may be a targeted
+    /// message: with a slow lane, only one from the slow lane's queue (the
+    /// last part of the ARN is the queue's name, as the URL's last segment).
+    /// A record without a source (unit tests) passes.
+    pub fn trusts(&self, source_arn: Option<&str>) -> bool {
+        let (
+            Requeue::Sqs {
+                slow_url: Some(slow),
+                ..
+            },
+            Some(arn),
+        ) = (self, source_arn)
+        else {
+            return true;
+        };
+        let name = |s: &str, sep: char| s.rsplit(sep).next().map(str::to_owned);
+        name(arn, ':') == name(slow.trim_end_matches('/'), '/')
     }
 }
 
@@ -260,6 +263,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_slow_lanes_queue_is_trusted_with_targeted_messages() {
+        let lanes = Requeue::lanes(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks-events",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks-slow",
+        );
+        assert!(lanes.trusts(Some("arn:aws:sqs:eu-west-1:123456789012:webhooks-slow")));
+        assert!(!lanes.trusts(Some("arn:aws:sqs:eu-west-1:123456789012:webhooks-events")));
+        assert!(!lanes.trusts(Some("arn:aws:sqs:eu-west-1:123456789012:webhooks-slow-x")));
+        assert!(lanes.trusts(None));
+        // Without a slow lane, the events queue carries them.
+        let plain =
+            Requeue::sqs("https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks-events");
+        assert!(plain.trusts(Some("arn:aws:sqs:eu-west-1:123456789012:webhooks-events")));
+    }
+
+    #[test]
     fn delays_round_up_to_whole_seconds() {
         assert_eq!(whole_seconds(Duration::from_millis(800)), 1);
         assert_eq!(whole_seconds(Duration::from_secs(5)), 5);
@@ -278,7 +297,6 @@ mod tests {
                 attempt: 2,
                 manual: false,
                 not_before: Some(1_764_000_000),
-                lane: Lane::Slow,
             },
             event: event.clone(),
         };

@@ -12,7 +12,7 @@ use shared::event::{EventData, EventId};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::requeue::{Requeue, Target, TargetedMessage};
 use shared::store::Store;
-use shared::{EventType, Lane, Status, TenantId, WebhookId};
+use shared::{EventType, Status, TenantId, WebhookId};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -261,11 +261,6 @@ async fn queue<S: Store>(
     }
     let envelope = event.to_event().ok_or(ApiError::PayloadNotKept)?;
     take_budget(app, tenant, targets.len()).await?;
-    let lane = if app.requeue.has_slow_lane() {
-        Lane::Slow
-    } else {
-        Lane::Main
-    };
     let messages: Vec<TargetedMessage> = targets
         .iter()
         .map(|&(webhook, attempt)| TargetedMessage {
@@ -274,7 +269,6 @@ async fn queue<S: Store>(
                 attempt,
                 manual: true,
                 not_before: None,
-                lane,
             },
             event: envelope.clone(),
         })

@@ -101,7 +101,6 @@ pub async fn deliver_and_record<S: Store>(
                     attempt: nth.number + 1,
                     manual: false,
                     not_before: None,
-                    lane: Lane::Main,
                 };
                 if let Err(e) = schedule(d, event, next, delay).await {
                     // Unrecorded, so the message comes back and this attempt is made again.

@@ -32,25 +32,37 @@ pub struct Batch {
 
 type JobKey = (TenantId, EventId, Option<(WebhookId, u32)>);
 
-fn parse_one(body: Option<&str>) -> Result<(Event, Kind), JsonError> {
+fn parse_one(body: Option<&str>, trusted: bool) -> Result<(Event, Kind), JsonError> {
     let body = body.ok_or_else(|| JsonError::Malformed("the message has no body".into()))?;
     match Event::from_json(body) {
         Ok(event) => Ok((event, Kind::Fanout)),
         // Envelopes refuse unknown fields, so a targeted message fails as one.
         Err(envelope_error) => match TargetedMessage::from_json(body) {
-            Ok(m) => Ok((m.event, Kind::Targeted(m.target))),
+            Ok(m) if trusted => Ok((m.event, Kind::Targeted(m.target))),
+            // A producer's queue carries producers' envelopes only: a
+            // targeted message there is forged (it could skip the checks).
+            Ok(_) => Err(JsonError::Field {
+                code: "targeted_message_on_events_queue",
+                field: None,
+                message:
+                    "retries, hand-overs and redeliveries come from the slow lane's queue only"
+                        .into(),
+            }),
             Err(_) => Err(envelope_error),
         },
     }
 }
 
-pub fn parse(records: Vec<SqsMessage>) -> Batch {
+/// The batch's work. `trusts` says whether a message from a queue (its
+/// event source ARN) may be a targeted message.
+pub fn parse(records: Vec<SqsMessage>, trusts: impl Fn(Option<&str>) -> bool) -> Batch {
     let mut jobs: Vec<Job> = Vec::new();
     let mut index: HashMap<JobKey, usize> = HashMap::new();
     let mut invalid = Vec::new();
     for record in records {
         let message_id = record.message_id.unwrap_or_default();
-        match parse_one(record.body.as_deref()) {
+        let trusted = trusts(record.event_source_arn.as_deref());
+        match parse_one(record.body.as_deref(), trusted) {
             Ok((event, kind)) => {
                 let target = match &kind {
                     Kind::Fanout => None,

@@ -103,7 +103,7 @@ pub async fn handle<S: Store>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let cutoff = cutoff(&event.context);
-    let batch = batch::parse(event.payload.records);
+    let batch = batch::parse(event.payload.records, |arn| d.requeue.trusts(arn));
     let mut response = SqsBatchResponse::default();
     fail(&mut response, batch.invalid);
     let client = match d.client() {
@@ -310,15 +310,18 @@ fn targeted<'w>(
 }
 
 /// The attempts of a plan, split between this lane and the slow lane. A
-/// main-lane job hands over the attempts of webhooks marked slow (when a
-/// slow lane exists); a slow-lane job makes its attempts itself.
+/// producer's event (the main lane) hands over the attempts of webhooks
+/// marked slow, when a slow lane exists; a targeted message (the slow lane)
+/// makes its attempt itself.
 fn split<'p>(d: &Dispatcher<impl Store>, plan: &'p Plan<'p>) -> Result<Work<'p>, Unfinished> {
     let targets = plan.targets.as_ref().map_err(|why| *why)?;
+    // Targeted messages come from the slow lane's queue when there is one.
+    let slow_lane = d.requeue.has_slow_lane();
     let lane = match &plan.job.kind {
-        Kind::Targeted(target) => target.lane,
-        Kind::Fanout => Lane::Main,
+        Kind::Targeted(_) if slow_lane => Lane::Slow,
+        _ => Lane::Main,
     };
-    let handing_over = lane == Lane::Main && d.requeue.has_slow_lane();
+    let handing_over = lane == Lane::Main && slow_lane;
     let (forward, deliver) = targets
         .iter()
         .copied()
@@ -349,7 +352,6 @@ async fn forward(
                     attempt: nth.number,
                     manual: nth.manual,
                     not_before: None,
-                    lane: Lane::Slow,
                 },
                 event: w.plan.job.event.clone(),
             });

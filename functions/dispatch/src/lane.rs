@@ -263,7 +263,6 @@ mod tests {
         let handed: Vec<(String, Duration)> = std::mem::take(&mut *queued.lock().unwrap());
         assert_eq!(handed.len(), 1);
         let message = TargetedMessage::from_json(&handed[0].0).unwrap();
-        assert_eq!(message.target.lane, Lane::Slow);
         assert_eq!(message.target.attempt, 1);
         assert_eq!(message.event.id, second.id);
         let records = records_of(&d, &webhook, &second).await;
@@ -316,5 +315,39 @@ mod tests {
         assert_eq!(handed.len(), 2);
         assert!(run(&d, &handed).await.is_empty());
         assert_eq!(lane_of(&d, &webhook).await, Some(since), "unchanged");
+    }
+
+    /// Issue 15, item 3: a targeted message can skip the status and
+    /// subscription checks, so one that comes from the producers' events
+    /// queue is refused (a batch item failure, to the DLQ), and only the
+    /// slow lane's queue is trusted with them.
+    #[tokio::test]
+    async fn a_targeted_message_on_the_events_queue_is_refused() {
+        let (d, webhook, receiver, _) = setup(true).await;
+        receiver.hang.store(false, Ordering::SeqCst);
+        let events = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events";
+        let slow = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events-slow";
+        let d = d.with_recovery(Default::default(), Requeue::lanes(events, slow));
+        let forged = TargetedMessage {
+            target: shared::requeue::Target {
+                webhook_id: webhook.id,
+                attempt: 1,
+                manual: true,
+                not_before: None,
+            },
+            event: event(),
+        }
+        .to_json();
+        let from = |queue: &str| {
+            crate::local::sqs_event_from(Some(queue), [("m0".to_owned(), forged.clone())])
+        };
+        let refused = handle(&d, invocation(from(events), 6000, "r"))
+            .await
+            .unwrap();
+        assert_eq!(refused.batch_item_failures.len(), 1);
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "nothing sent");
+        let made = handle(&d, invocation(from(slow), 6000, "r")).await.unwrap();
+        assert!(made.batch_item_failures.is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
     }
 }
