@@ -41,6 +41,24 @@ pub struct Delivery<'a> {
     pub body: Bytes,
     pub nth: Nth,
     pub lane: Lane,
+    /// When the invocation must have returned (None: no deadline, tests).
+    pub cutoff: Option<Instant>,
+}
+
+/// Kept between an attempt's own deadline and the invocation's cutoff, to
+/// write its record.
+pub const RECORD_MARGIN: Duration = Duration::from_millis(500);
+
+/// The attempt's deadline: the delivery timeout, but never so late that its
+/// record could not be written before the invocation's cutoff. An attempt cut
+/// by the invocation instead would go unrecorded and be sent again when its
+/// message comes back; capped, it is recorded once (as a timeout) instead.
+fn attempt_deadline(now: Instant, timeout: Duration, cutoff: Option<Instant>) -> Instant {
+    let own = now + timeout;
+    match cutoff {
+        Some(cutoff) => own.min(cutoff.checked_sub(RECORD_MARGIN).unwrap_or(now)),
+        None => own,
+    }
 }
 
 /// Delivers, then records the outcome. True when the attempt is done with:
@@ -58,9 +76,10 @@ pub async fn deliver_and_record<S: Store>(
         body,
         nth,
         lane,
+        cutoff,
     } = delivery;
     let started = now_utc();
-    let deadline = Instant::now() + d.delivery_timeout;
+    let deadline = attempt_deadline(Instant::now(), d.delivery_timeout, cutoff);
     let sending = client.deliver_to(webhook, event.id.as_str(), body, deadline, started);
     let attempt = marks.watch(d, webhook, lane, sending).await;
     marks.after(d, webhook, &attempt).await;
@@ -163,5 +182,24 @@ async fn disable<S: Store>(d: &Dispatcher<S>, webhook: &Webhook, at: &str) {
         Err(e) => {
             tracing::error!(webhook_id = %webhook.id, error = %e, "setting a gone webhook inactive failed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_ends_in_time_for_its_record() {
+        let now = Instant::now();
+        let five = Duration::from_secs(5);
+        assert_eq!(attempt_deadline(now, five, None), now + five);
+        let far = now + Duration::from_secs(30);
+        assert_eq!(attempt_deadline(now, five, Some(far)), now + five);
+        let near = now + Duration::from_secs(3);
+        assert_eq!(
+            attempt_deadline(now, five, Some(near)),
+            near - RECORD_MARGIN
+        );
     }
 }

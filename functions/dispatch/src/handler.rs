@@ -415,6 +415,7 @@ async fn run_plan<S: Store>(
             body: body.clone(),
             nth: *nth,
             lane: work.lane,
+            cutoff,
         };
         deliver_and_record(d, delivery, marks)
     });

@@ -350,4 +350,29 @@ mod tests {
         assert!(made.batch_item_failures.is_empty());
         assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
     }
+
+    /// Issue 15, item 14 (a): an attempt that would outlive the invocation
+    /// used to be cut by it, unrecorded, and sent again when its message
+    /// came back. Now its deadline ends in time for its record.
+    #[tokio::test]
+    async fn an_attempt_near_the_invocations_end_is_recorded_not_repeated() {
+        let (d, webhook, receiver, _) = setup(false).await;
+        let d = Dispatcher {
+            delivery_timeout: Duration::from_secs(5),
+            ..d
+        };
+        let event = event();
+        let started = std::time::Instant::now();
+        let batch = sqs_event([("m0".to_owned(), event.to_json())]);
+        let response = handle(&d, invocation(batch, 2000, "r")).await.unwrap();
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "the message is done with"
+        );
+        assert!(started.elapsed() < Duration::from_millis(2000));
+        let records = records_of(&d, &webhook, &event).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].outcome.as_str(), "timeout");
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
+    }
 }
