@@ -22,6 +22,8 @@ pub struct QuietReport {
     pub arrived_pct: f64,
     /// Emit → receipt, of the events that arrived.
     pub latency: Latency,
+    /// The SendMessage calls themselves (part of the latency above).
+    pub send_latency: Latency,
     /// This phase's p99 over phase 1's.
     pub p99_vs_phase1: Option<f64>,
     /// Events a receiver saw more than once.
@@ -68,6 +70,7 @@ pub fn quiet(sent: &[Sent], seen: &HashMap<String, Vec<Instant>>) -> QuietReport
             round2(100.0 * ms.len() as f64 / accepted.len() as f64)
         },
         latency: Latency::of(&ms),
+        send_latency: Latency::of(&accepted.iter().map(|s| s.send_ms).collect::<Vec<_>>()),
         p99_vs_phase1: None,
         resent,
     }

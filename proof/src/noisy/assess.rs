@@ -20,6 +20,7 @@ pub struct Sources<'a> {
     pub hooks: &'a Hooks,
     pub proxy: &'a AwsProxy,
     pub pop: &'a Population,
+    pub give_up_secs: u64,
 }
 
 /// The report of one phase; `phase1_p99` is the reference for the ratio.
@@ -71,6 +72,7 @@ pub async fn phase(
         redeliver,
         backlog_at_end: data.backlog,
         drain: data.drain,
+        give_up_secs: src.give_up_secs,
         load_secs: analysis::secs(data.start, data.sent_end),
         window_secs: analysis::secs(data.start, data.window_end),
         cost: analysis::cost(src.proxy, data.start, data.window_end, in_window.len()),

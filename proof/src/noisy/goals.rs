@@ -42,11 +42,16 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
     let mut goals = Vec::new();
     for p in phases {
         let q = &p.quiet;
+        let waited = if p.drain.drained {
+            ""
+        } else {
+            " (the queues did not empty)"
+        };
         goals.push(goal(
             Kind::Correctness,
             q.arrived == q.sent,
             format!(
-                "{}: 100 % of quiet events arrive ({} of {})",
+                "{}: 100 % of quiet events arrive ({} of {}){waited}",
                 p.name, q.arrived, q.sent
             ),
         ));
@@ -91,12 +96,18 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
                     .map_or("not drained".into(), |s| format!("{s:.1} s"))
             ),
         ));
+        // Unrecorded is not lost when the queues still held messages.
+        let pending = if p.drain.drained {
+            ""
+        } else {
+            " (the queues did not empty: unrecorded may be unprocessed)"
+        };
         if let Some(n) = &p.noisy_events {
             goals.push(goal(
                 Kind::Correctness,
                 n.attempt1_once == n.sent && n.lost == 0 && n.doubled == 0,
                 format!(
-                    "{}: every {} event has exactly one record of attempt 1 ({} of {}; {} lost, {} doubled)",
+                    "{}: every {} event has exactly one record of attempt 1 ({} of {}; {} lost, {} doubled){pending}",
                     p.name, n.tenant, n.attempt1_once, n.sent, n.lost, n.doubled
                 ),
             ));
@@ -106,7 +117,7 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
                 Kind::Correctness,
                 r.missing == 0 && r.doubled == 0,
                 format!(
-                    "{}: every redelivery attempt queued is recorded ({} of {}; {} doubled)",
+                    "{}: every redelivery attempt queued is recorded ({} of {}; {} doubled){pending}",
                     p.name, r.recorded, r.distinct_queued, r.doubled
                 ),
             ));

@@ -24,6 +24,8 @@ pub struct Sent {
     pub at: Instant,
     /// SQS accepted it.
     pub accepted: bool,
+    /// How long SendMessage took (moto's share of the latency at the start).
+    pub send_ms: f64,
 }
 
 /// Sends events to the events queue.
@@ -77,6 +79,7 @@ impl Emitter {
             event_id: event.id.to_string(),
             at,
             accepted,
+            send_ms: at.elapsed().as_secs_f64() * 1000.0,
         })
     }
 }

@@ -15,6 +15,7 @@
 mod accounting;
 mod analysis;
 mod api;
+mod args;
 mod assess;
 mod aws_proxy;
 mod goals;
@@ -35,56 +36,13 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use tokio::sync::Semaphore;
 
+use crate::args::{Args, specs};
 use crate::aws_proxy::{AwsProxy, Upstreams};
 use crate::hooks::Hooks;
 use crate::load::Emitter;
-use crate::phase::{Noise, Spec};
+use crate::phase::Noise;
 use crate::report::RunReport;
 use crate::stack::{LocalStack, Queues};
-
-#[derive(Parser)]
-#[command(
-    name = "webhooks-noisy",
-    about = "The noisy-neighbour benchmark against the local stack on moto"
-)]
-struct Args {
-    /// The short run (CI): phase 1 for 8 s, each phase 2 part for 15 s; exits
-    /// non-zero only on correctness failures and on the loose p99 limit.
-    #[arg(long)]
-    quick: bool,
-    /// The `webhooks` binary to test (default: next to this one).
-    #[arg(long)]
-    poller: Option<PathBuf>,
-    /// Where the figures go (JSON; the Markdown beside it as .md; the stack's
-    /// log as .local.log). Default: target/noisy/full.json or quick.json.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// The stack's receive loops (`webhooks local --concurrency`).
-    #[arg(long, default_value_t = 10)]
-    concurrency: usize,
-    /// The loose limit on the quiet p99 of each phase 2 part, checked in
-    /// every run (the goal is --quiet-p99-goal-ms).
-    #[arg(long, default_value_t = 3000)]
-    max_quiet_p99_ms: u64,
-    /// The goal for the quiet p99 of each phase 2 part.
-    #[arg(long, default_value_t = 1000)]
-    quiet_p99_goal_ms: u64,
-    /// The goal for the drain after each phase 2 part.
-    #[arg(long, default_value_t = 30)]
-    drain_goal_secs: u64,
-    /// Stop waiting for the queues to empty after this long (a failure).
-    #[arg(long, default_value_t = 120)]
-    give_up_secs: u64,
-    /// Phase 1's length (default 20 s, 8 s with --quick).
-    #[arg(long)]
-    phase1_secs: Option<u64>,
-    /// Each phase 2 part's length (default 60 s, 15 s with --quick).
-    #[arg(long)]
-    phase2_secs: Option<u64>,
-    /// The phase 2 parts to run, after phase 1.
-    #[arg(long, value_delimiter = ',', default_value = "2a,2b,2c")]
-    phases: Vec<String>,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -155,59 +113,6 @@ async fn group_ids_accepted(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<boo
         .is_ok();
     let _ = sqs.delete_queue().queue_url(&url).send().await;
     Ok(accepted)
-}
-
-/// The phases: phase 1 alone, then the requested phase 2 parts.
-fn specs<'a>(args: &Args, pop: &'a setup::Population) -> Result<Vec<(Spec<'a>, String)>, String> {
-    let p1 = args.phase1_secs.unwrap_or(if args.quick { 8 } else { 20 });
-    let p2 = args.phase2_secs.unwrap_or(if args.quick { 15 } else { 60 });
-    let rate = phase::NOISY_RATE;
-    let mut specs = vec![(
-        Spec {
-            name: "phase1",
-            secs: p1,
-            noise: Noise::None,
-            tenant: None,
-        },
-        "none".to_owned(),
-    )];
-    for part in &args.phases {
-        specs.push(match part.as_str() {
-            "2a" => (
-                Spec {
-                    name: "phase2a",
-                    secs: p2,
-                    noise: Noise::Events,
-                    tenant: Some(&pop.hang),
-                },
-                format!("{rate:.0} events/s → hang"),
-            ),
-            "2b" => (
-                Spec {
-                    name: "phase2b",
-                    secs: p2,
-                    noise: Noise::Events,
-                    tenant: Some(&pop.slow),
-                },
-                format!("{rate:.0} events/s → slow3"),
-            ),
-            "2c" => (
-                Spec {
-                    name: "phase2c",
-                    secs: p2,
-                    noise: Noise::Redeliver,
-                    tenant: Some(&pop.redeliver),
-                },
-                format!(
-                    "redeliver every {:.1} s → {} × hang",
-                    phase::REDELIVER_EVERY.as_secs_f64(),
-                    setup::REDELIVER_WEBHOOKS
-                ),
-            ),
-            other => return Err(format!("--phases: no phase {other:?} (2a, 2b, 2c)")),
-        });
-    }
-    Ok(specs)
 }
 
 async fn run(args: Args) -> Result<bool, String> {
@@ -287,7 +192,7 @@ async fn run(args: Args) -> Result<bool, String> {
         sqs: sqs.clone(),
         queue_url: events_url,
         group_ids,
-        slots: Arc::new(Semaphore::new(128)),
+        slots: Arc::new(Semaphore::new(64)),
     };
     let pop = setup::Setup {
         bin: &bin,
@@ -316,12 +221,15 @@ async fn run(args: Args) -> Result<bool, String> {
         emitter,
         api,
         give_up,
+        purge: !args.keep_backlog,
+        noisy_slots: Arc::new(Semaphore::new(256)),
     };
     let sources = assess::Sources {
         api: &api,
         hooks: &hooks,
         proxy: &proxy,
         pop: &pop,
+        give_up_secs: args.give_up_secs,
     };
     let mut phases = Vec::new();
     let mut phase1_p99 = None;

@@ -2,8 +2,10 @@
 //! noisy tenant, for a set time; then the queues' backlog, and the wait until
 //! they are empty (the drain). What was sent is kept for the analysis.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::api::Api;
@@ -13,8 +15,10 @@ use crate::stack::{self, Backlog, Drain, Queues};
 
 /// Events a second from each quiet tenant.
 pub const QUIET_RATE: f64 = 2.0;
-/// Events a second from the noisy tenant of phases 2a and 2b.
-pub const NOISY_RATE: f64 = 40.0;
+/// Events a second from the noisy tenant of phases 2a and 2b (`--noisy-rate`).
+pub const NOISY_RATE: f64 = 20.0;
+/// The same in the short run (CI, a debug build of the stack).
+pub const QUICK_NOISY_RATE: f64 = 10.0;
 /// Between two redelivery calls in phase 2c.
 pub const REDELIVER_EVERY: Duration = Duration::from_millis(2500);
 
@@ -35,6 +39,8 @@ pub struct Spec<'a> {
     pub noise: Noise,
     /// The noisy tenant (None with [`Noise::None`]).
     pub tenant: Option<&'a Tenant>,
+    /// The noisy tenant's events a second ([`Noise::Events`]).
+    pub rate: f64,
 }
 
 /// What the noisy tenant did.
@@ -65,6 +71,12 @@ pub struct Ctx {
     pub emitter: Emitter,
     pub api: Api,
     pub give_up: Duration,
+    /// Purge the queues when they do not empty in time, so the next phase
+    /// measures its own load rather than the last one's backlog.
+    pub purge: bool,
+    /// The noisy tenant's sends in flight at once: its own, so that the
+    /// bench never holds a quiet tenant's send behind a noisy one.
+    pub noisy_slots: Arc<Semaphore>,
 }
 
 /// Runs `spec`; returns what was sent and how the queues drained.
@@ -87,7 +99,11 @@ pub async fn run(ctx: &mut Ctx, pop: &Population, spec: &Spec<'_>) -> Result<Pha
     }
     let noisy = match (spec.noise, spec.tenant) {
         (Noise::Events, Some(t)) => {
-            let task = load::stream(ctx.emitter.clone(), t.id.clone(), NOISY_RATE, start, end);
+            let emitter = Emitter {
+                slots: Arc::clone(&ctx.noisy_slots),
+                ..ctx.emitter.clone()
+            };
+            let task = load::stream(emitter, t.id.clone(), spec.rate, start, end);
             NoisyData::Events(task.await?)
         }
         (Noise::Redeliver, Some(t)) => NoisyData::Redeliver(
@@ -119,19 +135,33 @@ pub async fn run(ctx: &mut Ctx, pop: &Population, spec: &Spec<'_>) -> Result<Pha
         backlog.events.map_or("?".into(), |n| n.to_string()),
         backlog.slow.map_or("absent".into(), |n| n.to_string()),
     );
-    let drain = stack::drain(&ctx.sqs, &ctx.queues, sent_end, ctx.give_up).await;
+    let mut drain = stack::drain(&ctx.sqs, &ctx.queues, sent_end, ctx.give_up).await;
+    let window_end = Instant::now();
     match drain.secs {
         Some(s) => eprintln!("noisy: phase {}: drained in {s:.1} s", spec.name),
         None => eprintln!(
-            "noisy: phase {}: queues not empty after {} s; going on",
+            "noisy: phase {}: queues not empty after {} s{}",
             spec.name,
-            ctx.give_up.as_secs()
+            ctx.give_up.as_secs(),
+            if ctx.purge {
+                "; purging them"
+            } else {
+                "; going on"
+            }
         ),
+    }
+    if !drain.drained && ctx.purge {
+        drain.purged = Some(stack::purge(&ctx.sqs, &ctx.queues).await?);
+        // Batches in the dispatcher's hands end within its deadline.
+        tokio::time::sleep(Duration::from_secs(
+            shared::infra::DISPATCH_TIMEOUT_SECS + 1,
+        ))
+        .await;
     }
     Ok(PhaseData {
         start,
         sent_end,
-        window_end: Instant::now(),
+        window_end,
         quiet: quiet_sent,
         noisy,
         backlog,

@@ -23,6 +23,8 @@ pub struct PhaseReport {
     /// The queues when the load stopped (slow lane: null when absent).
     pub backlog_at_end: Backlog,
     pub drain: Drain,
+    /// The wait for empty queues before giving up.
+    pub give_up_secs: u64,
     /// From the start of the load to its last send (or call) returning.
     pub load_secs: f64,
     /// From the start of the load to the end of the drain.
@@ -77,17 +79,21 @@ impl PhaseReport {
             self.backlog_at_end.events.map_or("?".into(), thousands),
             self.backlog_at_end.slow.map_or("–".into(), thousands),
         );
-        let drain = match self.drain.secs {
-            Some(s) => format!("{s:.1} s"),
-            None => "not drained (gave up)".into(),
+        let give_up = self.give_up_secs;
+        let drain = match (self.drain.secs, self.drain.purged) {
+            (Some(s), _) => format!("{s:.1} s"),
+            (None, Some(p)) => format!("not empty after {give_up} s: {} purged", thousands(p)),
+            (None, None) => format!("not empty after {give_up} s"),
         };
         format!(
-            "| {} | {} | {} | {} | {} | {} of {} ({:.1} %) | {} | {backlog} | {drain} |",
+            "| {} | {} | {} s | {} | {} | {} | {} | {} of {} ({:.1} %) | {} | {backlog} | {drain} |",
             self.name,
             self.noise,
+            self.load_secs,
             fmt_ms(q.latency.p50_ms),
             fmt_ms(q.latency.p99_ms),
             fmt_ms(q.latency.max_ms),
+            fmt_ms(q.send_latency.p99_ms),
             n(q.arrived),
             n(q.sent),
             q.arrived_pct,
@@ -153,8 +159,8 @@ impl RunReport {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         out.push_str(
-            "| phase | noisy load | quiet p50 | quiet p99 | quiet max | quiet arrived | p99 ÷ phase 1 | backlog at end (queue / slow lane) | drain |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+            "| phase | noisy load | sending took | quiet p50 | quiet p99 | quiet max | of which SendMessage p99 | quiet arrived | p99 ÷ phase 1 | backlog at end (queue / slow lane) | drain |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for p in &self.phases {
             out.push_str(&p.quiet_row());

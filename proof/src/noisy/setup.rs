@@ -109,6 +109,17 @@ impl Setup<'_> {
                     .await?,
             );
         }
+        // As a customer does after registering (the dashboard's "send a test
+        // event"): a quick answer also moves a new endpoint to the main lane,
+        // so phase 1 measures the quiet tenants' steady state.
+        for tenant in &quiet {
+            for hook in &tenant.hooks {
+                let path = format!("/webhooks/{}/test", hook.id);
+                self.api
+                    .expect(Method::POST, &path, &tenant.key, None, 200)
+                    .await?;
+            }
+        }
         let hang = self
             .tenant(
                 "noisyhang",
