@@ -34,7 +34,7 @@ pub struct Args {
     pub noisy_rate: Option<f64>,
     /// The loose limit on the quiet p99 of each phase 2 part, checked in
     /// every run (the goal is --quiet-p99-goal-ms).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 4000)]
     pub max_quiet_p99_ms: u64,
     /// The goal for the quiet p99 of each phase 2 part.
     #[arg(long, default_value_t = 1000)]
