@@ -13,6 +13,7 @@ mod account;
 mod fixture;
 mod proxy;
 mod receivers;
+mod serve;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

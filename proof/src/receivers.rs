@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 /// How a receiver answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -121,24 +118,7 @@ impl Drop for InFlight<'_> {
 
 /// Starts one receiver per kind; returns their addresses.
 pub async fn start(recorder: Arc<Recorder>) -> std::io::Result<HashMap<Kind, SocketAddr>> {
-    let mut addrs = HashMap::new();
-    for kind in Kind::ALL {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        addrs.insert(kind, listener.local_addr()?);
-        let recorder = Arc::clone(&recorder);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let recorder = Arc::clone(&recorder);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, kind, Arc::clone(&recorder)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    }
-    Ok(addrs)
+    crate::serve::each(Kind::ALL, recorder, answer).await
 }
 
 async fn answer(

@@ -5,7 +5,7 @@
 //! `Authorization: Basic <token>`. Tokens and bodies are never printed.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 /// How a receiver answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -113,24 +110,7 @@ impl Hooks {
 
 /// Starts one receiver per behaviour; returns their addresses.
 pub async fn start(hooks: Arc<Hooks>) -> std::io::Result<HashMap<Behaviour, SocketAddr>> {
-    let mut addrs = HashMap::new();
-    for behaviour in Behaviour::ALL {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        addrs.insert(behaviour, listener.local_addr()?);
-        let hooks = Arc::clone(&hooks);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let hooks = Arc::clone(&hooks);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, behaviour, Arc::clone(&hooks)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    }
-    Ok(addrs)
+    crate::serve::each(Behaviour::ALL, hooks, answer).await
 }
 
 async fn answer(

@@ -23,6 +23,8 @@ mod hooks;
 mod load;
 mod phase;
 mod report;
+#[path = "../serve.rs"]
+mod serve;
 mod setup;
 mod stack;
 mod stats;
