@@ -127,15 +127,7 @@ async fn answer(
     recorder: Arc<Recorder>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
-    let event_id = req
-        .headers()
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let auth = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec());
+    let (event_id, auth) = crate::serve::delivery_headers(&req);
     recorder.record(&path, event_id.as_deref(), auth.as_deref());
     recorder.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&recorder.in_flight);

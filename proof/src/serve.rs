@@ -47,3 +47,17 @@ where
     }
     Ok(addrs)
 }
+
+/// A delivery's `webhook-id` and `Authorization` (compared in memory, never printed).
+pub fn delivery_headers(req: &Request<Incoming>) -> (Option<String>, Option<Vec<u8>>) {
+    let event_id = req
+        .headers()
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let auth = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    (event_id, auth)
+}

@@ -125,15 +125,7 @@ async fn answer(
         .strip_prefix("/hooks/")
         .unwrap_or("")
         .to_owned();
-    let event_id = req
-        .headers()
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let auth = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec());
+    let (event_id, auth) = crate::serve::delivery_headers(&req);
     // The body is read for its `id` only, then dropped.
     let body = req.into_body().collect().await.map(|b| b.to_bytes());
     let body_id = body
