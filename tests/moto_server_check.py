@@ -5,13 +5,18 @@
 - its queue loses, revives and duplicates no message when several threads
   send, receive and delete at once (in this process, with moto's own models
   and the thread switch interval made tiny to bring races out; plain moto
-  5.2.5 fails this).
+  5.2.5 fails this);
+- its cheaper clock and retention check give moto's own answers: the
+  approximate counts of visible, in-flight and delayed messages, a message
+  coming back when its visibility timeout ends, and a message past the
+  queue's retention period never handed out.
 """
 
 import importlib.util
 import pathlib
 import sys
 import threading
+import time
 import uuid
 
 import boto3
@@ -106,14 +111,56 @@ def main():
     print("moto_server_check: queries answer as DynamoDB does")
 
 
-def check_queue_under_concurrency():
+def patched_sqs():
+    """moto's SQS models in this process, with scripts/moto_server.py's changes."""
     path = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "moto_server.py"
     spec = importlib.util.spec_from_file_location("moto_server", path)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.sqs.models import sqs_backends
 
-    backend = sqs_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
+    return sqs_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
+
+
+def check_queue_answers(backend):
+    queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
+    queue = backend.create_queue(queue_name, MessageRetentionPeriod="60")
+    counts = lambda: {
+        name: int(backend.get_queue_attributes(queue_name, [name])[name])
+        for name in (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+    }
+    for body in ("a", "b"):
+        backend.send_message(queue_name, body)
+    backend.send_message(queue_name, "later", delay_seconds=2)
+    assert counts() == {
+        "ApproximateNumberOfMessages": 2,
+        "ApproximateNumberOfMessagesNotVisible": 0,
+        "ApproximateNumberOfMessagesDelayed": 1,
+    }, counts()
+    assert len(backend.receive_message(queue_name, 1, 0, 1)) == 1
+    assert counts()["ApproximateNumberOfMessages"] == 1, counts()
+    assert counts()["ApproximateNumberOfMessagesNotVisible"] == 1, counts()
+    # Its visibility timeout (1 s) ends, and the delay (2 s) with it.
+    time.sleep(2.2)
+    assert counts() == {
+        "ApproximateNumberOfMessages": 3,
+        "ApproximateNumberOfMessagesNotVisible": 0,
+        "ApproximateNumberOfMessagesDelayed": 0,
+    }, counts()
+    # Past the retention period (60 s): one message sent 61 s ago.
+    stale = next(m for m in queue._messages if m.body == "b")
+    stale.sent_timestamp -= 61_000
+    # (moto stops a receive at a message past retention; the next goes on.)
+    got = [m.body for _ in range(3) for m in backend.receive_message(queue_name, 10, 0, 30)]
+    assert sorted(got) == ["a", "later"], got
+    print("moto_server_check: the queue's counts, visibility and retention answer as SQS does")
+
+
+def check_queue_under_concurrency(backend):
     queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
     queue = backend.create_queue(queue_name)
     sent = [f"backlog-{i}" for i in range(300)] + [f"m-{i}" for i in range(1500)]
@@ -168,4 +215,6 @@ def check_queue_under_concurrency():
 
 if __name__ == "__main__":
     main()
-    check_queue_under_concurrency()
+    sqs = patched_sqs()
+    check_queue_answers(sqs)
+    check_queue_under_concurrency(sqs)
