@@ -1,6 +1,7 @@
 //! Hostile receivers in one batch with well-behaved ones: a connection reset,
-//! garbage instead of HTTP, a 1 GB body streamed fast, a response head
-//! trickled one byte a second. Each is recorded within the delivery
+//! garbage instead of HTTP, a 1 GB body streamed fast, response heads over
+//! the client's limits (16 KiB, 64 headers) and one just within them, a
+//! response head trickled one byte a second. Each is recorded within the delivery
 //! deadline, the rest of the batch is delivered, and the handler returns
 //! before the invocation's deadline. (tests/dispatch.rs covers the plainer
 //! answers: 4xx/5xx, redirects, a closed connection, a refused port, a slow
@@ -38,6 +39,40 @@ async fn hostile_receivers_are_recorded_within_the_deadline_and_spare_the_rest_o
         (
             "1 GB body",
             Behavior::HugeBody { total: ONE_GB },
+            Outcome::Delivered,
+            Some(200),
+        ),
+        (
+            "20 KiB head",
+            Behavior::Respond {
+                status: 200,
+                headers: vec![("x-padding", "a".repeat(20 * 1024))],
+                body: Vec::new(),
+            },
+            Outcome::ResponseTooLarge,
+            None,
+        ),
+        (
+            "70 headers",
+            Behavior::Respond {
+                status: 200,
+                headers: vec![("x-n", "1".to_owned()); 70],
+                body: Vec::new(),
+            },
+            Outcome::ResponseTooLarge,
+            None,
+        ),
+        (
+            // The negative control: a large head within the limit is read.
+            "12 KiB head, 50 headers",
+            Behavior::Respond {
+                status: 200,
+                headers: [("x-padding", "a".repeat(12 * 1024))]
+                    .into_iter()
+                    .chain(vec![("x-n", "1".to_owned()); 49])
+                    .collect(),
+                body: Vec::new(),
+            },
             Outcome::Delivered,
             Some(200),
         ),

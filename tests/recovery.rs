@@ -321,7 +321,8 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
         .await;
     assert_eq!(all.status, 202, "{}", all.body);
     assert_eq!(all.body["queued"].as_array().unwrap().len(), 1);
-    assert_eq!(all.body["queued"][0]["attempt"], 2);
+    // Manual attempts are numbered from 101: they never take an automatic one's number.
+    assert_eq!(all.body["queued"][0]["attempt"], 101);
     // One delivery, by its id from the log.
     let log = Call::new("GET", &format!("/webhooks/{}/deliveries", wh.id), &key)
         .send(&app)
@@ -336,25 +337,23 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
     .send(&app)
     .await;
     assert_eq!(one.status, 202, "{}", one.body);
-    // Both requests were made before either ran: they ask for the same attempt number.
-    assert_eq!(one.body["queued"][0]["attempt"], 2);
+    // Both requests were made before either ran: each is an attempt of its own
+    // (before, both asked for attempt 2 and the receiver could get it twice).
+    assert_eq!(one.body["queued"][0]["attempt"], 102);
 
-    pump(&d, &sqs, &queue, 10, || rx.requests().len() >= 2).await;
+    pump(&d, &sqs, &queue, 10, || rx.requests().len() >= 3).await;
     let requests = rx.requests();
-    assert_eq!(
-        requests.len(),
-        2,
-        "attempt 2 once, however many asked for it"
-    );
+    assert_eq!(requests.len(), 3, "each manual attempt once");
     assert!(
         requests
             .iter()
             .all(|r| r.header("webhook-id") == Some(event.id.as_str()))
     );
-    let records = log_of(d.store(), &wh).await;
-    assert_eq!(records.len(), 2);
-    assert!(records[1].manual && records[1].attempt == 2);
-    assert_eq!(records[1].outcome.as_str(), "delivered");
+    let mut records = log_of(d.store(), &wh).await;
+    records.sort_by_key(|r| r.attempt);
+    let numbers: Vec<(u32, bool)> = records.iter().map(|r| (r.attempt, r.manual)).collect();
+    assert_eq!(numbers, [(1, false), (101, true), (102, true)]);
+    assert!(records[1..].iter().all(|r| r.outcome.as_str() == "delivered"));
     assert!(log_of(d.store(), &other).await.is_empty());
 
     // The full event shows both attempts.
@@ -362,10 +361,56 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
         .send(&app)
         .await;
     assert_eq!(full.status, 200);
-    assert_eq!(full.body["attempts"].as_array().unwrap().len(), 2);
-    assert_eq!(full.body["deliveries"][0]["attempts"], 2);
+    assert_eq!(full.body["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(full.body["deliveries"][0]["attempts"], 3);
     assert_eq!(full.body["deliveries"][0]["last_outcome"], "delivered");
     assert_eq!(full.body["data"], json!({"kyc": "pass"}));
+}
+
+/// Issue 15, item 2: a manual attempt took "highest recorded + 1", the
+/// number of the pending automatic retry, which was then skipped as
+/// recorded: the schedule stopped, never `exhausted`. Now the schedule runs
+/// to its end beside the manual attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_redelivery_does_not_cancel_the_pending_retries() {
+    let sqs = sqs_client().await;
+    let queue = create_queues(&sqs, &unique("manual-auto"), 5)
+        .await
+        .unwrap()
+        .events;
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_recovery(recovery(&[1, 1, 1]), Requeue::sqs(&queue));
+    let rx = Receiver::start(Behavior::status(500)).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
+    let (event, body) = envelope("acme", AsyncCompleted, json!({}));
+    dispatch::handle(&d, invocation(sqs_event(&[("m1".into(), body)]), 6000))
+        .await
+        .unwrap();
+    let first = log_of(d.store(), &wh).await;
+    assert!(first.len() == 1 && first[0].next_attempt_at.is_some());
+
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_recovery(RecoveryConfig::default(), Requeue::sqs(&queue));
+    let key = api_key_for(&app.store, "acme").await;
+    let redelivered = Call::new("POST", &format!("/events/{}/redeliver", event.id), &key)
+        .send(&app)
+        .await;
+    assert_eq!(redelivered.status, 202, "{}", redelivered.body);
+
+    // Automatic 1 to 4 (three retries) and the manual one: five requests.
+    pump(&d, &sqs, &queue, 20, || rx.requests().len() >= 5).await;
+    let mut records = log_of(d.store(), &wh).await;
+    records.sort_by_key(|r| r.attempt);
+    let numbers: Vec<(u32, bool)> = records.iter().map(|r| (r.attempt, r.manual)).collect();
+    assert_eq!(
+        numbers,
+        [(1, false), (2, false), (3, false), (4, false), (101, true)]
+    );
+    assert!(records[3].exhausted, "the schedule ran to its end");
+    assert!(records[4].next_attempt_at.is_none() && !records[4].exhausted);
+    assert_eq!(rx.requests().len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

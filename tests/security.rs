@@ -166,6 +166,7 @@ async fn strict_app(dns: HashMap<String, Vec<IpAddr>>) -> api::App<DynamoStore> 
     api::App::new(store, settings).with_client_config(ClientConfig {
         allow_private_targets: false,
         dns_overrides: dns,
+        ..ClientConfig::default()
     })
 }
 
@@ -267,6 +268,7 @@ async fn forbidden_targets_are_blocked_at_send_time_without_a_connection() {
         .with_client_config(ClientConfig {
             allow_private_targets: false,
             dns_overrides: public,
+            ..ClientConfig::default()
         });
     let mut ids = Vec::new();
     for name in &names {

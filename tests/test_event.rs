@@ -21,6 +21,7 @@ async fn app(
     api::App::new(store, settings).with_client_config(ClientConfig {
         allow_private_targets: allow_private,
         dns_overrides: dns,
+        ..ClientConfig::default()
     })
 }
 

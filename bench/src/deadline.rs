@@ -64,9 +64,11 @@ pub async fn hanging() -> Hang {
 /// Runs in a child process (`memory-child`), so that its RSS is the dispatcher's
 /// alone: 10 events x 100 webhooks to receivers that answer after 2 s.
 /// Prints `setup_kib peak_kib rest_kib`.
-pub async fn memory_child() {
-    let receiver = Helper::spawn(&["receiver", "slow:2000"]);
-    let (d, _) = dispatcher_to(&receiver.first_line, 100).await;
+/// `receiver` is the receiver's mode, `webhooks` the fan-out of each of
+/// the batch's 10 events.
+pub async fn memory_child(receiver: &str, webhooks: usize) {
+    let receiver = Helper::spawn(&["receiver", receiver]);
+    let (d, _) = dispatcher_to(&receiver.first_line, webhooks).await;
     let event = batch(10);
     let setup = status_kib("VmRSS");
     let response = dispatch::handle(&d, dispatch::local::invocation(event, 6000, "memory"))
@@ -85,8 +87,10 @@ pub struct Memory {
     pub rest_kib: u64,
 }
 
-pub fn memory() -> Memory {
-    let child = Helper::spawn(&["memory-child"]);
+/// The figures of [`memory_child`] in a process of its own.
+pub fn memory(receiver: &str, webhooks: usize) -> Memory {
+    let webhooks = webhooks.to_string();
+    let child = Helper::spawn(&["memory-child", receiver, &webhooks]);
     let figures: Vec<u64> = child
         .first_line
         .split(' ')

@@ -90,7 +90,11 @@ async fn main() {
     }
     match args.first().map(String::as_str) {
         Some("receiver") => return receiver::run(args.get(1).map_or("ok", String::as_str)).await,
-        Some("memory-child") => return deadline::memory_child().await,
+        Some("memory-child") => {
+            let receiver = args.get(1).map_or("slow:2000", String::as_str);
+            let webhooks = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100);
+            return deadline::memory_child(receiver, webhooks).await;
+        }
         Some("api-server") => {
             return api_load::server(args.get(1).map_or("memory", String::as_str)).await;
         }
@@ -275,8 +279,8 @@ async fn run(opts: &Options) -> Report {
     }
 
     if opts.runs("memory") {
-        eprintln!("3. memory with 1,000 deliveries in flight");
-        let mem = deadline::memory();
+        eprintln!("3. memory with 1,000 deliveries in flight, and 500 to hostile receivers");
+        let mem = deadline::memory("slow:2000", 100);
         let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
         r.add("memory", "RSS after setup", mib(mem.setup_kib), "");
         r.add(
@@ -290,6 +294,17 @@ async fn run(opts: &Options) -> Report {
             "RSS at rest after the batch",
             mib(mem.rest_kib),
             "",
+        );
+        // Every receiver sends the largest head the client accepts and
+        // holds the body 4 s: the worst a batch at the limits (10 events x
+        // 50 webhooks) can be made to hold.
+        let largest = shared::delivery::HEAD_LIMIT - 64;
+        let hostile = deadline::memory(&format!("bighead:{largest}"), 50);
+        r.add(
+            "memory",
+            "peak RSS, 10 x 50 in flight, every head 16 KiB and held 4 s",
+            mib(hostile.peak_kib),
+            "< 96 MiB (function: 128 MB)",
         );
     }
 

@@ -163,6 +163,15 @@ impl<S: Store> Store for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.set_slow(tenant, id, since).await
     }
+    async fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        self.inner.number_manual_attempts(tenant, event, webhooks).await
+    }
+
     async fn take_redeliveries(
         &self,
         tenant: &TenantId,

@@ -260,7 +260,7 @@ pub async fn poll_command(
     options: PollerOptions,
     slow_options: PollerOptions,
 ) -> Result<(), String> {
-    use shared::delivery::{ClientConfig, DeliveryClient};
+    use shared::delivery::DeliveryClient;
     use shared::store::DynamoStore;
     use shared::{Settings, UrlPolicy};
 
@@ -278,11 +278,7 @@ pub async fn poll_command(
         .map_err(|e| e.to_string())?
     };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &table);
-    let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets,
-        ..ClientConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let client = DeliveryClient::new(settings.client_config()).map_err(|e| e.to_string())?;
     // Retries go back on the same queue, as in production (RETRY_SCHEDULE_SECONDS and the others from the environment).
     let recovery = shared::retry::RecoveryConfig::from_env().map_err(|e| e.to_string())?;
     let requeue = shared::requeue::Requeue::from_settings(&settings);

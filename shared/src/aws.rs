@@ -190,6 +190,18 @@ impl Store for LazyDynamoStore {
     ) -> Result<bool, StoreError> {
         self.get().await?.set_slow(tenant, id, since).await
     }
+    async fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        self.get()
+            .await?
+            .number_manual_attempts(tenant, event, webhooks)
+            .await
+    }
+
     async fn take_redeliveries(
         &self,
         tenant: &TenantId,

@@ -20,6 +20,12 @@ pub enum RetryPolicy {
 /// SQS delays a message by at most this much; longer waits are chained.
 pub const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
 
+/// Manual attempts (redeliveries) are numbered from here up, automatic ones
+/// from 1 up to at most 100: the two never take each other's number.
+pub const FIRST_MANUAL_ATTEMPT: u32 = 101;
+/// The most steps a retry schedule may have (attempts 1 to 100).
+pub const MAX_SCHEDULE_STEPS: usize = (FIRST_MANUAL_ATTEMPT - 2) as usize;
+
 /// About 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h after each failure.
 pub const DEFAULT_SCHEDULE_SECS: [u64; 9] = [5, 30, 120, 600, 1800, 3600, 10_800, 21_600, 43_200];
 
@@ -65,10 +71,14 @@ impl RecoveryConfig {
                 .split(',')
                 .map(|s| s.trim().parse::<u64>().ok().map(Duration::from_secs))
                 .collect();
-            config.schedule = parsed.filter(|s| !s.is_empty()).ok_or(SettingsError {
-                name: "RETRY_SCHEDULE_SECONDS",
-                problem: format!("must be comma-separated whole seconds (got {list:?})"),
-            })?;
+            config.schedule = parsed
+                .filter(|s| !s.is_empty() && s.len() <= MAX_SCHEDULE_STEPS)
+                .ok_or(SettingsError {
+                    name: "RETRY_SCHEDULE_SECONDS",
+                    problem: format!(
+                        "must be 1 to {MAX_SCHEDULE_STEPS} comma-separated whole seconds (got {list:?})"
+                    ),
+                })?;
         }
         Ok(config)
     }
@@ -84,7 +94,10 @@ impl RecoveryConfig {
 /// the address rule forbids.
 pub fn is_retryable(attempt: &Attempt) -> bool {
     match attempt.outcome {
-        Outcome::Delivered | Outcome::Blocked | Outcome::Redirect => false,
+        Outcome::Delivered
+        | Outcome::Blocked
+        | Outcome::Redirect
+        | Outcome::ResponseTooLarge => false,
         Outcome::Timeout | Outcome::ConnectError | Outcome::TlsError => true,
         Outcome::HttpError => matches!(attempt.status, Some(408 | 429 | 500..=599)),
     }

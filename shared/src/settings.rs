@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::UrlPolicy;
+use crate::delivery::ClientConfig;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -24,6 +25,10 @@ pub struct Settings {
     /// Manual redelivery attempts a tenant may queue per minute
     /// (`REDELIVERY_LIMIT_PER_MINUTE`); beyond it the API answers 429.
     pub redeliveries_per_minute: u32,
+    /// Deliveries in flight at once in one container
+    /// (`MAX_DELIVERIES_IN_FLIGHT`): with the response head capped, this
+    /// bounds the memory hostile receivers can hold (see docs/capacity.md).
+    pub max_deliveries_in_flight: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,7 @@ impl Settings {
     pub const DEFAULT_LOG_TTL_DAYS: u32 = 30;
     pub const DEFAULT_SLOW_THRESHOLD_MS: u32 = 1000;
     pub const DEFAULT_REDELIVERIES_PER_MINUTE: u32 = 600;
+    pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: u32 = 500;
 
     /// Every default, on `table`: the one constructor for tests and the CLI,
     /// which then override what they need; `from_lookup` starts from it too.
@@ -53,6 +59,16 @@ impl Settings {
             slow_queue_url: None,
             slow_threshold: Duration::from_millis(u64::from(Self::DEFAULT_SLOW_THRESHOLD_MS)),
             redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
+            max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
+        }
+    }
+
+    /// The delivery client's configuration these settings make.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            allow_private_targets: self.url_policy.allow_private_targets,
+            max_in_flight: usize::try_from(self.max_deliveries_in_flight).unwrap_or(usize::MAX),
+            ..ClientConfig::default()
         }
     }
 
@@ -96,6 +112,11 @@ impl Settings {
                 &lookup,
                 "REDELIVERY_LIMIT_PER_MINUTE",
                 d.redeliveries_per_minute,
+            )?,
+            max_deliveries_in_flight: positive(
+                &lookup,
+                "MAX_DELIVERIES_IN_FLIGHT",
+                d.max_deliveries_in_flight,
             )?,
             ..d
         })
@@ -160,6 +181,11 @@ mod tests {
         assert_eq!(s.slow_queue_url, None);
         assert_eq!(s.slow_threshold, Duration::from_millis(1000));
         assert_eq!(s.redeliveries_per_minute, 600);
+        assert_eq!(s.client_config().max_in_flight, 500);
+        let s = from(&[("TABLE_NAME", "t"), ("MAX_DELIVERIES_IN_FLIGHT", "40")]).unwrap();
+        assert_eq!(s.client_config().max_in_flight, 40);
+        let e = from(&[("TABLE_NAME", "t"), ("MAX_DELIVERIES_IN_FLIGHT", "0")]).unwrap_err();
+        assert!(e.to_string().contains("MAX_DELIVERIES_IN_FLIGHT"));
         let e = from(&[("TABLE_NAME", "t"), ("SLOW_THRESHOLD_MS", "0")]).unwrap_err();
         assert!(e.to_string().contains("SLOW_THRESHOLD_MS"));
         let e = from(&[("TABLE_NAME", "t"), ("REDELIVERY_LIMIT_PER_MINUTE", "-1")]).unwrap_err();

@@ -172,8 +172,8 @@ pub async fn fresh_dispatcher(
     let mut settings = settings(store.table(), 50);
     settings.url_policy.allow_private_targets = allow_private;
     let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: allow_private,
         dns_overrides: dns,
+        ..settings.client_config()
     })
     .expect("delivery client");
     Dispatcher::new(store, client, &settings)

@@ -237,30 +237,28 @@ pub async fn get<S: Store>(
 }
 
 /// The next attempt number of `webhook` for an event: one more than the most recorded.
-fn next_attempt(deliveries: &[DeliveryRecord], webhook: WebhookId) -> u32 {
-    deliveries
-        .iter()
-        .filter(|d| d.webhook_id == webhook)
-        .map(|d| d.attempt)
-        .max()
-        .unwrap_or(0)
-        + 1
-}
-
-/// Queues manual attempts on the slow lane (when there is one): a
-/// customer's redeliveries never take the main lane's capacity, and a
-/// tenant's budget per minute bounds what it can ask of the slow lane.
+/// Queues a manual attempt to each of `webhooks` on the slow lane (when
+/// there is one): a customer's redeliveries never take the main lane's
+/// capacity, and a tenant's budget per minute bounds what it can ask of the
+/// slow lane. Each attempt gets a number of its own (101 and up), so it
+/// neither cancels nor is cancelled by an automatic retry or another call.
 async fn queue<S: Store>(
     app: &App<S>,
     tenant: &TenantId,
     event: &StoredEvent,
-    targets: Vec<(WebhookId, u32)>,
+    webhooks: Vec<WebhookId>,
 ) -> Result<Vec<Queued>, ApiError> {
     if matches!(app.requeue, Requeue::Disabled) {
         return Err(ApiError::QueueUnavailable);
     }
     let envelope = event.to_event().ok_or(ApiError::PayloadNotKept)?;
-    take_budget(app, tenant, targets.len()).await?;
+    take_budget(app, tenant, webhooks.len()).await?;
+    let numbers = app
+        .store
+        .number_manual_attempts(tenant, &event.id, &webhooks)
+        .await?
+        .ok_or(ApiError::EventNotFound)?;
+    let targets: Vec<(WebhookId, u32)> = webhooks.into_iter().zip(numbers).collect();
     let messages: Vec<TargetedMessage> = targets
         .iter()
         .map(|&(webhook, attempt)| TargetedMessage {
@@ -320,7 +318,7 @@ pub async fn redeliver_event<S: Store>(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
-    let (event, deliveries) = app
+    let (event, _) = app
         .store
         .event_with_deliveries(&tenant, &id)
         .await?
@@ -328,13 +326,13 @@ pub async fn redeliver_event<S: Store>(
     if event.data_omitted {
         return Err(ApiError::PayloadNotKept);
     }
-    let targets: Vec<(WebhookId, u32)> = app
+    let targets: Vec<WebhookId> = app
         .store
         .webhooks_of(&tenant)
         .await?
         .into_iter()
         .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
-        .map(|w| (w.id, next_attempt(&deliveries, w.id)))
+        .map(|w| w.id)
         .collect();
     let queued = queue(app, &tenant, &event, targets).await?;
     let body = Redelivery {
@@ -370,8 +368,7 @@ pub async fn redeliver_one<S: Store>(
     if event.data_omitted {
         return Err(ApiError::PayloadNotKept);
     }
-    let next = next_attempt(&deliveries, webhook);
-    let queued = queue(app, &tenant, &event, vec![(webhook, next)]).await?;
+    let queued = queue(app, &tenant, &event, vec![webhook]).await?;
     let body = Redelivery {
         event_id: event.id.as_str(),
         queued,

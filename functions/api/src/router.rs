@@ -27,10 +27,7 @@ pub struct App<S> {
 
 impl<S> App<S> {
     pub fn new(store: S, settings: Settings) -> Self {
-        let client_config = ClientConfig {
-            allow_private_targets: settings.url_policy.allow_private_targets,
-            ..ClientConfig::default()
-        };
+        let client_config = settings.client_config();
         Self {
             store,
             settings,

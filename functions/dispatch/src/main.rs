@@ -1,7 +1,6 @@
 use dispatch::Dispatcher;
 use lambda_runtime::{Error, run, service_fn};
 use shared::Settings;
-use shared::delivery::ClientConfig;
 use shared::requeue::Requeue;
 use shared::retry::RecoveryConfig;
 use shared::store::DynamoStore;
@@ -15,10 +14,7 @@ async fn main() -> Result<(), Error> {
     // made by the first batch: about 0.4 ms less before the first request for
     // work (the cold start benchmark in the README).
     let store = DynamoStore::lazy(&settings.table_name);
-    let client = ClientConfig {
-        allow_private_targets: settings.url_policy.allow_private_targets,
-        ..ClientConfig::default()
-    };
+    let client = settings.client_config();
     let recovery = RecoveryConfig::from_env()?;
     let requeue = Requeue::from_settings(&settings);
     let dispatcher =

@@ -6,10 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use reqwest::Method;
-use reqwest::header::{
+use http::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
+    USER_AGENT as USER_AGENT_HEADER,
 };
+use http::{Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::outcome::{Attempt, Outcome, excerpt};
@@ -28,20 +36,49 @@ const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature
 /// How much of a response body is read at most; the rest is never read.
 const READ_LIMIT: usize = 4096;
 
-#[derive(Debug, Clone, Default)]
+/// The most a response head (status line and headers) may take: 16 KiB over
+/// HTTP/1.1 (the connection's read buffer, hyper's floor is 8 KiB) and as
+/// HTTP/2's header list. A receiver needs a few hundred bytes; hyper's
+/// default (about 400 KiB per connection, held until the deadline) let 500
+/// hostile receivers take 200 MB. A larger head ends the attempt as
+/// `response_too_large`.
+pub const HEAD_LIMIT: usize = 16 * 1024;
+/// The most headers a response may have (hyper's default is 100).
+pub const MAX_RESPONSE_HEADERS: usize = 64;
+
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub allow_private_targets: bool,
     /// Fixed DNS answers (tests only).
     pub dns_overrides: HashMap<String, Vec<IpAddr>>,
+    /// Deliveries in flight at once in this container (one invocation);
+    /// the others wait for a slot within their own deadline.
+    pub max_in_flight: usize,
+}
+
+impl ClientConfig {
+    /// The fan-out of one main-lane batch at the limits: 10 events × 50
+    /// webhooks, so a full batch never waits for a slot.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 500;
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            dns_overrides: HashMap::new(),
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
 }
+
+type Http = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
 /// rustls with Mozilla's root certificates compiled in (webpki-roots): no
 /// certificate store to find, read and parse at cold start, and the same
@@ -51,21 +88,23 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // hyper-rustls sets ALPN (h2, then http/1.1) from enable_http1/2.
     Ok(config)
 }
 
 /// One HTTP client per container: rustls, pooled connections, HTTP/1.1 and
-/// HTTP/2, no redirects, no proxies, and the guarded resolver.
+/// HTTP/2, no redirects (hyper follows none), no proxies, the guarded
+/// resolver, a bounded response head and a bound on deliveries in flight.
 #[derive(Clone)]
 pub struct DeliveryClient {
-    http: reqwest::Client,
+    http: Http,
     allow_private_targets: bool,
     overrides: Arc<HashMap<String, Vec<IpAddr>>>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl DeliveryClient {
@@ -75,19 +114,27 @@ impl DeliveryClient {
             allow_private_targets: config.allow_private_targets,
             overrides: Arc::clone(&overrides),
         };
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(resolver))
+        let mut tcp = HttpConnector::new_with_resolver(resolver);
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .http1_max_buf_size(HEAD_LIMIT)
+            .http1_max_headers(MAX_RESPONSE_HEADERS)
+            .http2_max_header_list_size(u32::try_from(HEAD_LIMIT).unwrap_or(u32::MAX))
+            .build(connector);
         Ok(Self {
             http,
             allow_private_targets: config.allow_private_targets,
             overrides,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         })
     }
 
@@ -176,18 +223,32 @@ impl DeliveryClient {
                 Some(blocked.to_string()),
             );
         }
+        let Ok(uri) = url.as_url().as_str().parse::<Uri>() else {
+            let why = "the URL is not a valid HTTP request target".to_owned();
+            return finish(Outcome::ConnectError, None, None, None, Some(why));
+        };
         // The request is built in place: no header map merged into another,
-        // and one timer for the response head and the body alike.
-        let mut request = reqwest::Request::new(Method::POST, url.as_url().clone());
+        // and one timer for the slot, the response head and the body alike.
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
         if let Err(e) = sign_into(request.headers_mut(), token, secrets, event_id, &body) {
             return finish(Outcome::ConnectError, None, None, None, Some(e));
         }
-        *request.body_mut() = Some(body.into());
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
+        // Held until the body is read: it bounds the connections and buffers alive at once.
+        let _slot = tokio::select! {
+            biased;
+            slot = self.in_flight.acquire() => slot.ok(),
+            () = &mut timer => {
+                let why = "no delivery slot free before the deadline (MAX_DELIVERIES_IN_FLIGHT)";
+                return finish(Outcome::Timeout, None, None, None, Some(why.into()));
+            }
+        };
         let response = tokio::select! {
             biased;
-            sent = self.http.execute(request) => match sent {
+            sent = self.http.request(request) => match sent {
                 Ok(r) => r,
                 Err(e) => {
                     let (outcome, why) = classify(&e);
@@ -267,7 +328,8 @@ fn sign_into(
     auth.extend_from_slice(token.expose().as_bytes());
     let mut auth = HeaderValue::from_maybe_shared(Bytes::from(auth)).map_err(invalid)?;
     auth.set_sensitive(true);
-    headers.reserve(5);
+    headers.reserve(6);
+    headers.insert(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(AUTHORIZATION, auth);
     headers.insert(
@@ -285,16 +347,19 @@ fn sign_into(
 
 /// At most [`READ_LIMIT`] bytes of the body, until `timer` (the delivery's deadline) fires.
 async fn read_head_of_body(
-    mut response: reqwest::Response,
+    response: Response<Incoming>,
     timer: Pin<&mut tokio::time::Sleep>,
 ) -> Vec<u8> {
     let mut head = Vec::new();
+    let mut body = response.into_body();
     let read = async {
         while head.len() < READ_LIMIT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = READ_LIMIT - head.len();
-                    head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        let room = READ_LIMIT - head.len();
+                        head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
                 }
                 _ => break,
             }
@@ -309,10 +374,7 @@ async fn read_head_of_body(
 }
 
 /// Maps a client error to an outcome and a few words, from its source chain.
-fn classify(e: &reqwest::Error) -> (Outcome, String) {
-    if e.is_timeout() {
-        return (Outcome::Timeout, "timed out".into());
-    }
+fn classify(e: &(dyn StdError + 'static)) -> (Outcome, String) {
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     let mut innermost = String::from("request failed");
     while let Some(err) = source {
@@ -321,6 +383,16 @@ fn classify(e: &reqwest::Error) -> (Outcome, String) {
         }
         if let Some(tls) = find_in_io::<rustls::Error>(err) {
             return (Outcome::TlsError, format!("TLS: {tls}"));
+        }
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            let why = format!(
+                "the response head is over {} KiB or {MAX_RESPONSE_HEADERS} headers",
+                HEAD_LIMIT / 1024
+            );
+            return (Outcome::ResponseTooLarge, why);
         }
         if err.source().is_none() {
             innermost = err.to_string();

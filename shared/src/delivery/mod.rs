@@ -6,6 +6,8 @@ mod lazy;
 mod outcome;
 mod resolver;
 
-pub use client::{ClientConfig, ClientError, DeliveryClient, USER_AGENT};
+pub use client::{
+    ClientConfig, ClientError, DeliveryClient, HEAD_LIMIT, MAX_RESPONSE_HEADERS, USER_AGENT,
+};
 pub use lazy::LazyClient;
 pub use outcome::{Attempt, Outcome};

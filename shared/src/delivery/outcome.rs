@@ -18,6 +18,9 @@ pub enum Outcome {
     Blocked,
     /// The receiver answered 3xx; redirects are not followed.
     Redirect,
+    /// The response head was larger than the client reads (16 KiB, or 64
+    /// headers); nothing of it is kept.
+    ResponseTooLarge,
 }
 
 impl Outcome {
@@ -30,6 +33,7 @@ impl Outcome {
             Outcome::TlsError => "tls_error",
             Outcome::Blocked => "blocked",
             Outcome::Redirect => "redirect",
+            Outcome::ResponseTooLarge => "response_too_large",
         }
     }
 }

@@ -3,10 +3,13 @@
 //! 127.0.0.1 (DNS rebinding) is never connected to.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use hyper_util::client::legacy::connect::dns::Name;
 
 use crate::ssrf;
 
@@ -26,20 +29,34 @@ pub async fn lookup(
     }
 }
 
+/// The HTTP connector's resolver (a `tower` service from name to addresses).
+#[derive(Clone)]
 pub struct GuardedResolver {
     pub allow_private_targets: bool,
     /// Fixed answers for names (tests; never the internet).
     pub overrides: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Resolving =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, BoxError>> + Send>>;
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
         let allow_private = self.allow_private_targets;
         let overrides = Arc::clone(&self.overrides);
         Box::pin(async move {
             let host = name.as_str();
             if !allow_private && ssrf::check_name(host).is_err() {
-                return Err(Box::new(BlockedByPolicy) as _);
+                return Err(Box::new(BlockedByPolicy) as BoxError);
             }
             let found = lookup(&overrides, host).await?;
             let allowed: Vec<SocketAddr> = found
@@ -47,9 +64,9 @@ impl Resolve for GuardedResolver {
                 .filter(|a| allow_private || !ssrf::is_forbidden(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                return Err(Box::new(BlockedByPolicy) as _);
+                return Err(Box::new(BlockedByPolicy) as BoxError);
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
-    Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    Put, ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
@@ -21,6 +21,7 @@ use super::{AttemptKey, Page, Store, StoreError};
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
+use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The DynamoDB store: one table, keys as described in [`keys`].
@@ -713,6 +714,52 @@ impl Store for DynamoStore {
             }
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        if webhooks.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // One counter attribute per webhook on the event's item, all added
+        // to in one atomic update: at most 50 webhooks, a few hundred bytes.
+        let adds: Vec<String> = (0..webhooks.len()).map(|i| format!("#m{i} :one")).collect();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::event_pk(tenant, event), keys::EVENT_SK.to_owned())))
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew);
+        for (i, w) in webhooks.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#m{i}"), keys::manual_attempts(*w));
+        }
+        let updated = match update.send().await {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                return Ok(None);
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        webhooks
+            .iter()
+            .map(|w| {
+                let count = updated
+                    .get(&keys::manual_attempts(*w))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Backend("the update did not return a manual attempt counter".into()))?;
+                Ok(FIRST_MANUAL_ATTEMPT - 1 + count)
+            })
+            .collect::<Result<Vec<u32>, StoreError>>()
+            .map(Some)
     }
 
     async fn take_redeliveries(

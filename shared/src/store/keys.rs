@@ -6,7 +6,7 @@
 //! | tenant counters | `TENANT#<tenant_id>`         | `META`                         |
 //! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY`                       |
-//! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT`                        |
+//! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
 //!
 //! An event and every attempt to deliver it share a partition: one query
@@ -70,6 +70,11 @@ pub fn webhook_pk(id: WebhookId) -> String {
 }
 
 pub const EVENT_SK: &str = "EVENT";
+
+/// The event item's counter of a webhook's manual attempts.
+pub fn manual_attempts(webhook: WebhookId) -> String {
+    format!("manual_attempts_{webhook}")
+}
 
 pub fn event_pk(tenant: &TenantId, event: &EventId) -> String {
     format!("EVENT#{tenant}#{event}")

@@ -7,6 +7,7 @@ use super::{AttemptKey, Page, Store, StoreError};
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
+use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The same semantics as the DynamoDB store, in a map. For unit tests.
@@ -29,6 +30,8 @@ struct Inner {
     event_ids: HashSet<(TenantId, EventId)>,
     /// Manual redelivery attempts taken, by tenant and Unix minute.
     redeliveries: HashMap<(TenantId, i64), u32>,
+    /// Manual attempts numbered, by tenant, event and webhook.
+    manual_attempts: HashMap<(TenantId, EventId, WebhookId), u32>,
 }
 
 /// The newest-first page after `after` from an ascending map.
@@ -98,6 +101,30 @@ impl Store for MemoryStore {
         }
         *taken += n;
         Ok(true)
+    }
+
+    async fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        let mut inner = self.lock();
+        if !inner.event_ids.contains(&(tenant.clone(), event.clone())) {
+            return Ok(None);
+        }
+        let numbers = webhooks
+            .iter()
+            .map(|w| {
+                let n = inner
+                    .manual_attempts
+                    .entry((tenant.clone(), event.clone(), *w))
+                    .or_default();
+                *n += 1;
+                FIRST_MANUAL_ATTEMPT - 1 + *n
+            })
+            .collect();
+        Ok(Some(numbers))
     }
 
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {

@@ -161,6 +161,18 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Numbers the next manual attempt of each of `webhooks` for the event:
+    /// [`crate::retry::FIRST_MANUAL_ATTEMPT`], then one more each time, from
+    /// a counter per webhook kept on the event, so two calls at once never
+    /// get the same number and no manual attempt takes an automatic one's.
+    /// `None` when the event is not kept.
+    fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+    ) -> impl Future<Output = Result<Option<Vec<u32>>, StoreError>> + Send;
+
     /// A webhook's delivery log, newest first, starting after `after`
     /// (a [`DeliveryRecord::cursor`]).
     fn list_deliveries(
