@@ -193,3 +193,66 @@ async fn bad_test_requests_name_what_is_wrong_and_send_nothing() {
 
     assert!(rx.requests().is_empty());
 }
+
+/// Issue 15, item 4: each test event may hold an api function for the
+/// whole delivery deadline, and the function's concurrency is shared by
+/// every tenant. Before, one tenant sending 4 a second to a hanging
+/// receiver took all 20. Now a tenant sends 3 per 10 s; the next is a 429
+/// that sends nothing, and another tenant's allowance is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sends_a_few_test_events_per_10_seconds_and_then_gets_a_429() {
+    let app = app(true, HashMap::new()).await;
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let mut paths = HashMap::new();
+    for tenant in ["acme", "globex"] {
+        let key = api_key_for(&app.store, tenant).await;
+        let created = Call::new("POST", "/webhooks", &key)
+            .json(json!({"url": rx.url("/"), "events": ["async.completed"]}))
+            .send(&app)
+            .await;
+        let path = format!("/webhooks/{}/test", created.body["id"].as_str().unwrap());
+        paths.insert(tenant, (key, path));
+    }
+    // The allowance is per 10-second window: keep the calls inside one.
+    let second = time::OffsetDateTime::now_utc().unix_timestamp() % 10;
+    if second >= 7 {
+        tokio::time::sleep(std::time::Duration::from_secs(11 - second as u64)).await;
+    }
+    let (acme, acme_path) = &paths["acme"];
+    for _ in 0..3 {
+        let sent = Call::new("POST", acme_path, acme).send(&app).await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+    let refused = Call::new("POST", acme_path, acme).send(&app).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.error().0, "test_event_limit_reached");
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(rx.requests().len(), 3, "the refused one sent nothing");
+    let (globex, globex_path) = &paths["globex"];
+    let other = Call::new("POST", globex_path, globex).send(&app).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+}
+
+/// Issue 15, item 9: a receiver can tell a test from an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_says_it_is_a_test() {
+    let app = app(true, HashMap::new()).await;
+    let key = api_key_for(&app.store, "acme").await;
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let created = Call::new("POST", "/webhooks", &key)
+        .json(json!({"url": rx.url("/"), "events": ["async.completed"]}))
+        .send(&app)
+        .await;
+    let path = format!("/webhooks/{}/test", created.body["id"].as_str().unwrap());
+    let sent = Call::new("POST", &path, &key).send(&app).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let received = rx.requests();
+    assert_eq!(received[0].header("webhook-test"), Some("true"));
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["test"], true);
+}

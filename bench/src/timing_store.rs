@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::EventId;
 use shared::event_log::{EventFilter, StoredEvent};
-use shared::store::{AttemptKey, Page, Store, StoreError};
+use shared::store::{Allowance, AttemptKey, Page, Store, StoreError};
 use shared::{TenantId, Webhook, WebhookId};
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -172,14 +172,17 @@ impl<S: Store> Store for TimingStore<S> {
         self.inner.number_manual_attempts(tenant, event, webhooks).await
     }
 
-    async fn take_redeliveries(
+    async fn take_allowance(
         &self,
         tenant: &TenantId,
-        minute: i64,
+        allowance: Allowance,
+        window: i64,
         n: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
-        self.inner.take_redeliveries(tenant, minute, n, limit).await
+        self.inner
+            .take_allowance(tenant, allowance, window, n, limit)
+            .await
     }
 }
 

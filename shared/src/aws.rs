@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
-use crate::store::{AttemptKey, DynamoStore, Page, Store, StoreError};
+use crate::store::{Allowance, AttemptKey, DynamoStore, Page, Store, StoreError};
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon
@@ -202,16 +202,17 @@ impl Store for LazyDynamoStore {
             .await
     }
 
-    async fn take_redeliveries(
+    async fn take_allowance(
         &self,
         tenant: &TenantId,
-        minute: i64,
+        allowance: Allowance,
+        window: i64,
         n: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
         self.get()
             .await?
-            .take_redeliveries(tenant, minute, n, limit)
+            .take_allowance(tenant, allowance, window, n, limit)
             .await
     }
 }

@@ -116,6 +116,9 @@ struct DeliveryBody<'a> {
     #[serde(with = "time::serde::rfc3339")]
     timestamp: OffsetDateTime,
     data: &'a EventData,
+    /// Only on a test event (`"test": true`), so that a receiver can tell.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    test: bool,
 }
 
 impl Event {
@@ -126,11 +129,21 @@ impl Event {
 
     /// The body of every delivery of this event, serialized once per event.
     pub fn delivery_body(&self) -> Vec<u8> {
+        self.body(false)
+    }
+
+    /// The body of a test event: the same, with `"test": true`.
+    pub fn test_delivery_body(&self) -> Vec<u8> {
+        self.body(true)
+    }
+
+    fn body(&self, test: bool) -> Vec<u8> {
         let body = DeliveryBody {
             id: &self.id,
             event_type: self.event_type,
             timestamp: self.timestamp,
             data: &self.data,
+            test,
         };
         // Serializing strings, a timestamp and already-valid raw JSON cannot fail.
         serde_json::to_vec(&body).unwrap_or_default()
@@ -163,6 +176,11 @@ mod tests {
         assert_eq!(
             body,
             r#"{"id":"evt_1","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"status":"ok","score":0.98}}"#
+        );
+        let test = String::from_utf8(e.test_delivery_body()).unwrap();
+        assert_eq!(
+            test,
+            r#"{"id":"evt_1","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"status":"ok","score":0.98},"test":true}"#
         );
         assert_eq!(Event::from_json(&e.to_json()).unwrap(), e);
     }

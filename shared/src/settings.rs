@@ -25,6 +25,11 @@ pub struct Settings {
     /// Manual redelivery attempts a tenant may queue per minute
     /// (`REDELIVERY_LIMIT_PER_MINUTE`); beyond it the API answers 429.
     pub redeliveries_per_minute: u32,
+    /// Test events a tenant may send per 10 seconds
+    /// (`TEST_EVENT_LIMIT_PER_10_SECONDS`): each may hold an api function
+    /// for the delivery deadline, so this bounds what one tenant holds of
+    /// the api function's concurrency; beyond it the API answers 429.
+    pub test_events_per_10_seconds: u32,
     /// Deliveries in flight at once in one container
     /// (`MAX_DELIVERIES_IN_FLIGHT`): with the response head capped, this
     /// bounds the memory hostile receivers can hold (see docs/capacity.md).
@@ -45,6 +50,7 @@ impl Settings {
     pub const DEFAULT_SLOW_THRESHOLD_MS: u32 = 1000;
     pub const DEFAULT_REDELIVERIES_PER_MINUTE: u32 = 600;
     pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: u32 = 500;
+    pub const DEFAULT_TEST_EVENTS_PER_10_SECONDS: u32 = 3;
 
     /// Every default, on `table`: the one constructor for tests and the CLI,
     /// which then override what they need; `from_lookup` starts from it too.
@@ -60,6 +66,7 @@ impl Settings {
             slow_threshold: Duration::from_millis(u64::from(Self::DEFAULT_SLOW_THRESHOLD_MS)),
             redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
             max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
+            test_events_per_10_seconds: Self::DEFAULT_TEST_EVENTS_PER_10_SECONDS,
         }
     }
 
@@ -112,6 +119,11 @@ impl Settings {
                 &lookup,
                 "REDELIVERY_LIMIT_PER_MINUTE",
                 d.redeliveries_per_minute,
+            )?,
+            test_events_per_10_seconds: positive(
+                &lookup,
+                "TEST_EVENT_LIMIT_PER_10_SECONDS",
+                d.test_events_per_10_seconds,
             )?,
             max_deliveries_in_flight: positive(
                 &lookup,
@@ -182,6 +194,7 @@ mod tests {
         assert_eq!(s.slow_threshold, Duration::from_millis(1000));
         assert_eq!(s.redeliveries_per_minute, 600);
         assert_eq!(s.client_config().max_in_flight, 500);
+        assert_eq!(s.test_events_per_10_seconds, 3);
         let s = from(&[("TABLE_NAME", "t"), ("MAX_DELIVERIES_IN_FLIGHT", "40")]).unwrap();
         assert_eq!(s.client_config().max_in_flight, 40);
         let e = from(&[("TABLE_NAME", "t"), ("MAX_DELIVERIES_IN_FLIGHT", "0")]).unwrap_err();

@@ -94,9 +94,13 @@ impl WebhookUrl {
     }
 }
 
-/// The SSRF rule applied to a parsed URL's host. IPv4 spellings such as
-/// `2130706433`, `0x7f.1` and `127.1` are already normalized by the URL parser.
+/// The SSRF rule applied to a parsed URL's host and port. IPv4 spellings
+/// such as `2130706433`, `0x7f.1` and `127.1` are already normalized by the
+/// URL parser.
 pub fn check_target(url: &Url) -> Result<(), ssrf::Blocked> {
+    if let Some(port) = url.port_or_known_default() {
+        ssrf::check_port(port)?;
+    }
     match url.host() {
         Some(Host::Ipv4(ip)) => ssrf::check_ip(ip.into()),
         Some(Host::Ipv6(ip)) => ssrf::check_ip(ip.into()),
@@ -140,6 +144,29 @@ mod tests {
         assert_eq!(u.warnings(), vec![HTTP_WARNING]);
         assert!(WebhookUrl::parse("https://8.8.8.8:8443/x", STRICT).is_ok());
         assert!(WebhookUrl::parse("https://[2606:4700::1111]/x", STRICT).is_ok());
+    }
+
+    /// Issue 15, item 9: `https://example.com:22/` was accepted, and a test
+    /// event reported what the SSH server answered.
+    #[test]
+    fn only_web_ports() {
+        for ok in [
+            "https://example.com/",
+            "http://example.com/",
+            "https://example.com:8443/",
+            "http://example.com:8080/",
+            "https://example.com:1024/",
+            "https://example.com:65535/",
+        ] {
+            assert!(WebhookUrl::parse(ok, STRICT).is_ok(), "{ok}");
+        }
+        for port in [22, 25, 21, 110, 1023, 3306, 5432, 6379, 11211, 27017] {
+            let message = rejected(&format!("https://example.com:{port}/"));
+            assert!(message.contains(&format!("port {port}")), "{message}");
+        }
+        assert!(WebhookUrl::parse("http://example.com:443/", STRICT).is_ok());
+        // Local development (ALLOW_PRIVATE_TARGETS) may use any port.
+        assert!(WebhookUrl::parse("http://127.0.0.1:5432/", LAX).is_ok());
     }
 
     #[test]

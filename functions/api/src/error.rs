@@ -2,7 +2,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use shared::ValidationError;
-use shared::store::StoreError;
+use shared::store::{Allowance, StoreError};
 
 /// Every way a request can fail. Mapped to status and JSON in [`ApiError::into_response`] only.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +28,11 @@ pub enum ApiError {
     PayloadNotKept,
     #[error("redelivery is not available: no events queue is configured")]
     QueueUnavailable,
-    /// The tenant's manual attempts for this minute are spent.
-    #[error(
-        "this call would queue {asked} redelivery attempt(s), more than are left of the tenant's {limit} per minute; try again in {retry_after} s"
-    )]
-    RedeliveryLimit {
+    /// The tenant's allowance for this window (redeliveries per minute,
+    /// test events per 10 s) is spent.
+    #[error("{}", limit_message(*.allowance, *.limit, *.asked, *.retry_after))]
+    LimitReached {
+        allowance: Allowance,
         limit: u32,
         asked: u32,
         retry_after: u64,
@@ -52,6 +52,17 @@ pub enum ApiError {
     /// Details are logged with the request id, never returned.
     #[error("internal error")]
     Internal(String),
+}
+
+fn limit_message(allowance: Allowance, limit: u32, asked: u32, retry_after: u64) -> String {
+    match allowance {
+        Allowance::Redeliveries => format!(
+            "this call would queue {asked} redelivery attempt(s), more than are left of the tenant's {limit} per minute; try again in {retry_after} s"
+        ),
+        Allowance::TestEvents => format!(
+            "the tenant has sent its {limit} test events of the last 10 seconds; try again in {retry_after} s"
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -102,9 +113,13 @@ impl ApiError {
             ApiError::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
             ApiError::PayloadNotKept => (StatusCode::CONFLICT, "payload_not_kept"),
             ApiError::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable"),
-            ApiError::RedeliveryLimit { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "redelivery_limit_reached")
-            }
+            ApiError::LimitReached { allowance, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                match allowance {
+                    Allowance::Redeliveries => "redelivery_limit_reached",
+                    Allowance::TestEvents => "test_event_limit_reached",
+                },
+            ),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -141,7 +156,7 @@ impl ApiError {
                 lambda_http::http::HeaderValue::from_static(allow),
             );
         }
-        if let ApiError::RedeliveryLimit { retry_after, .. } = self {
+        if let ApiError::LimitReached { retry_after, .. } = self {
             response.headers_mut().insert(
                 lambda_http::http::header::RETRY_AFTER,
                 lambda_http::http::HeaderValue::from(retry_after),

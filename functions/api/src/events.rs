@@ -11,7 +11,7 @@ use shared::delivery_log::{DeliveryRecord, parse_delivery_id, sortable_time};
 use shared::event::{EventData, EventId};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::requeue::{Requeue, Target, TargetedMessage};
-use shared::store::Store;
+use shared::store::{Allowance, Store};
 use shared::{EventType, Status, TenantId, WebhookId};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -252,7 +252,7 @@ async fn queue<S: Store>(
         return Err(ApiError::QueueUnavailable);
     }
     let envelope = event.to_event().ok_or(ApiError::PayloadNotKept)?;
-    take_budget(app, tenant, webhooks.len()).await?;
+    crate::allowance::take(app, tenant, Allowance::Redeliveries, webhooks.len()).await?;
     let numbers = app
         .store
         .number_manual_attempts(tenant, &event.id, &webhooks)
@@ -286,28 +286,6 @@ async fn queue<S: Store>(
         .collect())
 }
 
-/// Takes `n` attempts from the tenant's redelivery budget for this minute,
-/// or says when the next minute starts.
-async fn take_budget<S: Store>(app: &App<S>, tenant: &TenantId, n: usize) -> Result<(), ApiError> {
-    let limit = app.settings.redeliveries_per_minute;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let minute = now.div_euclid(60);
-    let n = u32::try_from(n).unwrap_or(u32::MAX);
-    if n == 0
-        || app
-            .store
-            .take_redeliveries(tenant, minute, n, limit)
-            .await?
-    {
-        return Ok(());
-    }
-    let retry_after = u64::try_from((minute + 1) * 60 - now).unwrap_or(60).max(1);
-    Err(ApiError::RedeliveryLimit {
-        limit,
-        asked: n,
-        retry_after,
-    })
-}
 
 /// Sends a kept event again to every active webhook of the tenant that
 /// subscribes to its type, through the dispatcher, as a manual attempt.

@@ -1,5 +1,6 @@
 //! The registration API: webhook CRUD for API Gateway HTTP API (payload 2.0).
 
+mod allowance;
 pub mod apigw;
 mod auth;
 mod body;

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
+use shared::delivery::{Payload, Purpose};
 use shared::delivery_log::DeliveryRecord;
-use shared::store::Store;
+use shared::store::{Allowance, Store};
 use shared::webhook::now_utc;
 use shared::{EventType, TenantId, WebhookId, samples};
 use tokio::time::Instant;
@@ -36,6 +37,9 @@ pub async fn send<S: Store>(
     };
     // Any status: checking an endpoint before turning it on is the point.
     let webhook = webhooks::load(app, &tenant, id).await?;
+    // Each test event may hold this function for the whole deadline: a
+    // tenant's few per 10 s keep it from taking the API's concurrency.
+    crate::allowance::take(app, &tenant, Allowance::TestEvents, 1).await?;
     let client = app.client()?;
     let event_type = input.event_type.unwrap_or_else(|| webhook.events.first());
     let event = samples::event(tenant, event_type)
@@ -44,8 +48,11 @@ pub async fn send<S: Store>(
     let attempt = client
         .deliver_to(
             &webhook,
-            event.id.as_str(),
-            Bytes::from(event.delivery_body()),
+            Payload {
+                event_id: event.id.as_str(),
+                body: Bytes::from(event.test_delivery_body()),
+                purpose: Purpose::Test,
+            },
             Instant::now() + app.settings.delivery_timeout,
             started,
         )

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use shared::delivery::DeliveryClient;
+use shared::delivery::{DeliveryClient, Payload, Purpose};
 use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::event::Event;
 use shared::requeue::{Target, TargetedMessage};
@@ -80,7 +80,12 @@ pub async fn deliver_and_record<S: Store>(
     } = delivery;
     let started = now_utc();
     let deadline = attempt_deadline(Instant::now(), d.delivery_timeout, cutoff);
-    let sending = client.deliver_to(webhook, event.id.as_str(), body, deadline, started);
+    let payload = Payload {
+        event_id: event.id.as_str(),
+        body,
+        purpose: Purpose::Event,
+    };
+    let sending = client.deliver_to(webhook, payload, deadline, started);
     let attempt = marks.watch(d, webhook, lane, sending).await;
     marks.after(d, webhook, &attempt).await;
     tracing::info!(

@@ -32,6 +32,23 @@ pub const USER_AGENT: &str = concat!("ekyc-webhooks/", env!("CARGO_PKG_VERSION")
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+/// `true` on a test event (`POST /webhooks/{id}/test`), absent otherwise.
+const WEBHOOK_TEST: HeaderName = HeaderName::from_static("webhook-test");
+
+/// What a delivery carries: an event, or a test the customer asked for
+/// (marked with `webhook-test: true`, and `"test": true` in its body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Event,
+    Test,
+}
+
+/// What one delivery sends: the event's id (`webhook-id`), its body, and why.
+pub struct Payload<'a> {
+    pub event_id: &'a str,
+    pub body: Bytes,
+    pub purpose: Purpose,
+}
 
 /// How much of a response body is read at most; the rest is never read.
 const READ_LIMIT: usize = 4096;
@@ -144,8 +161,7 @@ impl DeliveryClient {
     pub async fn deliver_to(
         &self,
         webhook: &Webhook,
-        event_id: &str,
-        body: Bytes,
+        payload: Payload<'_>,
         deadline: Instant,
         now: time::OffsetDateTime,
     ) -> Attempt {
@@ -159,11 +175,10 @@ impl DeliveryClient {
         match previous {
             Some(p) => {
                 let secrets = [current, &p.secret];
-                self.deliver(url, token, &secrets, event_id, body, deadline)
-                    .await
+                self.deliver(url, token, &secrets, payload, deadline).await
             }
             None => {
-                self.deliver(url, token, &[current], event_id, body, deadline)
+                self.deliver(url, token, &[current], payload, deadline)
                     .await
             }
         }
@@ -197,10 +212,14 @@ impl DeliveryClient {
         url: &WebhookUrl,
         token: &Token,
         secrets: &[&SigningSecret],
-        event_id: &str,
-        body: Bytes,
+        payload: Payload<'_>,
         deadline: Instant,
     ) -> Attempt {
+        let Payload {
+            event_id,
+            body,
+            purpose,
+        } = payload;
         let started = Instant::now();
         let finish = |outcome, status, excerpt, location, error| Attempt {
             outcome,
@@ -234,6 +253,11 @@ impl DeliveryClient {
         *request.uri_mut() = uri;
         if let Err(e) = sign_into(request.headers_mut(), token, secrets, event_id, &body) {
             return finish(Outcome::ConnectError, None, None, None, Some(e));
+        }
+        if purpose == Purpose::Test {
+            request
+                .headers_mut()
+                .insert(WEBHOOK_TEST, HeaderValue::from_static("true"));
         }
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);

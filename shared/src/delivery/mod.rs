@@ -7,7 +7,8 @@ mod outcome;
 mod resolver;
 
 pub use client::{
-    ClientConfig, ClientError, DeliveryClient, HEAD_LIMIT, MAX_RESPONSE_HEADERS, USER_AGENT,
+    ClientConfig, ClientError, DeliveryClient, HEAD_LIMIT, MAX_RESPONSE_HEADERS, Payload, Purpose,
+    USER_AGENT,
 };
 pub use lazy::LazyClient;
 pub use outcome::{Attempt, Outcome};

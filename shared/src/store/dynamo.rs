@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::keys::{self, PK, SK};
-use super::{AttemptKey, Page, Store, StoreError};
+use super::{Allowance, AttemptKey, Page, Store, StoreError};
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -762,10 +762,11 @@ impl Store for DynamoStore {
             .map(Some)
     }
 
-    async fn take_redeliveries(
+    async fn take_allowance(
         &self,
         tenant: &TenantId,
-        minute: i64,
+        allowance: Allowance,
+        window: i64,
         n: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
@@ -778,7 +779,7 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(
                 keys::tenant_pk(tenant),
-                keys::redeliveries_sk(minute),
+                allowance.sk(window),
             )))
             .update_expression("ADD #n :n SET #ttl = :ttl")
             .condition_expression("attribute_not_exists(#n) OR #n <= :room")
@@ -786,10 +787,10 @@ impl Store for DynamoStore {
             .expression_attribute_names("#ttl", keys::EXPIRES_AT)
             .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
             .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
-            // Kept a day past its minute; TTL removes it.
+            // Kept a day past its window; TTL removes it.
             .expression_attribute_values(
                 ":ttl",
-                AttributeValue::N((minute * 60 + 86_400).to_string()),
+                AttributeValue::N((window * allowance.window_secs() + 86_400).to_string()),
             )
             .send()
             .await;

@@ -5,6 +5,7 @@
 //! | webhook         | `TENANT#<tenant_id>`         | `WEBHOOK#<wh_id>`              |
 //! | tenant counters | `TENANT#<tenant_id>`         | `META`                         |
 //! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
+//! | test event budget | `TENANT#<tenant_id>`       | `TESTS#<unix time ÷ 10 s>`     |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY`                       |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
@@ -52,9 +53,36 @@ pub fn tenant_pk(tenant: &TenantId) -> String {
     format!("TENANT#{tenant}")
 }
 
-/// A tenant's count of manual redelivery attempts in one minute.
-pub fn redeliveries_sk(minute: i64) -> String {
-    format!("REDELIVERIES#{minute}")
+/// What a tenant may do only so many times per window of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Allowance {
+    /// Manual redelivery attempts queued, per minute.
+    Redeliveries,
+    /// Test events sent, per 10 seconds: each may hold an api function for
+    /// the whole delivery deadline.
+    TestEvents,
+}
+
+impl Allowance {
+    pub const fn window_secs(self) -> i64 {
+        match self {
+            Allowance::Redeliveries => 60,
+            Allowance::TestEvents => 10,
+        }
+    }
+
+    /// The window a Unix time falls in.
+    pub const fn window_of(self, unix_secs: i64) -> i64 {
+        unix_secs.div_euclid(self.window_secs())
+    }
+
+    /// The tenant's counter for one window (under the tenant's key).
+    pub fn sk(self, window: i64) -> String {
+        match self {
+            Allowance::Redeliveries => format!("REDELIVERIES#{window}"),
+            Allowance::TestEvents => format!("TESTS#{window}"),
+        }
+    }
 }
 
 pub fn webhook_sk(id: WebhookId) -> String {

@@ -3,7 +3,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
-use super::{AttemptKey, Page, Store, StoreError};
+use super::{Allowance, AttemptKey, Page, Store, StoreError};
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -28,8 +28,8 @@ struct Inner {
     events: HashMap<TenantId, BTreeMap<String, StoredEvent>>,
     /// The events kept, by key: the first copy stays.
     event_ids: HashSet<(TenantId, EventId)>,
-    /// Manual redelivery attempts taken, by tenant and Unix minute.
-    redeliveries: HashMap<(TenantId, i64), u32>,
+    /// What each allowance's window has taken, by tenant.
+    allowances: HashMap<(TenantId, Allowance, i64), u32>,
     /// Manual attempts numbered, by tenant, event and webhook.
     manual_attempts: HashMap<(TenantId, EventId, WebhookId), u32>,
 }
@@ -84,17 +84,18 @@ impl Store for MemoryStore {
         Ok(changes)
     }
 
-    async fn take_redeliveries(
+    async fn take_allowance(
         &self,
         tenant: &TenantId,
-        minute: i64,
+        allowance: Allowance,
+        window: i64,
         n: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let taken = inner
-            .redeliveries
-            .entry((tenant.clone(), minute))
+            .allowances
+            .entry((tenant.clone(), allowance, window))
             .or_default();
         if taken.saturating_add(n) > limit {
             return Ok(false);

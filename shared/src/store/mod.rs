@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 pub use dynamo::{DynamoStore, create_table};
 pub use memory::MemoryStore;
+pub use keys::Allowance;
 pub use modify::modify;
 
 use crate::delivery_log::DeliveryRecord;
@@ -150,13 +151,15 @@ pub trait Store: Send + Sync {
         since: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Takes `n` manual redelivery attempts from the tenant's budget of
-    /// `limit` for the Unix minute `minute`: false (nothing taken) when fewer
-    /// than `n` are left.
-    fn take_redeliveries(
+    /// Takes `n` from the tenant's `allowance` of `limit` for one window of
+    /// time (see [`Allowance::window_of`]): false (nothing taken) when fewer
+    /// than `n` are left. One conditional write; the counter expires a day
+    /// after its window.
+    fn take_allowance(
         &self,
         tenant: &TenantId,
-        minute: i64,
+        allowance: Allowance,
+        window: i64,
         n: u32,
         limit: u32,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
