@@ -550,6 +550,7 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     let store = testkit::fresh_store().await;
     let mut settings = testkit::settings(store.table(), 50);
     settings.url_policy.allow_private_targets = true;
+    settings.test_events_per_10_seconds = 100;
     let overlap = RecoveryConfig {
         secret_overlap: Duration::from_secs(2),
         ..RecoveryConfig::default()
@@ -585,6 +586,20 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     );
     assert!(verifies(&old, &during) && verifies(&new, &during));
 
+    // Issue 15, item 12: a second rotation within the overlap dropped `old`
+    // at once. It is refused, and both secrets still sign.
+    let again = Call::new("POST", &format!("/webhooks/{id}/signing-secret"), &key)
+        .send(&app)
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.error().0, "rotation_in_progress");
+    assert!(again.body["error"]["message"].as_str().unwrap().contains("until"));
+    Call::new("POST", &format!("/webhooks/{id}/test"), &key)
+        .send(&app)
+        .await;
+    let still = rx.requests().pop().unwrap();
+    assert!(verifies(&old, &still) && verifies(&new, &still));
+
     tokio::time::sleep(Duration::from_millis(2100)).await;
     Call::new("POST", &format!("/webhooks/{id}/test"), &key)
         .send(&app)
@@ -608,6 +623,13 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
             .get("previous_signing_secret_expires_at")
             .is_none()
     );
+    // After the overlap, rotating again is allowed.
+    let later = Call::new("POST", &format!("/webhooks/{id}/signing-secret"), &key)
+        .send(&app)
+        .await;
+    assert_eq!(later.status, 200, "{}", later.body);
+    let newest = later.body["signing_secret"].as_str().unwrap().to_owned();
+    assert_ne!(newest, new);
 }
 
 /// Redeliveries go to the slow lane's queue, never the events queue, and a
@@ -738,4 +760,94 @@ async fn redeliveries_take_the_slow_lane_within_a_budget() {
         .await
         .unwrap();
     assert!(!out.messages.unwrap_or_default().is_empty());
+}
+
+/// Stores an event as the dispatcher keeps it, without delivering it.
+async fn keep_event(store: &impl Store, tenant: &str, id: &str, event_type: &str, minutes_ago: i64, data: Value) {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
+    let raw = json!({
+        "id": id, "tenant_id": tenant, "type": event_type,
+        "timestamp": at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "data": data,
+    });
+    let event = shared::event::Event::from_json(&raw.to_string()).unwrap();
+    let stored = shared::event_log::StoredEvent::new(&event, time::OffsetDateTime::now_utc(), 7);
+    store.put_event(&stored).await.unwrap();
+}
+
+/// Issue 15, item 5: `GET /events?type=<rare type>` read page after page
+/// until it had `limit` matches, into the function's timeout on a large
+/// tenant. Now one request reads at most 5 Query pages and answers with
+/// what it found and a cursor; following the cursors finds the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_reads_a_bounded_number_of_pages_and_hands_back_a_cursor() {
+    let store = testkit::fresh_store().await;
+    keep_event(&store, "acme", "evt_rare", "flowx.skipped", 500, json!({})).await;
+    for i in 0..120 {
+        keep_event(&store, "acme", &format!("evt_{i:03}"), "async.completed", 400 - i, json!({})).await;
+    }
+    let app = api::App::new(store.clone(), testkit::settings(store.table(), 50));
+    let key = api_key_for(&app.store, "acme").await;
+    let first = Call::new("GET", "/events?type=flowx.skipped&limit=10", &key)
+        .send(&app)
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    // 5 pages of 11 items read, none of them a match: an empty page and a cursor.
+    assert!(first.body["data"].as_array().unwrap().is_empty(), "{}", first.body);
+    let mut cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let mut found = Vec::new();
+    for _ in 0..5 {
+        let next = Call::new(
+            "GET",
+            &format!("/events?type=flowx.skipped&limit=10&cursor={cursor}"),
+            &key,
+        )
+        .send(&app)
+        .await;
+        assert_eq!(next.status, 200, "{}", next.body);
+        found.extend(next.body["data"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+        match next.body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(found, [json!("evt_rare")]);
+}
+
+/// Issue 15, item 6: 100 events of ~250 KB made a 26 MB answer, over
+/// Lambda's 6 MB response limit. A page now carries at most 4 MiB of event
+/// data and ends early with a cursor; nothing is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_large_events_ends_before_the_response_limit() {
+    let store = testkit::fresh_store().await;
+    let blob = "a".repeat(240 * 1024);
+    for i in 0..20 {
+        keep_event(&store, "acme", &format!("evt_{i:02}"), "async.completed", 100 - i, json!({"blob": blob})).await;
+    }
+    let app = api::App::new(store.clone(), testkit::settings(store.table(), 50));
+    let key = api_key_for(&app.store, "acme").await;
+    let mut pages = Vec::new();
+    let mut path = "/events?limit=100".to_owned();
+    loop {
+        let page = Call::new("GET", &path, &key).send(&app).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.to_string().len() < 6_000_000, "over Lambda's response limit");
+        let ids: Vec<String> = page.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        // 17 × 240 KiB fit in 4 MiB, 18 do not.
+        assert!(!ids.is_empty() && ids.len() <= 17, "{} on a page", ids.len());
+        pages.push(ids);
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/events?limit=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert!(pages.len() >= 2);
+    let all: Vec<String> = pages.concat();
+    let want: Vec<String> = (0..20).rev().map(|i| format!("evt_{i:02}")).collect();
+    assert_eq!(all, want, "every event once, newest first");
 }

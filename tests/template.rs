@@ -177,6 +177,14 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
     assert_eq!(events["SqsManagedSseEnabled"].as_bool(), Some(true));
     assert_eq!(dlq["SqsManagedSseEnabled"].as_bool(), Some(true));
     assert_eq!(
+        as_u64(&events["MessageRetentionPeriod"]),
+        infra::QUEUE_RETENTION_SECS
+    );
+    assert_eq!(
+        as_u64(&events["MaximumMessageSize"]),
+        infra::QUEUE_MAX_MESSAGE_BYTES as u64
+    );
+    assert_eq!(
         as_u64(&dlq["MessageRetentionPeriod"]),
         infra::DLQ_RETENTION_SECS
     );
@@ -199,11 +207,21 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
     assert_eq!(slow["VisibilityTimeout"], events["VisibilityTimeout"]);
     assert_eq!(slow["SqsManagedSseEnabled"].as_bool(), Some(true));
     assert_eq!(slow["RedrivePolicy"], events["RedrivePolicy"]);
+    assert_eq!(slow["MessageRetentionPeriod"], events["MessageRetentionPeriod"]);
+    assert_eq!(slow["MaximumMessageSize"], events["MaximumMessageSize"]);
     for url in [&queues.events, &queues.slow] {
         let attrs = queue_attributes(&sqs, url).await;
         assert_eq!(
             attrs[&QueueAttributeName::VisibilityTimeout],
             events["VisibilityTimeout"].as_u64().unwrap().to_string()
+        );
+        assert_eq!(
+            attrs[&QueueAttributeName::MessageRetentionPeriod],
+            events["MessageRetentionPeriod"].as_u64().unwrap().to_string()
+        );
+        assert_eq!(
+            attrs[&QueueAttributeName::MaximumMessageSize],
+            events["MaximumMessageSize"].as_u64().unwrap().to_string()
         );
         let redrive: serde_json::Value =
             serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
@@ -404,4 +422,88 @@ fn only_the_functions_write_the_slow_lane() {
             "{function} cannot reach the slow lane"
         );
     }
+}
+
+/// The DynamoDB actions a function's policy allows, and whether it denies
+/// writes to `APIKEY#` items.
+fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, bool) {
+    let mut allowed = BTreeSet::new();
+    let mut denies_api_keys = false;
+    let policies = resource(t, function)["Policies"].as_sequence().expect("policies");
+    for policy in policies {
+        let Some(statements) = policy["Statement"].as_sequence() else {
+            continue; // a SAM policy template (the slow lane's SQSSendMessagePolicy)
+        };
+        for s in statements {
+            let actions: Vec<String> = match &s["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Sequence(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                other => panic!("{function}: an action list {other:?}"),
+            };
+            match s["Effect"].as_str() {
+                Some("Allow") => allowed.extend(actions.into_iter().filter(|a| a.starts_with("dynamodb:"))),
+                Some("Deny") => {
+                    let keys = serde_yaml_ng::to_string(&s["Condition"]).unwrap();
+                    denies_api_keys |= keys.contains("dynamodb:LeadingKeys")
+                        && keys.contains("APIKEY#*")
+                        && actions.iter().any(|a| a == "dynamodb:PutItem");
+                }
+                other => panic!("{function}: effect {other:?}"),
+            }
+        }
+    }
+    (allowed, denies_api_keys)
+}
+
+/// Issue 15, item 10: least privilege on the table. No `Scan`, no
+/// `BatchWriteItem`, no wildcard (the store calls neither), and neither
+/// function may write an API key item (only operators do, with the CLI).
+#[test]
+fn the_functions_may_not_scan_nor_write_api_keys() {
+    let t = template();
+    let api_key_prefix = keys::api_key_pk("");
+    assert_eq!(api_key_prefix, "APIKEY#", "the Deny's LeadingKeys pattern");
+    for function in ["ApiFunction", "DispatchFunction"] {
+        let (allowed, denies_api_keys) = table_actions(&t, function);
+        for forbidden in ["dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:*", "dynamodb:DeleteTable"] {
+            assert!(!allowed.contains(forbidden), "{function} may {forbidden}");
+        }
+        assert!(allowed.contains("dynamodb:Query"), "{function}: {allowed:?}");
+        assert!(denies_api_keys, "{function} may write APIKEY# items");
+    }
+    // The api function deletes webhooks (in a transaction); the dispatcher never deletes.
+    assert!(table_actions(&t, "ApiFunction").0.contains("dynamodb:DeleteItem"));
+    assert!(!table_actions(&t, "DispatchFunction").0.contains("dynamodb:DeleteItem"));
+}
+
+/// Issue 15, item 10: logs are kept for a bounded time, the API writes
+/// access logs (without headers, so without API keys), the alarms reach an
+/// SNS topic, and CORS is off unless an origin is given.
+#[test]
+fn logs_expire_alarms_notify_and_cors_is_off_by_default() {
+    let t = template();
+    let retention = |group: &str| reference(&resource(&t, group)["RetentionInDays"]);
+    for (function, group) in [("ApiFunction", "ApiFunctionLogs"), ("DispatchFunction", "DispatchFunctionLogs")] {
+        assert_eq!(reference(&resource(&t, function)["LoggingConfig"]["LogGroup"]), group);
+        assert_eq!(retention(group), "LogRetentionDays");
+    }
+    let access = &resource(&t, "HttpApi")["AccessLogSettings"];
+    let destination = serde_yaml_ng::to_string(&access["DestinationArn"]).unwrap();
+    assert!(destination.contains("ApiAccessLogs.Arn"), "{destination}");
+    assert_eq!(retention("ApiAccessLogs"), "LogRetentionDays");
+    let format = access["Format"].as_str().unwrap();
+    assert!(format.contains("$context.requestId") && format.contains("$context.status"));
+    assert!(!format.to_lowercase().contains("header") && !format.contains("authorizer"));
+    assert!(default_of(&t, "LogRetentionDays") > 0);
+    for alarm in ["DeadLetterAlarm", "DispatchErrorsAlarm"] {
+        let actions = &resource(&t, alarm)["AlarmActions"];
+        assert_eq!(reference(&actions[0]), "AlarmTopic", "{alarm}");
+    }
+    assert_eq!(t["Parameters"]["CorsAllowOrigin"]["Default"].as_str(), Some(""));
+    let cors = &resource(&t, "HttpApi")["CorsConfiguration"];
+    let Value::Tagged(tagged) = cors else {
+        panic!("CorsConfiguration is not an !If: {cors:?}");
+    };
+    assert_eq!(tagged.tag, "If");
+    assert_eq!(tagged.value[0].as_str(), Some("HasCors"));
 }

@@ -22,6 +22,8 @@ pub enum EmitError {
     Invalid(#[from] ValidationError),
     #[error("sending to the events queue failed: {0}")]
     Queue(String),
+    #[error("the event is {0} bytes as JSON; at most {max} are accepted", max = crate::event::MAX_EVENT_BYTES)]
+    TooLarge(usize),
 }
 
 impl NewEvent {
@@ -52,9 +54,13 @@ pub async fn emit(
     event: NewEvent,
 ) -> Result<EventId, EmitError> {
     let event = event.into_event()?;
+    let body = event.to_json();
+    if body.len() > crate::event::MAX_EVENT_BYTES {
+        return Err(EmitError::TooLarge(body.len()));
+    }
     sqs.send_message()
         .queue_url(queue_url)
-        .message_body(event.to_json())
+        .message_body(body)
         // SQS fair queues: a tenant's backlog does not hold up other tenants.
         .message_group_id(event.tenant_id.as_str())
         .send()

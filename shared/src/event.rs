@@ -121,6 +121,13 @@ struct DeliveryBody<'a> {
     test: bool,
 }
 
+/// The largest envelope the platform takes: 255 KiB, 1 KiB under the
+/// queues' message size, so that a retry, a hand-over or a redelivery (the
+/// event wrapped in a targeted message, about 150 bytes more) can always be
+/// queued. `emit` refuses a larger one; the dispatcher sets it aside as
+/// invalid (dead-letter queue).
+pub const MAX_EVENT_BYTES: usize = crate::infra::QUEUE_MAX_MESSAGE_BYTES - 1024;
+
 impl Event {
     /// Parses and validates an envelope; the error names the field.
     pub fn from_json(raw: &str) -> Result<Self, JsonError> {

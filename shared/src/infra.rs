@@ -23,6 +23,14 @@ pub const DEFAULT_DISPATCH_CONCURRENCY: usize = 10;
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 /// 14 days, the SQS maximum.
 pub const DLQ_RETENTION_SECS: u64 = 14 * 24 * 3600;
+/// How long both lanes keep a message: 4 days (SQS's default), set
+/// explicitly so that the template and the code agree.
+pub const QUEUE_RETENTION_SECS: u64 = 4 * 24 * 3600;
+/// The largest message either lane takes: 256 KiB, set explicitly (new SQS
+/// queues now default to 1 MiB, which a batch of 10 would take over Lambda's
+/// 6 MB payload). An event leaves room to travel again inside a targeted
+/// message: [`crate::event::MAX_EVENT_BYTES`].
+pub const QUEUE_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Queue URLs of the events queue, the slow lane's queue and their
 /// dead-letter queue.
@@ -71,6 +79,14 @@ pub async fn create_queues(
                 QUEUE_VISIBILITY_TIMEOUT_SECS.to_string(),
             )
             .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                QUEUE_RETENTION_SECS.to_string(),
+            )
+            .attributes(
+                QueueAttributeName::MaximumMessageSize,
+                QUEUE_MAX_MESSAGE_BYTES.to_string(),
+            )
             .send()
     };
     let events = lane(name.to_owned())

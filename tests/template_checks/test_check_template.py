@@ -28,6 +28,15 @@ BROKEN = {
     "unknown runtime": ("Runtime: provided.al2023", "Runtime: provided.al2099"),
     "wrong GetAtt attribute": ("Queue: !GetAtt EventsQueue.Arn", "Queue: !GetAtt EventsQueue.Arnn"),
     "misspelt response type": ("[ReportBatchItemFailures]", "[ReportBatchItemFailure]"),
+    "log retention CloudWatch does not offer": ("AllowedValues: [1, 3, 5, 7, 14, 30,", "AllowedValues: [1, 3, 5, 7, 13, 30,"),
+    "queue message size over the SQS maximum": (
+        "events are at most 255 KiB).\n      MessageRetentionPeriod: 345600\n      MaximumMessageSize: 262144",
+        "events are at most 255 KiB).\n      MessageRetentionPeriod: 345600\n      MaximumMessageSize: 2621440",
+    ),
+    "access logs to a log group that does not exist": (
+        "DestinationArn: !GetAtt ApiAccessLogs.Arn",
+        "DestinationArn: !GetAtt ApiAccessLog.Arn",
+    ),
 }
 
 

@@ -13,7 +13,7 @@ const APP_CSS: &str = include_str!("../dashboard/app.css");
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Asset {
     Page,
     /// `/dashboard/`: the page's relative asset paths would miss from there.

@@ -37,6 +37,11 @@ pub enum ApiError {
         asked: u32,
         retry_after: u64,
     },
+    /// A signing-secret rotation while the previous secret still signs.
+    #[error(
+        "the previous signing secret still signs until {until}; rotate again after that (a second rotation now would drop it while receivers may still use it)"
+    )]
+    RotationInProgress { until: String },
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed; allowed: {0}")]
@@ -128,6 +133,7 @@ impl ApiError {
             }
             ApiError::WebhookLimit(_) => (StatusCode::CONFLICT, "webhook_limit_reached"),
             ApiError::Conflict => (StatusCode::CONFLICT, "concurrent_update"),
+            ApiError::RotationInProgress { .. } => (StatusCode::CONFLICT, "rotation_in_progress"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

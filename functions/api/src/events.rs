@@ -185,6 +185,31 @@ fn valid_event_position(position: &str) -> bool {
     })
 }
 
+/// The most a page of `GET /events` carries of event data: Lambda's
+/// response limit is 6 MB, and 100 events of up to 350 KB each would be
+/// 35 MB. A page that would be larger ends early, with a cursor.
+pub const MAX_PAGE_DATA_BYTES: usize = 4 * 1024 * 1024;
+
+/// Cuts the page after the last event that keeps its data within
+/// [`MAX_PAGE_DATA_BYTES`] (always at least one: one event's data is at most
+/// 350 KB); the cursor then points after it.
+fn cut_to_size(found: &mut shared::store::Page<StoredEvent, String>) {
+    let mut total = 0;
+    let keep = found
+        .items
+        .iter()
+        .take_while(|e| {
+            total += e.data.as_ref().map_or(0, String::len);
+            total <= MAX_PAGE_DATA_BYTES
+        })
+        .count()
+        .max(1);
+    if keep < found.items.len() {
+        found.items.truncate(keep);
+        found.next = found.items.last().map(StoredEvent::sort_key);
+    }
+}
+
 pub async fn list<S: Store>(
     app: &App<S>,
     tenant: TenantId,
@@ -193,10 +218,11 @@ pub async fn list<S: Store>(
     let filter = filter(req)?;
     let page = pagination::parse(req, |s| valid_event_position(&s).then_some(s))?;
     within_window(&filter, page.after.as_deref())?;
-    let found = app
+    let mut found = app
         .store
         .list_events(&tenant, &filter, page.limit, page.after)
         .await?;
+    cut_to_size(&mut found);
     let deliveries = join_all(
         found
             .items
@@ -236,7 +262,6 @@ pub async fn get<S: Store>(
     ))
 }
 
-/// The next attempt number of `webhook` for an event: one more than the most recorded.
 /// Queues a manual attempt to each of `webhooks` on the slow lane (when
 /// there is one): a customer's redeliveries never take the main lane's
 /// capacity, and a tenant's budget per minute bounds what it can ask of the
@@ -406,5 +431,45 @@ mod tests {
             Some("cursor")
         );
         assert!(within_window(&window(None, None), Some(&early)).is_ok());
+    }
+
+    fn events(sizes: &[usize]) -> shared::store::Page<StoredEvent, String> {
+        let items = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| StoredEvent {
+                id: EventId::parse(&format!("evt_{i}")).unwrap(),
+                tenant_id: TenantId::parse("acme").unwrap(),
+                event_type: EventType::AsyncCompleted,
+                timestamp: datetime!(2026-11-25 17:00 UTC) - time::Duration::minutes(i as i64),
+                data: Some("a".repeat(*size)),
+                data_omitted: false,
+                received_at: "2026-11-25T17:00:00.000000Z".into(),
+                expires_at: 0,
+            })
+            .collect();
+        shared::store::Page {
+            items,
+            next: Some("the store's cursor".into()),
+        }
+    }
+
+    #[test]
+    fn a_page_is_cut_before_its_data_passes_the_bound() {
+        const KIB: usize = 1024;
+        // 26 events of 249 KB: 6.5 MB, over Lambda's 6 MB (issue 15, item 6).
+        let mut page = events(&[249 * KIB; 26]);
+        cut_to_size(&mut page);
+        assert_eq!(page.items.len(), 16);
+        assert_eq!(page.next, page.items.last().map(StoredEvent::sort_key));
+        // Within the bound: untouched, the store's cursor kept.
+        let mut small = events(&[KIB; 100]);
+        cut_to_size(&mut small);
+        assert_eq!(small.items.len(), 100);
+        assert_eq!(small.next.as_deref(), Some("the store's cursor"));
+        // Never empty: one event always goes out.
+        let mut huge = events(&[5 * 1024 * KIB, KIB]);
+        cut_to_size(&mut huge);
+        assert_eq!(huge.items.len(), 1);
     }
 }

@@ -77,6 +77,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/webhooks/{id}/deliveries/{delivery_id}/redeliver", "POST"),
 ];
 
+#[derive(Debug, PartialEq)]
 enum Route {
     Webhooks,
     Webhook(Option<WebhookId>),
@@ -124,7 +125,17 @@ fn route(path: &str) -> Option<Route> {
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // Each segment percent-decoded: API Gateway hands over `rawPath` decoded,
+    // the local server as the client sent it, and the dashboard encodes ids
+    // (`evt%3A1` for `evt:1`). Decoding after the split keeps an encoded `/`
+    // inside its segment. A segment that is not UTF-8 once decoded matches no route.
+    let decoded: Vec<std::borrow::Cow<'_, str>> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let segments: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
     // An id that cannot exist is a webhook that does not exist: 404, not 400.
     let id = |s: &str| s.parse::<WebhookId>().ok();
     match segments.as_slice() {
@@ -227,5 +238,29 @@ async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body
             let id = id.ok_or(ApiError::WebhookNotFound)?;
             webhooks::rotate(app, tenant, id, req, Rotate::SigningSecret).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, item 14c: `/events/evt%3A1` was a 404 locally and found
+    /// behind API Gateway, which decodes `rawPath`. Both spellings are one
+    /// route now, in both places.
+    #[test]
+    fn encoded_and_plain_segments_are_one_route() {
+        let plain = route("/events/evt:1");
+        assert_eq!(plain, Some(Route::Event(EventId::parse("evt:1").ok())));
+        assert!(matches!(plain, Some(Route::Event(Some(_)))));
+        assert_eq!(route("/events/evt%3A1"), plain);
+        assert_eq!(
+            route("/events/evt%3a1/redeliver"),
+            Some(Route::EventRedeliver(EventId::parse("evt:1").ok()))
+        );
+        // An encoded slash stays in its segment: no such event id, no other route.
+        assert_eq!(route("/events/a%2Fb"), Some(Route::Event(None)));
+        assert_eq!(route("/events/%FF"), None);
+        assert_eq!(route("/webhooks"), Some(Route::Webhooks));
     }
 }

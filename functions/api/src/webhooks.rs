@@ -182,17 +182,38 @@ pub async fn rotate<S: Store>(
     which: Rotate,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
+    // When the previous signing secret still signs: a second rotation then
+    // would drop it at once, and receivers still verifying with it would
+    // start refusing deliveries.
+    let overlapping = std::sync::Mutex::new(None);
     let webhook = modify(app, &tenant, id, |webhook| {
         match which {
             Rotate::Token => webhook.token = Token::generate(),
             Rotate::SigningSecret => {
+                let now = now_utc();
+                let until = webhook
+                    .previous_signing_secret
+                    .as_ref()
+                    .map(|p| p.expires_at)
+                    .filter(|until| *until > now);
+                if let Ok(mut slot) = overlapping.lock() {
+                    *slot = until;
+                }
+                if until.is_some() {
+                    return false;
+                }
                 // The old secret keeps signing too until the overlap ends.
-                webhook.rotate_signing_secret(now_utc(), app.recovery.secret_overlap)
+                webhook.rotate_signing_secret(now, app.recovery.secret_overlap)
             }
         }
         true
     })
     .await?;
+    if let Some(until) = overlapping.into_inner().ok().flatten() {
+        return Err(ApiError::RotationInProgress {
+            until: shared::delivery_log::sortable_time(until),
+        });
+    }
     let shown = match which {
         Rotate::Token => Secrets::TOKEN,
         Rotate::SigningSecret => Secrets::SIGNING_SECRET,

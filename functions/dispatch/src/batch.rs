@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use shared::event::{Event, EventId};
+use shared::event::{Event, EventId, MAX_EVENT_BYTES};
 use shared::json::JsonError;
 use shared::requeue::{Target, TargetedMessage};
 use shared::{TenantId, WebhookId};
@@ -35,6 +35,16 @@ type JobKey = (TenantId, EventId, Option<(WebhookId, u32)>);
 fn parse_one(body: Option<&str>, trusted: bool) -> Result<(Event, Kind), JsonError> {
     let body = body.ok_or_else(|| JsonError::Malformed("the message has no body".into()))?;
     match Event::from_json(body) {
+        // Its retries and hand-overs could not be queued (the wrapper would
+        // pass the queue's message size): refused whole, never half-served.
+        Ok(_) if body.len() > MAX_EVENT_BYTES => Err(JsonError::Field {
+            code: "event_too_large",
+            field: None,
+            message: format!(
+                "the envelope is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+                body.len()
+            ),
+        }),
         Ok(event) => Ok((event, Kind::Fanout)),
         // Envelopes refuse unknown fields, so a targeted message fails as one.
         Err(envelope_error) => match TargetedMessage::from_json(body) {
@@ -95,4 +105,46 @@ pub fn parse(records: Vec<SqsMessage>, trusts: impl Fn(Option<&str>) -> bool) ->
         }
     }
     Batch { jobs, invalid }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::infra::QUEUE_MAX_MESSAGE_BYTES;
+
+    use super::*;
+
+    /// An envelope of exactly `len` bytes.
+    fn envelope(len: usize) -> String {
+        let head = r#"{"id":"evt_1","tenant_id":"acme","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"b":""#;
+        let tail = r#""}}"#;
+        format!("{head}{}{tail}", "a".repeat(len - head.len() - tail.len()))
+    }
+
+    /// Issue 15, item 14b: an event within ~100 bytes of the queue's limit
+    /// was delivered, but its retry (the event inside a targeted message)
+    /// could never be queued. The largest envelope taken now leaves room.
+    #[test]
+    fn the_largest_event_still_fits_in_a_targeted_message() {
+        let largest = envelope(MAX_EVENT_BYTES);
+        let (event, _) = parse_one(Some(&largest), false).expect("the largest envelope is taken");
+        let retry = TargetedMessage {
+            target: Target {
+                webhook_id: WebhookId::generate(),
+                attempt: u32::MAX,
+                manual: true,
+                not_before: Some(i64::MAX),
+            },
+            event,
+        };
+        assert!(retry.to_json().len() <= QUEUE_MAX_MESSAGE_BYTES);
+
+        let over = envelope(MAX_EVENT_BYTES + 1);
+        match parse_one(Some(&over), false) {
+            Err(JsonError::Field { code, message, .. }) => {
+                assert_eq!(code, "event_too_large");
+                assert!(message.contains(&MAX_EVENT_BYTES.to_string()));
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
 }

@@ -155,12 +155,35 @@ fn parse_webhook(item: HashMap<String, AttributeValue>) -> Result<Webhook, Store
 /// Up to `limit + 1` items, newest first: one item more than asked tells
 /// whether another page exists, so the last page never hands out a cursor to
 /// an empty page.
+/// A filtered list (`GET /events?type=`) reads at most this many Query
+/// pages per request (each evaluates at most `limit + 1` items and 1 MB):
+/// a rare type on a large tenant then answers with a short page and a
+/// cursor instead of reading until the function times out.
+pub const MAX_FILTERED_PAGES: usize = 5;
+
+/// What a newest-first read found, and where to resume when it stopped at
+/// its page budget before it had `limit + 1` items.
+struct Found {
+    items: Vec<HashMap<String, AttributeValue>>,
+    resume: Option<HashMap<String, AttributeValue>>,
+}
+
 async fn query_newest_first(
     query: QueryFluentBuilder,
     limit: usize,
-    mut start: Option<HashMap<String, AttributeValue>>,
+    start: Option<HashMap<String, AttributeValue>>,
 ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    Ok(query_pages(query, limit, start, usize::MAX).await?.items)
+}
+
+async fn query_pages(
+    query: QueryFluentBuilder,
+    limit: usize,
+    mut start: Option<HashMap<String, AttributeValue>>,
+    max_pages: usize,
+) -> Result<Found, StoreError> {
     let mut items = Vec::with_capacity(limit + 1);
+    let mut pages = 0;
     loop {
         let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
         let out = query
@@ -173,8 +196,18 @@ async fn query_newest_first(
             .map_err(backend)?;
         items.extend(out.items.unwrap_or_default());
         start = out.last_evaluated_key;
+        pages += 1;
         if items.len() > limit || start.is_none() {
-            return Ok(items);
+            return Ok(Found {
+                items,
+                resume: None,
+            });
+        }
+        if pages >= max_pages {
+            return Ok(Found {
+                items,
+                resume: start,
+            });
         }
     }
 }
@@ -661,8 +694,16 @@ impl Store for DynamoStore {
                 .filter_expression("event_type = :type")
                 .expression_attribute_values(":type", AttributeValue::S(t.as_str().into()));
         }
-        let items = query_newest_first(query, limit, start).await?;
-        let events = items
+        let found = query_pages(query, limit, start, MAX_FILTERED_PAGES).await?;
+        // Stopped at the page budget: the page ends where the reading did.
+        let resume = found
+            .resume
+            .as_ref()
+            .and_then(|key| key.get(keys::GSI1SK))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        let events = found
+            .items
             .into_iter()
             .map(|item| {
                 from_item::<DeliveryItem<StoredEvent>>(item)
@@ -672,7 +713,11 @@ impl Store for DynamoStore {
             .collect::<Result<Vec<StoredEvent>, _>>()?;
         // `until` is exclusive; BETWEEN kept an event exactly at it.
         let events: Vec<StoredEvent> = events.into_iter().filter(|e| filter.matches(e)).collect();
-        Ok(page(events, limit, StoredEvent::sort_key))
+        let mut listed = page(events, limit, StoredEvent::sort_key);
+        if listed.next.is_none() {
+            listed.next = resume;
+        }
+        Ok(listed)
     }
 
     async fn set_slow(
