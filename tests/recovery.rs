@@ -353,7 +353,11 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
     records.sort_by_key(|r| r.attempt);
     let numbers: Vec<(u32, bool)> = records.iter().map(|r| (r.attempt, r.manual)).collect();
     assert_eq!(numbers, [(1, false), (101, true), (102, true)]);
-    assert!(records[1..].iter().all(|r| r.outcome.as_str() == "delivered"));
+    assert!(
+        records[1..]
+            .iter()
+            .all(|r| r.outcome.as_str() == "delivered")
+    );
     assert!(log_of(d.store(), &other).await.is_empty());
 
     // The full event shows both attempts.
@@ -593,7 +597,12 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert_eq!(again.error().0, "rotation_in_progress");
-    assert!(again.body["error"]["message"].as_str().unwrap().contains("until"));
+    assert!(
+        again.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("until")
+    );
     Call::new("POST", &format!("/webhooks/{id}/test"), &key)
         .send(&app)
         .await;
@@ -763,7 +772,14 @@ async fn redeliveries_take_the_slow_lane_within_a_budget() {
 }
 
 /// Stores an event as the dispatcher keeps it, without delivering it.
-async fn keep_event(store: &impl Store, tenant: &str, id: &str, event_type: &str, minutes_ago: i64, data: Value) {
+async fn keep_event(
+    store: &impl Store,
+    tenant: &str,
+    id: &str,
+    event_type: &str,
+    minutes_ago: i64,
+    data: Value,
+) {
     let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
     let raw = json!({
         "id": id, "tenant_id": tenant, "type": event_type,
@@ -784,7 +800,15 @@ async fn a_filter_reads_a_bounded_number_of_pages_and_hands_back_a_cursor() {
     let store = testkit::fresh_store().await;
     keep_event(&store, "acme", "evt_rare", "flowx.skipped", 500, json!({})).await;
     for i in 0..120 {
-        keep_event(&store, "acme", &format!("evt_{i:03}"), "async.completed", 400 - i, json!({})).await;
+        keep_event(
+            &store,
+            "acme",
+            &format!("evt_{i:03}"),
+            "async.completed",
+            400 - i,
+            json!({}),
+        )
+        .await;
     }
     let app = api::App::new(store.clone(), testkit::settings(store.table(), 50));
     let key = api_key_for(&app.store, "acme").await;
@@ -793,7 +817,11 @@ async fn a_filter_reads_a_bounded_number_of_pages_and_hands_back_a_cursor() {
         .await;
     assert_eq!(first.status, 200, "{}", first.body);
     // 5 pages of 11 items read, none of them a match: an empty page and a cursor.
-    assert!(first.body["data"].as_array().unwrap().is_empty(), "{}", first.body);
+    assert!(
+        first.body["data"].as_array().unwrap().is_empty(),
+        "{}",
+        first.body
+    );
     let mut cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
     let mut found = Vec::new();
     for _ in 0..5 {
@@ -805,7 +833,13 @@ async fn a_filter_reads_a_bounded_number_of_pages_and_hands_back_a_cursor() {
         .send(&app)
         .await;
         assert_eq!(next.status, 200, "{}", next.body);
-        found.extend(next.body["data"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+        found.extend(
+            next.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].clone()),
+        );
         match next.body["next_cursor"].as_str() {
             Some(c) => cursor = c.to_owned(),
             None => break,
@@ -822,7 +856,15 @@ async fn a_page_of_large_events_ends_before_the_response_limit() {
     let store = testkit::fresh_store().await;
     let blob = "a".repeat(240 * 1024);
     for i in 0..20 {
-        keep_event(&store, "acme", &format!("evt_{i:02}"), "async.completed", 100 - i, json!({"blob": blob})).await;
+        keep_event(
+            &store,
+            "acme",
+            &format!("evt_{i:02}"),
+            "async.completed",
+            100 - i,
+            json!({"blob": blob}),
+        )
+        .await;
     }
     let app = api::App::new(store.clone(), testkit::settings(store.table(), 50));
     let key = api_key_for(&app.store, "acme").await;
@@ -831,7 +873,10 @@ async fn a_page_of_large_events_ends_before_the_response_limit() {
     loop {
         let page = Call::new("GET", &path, &key).send(&app).await;
         assert_eq!(page.status, 200);
-        assert!(page.body.to_string().len() < 6_000_000, "over Lambda's response limit");
+        assert!(
+            page.body.to_string().len() < 6_000_000,
+            "over Lambda's response limit"
+        );
         let ids: Vec<String> = page.body["data"]
             .as_array()
             .unwrap()
@@ -839,7 +884,11 @@ async fn a_page_of_large_events_ends_before_the_response_limit() {
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect();
         // 17 × 240 KiB fit in 4 MiB, 18 do not.
-        assert!(!ids.is_empty() && ids.len() <= 17, "{} on a page", ids.len());
+        assert!(
+            !ids.is_empty() && ids.len() <= 17,
+            "{} on a page",
+            ids.len()
+        );
         pages.push(ids);
         match page.body["next_cursor"].as_str() {
             Some(cursor) => path = format!("/events?limit=100&cursor={cursor}"),

@@ -207,7 +207,10 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
     assert_eq!(slow["VisibilityTimeout"], events["VisibilityTimeout"]);
     assert_eq!(slow["SqsManagedSseEnabled"].as_bool(), Some(true));
     assert_eq!(slow["RedrivePolicy"], events["RedrivePolicy"]);
-    assert_eq!(slow["MessageRetentionPeriod"], events["MessageRetentionPeriod"]);
+    assert_eq!(
+        slow["MessageRetentionPeriod"],
+        events["MessageRetentionPeriod"]
+    );
     assert_eq!(slow["MaximumMessageSize"], events["MaximumMessageSize"]);
     for url in [&queues.events, &queues.slow] {
         let attrs = queue_attributes(&sqs, url).await;
@@ -217,7 +220,10 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
         );
         assert_eq!(
             attrs[&QueueAttributeName::MessageRetentionPeriod],
-            events["MessageRetentionPeriod"].as_u64().unwrap().to_string()
+            events["MessageRetentionPeriod"]
+                .as_u64()
+                .unwrap()
+                .to_string()
         );
         assert_eq!(
             attrs[&QueueAttributeName::MaximumMessageSize],
@@ -429,7 +435,9 @@ fn only_the_functions_write_the_slow_lane() {
 fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, bool) {
     let mut allowed = BTreeSet::new();
     let mut denies_api_keys = false;
-    let policies = resource(t, function)["Policies"].as_sequence().expect("policies");
+    let policies = resource(t, function)["Policies"]
+        .as_sequence()
+        .expect("policies");
     for policy in policies {
         let Some(statements) = policy["Statement"].as_sequence() else {
             continue; // a SAM policy template (the slow lane's SQSSendMessagePolicy)
@@ -437,11 +445,16 @@ fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, bool) {
         for s in statements {
             let actions: Vec<String> = match &s["Action"] {
                 Value::String(a) => vec![a.clone()],
-                Value::Sequence(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                Value::Sequence(list) => list
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
                 other => panic!("{function}: an action list {other:?}"),
             };
             match s["Effect"].as_str() {
-                Some("Allow") => allowed.extend(actions.into_iter().filter(|a| a.starts_with("dynamodb:"))),
+                Some("Allow") => {
+                    allowed.extend(actions.into_iter().filter(|a| a.starts_with("dynamodb:")))
+                }
                 Some("Deny") => {
                     let keys = serde_yaml_ng::to_string(&s["Condition"]).unwrap();
                     denies_api_keys |= keys.contains("dynamodb:LeadingKeys")
@@ -465,15 +478,31 @@ fn the_functions_may_not_scan_nor_write_api_keys() {
     assert_eq!(api_key_prefix, "APIKEY#", "the Deny's LeadingKeys pattern");
     for function in ["ApiFunction", "DispatchFunction"] {
         let (allowed, denies_api_keys) = table_actions(&t, function);
-        for forbidden in ["dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:*", "dynamodb:DeleteTable"] {
+        for forbidden in [
+            "dynamodb:Scan",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:*",
+            "dynamodb:DeleteTable",
+        ] {
             assert!(!allowed.contains(forbidden), "{function} may {forbidden}");
         }
-        assert!(allowed.contains("dynamodb:Query"), "{function}: {allowed:?}");
+        assert!(
+            allowed.contains("dynamodb:Query"),
+            "{function}: {allowed:?}"
+        );
         assert!(denies_api_keys, "{function} may write APIKEY# items");
     }
     // The api function deletes webhooks (in a transaction); the dispatcher never deletes.
-    assert!(table_actions(&t, "ApiFunction").0.contains("dynamodb:DeleteItem"));
-    assert!(!table_actions(&t, "DispatchFunction").0.contains("dynamodb:DeleteItem"));
+    assert!(
+        table_actions(&t, "ApiFunction")
+            .0
+            .contains("dynamodb:DeleteItem")
+    );
+    assert!(
+        !table_actions(&t, "DispatchFunction")
+            .0
+            .contains("dynamodb:DeleteItem")
+    );
 }
 
 /// Issue 15, item 10: logs are kept for a bounded time, the API writes
@@ -483,8 +512,14 @@ fn the_functions_may_not_scan_nor_write_api_keys() {
 fn logs_expire_alarms_notify_and_cors_is_off_by_default() {
     let t = template();
     let retention = |group: &str| reference(&resource(&t, group)["RetentionInDays"]);
-    for (function, group) in [("ApiFunction", "ApiFunctionLogs"), ("DispatchFunction", "DispatchFunctionLogs")] {
-        assert_eq!(reference(&resource(&t, function)["LoggingConfig"]["LogGroup"]), group);
+    for (function, group) in [
+        ("ApiFunction", "ApiFunctionLogs"),
+        ("DispatchFunction", "DispatchFunctionLogs"),
+    ] {
+        assert_eq!(
+            reference(&resource(&t, function)["LoggingConfig"]["LogGroup"]),
+            group
+        );
         assert_eq!(retention(group), "LogRetentionDays");
     }
     let access = &resource(&t, "HttpApi")["AccessLogSettings"];
@@ -499,7 +534,10 @@ fn logs_expire_alarms_notify_and_cors_is_off_by_default() {
         let actions = &resource(&t, alarm)["AlarmActions"];
         assert_eq!(reference(&actions[0]), "AlarmTopic", "{alarm}");
     }
-    assert_eq!(t["Parameters"]["CorsAllowOrigin"]["Default"].as_str(), Some(""));
+    assert_eq!(
+        t["Parameters"]["CorsAllowOrigin"]["Default"].as_str(),
+        Some("")
+    );
     let cors = &resource(&t, "HttpApi")["CorsConfiguration"];
     let Value::Tagged(tagged) = cors else {
         panic!("CorsConfiguration is not an !If: {cors:?}");

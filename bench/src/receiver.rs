@@ -41,14 +41,18 @@ pub async fn run(mode: &str) {
 /// back for 4 s: each delivery keeps its connection and read buffer alive.
 async fn big_head(bytes: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     println!("{}", listener.local_addr().expect("addr").port());
     let start = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-padding: ";
     let padding = "a".repeat(bytes.saturating_sub(start.len() + 4));
     let head = format!("{start}{padding}\r\n\r\n");
     let head: &'static [u8] = Box::leak(head.into_bytes().into_boxed_slice());
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else { continue };
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let mut request = vec![0u8; 64 * 1024];
             // One request per connection: enough of it to have been sent.

@@ -169,7 +169,9 @@ impl<S: Store> Store for TimingStore<S> {
         event: &EventId,
         webhooks: &[WebhookId],
     ) -> Result<Option<Vec<u32>>, StoreError> {
-        self.inner.number_manual_attempts(tenant, event, webhooks).await
+        self.inner
+            .number_manual_attempts(tenant, event, webhooks)
+            .await
     }
 
     async fn take_allowance(

@@ -94,10 +94,9 @@ impl RecoveryConfig {
 /// the address rule forbids.
 pub fn is_retryable(attempt: &Attempt) -> bool {
     match attempt.outcome {
-        Outcome::Delivered
-        | Outcome::Blocked
-        | Outcome::Redirect
-        | Outcome::ResponseTooLarge => false,
+        Outcome::Delivered | Outcome::Blocked | Outcome::Redirect | Outcome::ResponseTooLarge => {
+            false
+        }
         Outcome::Timeout | Outcome::ConnectError | Outcome::TlsError => true,
         Outcome::HttpError => matches!(attempt.status, Some(408 | 429 | 500..=599)),
     }

@@ -10,7 +10,9 @@ pub enum Blocked {
     Address(IpAddr),
     #[error("\"localhost\" and names under \".localhost\" are not allowed")]
     Localhost,
-    #[error("port {0} is not allowed: use 80, 443, or 1024-65535 except well-known service ports (databases, caches, remote desktop)")]
+    #[error(
+        "port {0} is not allowed: use 80, 443, or 1024-65535 except well-known service ports (databases, caches, remote desktop)"
+    )]
     Port(u16),
 }
 
@@ -20,8 +22,8 @@ pub enum Blocked {
 /// VNC, CouchDB, Redis, Kubernetes, Cassandra, Elasticsearch, memcached,
 /// MongoDB.
 pub const SERVICE_PORTS: [u16; 20] = [
-    1433, 1521, 2049, 2375, 2376, 2379, 2380, 3306, 3389, 5432, 5900, 5984, 6379, 6443, 9042,
-    9200, 9300, 11211, 27017, 27018,
+    1433, 1521, 2049, 2375, 2376, 2379, 2380, 3306, 3389, 5432, 5900, 5984, 6379, 6443, 9042, 9200,
+    9300, 11211, 27017, 27018,
 ];
 
 /// The port rule: 80, 443, and 1024-65535 except [`SERVICE_PORTS`]. Well-known
@@ -30,7 +32,11 @@ pub const SERVICE_PORTS: [u16; 20] = [
 /// services that are not web servers.
 pub fn check_port(port: u16) -> Result<(), Blocked> {
     let web = port == 80 || port == 443 || (port >= 1024 && !SERVICE_PORTS.contains(&port));
-    if web { Ok(()) } else { Err(Blocked::Port(port)) }
+    if web {
+        Ok(())
+    } else {
+        Err(Blocked::Port(port))
+    }
 }
 
 /// Whether a host name (not an IP literal) is refused by name alone.

@@ -311,7 +311,6 @@ async fn queue<S: Store>(
         .collect())
 }
 
-
 /// Sends a kept event again to every active webhook of the tenant that
 /// subscribes to its type, through the dispatcher, as a manual attempt.
 pub async fn redeliver_event<S: Store>(

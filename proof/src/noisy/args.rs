@@ -27,9 +27,8 @@ pub struct Args {
     /// The stack's receive loops (`webhooks local --concurrency`).
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
-    /// The noisy tenant's events a second in phases 2a and 2b (default 20,
-    /// 10 with --quick: at the 40, moto's SQS server, one Python
-    /// process, runs at 100 % CPU and the run measures it, not the stack).
+    /// The noisy tenant's events a second in phases 2a and 2b (default 40,
+    /// the rate; 10 with --quick).
     #[arg(long)]
     pub noisy_rate: Option<f64>,
     /// The loose limit on the quiet p99 of each phase 2 part, checked in

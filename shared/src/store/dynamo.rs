@@ -777,7 +777,10 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::event_pk(tenant, event), keys::EVENT_SK.to_owned())))
+            .set_key(Some(Self::key(
+                keys::event_pk(tenant, event),
+                keys::EVENT_SK.to_owned(),
+            )))
             .update_expression(format!("ADD {}", adds.join(", ")))
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
@@ -800,7 +803,11 @@ impl Store for DynamoStore {
                     .get(&keys::manual_attempts(*w))
                     .and_then(|v| v.as_n().ok())
                     .and_then(|n| n.parse::<u32>().ok())
-                    .ok_or_else(|| StoreError::Backend("the update did not return a manual attempt counter".into()))?;
+                    .ok_or_else(|| {
+                        StoreError::Backend(
+                            "the update did not return a manual attempt counter".into(),
+                        )
+                    })?;
                 Ok(FIRST_MANUAL_ATTEMPT - 1 + count)
             })
             .collect::<Result<Vec<u32>, StoreError>>()

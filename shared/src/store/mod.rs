@@ -12,8 +12,8 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 pub use dynamo::{DynamoStore, create_table};
-pub use memory::MemoryStore;
 pub use keys::Allowance;
+pub use memory::MemoryStore;
 pub use modify::modify;
 
 use crate::delivery_log::DeliveryRecord;
