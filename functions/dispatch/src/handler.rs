@@ -185,17 +185,25 @@ pub async fn handle<S: Store>(
         }
     };
 
-    let forwarded = match within(cutoff, forward(d, &work)).await {
-        Some(sent) => sent,
-        None => vec![Err(Unfinished::Deadline); work.len()],
-    };
+    // The hand-over and this lane's own attempts at once: a quiet tenant's
+    // delivery never waits for the SendMessageBatch of a noisy tenant's
+    // hand-over in the same batch. A job is done when both are; if either
+    // fails, its messages come back, and what was recorded is not made again.
     let (marks, recorded) = (&Marks::default(), &recorded);
-    let outcomes = join_all(work.iter().zip(forwarded).map(|(w, sent)| async move {
+    let handing_over = async {
+        within(cutoff, forward(d, &work))
+            .await
+            .unwrap_or_else(|| vec![Err(Unfinished::Deadline); work.len()])
+    };
+    let delivering = join_all(work.iter().map(|w| async move {
         let w = w.as_ref().map_err(|why| *why)?;
-        sent?;
         run_plan(d, client, w, recorded, marks, cutoff).await
-    }))
-    .await;
+    }));
+    let (forwarded, delivered) = futures_util::future::join(handing_over, delivering).await;
+    let outcomes = delivered
+        .into_iter()
+        .zip(forwarded)
+        .map(|(made, sent)| made.and(sent));
     for (plan, outcome) in plans.into_iter().zip(outcomes) {
         if let Err(why) = outcome {
             tracing::debug!(event_id = %plan.job.event.id, reason = why.as_str(), "messages returned to the queue");
