@@ -177,3 +177,67 @@ impl ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of every variant (and every code `Invalid` takes): a new error
+    /// code must be added to the OpenAPI document's `Error` schema, or
+    /// schemathesis finds the answer off-schema (it did, twice).
+    #[test]
+    fn every_code_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(crate::OPENAPI_JSON).unwrap();
+        let documented: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let invalid = |code| ApiError::Invalid {
+            code,
+            field: None,
+            message: String::new(),
+        };
+        let limit = |allowance| ApiError::LimitReached {
+            allowance,
+            limit: 1,
+            asked: 2,
+            retry_after: 1,
+        };
+        let every = [
+            ApiError::MalformedJson(String::new()),
+            invalid("missing_field"),
+            invalid("unknown_field"),
+            invalid("invalid_type"),
+            invalid("invalid_value"),
+            invalid("unexpected_body"),
+            ApiError::Unauthorized,
+            ApiError::WebhookNotFound,
+            ApiError::EventNotFound,
+            ApiError::DeliveryNotFound,
+            ApiError::PayloadNotKept,
+            ApiError::QueueUnavailable,
+            limit(Allowance::Redeliveries),
+            limit(Allowance::TestEvents),
+            ApiError::RotationInProgress {
+                until: String::new(),
+            },
+            ApiError::RouteNotFound(String::new()),
+            ApiError::MethodNotAllowed("GET"),
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::WebhookLimit(1),
+            ApiError::Conflict,
+            ApiError::Internal(String::new()),
+        ];
+        for e in &every {
+            let (_, code) = e.status_and_code();
+            assert!(
+                documented.contains(&code),
+                "{code} is not in docs/openapi.json"
+            );
+        }
+    }
+}
