@@ -148,6 +148,27 @@ impl Reply {
         );
         (code.to_owned(), err["field"].as_str().map(str::to_owned))
     }
+
+    /// The `Retry-After` of a 429, in seconds.
+    pub fn retry_after(&self) -> u64 {
+        self.headers["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no Retry-After in seconds: {:?}", self.headers))
+    }
+}
+
+/// Waits, if needed, so that the next `room` seconds fall inside one fixed
+/// window of `window` seconds (per-tenant allowances count per window).
+pub async fn start_of_window(window: i64, room: i64) {
+    let into = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .rem_euclid(window);
+    if into > window - room {
+        let left = u64::try_from(window - into + 1).unwrap_or(1);
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+    }
 }
 
 pub mod aws;
