@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::EventId;
 use shared::event_log::{EventFilter, StoredEvent};
-use shared::store::{Allowance, AttemptKey, Page, Store, StoreError};
+use shared::store::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use shared::{TenantId, Webhook, WebhookId};
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -113,7 +113,7 @@ impl<S: Store> Store for TimingStore<S> {
         self.inner.recorded_deliveries(attempts).await
     }
     /// Counted with the writes: keeping each event is one write request.
-    async fn put_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+    async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.put_event(event).await
     }

@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
-use crate::store::{Allowance, AttemptKey, DynamoStore, Page, Store, StoreError};
+use crate::store::{Allowance, AttemptKey, DynamoStore, Kept, Page, Store, StoreError};
 use crate::{TenantId, Webhook, WebhookId};
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon
@@ -146,7 +146,7 @@ impl Store for LazyDynamoStore {
     ) -> Result<HashSet<AttemptKey>, StoreError> {
         self.get().await?.recorded_deliveries(attempts).await
     }
-    async fn put_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+    async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
         self.get().await?.put_event(event).await
     }
     async fn event_with_deliveries(

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::keys::{self, PK, SK};
-use super::{Allowance, AttemptKey, Page, Store, StoreError};
+use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -49,7 +49,7 @@ impl DynamoStore {
 
     /// Writes an item unless one with its key exists; an existing one is
     /// kept as it is, and that is not an error (first write wins).
-    async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
+    async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<Kept, StoreError> {
         let result = self
             .client
             .put_item()
@@ -59,9 +59,9 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Kept::New),
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Ok(())
+                Ok(Kept::Before)
             }
             Err(e) => Err(backend(e)),
         }
@@ -556,7 +556,7 @@ impl Store for DynamoStore {
         })
         .map_err(mapping)?;
         // Recorded already (a duplicate message raced this one): keep the first.
-        self.put_new(item).await
+        self.put_new(item).await.map(|_| ())
     }
 
     async fn list_deliveries(
@@ -599,7 +599,7 @@ impl Store for DynamoStore {
         Ok(page(records, limit, DeliveryRecord::cursor))
     }
 
-    async fn put_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+    async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
         let item = to_item(DeliveryItem {
             pk: keys::event_pk(&event.tenant_id, &event.id),
             sk: keys::EVENT_SK.to_owned(),

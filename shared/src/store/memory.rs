@@ -3,7 +3,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
-use super::{Allowance, AttemptKey, Page, Store, StoreError};
+use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -252,14 +252,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn put_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+    async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
         let mut inner = self.lock();
         let key = (event.tenant_id.clone(), event.id.clone());
-        if inner.event_ids.insert(key) {
-            let events = inner.events.entry(event.tenant_id.clone()).or_default();
-            events.insert(event.sort_key(), event.clone());
+        if !inner.event_ids.insert(key) {
+            return Ok(Kept::Before);
         }
-        Ok(())
+        let events = inner.events.entry(event.tenant_id.clone()).or_default();
+        events.insert(event.sort_key(), event.clone());
+        Ok(Kept::New)
     }
 
     async fn event_with_deliveries(

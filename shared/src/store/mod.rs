@@ -30,6 +30,15 @@ pub struct AttemptKey {
     pub attempt: u32,
 }
 
+/// What a write that keeps the first copy found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Written now: nothing was there before.
+    New,
+    /// A copy was there already, and stays.
+    Before,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -120,8 +129,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Keeps an accepted event; an event already kept keeps its first copy.
+    /// Says which: an event new here has no attempt recorded yet.
     fn put_event(&self, event: &StoredEvent)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    -> impl Future<Output = Result<Kept, StoreError>> + Send;
 
     /// One of the tenant's events with every recorded attempt to deliver it
     /// (ordered by webhook, then attempt).
