@@ -254,7 +254,8 @@ fn the_dispatch_function_matches_the_delivery_deadline() {
     let dispatch = resource(&t, "DispatchFunction");
     let timeout = as_u64(&dispatch["Timeout"]);
     assert_eq!(timeout, DISPATCH_TIMEOUT_SECS);
-    let delivery_ms = as_u64(&dispatch["Environment"]["Variables"]["DELIVERY_TIMEOUT_MS"]);
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    let delivery_ms = as_u64(&globals["DELIVERY_TIMEOUT_MS"]);
     assert_eq!(
         delivery_ms,
         u64::from(Settings::DEFAULT_DELIVERY_TIMEOUT_MS)
@@ -321,10 +322,7 @@ fn the_slow_lane_is_the_lane_the_code_runs() {
     assert_eq!(queue.value.as_str(), Some("SlowQueue.Arn"));
     let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
     assert_eq!(reference(&globals["SLOW_QUEUE_URL"]), "SlowQueue");
-    assert_eq!(
-        reference(&dispatch["Environment"]["Variables"]["SLOW_THRESHOLD_MS"]),
-        "SlowThresholdMs"
-    );
+    assert_eq!(reference(&globals["SLOW_THRESHOLD_MS"]), "SlowThresholdMs");
     assert_eq!(
         default_of(&t, "SlowThresholdMs"),
         u64::from(Settings::DEFAULT_SLOW_THRESHOLD_MS)
@@ -337,6 +335,14 @@ fn the_slow_lane_is_the_lane_the_code_runs() {
     assert_eq!(
         default_of(&t, "RedeliveryLimitPerMinute"),
         u64::from(Settings::DEFAULT_REDELIVERIES_PER_MINUTE)
+    );
+    assert_eq!(
+        default_of(&t, "TestEventLimitPer10Seconds"),
+        u64::from(Settings::DEFAULT_TEST_EVENTS_PER_10_SECONDS)
+    );
+    assert_eq!(
+        default_of(&t, "MaxDeliveriesInFlight"),
+        u64::from(Settings::DEFAULT_MAX_DELIVERIES_IN_FLIGHT)
     );
     // A redelivery call queues at most one attempt per webhook: the budget
     // must hold the largest call, or a tenant at its limit could never redeliver.

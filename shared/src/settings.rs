@@ -36,6 +36,94 @@ pub struct Settings {
     pub max_deliveries_in_flight: u32,
 }
 
+/// A function the template deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Api,
+    Dispatch,
+}
+
+/// An environment variable the functions read, and the functions whose
+/// template entry must set it; none for a variable a deployment leaves to
+/// its default. The rehearsal (`scripts/rehearse`) holds the template to
+/// this list; a unit test holds the code to it.
+#[derive(Debug)]
+pub struct Variable {
+    pub name: &'static str,
+    pub set_for: &'static [Function],
+}
+
+const BOTH: &[Function] = &[Function::Api, Function::Dispatch];
+
+/// Every variable [`Settings`], [`crate::retry::RecoveryConfig`] and the
+/// logging read.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "TABLE_NAME",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "EVENTS_QUEUE_URL",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "SLOW_QUEUE_URL",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "RUST_LOG",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "EVENT_RETENTION_DAYS",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "SIGNING_SECRET_OVERLAP_HOURS",
+        set_for: BOTH,
+    },
+    // Both make deliveries: the api sends test events.
+    Variable {
+        name: "DELIVERY_TIMEOUT_MS",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "DELIVERY_LOG_TTL_DAYS",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "SLOW_THRESHOLD_MS",
+        set_for: BOTH,
+    },
+    Variable {
+        name: "MAX_WEBHOOKS_PER_TENANT",
+        set_for: &[Function::Api],
+    },
+    Variable {
+        name: "REDELIVERY_LIMIT_PER_MINUTE",
+        set_for: &[Function::Api],
+    },
+    Variable {
+        name: "TEST_EVENT_LIMIT_PER_10_SECONDS",
+        set_for: &[Function::Api],
+    },
+    // One test event at a time per request: the api keeps the default.
+    Variable {
+        name: "MAX_DELIVERIES_IN_FLIGHT",
+        set_for: &[Function::Dispatch],
+    },
+    // Tests and the local stack only: deployed functions never reach a
+    // private address, and keep the documented retry schedule.
+    Variable {
+        name: "ALLOW_PRIVATE_TARGETS",
+        set_for: &[],
+    },
+    Variable {
+        name: "RETRY_SCHEDULE_SECONDS",
+        set_for: &[],
+    },
+];
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {name} {problem}")]
 pub struct SettingsError {
@@ -217,5 +305,22 @@ mod tests {
         assert!(e.to_string().contains("ALLOW_PRIVATE_TARGETS"));
         let e = from(&[("TABLE_NAME", "t"), ("MAX_WEBHOOKS_PER_TENANT", "0")]).unwrap_err();
         assert!(e.to_string().contains("MAX_WEBHOOKS_PER_TENANT"));
+    }
+
+    #[test]
+    fn the_variables_list_is_what_the_code_reads() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let lookup = |name: &str| {
+            asked.lock().expect("lock").insert(name.to_owned());
+            (name == "TABLE_NAME").then(|| "t".to_owned())
+        };
+        Settings::from_lookup(lookup).expect("settings");
+        crate::retry::RecoveryConfig::from_lookup(lookup).expect("recovery");
+        let mut asked = asked.into_inner().expect("lock");
+        // Read by `logging::init`, from the process environment.
+        asked.insert("RUST_LOG".to_owned());
+        let listed: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|v| v.name.to_owned()).collect();
+        assert_eq!(asked, listed);
     }
 }

@@ -130,8 +130,10 @@ pub trait Store: Send + Sync {
 
     /// Keeps an accepted event; an event already kept keeps its first copy.
     /// Says which: an event new here has no attempt recorded yet.
-    fn put_event(&self, event: &StoredEvent)
-    -> impl Future<Output = Result<Kept, StoreError>> + Send;
+    fn put_event(
+        &self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<Kept, StoreError>> + Send;
 
     /// One of the tenant's events with every recorded attempt to deliver it
     /// (ordered by webhook, then attempt).

@@ -1,0 +1,729 @@
+//! What the rehearsal invokes, and what it checks: every route of the api
+//! function through API Gateway events, and the dispatch function's paths
+//! (a fan-out, a retry that requeues, redeliveries from the slow lane, a
+//! poison message) through SQS events as the event source mapping sends them.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shared::event::Event;
+use shared::store::DynamoStore;
+use shared::{EventType, Status};
+use testkit::receiver::{Behavior, Receiver};
+
+use crate::api_gateway::{self, Coverage, Request};
+use crate::runtime::{Answer, Function};
+use crate::{Names, REGION};
+
+const TENANT: &str = "rehearsal-tenant";
+
+/// Failures and figures, printed at the end.
+#[derive(Default)]
+pub struct Report {
+    failures: Vec<String>,
+    figures: Vec<String>,
+    pub logs: Vec<PathBuf>,
+    /// Keys, tokens and signing secrets that no log may hold.
+    pub secrets: Vec<String>,
+}
+
+impl Report {
+    fn check(&mut self, ok: bool, what: impl Into<String>) {
+        let what = what.into();
+        if ok {
+            println!("  ok    {what}");
+        } else {
+            println!("  FAIL  {what}");
+            self.failures.push(what);
+        }
+    }
+
+    fn figure(&mut self, line: String) {
+        println!("  time  {line}");
+        self.figures.push(line);
+    }
+
+    /// Scans the functions' logs (denied calls, secrets), prints the verdict.
+    pub fn finish(mut self) -> ExitCode {
+        for log in std::mem::take(&mut self.logs) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let name = log.display().to_string();
+            let denied: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("AccessDenied") || l.contains("not authorized"))
+                .collect();
+            for line in denied.iter().take(5) {
+                println!("  denied in {name}: {}", denial(line));
+            }
+            self.check(denied.is_empty(), format!("{name}: no call denied by IAM"));
+            let leaked = self
+                .secrets
+                .iter()
+                .filter(|s| !s.is_empty() && text.contains(s.as_str()))
+                .count();
+            self.check(
+                leaked == 0,
+                format!("{name}: no API key, token or signing secret in the log ({leaked} found)"),
+            );
+        }
+        if self.failures.is_empty() {
+            println!("rehearsal: PASS");
+            ExitCode::SUCCESS
+        } else {
+            println!("rehearsal: FAIL ({} checks):", self.failures.len());
+            for f in &self.failures {
+                println!("  - {f}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a log line says was denied: moto's message, or the line's start.
+fn denial(line: &str) -> &str {
+    const SAYS: &str = "is not authorized to perform: ";
+    match line.find(SAYS) {
+        Some(at) => {
+            let from = line[..at].rfind("User: ").unwrap_or(at);
+            let rest = &line[at + SAYS.len()..];
+            let to = rest.find(['<', '"', '\\']).unwrap_or(rest.len());
+            &line[from..at + SAYS.len() + to]
+        }
+        None => &line[..line.len().min(300)],
+    }
+}
+
+/// A webhook as the rehearsal knows it.
+struct Hook {
+    id: String,
+    token: String,
+    secret: String,
+}
+
+/// The receivers, the tenant's key, and the rehearsal's own AWS clients.
+pub struct World {
+    names: Names,
+    sqs: aws_sdk_sqs::Client,
+    store: DynamoStore,
+    key: String,
+    ok: Receiver,
+    failing: Receiver,
+    hooks: Vec<Hook>,
+    calls: u64,
+    coverage: Coverage,
+}
+
+impl World {
+    pub async fn new(config: &aws_config::SdkConfig, names: Names) -> Result<World, String> {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), names.table.clone());
+        let key = testkit::api_key_for(&store, TENANT).await;
+        Ok(World {
+            sqs: aws_sdk_sqs::Client::new(config),
+            store,
+            key,
+            ok: Receiver::start(Behavior::status(200)).await,
+            failing: Receiver::start(Behavior::status(500)).await,
+            hooks: Vec::new(),
+            calls: 0,
+            coverage: Coverage::default(),
+            names,
+        })
+    }
+
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = vec![self.key.clone()];
+        for h in &self.hooks {
+            all.push(h.token.clone());
+            all.push(h.secret.clone());
+        }
+        all
+    }
+
+    /// One request through the api function; checks the status.
+    async fn call(
+        &mut self,
+        api: &mut Function,
+        r: &mut Report,
+        req: Request<'_>,
+        want: u16,
+    ) -> Option<api_gateway::Answer> {
+        self.calls += 1;
+        self.coverage.record(req.method, req.target);
+        let what = format!("api {} {}", req.method, req.target);
+        let answer = match api.invoke(&req.event(self.calls)).await {
+            Ok(Answer::Response(raw)) => api_gateway::Answer::parse(&raw),
+            Ok(Answer::Error(raw)) => Err(format!(
+                "the function reported an error: {}",
+                String::from_utf8_lossy(&raw)
+            )),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(a) => {
+                r.check(
+                    a.status == want,
+                    format!("{what} -> {} (want {want})", a.status),
+                );
+                if a.status != want {
+                    println!("        body: {}", String::from_utf8_lossy(&a.body));
+                }
+                Some(a)
+            }
+            Err(e) => {
+                r.check(false, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// One batch through the dispatch function; the ids it returns as failed.
+    async fn dispatch(
+        &self,
+        dispatch: &mut Function,
+        r: &mut Report,
+        records: Vec<Value>,
+        what: &str,
+    ) -> Option<Vec<String>> {
+        let answer = dispatch.invoke(&json!({ "Records": records })).await;
+        let raw = match answer {
+            Ok(Answer::Response(raw)) => raw,
+            Ok(Answer::Error(raw)) => {
+                r.check(
+                    false,
+                    format!("dispatch {what}: error {}", String::from_utf8_lossy(&raw)),
+                );
+                return None;
+            }
+            Err(e) => {
+                r.check(false, format!("dispatch {what}: {e}"));
+                return None;
+            }
+        };
+        let v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        let Some(failures) = v["batchItemFailures"].as_array() else {
+            r.check(
+                false,
+                format!(
+                    "dispatch {what}: no batchItemFailures in {}",
+                    String::from_utf8_lossy(&raw)
+                ),
+            );
+            return None;
+        };
+        Some(
+            failures
+                .iter()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// The receipts of `event_id` at the healthy receiver, checked against `hook`.
+    fn receipts(&self, r: &mut Report, hook: &Hook, event_id: &str, want: usize, what: &str) {
+        let got: Vec<_> = self
+            .ok
+            .requests()
+            .into_iter()
+            .filter(|q| {
+                q.header("webhook-id")
+                    .is_some_and(|id| id.starts_with(event_id))
+            })
+            .collect();
+        r.check(
+            got.len() == want,
+            format!(
+                "{what}: {} deliveries of {event_id} (want {want})",
+                got.len()
+            ),
+        );
+        let basic = format!("Basic {}", hook.token);
+        let all_signed = got.iter().all(|q| {
+            let (Some(id), Some(ts), Some(sig)) = (
+                q.header("webhook-id"),
+                q.header("webhook-timestamp"),
+                q.header("webhook-signature"),
+            ) else {
+                return false;
+            };
+            let expected = testkit::standard_webhooks_signature(&hook.secret, id, ts, &q.body);
+            q.header("authorization") == Some(basic.as_str())
+                && sig.split(' ').any(|s| s == expected)
+        });
+        r.check(
+            all_signed,
+            format!("{what}: each carries the Basic token and a valid signature"),
+        );
+    }
+
+    /// Messages waiting on the slow lane's queue, as SQS records.
+    async fn slow_lane_records(&self, want: usize) -> Vec<Value> {
+        let mut records = Vec::new();
+        for _ in 0..5 {
+            if records.len() >= want {
+                break;
+            }
+            let Ok(out) = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.names.slow_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+            else {
+                break;
+            };
+            for m in out.messages.unwrap_or_default() {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                    .collect();
+                records.push(json!({
+                    "messageId": m.message_id.unwrap_or_default(),
+                    "receiptHandle": m.receipt_handle.unwrap_or_default(),
+                    "body": m.body.unwrap_or_default(),
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body.unwrap_or_default(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.names.slow_arn,
+                    "awsRegion": REGION,
+                }));
+            }
+        }
+        records
+    }
+
+    /// Messages on the slow lane's queue that wait for their delay.
+    async fn delayed_on_slow_lane(&self) -> u64 {
+        let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed;
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(&self.names.slow_url)
+            .attribute_names(attribute.clone())
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.attributes)
+            .and_then(|a| a.get(&attribute).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+/// A record as the event source mapping hands over a producer's message.
+fn record(names: &Names, id: &str, body: &str) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("AQEB{id}"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795798800000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1795798800001"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": names.events_arn,
+        "awsRegion": REGION
+    })
+}
+
+fn events(kind: EventType, n: usize) -> Vec<(Event, String)> {
+    (0..n)
+        .map(|i| testkit::envelope(TENANT, kind, json!({ "n": i })))
+        .collect()
+}
+
+fn cold(r: &mut Report, f: &Function, what: &str, first_answer: Duration) {
+    if let Some(next) = f.first_next() {
+        let init = next.duration_since(f.started);
+        r.figure(format!(
+            "{}: exec to first /next {:.1} ms; exec to first response ({what}) {:.1} ms",
+            f.name,
+            init.as_secs_f64() * 1e3,
+            (init + first_answer).as_secs_f64() * 1e3
+        ));
+    }
+}
+
+fn warm(r: &mut Report, f: &Function, what: &str, answer: Duration) {
+    r.figure(format!(
+        "{}: a warm invocation ({what}) {:.1} ms",
+        f.name,
+        answer.as_secs_f64() * 1e3
+    ));
+}
+
+/// Creates a webhook through the api; returns it.
+async fn create(
+    w: &mut World,
+    api: &mut Function,
+    r: &mut Report,
+    url: String,
+    events: &[&str],
+    retry: &str,
+) -> Option<Hook> {
+    let body = json!({ "url": url, "events": events, "retry_policy": retry });
+    let key = w.key.clone();
+    let a = w
+        .call(
+            api,
+            r,
+            Request::new("POST", "/webhooks", &key).json(&body),
+            201,
+        )
+        .await?;
+    let v = a.json();
+    Some(Hook {
+        id: v["id"].as_str()?.to_owned(),
+        token: v["token"].as_str()?.to_owned(),
+        secret: v["signing_secret"].as_str()?.to_owned(),
+    })
+}
+
+/// Every route of the api, and every path of the dispatcher.
+pub async fn api_and_dispatch(
+    w: &mut World,
+    api: &mut Function,
+    dispatch: &mut Function,
+    r: &mut Report,
+) {
+    let key = w.key.clone();
+    println!("api function:");
+    let asked = Instant::now();
+    w.call(api, r, Request::new("GET", "/webhooks", &key), 200)
+        .await;
+    cold(r, api, "GET /webhooks", asked.elapsed());
+    let asked = Instant::now();
+    w.call(api, r, Request::new("GET", "/webhooks", &key), 200)
+        .await;
+    warm(r, api, "GET /webhooks", asked.elapsed());
+    let mut no_key = Request::new("GET", "/webhooks", &key);
+    no_key.key = None;
+    w.call(api, r, no_key, 401).await;
+    let (ok_url, failing_url) = (w.ok.url("/ok"), w.failing.url("/failing"));
+    let Some(hook) = create(w, api, r, ok_url, &["async.completed"], "none").await else {
+        return;
+    };
+    let Some(retried) = create(w, api, r, failing_url, &["async.errored"], "exponential").await
+    else {
+        return;
+    };
+    // A body sent base64-encoded, as API Gateway does for binary media.
+    let spare = json!({ "url": w.ok.url("/spare"), "events": ["factx.query"] });
+    let mut base64 = Request::new("POST", "/webhooks", &key).json(&spare);
+    base64.base64 = true;
+    let spare_id = w
+        .call(api, r, base64, 201)
+        .await
+        .and_then(|a| a.json()["id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut bad = Request::new("POST", "/webhooks", &key);
+    bad.body = Some(b"{\"url\": ".to_vec());
+    bad.content_type = Some("application/json");
+    w.call(api, r, bad, 400).await;
+    let page = w
+        .call(api, r, Request::new("GET", "/webhooks?limit=1", &key), 200)
+        .await
+        .map(|a| a.json());
+    let cursor = page
+        .as_ref()
+        .and_then(|p| p["next_cursor"].as_str().map(str::to_owned));
+    r.check(
+        cursor.is_some(),
+        "GET /webhooks?limit=1 returns a next_cursor",
+    );
+    if let Some(cursor) = cursor {
+        let target = format!("/webhooks?limit=1&cursor={cursor}");
+        w.call(api, r, Request::new("GET", &target, &key), 200)
+            .await;
+    }
+    let path = format!("/webhooks/{}", hook.id);
+    w.call(api, r, Request::new("GET", &path, &key), 200).await;
+    w.call(
+        api,
+        r,
+        Request::new("GET", "/webhooks/wh_01KMREHEARSAL0000000000000", &key),
+        404,
+    )
+    .await;
+    let patch = json!({ "events": ["async.completed", "flowx.completed"] });
+    w.call(api, r, Request::new("PATCH", &path, &key).json(&patch), 200)
+        .await;
+    // A new token: the deliveries below must carry it.
+    let token_path = format!("{path}/token");
+    let mut hook = hook;
+    if let Some(a) = w
+        .call(api, r, Request::new("POST", &token_path, &key), 200)
+        .await
+        && let Some(token) = a.json()["token"].as_str()
+    {
+        w.hooks.push(Hook {
+            id: hook.id.clone(),
+            token: hook.token.clone(),
+            secret: hook.secret.clone(),
+        });
+        hook.token = token.to_owned();
+    }
+    // A new signing secret: deliveries carry a signature with it (and one
+    // with the previous secret during the overlap).
+    let secret_path = format!("{path}/signing-secret");
+    if let Some(a) = w
+        .call(api, r, Request::new("POST", &secret_path, &key), 200)
+        .await
+        && let Some(secret) = a.json()["signing_secret"].as_str()
+    {
+        w.hooks.push(Hook {
+            id: hook.id.clone(),
+            token: String::new(),
+            secret: hook.secret.clone(),
+        });
+        hook.secret = secret.to_owned();
+    }
+    let test_path = format!("{path}/test");
+    let before = w.ok.requests().len();
+    w.call(
+        api,
+        r,
+        Request::new("POST", &test_path, &key).json(&json!({})),
+        200,
+    )
+    .await;
+    let tested = w.ok.requests().into_iter().skip(before).collect::<Vec<_>>();
+    r.check(
+        tested.len() == 1 && tested[0].header("webhook-test") == Some("true"),
+        "the test event reached the receiver, marked webhook-test: true",
+    );
+    for (target, kind) in [
+        ("/event-types", "application/json"),
+        ("/openapi.json", "application/json"),
+        ("/dashboard", "text/html"),
+        ("/dashboard/app.js", "javascript"),
+        ("/dashboard/app.css", "text/css"),
+    ] {
+        if let Some(a) = w.call(api, r, Request::new("GET", target, &key), 200).await {
+            r.check(
+                a.content_type.contains(kind) && !a.body.is_empty(),
+                format!("GET {target} is {kind} ({})", a.content_type),
+            );
+        }
+    }
+    w.call(api, r, Request::new("GET", "/nowhere", &key), 404)
+        .await;
+    w.call(api, r, Request::new("PUT", "/webhooks", &key), 405)
+        .await;
+
+    println!("dispatch function:");
+    let fanout = fan_out(w, dispatch, r, &hook).await;
+    fan_out(w, dispatch, r, &hook).await;
+    retry_requeued(w, dispatch, r).await;
+    poison(w, dispatch, r).await;
+
+    println!("api function, on what the dispatcher made:");
+    let Some(event_id) = fanout else { return };
+    w.call(api, r, Request::new("GET", "/events", &key), 200)
+        .await;
+    let event_path = format!("/events/{event_id}");
+    w.call(api, r, Request::new("GET", &event_path, &key), 200)
+        .await;
+    let deliveries = format!("{path}/deliveries");
+    let delivery_id = w
+        .call(api, r, Request::new("GET", &deliveries, &key), 200)
+        .await
+        .and_then(|a| {
+            a.json()["data"].as_array().and_then(|d| {
+                d.iter()
+                    .find(|x| x["event_id"] == event_id.as_str())
+                    .cloned()
+            })
+        })
+        .and_then(|d| d["id"].as_str().map(str::to_owned));
+    let redeliver = format!("{event_path}/redeliver");
+    w.call(api, r, Request::new("POST", &redeliver, &key), 202)
+        .await;
+    match delivery_id {
+        Some(id) => {
+            let target = format!("{deliveries}/{id}/redeliver");
+            w.call(api, r, Request::new("POST", &target, &key), 202)
+                .await;
+        }
+        None => r.check(false, "GET deliveries lists the fan-out's delivery"),
+    }
+    println!("dispatch function, from the slow lane:");
+    let records = w.slow_lane_records(2).await;
+    r.check(
+        records.len() == 2,
+        format!(
+            "the two redeliveries are on the slow lane ({})",
+            records.len()
+        ),
+    );
+    if let Some(failed) = w
+        .dispatch(dispatch, r, records, "redeliveries from the slow lane")
+        .await
+    {
+        r.check(
+            failed.is_empty(),
+            format!("redeliveries: no failures ({failed:?})"),
+        );
+    }
+    w.receipts(r, &hook, &event_id, 3, "fan-out and two redeliveries");
+    let spare_path = format!("/webhooks/{spare_id}");
+    w.call(api, r, Request::new("DELETE", &spare_path, &key), 204)
+        .await;
+    w.hooks.push(retried);
+    w.hooks.push(hook);
+    let missing = w.coverage.missing();
+    r.check(
+        missing.is_empty(),
+        format!("every route of api::ROUTES was called (missing: {missing:?})"),
+    );
+}
+
+/// The dispatch function alone, on a webhook stored directly (the negative
+/// control: a policy without one action must make this fail).
+pub async fn dispatch_only(w: &mut World, dispatch: &mut Function, r: &mut Report) {
+    let webhook = testkit::add_webhook(
+        &w.store,
+        TENANT,
+        &w.ok.url("/ok"),
+        &[EventType::AsyncCompleted],
+        Status::Active,
+    )
+    .await;
+    let hook = Hook {
+        id: webhook.id.to_string(),
+        token: webhook.token.expose().to_owned(),
+        secret: webhook.signing_secret.expose().to_owned(),
+    };
+    println!("dispatch function:");
+    fan_out(w, dispatch, r, &hook).await;
+    w.hooks.push(hook);
+}
+
+/// A batch of 10 new events to one webhook: all delivered, none failed.
+/// Returns the first event's id.
+async fn fan_out(
+    w: &World,
+    dispatch: &mut Function,
+    r: &mut Report,
+    hook: &Hook,
+) -> Option<String> {
+    let batch = events(EventType::AsyncCompleted, 10);
+    let records = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (_, body))| record(&w.names, &format!("fanout-{i}"), body))
+        .collect();
+    let asked = Instant::now();
+    let failed = w
+        .dispatch(dispatch, r, records, "a fan-out of 10 events")
+        .await?;
+    let what = "a batch of 10 events to one receiver";
+    if dispatch.first_next().is_some() && dispatch.invocations() == 1 {
+        cold(r, dispatch, what, asked.elapsed());
+    } else {
+        warm(r, dispatch, what, asked.elapsed());
+    }
+    r.check(
+        failed.is_empty(),
+        format!("fan-out: no failures ({failed:?})"),
+    );
+    for (event, _) in &batch {
+        w.receipts(r, hook, &event.id.to_string(), 1, "fan-out");
+    }
+    batch.first().map(|(e, _)| e.id.to_string())
+}
+
+/// An event for a new webhook that answers 500 and retries: a new webhook
+/// starts on the slow lane, so the main lane hands the attempt over; the
+/// slow lane makes it, and its retry goes back to the slow lane's queue,
+/// delayed.
+async fn retry_requeued(w: &World, dispatch: &mut Function, r: &mut Report) {
+    let (_, body) = testkit::envelope(TENANT, EventType::AsyncErrored, json!({"n": 1}));
+    let failed = w
+        .dispatch(
+            dispatch,
+            r,
+            vec![record(&w.names, "retry-1", &body)],
+            "an event to a new webhook",
+        )
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("hand-over: the message is done ({failed:?})"),
+    );
+    let handed = w.slow_lane_records(1).await;
+    r.check(
+        handed.len() == 1,
+        format!(
+            "hand-over: the attempt is on the slow lane ({})",
+            handed.len()
+        ),
+    );
+    let before = w.delayed_on_slow_lane().await;
+    let failed = w
+        .dispatch(dispatch, r, handed, "the slow lane's attempt, answered 500")
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("retry: the message is done, its retry queued ({failed:?})"),
+    );
+    r.check(
+        w.failing.requests().len() == 1,
+        format!(
+            "retry: the failing receiver was called once ({})",
+            w.failing.requests().len()
+        ),
+    );
+    let after = w.delayed_on_slow_lane().await;
+    r.check(
+        after == before + 1,
+        format!("retry: one delayed message on the slow lane ({before} -> {after})"),
+    );
+}
+
+/// A message that is not an event comes back as a batch item failure.
+async fn poison(w: &World, dispatch: &mut Function, r: &mut Report) {
+    let (_, good) = testkit::envelope(TENANT, EventType::FlowxSkipped, json!({}));
+    let records = vec![
+        record(&w.names, "poison-1", "not json"),
+        record(&w.names, "poison-ok", &good),
+    ];
+    let failed = w
+        .dispatch(dispatch, r, records, "a poison message beside a good one")
+        .await;
+    r.check(
+        failed.as_deref() == Some(&["poison-1".to_owned()][..]),
+        format!("poison: only the poison message fails ({failed:?})"),
+    );
+}
+
+/// The floor: a do-nothing `lambda_runtime` binary, started and invoked once.
+pub async fn floor(binary: &Path, logs: &Path, r: &mut Report) {
+    let started = Function::start(
+        "floor",
+        binary,
+        &[],
+        128,
+        Duration::from_secs(3),
+        logs.join("floor.log"),
+    )
+    .await;
+    match started {
+        Ok(mut f) => {
+            let asked = Instant::now();
+            let answered = f.invoke(&json!({})).await;
+            r.check(answered.is_ok(), "the floor answered");
+            cold(r, &f, "{}", asked.elapsed());
+        }
+        Err(e) => r.check(false, format!("the floor: {e}")),
+    }
+}
