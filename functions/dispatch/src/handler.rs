@@ -132,14 +132,25 @@ pub async fn handle<S: Store>(
         }
     }
 
-    // The tenants' webhooks and the new events' copies, all at once. A read or
-    // write that outlives the cutoff leaves the jobs it concerns unfinished.
+    // The tenants' webhooks, the new events' copies and whether the attempts
+    // that targeted messages name are recorded, all at once: a slow-lane
+    // attempt starts after one DynamoDB round trip, not two. A read or write
+    // that outlives the cutoff leaves the jobs it concerns unfinished.
+    let named: Vec<AttemptKey> = jobs.iter().filter_map(named_attempt).collect();
     let reads = within(
         cutoff,
-        futures_util::future::join(webhooks_by_tenant(d, &jobs), keep_events(d, &jobs)),
+        futures_util::future::join3(
+            webhooks_by_tenant(d, &jobs),
+            keep_events(d, &jobs),
+            d.store.recorded_deliveries(&named),
+        ),
     )
     .await;
-    let (webhooks, kept) = reads.unwrap_or_default();
+    let (webhooks, kept, named_recorded) = match reads {
+        Some((webhooks, kept, recorded)) => (webhooks, kept, recorded),
+        // Nothing is planned, so nothing needs to be known recorded.
+        None => (HashMap::new(), HashMap::new(), Ok(HashSet::new())),
+    };
     let plans: Vec<Plan> = jobs
         .into_iter()
         .enumerate()
@@ -158,12 +169,13 @@ pub async fn handle<S: Store>(
     // Attempts handed to the slow lane are checked there: only the ones
     // made here need to know what is already recorded. A new event has no
     // record yet, so a batch of new events (the usual case) reads nothing
-    // here and its deliveries start one DynamoDB round trip sooner.
+    // here and its deliveries start one DynamoDB round trip sooner; the
+    // targeted attempts were read above.
     let work: Vec<Result<Work, Unfinished>> = plans.iter().map(|p| split(d, p)).collect();
     let keys: Vec<AttemptKey> = work
         .iter()
         .flatten()
-        .filter(|w| !w.plan.new)
+        .filter(|w| !w.plan.new && matches!(w.plan.job.kind, Kind::Fanout))
         .flat_map(|w| {
             let event = &w.plan.job.event;
             w.deliver.iter().map(|(webhook, nth)| AttemptKey {
@@ -174,12 +186,18 @@ pub async fn handle<S: Store>(
             })
         })
         .collect();
-    let recorded = match within(cutoff, d.store.recorded_deliveries(&keys)).await {
-        Some(Ok(recorded)) => recorded,
-        failed => {
+    let again_recorded = within(cutoff, d.store.recorded_deliveries(&keys)).await;
+    let recorded = match (named_recorded, again_recorded) {
+        (Ok(mut named), Some(Ok(again))) => {
+            named.extend(again);
+            named
+        }
+        (named, again) => {
             // Without knowing what was sent, sending could duplicate: retry the batch later.
-            match failed {
-                Some(Err(e)) => tracing::error!(error = %e, "reading recorded deliveries failed"),
+            match (named, again) {
+                (Err(e), _) | (_, Some(Err(e))) => {
+                    tracing::error!(error = %e, "reading recorded deliveries failed")
+                }
                 _ => {
                     tracing::warn!("invocation deadline reached while reading recorded deliveries")
                 }
@@ -217,6 +235,19 @@ pub async fn handle<S: Store>(
         }
     }
     Ok(response)
+}
+
+/// The one attempt a targeted message names.
+fn named_attempt(job: &Job) -> Option<AttemptKey> {
+    let Kind::Targeted(target) = &job.kind else {
+        return None;
+    };
+    Some(AttemptKey {
+        tenant: job.event.tenant_id.clone(),
+        webhook: target.webhook_id,
+        event: job.event.id.clone(),
+        attempt: target.attempt,
+    })
 }
 
 /// Separates the targeted attempts whose `not_before` is still ahead (with
