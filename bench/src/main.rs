@@ -1,5 +1,5 @@
 //! Benchmarks of the dispatcher, the API and the functions' cold start.
-//! Run with `scripts/bench` (see the README); prints a table and writes JSON.
+//! Run with `scripts/bench` (see docs/benchmarks.md); prints a table and writes JSON.
 
 mod api_load;
 mod coldstart;
