@@ -541,7 +541,10 @@ async fn with_one_second_left_the_handler_returns_in_time_and_records_a_shortene
 async fn a_store_error_makes_every_message_a_batch_failure() {
     let good = fresh_dispatcher(true, HashMap::new()).await;
     // The same client on a table that does not exist: every store call fails.
-    let store = shared::store::DynamoStore::new(good.store().client().clone(), "no-such-table");
+    let store = shared::store::DynamoStore::new(
+        good.store().client().await.expect("client").clone(),
+        "no-such-table",
+    );
     let settings = testkit::settings("no-such-table", 50);
     let client = shared::delivery::DeliveryClient::new(Default::default()).unwrap();
     let broken = dispatch::Dispatcher::new(store, client, &settings);

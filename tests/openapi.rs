@@ -31,13 +31,9 @@ fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 fn routed_operations() -> BTreeSet<(String, String)> {
-    api::ROUTES
-        .iter()
-        .flat_map(|(path, methods)| {
-            methods
-                .split(", ")
-                .map(|m| ((*path).to_owned(), m.to_owned()))
-        })
+    api::routes()
+        .into_iter()
+        .map(|(path, method)| (path.to_owned(), method.to_string()))
         .collect()
 }
 
@@ -131,10 +127,8 @@ async fn every_operation_answers_what_the_document_says() {
     let mut settings = settings(store.table(), 2);
     settings.url_policy.allow_private_targets = true;
     let queued = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let app = api::App::new(store, settings).with_recovery(
-        shared::retry::RecoveryConfig::default(),
-        shared::requeue::Requeue::Memory(queued.clone()),
-    );
+    let app = api::App::new(store, settings)
+        .with_requeue(shared::requeue::Requeue::Memory(queued.clone()));
     let key = api_key_for(&app.store, "acme").await;
     let (event, _) = testkit::envelope("acme", EventType::AsyncCompleted, json!({"ok": true}));
     let kept = shared::event_log::StoredEvent::new(&event, time::OffsetDateTime::now_utc(), 7);

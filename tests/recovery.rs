@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dispatch::Dispatcher;
 use serde_json::{Value, json};
 use shared::EventType::{AsyncCompleted, FlowxCompleted};
 use shared::Status::Active;
@@ -14,7 +15,7 @@ use shared::Webhook;
 use shared::delivery_log::DeliveryRecord;
 use shared::infra::create_queues;
 use shared::requeue::Requeue;
-use shared::retry::{RecoveryConfig, RetryPolicy};
+use shared::retry::RetryPolicy;
 use shared::store::{DynamoStore, Store};
 use testkit::aws::{invocation, sqs_client, sqs_event};
 use testkit::receiver::{Behavior, Receiver};
@@ -22,11 +23,10 @@ use testkit::{
     Call, add_webhook, api_key_for, envelope, fresh_dispatcher, standard_webhooks_signature, unique,
 };
 
-fn recovery(schedule: &[u64]) -> RecoveryConfig {
-    RecoveryConfig {
-        schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
-        ..RecoveryConfig::default()
-    }
+/// The dispatcher with a short retry schedule.
+fn retrying(mut d: Dispatcher<DynamoStore>, schedule: &[u64]) -> Dispatcher<DynamoStore> {
+    d.settings.retry_schedule = schedule.iter().map(|s| Duration::from_secs(*s)).collect();
+    d
 }
 
 /// Sets a stored webhook's retry policy.
@@ -105,9 +105,12 @@ async fn an_outage_with_exponential_retries_ends_delivered_with_every_attempt_lo
         .await
         .unwrap()
         .events;
-    let d = fresh_dispatcher(true, HashMap::new())
-        .await
-        .with_recovery(recovery(&[1, 4, 60]), Requeue::sqs(&queue));
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::sqs(&queue)),
+        &[1, 4, 60],
+    );
     // Down for two attempts, then up.
     let rx = Receiver::start(Behavior::Sequence(vec![503, 503, 200])).await;
     let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
@@ -156,9 +159,12 @@ async fn an_outage_with_exponential_retries_ends_delivered_with_every_attempt_lo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schedule_runs_out_as_exhausted() {
     let queued = Arc::new(Mutex::new(Vec::new()));
-    let d = fresh_dispatcher(true, HashMap::new())
-        .await
-        .with_recovery(recovery(&[1]), Requeue::Memory(queued.clone()));
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::Memory(queued.clone())),
+        &[1],
+    );
     let rx = Receiver::start(Behavior::status(500)).await;
     let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
     with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
@@ -182,9 +188,12 @@ async fn the_schedule_runs_out_as_exhausted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn none_tries_once_a_400_is_final_and_retry_after_is_read() {
     let queued = Arc::new(Mutex::new(Vec::new()));
-    let d = fresh_dispatcher(true, HashMap::new())
-        .await
-        .with_recovery(recovery(&[1, 2, 3]), Requeue::Memory(queued.clone()));
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::Memory(queued.clone())),
+        &[1, 2, 3],
+    );
     let down = Receiver::start(Behavior::status(503)).await;
     let refusing = Receiver::start(Behavior::status(400)).await;
     let busy = Receiver::start(Behavior::Respond {
@@ -293,9 +302,12 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
         .await
         .unwrap()
         .events;
-    let d = fresh_dispatcher(true, HashMap::new())
-        .await
-        .with_recovery(recovery(&[1]), Requeue::sqs(&queue));
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::sqs(&queue)),
+        &[1],
+    );
     let rx = Receiver::start(Behavior::Sequence(vec![500, 200, 200])).await;
     let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
     let other = add_webhook(
@@ -313,7 +325,7 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
     assert_eq!(rx.requests().len(), 1);
 
     let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
-        .with_recovery(RecoveryConfig::default(), Requeue::sqs(&queue));
+        .with_requeue(Requeue::sqs(&queue));
     let key = api_key_for(&app.store, "acme").await;
     // Everything subscribed: the event again to `wh` only (`other` is not subscribed).
     let all = Call::new("POST", &format!("/events/{}/redeliver", event.id), &key)
@@ -382,9 +394,12 @@ async fn a_manual_redelivery_does_not_cancel_the_pending_retries() {
         .await
         .unwrap()
         .events;
-    let d = fresh_dispatcher(true, HashMap::new())
-        .await
-        .with_recovery(recovery(&[1, 1, 1]), Requeue::sqs(&queue));
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::sqs(&queue)),
+        &[1, 1, 1],
+    );
     let rx = Receiver::start(Behavior::status(500)).await;
     let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
     with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
@@ -396,7 +411,7 @@ async fn a_manual_redelivery_does_not_cancel_the_pending_retries() {
     assert!(first.len() == 1 && first[0].next_attempt_at.is_some());
 
     let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
-        .with_recovery(RecoveryConfig::default(), Requeue::sqs(&queue));
+        .with_requeue(Requeue::sqs(&queue));
     let key = api_key_for(&app.store, "acme").await;
     let redelivered = Call::new("POST", &format!("/events/{}/redeliver", event.id), &key)
         .send(&app)
@@ -555,11 +570,8 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     let mut settings = testkit::settings(store.table(), 50);
     settings.url_policy.allow_private_targets = true;
     settings.test_events_per_10_seconds = 100;
-    let overlap = RecoveryConfig {
-        secret_overlap: Duration::from_secs(2),
-        ..RecoveryConfig::default()
-    };
-    let app = api::App::new(store, settings).with_recovery(overlap, Requeue::Disabled);
+    settings.secret_overlap = Duration::from_secs(2);
+    let app = api::App::new(store, settings).with_requeue(Requeue::Disabled);
     let key = api_key_for(&app.store, "acme").await;
     let rx = Receiver::start(Behavior::status(200)).await;
     let created = Call::new("POST", "/webhooks", &key)
@@ -649,9 +661,12 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
 async fn redeliveries_take_the_slow_lane_within_a_budget() {
     let sqs = sqs_client().await;
     let queues = create_queues(&sqs, &unique("budget"), 5).await.unwrap();
-    let d = fresh_dispatcher(true, HashMap::new())
-        .await
-        .with_recovery(recovery(&[1]), Requeue::lanes(&queues.events, &queues.slow));
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::lanes(&queues.events, &queues.slow)),
+        &[1],
+    );
     let rx = Receiver::start(Behavior::status(200)).await;
     let mut events = HashMap::new();
     for tenant in ["acme", "globex"] {
@@ -670,10 +685,8 @@ async fn redeliveries_take_the_slow_lane_within_a_budget() {
         redeliveries_per_minute: 3,
         ..testkit::settings(d.store().table(), 50)
     };
-    let app = api::App::new(d.store().clone(), settings).with_recovery(
-        RecoveryConfig::default(),
-        Requeue::lanes(&queues.events, &queues.slow),
-    );
+    let app = api::App::new(d.store().clone(), settings)
+        .with_requeue(Requeue::lanes(&queues.events, &queues.slow));
     let acme = api_key_for(&app.store, "acme").await;
     let globex = api_key_for(&app.store, "globex").await;
     let redeliver = |tenant: &str| format!("/events/{}/redeliver", events[tenant].id);
@@ -747,7 +760,7 @@ async fn redeliveries_take_the_slow_lane_within_a_budget() {
 
     // Without a slow lane, the events queue carries them.
     let plain = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
-        .with_recovery(RecoveryConfig::default(), Requeue::sqs(&queues.events));
+        .with_requeue(Requeue::sqs(&queues.events));
     let key = api_key_for(&plain.store, "acme").await;
     let again = Call::new("POST", &redeliver("acme"), &key)
         .send(&plain)

@@ -525,6 +525,8 @@ async fn api_keys_are_stored_as_hashes_only() {
     let key = api_key_for(&store, "acme").await;
     let items = store
         .client()
+        .await
+        .expect("client")
         .scan()
         .table_name(store.table())
         .send()

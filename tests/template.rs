@@ -112,6 +112,8 @@ async fn the_table_in_the_template_is_the_table_the_code_creates() {
     let store = fresh_store().await;
     let described = store
         .client()
+        .await
+        .expect("client")
         .describe_table()
         .table_name(store.table())
         .send()
@@ -139,6 +141,8 @@ async fn the_table_in_the_template_is_the_table_the_code_creates() {
     assert_eq!(code_attrs, template_attrs);
     let ttl = store
         .client()
+        .await
+        .expect("client")
         .describe_time_to_live()
         .table_name(store.table())
         .send()

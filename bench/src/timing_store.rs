@@ -1,5 +1,8 @@
 //! A store wrapper that counts store calls and times each delivery from its
 //! start (`attempted_at`) to the moment its outcome is recorded.
+//! It forwards every method, by design: it measures the in-memory store too
+//! (no SDK to hook an interceptor into), and "to recorded" is a moment only
+//! the store sees. The functions' own store has no such wrapper.
 
 use std::collections::HashSet;
 use std::sync::Mutex;

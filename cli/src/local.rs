@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use api::App;
 use dispatch::Dispatcher;
-use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::delivery::DeliveryClient;
 use shared::infra;
-use shared::requeue::Requeue;
-use shared::retry::RecoveryConfig;
 use shared::store::{DynamoStore, Store, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
 
@@ -55,19 +53,11 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
         .await
         .map_err(|e| e.to_string())?;
 
-    let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: !opts.strict_targets,
-        ..ClientConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
-    // Retries, hand-overs and redeliveries go back on the local queues, as in production.
-    let recovery = RecoveryConfig::from_env().map_err(|e| e.to_string())?;
-    let dispatcher = Arc::new(
-        Dispatcher::new(store.clone(), client, &settings)
-            .with_recovery(recovery.clone(), Requeue::from_settings(&settings)),
-    );
-    let requeue = Requeue::from_settings(&settings);
-    let app = Arc::new(App::new(store, settings).with_recovery(recovery, requeue));
+    let client = DeliveryClient::new(settings.client_config()).map_err(|e| e.to_string())?;
+    // Retries, hand-overs and redeliveries go back on the local queues, as in
+    // production: both read the queues from the settings.
+    let dispatcher = Arc::new(Dispatcher::new(store.clone(), client, &settings));
+    let app = Arc::new(App::new(store, settings));
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port));
     let server = api::local::serve_api(addr, app);
 

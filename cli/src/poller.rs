@@ -279,11 +279,8 @@ pub async fn poll_command(
     };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &table);
     let client = DeliveryClient::new(settings.client_config()).map_err(|e| e.to_string())?;
-    // Retries go back on the same queue, as in production (RETRY_SCHEDULE_SECONDS and the others from the environment).
-    let recovery = shared::retry::RecoveryConfig::from_env().map_err(|e| e.to_string())?;
-    let requeue = shared::requeue::Requeue::from_settings(&settings);
-    let dispatcher =
-        Arc::new(Dispatcher::new(store, client, &settings).with_recovery(recovery, requeue));
+    // Retries go back on the same queues, as in production.
+    let dispatcher = Arc::new(Dispatcher::new(store, client, &settings));
     eprintln!(
         "poller: {} receive loop(s) on the events queue{}, table {table}{}",
         options.concurrency,

@@ -1,12 +1,11 @@
-//! What happens after a failed attempt: the opt-in retry schedule, and the
-//! settings of event retention and signing-secret overlap.
+//! What happens after a failed attempt: the opt-in retry schedule (its
+//! steps are a setting: `Settings::retry_schedule`).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{Attempt, Outcome};
-use crate::settings::{SettingsError, positive};
 
 /// A webhook's choice. `none` is the platform's documented behaviour: one attempt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,66 +28,6 @@ pub const MAX_SCHEDULE_STEPS: usize = (FIRST_MANUAL_ATTEMPT - 2) as usize;
 /// About 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h after each failure.
 pub const DEFAULT_SCHEDULE_SECS: [u64; 9] = [5, 30, 120, 600, 1800, 3600, 10_800, 21_600, 43_200];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryConfig {
-    /// How long accepted events are kept for `GET /events` and redelivery.
-    pub event_retention_days: u32,
-    /// How long the previous signing secret still signs after a rotation.
-    pub secret_overlap: Duration,
-    /// The wait before attempt n+1 is `schedule[n-1]`; after the last, `exhausted`.
-    pub schedule: Vec<Duration>,
-}
-
-impl Default for RecoveryConfig {
-    fn default() -> Self {
-        Self {
-            event_retention_days: 7,
-            secret_overlap: Duration::from_secs(24 * 3600),
-            schedule: DEFAULT_SCHEDULE_SECS
-                .iter()
-                .map(|s| Duration::from_secs(*s))
-                .collect(),
-        }
-    }
-}
-
-impl RecoveryConfig {
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// `EVENT_RETENTION_DAYS`, `SIGNING_SECRET_OVERLAP_HOURS` and
-    /// `RETRY_SCHEDULE_SECONDS` (comma-separated; tests use short ones).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let mut config = Self::default();
-        let days = positive(&lookup, "EVENT_RETENTION_DAYS", config.event_retention_days)?;
-        config.event_retention_days = days;
-        let default_hours = u32::try_from(config.secret_overlap.as_secs() / 3600).unwrap_or(24);
-        let hours = positive(&lookup, "SIGNING_SECRET_OVERLAP_HOURS", default_hours)?;
-        config.secret_overlap = Duration::from_secs(u64::from(hours) * 3600);
-        if let Some(list) = lookup("RETRY_SCHEDULE_SECONDS").filter(|v| !v.is_empty()) {
-            let parsed: Option<Vec<Duration>> = list
-                .split(',')
-                .map(|s| s.trim().parse::<u64>().ok().map(Duration::from_secs))
-                .collect();
-            config.schedule = parsed
-                .filter(|s| !s.is_empty() && s.len() <= MAX_SCHEDULE_STEPS)
-                .ok_or(SettingsError {
-                    name: "RETRY_SCHEDULE_SECONDS",
-                    problem: format!(
-                        "must be 1 to {MAX_SCHEDULE_STEPS} comma-separated whole seconds (got {list:?})"
-                    ),
-                })?;
-        }
-        Ok(config)
-    }
-
-    /// Attempts in all: the first and one per step of the schedule.
-    pub fn max_attempts(&self) -> u32 {
-        u32::try_from(self.schedule.len()).unwrap_or(u32::MAX - 1) + 1
-    }
-}
-
 /// Whether a failed attempt may be tried again: no answer, or an answer that
 /// says "later" (5xx, 408, 429). Any other 4xx is final, and so is a target
 /// the address rule forbids.
@@ -108,13 +47,13 @@ pub fn is_retryable(attempt: &Attempt) -> bool {
 /// plus an hour: a receiver that answers `Retry-After: 0` cannot make the
 /// retries run back to back.
 pub fn next_delay(
-    config: &RecoveryConfig,
+    schedule: &[Duration],
     attempt_number: u32,
     retry_after: Option<Duration>,
     jitter: f64,
 ) -> Option<Duration> {
     let index = usize::try_from(attempt_number.checked_sub(1)?).ok()?;
-    let step = *config.schedule.get(index)?;
+    let step = *schedule.get(index)?;
     if let Some(asked) = retry_after {
         return Some(asked.clamp(step, step + Duration::from_secs(3600)));
     }
@@ -160,69 +99,33 @@ mod tests {
 
     #[test]
     fn the_schedule_with_jitter_and_retry_after() {
-        let c = RecoveryConfig::default();
-        assert_eq!(c.max_attempts(), 10);
-        assert_eq!(next_delay(&c, 1, None, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(next_delay(&c, 1, None, 0.0), Some(Duration::from_secs(4)));
-        assert_eq!(next_delay(&c, 1, None, 1.0), Some(Duration::from_secs(6)));
+        let settings = crate::Settings::with_table("t");
+        assert_eq!(settings.max_attempts(), 10);
+        let c = settings.retry_schedule.as_slice();
+        assert_eq!(next_delay(c, 1, None, 0.5), Some(Duration::from_secs(5)));
+        assert_eq!(next_delay(c, 1, None, 0.0), Some(Duration::from_secs(4)));
+        assert_eq!(next_delay(c, 1, None, 1.0), Some(Duration::from_secs(6)));
         assert_eq!(
-            next_delay(&c, 9, None, 0.5),
+            next_delay(c, 9, None, 0.5),
             Some(Duration::from_secs(43_200))
         );
-        assert_eq!(next_delay(&c, 10, None, 0.5), None);
-        assert_eq!(next_delay(&c, 0, None, 0.5), None);
+        assert_eq!(next_delay(c, 10, None, 0.5), None);
+        assert_eq!(next_delay(c, 0, None, 0.5), None);
         // Retry-After is followed, up to the step plus an hour.
         let asked = Some(Duration::from_secs(120));
-        assert_eq!(
-            next_delay(&c, 1, asked, 0.5),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(next_delay(c, 1, asked, 0.5), Some(Duration::from_secs(120)));
         // ...but never shortens the step.
         for hurried in [0, 1, 4] {
             assert_eq!(
-                next_delay(&c, 1, Some(Duration::from_secs(hurried)), 0.5),
+                next_delay(c, 1, Some(Duration::from_secs(hurried)), 0.5),
                 Some(Duration::from_secs(5)),
                 "Retry-After: {hurried}"
             );
         }
         let greedy = Some(Duration::from_secs(86_400));
         assert_eq!(
-            next_delay(&c, 2, greedy, 0.5),
+            next_delay(c, 2, greedy, 0.5),
             Some(Duration::from_secs(30 + 3600))
         );
-    }
-
-    #[test]
-    fn settings_from_the_environment() {
-        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let c = RecoveryConfig::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(c, RecoveryConfig::default());
-        let c = RecoveryConfig::from_lookup(lookup(&[
-            ("RETRY_SCHEDULE_SECONDS", "1, 2,3"),
-            ("EVENT_RETENTION_DAYS", "3"),
-            ("SIGNING_SECRET_OVERLAP_HOURS", "2"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.schedule,
-            vec![
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-                Duration::from_secs(3)
-            ]
-        );
-        assert_eq!(c.event_retention_days, 3);
-        assert_eq!(c.secret_overlap, Duration::from_secs(7200));
-        let e =
-            RecoveryConfig::from_lookup(lookup(&[("RETRY_SCHEDULE_SECONDS", "5,x")])).unwrap_err();
-        assert!(e.to_string().contains("RETRY_SCHEDULE_SECONDS"));
-        assert!(RecoveryConfig::from_lookup(lookup(&[("EVENT_RETENTION_DAYS", "0")])).is_err());
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::UrlPolicy;
 use crate::delivery::ClientConfig;
+use crate::retry::{DEFAULT_SCHEDULE_SECS, MAX_SCHEDULE_STEPS};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -34,6 +35,16 @@ pub struct Settings {
     /// (`MAX_DELIVERIES_IN_FLIGHT`): with the response head capped, this
     /// bounds the memory hostile receivers can hold (see docs/capacity.md).
     pub max_deliveries_in_flight: u32,
+    /// How long accepted events are kept for `GET /events` and redelivery
+    /// (`EVENT_RETENTION_DAYS`).
+    pub event_retention_days: u32,
+    /// How long the previous signing secret still signs after a rotation
+    /// (`SIGNING_SECRET_OVERLAP_HOURS`).
+    pub secret_overlap: Duration,
+    /// The waits of `retry_policy: exponential`: the wait before attempt
+    /// n+1 is `retry_schedule[n-1]`; after the last, `exhausted`
+    /// (`RETRY_SCHEDULE_SECONDS`, comma-separated; tests use short ones).
+    pub retry_schedule: Vec<Duration>,
 }
 
 /// A function the template deploys.
@@ -55,8 +66,7 @@ pub struct Variable {
 
 const BOTH: &[Function] = &[Function::Api, Function::Dispatch];
 
-/// Every variable [`Settings`], [`crate::retry::RecoveryConfig`] and the
-/// logging read.
+/// Every variable [`Settings`] and the logging read.
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "TABLE_NAME",
@@ -139,6 +149,8 @@ impl Settings {
     pub const DEFAULT_REDELIVERIES_PER_MINUTE: u32 = 600;
     pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: u32 = 500;
     pub const DEFAULT_TEST_EVENTS_PER_10_SECONDS: u32 = 3;
+    pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
+    pub const DEFAULT_SECRET_OVERLAP_HOURS: u32 = 24;
 
     /// Every default, on `table`: the one constructor for tests and the CLI,
     /// which then override what they need; `from_lookup` starts from it too.
@@ -155,7 +167,19 @@ impl Settings {
             redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
             max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
             test_events_per_10_seconds: Self::DEFAULT_TEST_EVENTS_PER_10_SECONDS,
+            event_retention_days: Self::DEFAULT_EVENT_RETENTION_DAYS,
+            secret_overlap: hours(Self::DEFAULT_SECRET_OVERLAP_HOURS),
+            retry_schedule: DEFAULT_SCHEDULE_SECS
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
         }
+    }
+
+    /// Attempts in all under `retry_policy: exponential`: the first and one
+    /// per step of the schedule.
+    pub fn max_attempts(&self) -> u32 {
+        u32::try_from(self.retry_schedule.len()).unwrap_or(u32::MAX - 1) + 1
     }
 
     /// The delivery client's configuration these settings make.
@@ -218,9 +242,43 @@ impl Settings {
                 "MAX_DELIVERIES_IN_FLIGHT",
                 d.max_deliveries_in_flight,
             )?,
+            event_retention_days: positive(
+                &lookup,
+                "EVENT_RETENTION_DAYS",
+                d.event_retention_days,
+            )?,
+            secret_overlap: hours(positive(
+                &lookup,
+                "SIGNING_SECRET_OVERLAP_HOURS",
+                Self::DEFAULT_SECRET_OVERLAP_HOURS,
+            )?),
+            retry_schedule: match lookup("RETRY_SCHEDULE_SECONDS").filter(|v| !v.is_empty()) {
+                Some(list) => schedule(&list)?,
+                None => d.retry_schedule.clone(),
+            },
             ..d
         })
     }
+}
+
+fn hours(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n) * 3600)
+}
+
+/// `RETRY_SCHEDULE_SECONDS`: 1 to 99 comma-separated whole seconds.
+fn schedule(list: &str) -> Result<Vec<Duration>, SettingsError> {
+    let parsed: Option<Vec<Duration>> = list
+        .split(',')
+        .map(|s| s.trim().parse::<u64>().ok().map(Duration::from_secs))
+        .collect();
+    parsed
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SCHEDULE_STEPS)
+        .ok_or(SettingsError {
+            name: "RETRY_SCHEDULE_SECONDS",
+            problem: format!(
+                "must be 1 to {MAX_SCHEDULE_STEPS} comma-separated whole seconds (got {list:?})"
+            ),
+        })
 }
 
 /// A positive whole number from `name`, or `default` when it is unset or empty.
@@ -315,12 +373,34 @@ mod tests {
             (name == "TABLE_NAME").then(|| "t".to_owned())
         };
         Settings::from_lookup(lookup).expect("settings");
-        crate::retry::RecoveryConfig::from_lookup(lookup).expect("recovery");
         let mut asked = asked.into_inner().expect("lock");
         // Read by `logging::init`, from the process environment.
         asked.insert("RUST_LOG".to_owned());
         let listed: std::collections::BTreeSet<String> =
             VARIABLES.iter().map(|v| v.name.to_owned()).collect();
         assert_eq!(asked, listed);
+    }
+
+    #[test]
+    fn retention_overlap_and_retry_schedule() {
+        let s = from(&[("TABLE_NAME", "t")]).unwrap();
+        assert_eq!(s.event_retention_days, 7);
+        assert_eq!(s.secret_overlap, Duration::from_secs(24 * 3600));
+        assert_eq!(s.max_attempts(), 10);
+        let s = from(&[
+            ("TABLE_NAME", "t"),
+            ("RETRY_SCHEDULE_SECONDS", "1, 2,3"),
+            ("EVENT_RETENTION_DAYS", "3"),
+            ("SIGNING_SECRET_OVERLAP_HOURS", "2"),
+        ])
+        .unwrap();
+        let secs: Vec<u64> = s.retry_schedule.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 3]);
+        assert_eq!(s.event_retention_days, 3);
+        assert_eq!(s.secret_overlap, Duration::from_secs(7200));
+        let e = from(&[("TABLE_NAME", "t"), ("RETRY_SCHEDULE_SECONDS", "5,x")]).unwrap_err();
+        assert!(e.to_string().contains("RETRY_SCHEDULE_SECONDS"));
+        let e = from(&[("TABLE_NAME", "t"), ("EVENT_RETENTION_DAYS", "0")]).unwrap_err();
+        assert!(e.to_string().contains("EVENT_RETENTION_DAYS"));
     }
 }

@@ -1,6 +1,6 @@
 //! API Gateway HTTP API requests (payload format 2.0), shaped like AWS's
 //! own examples, and the function's answers read back; which lines of
-//! `api::ROUTES` the calls covered.
+//! `api::routes()` the calls covered.
 
 use std::collections::BTreeSet;
 
@@ -140,17 +140,17 @@ impl Answer {
     }
 }
 
-/// Which (route, method) pairs of `api::ROUTES` have been called.
+/// Which (route, method) pairs of `api::routes()` have been called.
 #[derive(Default)]
 pub struct Coverage {
-    called: BTreeSet<(usize, String)>,
+    called: BTreeSet<(&'static str, String)>,
 }
 
 impl Coverage {
     pub fn record(&mut self, method: &str, target: &str) {
         let path = target.split('?').next().unwrap_or_default();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        for (i, (pattern, _)) in api::ROUTES.iter().enumerate() {
+        for (pattern, _) in api::routes() {
             let wanted: Vec<&str> = pattern.trim_matches('/').split('/').collect();
             let fits = wanted.len() == segments.len()
                 && wanted
@@ -158,22 +158,17 @@ impl Coverage {
                     .zip(&segments)
                     .all(|(w, s)| w == s || (w.starts_with('{') && !s.is_empty()));
             if fits {
-                self.called.insert((i, method.to_owned()));
+                self.called.insert((pattern, method.to_owned()));
             }
         }
     }
 
-    /// The route lines and methods never called.
+    /// The routes never called.
     pub fn missing(&self) -> Vec<String> {
-        api::ROUTES
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (pattern, methods))| {
-                methods
-                    .split(", ")
-                    .filter(move |m| !self.called.contains(&(i, (*m).to_owned())))
-                    .map(move |m| format!("{m} {pattern}"))
-            })
+        api::routes()
+            .into_iter()
+            .filter(|(pattern, m)| !self.called.contains(&(*pattern, m.to_string())))
+            .map(|(pattern, m)| format!("{m} {pattern}"))
             .collect()
     }
 }

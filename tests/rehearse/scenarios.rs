@@ -583,7 +583,7 @@ pub async fn api_and_dispatch(
     let missing = w.coverage.missing();
     r.check(
         missing.is_empty(),
-        format!("every route of api::ROUTES was called (missing: {missing:?})"),
+        format!("every route of api::routes() was called (missing: {missing:?})"),
     );
 }
 

@@ -45,7 +45,7 @@ pub enum ApiError {
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed; allowed: {0}")]
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     #[error("the request body is larger than {} bytes", crate::MAX_BODY_BYTES)]
     PayloadTooLarge,
     #[error("the request body must be JSON: send Content-Type: application/json")]
@@ -156,11 +156,12 @@ impl ApiError {
             },
         };
         let mut response = crate::response::json(status, &body);
-        if let ApiError::MethodNotAllowed(allow) = self {
-            response.headers_mut().insert(
-                lambda_http::http::header::ALLOW,
-                lambda_http::http::HeaderValue::from_static(allow),
-            );
+        if let ApiError::MethodNotAllowed(allow) = &self
+            && let Ok(value) = lambda_http::http::HeaderValue::from_str(allow)
+        {
+            response
+                .headers_mut()
+                .insert(lambda_http::http::header::ALLOW, value);
         }
         if let ApiError::LimitReached { retry_after, .. } = self {
             response.headers_mut().insert(
@@ -225,7 +226,7 @@ mod tests {
                 until: String::new(),
             },
             ApiError::RouteNotFound(String::new()),
-            ApiError::MethodNotAllowed("GET"),
+            ApiError::MethodNotAllowed("GET".into()),
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType,
             ApiError::WebhookLimit(1),

@@ -14,12 +14,14 @@ mod pagination;
 mod response;
 mod router;
 mod test_event;
+#[cfg(test)]
+mod testing;
 mod views;
 mod webhooks;
 
 pub use error::ApiError;
 pub use openapi::OPENAPI_JSON;
-pub use router::{App, ROUTES, handle};
+pub use router::{App, handle, routes};
 
 /// Bodies over this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

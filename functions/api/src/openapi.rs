@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document of this API, kept in `docs/openapi.json` and
-//! compiled in. tests/openapi.rs checks it against [`crate::ROUTES`] and
+//! compiled in. tests/openapi.rs checks it against [`crate::routes`] and
 //! validates real responses against its schemas.
 
 use lambda_http::http::StatusCode;

@@ -1,13 +1,13 @@
 //! Routing and the single place where errors become responses.
 
+use futures_util::future::BoxFuture;
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::delivery::{ClientConfig, DeliveryClient, LazyClient};
 use shared::event::EventId;
 use shared::requeue::Requeue;
-use shared::retry::RecoveryConfig;
 use shared::store::Store;
-use shared::{Settings, WebhookId};
+use shared::{Settings, TenantId, WebhookId};
 
 use crate::dashboard::Asset;
 use crate::webhooks::Rotate;
@@ -20,8 +20,8 @@ pub struct App<S> {
     /// Built on first use (a test event, a registration's DNS check), not
     /// at cold start.
     client: LazyClient,
-    pub(crate) recovery: RecoveryConfig,
-    /// Where redeliveries are queued (the events queue).
+    /// Where redeliveries are queued: the queues the settings name, unless
+    /// a test replaces it.
     pub(crate) requeue: Requeue,
 }
 
@@ -30,16 +30,14 @@ impl<S> App<S> {
         let client_config = settings.client_config();
         Self {
             store,
-            settings,
             client: LazyClient::new(client_config),
-            recovery: RecoveryConfig::default(),
-            requeue: Requeue::Disabled,
+            requeue: Requeue::from_settings(&settings),
+            settings,
         }
     }
 
-    /// Event retention, the signing-secret overlap, and where redeliveries go.
-    pub fn with_recovery(mut self, recovery: RecoveryConfig, requeue: Requeue) -> Self {
-        self.recovery = recovery;
+    /// Queues redeliveries there instead (tests: a memory queue).
+    pub fn with_requeue(mut self, requeue: Requeue) -> Self {
         self.requeue = requeue;
         self
     }
@@ -57,107 +55,216 @@ impl<S> App<S> {
     }
 }
 
-/// Every route the router serves, with its methods: the OpenAPI document is
-/// checked against this list (tests/openapi.rs), and `Allow` comes from it.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("/webhooks", "GET, POST"),
-    ("/webhooks/{id}", "GET, PATCH, DELETE"),
-    ("/webhooks/{id}/token", "POST"),
-    ("/webhooks/{id}/signing-secret", "POST"),
-    ("/webhooks/{id}/deliveries", "GET"),
-    ("/webhooks/{id}/test", "POST"),
-    ("/event-types", "GET"),
-    ("/openapi.json", "GET"),
-    ("/dashboard", "GET"),
-    ("/dashboard/app.js", "GET"),
-    ("/dashboard/app.css", "GET"),
-    ("/events", "GET"),
-    ("/events/{id}", "GET"),
-    ("/events/{id}/redeliver", "POST"),
-    ("/webhooks/{id}/deliveries/{delivery_id}/redeliver", "POST"),
-];
-
-#[derive(Debug, PartialEq)]
-enum Route {
-    Webhooks,
-    Webhook(Option<WebhookId>),
-    WebhookToken(Option<WebhookId>),
-    WebhookSigningSecret(Option<WebhookId>),
-    WebhookDeliveries(Option<WebhookId>),
-    WebhookTest(Option<WebhookId>),
-    EventTypes,
-    OpenApi,
-    Dashboard(Asset),
-    Events,
-    Event(Option<EventId>),
-    EventRedeliver(Option<EventId>),
-    DeliveryRedeliver(Option<WebhookId>, String),
+/// What a route's handler gets: the app, the caller's tenant, the request,
+/// and the path's `{…}` segments in order, percent-decoded.
+pub(crate) struct Call<'a, S> {
+    app: &'a App<S>,
+    tenant: TenantId,
+    req: &'a Request,
+    params: Vec<String>,
 }
 
-impl Route {
-    /// The route's line in [`ROUTES`].
-    fn index(&self) -> usize {
-        match self {
-            Route::Webhooks => 0,
-            Route::Webhook(_) => 1,
-            Route::WebhookToken(_) => 2,
-            Route::WebhookSigningSecret(_) => 3,
-            Route::WebhookDeliveries(_) => 4,
-            Route::WebhookTest(_) => 5,
-            Route::EventTypes => 6,
-            Route::OpenApi => 7,
-            Route::Dashboard(Asset::Page | Asset::PageWithSlash) => 8,
-            Route::Dashboard(Asset::Script) => 9,
-            Route::Dashboard(Asset::Style) => 10,
-            Route::Events => 11,
-            Route::Event(_) => 12,
-            Route::EventRedeliver(_) => 13,
-            Route::DeliveryRedeliver(..) => 14,
-        }
+impl<S> Call<'_, S> {
+    /// The path's first `{…}` as a webhook id: one that cannot exist is a
+    /// webhook that does not exist (404, not 400).
+    fn webhook(&self) -> Result<WebhookId, ApiError> {
+        self.param(0)
+            .parse::<WebhookId>()
+            .map_err(|_| ApiError::WebhookNotFound)
+    }
+
+    /// The path's first `{…}` as an event id (404 when it cannot be one).
+    fn event(&self) -> Result<EventId, ApiError> {
+        EventId::parse(self.param(0)).map_err(|_| ApiError::EventNotFound)
+    }
+
+    fn param(&self, n: usize) -> &str {
+        self.params.get(n).map_or("", String::as_str)
     }
 }
 
-fn route(path: &str) -> Option<Route> {
-    if path == "/dashboard/" {
-        return Some(Route::Dashboard(Asset::PageWithSlash));
+type Answer<'a> = BoxFuture<'a, Result<Response<Body>, ApiError>>;
+
+/// How a route is answered.
+enum Handler<S> {
+    /// Without a key: tools read the document, and the dashboard asks for
+    /// the key, before they have one. Gets the request's raw path.
+    Public(fn(&str) -> Response<Body>),
+    /// For the tenant the request's API key names.
+    Tenant(for<'a> fn(Call<'a, S>) -> Answer<'a>),
+}
+
+/// One line of the route table.
+struct Route<S> {
+    method: Method,
+    /// `/`-separated; a `{name}` segment matches any one segment.
+    path: &'static str,
+    handler: Handler<S>,
+}
+
+fn public<S>(method: Method, path: &'static str, f: fn(&str) -> Response<Body>) -> Route<S> {
+    Route {
+        method,
+        path,
+        handler: Handler::Public(f),
     }
+}
+
+fn tenant<S>(
+    method: Method,
+    path: &'static str,
+    f: for<'a> fn(Call<'a, S>) -> Answer<'a>,
+) -> Route<S> {
+    Route {
+        method,
+        path,
+        handler: Handler::Tenant(f),
+    }
+}
+
+/// Every route: adding one is one line here and its handler. The OpenAPI
+/// document is checked against it (tests/openapi.rs), and a 405's `Allow`
+/// comes from it.
+fn table<S: Store>() -> [Route<S>; 18] {
+    use Method as M;
+    [
+        tenant(M::GET, "/webhooks", |c| {
+            Box::pin(webhooks::list(c.app, c.tenant, c.req))
+        }),
+        tenant(M::POST, "/webhooks", |c| {
+            Box::pin(webhooks::create(c.app, c.tenant, c.req))
+        }),
+        tenant(M::GET, "/webhooks/{id}", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                webhooks::get(c.app, c.tenant, id).await
+            })
+        }),
+        tenant(M::PATCH, "/webhooks/{id}", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                webhooks::update(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(M::DELETE, "/webhooks/{id}", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                webhooks::delete(c.app, c.tenant, id).await
+            })
+        }),
+        tenant(M::POST, "/webhooks/{id}/token", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                webhooks::rotate(c.app, c.tenant, id, c.req, Rotate::Token).await
+            })
+        }),
+        tenant(M::POST, "/webhooks/{id}/signing-secret", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                webhooks::rotate(c.app, c.tenant, id, c.req, Rotate::SigningSecret).await
+            })
+        }),
+        tenant(M::GET, "/webhooks/{id}/deliveries", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                webhooks::deliveries(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(M::POST, "/webhooks/{id}/test", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                test_event::send(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(
+            M::POST,
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            |c| {
+                Box::pin(async move {
+                    let (id, delivery) = (c.webhook()?, c.param(1).to_owned());
+                    events::redeliver_one(c.app, c.tenant, id, &delivery, c.req).await
+                })
+            },
+        ),
+        tenant(M::GET, "/event-types", |_| {
+            Box::pin(async { Ok(webhooks::event_types()) })
+        }),
+        tenant(M::GET, "/events", |c| {
+            Box::pin(events::list(c.app, c.tenant, c.req))
+        }),
+        tenant(M::GET, "/events/{id}", |c| {
+            Box::pin(async move {
+                let id = c.event()?;
+                events::get(c.app, c.tenant, id).await
+            })
+        }),
+        tenant(M::POST, "/events/{id}/redeliver", |c| {
+            Box::pin(async move {
+                let id = c.event()?;
+                events::redeliver_event(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        public(M::GET, "/openapi.json", |_| openapi::document()),
+        public(M::GET, "/dashboard", |path| {
+            dashboard::serve(if path.ends_with('/') {
+                Asset::PageWithSlash
+            } else {
+                Asset::Page
+            })
+        }),
+        public(M::GET, "/dashboard/app.js", |_| {
+            dashboard::serve(Asset::Script)
+        }),
+        public(M::GET, "/dashboard/app.css", |_| {
+            dashboard::serve(Asset::Style)
+        }),
+    ]
+}
+
+/// Every (path, method) the router serves, in the table's order.
+pub fn routes() -> Vec<(&'static str, Method)> {
+    table::<shared::store::MemoryStore>()
+        .into_iter()
+        .map(|r| (r.path, r.method))
+        .collect()
+}
+
+/// The path's segments, each percent-decoded: API Gateway hands over
+/// `rawPath` decoded, the local server as the client sent it, and the
+/// dashboard encodes ids (`evt%3A1` for `evt:1`). Decoding after the split
+/// keeps an encoded `/` inside its segment. A trailing `/` is ignored; a
+/// segment that is not UTF-8 once decoded matches no route.
+fn segments(path: &str) -> Option<Vec<String>> {
     let path = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
-    // Each segment percent-decoded: API Gateway hands over `rawPath` decoded,
-    // the local server as the client sent it, and the dashboard encodes ids
-    // (`evt%3A1` for `evt:1`). Decoding after the split keeps an encoded `/`
-    // inside its segment. A segment that is not UTF-8 once decoded matches no route.
-    let decoded: Vec<std::borrow::Cow<'_, str>> = path
-        .trim_start_matches('/')
+    path.trim_start_matches('/')
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let segments: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
-    // An id that cannot exist is a webhook that does not exist: 404, not 400.
-    let id = |s: &str| s.parse::<WebhookId>().ok();
-    match segments.as_slice() {
-        ["webhooks"] => Some(Route::Webhooks),
-        ["webhooks", wh] => Some(Route::Webhook(id(wh))),
-        ["webhooks", wh, "token"] => Some(Route::WebhookToken(id(wh))),
-        ["webhooks", wh, "signing-secret"] => Some(Route::WebhookSigningSecret(id(wh))),
-        ["webhooks", wh, "deliveries"] => Some(Route::WebhookDeliveries(id(wh))),
-        ["webhooks", wh, "test"] => Some(Route::WebhookTest(id(wh))),
-        ["event-types"] => Some(Route::EventTypes),
-        ["openapi.json"] => Some(Route::OpenApi),
-        ["dashboard"] => Some(Route::Dashboard(Asset::Page)),
-        ["dashboard", "app.js"] => Some(Route::Dashboard(Asset::Script)),
-        ["dashboard", "app.css"] => Some(Route::Dashboard(Asset::Style)),
-        ["events"] => Some(Route::Events),
-        ["events", evt] => Some(Route::Event(EventId::parse(evt).ok())),
-        ["events", evt, "redeliver"] => Some(Route::EventRedeliver(EventId::parse(evt).ok())),
-        ["webhooks", wh, "deliveries", delivery, "redeliver"] => {
-            Some(Route::DeliveryRedeliver(id(wh), (*delivery).to_owned()))
-        }
-        _ => None,
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        })
+        .collect()
+}
+
+/// The `{…}` segments of `segments` if they fit `pattern`.
+fn fit(pattern: &str, segments: &[String]) -> Option<Vec<String>> {
+    let wanted: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    if wanted.len() != segments.len() {
+        return None;
     }
+    let mut params = Vec::new();
+    for (w, s) in wanted.iter().zip(segments) {
+        if w.starts_with('{') {
+            params.push(s.clone());
+        } else if w != s {
+            return None;
+        }
+    }
+    Some(params)
 }
 
 /// The Lambda entry point: never fails; every error is a JSON response.
@@ -166,7 +273,7 @@ pub async fn handle<S: Store>(app: &App<S>, req: Request) -> Result<Response<Bod
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
         .unwrap_or_default();
-    Ok(dispatch(app, &req)
+    Ok(answer(app, &req)
         .await
         .unwrap_or_else(|e| e.into_response(&request_id)))
 }
@@ -180,87 +287,179 @@ fn path(req: &Request) -> &str {
     }
 }
 
-async fn dispatch<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError> {
-    let route = route(path(req)).ok_or_else(|| ApiError::RouteNotFound(path(req).to_owned()))?;
-    let method = req.method();
-    let allowed = ROUTES[route.index()].1;
-    if !allowed.split(", ").any(|m| m == method.as_str()) {
-        return Err(ApiError::MethodNotAllowed(allowed));
+/// Finds the route, checks the method, authenticates, and runs the handler.
+async fn answer<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+    let raw = path(req);
+    let not_found = || ApiError::RouteNotFound(raw.to_owned());
+    let segments = segments(raw).ok_or_else(not_found)?;
+    let mut allowed = Vec::new();
+    let mut found = None;
+    for route in table::<S>() {
+        let Some(params) = fit(route.path, &segments) else {
+            continue;
+        };
+        if route.method == *req.method() {
+            found = Some((route.handler, params));
+            break;
+        }
+        allowed.push(route.method.to_string());
     }
-    // Public: tools read the document, and the dashboard asks for the key, before they have one.
-    match route {
-        Route::OpenApi => return Ok(openapi::document()),
-        Route::Dashboard(asset) => return Ok(dashboard::serve(asset)),
-        _ => {}
-    }
+    let Some((handler, params)) = found else {
+        return Err(if allowed.is_empty() {
+            not_found()
+        } else {
+            ApiError::MethodNotAllowed(allowed.join(", "))
+        });
+    };
+    let run = match handler {
+        Handler::Public(f) => return Ok(f(raw)),
+        Handler::Tenant(run) => run,
+    };
     let tenant = auth::tenant(&app.store, req).await?;
-    if *method == Method::GET || *method == Method::DELETE {
+    if *req.method() == Method::GET || *req.method() == Method::DELETE {
         body::none(req)?;
     }
-    match route {
-        Route::EventTypes => Ok(webhooks::event_types()),
-        Route::OpenApi | Route::Dashboard(_) => Err(ApiError::Internal(
-            "public routes are answered before authentication".into(),
-        )),
-        Route::Webhooks if method == Method::POST => webhooks::create(app, tenant, req).await,
-        Route::Webhooks => webhooks::list(app, tenant, req).await,
-        Route::Webhook(id) => {
-            let id = id.ok_or(ApiError::WebhookNotFound)?;
-            match *method {
-                Method::GET => webhooks::get(app, tenant, id).await,
-                Method::PATCH => webhooks::update(app, tenant, id, req).await,
-                _ => webhooks::delete(app, tenant, id).await,
-            }
-        }
-        Route::WebhookToken(id) => {
-            let id = id.ok_or(ApiError::WebhookNotFound)?;
-            webhooks::rotate(app, tenant, id, req, Rotate::Token).await
-        }
-        Route::WebhookDeliveries(id) => {
-            let id = id.ok_or(ApiError::WebhookNotFound)?;
-            webhooks::deliveries(app, tenant, id, req).await
-        }
-        Route::WebhookTest(id) => {
-            let id = id.ok_or(ApiError::WebhookNotFound)?;
-            test_event::send(app, tenant, id, req).await
-        }
-        Route::Events => events::list(app, tenant, req).await,
-        Route::Event(id) => events::get(app, tenant, id.ok_or(ApiError::EventNotFound)?).await,
-        Route::EventRedeliver(id) => {
-            let id = id.ok_or(ApiError::EventNotFound)?;
-            events::redeliver_event(app, tenant, id, req).await
-        }
-        Route::DeliveryRedeliver(id, delivery) => {
-            let id = id.ok_or(ApiError::WebhookNotFound)?;
-            events::redeliver_one(app, tenant, id, &delivery, req).await
-        }
-        Route::WebhookSigningSecret(id) => {
-            let id = id.ok_or(ApiError::WebhookNotFound)?;
-            webhooks::rotate(app, tenant, id, req, Rotate::SigningSecret).await
-        }
-    }
+    run(Call {
+        app,
+        tenant,
+        req,
+        params,
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn find(path: &str) -> Option<(&'static str, Vec<String>)> {
+        let segments = segments(path)?;
+        table::<shared::store::MemoryStore>()
+            .into_iter()
+            .find_map(|r| fit(r.path, &segments).map(|p| (r.path, p)))
+    }
+
     /// Issue 15, item 14c: `/events/evt%3A1` was a 404 locally and found
     /// behind API Gateway, which decodes `rawPath`. Both spellings are one
     /// route now, in both places.
     #[test]
     fn encoded_and_plain_segments_are_one_route() {
-        let plain = route("/events/evt:1");
-        assert_eq!(plain, Some(Route::Event(EventId::parse("evt:1").ok())));
-        assert!(matches!(plain, Some(Route::Event(Some(_)))));
-        assert_eq!(route("/events/evt%3A1"), plain);
+        let plain = find("/events/evt:1");
+        assert_eq!(plain, Some(("/events/{id}", vec!["evt:1".to_owned()])));
+        assert_eq!(find("/events/evt%3A1"), plain);
         assert_eq!(
-            route("/events/evt%3a1/redeliver"),
-            Some(Route::EventRedeliver(EventId::parse("evt:1").ok()))
+            find("/events/evt%3a1/redeliver"),
+            Some(("/events/{id}/redeliver", vec!["evt:1".to_owned()]))
         );
-        // An encoded slash stays in its segment: no such event id, no other route.
-        assert_eq!(route("/events/a%2Fb"), Some(Route::Event(None)));
-        assert_eq!(route("/events/%FF"), None);
-        assert_eq!(route("/webhooks"), Some(Route::Webhooks));
+        // An encoded slash stays in its segment: one segment, no other route.
+        assert_eq!(
+            find("/events/a%2Fb"),
+            Some(("/events/{id}", vec!["a/b".to_owned()]))
+        );
+        assert_eq!(find("/events/%FF"), None);
+        assert_eq!(find("/webhooks/"), Some(("/webhooks", vec![])));
+        assert_eq!(find("/nowhere"), None);
+    }
+
+    #[test]
+    fn each_path_and_method_is_in_the_table_once() {
+        let all = routes();
+        let distinct: std::collections::BTreeSet<_> =
+            all.iter().map(|(p, m)| (*p, m.as_str())).collect();
+        assert_eq!(distinct.len(), all.len());
+    }
+
+    use crate::testing::{app, send};
+
+    #[tokio::test]
+    async fn unknown_paths_wrong_methods_and_missing_keys() {
+        let (app, key) = app(true).await;
+        let r = send(&app, Some(&key), "GET", "/nowhere", None).await;
+        assert_eq!((r.status, r.code()), (404, "route_not_found"));
+        let r = send(&app, Some(&key), "PUT", "/webhooks", None).await;
+        assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
+        assert_eq!(r.headers["allow"], "GET, POST");
+        let r = send(&app, Some(&key), "POST", "/webhooks/wh_x", None).await;
+        assert_eq!(r.headers["allow"], "GET, PATCH, DELETE");
+        // The method is checked before the key: a 405 tells no secret.
+        let r = send(&app, None, "GET", "/webhooks", None).await;
+        assert_eq!((r.status, r.code()), (401, "unauthorized"));
+        let r = send(&app, Some("whk_not-a-key"), "GET", "/webhooks", None).await;
+        assert_eq!(r.status, 401);
+        // Public routes need no key.
+        assert_eq!(
+            send(&app, None, "GET", "/openapi.json", None).await.status,
+            200
+        );
+        assert_eq!(
+            send(&app, None, "GET", "/dashboard", None).await.status,
+            200
+        );
+        // `/dashboard/` sends the browser to `/dashboard` (relative assets).
+        assert_eq!(
+            send(&app, None, "GET", "/dashboard/", None).await.status,
+            308
+        );
+        // An id that cannot exist is a webhook that does not exist.
+        let r = send(&app, Some(&key), "GET", "/webhooks/not-an-id", None).await;
+        assert_eq!((r.status, r.code()), (404, "webhook_not_found"));
+        let r = send(&app, Some(&key), "GET", "/events/%FF", None).await;
+        assert_eq!(r.status, 404);
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_named_and_store_nothing() {
+        let (app, key) = app(false).await;
+        // (body, code, the field it names)
+        let cases = [
+            (r#"{"url": "#, "malformed_json", None),
+            (
+                r#"{"url": "https://example.com/x"}"#,
+                "missing_field",
+                Some("events"),
+            ),
+            (
+                r#"{"url": "https://10.0.0.1/x", "events": ["async.completed"]}"#,
+                "invalid_value",
+                Some("url"),
+            ),
+            (
+                r#"{"url": "https://93.184.215.14/x", "events": ["no.such"]}"#,
+                "invalid_value",
+                Some("events"),
+            ),
+        ];
+        for (body, code, field) in cases {
+            let r = send(&app, Some(&key), "POST", "/webhooks", Some(body)).await;
+            assert_eq!((r.status, r.code()), (400, code), "{body}: {}", r.body);
+            assert_eq!(r.body["error"]["field"].as_str(), field, "{body}");
+        }
+        // `{}` is no body (clients send it); anything else on a GET is refused.
+        let r = send(&app, Some(&key), "GET", "/webhooks", Some(r#"{"a": 1}"#)).await;
+        assert_eq!((r.status, r.code()), (400, "unexpected_body"));
+        let listed = send(&app, Some(&key), "GET", "/webhooks", None).await;
+        assert_eq!(listed.body["data"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_cursor_and_refuse_a_forged_one() {
+        let (app, key) = app(true).await;
+        for n in 0..3 {
+            let body =
+                format!(r#"{{"url": "http://127.0.0.1:9/{n}", "events": ["async.completed"]}}"#);
+            let r = send(&app, Some(&key), "POST", "/webhooks", Some(&body)).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        let first = send(&app, Some(&key), "GET", "/webhooks?limit=2", None).await;
+        assert_eq!(first.body["data"].as_array().map(Vec::len), Some(2));
+        let cursor = first.body["next_cursor"].as_str().expect("a next page");
+        let next = format!("/webhooks?limit=2&cursor={cursor}");
+        let second = send(&app, Some(&key), "GET", &next, None).await;
+        assert_eq!(second.body["data"].as_array().map(Vec::len), Some(1));
+        assert!(second.body.get("next_cursor").is_none());
+        let r = send(&app, Some(&key), "GET", "/webhooks?cursor=forged", None).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_value"));
+        let r = send(&app, Some(&key), "GET", "/webhooks?limit=0", None).await;
+        assert_eq!(r.status, 400);
     }
 }

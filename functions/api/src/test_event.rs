@@ -89,10 +89,8 @@ pub async fn send<S: Store>(
 
 #[cfg(test)]
 mod tests {
-    use lambda_http::Body;
     use serde_json::Value;
-    use shared::store::{MemoryStore, Store};
-    use shared::{Settings, TenantId, UrlPolicy, api_key};
+    use shared::store::MemoryStore;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use crate::App;
@@ -124,48 +122,21 @@ mod tests {
         path: &str,
         body: Option<Value>,
     ) -> Value {
-        let mut headers = vec![("authorization".to_owned(), format!("Bearer {key}"))];
-        if body.is_some() {
-            headers.push(("content-type".to_owned(), "application/json".to_owned()));
-        }
         let body = body.map(|b| b.to_string());
-        let req = crate::apigw::request(
-            method,
-            path,
-            &headers,
-            body.as_deref().map(str::as_bytes),
-            "r",
-        )
-        .unwrap();
-        let response = crate::handle(app, req).await.unwrap();
+        let reply = crate::testing::send(app, Some(key), method, path, body.as_deref()).await;
         assert!(
-            response.status().is_success(),
+            (200..300).contains(&reply.status),
             "{method} {path}: {}",
-            response.status()
+            reply.status
         );
-        match response.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => Value::Null,
-        }
+        reply.body
     }
 
     /// A new endpoint starts on the slow lane; a quick answer to a test
     /// event moves it to the main lane; a new URL starts over.
     #[tokio::test]
     async fn a_new_endpoint_earns_the_main_lane() {
-        let settings = Settings {
-            url_policy: UrlPolicy {
-                allow_private_targets: true,
-            },
-            ..Settings::with_table("unused")
-        };
-        let app = App::new(MemoryStore::default(), settings);
-        let key = api_key::generate();
-        let tenant = TenantId::parse("acme").unwrap();
-        app.store
-            .put_api_key(&api_key::hash(&key), &tenant)
-            .await
-            .unwrap();
+        let (app, key) = crate::testing::app(true).await;
         let url = quick_receiver().await;
 
         let created = call(

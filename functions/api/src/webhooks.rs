@@ -203,7 +203,7 @@ pub async fn rotate<S: Store>(
                     return false;
                 }
                 // The old secret keeps signing too until the overlap ends.
-                webhook.rotate_signing_secret(now, app.recovery.secret_overlap)
+                webhook.rotate_signing_secret(now, app.settings.secret_overlap)
             }
         }
         true

@@ -16,6 +16,7 @@ use shared::{Lane, Status, Webhook};
 use tokio::time::Instant;
 
 use crate::Dispatcher;
+use crate::handler::Unfinished;
 use crate::lane::Marks;
 
 /// Which attempt this is.
@@ -61,14 +62,15 @@ fn attempt_deadline(now: Instant, timeout: Duration, cutoff: Option<Instant>) ->
     }
 }
 
-/// Delivers, then records the outcome. True when the attempt is done with:
-/// recorded, and its retry (if any) queued. False leaves the message for SQS
-/// to hand over again, which repeats an attempt that was not recorded.
+/// Delivers, then records the outcome. Ok when the attempt is done with:
+/// recorded, and its retry (if any) queued. Otherwise why not: the message
+/// is left for SQS to hand over again, which repeats an attempt that was not
+/// recorded.
 pub async fn deliver_and_record<S: Store>(
     d: &Dispatcher<S>,
     delivery: Delivery<'_>,
     marks: &Marks,
-) -> bool {
+) -> Result<(), Unfinished> {
     let Delivery {
         client,
         webhook,
@@ -79,7 +81,7 @@ pub async fn deliver_and_record<S: Store>(
         cutoff,
     } = delivery;
     let started = now_utc();
-    let deadline = attempt_deadline(Instant::now(), d.delivery_timeout, cutoff);
+    let deadline = attempt_deadline(Instant::now(), d.settings.delivery_timeout, cutoff);
     let payload = Payload {
         event_id: event.id.as_str(),
         body,
@@ -110,7 +112,7 @@ pub async fn deliver_and_record<S: Store>(
         event.event_type,
         started,
         attempt,
-        d.log_ttl_days,
+        d.settings.delivery_log_ttl_days,
     )
     .with_attempt(nth.number, nth.manual)
     .with_lane(lane);
@@ -118,7 +120,12 @@ pub async fn deliver_and_record<S: Store>(
     if gone {
         disable(d, webhook, &record.attempted_at).await;
     } else if retry {
-        match next_delay(&d.recovery, nth.number, retry_after, jitter()) {
+        match next_delay(
+            &d.settings.retry_schedule,
+            nth.number,
+            retry_after,
+            jitter(),
+        ) {
             Some(delay) => {
                 let next = Target {
                     webhook_id: webhook.id,
@@ -129,20 +136,17 @@ pub async fn deliver_and_record<S: Store>(
                 if let Err(e) = schedule(d, event, next, delay).await {
                     // Unrecorded, so the message comes back and this attempt is made again.
                     tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "scheduling a retry failed");
-                    return false;
+                    return Err(Unfinished::RetryNotQueued);
                 }
                 record.next_attempt_at = Some(sortable_time(started + delay));
             }
             None => record.exhausted = true,
         }
     }
-    match d.store.record_delivery(&record).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
-            false
-        }
-    }
+    d.store.record_delivery(&record).await.map_err(|e| {
+        tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
+        Unfinished::Unrecorded
+    })
 }
 
 /// Queues an attempt `delay` from now. A wait longer than SQS allows goes

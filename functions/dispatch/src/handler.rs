@@ -64,13 +64,15 @@ struct Plan<'w> {
 
 /// Why a job's messages go back to the queue (SQS hands them over again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unfinished {
+pub(crate) enum Unfinished {
     /// The tenant's webhooks could not be read, or the event not kept.
     NotPlanned,
     /// Handing an attempt to the slow lane failed.
     NotForwarded,
-    /// An attempt's outcome (or its retry) could not be recorded.
+    /// An attempt's outcome could not be recorded.
     Unrecorded,
+    /// An attempt's retry could not be queued (so it is not recorded either).
+    RetryNotQueued,
     /// The invocation's deadline came first.
     Deadline,
 }
@@ -81,6 +83,7 @@ impl Unfinished {
             Unfinished::NotPlanned => "not_planned",
             Unfinished::NotForwarded => "not_forwarded",
             Unfinished::Unrecorded => "unrecorded",
+            Unfinished::RetryNotQueued => "retry_not_queued",
             Unfinished::Deadline => "deadline",
         }
     }
@@ -304,7 +307,7 @@ async fn keep_events<S: Store>(d: &Dispatcher<S>, jobs: &[Job]) -> HashMap<usize
         .enumerate()
         .filter(|(_, j)| matches!(j.kind, Kind::Fanout))
         .map(|(i, j)| async move {
-            let stored = StoredEvent::new(&j.event, now, d.recovery.event_retention_days);
+            let stored = StoredEvent::new(&j.event, now, d.settings.event_retention_days);
             match d.store.put_event(&stored).await {
                 Ok(kept) => Some((i, kept)),
                 Err(e) => {
@@ -469,11 +472,9 @@ async fn run_plan<S: Store>(
         tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");
         return Err(Unfinished::Deadline);
     };
-    if results.into_iter().all(|recorded| recorded) {
-        Ok(())
-    } else {
-        Err(Unfinished::Unrecorded)
-    }
+    // Every attempt was made; the first that is not done with says why the
+    // messages come back.
+    results.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -483,7 +484,6 @@ mod tests {
     use super::*;
     use crate::local::{invocation, sqs_event};
     use shared::Settings;
-    use shared::delivery::ClientConfig;
 
     fn settings() -> Settings {
         Settings::from_lookup(|name| (name == "TABLE_NAME").then(|| "unused".to_owned()))
@@ -492,11 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deferred_client_is_built_by_the_first_batch() {
-        let d = Dispatcher::with_deferred_client(
-            MemoryStore::default(),
-            ClientConfig::default(),
-            &settings(),
-        );
+        let d = Dispatcher::with_deferred_client(MemoryStore::default(), &settings());
         assert!(!d.client.is_built(), "nothing built at start");
         let event = r#"{"id":"evt_1","tenant_id":"acme","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"ok":true}}"#;
         let batch = sqs_event([

@@ -45,7 +45,7 @@ impl Marks {
             return attempt.await;
         }
         let mut attempt = std::pin::pin!(attempt);
-        match tokio::time::timeout(d.slow_threshold, &mut attempt).await {
+        match tokio::time::timeout(d.settings.slow_threshold, &mut attempt).await {
             Ok(done) => done,
             Err(_) => {
                 let (done, ()) =
@@ -59,7 +59,7 @@ impl Marks {
     /// main lane when there is no slow lane): an answer (any answer, or a
     /// refusal) within the threshold clears the mark.
     pub async fn after<S: Store>(&self, d: &Dispatcher<S>, webhook: &Webhook, attempt: &Attempt) {
-        let quick = shared::lane::is_quick(attempt, d.slow_threshold);
+        let quick = shared::lane::is_quick(attempt, d.settings.slow_threshold);
         if quick && webhook.slow_since.is_some() {
             self.set(d, webhook, false).await;
         }
@@ -78,7 +78,7 @@ impl Marks {
             Ok(true) if slow => tracing::warn!(
                 webhook_id = %webhook.id,
                 tenant_id = %webhook.tenant_id,
-                threshold_ms = d.slow_threshold.as_millis() as u64,
+                threshold_ms = d.settings.slow_threshold.as_millis() as u64,
                 "webhook marked slow: its attempts go through the slow lane"
             ),
             Ok(true) => tracing::info!(
@@ -189,8 +189,7 @@ mod tests {
         } else {
             Requeue::Disabled
         };
-        let d =
-            Dispatcher::new(store, client, &settings).with_recovery(Default::default(), requeue);
+        let d = Dispatcher::new(store, client, &settings).with_requeue(requeue);
         (d, webhook, receiver, queued)
     }
 
@@ -327,7 +326,7 @@ mod tests {
         receiver.hang.store(false, Ordering::SeqCst);
         let events = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events";
         let slow = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events-slow";
-        let d = d.with_recovery(Default::default(), Requeue::lanes(events, slow));
+        let d = d.with_requeue(Requeue::lanes(events, slow));
         let forged = TargetedMessage {
             target: shared::requeue::Target {
                 webhook_id: webhook.id,
@@ -356,11 +355,8 @@ mod tests {
     /// came back. Now its deadline ends in time for its record.
     #[tokio::test]
     async fn an_attempt_near_the_invocations_end_is_recorded_not_repeated() {
-        let (d, webhook, receiver, _) = setup(false).await;
-        let d = Dispatcher {
-            delivery_timeout: Duration::from_secs(5),
-            ..d
-        };
+        let (mut d, webhook, receiver, _) = setup(false).await;
+        d.settings.delivery_timeout = Duration::from_secs(5);
         let event = event();
         let started = std::time::Instant::now();
         let batch = sqs_event([("m0".to_owned(), event.to_json())]);

@@ -1,24 +1,16 @@
 use dispatch::Dispatcher;
 use lambda_runtime::{Error, run, service_fn};
 use shared::Settings;
-use shared::requeue::Requeue;
-use shared::retry::RecoveryConfig;
 use shared::store::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-
     let settings = Settings::from_env()?;
     // The SDK configuration, the DynamoDB client and the delivery client are
     // made by the first batch: about 0.4 ms less before the first request for
-    // work (the cold start benchmark in the README).
+    // work (see docs/benchmarks.md).
     let store = DynamoStore::lazy(&settings.table_name);
-    let client = settings.client_config();
-    let recovery = RecoveryConfig::from_env()?;
-    let requeue = Requeue::from_settings(&settings);
-    let dispatcher =
-        Dispatcher::with_deferred_client(store, client, &settings).with_recovery(recovery, requeue);
-
+    let dispatcher = Dispatcher::with_deferred_client(store, &settings);
     run(service_fn(|event| dispatch::handle(&dispatcher, event))).await
 }

@@ -1,0 +1,73 @@
+//! For the unit tests: an app on the in-memory store with one tenant's API
+//! key, and requests built as API Gateway sends them (`apigw::request`), so
+//! `cargo test -p webhooks-api` needs no moto.
+
+use lambda_http::Body;
+use lambda_http::http::HeaderMap;
+use serde_json::Value;
+use shared::store::{MemoryStore, Store};
+use shared::{Settings, TenantId, UrlPolicy, api_key};
+
+use crate::App;
+
+/// An answer: status, headers, and the body as JSON (`Null` if it is not).
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error body's `code`.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// An app for tenant `acme`, and its API key. `allow_private` lets webhooks
+/// point at loopback (receivers in the tests).
+pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
+    let settings = Settings {
+        url_policy: UrlPolicy {
+            allow_private_targets: allow_private,
+        },
+        ..Settings::with_table("unused")
+    };
+    let app = App::new(MemoryStore::default(), settings);
+    let key = api_key::generate();
+    let tenant = TenantId::parse("acme").expect("tenant");
+    app.store
+        .put_api_key(&api_key::hash(&key), &tenant)
+        .await
+        .expect("api key");
+    (app, key)
+}
+
+/// One request through the router, with `key` as the bearer token.
+pub(crate) async fn send(
+    app: &App<MemoryStore>,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Reply {
+    let mut headers = Vec::new();
+    if let Some(key) = key {
+        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+    }
+    if body.is_some() {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
+    let req = crate::apigw::request(method, path, &headers, body.map(str::as_bytes), "r")
+        .expect("request");
+    let response = crate::handle(app, req).await.expect("never fails");
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    Reply {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body,
+    }
+}

@@ -1,0 +1,24 @@
+//! The integration tests: DynamoDB and SQS on moto, real HTTP receivers on
+//! loopback. One binary, one module per area: `scripts/test -p webhooks-tests
+//! --test it <module>::` runs one area (`api_calls::`, `recovery::`, ...).
+//! `tests/logs.rs` stays a binary of its own: it installs the process-wide
+//! log subscriber.
+
+#[path = "../api.rs"]
+mod api_calls;
+#[path = "../dispatch.rs"]
+mod dispatch_batches;
+#[path = "../hostile_receivers.rs"]
+mod hostile_receivers;
+#[path = "../openapi.rs"]
+mod openapi;
+#[path = "../recovery.rs"]
+mod recovery;
+#[path = "../security.rs"]
+mod security;
+#[path = "../store.rs"]
+mod store;
+#[path = "../template.rs"]
+mod template;
+#[path = "../test_event.rs"]
+mod test_event;
