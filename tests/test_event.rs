@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use shared::delivery::ClientConfig;
 use shared::{EventType, samples};
 use testkit::receiver::{Behavior, Receiver};
-use testkit::{Call, api_key_for, fresh_store, settings, standard_webhooks_signature};
+use testkit::{
+    Call, api_key_for, created_webhook, fresh_store, settings, standard_webhooks_signature,
+};
 
 /// The API on a fresh table, its delivery client configured as given.
 async fn app(
@@ -154,11 +156,8 @@ async fn bad_test_requests_name_what_is_wrong_and_send_nothing() {
     let key = api_key_for(&app.store, "acme").await;
     let other = api_key_for(&app.store, "globex").await;
     let rx = Receiver::start(Behavior::status(200)).await;
-    let created = Call::new("POST", "/webhooks", &key)
-        .json(json!({"url": rx.url("/"), "events": ["async.completed"]}))
-        .send(&app)
-        .await;
-    let path = format!("/webhooks/{}/test", created.body["id"].as_str().unwrap());
+    let id = created_webhook(&app, &key, &rx.url("/")).await;
+    let path = format!("/webhooks/{id}/test");
 
     let unknown_type = Call::new("POST", &path, &key)
         .json(json!({"type": "async.done"}))
@@ -206,11 +205,8 @@ async fn a_tenant_sends_a_few_test_events_per_10_seconds_and_then_gets_a_429() {
     let mut paths = HashMap::new();
     for tenant in ["acme", "globex"] {
         let key = api_key_for(&app.store, tenant).await;
-        let created = Call::new("POST", "/webhooks", &key)
-            .json(json!({"url": rx.url("/"), "events": ["async.completed"]}))
-            .send(&app)
-            .await;
-        let path = format!("/webhooks/{}/test", created.body["id"].as_str().unwrap());
+        let id = created_webhook(&app, &key, &rx.url("/")).await;
+        let path = format!("/webhooks/{id}/test");
         paths.insert(tenant, (key, path));
     }
     // The allowance is per 10-second window: keep the calls inside one.
@@ -237,11 +233,8 @@ async fn a_test_event_says_it_is_a_test() {
     let app = app(true, HashMap::new()).await;
     let key = api_key_for(&app.store, "acme").await;
     let rx = Receiver::start(Behavior::status(200)).await;
-    let created = Call::new("POST", "/webhooks", &key)
-        .json(json!({"url": rx.url("/"), "events": ["async.completed"]}))
-        .send(&app)
-        .await;
-    let path = format!("/webhooks/{}/test", created.body["id"].as_str().unwrap());
+    let id = created_webhook(&app, &key, &rx.url("/")).await;
+    let path = format!("/webhooks/{id}/test");
     let sent = Call::new("POST", &path, &key).send(&app).await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     let received = rx.requests();

@@ -61,6 +61,17 @@ pub async fn api_key_for(store: &impl Store, tenant: &str) -> String {
     key
 }
 
+/// Registers a webhook to `url` for `async.completed` through the API and
+/// returns its id.
+pub async fn created_webhook<S: Store>(app: &App<S>, key: &str, url: &str) -> String {
+    let created = Call::new("POST", "/webhooks", key)
+        .json(serde_json::json!({"url": url, "events": ["async.completed"]}))
+        .send(app)
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.body["id"].as_str().expect("an id").to_owned()
+}
+
 /// One request as API Gateway HTTP API sends it.
 pub struct Call<'a> {
     pub method: &'a str,
