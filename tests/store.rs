@@ -85,9 +85,49 @@ async fn store_contract(store: &impl Store) {
     store.put_api_key("abc123", &other).await.unwrap();
     assert_eq!(
         store.tenant_for_api_key("abc123").await.unwrap(),
-        Some(other)
+        Some(other.clone())
     );
     assert_eq!(store.tenant_for_api_key("abc124").await.unwrap(), None);
+
+    // An event is read alone, whatever is recorded for it, and only by its tenant.
+    let (event, _) = testkit::envelope(
+        "acme",
+        EventType::AsyncCompleted,
+        serde_json::json!({"ok": true}),
+    );
+    let kept = shared::event_log::StoredEvent::new(&event, now_utc(), 7);
+    assert_eq!(store.get_event(&event.tenant_id, &event.id).await.unwrap(), None);
+    store.put_event(&kept).await.unwrap();
+    let attempt = shared::delivery::Attempt {
+        outcome: shared::delivery::Outcome::Delivered,
+        status: Some(200),
+        duration_ms: 3,
+        response_excerpt: None,
+        location: None,
+        error: None,
+        retry_after: None,
+    };
+    let record = shared::delivery_log::DeliveryRecord::new(
+        event.tenant_id.clone(),
+        w.id,
+        event.id.clone(),
+        event.event_type,
+        now_utc(),
+        attempt,
+        30,
+    );
+    store.record_delivery(&record).await.unwrap();
+    assert_eq!(
+        store.get_event(&event.tenant_id, &event.id).await.unwrap(),
+        Some(kept.clone())
+    );
+    assert_eq!(store.get_event(&other, &event.id).await.unwrap(), None);
+    let (with, records) = store
+        .event_with_deliveries(&event.tenant_id, &event.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((with, records.len()), (kept, 1));
 }
 
 #[tokio::test]

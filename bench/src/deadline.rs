@@ -37,7 +37,7 @@ pub async fn hanging() -> Hang {
     let receiver = Helper::spawn(&["receiver", "hang"]);
     let (d, ids) = dispatcher_to(&receiver.first_line, 10).await;
     let start = Instant::now();
-    let response = dispatch::handle(&d, dispatch::local::invocation(batch(10), 6000, "hang"))
+    let response = dispatch::handle(&d, dispatch::local::invocation(batch(10), shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "hang"))
         .await
         .expect("handler");
     let wall = start.elapsed();
@@ -71,7 +71,7 @@ pub async fn memory_child(receiver: &str, webhooks: usize) {
     let (d, _) = dispatcher_to(&receiver.first_line, webhooks).await;
     let event = batch(10);
     let setup = status_kib("VmRSS");
-    let response = dispatch::handle(&d, dispatch::local::invocation(event, 6000, "memory"))
+    let response = dispatch::handle(&d, dispatch::local::invocation(event, shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "memory"))
         .await
         .expect("handler");
     assert!(response.batch_item_failures.is_empty());

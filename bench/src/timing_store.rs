@@ -120,6 +120,13 @@ impl<S: Store> Store for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.put_event(event).await
     }
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        self.inner.get_event(tenant, id).await
+    }
     async fn event_with_deliveries(
         &self,
         tenant: &TenantId,

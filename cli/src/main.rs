@@ -88,7 +88,7 @@ enum Command {
         slow_concurrency: usize,
     },
     /// Feed the real dispatch handler from an events queue as Lambda's SQS
-    /// event source does: long polls, batches of up to 10, the function's 6 s
+    /// event source does: long polls, batches of up to 10, the function's 7 s
     /// deadline, failed messages left for redrive (local runs, the proof harness).
     Poll {
         /// The events queue.

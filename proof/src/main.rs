@@ -34,9 +34,9 @@ use crate::account::{Faults, Timing};
 use crate::proxy::Proxy;
 use crate::receivers::Recorder;
 
-/// Above the dispatch function's 6 s deadline, so that a batch in progress is
+/// Above the dispatch function's deadline, so that a batch in progress is
 /// never handed out twice; short, so that failures come back quickly.
-const VISIBILITY_TIMEOUT_SECS: u64 = 8;
+const VISIBILITY_TIMEOUT_SECS: u64 = shared::infra::DISPATCH_TIMEOUT_SECS + 2;
 /// Receives before the dead-letter queue. Four: a message may fail once to
 /// the kill, once to the DynamoDB cut and once more to a slow machine (a batch
 /// past its deadline) and still be delivered; poison gets there after about

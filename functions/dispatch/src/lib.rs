@@ -8,4 +8,5 @@ mod lane;
 pub mod local;
 
 pub use dispatcher::Dispatcher;
+pub use attempt::RECORD_MARGIN;
 pub use handler::{SAFETY_MARGIN, handle};

@@ -99,6 +99,9 @@ pub struct CostReport {
     pub sqs_per_delivery: Option<f64>,
     /// `DynamoDB.PutItem` → count.
     pub by_action: BTreeMap<String, usize>,
+    /// `DynamoDB.Query` → how long moto took to answer it: which request
+    /// waits when moto is busy.
+    pub latency_by_action: BTreeMap<String, Latency>,
     pub moto: MotoLatency,
 }
 
@@ -106,6 +109,7 @@ pub struct CostReport {
 pub fn cost(proxy: &AwsProxy, from: Instant, to: Instant, receiver_requests: usize) -> CostReport {
     let samples = proxy.between(from, to);
     let mut by_action = BTreeMap::new();
+    let mut ms_by_action: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let (mut dynamo_ms, mut sqs_ms, mut receive_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts: HashMap<Service, usize> = HashMap::new();
     let mut unanswered = 0;
@@ -116,14 +120,14 @@ pub fn cost(proxy: &AwsProxy, from: Instant, to: Instant, receiver_requests: usi
             Service::Sqs => "SQS",
             Service::Other => "other",
         };
-        *by_action
-            .entry(format!("{service}.{}", s.action))
-            .or_default() += 1;
+        let action = format!("{service}.{}", s.action);
+        *by_action.entry(action.clone()).or_default() += 1;
         if !s.answered {
             unanswered += 1;
             continue;
         }
         let ms = s.micros as f64 / 1000.0;
+        ms_by_action.entry(action).or_default().push(ms);
         match (s.service, s.action.as_str()) {
             (Service::Dynamodb, _) => dynamo_ms.push(ms),
             (Service::Sqs, "ReceiveMessage") => receive_ms.push(ms),
@@ -143,6 +147,10 @@ pub fn cost(proxy: &AwsProxy, from: Instant, to: Instant, receiver_requests: usi
         dynamodb_per_delivery: per(count(Service::Dynamodb)),
         sqs_per_delivery: per(count(Service::Sqs)),
         by_action,
+        latency_by_action: ms_by_action
+            .iter()
+            .map(|(action, ms)| (action.clone(), Latency::of(ms)))
+            .collect(),
         moto: MotoLatency {
             dynamodb: Latency::of(&dynamo_ms),
             sqs: Latency::of(&sqs_ms),

@@ -655,6 +655,29 @@ impl Store for DynamoStore {
         self.put_new(item).await
     }
 
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let out = self
+            .client()
+            .await?
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::event_pk(tenant, id),
+                keys::EVENT_SK.to_owned(),
+            )))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|item| from_item::<DeliveryItem<StoredEvent>>(item).map(|i| i.record))
+            .transpose()
+            .map_err(mapping)
+    }
+
     async fn event_with_deliveries(
         &self,
         tenant: &TenantId,

@@ -34,6 +34,14 @@ struct Inner {
     manual_attempts: HashMap<(TenantId, EventId, WebhookId), u32>,
 }
 
+impl Inner {
+    fn event(&self, tenant: &TenantId, id: &EventId) -> Option<&StoredEvent> {
+        self.events
+            .get(tenant)
+            .and_then(|events| events.values().find(|e| &e.id == id))
+    }
+}
+
 /// The newest-first page after `after` from an ascending map.
 fn page_desc<T: Clone>(
     map: &BTreeMap<String, T>,
@@ -263,17 +271,21 @@ impl Store for MemoryStore {
         Ok(Kept::New)
     }
 
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        Ok(self.lock().event(tenant, id).cloned())
+    }
+
     async fn event_with_deliveries(
         &self,
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<(StoredEvent, Vec<DeliveryRecord>)>, StoreError> {
         let inner = self.lock();
-        let Some(event) = inner
-            .events
-            .get(tenant)
-            .and_then(|events| events.values().find(|e| &e.id == id))
-        else {
+        let Some(event) = inner.event(tenant, id) else {
             return Ok(None);
         };
         let mut deliveries: Vec<DeliveryRecord> = inner

@@ -135,6 +135,14 @@ pub trait Store: Send + Sync {
         event: &StoredEvent,
     ) -> impl Future<Output = Result<Kept, StoreError>> + Send;
 
+    /// One of the tenant's events, without its attempts: one item read,
+    /// whatever the number of attempts recorded for it.
+    fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
+
     /// One of the tenant's events with every recorded attempt to deliver it
     /// (ordered by webhook, then attempt).
     fn event_with_deliveries(
