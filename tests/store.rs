@@ -96,7 +96,10 @@ async fn store_contract(store: &impl Store) {
         serde_json::json!({"ok": true}),
     );
     let kept = shared::event_log::StoredEvent::new(&event, now_utc(), 7);
-    assert_eq!(store.get_event(&event.tenant_id, &event.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_event(&event.tenant_id, &event.id).await.unwrap(),
+        None
+    );
     store.put_event(&kept).await.unwrap();
     let attempt = shared::delivery::Attempt {
         outcome: shared::delivery::Outcome::Delivered,

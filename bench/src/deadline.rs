@@ -37,9 +37,16 @@ pub async fn hanging() -> Hang {
     let receiver = Helper::spawn(&["receiver", "hang"]);
     let (d, ids) = dispatcher_to(&receiver.first_line, 10).await;
     let start = Instant::now();
-    let response = dispatch::handle(&d, dispatch::local::invocation(batch(10), shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "hang"))
-        .await
-        .expect("handler");
+    let response = dispatch::handle(
+        &d,
+        dispatch::local::invocation(
+            batch(10),
+            shared::infra::DISPATCH_TIMEOUT_SECS * 1000,
+            "hang",
+        ),
+    )
+    .await
+    .expect("handler");
     let wall = start.elapsed();
     assert!(response.batch_item_failures.is_empty());
     let mut timeouts = 0;
@@ -71,9 +78,12 @@ pub async fn memory_child(receiver: &str, webhooks: usize) {
     let (d, _) = dispatcher_to(&receiver.first_line, webhooks).await;
     let event = batch(10);
     let setup = status_kib("VmRSS");
-    let response = dispatch::handle(&d, dispatch::local::invocation(event, shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "memory"))
-        .await
-        .expect("handler");
+    let response = dispatch::handle(
+        &d,
+        dispatch::local::invocation(event, shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "memory"),
+    )
+    .await
+    .expect("handler");
     assert!(response.batch_item_failures.is_empty());
     let peak = status_kib("VmHWM");
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -124,9 +124,12 @@ pub async fn dispatcher_with<S: Store>(
 
 async fn invoke<S: Store>(d: &dispatch::Dispatcher<S>, batch: &[(String, String)]) {
     let event = dispatch::local::sqs_event(batch.iter().cloned());
-    let response = dispatch::handle(d, dispatch::local::invocation(event, shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "bench"))
-        .await
-        .expect("handler");
+    let response = dispatch::handle(
+        d,
+        dispatch::local::invocation(event, shared::infra::DISPATCH_TIMEOUT_SECS * 1000, "bench"),
+    )
+    .await
+    .expect("handler");
     assert!(response.batch_item_failures.is_empty(), "no batch failure");
 }
 

@@ -7,6 +7,6 @@ mod handler;
 mod lane;
 pub mod local;
 
-pub use dispatcher::Dispatcher;
 pub use attempt::RECORD_MARGIN;
+pub use dispatcher::Dispatcher;
 pub use handler::{SAFETY_MARGIN, handle};
