@@ -10,10 +10,10 @@ TEMPLATE = (ROOT / "template.yaml").read_text(encoding="utf-8")
 
 # (what to replace, what to put instead): each breaks the template in one way.
 BROKEN = {
-    "function timeout out of range": ("Timeout: 6\n", "Timeout: 1000\n"),
+    "function timeout out of range": ("Timeout: 7\n", "Timeout: 1000\n"),
     "SQS batch size over 10 without a window": ("BatchSize: 10\n", "BatchSize: 20000\n"),
     "misspelt queue property": (
-        "event sources).\n      VisibilityTimeout: 36",
+        "event sources).\n      VisibilityTimeout: 42",
         "event sources).\n      VisibilityTimout: 36",
     ),
     "slow lane batch of 100 without its batching window": (
