@@ -92,6 +92,24 @@ async fn no_secret_or_payload_reaches_the_logs() {
     let wrong_key = "whk_wrong-key-SECRET-0000000000000000000000000";
     secrets.push(wrong_key.into());
     Call::new("GET", "/webhooks", wrong_key).send(&app).await;
+    // API keys (issue 19): a key made, listed, used with too little scope,
+    // revoked and used again; none of them, nor their hashes, is logged.
+    let made = Call::new("POST", "/api-keys", &key)
+        .json(json!({"name": "SECRET-name-is-not-secret", "scope": "read"}))
+        .send(&app)
+        .await;
+    assert_eq!(made.status, 201);
+    let read_key = made.body["key"].as_str().unwrap().to_owned();
+    secrets.push(read_key.clone());
+    secrets.push(shared::api_key::hash(&read_key));
+    secrets.push(shared::api_key::hash(&key));
+    Call::new("GET", "/api-keys", &read_key).send(&app).await;
+    Call::new("DELETE", "/webhooks/wh_1", &read_key).send(&app).await;
+    let key_id = made.body["id"].as_str().unwrap().to_owned();
+    Call::new("DELETE", &format!("/api-keys/{key_id}"), &key)
+        .send(&app)
+        .await;
+    Call::new("GET", "/webhooks", &read_key).send(&app).await;
 
     // The dispatcher: an event with a recognizable payload to a failing receiver,
     // and a malformed message that carries a token-like value.

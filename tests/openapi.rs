@@ -181,6 +181,54 @@ async fn every_operation_answers_what_the_document_says() {
         30,
     );
     app.store.record_delivery(&record).await.unwrap();
+    // API keys (issue 19): list, create (a read key, then refused writes
+    // with it), the last-full-key rule, a revocation and an unknown id.
+    replies.push((
+        "/api-keys",
+        "GET",
+        Call::new("GET", "/api-keys", &key).send(&app).await,
+    ));
+    let read = Call::new("POST", "/api-keys", &key)
+        .json(json!({"name": "reporting", "scope": "read", "expires_at": "2999-01-01T00:00:00Z"}))
+        .send(&app)
+        .await;
+    assert_eq!(read.status, 201, "{}", read.body);
+    let read_key = read.body["key"].as_str().unwrap().to_owned();
+    let read_id = read.body["id"].as_str().unwrap().to_owned();
+    replies.push(("/api-keys", "POST", read));
+    replies.push((
+        "/api-keys",
+        "POST",
+        Call::new("POST", "/api-keys", &key)
+            .json(json!({"scope": "admin"}))
+            .send(&app)
+            .await,
+    ));
+    let refused = Call::new("POST", "/api-keys", &read_key)
+        .json(json!({}))
+        .send(&app)
+        .await;
+    assert_eq!(refused.status, 403);
+    replies.push(("/api-keys", "POST", refused));
+    let own_id = Call::new("GET", "/api-keys", &key).send(&app).await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scope"] == "full")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/api-keys/{own_id}"),
+        format!("/api-keys/{read_id}"),
+        "/api-keys/key_0000".to_owned(),
+    ] {
+        let reply = Call::new("DELETE", &path, &key).send(&app).await;
+        replies.push(("/api-keys/{id}", "DELETE", reply));
+    }
+    let statuses: Vec<u16> = replies[replies.len() - 3..].iter().map(|r| r.2.status).collect();
+    assert_eq!(statuses, [409, 200, 404]);
     let one = |p: &str| p.replace("{id}", &id).replace("{evt}", &evt);
     let calls: Vec<(&str, &str, Call)> = vec![
         (

@@ -1,5 +1,7 @@
 //! The DynamoDB store against moto, and the in-memory store held to the same behaviour.
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
 use shared::store::{MemoryStore, Store, StoreError};
 use shared::webhook::now_utc;
 use shared::{EventSet, EventType, Status, TenantId, UrlPolicy, Webhook, WebhookUrl};
@@ -82,12 +84,7 @@ async fn store_contract(store: &impl Store) {
         Err(StoreError::LimitReached { limit: 2 })
     ));
 
-    store.put_api_key("abc123", &other).await.unwrap();
-    assert_eq!(
-        store.tenant_for_api_key("abc123").await.unwrap(),
-        Some(other.clone())
-    );
-    assert_eq!(store.tenant_for_api_key("abc124").await.unwrap(), None);
+    api_key_contract(store, &other).await;
 
     // An event is read alone, whatever is recorded for it, and only by its tenant.
     let (event, _) = testkit::envelope(
@@ -131,6 +128,87 @@ async fn store_contract(store: &impl Store) {
         .unwrap()
         .unwrap();
     assert_eq!((with, records.len()), (kept, 1));
+}
+
+/// Issue 19: keys as objects, their list, revocation, expiry and last use.
+async fn api_key_contract(store: &impl Store, tenant: &TenantId) {
+    let now = api_key::now();
+    let (key, stored) = api_key::issue(store, tenant.clone(), "ci".into(), Scope::Read, None)
+        .await
+        .unwrap();
+    assert_eq!(store.api_key(&api_key::hash(&key)).await.unwrap(), Some(stored.clone()));
+    assert_eq!(store.api_key(&api_key::hash("whk_other")).await.unwrap(), None);
+    assert!(matches!(store.put_api_key(&stored).await, Err(StoreError::AlreadyExists)));
+    // Ids sort by their millisecond: the second key is made in a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let (_, full) = api_key::issue(store, tenant.clone(), "dashboard".into(), Scope::Full, None)
+        .await
+        .unwrap();
+    let listed: Vec<_> = store.api_keys_of(tenant).await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(listed, [full.id.clone(), stored.id.clone()], "newest first");
+    let stranger = TenantId::parse("stranger").unwrap();
+    assert!(store.api_keys_of(&stranger).await.unwrap().is_empty());
+
+    // Last use: written once, not again within the hour, again after it.
+    store.touch_api_key(&stored, now).await.unwrap();
+    store.touch_api_key(&stored, now + time::Duration::minutes(59)).await.unwrap();
+    let used = |k: &ApiKey| {
+        let k = k.clone();
+        async move { store.api_key(&k.hash).await.unwrap().unwrap().last_used_at }
+    };
+    assert_eq!(used(&stored).await, Some(now));
+    store.touch_api_key(&stored, now + time::Duration::minutes(60)).await.unwrap();
+    assert_eq!(used(&stored).await, Some(now + time::Duration::minutes(60)));
+
+    // Expiry only shortens a key's life, and not a revoked key's.
+    let soon = now + time::Duration::hours(1);
+    store.expire_api_key(&stored, soon).await.unwrap();
+    store.expire_api_key(&stored, soon + time::Duration::hours(1)).await.unwrap();
+    let read_back = store.api_key(&stored.hash).await.unwrap().unwrap();
+    assert_eq!(read_back.expires_at, Some(soon));
+
+    // Revocation: kept-key condition, then plain, then never twice.
+    store.revoke_api_key(&full, now, None).await.unwrap();
+    assert!(matches!(
+        store.revoke_api_key(&stored, now, Some(&full)).await,
+        Err(StoreError::Conflict)
+    ), "the key to keep is revoked: nothing changes");
+    assert_eq!(store.api_key(&stored.hash).await.unwrap().unwrap().revoked_at, None);
+    store.revoke_api_key(&stored, now, None).await.unwrap();
+    assert!(matches!(store.revoke_api_key(&stored, now, None).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.expire_api_key(&stored, now).await, Err(StoreError::NotFound)));
+    let states: Vec<_> = store.api_keys_of(tenant).await.unwrap().iter().map(|k| k.state(now)).collect();
+    assert_eq!(states, [KeyState::Revoked, KeyState::Revoked]);
+}
+
+/// A key stored before keys were objects (only its hash and tenant) still
+/// authenticates as a full key, and joins its tenant's list on first use.
+#[tokio::test]
+async fn a_key_from_before_ids_works_and_is_listed_once_used() {
+    let store = fresh_store().await;
+    let key = api_key::generate();
+    let hash = api_key::hash(&key);
+    let client = store.client().await.unwrap();
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S(format!("APIKEY#{hash}")))
+        .item("SK", AttributeValue::S("APIKEY".into()))
+        .item("key_hash", AttributeValue::S(hash.clone()))
+        .item("tenant_id", AttributeValue::S("acme".into()))
+        .send()
+        .await
+        .unwrap();
+    let old = store.api_key(&hash).await.unwrap().unwrap();
+    assert_eq!((old.scope, old.state(api_key::now())), (Scope::Full, KeyState::Active));
+    assert_eq!(old.id, KeyId::legacy(&hash));
+    let acme = TenantId::parse("acme").unwrap();
+    assert!(store.api_keys_of(&acme).await.unwrap().is_empty(), "not in the index yet");
+    store.touch_api_key(&old, api_key::now()).await.unwrap();
+    let listed = store.api_keys_of(&acme).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, old.id);
+    assert!(listed[0].last_used_at.is_some());
 }
 
 #[tokio::test]

@@ -442,11 +442,11 @@ fn only_the_functions_write_the_slow_lane() {
     }
 }
 
-/// The DynamoDB actions a function's policy allows, and whether it denies
-/// writes to `APIKEY#` items.
-fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, bool) {
+/// The DynamoDB actions a function's policy allows, and those it denies on
+/// `APIKEY#` items.
+fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut allowed = BTreeSet::new();
-    let mut denies_api_keys = false;
+    let mut denied_on_api_keys = BTreeSet::new();
     let policies = resource(t, function)["Policies"]
         .as_sequence()
         .expect("policies");
@@ -469,27 +469,28 @@ fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, bool) {
                 }
                 Some("Deny") => {
                     let keys = serde_yaml_ng::to_string(&s["Condition"]).unwrap();
-                    denies_api_keys |= keys.contains("dynamodb:LeadingKeys")
-                        && keys.contains("APIKEY#*")
-                        && actions.iter().any(|a| a == "dynamodb:PutItem");
+                    if keys.contains("dynamodb:LeadingKeys") && keys.contains("APIKEY#*") {
+                        denied_on_api_keys.extend(actions);
+                    }
                 }
                 other => panic!("{function}: effect {other:?}"),
             }
         }
     }
-    (allowed, denies_api_keys)
+    (allowed, denied_on_api_keys)
 }
 
 /// Issue 15, item 10: least privilege on the table. No `Scan`, no
-/// `BatchWriteItem`, no wildcard (the store calls neither), and neither
-/// function may write an API key item (only operators do, with the CLI).
+/// `BatchWriteItem`, no wildcard (the store calls neither). The dispatcher
+/// may not write an API key item; the api function creates and revokes
+/// them (issue 19) but may not delete one: a revoked key stays listed.
 #[test]
 fn the_functions_may_not_scan_nor_write_api_keys() {
     let t = template();
     let api_key_prefix = keys::api_key_pk("");
     assert_eq!(api_key_prefix, "APIKEY#", "the Deny's LeadingKeys pattern");
     for function in ["ApiFunction", "DispatchFunction"] {
-        let (allowed, denies_api_keys) = table_actions(&t, function);
+        let (allowed, denied_on_api_keys) = table_actions(&t, function);
         for forbidden in [
             "dynamodb:Scan",
             "dynamodb:BatchWriteItem",
@@ -502,7 +503,16 @@ fn the_functions_may_not_scan_nor_write_api_keys() {
             allowed.contains("dynamodb:Query"),
             "{function}: {allowed:?}"
         );
-        assert!(denies_api_keys, "{function} may write APIKEY# items");
+        let must_deny: &[&str] = match function {
+            "ApiFunction" => &["dynamodb:DeleteItem"],
+            _ => &["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        };
+        for action in must_deny {
+            assert!(
+                denied_on_api_keys.contains(*action),
+                "{function} may {action} APIKEY# items: {denied_on_api_keys:?}"
+            );
+        }
     }
     // The api function deletes webhooks (in a transaction); the dispatcher never deletes.
     assert!(

@@ -24,10 +24,8 @@ pub async fn server(store: &str) {
 }
 
 async fn serve_with<S: Store + 'static>(store: S, table: &str) {
-    let key = api_key::generate();
     let tenant = shared::TenantId::parse("bench").expect("tenant");
-    store
-        .put_api_key(&api_key::hash(&key), &tenant)
+    let (key, _) = api_key::issue(&store, tenant, "bench".into(), api_key::Scope::Full, None)
         .await
         .expect("api key");
     let mut settings = testkit::settings(table, 1_000_000);

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use shared::api_key::ApiKey;
 use shared::delivery_log::DeliveryRecord;
 use shared::event::EventId;
 use shared::event_log::{EventFilter, StoredEvent};
@@ -95,11 +96,28 @@ impl<S: Store> Store for TimingStore<S> {
     async fn delete_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<(), StoreError> {
         self.inner.delete_webhook(tenant, id).await
     }
-    async fn put_api_key(&self, key_hash: &str, tenant: &TenantId) -> Result<(), StoreError> {
-        self.inner.put_api_key(key_hash, tenant).await
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.inner.put_api_key(key).await
     }
-    async fn tenant_for_api_key(&self, key_hash: &str) -> Result<Option<TenantId>, StoreError> {
-        self.inner.tenant_for_api_key(key_hash).await
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.api_key(key_hash).await
+    }
+    async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.api_keys_of(tenant).await
+    }
+    async fn revoke_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        keep: Option<&ApiKey>,
+    ) -> Result<(), StoreError> {
+        self.inner.revoke_api_key(key, at, keep).await
+    }
+    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.expire_api_key(key, at).await
+    }
+    async fn touch_api_key(&self, key: &ApiKey, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.touch_api_key(key, now).await
     }
     async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
         self.tenant_queries.fetch_add(1, Ordering::Relaxed);

@@ -47,9 +47,7 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     };
     let store = DynamoStore::new(dynamodb, &opts.table);
     let tenant = TenantId::parse(&opts.tenant).map_err(|e| e.to_string())?;
-    let key = api_key::generate();
-    store
-        .put_api_key(&api_key::hash(&key), &tenant)
+    let (key, _) = api_key::issue(&store, tenant, "local".into(), api_key::Scope::Full, None)
         .await
         .map_err(|e| e.to_string())?;
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shared::signing::SigningSecret;
 
+mod api_keys;
 mod listen;
 mod local;
 mod poller;
@@ -134,6 +135,43 @@ enum ApiKeyCommand {
     Create {
         #[arg(long)]
         tenant: String,
+        /// What the key is for, e.g. "ci" or "dashboard".
+        #[arg(long)]
+        name: Option<String>,
+        /// A lifetime: 90d, 24h, 30m. Without it the key does not expire.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// full (everything) or read (GET routes only).
+        #[arg(long, default_value = "full")]
+        scope: String,
+    },
+    /// List a tenant's keys: id, name, prefix, scope, status, dates, last use.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// The API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once (warm api containers may accept it for up to
+    /// API_KEY_CACHE_TTL_SECONDS more).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        /// The key's id (key_…), as `list` shows it.
+        #[arg(long)]
+        id: String,
+    },
+    /// Make a new key with the same name and scope; the old one expires
+    /// after the overlap.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        /// How long the old key keeps working: 24h, 7d, 30m or 0.
+        #[arg(long, default_value = "24h")]
+        overlap: String,
     },
 }
 
@@ -241,17 +279,34 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("{id}");
         }
-        Command::ApiKey {
-            command: ApiKeyCommand::Create { tenant },
-        } => {
-            let tenant = TenantId::parse(&tenant).map_err(|e| e.to_string())?;
-            let key = api_key::generate();
-            DynamoStore::new(dynamodb(), table()?)
-                .put_api_key(&api_key::hash(&key), &tenant)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("{key}");
-            eprintln!("API key for tenant {tenant} created. It is shown only this once.");
+        Command::ApiKey { command } => {
+            let action = match command {
+                ApiKeyCommand::Create {
+                    tenant,
+                    name,
+                    expires_in,
+                    scope,
+                } => api_keys::Action::Create {
+                    tenant,
+                    name,
+                    expires_in,
+                    scope,
+                },
+                ApiKeyCommand::List { tenant, json } => api_keys::Action::List { tenant, json },
+                ApiKeyCommand::Revoke { tenant, id } => api_keys::Action::Revoke { tenant, id },
+                ApiKeyCommand::Rotate {
+                    tenant,
+                    id,
+                    overlap,
+                } => api_keys::Action::Rotate {
+                    tenant,
+                    id,
+                    overlap,
+                },
+            };
+            let out = api_keys::run(&DynamoStore::new(dynamodb(), table()?), action).await?;
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
         }
         Command::Table {
             command: TableCommand::Create,

@@ -22,18 +22,28 @@ const STRICT: UrlPolicy = UrlPolicy {
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     key: String,
-    tenant: TenantId,
+    stored: api_key::ApiKey,
 }
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| Fixture {
-        runtime: tokio::runtime::Builder::new_current_thread()
+    FIXTURE.get_or_init(|| {
+        let tenant = TenantId::parse("fuzz-tenant").expect("tenant id");
+        let (key, stored) = api_key::ApiKey::issue(
+            tenant,
+            "fuzz".into(),
+            api_key::Scope::Full,
+            None,
+            api_key::now(),
+        );
+        Fixture {
+            key,
+            stored,
+            runtime: tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime"),
-        key: api_key::generate(),
-        tenant: TenantId::parse("fuzz-tenant").expect("tenant id"),
+        }
     })
 }
 
@@ -54,7 +64,7 @@ async fn run(fx: &Fixture, body: &[u8]) {
     // A fresh store per input: each run is independent of the ones before.
     let store = MemoryStore::default();
     store
-        .put_api_key(&api_key::hash(&fx.key), &fx.tenant)
+        .put_api_key(&fx.stored)
         .await
         .expect("store api key");
     let app = api::App::new(store, settings());

@@ -12,6 +12,7 @@ pub mod event_type;
 pub mod ids;
 pub mod infra;
 pub mod json;
+pub mod key_lifecycle;
 pub mod lane;
 pub mod logging;
 pub mod random;

@@ -45,6 +45,10 @@ pub struct Settings {
     /// n+1 is `retry_schedule[n-1]`; after the last, `exhausted`
     /// (`RETRY_SCHEDULE_SECONDS`, comma-separated; tests use short ones).
     pub retry_schedule: Vec<Duration>,
+    /// How long an api container trusts an API key it read
+    /// (`API_KEY_CACHE_TTL_SECONDS`; zero: it reads the key every request).
+    /// A key revoked meanwhile works that long on a warm container.
+    pub api_key_cache_ttl: Duration,
 }
 
 /// A function the template deploys.
@@ -117,6 +121,10 @@ pub const VARIABLES: &[Variable] = &[
         name: "TEST_EVENT_LIMIT_PER_10_SECONDS",
         set_for: &[Function::Api],
     },
+    Variable {
+        name: "API_KEY_CACHE_TTL_SECONDS",
+        set_for: &[Function::Api],
+    },
     // One test event at a time per request: the api keeps the default.
     Variable {
         name: "MAX_DELIVERIES_IN_FLIGHT",
@@ -151,6 +159,7 @@ impl Settings {
     pub const DEFAULT_TEST_EVENTS_PER_10_SECONDS: u32 = 3;
     pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
     pub const DEFAULT_SECRET_OVERLAP_HOURS: u32 = 24;
+    pub const DEFAULT_API_KEY_CACHE_TTL_SECONDS: u32 = 30;
 
     /// Every default, on `table`: the one constructor for tests and the CLI,
     /// which then override what they need; `from_lookup` starts from it too.
@@ -173,6 +182,9 @@ impl Settings {
                 .iter()
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
+            api_key_cache_ttl: Duration::from_secs(u64::from(
+                Self::DEFAULT_API_KEY_CACHE_TTL_SECONDS,
+            )),
         }
     }
 
@@ -256,6 +268,17 @@ impl Settings {
                 Some(list) => schedule(&list)?,
                 None => d.retry_schedule.clone(),
             },
+            api_key_cache_ttl: Duration::from_secs(u64::from(
+                match lookup("API_KEY_CACHE_TTL_SECONDS").filter(|v| !v.is_empty()) {
+                    None => Self::DEFAULT_API_KEY_CACHE_TTL_SECONDS,
+                    Some(v) => v.parse::<u32>().ok().filter(|n| *n <= 3600).ok_or_else(|| {
+                        SettingsError {
+                            name: "API_KEY_CACHE_TTL_SECONDS",
+                            problem: format!("must be 0 to 3600 seconds (got {v:?})"),
+                        }
+                    })?,
+                },
+            )),
             ..d
         })
     }
@@ -397,6 +420,13 @@ mod tests {
         let secs: Vec<u64> = s.retry_schedule.iter().map(Duration::as_secs).collect();
         assert_eq!(secs, [1, 2, 3]);
         assert_eq!(s.event_retention_days, 3);
+        assert_eq!(s.api_key_cache_ttl, Duration::from_secs(30));
+        let off = from(&[("TABLE_NAME", "t"), ("API_KEY_CACHE_TTL_SECONDS", "0")]).unwrap();
+        assert_eq!(off.api_key_cache_ttl, Duration::ZERO);
+        for bad in ["-1", "x", "3601"] {
+            let e = from(&[("TABLE_NAME", "t"), ("API_KEY_CACHE_TTL_SECONDS", bad)]).unwrap_err();
+            assert_eq!(e.name, "API_KEY_CACHE_TTL_SECONDS");
+        }
         assert_eq!(s.secret_overlap, Duration::from_secs(7200));
         let e = from(&[("TABLE_NAME", "t"), ("RETRY_SCHEDULE_SECONDS", "5,x")]).unwrap_err();
         assert!(e.to_string().contains("RETRY_SCHEDULE_SECONDS"));

@@ -204,6 +204,56 @@ test('delete asks for confirmation, then removes the webhook', async () => {
   assert.equal((await apiGet(`webhooks/${state.id}`)).status, 404);
 });
 
+test('API keys: a new key is shown once, listed by its first characters, and revoked after confirmation', async () => {
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('heading', { name: 'API keys' }).waitFor();
+  await page.getByLabel('Name').fill('reporting');
+  await page.getByLabel('Scope').selectOption('read');
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  await page.getByRole('heading', { name: 'API key created' }).waitFor();
+  await page.getByText('they will not be shown in full again').waitFor();
+  const key = await page.locator('#created-api-key').textContent();
+  assert.match(key, /^whk_[A-Za-z0-9_-]{43}$/);
+  const call = (method, path) => fetch(`${API}/${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: method === 'GET' ? undefined : '{}',
+  });
+  assert.equal((await call('GET', 'webhooks')).status, 200, 'the new key reads');
+  const refused = await call('POST', 'webhooks');
+  assert.equal(refused.status, 403, 'a read key changes nothing');
+  assert.equal((await refused.json()).error.code, 'insufficient_scope');
+
+  await page.getByRole('link', { name: 'Back to the API keys' }).click();
+  const row = page.locator('#api-key-list tbody tr', { hasText: 'reporting' });
+  await row.waitFor();
+  assert.match(await row.textContent(), /read/);
+  assert.match(await row.textContent(), /active/);
+  assert.ok((await row.textContent()).includes(key.slice(0, 8)), 'listed by its first characters');
+  assert.ok(!(await page.content()).includes(key.slice(8)), 'the key itself is not shown again');
+  await page.screenshot({ path: join(SCREENSHOTS, 'api-keys.png'), fullPage: true });
+
+  await row.getByRole('button', { name: /^Revoke/ }).click();
+  await row.getByRole('button', { name: 'Keep it' }).click();
+  const kept = (await apiGet('api-keys')).body.data.find((k) => k.name === 'reporting');
+  assert.equal(kept.status, 'active', 'keeping it revokes nothing');
+  await row.getByRole('button', { name: /^Revoke/ }).click();
+  await row.getByRole('button', { name: 'Yes, revoke it' }).click();
+  await page.getByText(/^API key .*reporting.* revoked\.$/).waitFor();
+  await page.locator('#api-key-list tbody tr', { hasText: 'reporting' }).getByText('revoked').waitFor();
+  const revoked = (await apiGet('api-keys')).body.data.find((k) => k.name === 'reporting');
+  assert.equal(revoked.status, 'revoked');
+  assert.ok(revoked.revoked_at);
+});
+
+test('the key the page signed in with, the only full one, cannot be revoked', async () => {
+  const own = page.locator('#api-key-list tbody tr', { hasText: KEY.slice(0, 8) });
+  await own.getByRole('button', { name: /^Revoke/ }).click();
+  await own.getByRole('button', { name: 'Yes, revoke it' }).click();
+  await page.locator('#status.error', { hasText: 'last active full-scope key' }).waitFor();
+  assert.equal((await apiGet('webhooks')).status, 200, 'the key still works');
+});
+
 test('signing out forgets the key', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();

@@ -8,6 +8,7 @@
   const main = document.getElementById('main');
   const statusLine = document.getElementById('status');
   const signOutButton = document.getElementById('sign-out');
+  const nav = document.getElementById('nav');
   // The API's root: the page is served at <root>dashboard.
   const apiRoot = location.pathname.replace(/dashboard\/?$/, '');
   let eventTypes = [];
@@ -212,6 +213,7 @@
   function signOut(message) {
     sessionStorage.removeItem(KEY_ITEM);
     signOutButton.hidden = true;
+    nav.hidden = true;
     // Without a hashchange event, which would render the form again without the message.
     history.replaceState(null, '', '#/');
     renderSignIn(message);
@@ -219,6 +221,7 @@
 
   function renderSignIn(message) {
     signOutButton.hidden = true;
+    nav.hidden = true;
     const error = el('p', { className: 'field-error', id: 'api-key-error', role: 'alert' }, message || '');
     const input = el('input', { type: 'password', id: 'api-key', name: 'api_key', required: true, autocomplete: 'off', 'aria-describedby': 'api-key-hint api-key-error' });
     const form = el('form', {
@@ -559,6 +562,97 @@
     await renderLog();
   }
 
+  // ---- API keys ------------------------------------------------------------
+
+  async function renderApiKeys() {
+    const list = await api('GET', 'api-keys');
+    const rows = list.data.map((k) => {
+      const what = k.name ? `“${k.name}” (${k.prefix}…)` : `${k.prefix}…`;
+      const question = el('div', { hidden: true, role: 'alertdialog', 'aria-label': `Revoke ${what}?` },
+        el('p', {}, `Revoke ${what}? Anything that uses it stops working within 30 seconds. This cannot be undone.`),
+        el('div', { className: 'row' },
+          el('button', { type: 'button', className: 'danger', onclick: async (e) => {
+            e.target.disabled = true;
+            try {
+              await api('DELETE', `api-keys/${encodeURIComponent(k.id)}`);
+              await renderApiKeys();
+              say(`API key ${what} revoked.`);
+            } catch (err) {
+              e.target.disabled = false;
+              say(err.message, true);
+            }
+          } }, 'Yes, revoke it'),
+          el('button', { type: 'button', onclick: () => { question.hidden = true; ask.hidden = false; ask.focus(); } }, 'Keep it')));
+      const ask = el('button', { type: 'button', 'aria-label': `Revoke ${what}`, onclick: () => {
+        ask.hidden = true;
+        question.hidden = false;
+        question.querySelector('button').focus();
+      } }, 'Revoke');
+      const revoke = k.status === 'revoked' ? '' : el('div', {}, ask, question);
+      return el('tr', {},
+        el('td', { 'data-label': 'Name' }, k.name || '—'),
+        el('td', { 'data-label': 'Key', className: 'mono' }, `${k.prefix}…`),
+        el('td', { 'data-label': 'Scope' }, k.scope),
+        el('td', { 'data-label': 'Status' }, el('span', { className: `badge ${k.status === 'active' ? 'active' : 'inactive'}` }, k.status)),
+        el('td', { 'data-label': 'Created' }, k.created_at ? formatTime(k.created_at) : '—'),
+        el('td', { 'data-label': 'Expires' }, k.expires_at ? formatTime(k.expires_at) : 'never'),
+        el('td', { 'data-label': 'Last used' }, k.last_used_at ? formatTime(k.last_used_at) : 'never'),
+        el('td', {}, revoke));
+    });
+    const form = el('form', { novalidate: true, id: 'new-api-key-form' },
+      el('h3', {}, 'New API key'),
+      errorSlot('_form'),
+      el('div', { className: 'field' },
+        el('label', { for: 'key-name' }, 'Name'),
+        el('input', { type: 'text', id: 'key-name', name: 'name', maxlength: 100, 'aria-describedby': 'key-name-hint name-error' }),
+        el('p', { className: 'hint', id: 'key-name-hint' }, 'What it is for, e.g. “ci” or “reporting”.'),
+        errorSlot('name')),
+      el('div', { className: 'field' },
+        el('label', { for: 'key-scope' }, 'Scope'),
+        el('select', { id: 'key-scope', name: 'scope' },
+          el('option', { value: 'full' }, 'Full: every operation'),
+          el('option', { value: 'read' }, 'Read: view only')),
+        errorSlot('scope')),
+      el('div', { className: 'field' },
+        el('label', { for: 'key-expires' }, 'Expires on (optional)'),
+        el('input', { type: 'date', id: 'key-expires', name: 'expires_at', 'aria-describedby': 'expires_at-error' }),
+        errorSlot('expires_at')),
+      el('button', { type: 'submit', className: 'primary' }, 'Create API key'));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearFieldErrors(form);
+      const body = { scope: form.querySelector('#key-scope').value };
+      const name = form.querySelector('#key-name').value.trim();
+      if (name) body.name = name;
+      const day = form.querySelector('#key-expires').value;
+      if (day) body.expires_at = `${day}T00:00:00Z`;
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const created = await api('POST', 'api-keys', body);
+        say('API key created.');
+        show(
+          el('h2', {}, 'API key created'),
+          onceNotice(secretRow('API key', created.key, 'created-api-key')),
+          el('a', { href: '#/api-keys', className: 'button primary', onclick: () => renderApiKeys().catch(fail) }, 'Back to the API keys'));
+      } catch (err) {
+        showFieldError(form, err);
+        say('The API key was not created: see the message beside the field.', true);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    show(
+      el('h2', {}, 'API keys'),
+      el('p', {}, 'Keys that can call the API for your account. A key is shown once, when it is created; here you see its first characters only.'),
+      rows.length
+        ? el('table', { className: 'responsive', id: 'api-key-list' },
+          el('thead', {}, el('tr', {}, el('th', {}, 'Name'), el('th', {}, 'Key'), el('th', {}, 'Scope'), el('th', {}, 'Status'), el('th', {}, 'Created'), el('th', {}, 'Expires'), el('th', {}, 'Last used'), el('th', {}, el('span', { className: 'visually-hidden' }, 'Actions')))),
+          el('tbody', {}, rows))
+        : el('p', {}, 'No keys listed.'),
+      form);
+  }
+
   // ---- routing ---------------------------------------------------------------
 
   function fail(err) {
@@ -576,10 +670,12 @@
       return;
     }
     signOutButton.hidden = false;
+    nav.hidden = false;
     if (!eventTypes.length) await loadEventTypes();
     const hash = location.hash || '#/';
     const match = hash.match(/^#\/webhooks\/([^/]+)$/);
     if (hash === '#/new') renderNew();
+    else if (hash === '#/api-keys') await renderApiKeys();
     else if (match) await renderWebhook(decodeURIComponent(match[1]));
     else {
       listState.cursors = [null];

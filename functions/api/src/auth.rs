@@ -1,21 +1,68 @@
-//! Tenant resolution: the one place that turns a request into a tenant. An API
-//! Gateway JWT authorizer can replace this function without touching handlers.
+//! Authentication: the one place that turns a request into a tenant. An API
+//! key is checked for existence, revocation, expiry and scope here; an API
+//! Gateway JWT authorizer could replace this function without touching
+//! handlers.
 
 use lambda_http::Request;
+use lambda_http::http::Method;
 use lambda_http::http::header::AUTHORIZATION;
+use shared::TenantId;
+use shared::api_key::{self, ApiKey, KeyState, Scope};
 use shared::store::Store;
-use shared::{TenantId, api_key};
 
-use crate::ApiError;
+use crate::{ApiError, App};
 
-pub async fn tenant<S: Store>(store: &S, req: &Request) -> Result<TenantId, ApiError> {
-    let key = bearer(req).ok_or(ApiError::Unauthorized)?;
+/// Who is calling: the tenant, and the key it called with.
+pub struct Caller {
+    pub tenant: TenantId,
+    pub key: ApiKey,
+}
+
+/// The caller of `req`, or why it may not call: no key or an unknown one
+/// (401), a revoked or expired one (401, saying which), a read-scope key on
+/// a route that changes something (403).
+pub async fn caller<S: Store>(app: &App<S>, req: &Request) -> Result<Caller, ApiError> {
+    let presented = bearer(req).ok_or(ApiError::Unauthorized)?;
     // Lookup is by the key's SHA-256, so timing reveals nothing about the key;
     // the store also compares the stored hash in constant time.
-    store
-        .tenant_for_api_key(&api_key::hash(key))
-        .await?
-        .ok_or(ApiError::Unauthorized)
+    let hash = api_key::hash(presented);
+    let key = match app.keys.get(&hash) {
+        Some(key) => key,
+        None => {
+            let key = app
+                .store
+                .api_key(&hash)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            app.keys.put(&key);
+            key
+        }
+    };
+    let now = api_key::now();
+    match key.state(now) {
+        KeyState::Active => {}
+        KeyState::Revoked => return Err(ApiError::KeyRevoked),
+        KeyState::Expired => return Err(ApiError::KeyExpired),
+    }
+    if key.scope == Scope::Read && !reads_only(req.method()) {
+        return Err(ApiError::InsufficientScope);
+    }
+    if key.use_is_news(now) {
+        // A failed write costs the key its last-use time, not the request.
+        match app.store.touch_api_key(&key, now).await {
+            Ok(()) => app.keys.used(&hash, now),
+            Err(e) => tracing::warn!(key_id = %key.id, error = %e, "recording a key's last use failed"),
+        }
+    }
+    Ok(Caller {
+        tenant: key.tenant_id.clone(),
+        key,
+    })
+}
+
+/// The methods a read-scope key may call.
+fn reads_only(method: &Method) -> bool {
+    *method == Method::GET || *method == Method::HEAD
 }
 
 fn bearer(req: &Request) -> Option<&str> {

@@ -2,6 +2,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use shared::ValidationError;
+use shared::key_lifecycle::KeyError;
 use shared::store::{Allowance, StoreError};
 
 /// Every way a request can fail. Mapped to status and JSON in [`ApiError::into_response`] only.
@@ -18,6 +19,19 @@ pub enum ApiError {
     },
     #[error("a valid API key is required: send Authorization: Bearer <api key>")]
     Unauthorized,
+    #[error("this API key has been revoked: use another key of the tenant's")]
+    KeyRevoked,
+    #[error("this API key has expired: use another key of the tenant's")]
+    KeyExpired,
+    #[error("this API key has the read scope: it may call GET routes only")]
+    InsufficientScope,
+    #[error("no API key with this id")]
+    ApiKeyNotFound,
+    /// A tenant may not revoke its last active full-scope key.
+    #[error("{0}")]
+    LastFullKey(String),
+    #[error("the tenant already has {0} active API keys; revoke one first")]
+    KeyLimit(usize),
     #[error("no webhook with this id")]
     WebhookNotFound,
     #[error("no event with this id (events are kept for a limited time)")]
@@ -96,6 +110,18 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::NotFound => ApiError::ApiKeyNotFound,
+            KeyError::LastFullKey => ApiError::LastFullKey(e.to_string()),
+            KeyError::Store(e) => ApiError::Internal(e.to_string()),
+            // Rotation is the operator's (the CLI), not a route.
+            KeyError::NotActive(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -113,6 +139,12 @@ impl ApiError {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::KeyRevoked => (StatusCode::UNAUTHORIZED, "api_key_revoked"),
+            ApiError::KeyExpired => (StatusCode::UNAUTHORIZED, "api_key_expired"),
+            ApiError::InsufficientScope => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            ApiError::ApiKeyNotFound => (StatusCode::NOT_FOUND, "api_key_not_found"),
+            ApiError::LastFullKey(_) => (StatusCode::CONFLICT, "last_full_key"),
+            ApiError::KeyLimit(_) => (StatusCode::CONFLICT, "api_key_limit_reached"),
             ApiError::WebhookNotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
             ApiError::EventNotFound => (StatusCode::NOT_FOUND, "event_not_found"),
             ApiError::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
@@ -215,6 +247,12 @@ mod tests {
             invalid("invalid_value"),
             invalid("unexpected_body"),
             ApiError::Unauthorized,
+            ApiError::KeyRevoked,
+            ApiError::KeyExpired,
+            ApiError::InsufficientScope,
+            ApiError::ApiKeyNotFound,
+            ApiError::LastFullKey(String::new()),
+            ApiError::KeyLimit(1),
             ApiError::WebhookNotFound,
             ApiError::EventNotFound,
             ApiError::DeliveryNotFound,

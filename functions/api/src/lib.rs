@@ -1,12 +1,14 @@
 //! The registration API: webhook CRUD for API Gateway HTTP API (payload 2.0).
 
 mod allowance;
+mod api_keys;
 pub mod apigw;
 mod auth;
 mod body;
 mod dashboard;
 mod error;
 mod events;
+mod key_cache;
 #[cfg(feature = "local")]
 pub mod local;
 mod openapi;

@@ -7,11 +7,13 @@ use shared::delivery::{ClientConfig, DeliveryClient, LazyClient};
 use shared::event::EventId;
 use shared::requeue::Requeue;
 use shared::store::Store;
+use shared::api_key::ApiKey;
 use shared::{Settings, TenantId, WebhookId};
 
 use crate::dashboard::Asset;
 use crate::webhooks::Rotate;
-use crate::{ApiError, auth, body, dashboard, events, openapi, test_event, webhooks};
+use crate::key_cache::KeyCache;
+use crate::{ApiError, api_keys, auth, body, dashboard, events, openapi, test_event, webhooks};
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
@@ -23,6 +25,8 @@ pub struct App<S> {
     /// Where redeliveries are queued: the queues the settings name, unless
     /// a test replaces it.
     pub(crate) requeue: Requeue,
+    /// API keys read lately (`API_KEY_CACHE_TTL_SECONDS`).
+    pub(crate) keys: KeyCache,
 }
 
 impl<S> App<S> {
@@ -32,6 +36,7 @@ impl<S> App<S> {
             store,
             client: LazyClient::new(client_config),
             requeue: Requeue::from_settings(&settings),
+            keys: KeyCache::new(settings.api_key_cache_ttl),
             settings,
         }
     }
@@ -60,6 +65,8 @@ impl<S> App<S> {
 pub(crate) struct Call<'a, S> {
     app: &'a App<S>,
     tenant: TenantId,
+    /// The key the request came with.
+    key: ApiKey,
     req: &'a Request,
     params: Vec<String>,
 }
@@ -125,7 +132,7 @@ fn tenant<S>(
 /// Every route: adding one is one line here and its handler. The OpenAPI
 /// document is checked against it (tests/openapi.rs), and a 405's `Allow`
 /// comes from it.
-fn table<S: Store>() -> [Route<S>; 18] {
+fn table<S: Store>() -> [Route<S>; 21] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
@@ -203,6 +210,15 @@ fn table<S: Store>() -> [Route<S>; 18] {
                 let id = c.event()?;
                 events::redeliver_event(c.app, c.tenant, id, c.req).await
             })
+        }),
+        tenant(M::GET, "/api-keys", |c| {
+            Box::pin(api_keys::list(c.app, c.tenant))
+        }),
+        tenant(M::POST, "/api-keys", |c| {
+            Box::pin(async move { api_keys::create(c.app, c.tenant, &c.key, c.req).await })
+        }),
+        tenant(M::DELETE, "/api-keys/{id}", |c| {
+            Box::pin(async move { api_keys::revoke(c.app, c.tenant, c.param(0)).await })
         }),
         public(M::GET, "/openapi.json", |_| openapi::document()),
         public(M::GET, "/dashboard", |path| {
@@ -315,13 +331,14 @@ async fn answer<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>,
         Handler::Public(f) => return Ok(f(raw)),
         Handler::Tenant(run) => run,
     };
-    let tenant = auth::tenant(&app.store, req).await?;
+    let caller = auth::caller(app, req).await?;
     if *req.method() == Method::GET || *req.method() == Method::DELETE {
         body::none(req)?;
     }
     run(Call {
         app,
-        tenant,
+        tenant: caller.tenant,
+        key: caller.key,
         req,
         params,
     })

@@ -27,17 +27,20 @@ impl Reply {
 /// An app for tenant `acme`, and its API key. `allow_private` lets webhooks
 /// point at loopback (receivers in the tests).
 pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
-    let settings = Settings {
+    app_with(Settings {
         url_policy: UrlPolicy {
             allow_private_targets: allow_private,
         },
         ..Settings::with_table("unused")
-    };
+    })
+    .await
+}
+
+/// The same with these settings.
+pub(crate) async fn app_with(settings: Settings) -> (App<MemoryStore>, String) {
     let app = App::new(MemoryStore::default(), settings);
-    let key = api_key::generate();
     let tenant = TenantId::parse("acme").expect("tenant");
-    app.store
-        .put_api_key(&api_key::hash(&key), &tenant)
+    let (key, _) = api_key::issue(&app.store, tenant, "test".into(), api_key::Scope::Full, None)
         .await
         .expect("api key");
     (app, key)

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
     Put, ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
@@ -17,8 +17,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::OnceCell;
 
+use super::api_key_items::{self, ApiKeyItem};
 use super::keys::{self, PK, SK};
 use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
+use crate::api_key::ApiKey;
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -106,6 +108,15 @@ impl DynamoStore {
             (SK.to_owned(), AttributeValue::S(sk)),
         ])
     }
+
+    fn api_key_key(key_hash: &str) -> HashMap<String, AttributeValue> {
+        Self::key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())
+    }
+}
+
+/// A time as the number DynamoDB compares: Unix seconds.
+fn unix(t: OffsetDateTime) -> AttributeValue {
+    AttributeValue::N(t.unix_timestamp().to_string())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -150,16 +161,6 @@ fn one() -> u32 {
 struct ItemKind {
     #[serde(rename = "SK")]
     sk: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ApiKeyItem {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    key_hash: String,
-    tenant_id: TenantId,
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -458,36 +459,21 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn put_api_key(&self, key_hash: &str, tenant: &TenantId) -> Result<(), StoreError> {
-        let item = to_item(ApiKeyItem {
-            pk: keys::api_key_pk(key_hash),
-            sk: keys::API_KEY_SK.into(),
-            key_hash: key_hash.into(),
-            tenant_id: tenant.clone(),
-        })
-        .map_err(mapping)?;
-        self.client()
-            .await?
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let item = to_item(ApiKeyItem::from(key)).map_err(mapping)?;
+        match self.put_new(item).await? {
+            Kept::New => Ok(()),
+            Kept::Before => Err(StoreError::AlreadyExists),
+        }
     }
 
-    async fn tenant_for_api_key(&self, key_hash: &str) -> Result<Option<TenantId>, StoreError> {
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let out = self
             .client()
             .await?
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::api_key_pk(key_hash),
-                keys::API_KEY_SK.into(),
-            )))
+            .set_key(Some(Self::api_key_key(key_hash)))
             .send()
             .await
             .map_err(backend)?;
@@ -495,7 +481,175 @@ impl Store for DynamoStore {
             return Ok(None);
         };
         let item: ApiKeyItem = from_item(item).map_err(mapping)?;
-        Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then_some(item.tenant_id))
+        Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then(|| item.into()))
+    }
+
+    async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .await?
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::api_keys_gsi_pk(tenant)),
+                )
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(ApiKey::from(from_item::<ApiKeyItem>(item).map_err(mapping)?));
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn revoke_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        keep: Option<&ApiKey>,
+    ) -> Result<(), StoreError> {
+        let not_revoked = "attribute_exists(PK) AND attribute_not_exists(#r)";
+        let client = self.client().await?;
+        let Some(keep) = keep else {
+            let result = client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::api_key_key(&key.hash)))
+                .update_expression("SET #r = :at")
+                .condition_expression(not_revoked)
+                .expression_attribute_names("#r", api_key_items::REVOKED)
+                .expression_attribute_values(":at", unix(at))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(se))
+                    if se.err().is_conditional_check_failed_exception() =>
+                {
+                    Err(StoreError::NotFound)
+                }
+                Err(e) => Err(backend(e)),
+            };
+        };
+        let revoke = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::api_key_key(&key.hash)))
+            .update_expression("SET #r = :at")
+            .condition_expression(not_revoked)
+            .expression_attribute_names("#r", api_key_items::REVOKED)
+            .expression_attribute_values(":at", unix(at))
+            .build()
+            .map_err(backend)?;
+        let still = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::api_key_key(&keep.hash)))
+            .condition_expression(not_revoked)
+            .expression_attribute_names("#r", api_key_items::REVOKED)
+            .build()
+            .map_err(backend)?;
+        let result = transact_with_retry(|| {
+            client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(revoke.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(still.clone())
+                        .build(),
+                )
+        })
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
+                    if cancelled_by_condition(c.cancellation_reasons(), 0) =>
+                {
+                    Err(StoreError::NotFound)
+                }
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
+                    if cancelled_by_condition(c.cancellation_reasons(), 1) =>
+                {
+                    Err(StoreError::Conflict)
+                }
+                _ => Err(backend(e)),
+            },
+        }
+    }
+
+    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::api_key_key(&key.hash)))
+            .update_expression("SET #e = :at")
+            .condition_expression(
+                "attribute_exists(PK) AND attribute_not_exists(#r) AND (attribute_not_exists(#e) OR #e > :at)",
+            )
+            .expression_attribute_names("#e", api_key_items::EXPIRES)
+            .expression_attribute_names("#r", api_key_items::REVOKED)
+            .expression_attribute_values(":at", unix(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                // Already expiring sooner is fine; gone or revoked is not.
+                match self.api_key(&key.hash).await? {
+                    Some(k) if k.revoked_at.is_none() => Ok(()),
+                    _ => Err(StoreError::NotFound),
+                }
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn touch_api_key(&self, key: &ApiKey, now: OffsetDateTime) -> Result<(), StoreError> {
+        let stale = now - crate::api_key::LAST_USED_EVERY;
+        let result = self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::api_key_key(&key.hash)))
+            .update_expression(
+                "SET #u = :now, #kid = if_not_exists(#kid, :id), #gpk = if_not_exists(#gpk, :gpk), #gsk = if_not_exists(#gsk, :id)",
+            )
+            .expression_attribute_names("#kid", "key_id")
+            .expression_attribute_names("#gpk", keys::GSI1PK)
+            .expression_attribute_names("#gsk", keys::GSI1SK)
+            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(#u) OR #u <= :stale)")
+            .expression_attribute_names("#u", api_key_items::LAST_USED)
+            .expression_attribute_values(":now", unix(now))
+            .expression_attribute_values(":stale", unix(stale))
+            .expression_attribute_values(":id", AttributeValue::S(key.id.to_string()))
+            .expression_attribute_values(
+                ":gpk",
+                AttributeValue::S(keys::api_keys_gsi_pk(&key.tenant_id)),
+            )
+            .send()
+            .await;
+        match result {
+            // Refused: another request wrote it within the hour. Nothing to do.
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
     }
 
     async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {

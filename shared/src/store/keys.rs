@@ -6,7 +6,7 @@
 //! | tenant counters | `TENANT#<tenant_id>`         | `META`                         |
 //! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
 //! | test event budget | `TENANT#<tenant_id>`       | `TESTS#<unix time ÷ 10 s>`     |
-//! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY`                       |
+//! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY` (GSI1: `APIKEYS#<tenant_id>`, `<key_id>`) |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
 //!
@@ -91,6 +91,11 @@ pub fn webhook_sk(id: WebhookId) -> String {
 
 pub fn api_key_pk(key_hash: &str) -> String {
     format!("APIKEY#{key_hash}")
+}
+
+/// A tenant's API keys in GSI1 (sort key: the key's id).
+pub fn api_keys_gsi_pk(tenant: &TenantId) -> String {
+    format!("APIKEYS#{tenant}")
 }
 
 pub fn webhook_pk(id: WebhookId) -> String {

@@ -1,6 +1,7 @@
 //! Persistence behind a small trait: DynamoDB in production and integration
 //! tests, an in-memory map for fast unit tests of handler logic.
 
+mod api_key_items;
 mod dynamo;
 pub mod keys;
 mod memory;
@@ -16,6 +17,7 @@ pub use keys::Allowance;
 pub use memory::MemoryStore;
 pub use modify::modify;
 
+use crate::api_key::ApiKey;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -99,16 +101,50 @@ pub trait Store: Send + Sync {
         id: WebhookId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn put_api_key(
+    /// Stores a new API key (its hash and what is known of it).
+    fn put_api_key(&self, key: &ApiKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The key with this hash, whatever its state; the caller checks it.
+    fn api_key(
         &self,
         key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+
+    /// The tenant's keys, newest first, revoked and expired ones included.
+    /// A key stored before keys had ids is listed once it has been used.
+    fn api_keys_of(
+        &self,
         tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// Revokes `key` at `at`; with `keep`, only while that other key is not
+    /// revoked either (both in one transaction, so two revocations at once
+    /// cannot leave the tenant without a full key). `NotFound` if `key` is
+    /// gone or already revoked, `Conflict` if `keep` was revoked meanwhile.
+    fn revoke_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        keep: Option<&ApiKey>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn tenant_for_api_key(
+    /// Makes `key` expire at `at` unless it is revoked or expires sooner
+    /// (a rotation's overlap). `NotFound` if it is gone or revoked.
+    fn expire_api_key(
         &self,
-        key_hash: &str,
-    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+        key: &ApiKey,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes `last_used_at` = `now` unless it is less than
+    /// [`crate::api_key::LAST_USED_EVERY`] old (a conditional write: at most
+    /// once an hour per key, whatever the number of containers). A key
+    /// stored before keys had ids gets one, and joins its tenant's list.
+    fn touch_api_key(
+        &self,
+        key: &ApiKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every webhook of the tenant (at most the per-tenant limit): one query.
     fn webhooks_of(

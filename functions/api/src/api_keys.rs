@@ -1,0 +1,330 @@
+//! `/api-keys`: a tenant's own keys. It lists them (never a secret), makes
+//! new ones (each shown once), and revokes them; it may not revoke its last
+//! active full-scope key. A read-scope key gets none of the writes: the
+//! scope check is in `auth`, before any handler.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use shared::TenantId;
+use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
+use shared::key_lifecycle::{self, Guard};
+use shared::store::Store;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::{ApiError, App, body, response};
+
+/// Most keys a tenant may hold that are neither revoked nor expired.
+pub const MAX_ACTIVE_KEYS: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// RFC 3339, in the future.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// A key as the API shows it: never the key, never its hash.
+#[derive(Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub scope: Scope,
+    /// `active`, `expired` or `revoked`, now.
+    pub status: &'static str,
+    pub created_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+}
+
+impl KeyView {
+    pub fn new(k: &ApiKey, now: OffsetDateTime) -> Self {
+        Self {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            prefix: k.shown.clone(),
+            scope: k.scope,
+            status: k.state(now).as_str(),
+            created_at: rfc3339(k.created_at),
+            expires_at: rfc3339(k.expires_at),
+            revoked_at: rfc3339(k.revoked_at),
+            last_used_at: rfc3339(k.last_used_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct KeyList {
+    data: Vec<KeyView>,
+}
+
+/// A new key: shown this once.
+#[derive(Serialize)]
+struct NewKey {
+    key: String,
+    #[serde(flatten)]
+    view: KeyView,
+}
+
+pub async fn list<S: Store>(app: &App<S>, tenant: TenantId) -> Result<Response<Body>, ApiError> {
+    let now = api_key::now();
+    let keys = app.store.api_keys_of(&tenant).await?;
+    let data = keys.iter().map(|k| KeyView::new(k, now)).collect();
+    Ok(response::json(StatusCode::OK, &KeyList { data }))
+}
+
+pub async fn create<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    caller: &ApiKey,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let asked: CreateKey = body::json(req)?;
+    let name = api_key::parse_name(asked.name.as_deref().unwrap_or(""))?;
+    let scope = asked.scope.unwrap_or(caller.scope);
+    if scope > caller.scope {
+        return Err(ApiError::InsufficientScope);
+    }
+    let now = api_key::now();
+    let expires_at = asked
+        .expires_at
+        .map(|s| {
+            OffsetDateTime::parse(&s, &Rfc3339)
+                .ok()
+                .filter(|t| *t > now)
+                .ok_or_else(|| ApiError::Invalid {
+                    code: "invalid_value",
+                    field: Some("expires_at".into()),
+                    message: "must be an RFC 3339 date-time in the future, e.g. 2027-01-31T00:00:00Z"
+                        .into(),
+                })
+        })
+        .transpose()?;
+    let active = app
+        .store
+        .api_keys_of(&tenant)
+        .await?
+        .iter()
+        .filter(|k| k.state(now) == KeyState::Active)
+        .count();
+    if active >= MAX_ACTIVE_KEYS {
+        return Err(ApiError::KeyLimit(MAX_ACTIVE_KEYS));
+    }
+    let (key, stored) = api_key::issue(&app.store, tenant, name, scope, expires_at).await?;
+    let body = NewKey {
+        key,
+        view: KeyView::new(&stored, now),
+    };
+    Ok(response::json(StatusCode::CREATED, &body))
+}
+
+pub async fn revoke<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let id = KeyId::parse(id).map_err(|_| ApiError::ApiKeyNotFound)?;
+    let revoked = key_lifecycle::revoke(&app.store, &tenant, &id, Guard::KeepOneFullKey).await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &KeyView::new(&revoked, api_key::now()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shared::Settings;
+    use shared::store::MemoryStore;
+
+    use super::*;
+    use crate::testing::{Reply, app, app_with, send};
+
+    /// An app whose containers read the key on every request.
+    async fn uncached() -> (App<MemoryStore>, String) {
+        app_with(Settings {
+            api_key_cache_ttl: Duration::ZERO,
+            ..Settings::with_table("unused")
+        })
+        .await
+    }
+
+    async fn create(app: &App<MemoryStore>, key: &str, body: &str) -> Reply {
+        send(app, Some(key), "POST", "/api-keys", Some(body)).await
+    }
+
+    fn id_of(r: &Reply) -> String {
+        r.body["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Every route of the table that changes something, with its `{…}`
+    /// filled in: a read key gets 403 on each, before any handler runs.
+    #[tokio::test]
+    async fn a_read_key_may_call_every_get_and_nothing_else() {
+        let (app, full) = uncached().await;
+        let read = create(&app, &full, r#"{"name":"ro","scope":"read"}"#).await;
+        assert_eq!(read.status, 201, "{}", read.body);
+        let read = read.body["key"].as_str().unwrap().to_owned();
+        let mut mutating = 0;
+        for (path, method) in crate::routes() {
+            let path = path
+                .replace("{id}", "wh_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+                .replace("{delivery_id}", "evt_1~1");
+            let get = method == lambda_http::http::Method::GET;
+            let body = (!get).then_some("{}");
+            let as_read = send(&app, Some(&read), method.as_str(), &path, body).await;
+            if get {
+                assert!(![401, 403].contains(&as_read.status), "GET {path}: {}", as_read.body);
+                continue;
+            }
+            mutating += 1;
+            assert_eq!(
+                (as_read.status, as_read.code()),
+                (403, "insufficient_scope"),
+                "{method} {path}"
+            );
+            // The negative control: the same call with the full key passes the check.
+            let as_full = send(&app, Some(&full), method.as_str(), &path, body).await;
+            assert_ne!(as_full.status, 403, "{method} {path}: {}", as_full.body);
+        }
+        assert!(mutating >= 10, "only {mutating} mutating routes found");
+        // A read key cannot make a full key either (it cannot POST at all).
+        let r = create(&app, &read, r#"{"scope":"full"}"#).await;
+        assert_eq!(r.code(), "insufficient_scope");
+    }
+
+    #[tokio::test]
+    async fn revoked_and_expired_keys_are_refused_saying_why() {
+        let (app, full) = uncached().await;
+        let second = create(&app, &full, r#"{"name":"second"}"#).await;
+        let second_key = second.body["key"].as_str().unwrap().to_owned();
+        assert_eq!(send(&app, Some(&second_key), "GET", "/webhooks", None).await.status, 200);
+        let revoked = send(&app, Some(&full), "DELETE", &format!("/api-keys/{}", id_of(&second)), None).await;
+        assert_eq!((revoked.status, revoked.body["status"].as_str()), (200, Some("revoked")));
+        let r = send(&app, Some(&second_key), "GET", "/webhooks", None).await;
+        assert_eq!((r.status, r.code()), (401, "api_key_revoked"));
+
+        let tenant = TenantId::parse("acme").unwrap();
+        let past = api_key::now() - time::Duration::SECOND;
+        let (old_key, old) = ApiKey::issue(tenant, "old".into(), Scope::Full, Some(past), past);
+        app.store.put_api_key(&old).await.unwrap();
+        let r = send(&app, Some(&old_key), "GET", "/webhooks", None).await;
+        assert_eq!((r.status, r.code()), (401, "api_key_expired"));
+        let r = send(&app, Some("whk_nothing"), "GET", "/webhooks", None).await;
+        assert_eq!((r.status, r.code()), (401, "unauthorized"));
+
+        let future = create(&app, &full, r#"{"expires_at":"2999-01-01T00:00:00Z"}"#).await;
+        assert_eq!(future.body["expires_at"], "2999-01-01T00:00:00Z");
+        for bad in [r#"{"expires_at":"2001-01-01T00:00:00Z"}"#, r#"{"expires_at":"tomorrow"}"#] {
+            let r = create(&app, &full, bad).await;
+            assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some("expires_at")));
+        }
+        let r = create(&app, &full, r#"{"scope":"admin"}"#).await;
+        assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some("scope")));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_cannot_revoke_its_last_full_key() {
+        let (app, first) = uncached().await;
+        let list = send(&app, Some(&first), "GET", "/api-keys", None).await;
+        let first_id = list.body["data"][0]["id"].as_str().unwrap().to_owned();
+        let r = send(&app, Some(&first), "DELETE", &format!("/api-keys/{first_id}"), None).await;
+        assert_eq!((r.status, r.code()), (409, "last_full_key"));
+        // A read key does not count as the one kept.
+        create(&app, &first, r#"{"scope":"read"}"#).await;
+        let r = send(&app, Some(&first), "DELETE", &format!("/api-keys/{first_id}"), None).await;
+        assert_eq!(r.status, 409);
+        let second = create(&app, &first, r#"{"scope":"full"}"#).await;
+        let second_key = second.body["key"].as_str().unwrap().to_owned();
+        let r = send(&app, Some(&first), "DELETE", &format!("/api-keys/{first_id}"), None).await;
+        assert_eq!(r.status, 200);
+        // It revoked itself: refused from now on (no cache here).
+        assert_eq!(send(&app, Some(&first), "GET", "/webhooks", None).await.status, 401);
+        let r = send(&app, Some(&second_key), "DELETE", &format!("/api-keys/{}", id_of(&second)), None).await;
+        assert_eq!(r.code(), "last_full_key");
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_works_until_its_ttl_and_an_unknown_one_never() {
+        let (app, key) = app(false).await;
+        assert_eq!(send(&app, Some(&key), "GET", "/webhooks", None).await.status, 200);
+        // Revoked in the table behind this container's back.
+        let stored = app.store.api_key(&api_key::hash(&key)).await.unwrap().unwrap();
+        app.store.revoke_api_key(&stored, api_key::now(), None).await.unwrap();
+        assert_eq!(
+            send(&app, Some(&key), "GET", "/webhooks", None).await.status,
+            200,
+            "the documented trade-off: cached for API_KEY_CACHE_TTL_SECONDS"
+        );
+        let (uncached, key) = uncached().await;
+        let stored = uncached.store.api_key(&api_key::hash(&key)).await.unwrap().unwrap();
+        uncached.store.revoke_api_key(&stored, api_key::now(), None).await.unwrap();
+        assert_eq!(send(&uncached, Some(&key), "GET", "/webhooks", None).await.status, 401);
+    }
+
+    #[tokio::test]
+    async fn keys_are_the_tenants_own() {
+        let (app, a) = uncached().await;
+        let b_tenant = TenantId::parse("bravo").unwrap();
+        let (b, _) = api_key::issue(&app.store, b_tenant, "b".into(), Scope::Full, None)
+            .await
+            .unwrap();
+        let a_list = send(&app, Some(&a), "GET", "/api-keys", None).await;
+        let a_id = a_list.body["data"][0]["id"].as_str().unwrap().to_owned();
+        let b_list = send(&app, Some(&b), "GET", "/api-keys", None).await;
+        assert_eq!(b_list.body["data"].as_array().unwrap().len(), 1);
+        assert_ne!(b_list.body["data"][0]["id"], a_id.as_str());
+        let r = send(&app, Some(&b), "DELETE", &format!("/api-keys/{a_id}"), None).await;
+        assert_eq!((r.status, r.code()), (404, "api_key_not_found"));
+        let r = send(&app, Some(&b), "DELETE", "/api-keys/not-an-id", None).await;
+        assert_eq!((r.status, r.code()), (404, "api_key_not_found"));
+        assert_eq!(send(&app, Some(&a), "GET", "/webhooks", None).await.status, 200);
+        // Nothing of a key but its first characters is ever listed.
+        let (key, _) = api_key::issue(&app.store, TenantId::parse("acme").unwrap(), "x".into(), Scope::Full, None)
+            .await
+            .unwrap();
+        let listed = send(&app, Some(&a), "GET", "/api-keys", None).await.body.to_string();
+        assert!(!listed.contains(&key[8..]) && !listed.contains(&api_key::hash(&key)));
+    }
+
+    #[tokio::test]
+    async fn last_use_is_written_at_most_once_an_hour() {
+        let (app, key) = uncached().await;
+        let hash = api_key::hash(&key);
+        let stored = app.store.api_key(&hash).await.unwrap().unwrap();
+        assert_eq!(stored.last_used_at, None);
+        let earlier = api_key::now() - time::Duration::minutes(59);
+        app.store.touch_api_key(&stored, earlier).await.unwrap();
+        for _ in 0..100 {
+            assert_eq!(send(&app, Some(&key), "GET", "/webhooks", None).await.status, 200);
+        }
+        let after = app.store.api_key(&hash).await.unwrap().unwrap();
+        assert_eq!(after.last_used_at, Some(earlier), "59 minutes ago: not written again");
+        // An hour ago: the next request writes it.
+        let (app, key) = uncached().await;
+        let hash = api_key::hash(&key);
+        let stored = app.store.api_key(&hash).await.unwrap().unwrap();
+        app.store
+            .touch_api_key(&stored, api_key::now() - time::Duration::minutes(61))
+            .await
+            .unwrap();
+        let before = api_key::now();
+        send(&app, Some(&key), "GET", "/webhooks", None).await;
+        let used = app.store.api_key(&hash).await.unwrap().unwrap().last_used_at.unwrap();
+        assert!(used >= before, "written now");
+    }
+}

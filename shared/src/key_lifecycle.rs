@@ -1,0 +1,229 @@
+//! What can happen to a tenant's API keys after they are made: found by id,
+//! revoked, rotated. The operator CLI and the API share these.
+
+use time::OffsetDateTime;
+
+use crate::TenantId;
+use crate::ValidationError;
+use crate::api_key::{self, ApiKey, KeyId, KeyState, Scope};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No key with this id for this tenant (it may be another tenant's).
+    #[error("no API key with this id for this tenant")]
+    NotFound,
+    /// Revoking it would leave the tenant without an active full-scope key.
+    #[error(
+        "this is the tenant's last active full-scope key: create another full-scope key first, so that the tenant is not locked out"
+    )]
+    LastFullKey,
+    /// Only an active key can be rotated.
+    #[error("this API key is {}: create a new key instead", .0.as_str())]
+    NotActive(KeyState),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether a revocation must leave the tenant an active full-scope key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// The API: a tenant cannot lock itself out.
+    KeepOneFullKey,
+    /// The operator: a leaked only key must be revocable; the operator
+    /// then makes the tenant a new one.
+    None,
+}
+
+/// The tenant's key with this id.
+pub async fn find(store: &impl Store, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, KeyError> {
+    store
+        .api_keys_of(tenant)
+        .await?
+        .into_iter()
+        .find(|k| &k.id == id)
+        .ok_or(KeyError::NotFound)
+}
+
+/// Revokes the tenant's key `id` now, and returns it as revoked. Revoking a
+/// revoked key changes nothing and is not an error.
+pub async fn revoke(
+    store: &impl Store,
+    tenant: &TenantId,
+    id: &KeyId,
+    guard: Guard,
+) -> Result<ApiKey, KeyError> {
+    let now = api_key::now();
+    // A race (the key, or the one kept, revoked meanwhile) reads again.
+    for _ in 0..3 {
+        let keys = store.api_keys_of(tenant).await?;
+        let key = keys.iter().find(|k| &k.id == id).ok_or(KeyError::NotFound)?;
+        if key.revoked_at.is_some() {
+            return Ok(key.clone());
+        }
+        let guarded = guard == Guard::KeepOneFullKey
+            && key.scope == Scope::Full
+            && key.state(now) == KeyState::Active;
+        let keep = if guarded {
+            let other = keys.iter().find(|k| {
+                k.id != key.id && k.scope == Scope::Full && k.state(now) == KeyState::Active
+            });
+            Some(other.ok_or(KeyError::LastFullKey)?)
+        } else {
+            None
+        };
+        match store.revoke_api_key(key, now, keep).await {
+            Ok(()) => {
+                return Ok(ApiKey {
+                    revoked_at: Some(now),
+                    ..key.clone()
+                });
+            }
+            Err(StoreError::NotFound | StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// A new key with the old one's tenant, name and scope; the old one expires
+/// `overlap` from now (or sooner, if it already would), so that whoever
+/// holds it has that long to switch. Returns the new key (to show once),
+/// the new key as stored, and the old one as it now stands.
+pub async fn rotate(
+    store: &impl Store,
+    tenant: &TenantId,
+    id: &KeyId,
+    overlap: time::Duration,
+) -> Result<(String, ApiKey, ApiKey), KeyError> {
+    let now = api_key::now();
+    let old = find(store, tenant, id).await?;
+    let state = old.state(now);
+    if state != KeyState::Active {
+        return Err(KeyError::NotActive(state));
+    }
+    let (key, new) = api_key::issue(store, tenant.clone(), old.name.clone(), old.scope, None).await?;
+    let until = now + overlap;
+    store.expire_api_key(&old, until).await?;
+    let expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
+    Ok((key, new, ApiKey { expires_at, ..old }))
+}
+
+/// `90d`, `24h`, `30m` or `0`: how the CLI and the API write a lifetime.
+pub fn parse_duration(field: &'static str, s: &str) -> Result<time::Duration, ValidationError> {
+    let bad = || {
+        ValidationError::new(
+            field,
+            "must be a whole number followed by m, h or d (minutes, hours, days), e.g. 90d, 24h, 30m",
+        )
+    };
+    let s = s.trim();
+    if s == "0" {
+        return Ok(time::Duration::ZERO);
+    }
+    // The last character is the unit (split on a character boundary: the
+    // input may be any text).
+    let Some((cut, _)) = s.char_indices().last() else {
+        return Err(bad());
+    };
+    let (number, unit) = s.split_at(cut);
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    if n < 0 || n > 36_500 * 24 * 60 {
+        return Err(bad());
+    }
+    let d = match unit {
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => return Err(bad()),
+    };
+    Ok(d)
+}
+
+/// When a key made now with this lifetime expires; `None`, never.
+pub fn expiry_in(lifetime: Option<time::Duration>) -> Option<OffsetDateTime> {
+    lifetime.map(|d| api_key::now() + d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    async fn key(store: &MemoryStore, tenant: &TenantId, scope: Scope) -> ApiKey {
+        api_key::issue(store, tenant.clone(), "k".into(), scope, None)
+            .await
+            .unwrap()
+            .1
+    }
+
+    #[tokio::test]
+    async fn the_last_full_key_is_kept_for_the_tenant_not_for_the_operator() {
+        let store = MemoryStore::default();
+        let first = key(&store, &acme(), Scope::Full).await;
+        let read = key(&store, &acme(), Scope::Read).await;
+        assert!(matches!(
+            revoke(&store, &acme(), &first.id, Guard::KeepOneFullKey).await,
+            Err(KeyError::LastFullKey)
+        ));
+        // A read key never counts as the one kept, and may always go.
+        let gone = revoke(&store, &acme(), &read.id, Guard::KeepOneFullKey).await.unwrap();
+        assert!(gone.revoked_at.is_some());
+        let second = key(&store, &acme(), Scope::Full).await;
+        revoke(&store, &acme(), &first.id, Guard::KeepOneFullKey).await.unwrap();
+        assert!(matches!(
+            revoke(&store, &acme(), &second.id, Guard::KeepOneFullKey).await,
+            Err(KeyError::LastFullKey)
+        ));
+        revoke(&store, &acme(), &second.id, Guard::None).await.unwrap();
+        // Again: no change, no error.
+        revoke(&store, &acme(), &second.id, Guard::None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn another_tenants_key_is_not_found() {
+        let store = MemoryStore::default();
+        let k = key(&store, &acme(), Scope::Full).await;
+        let other = TenantId::parse("other").unwrap();
+        assert!(matches!(revoke(&store, &other, &k.id, Guard::None).await, Err(KeyError::NotFound)));
+        assert!(matches!(
+            rotate(&store, &other, &k.id, time::Duration::HOUR).await,
+            Err(KeyError::NotFound)
+        ));
+        assert!(store.api_key(&k.hash).await.unwrap().unwrap().revoked_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_name_and_scope_and_ends_the_old_key_after_the_overlap() {
+        let store = MemoryStore::default();
+        let old = key(&store, &acme(), Scope::Read).await;
+        let (new_key, new, old_now) = rotate(&store, &acme(), &old.id, time::Duration::HOUR)
+            .await
+            .unwrap();
+        assert_eq!((new.name.as_str(), new.scope), ("k", Scope::Read));
+        assert_eq!(new.hash, api_key::hash(&new_key));
+        let until = old_now.expires_at.unwrap();
+        assert_eq!(store.api_key(&old.hash).await.unwrap().unwrap().expires_at, Some(until));
+        assert_eq!(old_now.state(until - time::Duration::SECOND), KeyState::Active);
+        assert_eq!(old_now.state(until), KeyState::Expired);
+        // An overlap never lengthens a key's life.
+        let (_, _, again) = rotate(&store, &acme(), &old.id, time::Duration::days(2)).await.unwrap();
+        assert_eq!(again.expires_at, Some(until));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("x", "90d").unwrap(), time::Duration::days(90));
+        assert_eq!(parse_duration("x", "24h").unwrap(), time::Duration::hours(24));
+        assert_eq!(parse_duration("x", "30m").unwrap(), time::Duration::minutes(30));
+        assert_eq!(parse_duration("x", "0").unwrap(), time::Duration::ZERO);
+        for bad in ["", "d", "90", "-1d", "1.5h", "1w", "9999999999d", "90д", "д"] {
+            let e = parse_duration("expires_in", bad).unwrap_err();
+            assert_eq!(e.field, "expires_in", "{bad}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! How an API key is stored in the table: times as Unix seconds (numbers,
+//! so that conditions compare them), the tenant's index entry, and what a
+//! key stored before keys had ids reads as.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::keys;
+use crate::TenantId;
+use crate::api_key::{ApiKey, KeyId, PREFIX, Scope};
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct ApiKeyItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// Absent on a key stored before keys had ids, until its first use.
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+    pub key_hash: String,
+    pub tenant_id: TenantId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_unix: Option<i64>,
+    /// Not `expires_at`: that is the table's TTL attribute, and an expired
+    /// key stays listed (and refused) rather than vanish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_expires_unix: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_unix: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_unix: Option<i64>,
+}
+
+pub(super) const REVOKED: &str = "revoked_unix";
+pub(super) const EXPIRES: &str = "key_expires_unix";
+pub(super) const LAST_USED: &str = "last_used_unix";
+
+fn from_unix(t: Option<i64>) -> Option<OffsetDateTime> {
+    t.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+}
+
+impl From<&ApiKey> for ApiKeyItem {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            pk: keys::api_key_pk(&k.hash),
+            sk: keys::API_KEY_SK.into(),
+            gsi1pk: Some(keys::api_keys_gsi_pk(&k.tenant_id)),
+            gsi1sk: Some(k.id.to_string()),
+            key_hash: k.hash.clone(),
+            tenant_id: k.tenant_id.clone(),
+            key_id: Some(k.id.clone()),
+            name: k.name.clone(),
+            scope: k.scope,
+            shown: Some(k.shown.clone()),
+            created_unix: k.created_at.map(OffsetDateTime::unix_timestamp),
+            key_expires_unix: k.expires_at.map(OffsetDateTime::unix_timestamp),
+            revoked_unix: k.revoked_at.map(OffsetDateTime::unix_timestamp),
+            last_used_unix: k.last_used_at.map(OffsetDateTime::unix_timestamp),
+        }
+    }
+}
+
+impl From<ApiKeyItem> for ApiKey {
+    fn from(i: ApiKeyItem) -> Self {
+        Self {
+            id: i.key_id.unwrap_or_else(|| KeyId::legacy(&i.key_hash)),
+            hash: i.key_hash,
+            tenant_id: i.tenant_id,
+            name: i.name,
+            scope: i.scope,
+            shown: i.shown.unwrap_or_else(|| PREFIX.to_owned()),
+            created_at: from_unix(i.created_unix),
+            expires_at: from_unix(i.key_expires_unix),
+            revoked_at: from_unix(i.revoked_unix),
+            last_used_at: from_unix(i.last_used_unix),
+        }
+    }
+}
