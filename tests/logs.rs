@@ -104,7 +104,9 @@ async fn no_secret_or_payload_reaches_the_logs() {
     secrets.push(shared::api_key::hash(&read_key));
     secrets.push(shared::api_key::hash(&key));
     Call::new("GET", "/api-keys", &read_key).send(&app).await;
-    Call::new("DELETE", "/webhooks/wh_1", &read_key).send(&app).await;
+    Call::new("DELETE", "/webhooks/wh_1", &read_key)
+        .send(&app)
+        .await;
     let key_id = made.body["id"].as_str().unwrap().to_owned();
     Call::new("DELETE", &format!("/api-keys/{key_id}"), &key)
         .send(&app)

@@ -227,7 +227,10 @@ async fn every_operation_answers_what_the_document_says() {
         let reply = Call::new("DELETE", &path, &key).send(&app).await;
         replies.push(("/api-keys/{id}", "DELETE", reply));
     }
-    let statuses: Vec<u16> = replies[replies.len() - 3..].iter().map(|r| r.2.status).collect();
+    let statuses: Vec<u16> = replies[replies.len() - 3..]
+        .iter()
+        .map(|r| r.2.status)
+        .collect();
     assert_eq!(statuses, [409, 200, 404]);
     let one = |p: &str| p.replace("{id}", &id).replace("{evt}", &evt);
     let calls: Vec<(&str, &str, Call)> = vec![

@@ -136,48 +136,95 @@ async fn api_key_contract(store: &impl Store, tenant: &TenantId) {
     let (key, stored) = api_key::issue(store, tenant.clone(), "ci".into(), Scope::Read, None)
         .await
         .unwrap();
-    assert_eq!(store.api_key(&api_key::hash(&key)).await.unwrap(), Some(stored.clone()));
-    assert_eq!(store.api_key(&api_key::hash("whk_other")).await.unwrap(), None);
-    assert!(matches!(store.put_api_key(&stored).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(
+        store.api_key(&api_key::hash(&key)).await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        store.api_key(&api_key::hash("whk_other")).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.put_api_key(&stored).await,
+        Err(StoreError::AlreadyExists)
+    ));
     // Ids sort by their millisecond: the second key is made in a later one.
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let (_, full) = api_key::issue(store, tenant.clone(), "dashboard".into(), Scope::Full, None)
         .await
         .unwrap();
-    let listed: Vec<_> = store.api_keys_of(tenant).await.unwrap().into_iter().map(|k| k.id).collect();
+    let listed: Vec<_> = store
+        .api_keys_of(tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
     assert_eq!(listed, [full.id.clone(), stored.id.clone()], "newest first");
     let stranger = TenantId::parse("stranger").unwrap();
     assert!(store.api_keys_of(&stranger).await.unwrap().is_empty());
 
     // Last use: written once, not again within the hour, again after it.
     store.touch_api_key(&stored, now).await.unwrap();
-    store.touch_api_key(&stored, now + time::Duration::minutes(59)).await.unwrap();
+    store
+        .touch_api_key(&stored, now + time::Duration::minutes(59))
+        .await
+        .unwrap();
     let used = |k: &ApiKey| {
         let k = k.clone();
         async move { store.api_key(&k.hash).await.unwrap().unwrap().last_used_at }
     };
     assert_eq!(used(&stored).await, Some(now));
-    store.touch_api_key(&stored, now + time::Duration::minutes(60)).await.unwrap();
+    store
+        .touch_api_key(&stored, now + time::Duration::minutes(60))
+        .await
+        .unwrap();
     assert_eq!(used(&stored).await, Some(now + time::Duration::minutes(60)));
 
     // Expiry only shortens a key's life, and not a revoked key's.
     let soon = now + time::Duration::hours(1);
     store.expire_api_key(&stored, soon).await.unwrap();
-    store.expire_api_key(&stored, soon + time::Duration::hours(1)).await.unwrap();
+    store
+        .expire_api_key(&stored, soon + time::Duration::hours(1))
+        .await
+        .unwrap();
     let read_back = store.api_key(&stored.hash).await.unwrap().unwrap();
     assert_eq!(read_back.expires_at, Some(soon));
 
     // Revocation: kept-key condition, then plain, then never twice.
     store.revoke_api_key(&full, now, None).await.unwrap();
-    assert!(matches!(
-        store.revoke_api_key(&stored, now, Some(&full)).await,
-        Err(StoreError::Conflict)
-    ), "the key to keep is revoked: nothing changes");
-    assert_eq!(store.api_key(&stored.hash).await.unwrap().unwrap().revoked_at, None);
+    assert!(
+        matches!(
+            store.revoke_api_key(&stored, now, Some(&full)).await,
+            Err(StoreError::Conflict)
+        ),
+        "the key to keep is revoked: nothing changes"
+    );
+    assert_eq!(
+        store
+            .api_key(&stored.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
     store.revoke_api_key(&stored, now, None).await.unwrap();
-    assert!(matches!(store.revoke_api_key(&stored, now, None).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.expire_api_key(&stored, now).await, Err(StoreError::NotFound)));
-    let states: Vec<_> = store.api_keys_of(tenant).await.unwrap().iter().map(|k| k.state(now)).collect();
+    assert!(matches!(
+        store.revoke_api_key(&stored, now, None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.expire_api_key(&stored, now).await,
+        Err(StoreError::NotFound)
+    ));
+    let states: Vec<_> = store
+        .api_keys_of(tenant)
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.state(now))
+        .collect();
     assert_eq!(states, [KeyState::Revoked, KeyState::Revoked]);
 }
 
@@ -200,10 +247,16 @@ async fn a_key_from_before_ids_works_and_is_listed_once_used() {
         .await
         .unwrap();
     let old = store.api_key(&hash).await.unwrap().unwrap();
-    assert_eq!((old.scope, old.state(api_key::now())), (Scope::Full, KeyState::Active));
+    assert_eq!(
+        (old.scope, old.state(api_key::now())),
+        (Scope::Full, KeyState::Active)
+    );
     assert_eq!(old.id, KeyId::legacy(&hash));
     let acme = TenantId::parse("acme").unwrap();
-    assert!(store.api_keys_of(&acme).await.unwrap().is_empty(), "not in the index yet");
+    assert!(
+        store.api_keys_of(&acme).await.unwrap().is_empty(),
+        "not in the index yet"
+    );
     store.touch_api_key(&old, api_key::now()).await.unwrap();
     let listed = store.api_keys_of(&acme).await.unwrap();
     assert_eq!(listed.len(), 1);

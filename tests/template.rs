@@ -505,7 +505,11 @@ fn the_functions_may_not_scan_nor_write_api_keys() {
         );
         let must_deny: &[&str] = match function {
             "ApiFunction" => &["dynamodb:DeleteItem"],
-            _ => &["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            _ => &[
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ],
         };
         for action in must_deny {
             assert!(

@@ -152,14 +152,28 @@ fn time_text(t: Option<OffsetDateTime>) -> String {
 
 /// One line per key, newest first, in aligned columns.
 pub fn table(keys: &[ApiKey], now: OffsetDateTime) -> String {
-    let mut rows = vec![[
-        "ID", "NAME", "PREFIX", "SCOPE", "STATUS", "CREATED", "EXPIRES", "LAST USED", "REVOKED",
-    ]
-    .map(str::to_owned)];
+    let mut rows = vec![
+        [
+            "ID",
+            "NAME",
+            "PREFIX",
+            "SCOPE",
+            "STATUS",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED",
+            "REVOKED",
+        ]
+        .map(str::to_owned),
+    ];
     for k in keys {
         rows.push([
             k.id.to_string(),
-            if k.name.is_empty() { "-".into() } else { k.name.clone() },
+            if k.name.is_empty() {
+                "-".into()
+            } else {
+                k.name.clone()
+            },
             format!("{}…", k.shown),
             k.scope.as_str().to_owned(),
             k.state(now).as_str().to_owned(),
@@ -215,7 +229,10 @@ mod tests {
     use super::*;
     use shared::store::MemoryStore;
 
-    async fn create(store: &MemoryStore, extra: impl FnOnce(&mut Action)) -> Result<Output, String> {
+    async fn create(
+        store: &MemoryStore,
+        extra: impl FnOnce(&mut Action),
+    ) -> Result<Output, String> {
         let mut action = Action::Create {
             tenant: "acme".into(),
             name: Some("ci".into()),
@@ -266,18 +283,40 @@ mod tests {
         assert_ne!(rotated.stdout.trim(), key);
         let list = listed(&store, "acme").await;
         assert_eq!(list["data"].as_array().unwrap().len(), 2);
-        let old = list["data"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap();
+        let old = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id.as_str())
+            .unwrap();
         assert_eq!(old["status"], "expired", "overlap 0: the old key ends now");
 
-        run(&store, Action::Revoke { tenant: "acme".into(), id: id.clone() })
-            .await
-            .unwrap();
-        let table = run(&store, Action::List { tenant: "acme".into(), json: false })
-            .await
-            .unwrap()
-            .stdout;
+        run(
+            &store,
+            Action::Revoke {
+                tenant: "acme".into(),
+                id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let table = run(
+            &store,
+            Action::List {
+                tenant: "acme".into(),
+                json: false,
+            },
+        )
+        .await
+        .unwrap()
+        .stdout;
         assert!(table.starts_with("ID"), "{table}");
-        assert!(table.lines().any(|l| l.starts_with(&id) && l.contains("revoked")), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(&id) && l.contains("revoked")),
+            "{table}"
+        );
     }
 
     #[tokio::test]
@@ -310,20 +349,46 @@ mod tests {
         assert_eq!(listed(&store, "acme").await["data"], serde_json::json!([]));
 
         let out = create(&store, |_| {}).await.unwrap();
-        let id = listed(&store, "acme").await["data"][0]["id"].as_str().unwrap().to_owned();
-        let e = run(&store, Action::Revoke { tenant: "other".into(), id: id.clone() })
-            .await
-            .unwrap_err();
+        let id = listed(&store, "acme").await["data"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let e = run(
+            &store,
+            Action::Revoke {
+                tenant: "other".into(),
+                id: id.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("has no API key"), "{e}");
-        let e = run(&store, Action::Revoke { tenant: "acme".into(), id: "wh_1".into() })
-            .await
-            .unwrap_err();
+        let e = run(
+            &store,
+            Action::Revoke {
+                tenant: "acme".into(),
+                id: "wh_1".into(),
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(e.starts_with("--id"), "{e}");
-        let e = run(&store, Action::Rotate { tenant: "acme".into(), id, overlap: "1w".into() })
-            .await
-            .unwrap_err();
+        let e = run(
+            &store,
+            Action::Rotate {
+                tenant: "acme".into(),
+                id,
+                overlap: "1w".into(),
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(e.starts_with("--overlap"), "{e}");
-        let stored = store.api_key(&api_key::hash(out.stdout.trim())).await.unwrap().unwrap();
+        let stored = store
+            .api_key(&api_key::hash(out.stdout.trim()))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((stored.revoked_at, stored.expires_at), (None, None));
     }
 }

@@ -9,7 +9,7 @@ use api::App;
 use dispatch::Dispatcher;
 use shared::delivery::DeliveryClient;
 use shared::infra;
-use shared::store::{DynamoStore, Store, create_table};
+use shared::store::{DynamoStore, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
 
 use crate::poller::{self, PollerOptions};

@@ -10,8 +10,7 @@ mod listen;
 mod local;
 mod poller;
 use shared::emit::{NewEvent, emit};
-use shared::store::{DynamoStore, Store, create_table};
-use shared::{TenantId, api_key};
+use shared::store::{DynamoStore, create_table};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

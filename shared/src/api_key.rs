@@ -61,7 +61,10 @@ impl Scope {
         match s {
             "full" => Ok(Scope::Full),
             "read" => Ok(Scope::Read),
-            _ => Err(ValidationError::new("scope", "must be \"full\" or \"read\"")),
+            _ => Err(ValidationError::new(
+                "scope",
+                "must be \"full\" or \"read\"",
+            )),
         }
     }
 
@@ -266,7 +269,13 @@ mod tests {
     #[test]
     fn last_use_is_written_at_most_hourly() {
         let now = OffsetDateTime::now_utc();
-        let (_, mut k) = ApiKey::issue(TenantId::parse("a").unwrap(), String::new(), Scope::Full, None, now);
+        let (_, mut k) = ApiKey::issue(
+            TenantId::parse("a").unwrap(),
+            String::new(),
+            Scope::Full,
+            None,
+            now,
+        );
         assert!(k.use_is_news(now), "never used");
         k.last_used_at = Some(now);
         assert!(!k.use_is_news(now + time::Duration::minutes(59)));

@@ -57,7 +57,10 @@ pub async fn revoke(
     // A race (the key, or the one kept, revoked meanwhile) reads again.
     for _ in 0..3 {
         let keys = store.api_keys_of(tenant).await?;
-        let key = keys.iter().find(|k| &k.id == id).ok_or(KeyError::NotFound)?;
+        let key = keys
+            .iter()
+            .find(|k| &k.id == id)
+            .ok_or(KeyError::NotFound)?;
         if key.revoked_at.is_some() {
             return Ok(key.clone());
         }
@@ -102,7 +105,8 @@ pub async fn rotate(
     if state != KeyState::Active {
         return Err(KeyError::NotActive(state));
     }
-    let (key, new) = api_key::issue(store, tenant.clone(), old.name.clone(), old.scope, None).await?;
+    let (key, new) =
+        api_key::issue(store, tenant.clone(), old.name.clone(), old.scope, None).await?;
     let until = now + overlap;
     store.expire_api_key(&old, until).await?;
     let expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
@@ -128,7 +132,7 @@ pub fn parse_duration(field: &'static str, s: &str) -> Result<time::Duration, Va
     };
     let (number, unit) = s.split_at(cut);
     let n: i64 = number.parse().map_err(|_| bad())?;
-    if n < 0 || n > 36_500 * 24 * 60 {
+    if !(0..=36_500 * 24 * 60).contains(&n) {
         return Err(bad());
     }
     let d = match unit {
@@ -171,17 +175,25 @@ mod tests {
             Err(KeyError::LastFullKey)
         ));
         // A read key never counts as the one kept, and may always go.
-        let gone = revoke(&store, &acme(), &read.id, Guard::KeepOneFullKey).await.unwrap();
+        let gone = revoke(&store, &acme(), &read.id, Guard::KeepOneFullKey)
+            .await
+            .unwrap();
         assert!(gone.revoked_at.is_some());
         let second = key(&store, &acme(), Scope::Full).await;
-        revoke(&store, &acme(), &first.id, Guard::KeepOneFullKey).await.unwrap();
+        revoke(&store, &acme(), &first.id, Guard::KeepOneFullKey)
+            .await
+            .unwrap();
         assert!(matches!(
             revoke(&store, &acme(), &second.id, Guard::KeepOneFullKey).await,
             Err(KeyError::LastFullKey)
         ));
-        revoke(&store, &acme(), &second.id, Guard::None).await.unwrap();
+        revoke(&store, &acme(), &second.id, Guard::None)
+            .await
+            .unwrap();
         // Again: no change, no error.
-        revoke(&store, &acme(), &second.id, Guard::None).await.unwrap();
+        revoke(&store, &acme(), &second.id, Guard::None)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -189,12 +201,23 @@ mod tests {
         let store = MemoryStore::default();
         let k = key(&store, &acme(), Scope::Full).await;
         let other = TenantId::parse("other").unwrap();
-        assert!(matches!(revoke(&store, &other, &k.id, Guard::None).await, Err(KeyError::NotFound)));
+        assert!(matches!(
+            revoke(&store, &other, &k.id, Guard::None).await,
+            Err(KeyError::NotFound)
+        ));
         assert!(matches!(
             rotate(&store, &other, &k.id, time::Duration::HOUR).await,
             Err(KeyError::NotFound)
         ));
-        assert!(store.api_key(&k.hash).await.unwrap().unwrap().revoked_at.is_none());
+        assert!(
+            store
+                .api_key(&k.hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -207,21 +230,48 @@ mod tests {
         assert_eq!((new.name.as_str(), new.scope), ("k", Scope::Read));
         assert_eq!(new.hash, api_key::hash(&new_key));
         let until = old_now.expires_at.unwrap();
-        assert_eq!(store.api_key(&old.hash).await.unwrap().unwrap().expires_at, Some(until));
-        assert_eq!(old_now.state(until - time::Duration::SECOND), KeyState::Active);
+        assert_eq!(
+            store.api_key(&old.hash).await.unwrap().unwrap().expires_at,
+            Some(until)
+        );
+        assert_eq!(
+            old_now.state(until - time::Duration::SECOND),
+            KeyState::Active
+        );
         assert_eq!(old_now.state(until), KeyState::Expired);
         // An overlap never lengthens a key's life.
-        let (_, _, again) = rotate(&store, &acme(), &old.id, time::Duration::days(2)).await.unwrap();
+        let (_, _, again) = rotate(&store, &acme(), &old.id, time::Duration::days(2))
+            .await
+            .unwrap();
         assert_eq!(again.expires_at, Some(until));
     }
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("x", "90d").unwrap(), time::Duration::days(90));
-        assert_eq!(parse_duration("x", "24h").unwrap(), time::Duration::hours(24));
-        assert_eq!(parse_duration("x", "30m").unwrap(), time::Duration::minutes(30));
+        assert_eq!(
+            parse_duration("x", "90d").unwrap(),
+            time::Duration::days(90)
+        );
+        assert_eq!(
+            parse_duration("x", "24h").unwrap(),
+            time::Duration::hours(24)
+        );
+        assert_eq!(
+            parse_duration("x", "30m").unwrap(),
+            time::Duration::minutes(30)
+        );
         assert_eq!(parse_duration("x", "0").unwrap(), time::Duration::ZERO);
-        for bad in ["", "d", "90", "-1d", "1.5h", "1w", "9999999999d", "90д", "д"] {
+        for bad in [
+            "",
+            "d",
+            "90",
+            "-1d",
+            "1.5h",
+            "1w",
+            "9999999999d",
+            "90д",
+            "д",
+        ] {
             let e = parse_duration("expires_in", bad).unwrap_err();
             assert_eq!(e.field, "expires_in", "{bad}");
         }

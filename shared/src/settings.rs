@@ -271,12 +271,14 @@ impl Settings {
             api_key_cache_ttl: Duration::from_secs(u64::from(
                 match lookup("API_KEY_CACHE_TTL_SECONDS").filter(|v| !v.is_empty()) {
                     None => Self::DEFAULT_API_KEY_CACHE_TTL_SECONDS,
-                    Some(v) => v.parse::<u32>().ok().filter(|n| *n <= 3600).ok_or_else(|| {
-                        SettingsError {
+                    Some(v) => v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n <= 3600)
+                        .ok_or_else(|| SettingsError {
                             name: "API_KEY_CACHE_TTL_SECONDS",
                             problem: format!("must be 0 to 3600 seconds (got {v:?})"),
-                        }
-                    })?,
+                        })?,
                 },
             )),
             ..d

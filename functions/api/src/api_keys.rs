@@ -108,8 +108,9 @@ pub async fn create<S: Store>(
                 .ok_or_else(|| ApiError::Invalid {
                     code: "invalid_value",
                     field: Some("expires_at".into()),
-                    message: "must be an RFC 3339 date-time in the future, e.g. 2027-01-31T00:00:00Z"
-                        .into(),
+                    message:
+                        "must be an RFC 3339 date-time in the future, e.g. 2027-01-31T00:00:00Z"
+                            .into(),
                 })
         })
         .transpose()?;
@@ -188,7 +189,11 @@ mod tests {
             let body = (!get).then_some("{}");
             let as_read = send(&app, Some(&read), method.as_str(), &path, body).await;
             if get {
-                assert!(![401, 403].contains(&as_read.status), "GET {path}: {}", as_read.body);
+                assert!(
+                    ![401, 403].contains(&as_read.status),
+                    "GET {path}: {}",
+                    as_read.body
+                );
                 continue;
             }
             mutating += 1;
@@ -212,9 +217,24 @@ mod tests {
         let (app, full) = uncached().await;
         let second = create(&app, &full, r#"{"name":"second"}"#).await;
         let second_key = second.body["key"].as_str().unwrap().to_owned();
-        assert_eq!(send(&app, Some(&second_key), "GET", "/webhooks", None).await.status, 200);
-        let revoked = send(&app, Some(&full), "DELETE", &format!("/api-keys/{}", id_of(&second)), None).await;
-        assert_eq!((revoked.status, revoked.body["status"].as_str()), (200, Some("revoked")));
+        assert_eq!(
+            send(&app, Some(&second_key), "GET", "/webhooks", None)
+                .await
+                .status,
+            200
+        );
+        let revoked = send(
+            &app,
+            Some(&full),
+            "DELETE",
+            &format!("/api-keys/{}", id_of(&second)),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (revoked.status, revoked.body["status"].as_str()),
+            (200, Some("revoked"))
+        );
         let r = send(&app, Some(&second_key), "GET", "/webhooks", None).await;
         assert_eq!((r.status, r.code()), (401, "api_key_revoked"));
 
@@ -229,12 +249,21 @@ mod tests {
 
         let future = create(&app, &full, r#"{"expires_at":"2999-01-01T00:00:00Z"}"#).await;
         assert_eq!(future.body["expires_at"], "2999-01-01T00:00:00Z");
-        for bad in [r#"{"expires_at":"2001-01-01T00:00:00Z"}"#, r#"{"expires_at":"tomorrow"}"#] {
+        for bad in [
+            r#"{"expires_at":"2001-01-01T00:00:00Z"}"#,
+            r#"{"expires_at":"tomorrow"}"#,
+        ] {
             let r = create(&app, &full, bad).await;
-            assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some("expires_at")));
+            assert_eq!(
+                (r.status, r.body["error"]["field"].as_str()),
+                (400, Some("expires_at"))
+            );
         }
         let r = create(&app, &full, r#"{"scope":"admin"}"#).await;
-        assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some("scope")));
+        assert_eq!(
+            (r.status, r.body["error"]["field"].as_str()),
+            (400, Some("scope"))
+        );
     }
 
     #[tokio::test]
@@ -242,38 +271,100 @@ mod tests {
         let (app, first) = uncached().await;
         let list = send(&app, Some(&first), "GET", "/api-keys", None).await;
         let first_id = list.body["data"][0]["id"].as_str().unwrap().to_owned();
-        let r = send(&app, Some(&first), "DELETE", &format!("/api-keys/{first_id}"), None).await;
+        let r = send(
+            &app,
+            Some(&first),
+            "DELETE",
+            &format!("/api-keys/{first_id}"),
+            None,
+        )
+        .await;
         assert_eq!((r.status, r.code()), (409, "last_full_key"));
         // A read key does not count as the one kept.
         create(&app, &first, r#"{"scope":"read"}"#).await;
-        let r = send(&app, Some(&first), "DELETE", &format!("/api-keys/{first_id}"), None).await;
+        let r = send(
+            &app,
+            Some(&first),
+            "DELETE",
+            &format!("/api-keys/{first_id}"),
+            None,
+        )
+        .await;
         assert_eq!(r.status, 409);
         let second = create(&app, &first, r#"{"scope":"full"}"#).await;
         let second_key = second.body["key"].as_str().unwrap().to_owned();
-        let r = send(&app, Some(&first), "DELETE", &format!("/api-keys/{first_id}"), None).await;
+        let r = send(
+            &app,
+            Some(&first),
+            "DELETE",
+            &format!("/api-keys/{first_id}"),
+            None,
+        )
+        .await;
         assert_eq!(r.status, 200);
         // It revoked itself: refused from now on (no cache here).
-        assert_eq!(send(&app, Some(&first), "GET", "/webhooks", None).await.status, 401);
-        let r = send(&app, Some(&second_key), "DELETE", &format!("/api-keys/{}", id_of(&second)), None).await;
+        assert_eq!(
+            send(&app, Some(&first), "GET", "/webhooks", None)
+                .await
+                .status,
+            401
+        );
+        let r = send(
+            &app,
+            Some(&second_key),
+            "DELETE",
+            &format!("/api-keys/{}", id_of(&second)),
+            None,
+        )
+        .await;
         assert_eq!(r.code(), "last_full_key");
     }
 
     #[tokio::test]
     async fn a_cached_key_works_until_its_ttl_and_an_unknown_one_never() {
         let (app, key) = app(false).await;
-        assert_eq!(send(&app, Some(&key), "GET", "/webhooks", None).await.status, 200);
-        // Revoked in the table behind this container's back.
-        let stored = app.store.api_key(&api_key::hash(&key)).await.unwrap().unwrap();
-        app.store.revoke_api_key(&stored, api_key::now(), None).await.unwrap();
         assert_eq!(
-            send(&app, Some(&key), "GET", "/webhooks", None).await.status,
+            send(&app, Some(&key), "GET", "/webhooks", None)
+                .await
+                .status,
+            200
+        );
+        // Revoked in the table behind this container's back.
+        let stored = app
+            .store
+            .api_key(&api_key::hash(&key))
+            .await
+            .unwrap()
+            .unwrap();
+        app.store
+            .revoke_api_key(&stored, api_key::now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            send(&app, Some(&key), "GET", "/webhooks", None)
+                .await
+                .status,
             200,
             "the documented trade-off: cached for API_KEY_CACHE_TTL_SECONDS"
         );
         let (uncached, key) = uncached().await;
-        let stored = uncached.store.api_key(&api_key::hash(&key)).await.unwrap().unwrap();
-        uncached.store.revoke_api_key(&stored, api_key::now(), None).await.unwrap();
-        assert_eq!(send(&uncached, Some(&key), "GET", "/webhooks", None).await.status, 401);
+        let stored = uncached
+            .store
+            .api_key(&api_key::hash(&key))
+            .await
+            .unwrap()
+            .unwrap();
+        uncached
+            .store
+            .revoke_api_key(&stored, api_key::now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            send(&uncached, Some(&key), "GET", "/webhooks", None)
+                .await
+                .status,
+            401
+        );
     }
 
     #[tokio::test]
@@ -292,12 +383,24 @@ mod tests {
         assert_eq!((r.status, r.code()), (404, "api_key_not_found"));
         let r = send(&app, Some(&b), "DELETE", "/api-keys/not-an-id", None).await;
         assert_eq!((r.status, r.code()), (404, "api_key_not_found"));
-        assert_eq!(send(&app, Some(&a), "GET", "/webhooks", None).await.status, 200);
+        assert_eq!(
+            send(&app, Some(&a), "GET", "/webhooks", None).await.status,
+            200
+        );
         // Nothing of a key but its first characters is ever listed.
-        let (key, _) = api_key::issue(&app.store, TenantId::parse("acme").unwrap(), "x".into(), Scope::Full, None)
+        let (key, _) = api_key::issue(
+            &app.store,
+            TenantId::parse("acme").unwrap(),
+            "x".into(),
+            Scope::Full,
+            None,
+        )
+        .await
+        .unwrap();
+        let listed = send(&app, Some(&a), "GET", "/api-keys", None)
             .await
-            .unwrap();
-        let listed = send(&app, Some(&a), "GET", "/api-keys", None).await.body.to_string();
+            .body
+            .to_string();
         assert!(!listed.contains(&key[8..]) && !listed.contains(&api_key::hash(&key)));
     }
 
@@ -310,10 +413,19 @@ mod tests {
         let earlier = api_key::now() - time::Duration::minutes(59);
         app.store.touch_api_key(&stored, earlier).await.unwrap();
         for _ in 0..100 {
-            assert_eq!(send(&app, Some(&key), "GET", "/webhooks", None).await.status, 200);
+            assert_eq!(
+                send(&app, Some(&key), "GET", "/webhooks", None)
+                    .await
+                    .status,
+                200
+            );
         }
         let after = app.store.api_key(&hash).await.unwrap().unwrap();
-        assert_eq!(after.last_used_at, Some(earlier), "59 minutes ago: not written again");
+        assert_eq!(
+            after.last_used_at,
+            Some(earlier),
+            "59 minutes ago: not written again"
+        );
         // An hour ago: the next request writes it.
         let (app, key) = uncached().await;
         let hash = api_key::hash(&key);
@@ -324,7 +436,14 @@ mod tests {
             .unwrap();
         let before = api_key::now();
         send(&app, Some(&key), "GET", "/webhooks", None).await;
-        let used = app.store.api_key(&hash).await.unwrap().unwrap().last_used_at.unwrap();
+        let used = app
+            .store
+            .api_key(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+            .unwrap();
         assert!(used >= before, "written now");
     }
 }

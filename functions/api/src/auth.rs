@@ -51,7 +51,9 @@ pub async fn caller<S: Store>(app: &App<S>, req: &Request) -> Result<Caller, Api
         // A failed write costs the key its last-use time, not the request.
         match app.store.touch_api_key(&key, now).await {
             Ok(()) => app.keys.used(&hash, now),
-            Err(e) => tracing::warn!(key_id = %key.id, error = %e, "recording a key's last use failed"),
+            Err(e) => {
+                tracing::warn!(key_id = %key.id, error = %e, "recording a key's last use failed")
+            }
         }
     }
     Ok(Caller {

@@ -77,7 +77,14 @@ mod tests {
     use shared::api_key::{Scope, now};
 
     fn key() -> ApiKey {
-        ApiKey::issue(TenantId::parse("a").unwrap(), String::new(), Scope::Full, None, now()).1
+        ApiKey::issue(
+            TenantId::parse("a").unwrap(),
+            String::new(),
+            Scope::Full,
+            None,
+            now(),
+        )
+        .1
     }
 
     #[test]

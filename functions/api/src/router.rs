@@ -3,16 +3,16 @@
 use futures_util::future::BoxFuture;
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::api_key::ApiKey;
 use shared::delivery::{ClientConfig, DeliveryClient, LazyClient};
 use shared::event::EventId;
 use shared::requeue::Requeue;
 use shared::store::Store;
-use shared::api_key::ApiKey;
 use shared::{Settings, TenantId, WebhookId};
 
 use crate::dashboard::Asset;
-use crate::webhooks::Rotate;
 use crate::key_cache::KeyCache;
+use crate::webhooks::Rotate;
 use crate::{ApiError, api_keys, auth, body, dashboard, events, openapi, test_event, webhooks};
 
 /// What the handlers need, built once per container.
@@ -218,7 +218,10 @@ fn table<S: Store>() -> [Route<S>; 21] {
             Box::pin(async move { api_keys::create(c.app, c.tenant, &c.key, c.req).await })
         }),
         tenant(M::DELETE, "/api-keys/{id}", |c| {
-            Box::pin(async move { api_keys::revoke(c.app, c.tenant, c.param(0)).await })
+            Box::pin(async move {
+                let id = c.param(0).to_owned();
+                api_keys::revoke(c.app, c.tenant, &id).await
+            })
         }),
         public(M::GET, "/openapi.json", |_| openapi::document()),
         public(M::GET, "/dashboard", |path| {

@@ -5,7 +5,7 @@
 use lambda_http::Body;
 use lambda_http::http::HeaderMap;
 use serde_json::Value;
-use shared::store::{MemoryStore, Store};
+use shared::store::MemoryStore;
 use shared::{Settings, TenantId, UrlPolicy, api_key};
 
 use crate::App;
@@ -40,9 +40,15 @@ pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
 pub(crate) async fn app_with(settings: Settings) -> (App<MemoryStore>, String) {
     let app = App::new(MemoryStore::default(), settings);
     let tenant = TenantId::parse("acme").expect("tenant");
-    let (key, _) = api_key::issue(&app.store, tenant, "test".into(), api_key::Scope::Full, None)
-        .await
-        .expect("api key");
+    let (key, _) = api_key::issue(
+        &app.store,
+        tenant,
+        "test".into(),
+        api_key::Scope::Full,
+        None,
+    )
+    .await
+    .expect("api key");
     (app, key)
 }
 

@@ -505,7 +505,9 @@ impl Store for DynamoStore {
                 .await
                 .map_err(backend)?;
             for item in out.items.unwrap_or_default() {
-                found.push(ApiKey::from(from_item::<ApiKeyItem>(item).map_err(mapping)?));
+                found.push(ApiKey::from(
+                    from_item::<ApiKeyItem>(item).map_err(mapping)?,
+                ));
             }
             start = out.last_evaluated_key;
             if start.is_none() {
