@@ -111,6 +111,8 @@ pub struct World {
     ok: Receiver,
     failing: Receiver,
     hooks: Vec<Hook>,
+    /// API keys made through the API: in no log either.
+    keys: Vec<String>,
     calls: u64,
     coverage: Coverage,
 }
@@ -126,6 +128,7 @@ impl World {
             ok: Receiver::start(Behavior::status(200)).await,
             failing: Receiver::start(Behavior::status(500)).await,
             hooks: Vec::new(),
+            keys: Vec::new(),
             calls: 0,
             coverage: Coverage::default(),
             names,
@@ -134,6 +137,7 @@ impl World {
 
     pub fn secrets(&self) -> Vec<String> {
         let mut all = vec![self.key.clone()];
+        all.extend(self.keys.iter().cloned());
         for h in &self.hooks {
             all.push(h.token.clone());
             all.push(h.secret.clone());
@@ -580,11 +584,67 @@ pub async fn api_and_dispatch(
         .await;
     w.hooks.push(retried);
     w.hooks.push(hook);
+    api_keys(w, api, r).await;
     let missing = w.coverage.missing();
     r.check(
         missing.is_empty(),
         format!("every route of api::routes() was called (missing: {missing:?})"),
     );
+}
+
+/// A tenant's keys through the API: made, used (its last use written),
+/// refused a write with the read scope, revoked (with and without the
+/// transaction that keeps a full key), and the last full key kept.
+async fn api_keys(w: &mut World, api: &mut Function, r: &mut Report) {
+    println!("api function, API keys:");
+    let key = w.key.clone();
+    let list = w
+        .call(api, r, Request::new("GET", "/api-keys", &key), 200)
+        .await;
+    let own = list.and_then(|a| a.json()["data"][0]["id"].as_str().map(str::to_owned));
+    let mut made = Vec::new();
+    for scope in ["read", "full"] {
+        let body = serde_json::json!({"name": "rehearsal", "scope": scope});
+        let answer = w
+            .call(
+                api,
+                r,
+                Request::new("POST", "/api-keys", &key).json(&body),
+                201,
+            )
+            .await
+            .map(|a| a.json());
+        if let Some(a) = answer
+            && let (Some(k), Some(id)) = (a["key"].as_str(), a["id"].as_str())
+        {
+            w.keys.push(k.to_owned());
+            made.push((k.to_owned(), id.to_owned()));
+        }
+    }
+    let [(read, read_id), (_, full_id)] = made.as_slice() else {
+        r.check(false, "POST /api-keys made a read and a full key");
+        return;
+    };
+    w.call(api, r, Request::new("GET", "/webhooks", read), 200)
+        .await;
+    let body = serde_json::json!({"url": "https://example.com/x", "events": ["factx.query"]});
+    w.call(
+        api,
+        r,
+        Request::new("POST", "/webhooks", read).json(&body),
+        403,
+    )
+    .await;
+    for id in [read_id, full_id] {
+        let path = format!("/api-keys/{id}");
+        w.call(api, r, Request::new("DELETE", &path, &key), 200)
+            .await;
+    }
+    if let Some(own) = own {
+        let path = format!("/api-keys/{own}");
+        w.call(api, r, Request::new("DELETE", &path, &key), 409)
+            .await;
+    }
 }
 
 /// The dispatch function alone, on a webhook stored directly (the negative

@@ -347,6 +347,39 @@ mod tests {
             200,
             "the documented trade-off: cached for API_KEY_CACHE_TTL_SECONDS"
         );
+        // After the TTL the container reads the key again, and refuses it.
+        let (short, key) = app_with(Settings {
+            api_key_cache_ttl: Duration::from_millis(300),
+            ..Settings::with_table("unused")
+        })
+        .await;
+        assert_eq!(
+            send(&short, Some(&key), "GET", "/webhooks", None)
+                .await
+                .status,
+            200
+        );
+        let stored = short
+            .store
+            .api_key(&api_key::hash(&key))
+            .await
+            .unwrap()
+            .unwrap();
+        short
+            .store
+            .revoke_api_key(&stored, api_key::now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            send(&short, Some(&key), "GET", "/webhooks", None)
+                .await
+                .status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let r = send(&short, Some(&key), "GET", "/webhooks", None).await;
+        assert_eq!((r.status, r.code()), (401, "api_key_revoked"));
+        // Without the cache: refused at once.
         let (uncached, key) = uncached().await;
         let stored = uncached
             .store
