@@ -247,6 +247,18 @@ async fn a_key_from_before_ids_works_and_is_listed_once_used() {
         .await
         .unwrap();
     let old = store.api_key(&hash).await.unwrap().unwrap();
+    // A second one, never used: the operator's `api-key adopt` lists it.
+    let unused = api_key::hash(&api_key::generate());
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S(format!("APIKEY#{unused}")))
+        .item("SK", AttributeValue::S("APIKEY".into()))
+        .item("key_hash", AttributeValue::S(unused.clone()))
+        .item("tenant_id", AttributeValue::S("bravo".into()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         (old.scope, old.state(api_key::now())),
         (Scope::Full, KeyState::Active)
@@ -262,6 +274,15 @@ async fn a_key_from_before_ids_works_and_is_listed_once_used() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, old.id);
     assert!(listed[0].last_used_at.is_some());
+
+    let bravo = TenantId::parse("bravo").unwrap();
+    assert!(store.api_keys_of(&bravo).await.unwrap().is_empty());
+    assert_eq!(store.adopt_legacy_api_keys().await.unwrap(), 1, "the used one is adopted already");
+    let listed = store.api_keys_of(&bravo).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id.clone(), listed[0].last_used_at), (KeyId::legacy(&unused), None));
+    assert_eq!(store.adopt_legacy_api_keys().await.unwrap(), 0, "once is enough");
+    assert_eq!(store.api_keys_of(&acme).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod coldstart;
 mod cost;
 mod deadline;
 mod fanout;
+mod lambda_sizes;
 mod measure;
 mod receiver;
 mod timing_store;
@@ -80,7 +81,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(
         args.first().map(String::as_str),
-        Some("receiver" | "memory-child" | "api-server")
+        Some("receiver" | "memory-child" | "api-server" | "lambda-child")
     ) {
         // A helper process dies with the process that started it.
         // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process.
@@ -98,6 +99,8 @@ async fn main() {
         Some("api-server") => {
             return api_load::server(args.get(1).map_or("memory", String::as_str)).await;
         }
+        Some("lambda-child") => return lambda_sizes::child(&args[1..]).await,
+        Some("lambda-sizes") => return lambda_sizes::main(args.iter().any(|a| a == "--quick")).await,
         _ => {}
     }
     let quick = args.iter().any(|a| a == "--quick");

@@ -161,6 +161,10 @@ enum ApiKeyCommand {
         #[arg(long)]
         id: String,
     },
+    /// Once after upgrading from before keys had ids: list every such key
+    /// under its tenant (a Scan of the table). A key's first use does the
+    /// same for that key.
+    Adopt,
     /// Make a new key with the same name and scope; the old one expires
     /// after the overlap.
     Rotate {
@@ -279,7 +283,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{id}");
         }
         Command::ApiKey { command } => {
+            let store = DynamoStore::new(dynamodb(), table()?);
             let action = match command {
+                ApiKeyCommand::Adopt => {
+                    let adopted = store
+                        .adopt_legacy_api_keys()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!(
+                        "{adopted} API key(s) made before keys had ids now have one and are listed."
+                    );
+                    return Ok(());
+                }
                 ApiKeyCommand::Create {
                     tenant,
                     name,
@@ -303,7 +318,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     overlap,
                 },
             };
-            let out = api_keys::run(&DynamoStore::new(dynamodb(), table()?), action).await?;
+            let out = api_keys::run(&store, action).await?;
             print!("{}", out.stdout);
             eprint!("{}", out.stderr);
         }

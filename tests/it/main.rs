@@ -22,3 +22,5 @@ mod store;
 mod template;
 #[path = "../test_event.rs"]
 mod test_event;
+#[path = "../tls_receivers.rs"]
+mod tls_receivers;

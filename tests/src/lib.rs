@@ -182,6 +182,7 @@ pub async fn start_of_window(window: i64, room: i64) {
 
 pub mod aws;
 pub mod receiver;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -125,6 +125,53 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A receiver over TLS with a certificate for `localhost` from `ca`,
+    /// answering 200 to every request. Its URL is [`Receiver::https_url`]
+    /// (resolve `localhost` to 127.0.0.1 with a DNS override).
+    pub async fn start_tls(ca: &crate::tls::TestCa) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local addr");
+        let acceptor = ca.acceptor();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (reqs, conns) = (Arc::clone(&requests), Arc::clone(&connections));
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                conns.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, reqs) = (acceptor.clone(), Arc::clone(&reqs));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    while let Some(request) = read_request(&mut tls, &mut buf).await {
+                        if let Ok(mut r) = reqs.lock() {
+                            r.push(request);
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if tls.write_all(ok).await.is_err() || tls.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            requests,
+            connections,
+            written: Arc::new(AtomicUsize::new(0)),
+            task,
+        }
+    }
+
+    /// `https://localhost:<port><path>`: the name the TLS receiver's certificate holds.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
     pub fn requests(&self) -> Vec<Received> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -264,7 +311,10 @@ async fn serve(
 }
 
 /// Reads one request (head and Content-Length body); None when the peer is gone.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Option<Received> {
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;

@@ -71,6 +71,12 @@ pub struct ClientConfig {
     /// Deliveries in flight at once in this container (one invocation);
     /// the others wait for a slot within their own deadline.
     pub max_in_flight: usize,
+    /// Certificate authorities trusted beside Mozilla's roots. Tests and
+    /// benchmarks only (HTTPS receivers on loopback with a CA made at run
+    /// time): nothing in [`crate::Settings`] sets it, and
+    /// [`DeliveryClient::new`] refuses it unless private targets are allowed,
+    /// which production settings never are.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl ClientConfig {
@@ -85,6 +91,7 @@ impl Default for ClientConfig {
             allow_private_targets: false,
             dns_overrides: HashMap::new(),
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -93,6 +100,10 @@ impl Default for ClientConfig {
 pub enum ClientError {
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    #[error(
+        "extra trusted certificate authorities are for tests only: they need allow_private_targets"
+    )]
+    TestRootsInProduction,
 }
 
 type Http = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
@@ -100,10 +111,15 @@ type Http = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 /// rustls with Mozilla's root certificates compiled in (webpki-roots): no
 /// certificate store to find, read and parse at cold start, and the same
 /// roots wherever the function runs. ALPN offers HTTP/2 and HTTP/1.1.
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let roots = rustls::RootCertStore {
+fn tls_config(
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    for cert in extra {
+        roots.add(cert.clone())?;
+    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -126,6 +142,9 @@ pub struct DeliveryClient {
 
 impl DeliveryClient {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        if !config.extra_roots.is_empty() && !config.allow_private_targets {
+            return Err(ClientError::TestRootsInProduction);
+        }
         let overrides = Arc::new(config.dns_overrides);
         let resolver = GuardedResolver {
             allow_private_targets: config.allow_private_targets,
@@ -135,7 +154,7 @@ impl DeliveryClient {
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config()?)
+            .with_tls_config(tls_config(&config.extra_roots)?)
             .https_or_http()
             .enable_http1()
             .enable_http2()

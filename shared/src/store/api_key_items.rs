@@ -2,10 +2,13 @@
 //! so that conditions compare them), the tenant's index entry, and what a
 //! key stored before keys had ids reads as.
 
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 use time::OffsetDateTime;
 
-use super::keys;
+use super::{StoreError, keys};
 use crate::TenantId;
 use crate::api_key::{ApiKey, KeyId, PREFIX, Scope};
 
@@ -84,6 +87,61 @@ impl From<ApiKeyItem> for ApiKey {
             expires_at: from_unix(i.key_expires_unix),
             revoked_at: from_unix(i.revoked_unix),
             last_used_at: from_unix(i.last_used_unix),
+        }
+    }
+}
+
+impl super::DynamoStore {
+    /// Gives every key stored before keys had ids its legacy id and puts it
+    /// in its tenant's list (`webhooks api-key adopt`, once after the
+    /// upgrade; a key's first use does the same for that key). A Scan of the
+    /// whole table, paged: the operator's to run, never a function's (they
+    /// may not Scan). Returns how many keys it adopted.
+    pub async fn adopt_legacy_api_keys(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let mut adopted = 0;
+        let mut start = None;
+        loop {
+            let page = client
+                .scan()
+                .table_name(self.table())
+                .filter_expression("begins_with(PK, :p) AND attribute_not_exists(key_id)")
+                .expression_attribute_values(":p", AttributeValue::S(keys::api_key_pk("")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Backend(DisplayErrorContext(e).to_string()))?;
+            for item in page.items.unwrap_or_default() {
+                let key = ApiKey::from(
+                    from_item::<ApiKeyItem>(item)
+                        .map_err(|e| StoreError::Backend(format!("item mapping: {e}")))?,
+                );
+                let result = client
+                    .update_item()
+                    .table_name(self.table())
+                    .key(keys::PK, AttributeValue::S(keys::api_key_pk(&key.hash)))
+                    .key(keys::SK, AttributeValue::S(keys::API_KEY_SK.into()))
+                    .update_expression("SET key_id = :id, GSI1PK = :gpk, GSI1SK = :id")
+                    .condition_expression("attribute_exists(PK) AND attribute_not_exists(key_id)")
+                    .expression_attribute_values(":id", AttributeValue::S(key.id.to_string()))
+                    .expression_attribute_values(
+                        ":gpk",
+                        AttributeValue::S(keys::api_keys_gsi_pk(&key.tenant_id)),
+                    )
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => adopted += 1,
+                    // Adopted meanwhile by its first use: nothing to do.
+                    Err(SdkError::ServiceError(se))
+                        if se.err().is_conditional_check_failed_exception() => {}
+                    Err(e) => return Err(StoreError::Backend(DisplayErrorContext(e).to_string())),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(adopted);
+            }
         }
     }
 }

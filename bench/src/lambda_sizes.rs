@@ -1,0 +1,341 @@
+//! Dispatch as Lambda runs it (issue 18): the real handler in a process
+//! confined to the CPU share of a memory size (cgroup v1 `cpu.cfs_quota_us`:
+//! 1,769 MB is one vCPU) and to that much memory, delivering batches of 10
+//! events to HTTPS receivers on loopback (a CA made at run time, trusted
+//! through the test-only `ClientConfig::extra_roots`). The receivers and
+//! this parent stay outside the quota: in AWS they are other machines.
+//!
+//! `fresh`: a new delivery client for every batch, so every webhook costs a
+//! TLS handshake (a cold container, or receivers that close connections);
+//! `reuse`: one client for all batches (a warm container). The store is the
+//! in-memory one: the function's own cost, apart from DynamoDB's.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use shared::delivery::{ClientConfig, DeliveryClient};
+use shared::event_type::EventType::AsyncCompleted;
+use shared::store::{MemoryStore, Store};
+use shared::webhook::Status::Active;
+use testkit::receiver::Receiver;
+use testkit::tls::TestCa;
+
+use crate::measure::{cpu_time, percentile, status_kib};
+
+/// One vCPU: AWS gives a function CPU in proportion to its memory.
+const FULL_CPU_MB: u64 = 1769;
+const BATCH: usize = 10;
+/// Lambda's x86_64 price per GB-second (us-east-1, 2026-11-25).
+const LAMBDA_X86_GB_SECOND: f64 = 0.000_016_666_7;
+
+/// What a child reports for one configuration.
+#[derive(Serialize, Deserialize, Default)]
+pub struct ChildReport {
+    batch_ms: Vec<u64>,
+    first_ms: Vec<u64>,
+    cpu_us: Vec<u64>,
+    deliveries: usize,
+    missed: usize,
+    peak_rss_kib: u64,
+}
+
+/// A row of the table.
+#[derive(Serialize)]
+pub struct Row {
+    pub memory_mb: u64,
+    pub fan_out: usize,
+    pub connections: &'static str,
+    pub batch_p50_ms: u64,
+    pub batch_p99_ms: u64,
+    pub first_delivery_p50_ms: u64,
+    pub missed: usize,
+    pub deliveries: usize,
+    pub peak_rss_mib: f64,
+    pub cpu_us_per_delivery: f64,
+    pub lambda_cost_per_million_events: f64,
+    /// Killed by the memory limit, or failed.
+    pub failed: Option<String>,
+}
+
+/// cgroup v1 directories for one memory size, removed on drop.
+struct Confinement {
+    dirs: Vec<String>,
+}
+
+impl Confinement {
+    fn new(memory_mb: u64) -> Result<Self, String> {
+        let name = format!("webhooks-bench-{memory_mb}-{}", std::process::id());
+        let cpu = format!("/sys/fs/cgroup/cpu/{name}");
+        let memory = format!("/sys/fs/cgroup/memory/{name}");
+        let write = |path: String, value: String| {
+            std::fs::write(&path, value).map_err(|e| format!("{path}: {e}"))
+        };
+        std::fs::create_dir_all(&cpu).map_err(|e| format!("{cpu}: {e} (needs root and cgroup v1)"))?;
+        let confinement = Self {
+            dirs: vec![cpu.clone()],
+        };
+        let period = 100_000u64;
+        write(format!("{cpu}/cpu.cfs_period_us"), period.to_string())?;
+        let quota = (period * memory_mb / FULL_CPU_MB).max(1000);
+        write(format!("{cpu}/cpu.cfs_quota_us"), quota.to_string())?;
+        std::fs::create_dir_all(&memory).map_err(|e| format!("{memory}: {e}"))?;
+        let mut confinement = confinement;
+        confinement.dirs.push(memory.clone());
+        write(
+            format!("{memory}/memory.limit_in_bytes"),
+            (memory_mb * 1024 * 1024).to_string(),
+        )?;
+        Ok(confinement)
+    }
+
+    fn admit(&self, pid: u32) -> Result<(), String> {
+        for dir in &self.dirs {
+            std::fs::write(format!("{dir}/cgroup.procs"), pid.to_string())
+                .map_err(|e| format!("{dir}/cgroup.procs: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Confinement {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Runs every configuration; `quick` runs the worst case at two sizes.
+pub async fn run(quick: bool) -> Result<Vec<Row>, String> {
+    let ca = TestCa::generate();
+    let fan_outs: &[usize] = if quick { &[50] } else { &[1, 10, 50] };
+    let sizes: &[u64] = if quick { &[128, 1769] } else { &[128, 256, 512, 1024, 1769] };
+    let batches = if quick { 2 } else { 6 };
+    let max_fan_out = fan_outs.iter().copied().max().unwrap_or(1);
+    let mut receivers = Vec::with_capacity(max_fan_out);
+    for _ in 0..max_fan_out {
+        receivers.push(Receiver::start_tls(&ca).await);
+    }
+    let ports: Vec<String> = receivers.iter().map(|r| r.addr.port().to_string()).collect();
+    let root = base64::engine::general_purpose::STANDARD.encode(ca.root.as_ref());
+    let mut rows = Vec::new();
+    for &memory_mb in sizes {
+        for &fan_out in fan_outs {
+            for connections in ["fresh", "reuse"] {
+                let confinement = Confinement::new(memory_mb)?;
+                let args = [
+                    "lambda-child".to_owned(),
+                    fan_out.to_string(),
+                    batches.to_string(),
+                    connections.to_owned(),
+                    ports[..fan_out].join(","),
+                    root.clone(),
+                ];
+                let report = tokio::task::spawn_blocking(move || child_run(&confinement, &args))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                rows.push(row(memory_mb, fan_out, connections, report));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Starts the child, moves it into the cgroups before it does anything,
+/// and reads its report.
+fn child_run(confinement: &Confinement, args: &[String]) -> Result<ChildReport, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    confinement.admit(child.id())?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(b"go\n")
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        return Err(match status.signal() {
+            Some(9) => "killed (the memory limit)".to_owned(),
+            _ => format!("exited with {status}"),
+        });
+    }
+    serde_json::from_str(&line).map_err(|e| format!("child report: {e}: {line}"))
+}
+
+fn row(memory_mb: u64, fan_out: usize, connections: &'static str, report: Result<ChildReport, String>) -> Row {
+    let (mut r, failed) = match report {
+        Ok(r) => (r, None),
+        Err(e) => (ChildReport::default(), Some(e)),
+    };
+    let p50 = percentile(&mut r.batch_ms, 50.0);
+    let cpu_total: u64 = r.cpu_us.iter().sum();
+    let lambda_cost = {
+        let invocations = 1_000_000.0 / BATCH as f64;
+        invocations * (p50 as f64 / 1000.0) * (memory_mb as f64 / 1024.0) * LAMBDA_X86_GB_SECOND
+            + invocations / 1e6 * 0.20
+    };
+    Row {
+        memory_mb,
+        fan_out,
+        connections,
+        batch_p50_ms: p50,
+        batch_p99_ms: percentile(&mut r.batch_ms, 99.0),
+        first_delivery_p50_ms: percentile(&mut r.first_ms, 50.0),
+        missed: r.missed,
+        deliveries: r.deliveries,
+        peak_rss_mib: r.peak_rss_kib as f64 / 1024.0,
+        cpu_us_per_delivery: if r.deliveries == 0 { 0.0 } else { cpu_total as f64 / r.deliveries as f64 },
+        lambda_cost_per_million_events: (lambda_cost * 100.0).round() / 100.0,
+        failed,
+    }
+}
+
+/// The confined process: waits for the parent's go (it is in the cgroups
+/// by then), runs the batches, prints one JSON line.
+pub async fn child(args: &[String]) {
+    let mut go = String::new();
+    let _ = std::io::stdin().read_line(&mut go);
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let fan_out: usize = arg(0).parse().unwrap_or(1);
+    let batches: usize = arg(1).parse().unwrap_or(1);
+    let fresh = arg(2) == "fresh";
+    let ports: Vec<String> = arg(3).split(',').map(str::to_owned).collect();
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(arg(4))
+        .expect("the CA, base64");
+    let config = ClientConfig {
+        allow_private_targets: true,
+        dns_overrides: HashMap::from([(
+            "localhost".to_owned(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )]),
+        extra_roots: vec![rustls::pki_types::CertificateDer::from(root)],
+        ..ClientConfig::default()
+    };
+    let mut settings = testkit::settings("bench", 1000);
+    settings.url_policy.allow_private_targets = true;
+    // A container: its store with the tenant's webhooks, and its client.
+    let container = || async {
+        let store = MemoryStore::default();
+        for port in ports.iter().take(fan_out) {
+            let url = format!("https://localhost:{port}/hook");
+            testkit::add_webhook(&store, "bench", &url, &[AsyncCompleted], Active).await;
+        }
+        let client = DeliveryClient::new(config.clone()).expect("client");
+        dispatch::Dispatcher::new(store, client, &settings)
+    };
+    let mut report = ChildReport::default();
+    let mut dispatcher = container().await;
+    for b in 0..batches {
+        if fresh && b > 0 {
+            dispatcher = container().await;
+        }
+        let events: Vec<(shared::event::Event, String)> = (0..BATCH)
+            .map(|_| testkit::envelope("bench", AsyncCompleted, serde_json::json!({"ok": true})))
+            .collect();
+        let batch: Vec<(String, String)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, body))| (format!("m{i}"), body.clone()))
+            .collect();
+        let (cpu, started) = (cpu_time(), Instant::now());
+        let sqs = dispatch::local::sqs_event(batch);
+        let invocation = dispatch::local::invocation(
+            sqs,
+            shared::infra::DISPATCH_TIMEOUT_SECS * 1000,
+            "lambda-size",
+        );
+        let _ = dispatch::handle(&dispatcher, invocation).await;
+        report.batch_ms.push(started.elapsed().as_millis() as u64);
+        report.cpu_us.push((cpu_time() - cpu).as_micros() as u64);
+        // The attempts start together: the quickest one is the first delivery.
+        let mut first = u64::MAX;
+        for (event, _) in &events {
+            let Ok(Some((_, records))) = dispatcher
+                .store()
+                .event_with_deliveries(&event.tenant_id, &event.id)
+                .await
+            else {
+                continue;
+            };
+            for r in records {
+                report.deliveries += 1;
+                if r.outcome.as_str() != "delivered" {
+                    report.missed += 1;
+                }
+                first = first.min(r.duration_ms);
+            }
+        }
+        report.first_ms.push(if first == u64::MAX { 0 } else { first });
+    }
+    report.peak_rss_kib = status_kib("VmHWM");
+    println!("{}", serde_json::to_string(&report).expect("report"));
+}
+
+/// `webhooks-bench lambda-sizes [--quick]`: prints the table (Markdown) and
+/// writes `target/lambda-sizes.json`. Exits non-zero if a configuration
+/// could not run, or if the worst case missed a delivery at 1,769 MB.
+pub async fn main(quick: bool) {
+    let rows = match run(quick).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("lambda-sizes: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("| memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | Lambda $ per 1M events |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        match &r.failed {
+            Some(why) => println!(
+                "| {} MB | 10 × {} | {} | failed: {why} | | | | | |",
+                r.memory_mb, r.fan_out, r.connections
+            ),
+            None => println!(
+                "| {} MB | 10 × {} | {} | {} / {} ms | {} ms | {} of {} | {:.1} MiB | {:.0} µs | {:.2} |",
+                r.memory_mb,
+                r.fan_out,
+                r.connections,
+                r.batch_p50_ms,
+                r.batch_p99_ms,
+                r.first_delivery_p50_ms,
+                r.missed,
+                r.deliveries,
+                r.peak_rss_mib,
+                r.cpu_us_per_delivery,
+                r.lambda_cost_per_million_events
+            ),
+        }
+    }
+    let _ = std::fs::create_dir_all("target");
+    let _ = std::fs::write(
+        "target/lambda-sizes.json",
+        serde_json::to_string_pretty(&rows).unwrap_or_default(),
+    );
+    let broken = rows.iter().any(|r| r.failed.is_some() && !r.failed.as_deref().is_some_and(|f| f.starts_with("killed")));
+    let full_cpu_missed = rows
+        .iter()
+        .any(|r| r.memory_mb == FULL_CPU_MB && r.missed > 0);
+    if broken || full_cpu_missed {
+        eprintln!("lambda-sizes: a configuration failed, or deliveries missed the deadline with a whole vCPU");
+        std::process::exit(1);
+    }
+}

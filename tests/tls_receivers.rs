@@ -1,0 +1,68 @@
+//! HTTPS receivers on loopback, with a certificate authority made at run
+//! time (issue 18): the delivery client trusts it only when told to, and
+//! never with production settings.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::json;
+use shared::delivery::{ClientConfig, ClientError, DeliveryClient};
+use shared::store::MemoryStore;
+use shared::{EventType, Settings, Status};
+use testkit::aws::{invocation, sqs_event};
+use testkit::receiver::Receiver;
+use testkit::tls::TestCa;
+
+fn config(allow_private_targets: bool, ca: &TestCa, trust: bool) -> ClientConfig {
+    ClientConfig {
+        allow_private_targets,
+        dns_overrides: HashMap::from([(
+            "localhost".to_owned(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )]),
+        extra_roots: if trust { vec![ca.root.clone()] } else { Vec::new() },
+        ..ClientConfig::default()
+    }
+}
+
+/// One event through the real handler to one webhook at `url`; the outcome recorded.
+async fn deliver(client: DeliveryClient, url: &str) -> String {
+    let store = MemoryStore::default();
+    let webhook =
+        testkit::add_webhook(&store, "acme", url, &[EventType::AsyncCompleted], Status::Active)
+            .await;
+    let settings = Settings::with_table("unused");
+    let d = dispatch::Dispatcher::new(store, client, &settings);
+    let (event, body) = testkit::envelope("acme", EventType::AsyncCompleted, json!({"ok": true}));
+    let response = dispatch::handle(&d, invocation(sqs_event(&[("m".into(), body)]), 7000))
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let (_, records) = shared::store::Store::event_with_deliveries(d.store(), &webhook.tenant_id, &event.id)
+        .await
+        .expect("read")
+        .expect("kept");
+    records[0].outcome.as_str().to_owned()
+}
+
+#[tokio::test]
+async fn an_https_receiver_with_a_test_ca_is_reached_only_when_the_ca_is_trusted() {
+    let ca = TestCa::generate();
+    let rx = Receiver::start_tls(&ca).await;
+    let url = rx.https_url("/hook");
+
+    let trusting = DeliveryClient::new(config(true, &ca, true)).expect("client");
+    assert_eq!(deliver(trusting, &url).await, "delivered");
+    assert_eq!(rx.requests().len(), 1, "one request over TLS");
+
+    // The negative control: the same receiver, Mozilla's roots only.
+    let strict = DeliveryClient::new(config(true, &ca, false)).expect("client");
+    assert_ne!(deliver(strict, &url).await, "delivered");
+    assert_eq!(rx.requests().len(), 1, "no request without the handshake");
+
+    // Production settings (no private targets) refuse the extra CA outright.
+    assert!(matches!(
+        DeliveryClient::new(config(false, &ca, true)),
+        Err(ClientError::TestRootsInProduction)
+    ));
+}
