@@ -277,11 +277,22 @@ async fn a_key_from_before_ids_works_and_is_listed_once_used() {
 
     let bravo = TenantId::parse("bravo").unwrap();
     assert!(store.api_keys_of(&bravo).await.unwrap().is_empty());
-    assert_eq!(store.adopt_legacy_api_keys().await.unwrap(), 1, "the used one is adopted already");
+    assert_eq!(
+        store.adopt_legacy_api_keys().await.unwrap(),
+        1,
+        "the used one is adopted already"
+    );
     let listed = store.api_keys_of(&bravo).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].id.clone(), listed[0].last_used_at), (KeyId::legacy(&unused), None));
-    assert_eq!(store.adopt_legacy_api_keys().await.unwrap(), 0, "once is enough");
+    assert_eq!(
+        (listed[0].id.clone(), listed[0].last_used_at),
+        (KeyId::legacy(&unused), None)
+    );
+    assert_eq!(
+        store.adopt_legacy_api_keys().await.unwrap(),
+        0,
+        "once is enough"
+    );
     assert_eq!(store.api_keys_of(&acme).await.unwrap().len(), 1);
 }
 

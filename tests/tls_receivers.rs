@@ -20,7 +20,11 @@ fn config(allow_private_targets: bool, ca: &TestCa, trust: bool) -> ClientConfig
             "localhost".to_owned(),
             vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
         )]),
-        extra_roots: if trust { vec![ca.root.clone()] } else { Vec::new() },
+        extra_roots: if trust {
+            vec![ca.root.clone()]
+        } else {
+            Vec::new()
+        },
         ..ClientConfig::default()
     }
 }
@@ -28,9 +32,14 @@ fn config(allow_private_targets: bool, ca: &TestCa, trust: bool) -> ClientConfig
 /// One event through the real handler to one webhook at `url`; the outcome recorded.
 async fn deliver(client: DeliveryClient, url: &str) -> String {
     let store = MemoryStore::default();
-    let webhook =
-        testkit::add_webhook(&store, "acme", url, &[EventType::AsyncCompleted], Status::Active)
-            .await;
+    let webhook = testkit::add_webhook(
+        &store,
+        "acme",
+        url,
+        &[EventType::AsyncCompleted],
+        Status::Active,
+    )
+    .await;
     let settings = Settings::with_table("unused");
     let d = dispatch::Dispatcher::new(store, client, &settings);
     let (event, body) = testkit::envelope("acme", EventType::AsyncCompleted, json!({"ok": true}));
@@ -38,10 +47,11 @@ async fn deliver(client: DeliveryClient, url: &str) -> String {
         .await
         .expect("handled");
     assert!(response.batch_item_failures.is_empty());
-    let (_, records) = shared::store::Store::event_with_deliveries(d.store(), &webhook.tenant_id, &event.id)
-        .await
-        .expect("read")
-        .expect("kept");
+    let (_, records) =
+        shared::store::Store::event_with_deliveries(d.store(), &webhook.tenant_id, &event.id)
+            .await
+            .expect("read")
+            .expect("kept");
     records[0].outcome.as_str().to_owned()
 }
 

@@ -75,7 +75,8 @@ impl Confinement {
         let write = |path: String, value: String| {
             std::fs::write(&path, value).map_err(|e| format!("{path}: {e}"))
         };
-        std::fs::create_dir_all(&cpu).map_err(|e| format!("{cpu}: {e} (needs root and cgroup v1)"))?;
+        std::fs::create_dir_all(&cpu)
+            .map_err(|e| format!("{cpu}: {e} (needs root and cgroup v1)"))?;
         let confinement = Self {
             dirs: vec![cpu.clone()],
         };
@@ -114,14 +115,21 @@ impl Drop for Confinement {
 pub async fn run(quick: bool) -> Result<Vec<Row>, String> {
     let ca = TestCa::generate();
     let fan_outs: &[usize] = if quick { &[50] } else { &[1, 10, 50] };
-    let sizes: &[u64] = if quick { &[128, 1769] } else { &[128, 256, 512, 1024, 1769] };
+    let sizes: &[u64] = if quick {
+        &[128, 1769]
+    } else {
+        &[128, 256, 512, 1024, 1769]
+    };
     let batches = if quick { 2 } else { 6 };
     let max_fan_out = fan_outs.iter().copied().max().unwrap_or(1);
     let mut receivers = Vec::with_capacity(max_fan_out);
     for _ in 0..max_fan_out {
         receivers.push(Receiver::start_tls(&ca).await);
     }
-    let ports: Vec<String> = receivers.iter().map(|r| r.addr.port().to_string()).collect();
+    let ports: Vec<String> = receivers
+        .iter()
+        .map(|r| r.addr.port().to_string())
+        .collect();
     let root = base64::engine::general_purpose::STANDARD.encode(ca.root.as_ref());
     let mut rows = Vec::new();
     for &memory_mb in sizes {
@@ -180,7 +188,12 @@ fn child_run(confinement: &Confinement, args: &[String]) -> Result<ChildReport, 
     serde_json::from_str(&line).map_err(|e| format!("child report: {e}: {line}"))
 }
 
-fn row(memory_mb: u64, fan_out: usize, connections: &'static str, report: Result<ChildReport, String>) -> Row {
+fn row(
+    memory_mb: u64,
+    fan_out: usize,
+    connections: &'static str,
+    report: Result<ChildReport, String>,
+) -> Row {
     let (mut r, failed) = match report {
         Ok(r) => (r, None),
         Err(e) => (ChildReport::default(), Some(e)),
@@ -202,7 +215,11 @@ fn row(memory_mb: u64, fan_out: usize, connections: &'static str, report: Result
         missed: r.missed,
         deliveries: r.deliveries,
         peak_rss_mib: r.peak_rss_kib as f64 / 1024.0,
-        cpu_us_per_delivery: if r.deliveries == 0 { 0.0 } else { cpu_total as f64 / r.deliveries as f64 },
+        cpu_us_per_delivery: if r.deliveries == 0 {
+            0.0
+        } else {
+            cpu_total as f64 / r.deliveries as f64
+        },
         lambda_cost_per_million_events: (lambda_cost * 100.0).round() / 100.0,
         failed,
     }
@@ -284,7 +301,9 @@ pub async fn child(args: &[String]) {
                 first = first.min(r.duration_ms);
             }
         }
-        report.first_ms.push(if first == u64::MAX { 0 } else { first });
+        report
+            .first_ms
+            .push(if first == u64::MAX { 0 } else { first });
     }
     report.peak_rss_kib = status_kib("VmHWM");
     println!("{}", serde_json::to_string(&report).expect("report"));
@@ -301,7 +320,9 @@ pub async fn main(quick: bool) {
             std::process::exit(1);
         }
     };
-    println!("| memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | Lambda $ per 1M events |");
+    println!(
+        "| memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | Lambda $ per 1M events |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         match &r.failed {
@@ -330,12 +351,16 @@ pub async fn main(quick: bool) {
         "target/lambda-sizes.json",
         serde_json::to_string_pretty(&rows).unwrap_or_default(),
     );
-    let broken = rows.iter().any(|r| r.failed.is_some() && !r.failed.as_deref().is_some_and(|f| f.starts_with("killed")));
+    let broken = rows.iter().any(|r| {
+        r.failed.is_some() && !r.failed.as_deref().is_some_and(|f| f.starts_with("killed"))
+    });
     let full_cpu_missed = rows
         .iter()
         .any(|r| r.memory_mb == FULL_CPU_MB && r.missed > 0);
     if broken || full_cpu_missed {
-        eprintln!("lambda-sizes: a configuration failed, or deliveries missed the deadline with a whole vCPU");
+        eprintln!(
+            "lambda-sizes: a configuration failed, or deliveries missed the deadline with a whole vCPU"
+        );
         std::process::exit(1);
     }
 }

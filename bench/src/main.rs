@@ -100,7 +100,9 @@ async fn main() {
             return api_load::server(args.get(1).map_or("memory", String::as_str)).await;
         }
         Some("lambda-child") => return lambda_sizes::child(&args[1..]).await,
-        Some("lambda-sizes") => return lambda_sizes::main(args.iter().any(|a| a == "--quick")).await,
+        Some("lambda-sizes") => {
+            return lambda_sizes::main(args.iter().any(|a| a == "--quick")).await;
+        }
         _ => {}
     }
     let quick = args.iter().any(|a| a == "--quick");

@@ -19,8 +19,10 @@ impl TestCa {
     pub fn generate() -> Self {
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "webhooks test CA (tests and benchmarks only)");
+        ca.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "webhooks test CA (tests and benchmarks only)",
+        );
         let ca_key = rcgen::KeyPair::generate().expect("CA key");
         let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
         let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
