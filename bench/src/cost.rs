@@ -3,6 +3,8 @@
 /// List prices, us-east-1, as published by AWS (checked 2026-11-25); update
 /// them here when AWS changes them.
 pub const PRICES_DATE: &str = "2026-11-25";
+/// The template's `DispatchMemorySize` default.
+pub const DISPATCH_MEMORY_MB: f64 = 512.0;
 const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
 const LAMBDA_PER_MILLION_REQUESTS: f64 = 0.20;
 const DYNAMODB_PER_MILLION_WRU: f64 = 0.625;

@@ -295,10 +295,11 @@ pub async fn child(args: &[String]) {
             };
             for r in records {
                 report.deliveries += 1;
-                if r.outcome.as_str() != "delivered" {
+                if r.outcome.as_str() == "delivered" {
+                    first = first.min(r.duration_ms);
+                } else {
                     report.missed += 1;
                 }
-                first = first.min(r.duration_ms);
             }
         }
         report
@@ -311,7 +312,8 @@ pub async fn child(args: &[String]) {
 
 /// `webhooks-bench lambda-sizes [--quick]`: prints the table (Markdown) and
 /// writes `target/lambda-sizes.json`. Exits non-zero if a configuration
-/// could not run, or if the worst case missed a delivery at 1,769 MB.
+/// could not run (an out-of-memory kill is a result, not a failure); it
+/// asserts no figure (`--quick` in `scripts/test` keeps it working).
 pub async fn main(quick: bool) {
     let rows = match run(quick).await {
         Ok(rows) => rows,
@@ -352,15 +354,12 @@ pub async fn main(quick: bool) {
         serde_json::to_string_pretty(&rows).unwrap_or_default(),
     );
     let broken = rows.iter().any(|r| {
-        r.failed.is_some() && !r.failed.as_deref().is_some_and(|f| f.starts_with("killed"))
+        r.failed
+            .as_deref()
+            .is_some_and(|f| !f.starts_with("killed"))
     });
-    let full_cpu_missed = rows
-        .iter()
-        .any(|r| r.memory_mb == FULL_CPU_MB && r.missed > 0);
-    if broken || full_cpu_missed {
-        eprintln!(
-            "lambda-sizes: a configuration failed, or deliveries missed the deadline with a whole vCPU"
-        );
+    if broken {
+        eprintln!("lambda-sizes: a configuration could not run");
         std::process::exit(1);
     }
 }

@@ -292,7 +292,7 @@ async fn run(opts: &Options) -> Report {
             "memory",
             "peak RSS, 10 x 100 in flight",
             mib(mem.peak_kib),
-            "< 64 MiB (function: 128 MB)",
+            "< 64 MiB (dispatch function: 512 MB)",
         );
         r.add(
             "memory",
@@ -309,7 +309,7 @@ async fn run(opts: &Options) -> Report {
             "memory",
             "peak RSS, 10 x 50 in flight, every head 16 KiB and held 4 s",
             mib(hostile.peak_kib),
-            "< 96 MiB (function: 128 MB)",
+            "< 96 MiB (dispatch function: 512 MB)",
         );
     }
 
@@ -349,7 +349,7 @@ async fn run(opts: &Options) -> Report {
 
     if let Some(batch_ms) = batch_ms {
         eprintln!("6. cost model");
-        let bill = cost::per_million_events(batch_ms, 128.0);
+        let bill = cost::per_million_events(batch_ms, cost::DISPATCH_MEMORY_MB);
         r.add(
             "cost",
             format!(

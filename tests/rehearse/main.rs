@@ -205,7 +205,15 @@ async fn start(
     ]);
     let properties = environment::function(template, logical_id)?;
     let timeout = Duration::from_secs(properties["Timeout"].as_u64().ok_or("no Timeout")?);
-    let memory = properties["MemorySize"].as_u64().unwrap_or(128);
+    // A number, or a Ref to a parameter (its default).
+    let memory = environment::resolve(
+        template,
+        &properties["MemorySize"],
+        &environment::Created::default(),
+    )
+    .ok()
+    .and_then(|m| m.parse::<u64>().ok())
+    .ok_or_else(|| format!("{logical_id}: no MemorySize"))?;
     let bootstrap = o.build_dir.join(logical_id).join("bootstrap");
     if !bootstrap.exists() {
         return Err(format!(

@@ -24,7 +24,7 @@ BROKEN = {
         "Queue: !GetAtt SlowQueue.Arn",
         "Queue: !GetAtt SlowQueue.Arnn",
     ),
-    "misspelt function property": ("MemorySize: 128", "MemorySise: 128"),
+    "misspelt function property": ("MemorySize: !Ref ApiMemorySize", "MemorySise: !Ref ApiMemorySize"),
     "unknown runtime": ("Runtime: provided.al2023", "Runtime: provided.al2099"),
     "wrong GetAtt attribute": ("Queue: !GetAtt EventsQueue.Arn", "Queue: !GetAtt EventsQueue.Arnn"),
     "misspelt response type": ("[ReportBatchItemFailures]", "[ReportBatchItemFailure]"),
