@@ -202,6 +202,30 @@ struct Found {
     resume: Option<HashMap<String, AttributeValue>>,
 }
 
+/// Every item `query` finds, page after page, each mapped by `parse`.
+async fn query_all<T>(
+    query: QueryFluentBuilder,
+    parse: impl Fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let out = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(backend)?;
+        for item in out.items.unwrap_or_default() {
+            found.push(parse(item)?);
+        }
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
 async fn query_newest_first(
     query: QueryFluentBuilder,
     limit: usize,
@@ -485,35 +509,21 @@ impl Store for DynamoStore {
     }
 
     async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client()
-                .await?
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::api_keys_gsi_pk(tenant)),
-                )
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                found.push(ApiKey::from(
-                    from_item::<ApiKeyItem>(item).map_err(mapping)?,
-                ));
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        let query = self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::api_keys_gsi_pk(tenant)))
+            .scan_index_forward(false);
+        query_all(query, |item| {
+            from_item::<ApiKeyItem>(item)
+                .map(ApiKey::from)
+                .map_err(mapping)
+        })
+        .await
     }
 
     async fn revoke_api_key(
@@ -655,32 +665,15 @@ impl Store for DynamoStore {
     }
 
     async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
-        let mut webhooks = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client()
-                .await?
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)))
-                .expression_attribute_values(
-                    ":prefix",
-                    AttributeValue::S(keys::WEBHOOK_PREFIX.into()),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                webhooks.push(parse_webhook(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(webhooks);
-            }
-        }
+        let query = self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", AttributeValue::S(keys::WEBHOOK_PREFIX.into()));
+        query_all(query, parse_webhook).await
     }
 
     async fn recorded_deliveries(
