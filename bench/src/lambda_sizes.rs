@@ -20,7 +20,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::event_type::EventType::AsyncCompleted;
-use shared::store::{MemoryStore, Store};
+use shared::store::{DynamoStore, MemoryStore, Store};
 use shared::webhook::Status::Active;
 use testkit::receiver::Receiver;
 use testkit::tls::TestCa;
@@ -47,6 +47,7 @@ pub struct ChildReport {
 /// A row of the table.
 #[derive(Serialize)]
 pub struct Row {
+    pub store: &'static str,
     pub memory_mb: u64,
     pub fan_out: usize,
     pub connections: &'static str,
@@ -113,6 +114,13 @@ impl Drop for Confinement {
 
 /// Runs every configuration; `quick` runs the worst case at two sizes.
 pub async fn run(quick: bool) -> Result<Vec<Row>, String> {
+    // DynamoDB on moto too in the full run, when moto is there (scripts/bench-lambda starts it).
+    let moto = !quick && std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let stores: &[&str] = if moto {
+        &["memory", "moto"]
+    } else {
+        &["memory"]
+    };
     let ca = TestCa::generate();
     let fan_outs: &[usize] = if quick { &[50] } else { &[1, 10, 50] };
     let sizes: &[u64] = if quick {
@@ -132,22 +140,30 @@ pub async fn run(quick: bool) -> Result<Vec<Row>, String> {
         .collect();
     let root = base64::engine::general_purpose::STANDARD.encode(ca.root.as_ref());
     let mut rows = Vec::new();
-    for &memory_mb in sizes {
-        for &fan_out in fan_outs {
-            for connections in ["fresh", "reuse"] {
-                let confinement = Confinement::new(memory_mb)?;
-                let args = [
-                    "lambda-child".to_owned(),
-                    fan_out.to_string(),
-                    batches.to_string(),
-                    connections.to_owned(),
-                    ports[..fan_out].join(","),
-                    root.clone(),
-                ];
-                let report = tokio::task::spawn_blocking(move || child_run(&confinement, &args))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                rows.push(row(memory_mb, fan_out, connections, report));
+    for &store in stores {
+        for &memory_mb in sizes {
+            for &fan_out in fan_outs {
+                for connections in ["fresh", "reuse"] {
+                    let store_arg = match store {
+                        "moto" => format!("dynamo:{}", testkit::fresh_store().await.table()),
+                        _ => "memory".to_owned(),
+                    };
+                    let confinement = Confinement::new(memory_mb)?;
+                    let args = [
+                        "lambda-child".to_owned(),
+                        fan_out.to_string(),
+                        batches.to_string(),
+                        connections.to_owned(),
+                        ports[..fan_out].join(","),
+                        root.clone(),
+                        store_arg,
+                    ];
+                    let report =
+                        tokio::task::spawn_blocking(move || child_run(&confinement, &args))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    rows.push(row(store, memory_mb, fan_out, connections, report));
+                }
             }
         }
     }
@@ -189,6 +205,7 @@ fn child_run(confinement: &Confinement, args: &[String]) -> Result<ChildReport, 
 }
 
 fn row(
+    store: &'static str,
     memory_mb: u64,
     fan_out: usize,
     connections: &'static str,
@@ -206,6 +223,7 @@ fn row(
             + invocations / 1e6 * 0.20
     };
     Row {
+        store,
         memory_mb,
         fan_out,
         connections,
@@ -225,48 +243,40 @@ fn row(
     }
 }
 
-/// The confined process: waits for the parent's go (it is in the cgroups
-/// by then), runs the batches, prints one JSON line.
-pub async fn child(args: &[String]) {
-    let mut go = String::new();
-    let _ = std::io::stdin().read_line(&mut go);
-    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    let fan_out: usize = arg(0).parse().unwrap_or(1);
-    let batches: usize = arg(1).parse().unwrap_or(1);
-    let fresh = arg(2) == "fresh";
-    let ports: Vec<String> = arg(3).split(',').map(str::to_owned).collect();
-    let root = base64::engine::general_purpose::STANDARD
-        .decode(arg(4))
-        .expect("the CA, base64");
-    let config = ClientConfig {
-        allow_private_targets: true,
-        dns_overrides: HashMap::from([(
-            "localhost".to_owned(),
-            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )]),
-        extra_roots: vec![rustls::pki_types::CertificateDer::from(root)],
-        ..ClientConfig::default()
-    };
-    let mut settings = testkit::settings("bench", 1000);
-    settings.url_policy.allow_private_targets = true;
-    // A container: its store with the tenant's webhooks, and its client.
-    let container = || async {
-        let store = MemoryStore::default();
-        for port in ports.iter().take(fan_out) {
-            let url = format!("https://localhost:{port}/hook");
-            testkit::add_webhook(&store, "bench", &url, &[AsyncCompleted], Active).await;
-        }
-        let client = DeliveryClient::new(config.clone()).expect("client");
-        dispatch::Dispatcher::new(store, client, &settings)
-    };
+/// What the child was asked to measure.
+struct Opts {
+    fan_out: usize,
+    batches: usize,
+    fresh: bool,
+    ports: Vec<String>,
+    config: ClientConfig,
+    settings: shared::Settings,
+}
+
+/// A container: a store holding a tenant's webhooks (one per receiver),
+/// and a delivery client of its own.
+async fn container<S: Store>(store: S, tenant: &str, o: &Opts) -> dispatch::Dispatcher<S> {
+    for port in o.ports.iter().take(o.fan_out) {
+        let url = format!("https://localhost:{port}/hook");
+        testkit::add_webhook(&store, tenant, &url, &[AsyncCompleted], Active).await;
+    }
+    let client = DeliveryClient::new(o.config.clone()).expect("client");
+    dispatch::Dispatcher::new(store, client, &o.settings)
+}
+
+/// The batches, on stores `make_store` makes: one container for all of
+/// them (`reuse`), or one per batch (`fresh`, each with a tenant of its
+/// own, so that a table keeps one tenant's webhooks apart from the next).
+async fn measure<S: Store>(make_store: impl Fn() -> S, o: &Opts) -> ChildReport {
     let mut report = ChildReport::default();
-    let mut dispatcher = container().await;
-    for b in 0..batches {
-        if fresh && b > 0 {
-            dispatcher = container().await;
+    let mut dispatcher = container(make_store(), "bench-0", o).await;
+    for b in 0..o.batches {
+        let tenant = format!("bench-{}", if o.fresh { b } else { 0 });
+        if o.fresh && b > 0 {
+            dispatcher = container(make_store(), &tenant, o).await;
         }
         let events: Vec<(shared::event::Event, String)> = (0..BATCH)
-            .map(|_| testkit::envelope("bench", AsyncCompleted, serde_json::json!({"ok": true})))
+            .map(|_| testkit::envelope(&tenant, AsyncCompleted, serde_json::json!({"ok": true})))
             .collect();
         let batch: Vec<(String, String)> = events
             .iter()
@@ -306,6 +316,49 @@ pub async fn child(args: &[String]) {
             .first_ms
             .push(if first == u64::MAX { 0 } else { first });
     }
+    report
+}
+
+/// The confined process: waits for the parent's go (it is in the cgroups
+/// by then), runs the batches, prints one JSON line.
+pub async fn child(args: &[String]) {
+    let mut go = String::new();
+    let _ = std::io::stdin().read_line(&mut go);
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let fan_out: usize = arg(0).parse().unwrap_or(1);
+    let batches: usize = arg(1).parse().unwrap_or(1);
+    let fresh = arg(2) == "fresh";
+    let ports: Vec<String> = arg(3).split(',').map(str::to_owned).collect();
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(arg(4))
+        .expect("the CA, base64");
+    let config = ClientConfig {
+        allow_private_targets: true,
+        dns_overrides: HashMap::from([(
+            "localhost".to_owned(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )]),
+        extra_roots: vec![rustls::pki_types::CertificateDer::from(root)],
+        ..ClientConfig::default()
+    };
+    let mut settings = testkit::settings("bench", 1000);
+    settings.url_policy.allow_private_targets = true;
+    let opts = Opts {
+        fan_out,
+        batches,
+        fresh,
+        ports,
+        config,
+        settings,
+    };
+    let mut report = match arg(5).strip_prefix("dynamo:") {
+        Some(table) => {
+            let aws = aws_config::load_from_env().await;
+            let client = aws_sdk_dynamodb::Client::new(&aws);
+            measure(|| DynamoStore::new(client.clone(), table.to_owned()), &opts).await
+        }
+        None => measure(MemoryStore::default, &opts).await,
+    };
     report.peak_rss_kib = status_kib("VmHWM");
     println!("{}", serde_json::to_string(&report).expect("report"));
 }
@@ -323,17 +376,18 @@ pub async fn main(quick: bool) {
         }
     };
     println!(
-        "| memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | Lambda $ per 1M events |"
+        "| store | memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | Lambda $ per 1M events |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         match &r.failed {
             Some(why) => println!(
-                "| {} MB | 10 × {} | {} | failed: {why} | | | | | |",
-                r.memory_mb, r.fan_out, r.connections
+                "| {} | {} MB | 10 × {} | {} | failed: {why} | | | | | |",
+                r.store, r.memory_mb, r.fan_out, r.connections
             ),
             None => println!(
-                "| {} MB | 10 × {} | {} | {} / {} ms | {} ms | {} of {} | {:.1} MiB | {:.0} µs | {:.2} |",
+                "| {} | {} MB | 10 × {} | {} | {} / {} ms | {} ms | {} of {} | {:.1} MiB | {:.0} µs | {:.2} |",
+                r.store,
                 r.memory_mb,
                 r.fan_out,
                 r.connections,
