@@ -323,3 +323,82 @@ async fn the_functions_sdk_configuration_reaches_dynamodb() {
         Some(w)
     );
 }
+
+/// `count` attempts of one webhook at as many events, each recorded `times`
+/// times, all at once (as a fan-out's attempts end together).
+async fn record_at_once(
+    store: &impl Store,
+    w: &Webhook,
+    count: usize,
+    times: usize,
+) -> (Vec<Result<(), StoreError>>, Vec<shared::store::AttemptKey>) {
+    let attempt = shared::delivery::Attempt {
+        outcome: shared::delivery::Outcome::Delivered,
+        status: Some(200),
+        duration_ms: 3,
+        response_excerpt: None,
+        location: None,
+        error: None,
+        retry_after: None,
+    };
+    let records: Vec<_> = (0..count)
+        .map(|i| {
+            shared::delivery_log::DeliveryRecord::new(
+                w.tenant_id.clone(),
+                w.id,
+                shared::event::EventId::parse(&format!("evt_{i}")).unwrap(),
+                EventType::AsyncCompleted,
+                now_utc(),
+                attempt.clone(),
+                30,
+            )
+        })
+        .collect();
+    let keys = records
+        .iter()
+        .map(|r| shared::store::AttemptKey {
+            tenant: r.tenant_id.clone(),
+            webhook: r.webhook_id,
+            event: r.event_id.clone(),
+            attempt: r.attempt,
+        })
+        .collect();
+    let writes = records
+        .iter()
+        .cycle()
+        .take(count * times)
+        .map(|r| store.record_delivery(r));
+    (futures_util::future::join_all(writes).await, keys)
+}
+
+/// Issue 18: the DynamoDB store writes records that end together in
+/// batches. Every record lands, once, whatever the batch sizes (over 25 per
+/// request, a key twice in one batch); the in-memory store does the same.
+async fn records_land_once(store: &impl Store) {
+    let w = webhook("acme");
+    let (results, keys) = record_at_once(store, &w, 60, 2).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let found = store.recorded_deliveries(&keys).await.unwrap();
+    assert_eq!(found.len(), 60, "every attempt recorded");
+    let listed = store.list_deliveries(w.id, 100, None).await.unwrap();
+    assert_eq!(listed.items.len(), 60, "each once in the log");
+}
+
+#[tokio::test]
+async fn records_written_together_each_land_once() {
+    records_land_once(&fresh_store().await).await;
+    records_land_once(&MemoryStore::default()).await;
+}
+
+/// The negative control: when the write fails, every record waiting on it
+/// says so (none is reported written, none waits forever).
+#[tokio::test]
+async fn a_failed_batch_write_fails_every_record_in_it() {
+    let client = fresh_store().await.client().await.unwrap().clone();
+    let missing = shared::store::DynamoStore::new(client, testkit::unique("missing"));
+    let (results, _) = record_at_once(&missing, &webhook("acme"), 40, 1).await;
+    assert_eq!(results.len(), 40);
+    for r in results {
+        assert!(matches!(r, Err(StoreError::Backend(_))), "{r:?}");
+    }
+}

@@ -47,7 +47,7 @@ pub struct ChildReport {
 /// A row of the table.
 #[derive(Serialize)]
 pub struct Row {
-    pub store: &'static str,
+    pub store: String,
     pub memory_mb: u64,
     pub fan_out: usize,
     pub connections: &'static str,
@@ -58,6 +58,9 @@ pub struct Row {
     pub deliveries: usize,
     pub peak_rss_mib: f64,
     pub cpu_us_per_delivery: f64,
+    /// The batches after the first: a warm container's steady state (with
+    /// `reuse`, kept connections and a made SDK client).
+    pub warm_cpu_us_per_delivery: f64,
     pub lambda_cost_per_million_events: f64,
     /// Killed by the memory limit, or failed.
     pub failed: Option<String>,
@@ -112,21 +115,64 @@ impl Drop for Confinement {
     }
 }
 
-/// Runs every configuration; `quick` runs the worst case at two sizes.
-pub async fn run(quick: bool) -> Result<Vec<Row>, String> {
+/// Which rows to run: `--stores memory,moto`, `--sizes 512,1769`,
+/// `--fan-outs 10,50` keep only those (to measure one change on a few rows).
+#[derive(Default)]
+pub struct Only {
+    pub stores: Option<Vec<String>>,
+    pub sizes: Option<Vec<u64>>,
+    pub fan_outs: Option<Vec<usize>>,
+}
+
+impl Only {
+    /// From the command line's flags; a value that is not a number is an error.
+    pub fn from_args(args: &[String]) -> Result<Self, String> {
+        let list = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        };
+        let numbers = |flag: &str| -> Result<Option<Vec<u64>>, String> {
+            list(flag)
+                .map(|v| {
+                    v.iter()
+                        .map(|n| {
+                            n.parse()
+                                .map_err(|_| format!("{flag}: {n:?} is not a number"))
+                        })
+                        .collect()
+                })
+                .transpose()
+        };
+        Ok(Only {
+            stores: list("--stores"),
+            sizes: numbers("--sizes")?,
+            fan_outs: numbers("--fan-outs")?.map(|v| v.into_iter().map(|n| n as usize).collect()),
+        })
+    }
+}
+
+/// Runs every configuration (less what `only` leaves out); `quick` runs the
+/// worst case at two sizes.
+pub async fn run(quick: bool, only: Only) -> Result<Vec<Row>, String> {
     // DynamoDB on moto too in the full run, when moto is there (scripts/bench-lambda starts it).
     let moto = !quick && std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let stores: &[&str] = if moto {
-        &["memory", "moto"]
-    } else {
-        &["memory"]
+    let stores: Vec<String> = match only.stores {
+        Some(stores) => stores,
+        None if moto => vec!["memory".into(), "moto".into()],
+        None => vec!["memory".into()],
     };
     let ca = TestCa::generate();
-    let fan_outs: &[usize] = if quick { &[50] } else { &[1, 10, 50] };
-    let sizes: &[u64] = if quick {
-        &[128, 1769]
-    } else {
-        &[128, 256, 512, 1024, 1769]
+    let fan_outs: Vec<usize> = match only.fan_outs {
+        Some(f) => f,
+        None if quick => vec![50],
+        None => vec![1, 10, 50],
+    };
+    let sizes: Vec<u64> = match only.sizes {
+        Some(s) => s,
+        None if quick => vec![128, 1769],
+        None => vec![128, 256, 512, 1024, 1769],
     };
     let batches = if quick { 2 } else { 6 };
     let max_fan_out = fan_outs.iter().copied().max().unwrap_or(1);
@@ -140,9 +186,10 @@ pub async fn run(quick: bool) -> Result<Vec<Row>, String> {
         .collect();
     let root = base64::engine::general_purpose::STANDARD.encode(ca.root.as_ref());
     let mut rows = Vec::new();
-    for &store in stores {
-        for &memory_mb in sizes {
-            for &fan_out in fan_outs {
+    for store in &stores {
+        let store = store.as_str();
+        for &memory_mb in &sizes {
+            for &fan_out in &fan_outs {
                 for connections in ["fresh", "reuse"] {
                     let store_arg = match store {
                         "moto" => format!("dynamo:{}", testkit::fresh_store().await.table()),
@@ -205,7 +252,7 @@ fn child_run(confinement: &Confinement, args: &[String]) -> Result<ChildReport, 
 }
 
 fn row(
-    store: &'static str,
+    store: &str,
     memory_mb: u64,
     fan_out: usize,
     connections: &'static str,
@@ -223,7 +270,7 @@ fn row(
             + invocations / 1e6 * 0.20
     };
     Row {
-        store,
+        store: store.to_owned(),
         memory_mb,
         fan_out,
         connections,
@@ -237,6 +284,15 @@ fn row(
             0.0
         } else {
             cpu_total as f64 / r.deliveries as f64
+        },
+        warm_cpu_us_per_delivery: {
+            let warm: u64 = r.cpu_us.iter().skip(1).sum();
+            let attempts = r.cpu_us.len().saturating_sub(1) * BATCH * fan_out;
+            if attempts == 0 {
+                0.0
+            } else {
+                warm as f64 / attempts as f64
+            }
         },
         lambda_cost_per_million_events: (lambda_cost * 100.0).round() / 100.0,
         failed,
@@ -367,8 +423,12 @@ pub async fn child(args: &[String]) {
 /// writes `target/lambda-sizes.json`. Exits non-zero if a configuration
 /// could not run (an out-of-memory kill is a result, not a failure); it
 /// asserts no figure (`--quick` in `scripts/test` keeps it working).
-pub async fn main(quick: bool) {
-    let rows = match run(quick).await {
+pub async fn main(quick: bool, args: &[String]) {
+    let rows = match Only::from_args(args) {
+        Ok(only) => run(quick, only).await,
+        Err(e) => Err(e),
+    };
+    let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
             eprintln!("lambda-sizes: {e}");
@@ -376,17 +436,17 @@ pub async fn main(quick: bool) {
         }
     };
     println!(
-        "| store | memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | Lambda $ per 1M events |"
+        "| store | memory | fan-out | connections | batch p50 / p99 | first delivery p50 | missed | peak RSS | CPU per delivery | warm CPU per delivery | Lambda $ per 1M events |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         match &r.failed {
             Some(why) => println!(
-                "| {} | {} MB | 10 × {} | {} | failed: {why} | | | | | |",
+                "| {} | {} MB | 10 × {} | {} | failed: {why} | | | | | | |",
                 r.store, r.memory_mb, r.fan_out, r.connections
             ),
             None => println!(
-                "| {} | {} MB | 10 × {} | {} | {} / {} ms | {} ms | {} of {} | {:.1} MiB | {:.0} µs | {:.2} |",
+                "| {} | {} MB | 10 × {} | {} | {} / {} ms | {} ms | {} of {} | {:.1} MiB | {:.0} µs | {:.0} µs | {:.2} |",
                 r.store,
                 r.memory_mb,
                 r.fan_out,
@@ -398,6 +458,7 @@ pub async fn main(quick: bool) {
                 r.deliveries,
                 r.peak_rss_mib,
                 r.cpu_us_per_delivery,
+                r.warm_cpu_us_per_delivery,
                 r.lambda_cost_per_million_events
             ),
         }

@@ -101,7 +101,7 @@ async fn main() {
         }
         Some("lambda-child") => return lambda_sizes::child(&args[1..]).await,
         Some("lambda-sizes") => {
-            return lambda_sizes::main(args.iter().any(|a| a == "--quick")).await;
+            return lambda_sizes::main(args.iter().any(|a| a == "--quick"), &args).await;
         }
         _ => {}
     }

@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 
 use super::api_key_items::{self, ApiKeyItem};
 use super::keys::{self, PK, SK};
+use super::record_batch::RecordBatch;
 use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::api_key::ApiKey;
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
@@ -34,6 +35,8 @@ use crate::{TenantId, Webhook, WebhookId};
 pub struct DynamoStore {
     client: Arc<OnceCell<Client>>,
     table: String,
+    /// Delivery records waiting to be written together.
+    records: Arc<RecordBatch>,
 }
 
 impl DynamoStore {
@@ -41,6 +44,7 @@ impl DynamoStore {
         Self {
             client: Arc::new(OnceCell::new_with(Some(client))),
             table: table.into(),
+            records: Arc::default(),
         }
     }
 
@@ -53,6 +57,7 @@ impl DynamoStore {
         Self {
             client: Arc::new(OnceCell::new()),
             table: table.into(),
+            records: Arc::default(),
         }
     }
 
@@ -746,8 +751,10 @@ impl Store for DynamoStore {
             record,
         })
         .map_err(mapping)?;
-        // Recorded already (a duplicate message raced this one): keep the first.
-        self.put_new(item).await.map(|_| ())
+        // With the records that end beside it, in one BatchWriteItem.
+        self.records
+            .write(self.client().await?, &self.table, item)
+            .await
     }
 
     async fn list_deliveries(

@@ -6,6 +6,7 @@ mod dynamo;
 pub mod keys;
 mod memory;
 mod modify;
+mod record_batch;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -41,7 +42,7 @@ pub enum Kept {
     Before,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
