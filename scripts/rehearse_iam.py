@@ -10,7 +10,9 @@ moto checks actions, not resources: every Allow statement gets `Resource: "*"`
 here, and the resources are checked statically instead (each statement must
 name the template's own table or queues, never a wildcard). moto does not
 evaluate conditions: a Deny with a condition (no writes to API keys) would
-deny every write, so it is left out here; tests/template.rs checks it.
+deny every write, so it is left out here; an Allow with a condition (the
+dispatcher's BatchWriteItem, on events' partitions only) is allowed whole.
+tests/template.rs checks both conditions.
 
 Usage: rehearse_iam.py --endpoint URL --template T.json --out iam.json
                        [--without Function:service:Action]

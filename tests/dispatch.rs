@@ -635,3 +635,63 @@ async fn a_whole_batch_is_in_flight_at_once() {
     // In sequence this would take 100 s; together, about one second plus the store writes.
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
 }
+
+/// Issue 20: the batch's EMF metrics say what happened in it: messages
+/// received, the one repeated, the invalid one returned, and each delivery
+/// by outcome; tenants as a property, never a dimension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_writes_metrics_that_count_what_happened() {
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_metrics(dispatch::metrics::MetricsOut::memory());
+    let ok = Receiver::start(Behavior::status(200)).await;
+    let broken = Receiver::start(Behavior::status(500)).await;
+    for rx in [&ok, &broken] {
+        add_webhook(d.store(), "acme", &rx.url("/h"), &[AsyncCompleted], Active).await;
+    }
+    let (_, body) = envelope("acme", AsyncCompleted, json!({"n": 1}));
+    let messages = vec![
+        ("m1".into(), body.clone()),
+        ("m2".into(), body),
+        ("m3".into(), "not json".into()),
+    ];
+    let response = shared_handle(&d, messages).await;
+    assert_eq!(failures(&response), ["m3"]);
+
+    let lines: Vec<serde_json::Value> = d
+        .metrics()
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("an EMF line is JSON"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "the batch, then delivered and http_error: {lines:?}"
+    );
+    let batch = &lines[0];
+    assert_eq!(batch["EventsReceived"], 3);
+    assert_eq!(batch["DuplicatesSkipped"], 1);
+    assert_eq!(batch["BatchItemFailures"], 1);
+    assert_eq!(batch["Deliveries"], 2);
+    assert_eq!(batch["DeliveriesFailed"], 1);
+    assert_eq!(batch["TenantIds"], json!(["acme"]));
+    let outcomes: Vec<(&str, &str, u64)> = lines[1..]
+        .iter()
+        .map(|l| {
+            (
+                l["Lane"].as_str().unwrap(),
+                l["Outcome"].as_str().unwrap(),
+                l["DeliveriesByOutcome"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("main", "delivered", 1), ("main", "http_error", 1)]
+    );
+    for line in &lines {
+        let dims = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"].to_string();
+        assert!(!dims.contains("Tenant"), "{dims}");
+    }
+}

@@ -480,8 +480,30 @@ fn table_actions(t: &Value, function: &str) -> (BTreeSet<String>, BTreeSet<Strin
     (allowed, denied_on_api_keys)
 }
 
+/// The partition-key patterns a function's `dynamodb:BatchWriteItem` is
+/// allowed on (`ForAllValues:StringLike` on `dynamodb:LeadingKeys`); `*` for
+/// a statement without that condition.
+fn batch_write_scope(t: &Value, function: &str) -> Vec<String> {
+    let mut scope = Vec::new();
+    for policy in resource(t, function)["Policies"].as_sequence().unwrap() {
+        for s in policy["Statement"].as_sequence().into_iter().flatten() {
+            let actions = serde_yaml_ng::to_string(&s["Action"]).unwrap();
+            if s["Effect"].as_str() != Some("Allow") || !actions.contains("dynamodb:BatchWriteItem")
+            {
+                continue;
+            }
+            match s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_sequence() {
+                Some(keys) => scope.extend(keys.iter().map(|k| k.as_str().unwrap().to_owned())),
+                None => scope.push("*".into()),
+            }
+        }
+    }
+    scope
+}
+
 /// Issue 15, item 10: least privilege on the table. No `Scan`, no
-/// `BatchWriteItem`, no wildcard (the store calls neither). The dispatcher
+/// wildcard. `BatchWriteItem` (which can delete) only for the dispatcher's
+/// delivery records (issue 18), on events' partitions only. The dispatcher
 /// may not write an API key item; the api function creates and revokes
 /// them (issue 19) but may not delete one: a revoked key stays listed.
 #[test]
@@ -489,14 +511,26 @@ fn the_functions_may_not_scan_nor_write_api_keys() {
     let t = template();
     let api_key_prefix = keys::api_key_pk("");
     assert_eq!(api_key_prefix, "APIKEY#", "the Deny's LeadingKeys pattern");
+    assert_eq!(batch_write_scope(&t, "ApiFunction"), Vec::<String>::new());
+    let event_partitions = batch_write_scope(&t, "DispatchFunction");
+    assert_eq!(event_partitions, ["EVENT#*"]);
+    let record_pk = keys::event_pk(
+        &shared::TenantId::parse("acme").unwrap(),
+        &shared::event::EventId::parse("evt_1").unwrap(),
+    );
+    assert!(record_pk.starts_with("EVENT#"), "{record_pk}");
+    for other in [
+        keys::tenant_pk(&shared::TenantId::parse("acme").unwrap()),
+        keys::api_key_pk("h"),
+    ] {
+        assert!(
+            !other.starts_with("EVENT#"),
+            "{other} is out of the batch writes' reach"
+        );
+    }
     for function in ["ApiFunction", "DispatchFunction"] {
         let (allowed, denied_on_api_keys) = table_actions(&t, function);
-        for forbidden in [
-            "dynamodb:Scan",
-            "dynamodb:BatchWriteItem",
-            "dynamodb:*",
-            "dynamodb:DeleteTable",
-        ] {
+        for forbidden in ["dynamodb:Scan", "dynamodb:*", "dynamodb:DeleteTable"] {
             assert!(!allowed.contains(forbidden), "{function} may {forbidden}");
         }
         assert!(
@@ -570,4 +604,111 @@ fn logs_expire_alarms_notify_and_cors_is_off_by_default() {
     };
     assert_eq!(tagged.tag, "If");
     assert_eq!(tagged.value[0].as_str(), Some("HasCors"));
+}
+
+/// Issue 20: the dashboard's body is JSON once CloudFormation substitutes
+/// it, and every metric of ours it draws (and the alarm watches) is one the
+/// dispatcher writes, with the dimensions it writes.
+#[test]
+fn the_dashboard_and_the_failure_alarm_draw_the_metrics_the_dispatcher_writes() {
+    use dispatch::metrics::{NAMESPACE, Tally};
+    let t = template();
+    let sub = &resource(&t, "Dashboard")["DashboardBody"];
+    let Value::Tagged(tagged) = sub else {
+        panic!("DashboardBody is not a !Sub: {sub:?}");
+    };
+    let body = tagged.value[0].as_str().expect("the body");
+    let names = tagged.value[1].as_mapping().expect("the names");
+    let mut text = body.replace("${AWS::Region}", "eu-west-1");
+    for (name, _) in names {
+        let name = name.as_str().unwrap();
+        text = text.replace(&format!("${{{name}}}"), "fn-or-queue");
+    }
+    assert!(!text.contains("${"), "an unsubstituted name: {text}");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the body is JSON");
+
+    // What a batch writes: metric names with the dimension sets they come in.
+    let tally = Tally::default();
+    tally.delivery(
+        &shared::TenantId::parse("acme").unwrap(),
+        shared::Lane::Main,
+        &shared::delivery::Attempt {
+            outcome: shared::delivery::Outcome::Delivered,
+            status: Some(200),
+            duration_ms: 1,
+            response_excerpt: None,
+            location: None,
+            error: None,
+            retry_after: None,
+        },
+    );
+    let mut written = BTreeSet::new();
+    for line in tally.lines("f", shared::Lane::Main, 0, 0) {
+        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for d in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            for set in d["Dimensions"].as_array().unwrap() {
+                let mut dims: Vec<String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_owned())
+                    .collect();
+                dims.sort();
+                for m in d["Metrics"].as_array().unwrap() {
+                    written.insert((m["Name"].as_str().unwrap().to_owned(), dims.clone()));
+                }
+            }
+        }
+    }
+    let mut drawn = 0;
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let metric = metric.as_array().unwrap();
+            if let Some(expression) = metric[0]["expression"].as_str() {
+                assert!(expression.contains(&format!("{{{NAMESPACE},Function,Lane,Outcome}}")));
+                assert!(
+                    written
+                        .iter()
+                        .any(|(n, _)| expression.contains(&format!("MetricName=\"{n}\"")))
+                );
+                drawn += 1;
+                continue;
+            }
+            if metric[0].as_str() != Some(NAMESPACE) {
+                continue; // AWS/SQS, AWS/Lambda, AWS/ApiGateway
+            }
+            let name = metric[1].as_str().unwrap().to_owned();
+            let mut dims: Vec<String> = metric[2..]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .step_by(2)
+                .map(str::to_owned)
+                .collect();
+            dims.sort();
+            assert!(
+                written.contains(&(name.clone(), dims.clone())),
+                "{name} by {dims:?} is not written"
+            );
+            drawn += 1;
+        }
+    }
+    assert!(drawn >= 8, "{drawn} of our metrics drawn");
+
+    let alarm = resource(&t, "DeliveryFailureAlarm");
+    assert_eq!(reference(&alarm["AlarmActions"][0]), "AlarmTopic");
+    assert_eq!(reference(&alarm["Threshold"]), "DeliveryFailureAlarmRatio");
+    for query in alarm["Metrics"].as_sequence().unwrap() {
+        let stat = &query["MetricStat"];
+        if stat.is_null() {
+            continue;
+        }
+        assert_eq!(as_u64(&stat["Period"]), 900, "15 minutes");
+        let metric = &stat["Metric"];
+        assert_eq!(metric["Namespace"].as_str(), Some(NAMESPACE));
+        let name = metric["MetricName"].as_str().unwrap().to_owned();
+        assert!(
+            written.contains(&(name.clone(), vec!["Function".to_owned()])),
+            "{name}"
+        );
+    }
 }

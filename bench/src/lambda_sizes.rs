@@ -22,7 +22,7 @@ use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::event_type::EventType::AsyncCompleted;
 use shared::store::{DynamoStore, MemoryStore, Store};
 use shared::webhook::Status::Active;
-use testkit::receiver::Receiver;
+use testkit::receiver::{Receiver, TlsAnswer};
 use testkit::tls::TestCa;
 
 use crate::measure::{cpu_time, percentile, status_kib};
@@ -32,6 +32,9 @@ const FULL_CPU_MB: u64 = 1769;
 const BATCH: usize = 10;
 /// Lambda's x86_64 price per GB-second (us-east-1, 2026-11-25).
 const LAMBDA_X86_GB_SECOND: f64 = 0.000_016_666_7;
+
+/// The fan-out of the hostile rows (a batch at the limits: 10 events x 50 webhooks).
+const HOSTILE_FAN_OUT: usize = 50;
 
 /// What a child reports for one configuration.
 #[derive(Serialize, Deserialize, Default)]
@@ -122,6 +125,8 @@ pub struct Only {
     pub stores: Option<Vec<String>>,
     pub sizes: Option<Vec<u64>>,
     pub fan_outs: Option<Vec<usize>>,
+    /// `fresh`, `reuse`, `hostile`.
+    pub connections: Option<Vec<String>>,
 }
 
 impl Only {
@@ -149,6 +154,7 @@ impl Only {
             stores: list("--stores"),
             sizes: numbers("--sizes")?,
             fan_outs: numbers("--fan-outs")?.map(|v| v.into_iter().map(|n| n as usize).collect()),
+            connections: list("--connections"),
         })
     }
 }
@@ -180,17 +186,49 @@ pub async fn run(quick: bool, only: Only) -> Result<Vec<Row>, String> {
     for _ in 0..max_fan_out {
         receivers.push(Receiver::start_tls(&ca).await);
     }
-    let ports: Vec<String> = receivers
-        .iter()
-        .map(|r| r.addr.port().to_string())
-        .collect();
+    // Issue 15's hostile receivers, for the worst case: every one sends the
+    // largest head the client reads and holds the body 4 s.
+    let hostile = !quick && max_fan_out == HOSTILE_FAN_OUT;
+    let mut hostile_receivers = Vec::new();
+    for _ in 0..if hostile { HOSTILE_FAN_OUT } else { 0 } {
+        let answer = TlsAnswer::BigHead {
+            head_bytes: shared::delivery::HEAD_LIMIT - 64,
+            hold: std::time::Duration::from_secs(4),
+        };
+        hostile_receivers.push(Receiver::start_tls_answering(&ca, answer).await);
+    }
+    let port_list = |receivers: &[Receiver], n: usize| {
+        receivers
+            .iter()
+            .take(n)
+            .map(|r| r.addr.port().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let root = base64::engine::general_purpose::STANDARD.encode(ca.root.as_ref());
     let mut rows = Vec::new();
     for store in &stores {
         let store = store.as_str();
         for &memory_mb in &sizes {
             for &fan_out in &fan_outs {
-                for connections in ["fresh", "reuse"] {
+                let kinds: &[&'static str] =
+                    if hostile && store == "memory" && fan_out == HOSTILE_FAN_OUT {
+                        &["fresh", "reuse", "hostile"]
+                    } else {
+                        &["fresh", "reuse"]
+                    };
+                for &connections in kinds {
+                    if only
+                        .connections
+                        .as_ref()
+                        .is_some_and(|c| !c.iter().any(|c| c == connections))
+                    {
+                        continue;
+                    }
+                    let ports = match connections {
+                        "hostile" => port_list(&hostile_receivers, fan_out),
+                        _ => port_list(&receivers, fan_out),
+                    };
                     let store_arg = match store {
                         "moto" => format!("dynamo:{}", testkit::fresh_store().await.table()),
                         _ => "memory".to_owned(),
@@ -201,7 +239,7 @@ pub async fn run(quick: bool, only: Only) -> Result<Vec<Row>, String> {
                         fan_out.to_string(),
                         batches.to_string(),
                         connections.to_owned(),
-                        ports[..fan_out].join(","),
+                        ports,
                         root.clone(),
                         store_arg,
                     ];
@@ -383,7 +421,8 @@ pub async fn child(args: &[String]) {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let fan_out: usize = arg(0).parse().unwrap_or(1);
     let batches: usize = arg(1).parse().unwrap_or(1);
-    let fresh = arg(2) == "fresh";
+    // Hostile receivers are met with new connections, the worst case.
+    let fresh = matches!(arg(2).as_str(), "fresh" | "hostile");
     let ports: Vec<String> = arg(3).split(',').map(str::to_owned).collect();
     let root = base64::engine::general_purpose::STANDARD
         .decode(arg(4))

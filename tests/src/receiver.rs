@@ -54,6 +54,38 @@ impl Behavior {
     }
 }
 
+/// How a TLS receiver answers.
+#[derive(Clone, Debug)]
+pub enum TlsAnswer {
+    /// 200, empty, at once.
+    Ok,
+    /// A 200 head of about `head_bytes` (one padding header) at once, and its
+    /// two-byte body `hold` later: a hostile receiver holding the client's
+    /// buffers for as long as it can.
+    BigHead { head_bytes: usize, hold: Duration },
+}
+
+impl TlsAnswer {
+    async fn write(&self, out: &mut (impl AsyncWriteExt + Unpin)) -> std::io::Result<()> {
+        match self {
+            TlsAnswer::Ok => {
+                out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await?
+            }
+            TlsAnswer::BigHead { head_bytes, hold } => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: \r\n\r\n";
+                let pad = "a".repeat(head_bytes.saturating_sub(head.len()));
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: {pad}\r\n\r\n");
+                out.write_all(head.as_bytes()).await?;
+                out.flush().await?;
+                tokio::time::sleep(*hold).await;
+                out.write_all(b"ok").await?;
+            }
+        }
+        out.flush().await
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Received {
     pub method: String,
@@ -129,6 +161,11 @@ impl Receiver {
     /// answering 200 to every request. Its URL is [`Receiver::https_url`]
     /// (resolve `localhost` to 127.0.0.1 with a DNS override).
     pub async fn start_tls(ca: &crate::tls::TestCa) -> Self {
+        Self::start_tls_answering(ca, TlsAnswer::Ok).await
+    }
+
+    /// A TLS receiver answering every request as `answer` says.
+    pub async fn start_tls_answering(ca: &crate::tls::TestCa, answer: TlsAnswer) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
@@ -140,7 +177,8 @@ impl Receiver {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 conns.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, reqs) = (acceptor.clone(), Arc::clone(&reqs));
+                let (acceptor, reqs, answer) =
+                    (acceptor.clone(), Arc::clone(&reqs), answer.clone());
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(stream).await else {
                         return;
@@ -150,8 +188,7 @@ impl Receiver {
                         if let Ok(mut r) = reqs.lock() {
                             r.push(request);
                         }
-                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                        if tls.write_all(ok).await.is_err() || tls.flush().await.is_err() {
+                        if answer.write(&mut tls).await.is_err() {
                             return;
                         }
                     }

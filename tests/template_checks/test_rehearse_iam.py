@@ -60,7 +60,7 @@ def broken(translated, change):
     [
         ("a wildcard resource", lambda s: s[0].__setitem__("Resource", "*")),
         ("a queue named by a table statement", lambda s: s[0].__setitem__("Resource", {"Fn::GetAtt": ["SlowQueue", "Arn"]})),
-        ("an unconditional Deny", lambda s: s[1].pop("Condition")),
+        ("an unconditional Deny", lambda s: next(x for x in s if x["Effect"] == "Deny").pop("Condition")),
     ],
 )
 def test_a_broken_policy_fails(translated, name, change):

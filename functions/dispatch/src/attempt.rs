@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::Dispatcher;
 use crate::handler::Unfinished;
 use crate::lane::Marks;
+use crate::metrics::Tally;
 
 /// Which attempt this is.
 #[derive(Clone, Copy)]
@@ -70,6 +71,7 @@ pub async fn deliver_and_record<S: Store>(
     d: &Dispatcher<S>,
     delivery: Delivery<'_>,
     marks: &Marks,
+    tally: &Tally,
 ) -> Result<(), Unfinished> {
     let Delivery {
         client,
@@ -90,7 +92,9 @@ pub async fn deliver_and_record<S: Store>(
     let sending = client.deliver_to(webhook, payload, deadline, started);
     let attempt = marks.watch(d, webhook, lane, sending).await;
     marks.after(d, webhook, &attempt).await;
+    tally.delivery(&webhook.tenant_id, lane, &attempt);
     tracing::info!(
+        tenant_id = %webhook.tenant_id,
         webhook_id = %webhook.id,
         event_id = %event.id,
         attempt = nth.number,
@@ -138,6 +142,7 @@ pub async fn deliver_and_record<S: Store>(
                     tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "scheduling a retry failed");
                     return Err(Unfinished::RetryNotQueued);
                 }
+                tally.retry_scheduled();
                 record.next_attempt_at = Some(sortable_time(started + delay));
             }
             None => record.exhausted = true,

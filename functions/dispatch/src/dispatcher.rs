@@ -5,6 +5,8 @@ use shared::delivery::{ClientError, DeliveryClient, LazyClient};
 use shared::requeue::Requeue;
 use shared::store::Store;
 
+use crate::metrics::MetricsOut;
+
 pub struct Dispatcher<S> {
     pub(crate) store: S,
     /// The delivery client, or where it is made on first use.
@@ -15,6 +17,8 @@ pub struct Dispatcher<S> {
     /// Where retries are scheduled and slow webhooks' attempts are handed
     /// over: the queues the settings name, unless a test replaces it.
     pub(crate) requeue: Requeue,
+    /// Where each invocation's metrics go (EMF lines); nowhere by default.
+    pub(crate) metrics: MetricsOut,
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -24,6 +28,7 @@ impl<S: Store> Dispatcher<S> {
             client: LazyClient::ready(client),
             settings: settings.clone(),
             requeue: Requeue::from_settings(settings),
+            metrics: MetricsOut::Off,
         }
     }
 
@@ -37,6 +42,7 @@ impl<S: Store> Dispatcher<S> {
             client: LazyClient::new(settings.client_config()),
             settings: settings.clone(),
             requeue: Requeue::from_settings(settings),
+            metrics: MetricsOut::Off,
         }
     }
 
@@ -44,6 +50,17 @@ impl<S: Store> Dispatcher<S> {
     pub fn with_requeue(mut self, requeue: Requeue) -> Self {
         self.requeue = requeue;
         self
+    }
+
+    /// Writes each invocation's metrics there (the Lambda: standard output).
+    pub fn with_metrics(mut self, metrics: MetricsOut) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where the metrics go (tests read [`MetricsOut::lines`]).
+    pub fn metrics(&self) -> &MetricsOut {
+        &self.metrics
     }
 
     /// The delivery client, built now if it has not been yet.

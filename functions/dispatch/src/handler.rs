@@ -22,6 +22,7 @@ use crate::Dispatcher;
 use crate::attempt::{Delivery, Nth, deliver_and_record, schedule};
 use crate::batch::{self, Job, Kind};
 use crate::lane::Marks;
+use crate::metrics::Tally;
 
 /// The handler returns this long before the invocation's deadline, so that
 /// no invocation ever hits the Lambda timeout.
@@ -104,12 +105,52 @@ fn fail(response: &mut SqsBatchResponse, messages: Vec<String>) {
     messages.into_iter().for_each(|m| response.add_failure(m));
 }
 
+/// Runs a batch, then writes its metrics (EMF lines) where `d.metrics` says.
 pub async fn handle<S: Store>(
     d: &Dispatcher<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
+    let tally = Tally::default();
+    let function = event.context.env_config.function_name.clone();
+    let (response, lane) = handle_batch(d, event, &tally).await;
+    let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let failures = response.batch_item_failures.len();
+    d.metrics
+        .write(tally.lines(&function, lane, failures, now_ms));
+    Ok(response)
+}
+
+/// The batch's work; which lane it ran in (for the metrics).
+async fn handle_batch<S: Store>(
+    d: &Dispatcher<S>,
+    event: LambdaEvent<SqsEvent>,
+    tally: &Tally,
+) -> (SqsBatchResponse, Lane) {
     let cutoff = cutoff(&event.context);
+    let received = event.payload.records.len();
     let batch = batch::parse(event.payload.records, |arn| d.requeue.trusts(arn));
+    let repeated: usize = batch.jobs.iter().map(|j| j.messages.len() - 1).sum();
+    tally.received(received, repeated);
+    // Targeted messages come from the slow lane's queue when there is one.
+    let lane = if d.requeue.has_slow_lane()
+        && batch
+            .jobs
+            .iter()
+            .any(|j| matches!(j.kind, Kind::Targeted(_)))
+    {
+        Lane::Slow
+    } else {
+        Lane::Main
+    };
+    (run_batch(d, batch, cutoff, tally).await, lane)
+}
+
+async fn run_batch<S: Store>(
+    d: &Dispatcher<S>,
+    batch: batch::Batch,
+    cutoff: Option<Instant>,
+    tally: &Tally,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     fail(&mut response, batch.invalid);
     let client = match d.client() {
@@ -120,7 +161,7 @@ pub async fn handle<S: Store>(
             for job in batch.jobs {
                 fail(&mut response, job.messages);
             }
-            return Ok(response);
+            return response;
         }
     };
 
@@ -208,7 +249,7 @@ pub async fn handle<S: Store>(
             for plan in plans {
                 fail(&mut response, plan.job.messages);
             }
-            return Ok(response);
+            return response;
         }
     };
 
@@ -224,7 +265,7 @@ pub async fn handle<S: Store>(
     };
     let delivering = join_all(work.iter().map(|w| async move {
         let w = w.as_ref().map_err(|why| *why)?;
-        run_plan(d, client, w, recorded, marks, cutoff).await
+        run_plan(d, client, w, recorded, (marks, tally), cutoff).await
     }));
     let (forwarded, delivered) = futures_util::future::join(handing_over, delivering).await;
     let outcomes = delivered
@@ -237,7 +278,7 @@ pub async fn handle<S: Store>(
             fail(&mut response, plan.job.messages);
         }
     }
-    Ok(response)
+    response
 }
 
 /// The one attempt a targeted message names.
@@ -438,7 +479,7 @@ async fn run_plan<S: Store>(
     client: &DeliveryClient,
     work: &Work<'_>,
     recorded: &HashSet<AttemptKey>,
-    marks: &Marks,
+    (marks, tally): (&Marks, &Tally),
     cutoff: Option<Instant>,
 ) -> Result<(), Unfinished> {
     if work.deliver.is_empty() {
@@ -447,16 +488,21 @@ async fn run_plan<S: Store>(
     let event = &work.plan.job.event;
     let body = Bytes::from(event.delivery_body());
     // Nothing recorded yet is the normal case: no key to build per delivery.
-    let pending = work.deliver.iter().filter(|(w, nth)| {
-        recorded.is_empty()
-            || !recorded.contains(&AttemptKey {
-                tenant: event.tenant_id.clone(),
-                webhook: w.id,
-                event: event.id.clone(),
-                attempt: nth.number,
-            })
-    });
-    let attempts = pending.map(|(w, nth)| {
+    let pending: Vec<_> = work
+        .deliver
+        .iter()
+        .filter(|(w, nth)| {
+            recorded.is_empty()
+                || !recorded.contains(&AttemptKey {
+                    tenant: event.tenant_id.clone(),
+                    webhook: w.id,
+                    event: event.id.clone(),
+                    attempt: nth.number,
+                })
+        })
+        .collect();
+    tally.skipped(work.deliver.len() - pending.len());
+    let attempts = pending.into_iter().map(|(w, nth)| {
         let delivery = Delivery {
             client,
             webhook: w,
@@ -466,7 +512,7 @@ async fn run_plan<S: Store>(
             lane: work.lane,
             cutoff,
         };
-        deliver_and_record(d, delivery, marks)
+        deliver_and_record(d, delivery, marks, tally)
     });
     let Some(results) = within(cutoff, join_all(attempts)).await else {
         tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");

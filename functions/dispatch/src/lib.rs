@@ -6,6 +6,7 @@ mod dispatcher;
 mod handler;
 mod lane;
 pub mod local;
+pub mod metrics;
 
 pub use attempt::RECORD_MARGIN;
 pub use dispatcher::Dispatcher;
