@@ -336,6 +336,21 @@ async fn every_operation_answers_what_the_document_says() {
             "GET",
             Call::new("GET", "/webhooks/{id}/deliveries?cursor=bogus", &key),
         ),
+        (
+            "/webhooks/{id}/stats",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/stats?window=7d", &key),
+        ),
+        (
+            "/webhooks/{id}/stats",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/stats", &key),
+        ),
+        (
+            "/webhooks/{id}/stats",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/stats?window=1y", &key),
+        ),
         ("/events", "GET", Call::new("GET", "/events?limit=5", &key)),
         (
             "/events",

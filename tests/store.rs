@@ -402,3 +402,36 @@ async fn a_failed_batch_write_fails_every_record_in_it() {
         assert!(matches!(r, Err(StoreError::Backend(_))), "{r:?}");
     }
 }
+
+/// Issue 20: the stats' read is the window's key range, newest first, bounded,
+/// and says when the window holds more.
+async fn samples_are_bounded(store: &impl Store) {
+    let w = webhook("acme");
+    let before = shared::delivery_log::sortable_time(now_utc() - time::Duration::seconds(1));
+    record_at_once(store, &w, 60, 1).await;
+    let all = store.delivery_samples(w.id, &before, 100).await.unwrap();
+    assert_eq!((all.items.len(), all.more), (60, false));
+    assert!(
+        all.items
+            .windows(2)
+            .all(|p| p[0].attempted_at >= p[1].attempted_at),
+        "newest first"
+    );
+    assert_eq!(all.items[0].outcome, shared::delivery::Outcome::Delivered);
+    let bounded = store.delivery_samples(w.id, &before, 50).await.unwrap();
+    assert_eq!((bounded.items.len(), bounded.more), (50, true));
+    let later = shared::delivery_log::sortable_time(now_utc() + time::Duration::minutes(1));
+    let none = store.delivery_samples(w.id, &later, 100).await.unwrap();
+    assert_eq!((none.items.len(), none.more), (0, false));
+    let other = store
+        .delivery_samples(webhook("acme").id, &before, 100)
+        .await
+        .unwrap();
+    assert!(other.items.is_empty(), "another webhook's log is its own");
+}
+
+#[tokio::test]
+async fn delivery_samples_read_the_window_and_say_when_there_are_more() {
+    samples_are_bounded(&fresh_store().await).await;
+    samples_are_bounded(&MemoryStore::default()).await;
+}

@@ -173,6 +173,14 @@ impl<S: Store> Store for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.record_delivery(record).await
     }
+    async fn delivery_samples(
+        &self,
+        webhook: WebhookId,
+        since: &str,
+        limit: usize,
+    ) -> Result<shared::delivery_stats::Samples, StoreError> {
+        self.inner.delivery_samples(webhook, since, limit).await
+    }
     async fn list_deliveries(
         &self,
         webhook: WebhookId,

@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod aws;
 pub mod delivery;
 pub mod delivery_log;
+pub mod delivery_stats;
 pub mod emit;
 pub mod event;
 pub mod event_log;

@@ -15,6 +15,7 @@ mod openapi;
 mod pagination;
 mod response;
 mod router;
+mod stats;
 mod test_event;
 #[cfg(test)]
 mod testing;

@@ -13,7 +13,9 @@ use shared::{Settings, TenantId, WebhookId};
 use crate::dashboard::Asset;
 use crate::key_cache::KeyCache;
 use crate::webhooks::Rotate;
-use crate::{ApiError, api_keys, auth, body, dashboard, events, openapi, test_event, webhooks};
+use crate::{
+    ApiError, api_keys, auth, body, dashboard, events, openapi, stats, test_event, webhooks,
+};
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
@@ -132,7 +134,7 @@ fn tenant<S>(
 /// Every route: adding one is one line here and its handler. The OpenAPI
 /// document is checked against it (tests/openapi.rs), and a 405's `Allow`
 /// comes from it.
-fn table<S: Store>() -> [Route<S>; 21] {
+fn table<S: Store>() -> [Route<S>; 22] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
@@ -175,6 +177,12 @@ fn table<S: Store>() -> [Route<S>; 21] {
             Box::pin(async move {
                 let id = c.webhook()?;
                 webhooks::deliveries(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(M::GET, "/webhooks/{id}/stats", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                stats::webhook_stats(c.app, c.tenant, id, c.req).await
             })
         }),
         tenant(M::POST, "/webhooks/{id}/test", |c| {

@@ -139,7 +139,7 @@ pub async fn deliver_and_record<S: Store>(
                 };
                 if let Err(e) = schedule(d, event, next, delay).await {
                     // Unrecorded, so the message comes back and this attempt is made again.
-                    tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "scheduling a retry failed");
+                    tracing::error!(tenant_id = %webhook.tenant_id, webhook_id = %webhook.id, event_id = %event.id, error = %e, "scheduling a retry failed");
                     return Err(Unfinished::RetryNotQueued);
                 }
                 tally.retry_scheduled();
@@ -149,7 +149,7 @@ pub async fn deliver_and_record<S: Store>(
         }
     }
     d.store.record_delivery(&record).await.map_err(|e| {
-        tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
+        tracing::error!(tenant_id = %webhook.tenant_id, webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
         Unfinished::Unrecorded
     })
 }

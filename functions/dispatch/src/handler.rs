@@ -458,13 +458,14 @@ async fn forward(
     {
         match result {
             Ok(()) => tracing::info!(
+                tenant_id = %message.event.tenant_id,
                 webhook_id = %message.target.webhook_id,
                 event_id = %message.event.id,
                 attempt = message.target.attempt,
                 "attempt handed to the slow lane"
             ),
             Err(e) => {
-                tracing::error!(webhook_id = %message.target.webhook_id, event_id = %message.event.id, error = %e, "handing an attempt to the slow lane failed");
+                tracing::error!(tenant_id = %message.event.tenant_id, webhook_id = %message.target.webhook_id, event_id = %message.event.id, error = %e, "handing an attempt to the slow lane failed");
                 sent[owner] = Err(Unfinished::NotForwarded);
             }
         }

@@ -23,6 +23,7 @@ use super::record_batch::RecordBatch;
 use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::api_key::ApiKey;
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
+use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
@@ -755,6 +756,34 @@ impl Store for DynamoStore {
         self.records
             .write(self.client().await?, &self.table, item)
             .await
+    }
+
+    async fn delivery_samples(
+        &self,
+        webhook: WebhookId,
+        since: &str,
+        limit: usize,
+    ) -> Result<Samples, StoreError> {
+        // The log's index sorts by attempt time: the window is a key range,
+        // and only the three attributes the stats need come back.
+        let query = self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK >= :since")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::webhook_pk(webhook)))
+            .expression_attribute_values(":since", AttributeValue::S(since.to_owned()))
+            .projection_expression("attempted_at, outcome, duration_ms");
+        let items = query_newest_first(query, limit, None).await?;
+        let more = items.len() > limit;
+        let items = items
+            .into_iter()
+            .take(limit)
+            .map(|item| from_item::<DeliverySample>(item).map_err(mapping))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Samples { items, more })
     }
 
     async fn list_deliveries(

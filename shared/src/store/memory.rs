@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::api_key::ApiKey;
 use crate::delivery_log::{DeliveryCursor, DeliveryRecord};
+use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
@@ -376,6 +377,34 @@ impl Store for MemoryStore {
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
         Ok(page_desc(&matching, limit, after.as_deref()))
+    }
+
+    async fn delivery_samples(
+        &self,
+        webhook: WebhookId,
+        since: &str,
+        limit: usize,
+    ) -> Result<Samples, StoreError> {
+        let inner = self.lock();
+        let Some(log) = inner.deliveries.get(&webhook) else {
+            return Ok(Samples {
+                items: Vec::new(),
+                more: false,
+            });
+        };
+        let mut items: Vec<DeliverySample> = log
+            .range(since.to_owned()..)
+            .rev()
+            .take(limit + 1)
+            .map(|(_, r)| DeliverySample {
+                attempted_at: r.attempted_at.clone(),
+                outcome: r.outcome,
+                duration_ms: r.duration_ms,
+            })
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Samples { items, more })
     }
 
     async fn list_deliveries(

@@ -159,7 +159,9 @@ pub trait Store: Send + Sync {
         attempts: &[AttemptKey],
     ) -> impl Future<Output = Result<HashSet<AttemptKey>, StoreError>> + Send;
 
-    /// Records an outcome; an attempt already recorded keeps its first record.
+    /// Records an outcome, one record per attempt. Records that end together
+    /// may be written together (DynamoDB: `BatchWriteItem`, which takes no
+    /// condition: an attempt recorded twice keeps one of its records).
     fn record_delivery(
         &self,
         record: &DeliveryRecord,
@@ -232,6 +234,16 @@ pub trait Store: Send + Sync {
         event: &EventId,
         webhooks: &[WebhookId],
     ) -> impl Future<Output = Result<Option<Vec<u32>>, StoreError>> + Send;
+
+    /// What the stats need of a webhook's attempts since `since` (a
+    /// [`crate::delivery_log::sortable_time`]), newest first, at most
+    /// `limit`, and whether there are more.
+    fn delivery_samples(
+        &self,
+        webhook: WebhookId,
+        since: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<crate::delivery_stats::Samples, StoreError>> + Send;
 
     /// A webhook's delivery log, newest first, starting after `after`
     /// (a [`DeliveryRecord::cursor`]).
