@@ -186,6 +186,34 @@ test('rotating the token shows the new one once, and deliveries use it', async (
   assert.equal(received[1].headers.authorization, `Basic ${token}`);
 });
 
+test('the health chart draws what the stats API says, with a text alternative', async () => {
+  const stats = (await apiGet(`webhooks/${state.id}/stats?window=24h`)).body;
+  assert.equal(stats.delivered, 2, 'the two test events');
+  const chart = page.locator('svg#health-chart');
+  await page.waitForFunction(() => document.querySelector('#health-chart-desc')?.textContent.includes('2 delivered'));
+  assert.equal(await chart.getAttribute('role'), 'img');
+  assert.equal(await chart.getAttribute('aria-labelledby'), 'health-chart-title health-chart-desc');
+  const drawn = await page.locator('#health-chart g.bucket').evaluateAll((gs) => gs.map((g) => ({
+    start: g.dataset.start, delivered: Number(g.dataset.delivered), failed: Number(g.dataset.failed),
+  })));
+  assert.deepEqual(drawn, stats.buckets.map((b) => ({ start: b.start, delivered: b.delivered, failed: b.failed })));
+  assert.match(await page.locator('#health-chart-desc').textContent(), /2 attempts over the last 24h: 2 delivered, 0 failed \(100 % delivered\)/);
+  // Screen readers also get every bucket as a table.
+  assert.equal(await page.locator('#health-table tbody tr').count(), 24);
+  assert.ok(await page.locator('#health-chart polyline.p95').count() <= 1);
+  await page.getByRole('button', { name: '7d' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('#health-chart g.bucket').length === 7);
+  assert.equal(await page.getByRole('button', { name: '7d' }).getAttribute('aria-pressed'), 'true');
+  await page.screenshot({ path: join(SCREENSHOTS, 'health.png'), fullPage: true });
+  await page.getByRole('button', { name: '24h' }).click();
+  // The list shows each webhook's success rate over the last 24 hours.
+  await page.getByRole('link', { name: '← All webhooks' }).click();
+  const row = page.locator('#webhook-list tr', { hasText: receiverUrl() });
+  await row.locator('td.rate', { hasText: '100 % delivered' }).waitFor();
+  await page.getByRole('link', { name: receiverUrl() }).click();
+  await page.getByRole('heading', { name: receiverUrl() }).waitFor();
+});
+
 test('the page is usable on a phone-sized screen', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

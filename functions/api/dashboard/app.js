@@ -262,6 +262,103 @@
     input.focus();
   }
 
+  // ---- the health chart ----------------------------------------------------
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  /** Creates an SVG element (attributes only: no inline style, for the CSP). */
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function bucketLabel(stats, start) {
+    const t = new Date(start);
+    return stats.bucket === 'hour'
+      ? t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+      : t.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  }
+
+  /** Success rate as text: "98.5 % delivered" or "no deliveries". */
+  function successRate(stats) {
+    const total = stats.delivered + stats.failed;
+    if (!total) return 'no deliveries';
+    const rate = (100 * stats.delivered) / total;
+    return `${rate.toFixed(rate === 100 || rate === 0 ? 0 : 1)} % delivered`;
+  }
+
+  /**
+   * Delivered and failed attempts per bucket, stacked, and the p95 duration
+   * as a line; drawn as inline SVG. Screen readers get the SVG's title and
+   * summary, and a table with every bucket's numbers.
+   */
+  function healthChart(stats) {
+    const width = 720;
+    const height = 200;
+    const pad = { left: 40, right: 48, top: 10, bottom: 24 };
+    const plotW = width - pad.left - pad.right;
+    const plotH = height - pad.top - pad.bottom;
+    const n = stats.buckets.length;
+    const maxCount = Math.max(1, ...stats.buckets.map((b) => b.delivered + b.failed));
+    const maxP95 = Math.max(1, ...stats.buckets.map((b) => b.p95_ms || 0));
+    const slot = plotW / n;
+    const barW = Math.max(2, slot * 0.7);
+    const y = (count) => pad.top + plotH - (plotH * count) / maxCount;
+    const yMs = (ms) => pad.top + plotH - (plotH * ms) / maxP95;
+    const bars = stats.buckets.map((b, i) => {
+      const x = pad.left + i * slot + (slot - barW) / 2;
+      const label = `${bucketLabel(stats, b.start)}: ${b.delivered} delivered, ${b.failed} failed`;
+      return svg('g', { class: 'bucket', 'data-start': b.start, 'data-delivered': b.delivered, 'data-failed': b.failed },
+        svg('title', {}, label),
+        svg('rect', { class: 'delivered', x, y: y(b.delivered), width: barW, height: y(0) - y(b.delivered), fill: '#1a7f37' }),
+        svg('rect', { class: 'failed', x, y: y(b.delivered + b.failed), width: barW, height: y(b.delivered) - y(b.delivered + b.failed), fill: '#b42318' }));
+    });
+    const points = stats.buckets
+      .map((b, i) => (b.p95_ms === undefined ? null : `${(pad.left + (i + 0.5) * slot).toFixed(1)},${yMs(b.p95_ms).toFixed(1)}`))
+      .filter(Boolean);
+    const total = stats.delivered + stats.failed;
+    const summary = `${total} attempts over the last ${stats.window}: ${stats.delivered} delivered, ${stats.failed} failed (${successRate(stats)}).`
+      + (stats.complete ? '' : ` Only the newest ${stats.counted} attempts are counted, back to ${formatTime(stats.counted_since)}.`);
+    const chart = svg('svg', {
+      id: 'health-chart', viewBox: `0 0 ${width} ${height}`, role: 'img',
+      'aria-labelledby': 'health-chart-title health-chart-desc', class: 'chart',
+    },
+    svg('title', { id: 'health-chart-title' }, `Deliveries per ${stats.bucket}, last ${stats.window}`),
+    svg('desc', { id: 'health-chart-desc' }, summary),
+    svg('line', { x1: pad.left, y1: y(0), x2: pad.left + plotW, y2: y(0), stroke: '#d0d7de' }),
+    svg('text', { x: pad.left - 6, y: y(maxCount) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#57606a' }, String(maxCount)),
+    svg('text', { x: pad.left - 6, y: y(0), 'text-anchor': 'end', 'font-size': 11, fill: '#57606a' }, '0'),
+    svg('text', { x: pad.left + plotW + 6, y: yMs(maxP95) + 4, 'font-size': 11, fill: '#0b5cad' }, `${maxP95} ms`),
+    svg('text', { x: pad.left, y: height - 6, 'font-size': 11, fill: '#57606a' }, bucketLabel(stats, stats.buckets[0].start)),
+    svg('text', { x: pad.left + plotW, y: height - 6, 'text-anchor': 'end', 'font-size': 11, fill: '#57606a' }, bucketLabel(stats, stats.buckets[n - 1].start)),
+    bars,
+    points.length > 1
+      ? svg('polyline', { class: 'p95', points: points.join(' '), fill: 'none', stroke: '#0b5cad', 'stroke-width': 2 })
+      : null);
+    const table = el('table', { className: 'visually-hidden', id: 'health-table' },
+      el('caption', {}, `Deliveries per ${stats.bucket}`),
+      el('thead', {}, el('tr', {}, ['Start', 'Delivered', 'Failed', 'p50', 'p95'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, stats.buckets.map((b) => el('tr', {},
+        el('th', { scope: 'row' }, bucketLabel(stats, b.start)),
+        el('td', {}, String(b.delivered)),
+        el('td', {}, String(b.failed)),
+        el('td', {}, b.p50_ms === undefined ? '—' : `${b.p50_ms} ms`),
+        el('td', {}, b.p95_ms === undefined ? '—' : `${b.p95_ms} ms`)))));
+    return el('div', {},
+      el('p', { id: 'health-summary' }, summary),
+      chart,
+      el('p', { className: 'hint legend' },
+        el('span', { className: 'key delivered' }, '■'), ' delivered  ',
+        el('span', { className: 'key failed' }, '■'), ' failed  ',
+        el('span', { className: 'key p95' }, '—'), ' p95 duration'),
+      table);
+  }
+
   // ---- the list ------------------------------------------------------------
 
   const listState = { cursors: [null], page: 0 };
@@ -271,6 +368,10 @@
     const query = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
     const list = await api('GET', `webhooks${query}`);
     const rows = list.data.map((w) => {
+      const health = el('td', { 'data-label': 'Last 24 h', className: 'rate' }, 'loading…');
+      api('GET', `webhooks/${encodeURIComponent(w.id)}/stats?window=24h`)
+        .then((stats) => health.replaceChildren(successRate(stats)))
+        .catch(() => health.replaceChildren('unavailable'));
       const last = el('td', { 'data-label': 'Last delivery' }, 'loading…');
       api('GET', `webhooks/${encodeURIComponent(w.id)}/deliveries?limit=1`).then((log) => {
         const d = log.data[0];
@@ -282,6 +383,7 @@
         el('td', { className: 'url', 'data-label': 'URL' }, el('a', { href: `#/webhooks/${w.id}` }, w.url)),
         el('td', { 'data-label': 'Status' }, el('span', { className: `badge ${w.status}` }, w.status)),
         el('td', { 'data-label': 'Events' }, w.events.join(', ')),
+        health,
         last);
     });
     const pager = el('nav', { className: 'pager', 'aria-label': 'Pages' },
@@ -295,7 +397,7 @@
       el('div', { className: 'row' }, el('h2', {}, 'Your webhooks'), el('a', { href: '#/new', className: 'button primary', id: 'new-webhook' }, 'New Webhook')),
       rows.length
         ? el('table', { className: 'responsive', id: 'webhook-list' },
-          el('thead', {}, el('tr', {}, el('th', {}, 'URL'), el('th', {}, 'Status'), el('th', {}, 'Events'), el('th', {}, 'Last delivery'))),
+          el('thead', {}, el('tr', {}, el('th', {}, 'URL'), el('th', {}, 'Status'), el('th', {}, 'Events'), el('th', {}, 'Last 24 h'), el('th', {}, 'Last delivery'))),
           el('tbody', {}, rows))
         : el('p', {}, 'No webhooks yet. Register one with “New Webhook”.'),
       pager);
@@ -364,6 +466,20 @@
     const path = `webhooks/${encodeURIComponent(id)}`;
     let w = await api('GET', path);
     const revealed = el('div', { id: 'revealed' });
+    const healthSection = el('section', { 'aria-labelledby': 'health-heading', id: 'health' });
+    let healthWindow = '24h';
+    async function renderHealth() {
+      const stats = await api('GET', `${path}/stats?window=${healthWindow}`);
+      healthSection.replaceChildren(
+        el('h3', { id: 'health-heading' }, 'Health'),
+        el('div', { className: 'row', role: 'group', 'aria-label': 'Time window' },
+          ['24h', '7d', '30d'].map((choice) => el('button', {
+            type: 'button',
+            'aria-pressed': String(choice === healthWindow),
+            onclick: () => { healthWindow = choice; renderHealth().catch(fail); },
+          }, choice))),
+        healthChart(stats));
+    }
     const logSection = el('section', { 'aria-labelledby': 'log-heading' });
     const logState = { cursors: [null], page: 0 };
 
@@ -476,7 +592,7 @@
             d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
           d.error ? el('p', {}, `Error: ${d.error}`) : null,
           d.response_body ? el('pre', { className: 'snippet' }, d.response_body) : null));
-        await renderLog();
+        await Promise.all([renderLog(), renderHealth()]);
       } catch (err) {
         testResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
       } finally {
@@ -557,9 +673,10 @@
       edit,
       secrets,
       test,
+      healthSection,
       logSection,
       el('section', { 'aria-label': 'Danger zone' }, el('h3', {}, 'Delete'), deleteButton, confirm));
-    await renderLog();
+    await Promise.all([renderLog(), renderHealth()]);
   }
 
   // ---- API keys ------------------------------------------------------------
