@@ -16,6 +16,19 @@ fn webhook(tenant: &str) -> Webhook {
     )
 }
 
+/// A 200 in 3 ms.
+fn delivered() -> shared::delivery::Attempt {
+    shared::delivery::Attempt {
+        outcome: shared::delivery::Outcome::Delivered,
+        status: Some(200),
+        duration_ms: 3,
+        response_excerpt: None,
+        location: None,
+        error: None,
+        retry_after: None,
+    }
+}
+
 async fn store_contract(store: &impl Store) {
     let w = webhook("acme");
     store.create_webhook(&w, 10).await.unwrap();
@@ -98,15 +111,7 @@ async fn store_contract(store: &impl Store) {
         None
     );
     store.put_event(&kept).await.unwrap();
-    let attempt = shared::delivery::Attempt {
-        outcome: shared::delivery::Outcome::Delivered,
-        status: Some(200),
-        duration_ms: 3,
-        response_excerpt: None,
-        location: None,
-        error: None,
-        retry_after: None,
-    };
+    let attempt = delivered();
     let record = shared::delivery_log::DeliveryRecord::new(
         event.tenant_id.clone(),
         w.id,
@@ -332,15 +337,7 @@ async fn record_at_once(
     count: usize,
     times: usize,
 ) -> (Vec<Result<(), StoreError>>, Vec<shared::store::AttemptKey>) {
-    let attempt = shared::delivery::Attempt {
-        outcome: shared::delivery::Outcome::Delivered,
-        status: Some(200),
-        duration_ms: 3,
-        response_excerpt: None,
-        location: None,
-        error: None,
-        retry_after: None,
-    };
+    let attempt = delivered();
     let records: Vec<_> = (0..count)
         .map(|i| {
             shared::delivery_log::DeliveryRecord::new(

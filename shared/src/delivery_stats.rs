@@ -164,6 +164,11 @@ pub fn compute(window: Window, now: OffsetDateTime, samples: &Samples) -> Stats 
         let Ok(at) = OffsetDateTime::parse(&sample.attempted_at, &Rfc3339) else {
             continue;
         };
+        // Integer division rounds toward zero: a time just before the window
+        // would land in its first bucket.
+        if at < since {
+            continue;
+        }
         let index = (at - since).whole_seconds() / window.bucket().whole_seconds();
         let Some(bucket) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) else {
             continue;
