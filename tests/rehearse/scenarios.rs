@@ -549,6 +549,26 @@ pub async fn api_and_dispatch(
             })
         })
         .and_then(|d| d["id"].as_str().map(str::to_owned));
+    // The webhook's health counts the fan-out's deliveries (issue 20): the
+    // api function reads the log's index with its own permissions.
+    let stats = w
+        .call(
+            api,
+            r,
+            Request::new("GET", &format!("{path}/stats"), &key),
+            200,
+        )
+        .await
+        .map(|a| a.json());
+    r.check(
+        stats
+            .as_ref()
+            .is_some_and(|s| s["delivered"].as_u64() >= Some(1)),
+        format!(
+            "GET stats counts the fan-out's deliveries ({:?})",
+            stats.as_ref().map(|s| s["delivered"].clone())
+        ),
+    );
     let redeliver = format!("{event_path}/redeliver");
     w.call(api, r, Request::new("POST", &redeliver, &key), 202)
         .await;
