@@ -31,7 +31,7 @@ fn failures(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<S
 
 async fn log_of(store: &impl Store, webhook: shared::WebhookId) -> Vec<DeliveryRecord> {
     store
-        .list_deliveries(webhook, 100, None)
+        .list_deliveries(webhook, &Default::default(), 100, None)
         .await
         .expect("delivery log")
         .items

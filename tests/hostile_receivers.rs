@@ -138,7 +138,7 @@ async fn hostile_receivers_are_recorded_within_the_deadline_and_spare_the_rest_o
     for (name, rx, wh, outcome, status) in &hostile {
         let log = d
             .store()
-            .list_deliveries(wh.id, 10, None)
+            .list_deliveries(wh.id, &Default::default(), 10, None)
             .await
             .expect("delivery log")
             .items;
@@ -195,7 +195,7 @@ async fn hostile_receivers_are_recorded_within_the_deadline_and_spare_the_rest_o
         );
         let log = d
             .store()
-            .list_deliveries(wh.id, 10, None)
+            .list_deliveries(wh.id, &Default::default(), 10, None)
             .await
             .unwrap()
             .items;

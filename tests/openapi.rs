@@ -337,6 +337,20 @@ async fn every_operation_answers_what_the_document_says() {
             Call::new("GET", "/webhooks/{id}/deliveries?cursor=bogus", &key),
         ),
         (
+            "/webhooks/{id}/deliveries",
+            "GET",
+            Call::new(
+                "GET",
+                "/webhooks/{id}/deliveries?outcome=delivered&type=async.completed&since=2026-01-01T00:00:00Z",
+                &key,
+            ),
+        ),
+        (
+            "/webhooks/{id}/deliveries",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/deliveries?outcome=lost", &key),
+        ),
+        (
             "/webhooks/{id}/stats",
             "GET",
             Call::new("GET", "/webhooks/{id}/stats?window=7d", &key),

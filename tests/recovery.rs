@@ -41,7 +41,7 @@ async fn with_policy(store: &impl Store, webhook: &Webhook, policy: RetryPolicy)
 
 async fn log_of(store: &impl Store, webhook: &Webhook) -> Vec<DeliveryRecord> {
     let mut log = store
-        .list_deliveries(webhook.id, 100, None)
+        .list_deliveries(webhook.id, &Default::default(), 100, None)
         .await
         .expect("delivery log")
         .items;

@@ -377,7 +377,10 @@ async fn records_land_once(store: &impl Store) {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let found = store.recorded_deliveries(&keys).await.unwrap();
     assert_eq!(found.len(), 60, "every attempt recorded");
-    let listed = store.list_deliveries(w.id, 100, None).await.unwrap();
+    let listed = store
+        .list_deliveries(w.id, &Default::default(), 100, None)
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 60, "each once in the log");
 }
 
@@ -431,4 +434,102 @@ async fn samples_are_bounded(store: &impl Store) {
 async fn delivery_samples_read_the_window_and_say_when_there_are_more() {
     samples_are_bounded(&fresh_store().await).await;
     samples_are_bounded(&MemoryStore::default()).await;
+}
+
+/// Issue 20: the delivery log's filters (outcome, event type, time window).
+/// A sparse filter ends a page early with a cursor, and following the
+/// cursors finds every match once.
+async fn log_filters(store: &impl Store) {
+    use shared::delivery::Outcome;
+    use shared::delivery_log::{DeliveryFilter, DeliveryRecord};
+    let w = webhook("acme");
+    let start = now_utc() - time::Duration::hours(1);
+    // 20 attempts a minute apart; the oldest timed out; every 5th is flowx.
+    for i in 0..20u32 {
+        let attempt = shared::delivery::Attempt {
+            outcome: if i == 0 {
+                Outcome::Timeout
+            } else {
+                Outcome::Delivered
+            },
+            ..delivered()
+        };
+        let event_type = if i % 5 == 0 {
+            EventType::FlowxCompleted
+        } else {
+            EventType::AsyncCompleted
+        };
+        let record = DeliveryRecord::new(
+            w.tenant_id.clone(),
+            w.id,
+            shared::event::EventId::parse(&format!("evt_{i}")).unwrap(),
+            event_type,
+            start + time::Duration::minutes(i.into()),
+            attempt,
+            30,
+        );
+        store.record_delivery(&record).await.unwrap();
+    }
+    let all = |filter: DeliveryFilter| async move {
+        let (mut found, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = store
+                .list_deliveries(w.id, &filter, 2, after)
+                .await
+                .unwrap();
+            pages += 1;
+            found.extend(
+                page.items
+                    .into_iter()
+                    .map(|r| r.event_id.as_str().to_owned()),
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return (found, pages),
+            }
+        }
+    };
+    let timeouts = DeliveryFilter {
+        outcome: Some(Outcome::Timeout),
+        ..Default::default()
+    };
+    let (found, _) = all(timeouts).await;
+    assert_eq!(
+        found,
+        ["evt_0"],
+        "the one timeout, once, however many pages it took"
+    );
+    let flowx = DeliveryFilter {
+        event_type: Some(EventType::FlowxCompleted),
+        ..Default::default()
+    };
+    assert_eq!(
+        all(flowx).await.0,
+        ["evt_15", "evt_10", "evt_5", "evt_0"],
+        "newest first"
+    );
+    let window = DeliveryFilter {
+        since: Some(start + time::Duration::minutes(3)),
+        until: Some(start + time::Duration::minutes(6)),
+        ..Default::default()
+    };
+    assert_eq!(
+        all(window).await.0,
+        ["evt_5", "evt_4", "evt_3"],
+        "since ≤ time < until"
+    );
+    let both = DeliveryFilter {
+        outcome: Some(Outcome::Delivered),
+        event_type: Some(EventType::FlowxCompleted),
+        ..Default::default()
+    };
+    assert_eq!(all(both).await.0, ["evt_15", "evt_10", "evt_5"]);
+    let (everything, pages) = all(DeliveryFilter::default()).await;
+    assert_eq!((everything.len(), pages), (20, 10));
+}
+
+#[tokio::test]
+async fn the_delivery_log_filters_by_outcome_type_and_time() {
+    log_filters(&fresh_store().await).await;
+    log_filters(&MemoryStore::default()).await;
 }

@@ -54,7 +54,7 @@ pub async fn hanging() -> Hang {
     for id in ids {
         let log = d
             .store()
-            .list_deliveries(id, 100, None)
+            .list_deliveries(id, &Default::default(), 100, None)
             .await
             .expect("log")
             .items;

@@ -184,10 +184,13 @@ impl<S: Store> Store for TimingStore<S> {
     async fn list_deliveries(
         &self,
         webhook: WebhookId,
+        filter: &shared::delivery_log::DeliveryFilter,
         limit: usize,
         after: Option<String>,
     ) -> Result<Page<DeliveryRecord, String>, StoreError> {
-        self.inner.list_deliveries(webhook, limit, after).await
+        self.inner
+            .list_deliveries(webhook, filter, limit, after)
+            .await
     }
     /// Counted with the writes: one conditional UpdateItem on a change of state.
     async fn set_slow(

@@ -222,7 +222,7 @@ pub async fn check(input: Input<'_>) -> Result<Report, String> {
         loop {
             let page = input
                 .store
-                .list_deliveries(h.webhook.id, 100, after)
+                .list_deliveries(h.webhook.id, &Default::default(), 100, after)
                 .await
                 .map_err(|e| format!("reading the delivery log: {e}"))?;
             for r in &page.items {

@@ -82,6 +82,36 @@ impl DeliveryCursor {
     }
 }
 
+/// Which attempts a listing of the log keeps (`GET /webhooks/{id}/deliveries`
+/// with `outcome`, `type`, `since`, `until`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub outcome: Option<Outcome>,
+    pub event_type: Option<EventType>,
+    /// Attempts that started at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Attempts that started before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl DeliveryFilter {
+    /// Whether a value (not the time window) must be checked record by record.
+    pub fn has_values(&self) -> bool {
+        self.outcome.is_some() || self.event_type.is_some()
+    }
+
+    pub fn matches(&self, r: &DeliveryRecord) -> bool {
+        self.outcome.is_none_or(|o| o == r.outcome)
+            && self.event_type.is_none_or(|t| t == r.event_type)
+            && self
+                .since
+                .is_none_or(|s| r.attempted_at.as_str() >= sortable_time(s).as_str())
+            && self
+                .until
+                .is_none_or(|u| r.attempted_at.as_str() < sortable_time(u).as_str())
+    }
+}
+
 /// `<event id>~<attempt>`, as [`DeliveryRecord::delivery_id`] writes it.
 pub fn parse_delivery_id(id: &str) -> Option<(EventId, u32)> {
     let (event, attempt) = id.rsplit_once('~')?;

@@ -118,8 +118,9 @@ fn invalid(field: &str, message: String) -> ApiError {
     }
 }
 
-/// `type`, `since` and `until` from the query string.
-fn filter(req: &Request) -> Result<EventFilter, ApiError> {
+/// `type`, `since` and `until` from the query string (the event list, and
+/// the delivery log with its attempt times).
+pub(crate) fn filter(req: &Request) -> Result<EventFilter, ApiError> {
     let mut filter = EventFilter::default();
     let query = req.uri().query().unwrap_or("");
     let time = |name: &str, value: &str| {
@@ -151,7 +152,7 @@ fn filter(req: &Request) -> Result<EventFilter, ApiError> {
 
 /// `since` before `until`, and a cursor inside that window: DynamoDB refuses
 /// a reversed range or a start key outside it (a 500 otherwise).
-fn within_window(filter: &EventFilter, cursor: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn within_window(filter: &EventFilter, cursor: Option<&str>) -> Result<(), ApiError> {
     if let (Some(since), Some(until)) = (filter.since, filter.until)
         && since >= until
     {

@@ -181,6 +181,42 @@ mod tests {
         assert_eq!((bad.status, bad.code()), (400, "invalid_value"));
         assert_eq!(bad.body["error"]["field"], "window");
 
+        // The log filters (issue 20): by outcome, and a bad one named.
+        let log = format!("/webhooks/{id}/deliveries");
+        let timeouts = send(
+            &app,
+            Some(&key),
+            "GET",
+            &format!("{log}?outcome=timeout"),
+            None,
+        )
+        .await;
+        let events: Vec<&str> = timeouts.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, ["evt_4"]);
+        let bad = send(
+            &app,
+            Some(&key),
+            "GET",
+            &format!("{log}?outcome=lost"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (bad.status, bad.body["error"]["field"].as_str()),
+            (400, Some("outcome"))
+        );
+        assert!(
+            bad.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("http_error")
+        );
+
         let unknown = format!("/webhooks/{}/stats", WebhookId::generate());
         let missing = send(&app, Some(&key), "GET", &unknown, None).await;
         assert_eq!((missing.status, missing.code()), (404, "webhook_not_found"));

@@ -2,7 +2,8 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::delivery_log::DeliveryCursor;
+use shared::delivery::Outcome;
+use shared::delivery_log::{DeliveryCursor, DeliveryFilter};
 use shared::store::Store;
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
@@ -11,7 +12,7 @@ use crate::views::{
     CreateWebhook, DeliveryList, DeliveryView, EventTypeList, Secrets, UpdateWebhook, WebhookList,
     WebhookView,
 };
-use crate::{ApiError, App, body, pagination, response};
+use crate::{ApiError, App, body, events, pagination, response};
 
 pub async fn create<S: Store>(
     app: &App<S>,
@@ -237,6 +238,26 @@ pub fn event_types() -> Response<Body> {
     response::json(StatusCode::OK, &EventTypeList::all())
 }
 
+/// The `outcome` query parameter of the delivery log.
+fn outcome(req: &Request) -> Result<Option<Outcome>, ApiError> {
+    let query = req.uri().query().unwrap_or("");
+    let mut found = None;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name == "outcome" {
+            let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+            found = Some(Outcome::parse(&value).ok_or_else(|| ApiError::Invalid {
+                code: "invalid_value",
+                field: Some("outcome".into()),
+                message: format!(
+                    "outcome: must be one of {} (got {value:?})",
+                    names.join(", ")
+                ),
+            })?);
+        }
+    }
+    Ok(found)
+}
+
 pub async fn deliveries<S: Store>(
     app: &App<S>,
     tenant: TenantId,
@@ -249,11 +270,19 @@ pub async fn deliveries<S: Store>(
             .filter(|c| c.tenant_id == tenant)
             .map(|_| s)
     })?;
+    let window = events::filter(req)?;
+    events::within_window(&window, page.after.as_deref())?;
+    let filter = DeliveryFilter {
+        outcome: outcome(req)?,
+        event_type: window.event_type,
+        since: window.since,
+        until: window.until,
+    };
     // The webhook must be the tenant's: that is what isolates delivery logs.
     load(app, &tenant, id).await?;
     let found = app
         .store
-        .list_deliveries(id, page.limit, page.after)
+        .list_deliveries(id, &filter, page.limit, page.after)
         .await?;
     let list = DeliveryList {
         data: found.items.iter().map(DeliveryView::new).collect(),

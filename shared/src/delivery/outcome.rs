@@ -24,6 +24,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Delivered,
+        Outcome::HttpError,
+        Outcome::Timeout,
+        Outcome::ConnectError,
+        Outcome::TlsError,
+        Outcome::Blocked,
+        Outcome::Redirect,
+        Outcome::ResponseTooLarge,
+    ];
+
+    /// The outcome its name (`as_str`) names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",

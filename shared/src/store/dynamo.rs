@@ -22,7 +22,7 @@ use super::keys::{self, PK, SK};
 use super::record_batch::RecordBatch;
 use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::api_key::ApiKey;
-use crate::delivery_log::{DeliveryCursor, DeliveryRecord, sortable_time};
+use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord, sortable_time};
 use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -274,6 +274,14 @@ async fn query_pages(
             });
         }
     }
+}
+
+/// A delivery cursor (`<sort key>#<tenant>`) where a log query stopped: the
+/// index's sort key, and the tenant from the table key (`EVENT#<tenant>#<event>`).
+fn delivery_cursor_of_key(key: &HashMap<String, AttributeValue>) -> Option<String> {
+    let sort_key = key.get(keys::GSI1SK)?.as_s().ok()?;
+    let tenant = key.get(PK)?.as_s().ok()?.split('#').nth(1)?;
+    Some(format!("{sort_key}#{tenant}"))
 }
 
 /// Cuts the extra item off and turns the last kept one into the cursor.
@@ -789,6 +797,7 @@ impl Store for DynamoStore {
     async fn list_deliveries(
         &self,
         webhook: WebhookId,
+        filter: &DeliveryFilter,
         limit: usize,
         after: Option<String>,
     ) -> Result<Page<DeliveryRecord, String>, StoreError> {
@@ -807,16 +816,53 @@ impl Store for DynamoStore {
                 Some(key)
             }
         };
-        let query = self
+        // The time window on the sort key (attempt time first), as for
+        // events; "0" and "~" sort before and after every time.
+        let lower = filter
+            .since
+            .map(sortable_time)
+            .unwrap_or_else(|| "0".to_owned());
+        let upper = filter
+            .until
+            .map(sortable_time)
+            .unwrap_or_else(|| "~".to_owned());
+        let mut query = self
             .client()
             .await?
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk));
-        let items = query_newest_first(query, limit, start).await?;
-        let records = items
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":lower", AttributeValue::S(lower))
+            .expression_attribute_values(":upper", AttributeValue::S(upper));
+        let mut conditions = Vec::new();
+        if let Some(o) = filter.outcome {
+            conditions.push("#outcome = :outcome");
+            query = query
+                .expression_attribute_names("#outcome", "outcome")
+                .expression_attribute_values(":outcome", AttributeValue::S(o.as_str().into()));
+        }
+        if let Some(t) = filter.event_type {
+            conditions.push("#type = :type");
+            query = query
+                .expression_attribute_names("#type", "event_type")
+                .expression_attribute_values(":type", AttributeValue::S(t.as_str().into()));
+        }
+        if !conditions.is_empty() {
+            query = query.filter_expression(conditions.join(" AND "));
+        }
+        // A filter on values may leave pages empty: read a bounded number,
+        // and resume where the reading stopped.
+        let budget = if filter.has_values() {
+            MAX_FILTERED_PAGES
+        } else {
+            usize::MAX
+        };
+        let found = query_pages(query, limit, start, budget).await?;
+        let resume = found.resume.as_ref().and_then(delivery_cursor_of_key);
+        let records = found
+            .items
             .into_iter()
             .map(|item| {
                 from_item::<DeliveryItem<DeliveryRecord>>(item)
@@ -824,7 +870,14 @@ impl Store for DynamoStore {
                     .map_err(mapping)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page(records, limit, DeliveryRecord::cursor))
+        // `until` is exclusive; BETWEEN kept an attempt exactly at it.
+        let records: Vec<DeliveryRecord> =
+            records.into_iter().filter(|r| filter.matches(r)).collect();
+        let mut listed = page(records, limit, DeliveryRecord::cursor);
+        if listed.next.is_none() {
+            listed.next = resume;
+        }
+        Ok(listed)
     }
 
     async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
 use crate::api_key::ApiKey;
-use crate::delivery_log::{DeliveryCursor, DeliveryRecord};
+use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord};
 use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -410,6 +410,7 @@ impl Store for MemoryStore {
     async fn list_deliveries(
         &self,
         webhook: WebhookId,
+        filter: &DeliveryFilter,
         limit: usize,
         after: Option<String>,
     ) -> Result<Page<DeliveryRecord, String>, StoreError> {
@@ -427,6 +428,17 @@ impl Store for MemoryStore {
                 items: Vec::new(),
                 next: None,
             });
+        };
+        let kept: BTreeMap<String, DeliveryRecord>;
+        let log = if *filter == DeliveryFilter::default() {
+            log
+        } else {
+            kept = log
+                .iter()
+                .filter(|(_, r)| filter.matches(r))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
+            &kept
         };
         let found = page_desc(log, limit, after.as_deref());
         let next = found

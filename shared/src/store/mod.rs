@@ -246,10 +246,13 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<crate::delivery_stats::Samples, StoreError>> + Send;
 
     /// A webhook's delivery log, newest first, starting after `after`
-    /// (a [`DeliveryRecord::cursor`]).
+    /// (a [`DeliveryRecord::cursor`]), only the attempts `filter` keeps. A
+    /// page may hold fewer than `limit` with a `next` when the filter is
+    /// sparse: DynamoDB reads a bounded number of pages per call.
     fn list_deliveries(
         &self,
         webhook: WebhookId,
+        filter: &crate::delivery_log::DeliveryFilter,
         limit: usize,
         after: Option<String>,
     ) -> impl Future<Output = Result<Page<DeliveryRecord, String>, StoreError>> + Send;
