@@ -143,7 +143,7 @@ test('a description with markup is shown as text and runs nothing', async () => 
 });
 
 test('a test event sent from the page reaches the receiver, signed, and shows in the log', async () => {
-  await page.getByLabel('Event type').selectOption('flowx.completed');
+  await page.getByLabel('Event type', { exact: true }).selectOption('flowx.completed');
   await page.getByRole('button', { name: 'Send test event' }).click();
   await page.locator('#test-result').getByText('HTTP 200').waitFor();
   assert.match(await page.locator('#test-result').textContent(), /delivered/);
@@ -212,6 +212,42 @@ test('the health chart draws what the stats API says, with a text alternative', 
   await row.locator('td.rate', { hasText: '100 % delivered' }).waitFor();
   await page.getByRole('link', { name: receiverUrl() }).click();
   await page.getByRole('heading', { name: receiverUrl() }).waitFor();
+});
+
+test('the delivery log filters by outcome and event type, and shows one attempt in full with its secrets masked', async () => {
+  const rows = page.locator('#delivery-log tbody tr');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 2);
+  await page.getByLabel('Filter by outcome').selectOption('timeout');
+  await page.getByText('No deliveries match these filters.').waitFor();
+  await page.getByLabel('Filter by outcome').selectOption('delivered');
+  await page.waitForFunction(() => document.querySelectorAll('#delivery-log tbody tr').length === 2);
+  await page.getByLabel('Filter by event type').selectOption('async.completed');
+  await page.getByText('No deliveries match these filters.').waitFor();
+  await page.getByLabel('Filter by event type').selectOption('flowx.completed');
+  await page.waitForFunction(() => document.querySelectorAll('#delivery-log tbody tr').length === 2);
+  await page.getByLabel('Filter by time').selectOption('1');
+  await page.waitForFunction(() => document.querySelectorAll('#delivery-log tbody tr').length === 2);
+
+  await rows.first().getByRole('button', { name: /^Details of attempt 1 of evt_/ }).click();
+  const request = page.locator('#attempt-request');
+  await request.waitFor();
+  const sent = await request.textContent();
+  const latest = received[received.length - 1];
+  assert.match(sent, /^POST http:\/\/127\.0\.0\.1:\d+\/hook\n/);
+  assert.match(sent, /Authorization: Basic \*\*\*\*\n/);
+  assert.match(sent, /webhook-signature: v1,\*\*\*\*\n/);
+  assert.ok(sent.includes(`webhook-id: ${latest.headers['webhook-id']}`), sent);
+  const token = latest.headers.authorization.replace('Basic ', '');
+  const panel = await page.locator('#attempt-detail').textContent();
+  assert.ok(!panel.includes(token), 'the token is never shown');
+  assert.ok(!panel.includes(latest.headers['webhook-signature'].slice(3)), 'nor the signature');
+  assert.match(await page.locator('#attempt-response').textContent(), /^HTTP 200\n\nreceived by the e2e receiver$/);
+  await page.screenshot({ path: join(SCREENSHOTS, 'attempt.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Close' }).click();
+  await page.getByLabel('Filter by outcome').selectOption('');
+  await page.getByLabel('Filter by event type').selectOption('');
+  await page.getByLabel('Filter by time').selectOption('');
 });
 
 test('the page is usable on a phone-sized screen', async () => {

@@ -600,10 +600,87 @@
       }
     });
 
+    // The log's filters: built once, so that a change keeps the focus.
+    const OUTCOMES = ['delivered', 'http_error', 'timeout', 'connect_error', 'tls_error', 'blocked', 'redirect', 'response_too_large'];
+    const WINDOWS = [['', 'Any time'], ['1', 'Last hour'], ['24', 'Last 24 hours'], ['168', 'Last 7 days']];
+    const filterOutcome = el('select', { id: 'filter-outcome' },
+      el('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => el('option', { value: o }, o.replace(/_/g, ' '))));
+    const filterType = el('select', { id: 'filter-type' },
+      el('option', { value: '' }, 'Any event type'), eventTypes.map((t) => el('option', { value: t.name }, t.name)));
+    const filterWindow = el('select', { id: 'filter-window' }, WINDOWS.map(([v, label]) => el('option', { value: v }, label)));
+    const filters = el('div', { className: 'row filters', id: 'log-filters', role: 'group', 'aria-label': 'Filter the delivery log' },
+      el('label', { for: 'filter-outcome', className: 'visually-hidden' }, 'Filter by outcome'), filterOutcome,
+      el('label', { for: 'filter-type', className: 'visually-hidden' }, 'Filter by event type'), filterType,
+      el('label', { for: 'filter-window', className: 'visually-hidden' }, 'Filter by time'), filterWindow);
+    for (const select of [filterOutcome, filterType, filterWindow]) {
+      select.addEventListener('change', () => {
+        logState.cursors = [null];
+        logState.page = 0;
+        renderLog().catch(fail);
+      });
+    }
+    const logBody = el('div', {});
+    const detail = el('div', { id: 'attempt-detail', 'aria-live': 'polite' });
+
+    function filterQuery() {
+      let q = '';
+      if (filterOutcome.value) q += `&outcome=${encodeURIComponent(filterOutcome.value)}`;
+      if (filterType.value) q += `&type=${encodeURIComponent(filterType.value)}`;
+      if (filterWindow.value) {
+        const since = new Date(Date.now() - Number(filterWindow.value) * 3600 * 1000);
+        q += `&since=${encodeURIComponent(since.toISOString())}`;
+      }
+      return q;
+    }
+
+    /**
+     * One attempt in full: the request as it was sent (the token and the
+     * signature masked; the body rebuilt from the kept event), and the
+     * response (status, time, the first KiB of its body).
+     */
+    async function showAttempt(d) {
+      const timestamp = Math.floor(new Date(d.attempted_at).getTime() / 1000);
+      const headers = [
+        ['Content-Type', 'application/json'],
+        ['Authorization', 'Basic ****'],
+        ['webhook-id', d.event_id],
+        ['webhook-timestamp', String(timestamp)],
+        ['webhook-signature', 'v1,****'],
+      ];
+      if (d.test) headers.push(['webhook-test', 'true']);
+      let body;
+      if (d.test) {
+        body = 'A test event: its body is not kept.';
+      } else {
+        try {
+          const e = await api('GET', `events/${encodeURIComponent(d.event_id)}`);
+          body = e.data_omitted
+            ? 'The event was too large to keep; its body is not shown.'
+            : JSON.stringify({ id: e.id, type: e.type, timestamp: e.timestamp, data: e.data }, null, 2);
+        } catch (err) {
+          body = err.status === 404 ? 'The event is no longer kept (past its retention).' : err.message;
+        }
+      }
+      detail.replaceChildren(el('section', { className: 'panel', 'aria-labelledby': 'attempt-heading' },
+        el('h4', { id: 'attempt-heading' }, `Attempt ${d.attempt} of ${d.event_id}`),
+        el('p', {}, formatTime(d.attempted_at), ' · ', outcomeBadge(d.outcome),
+          d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
+        el('h5', {}, 'Request'),
+        el('pre', { className: 'snippet', id: 'attempt-request' },
+          `POST ${w.url}\n${headers.map(([n, v]) => `${n}: ${v}`).join('\n')}\n\n${body}`),
+        el('h5', {}, 'Response'),
+        el('pre', { className: 'snippet', id: 'attempt-response' },
+          d.status ? `HTTP ${d.status}\n\n${(d.response_body || '').slice(0, 1024)}` : (d.error || d.outcome)),
+        el('button', { type: 'button', onclick: () => detail.replaceChildren() }, 'Close')));
+      detail.querySelector('h4').setAttribute('tabindex', '-1');
+      detail.querySelector('h4').focus();
+    }
+
     async function renderLog() {
       const cursor = logState.cursors[logState.page];
-      const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const query = (cursor ? `&cursor=${encodeURIComponent(cursor)}` : '') + filterQuery();
       const log = await api('GET', `${path}/deliveries?limit=20${query}`);
+      const filtered = Boolean(filterOutcome.value || filterType.value || filterWindow.value);
       const rows = log.data.map((d) => el('tr', {},
         el('td', { 'data-label': 'Time' }, formatTime(d.attempted_at)),
         el('td', { 'data-label': 'Event' }, d.event_type,
@@ -626,14 +703,18 @@
               say(err.message, true);
             }
           },
-        }, 'Redeliver'))));
-      logSection.replaceChildren(
-        el('h3', { id: 'log-heading' }, 'Delivery log'),
+        }, 'Redeliver')),
+        el('td', { 'data-label': 'Details' }, el('button', {
+          type: 'button',
+          'aria-label': `Details of attempt ${d.attempt} of ${d.event_id}`,
+          onclick: () => showAttempt(d).catch(fail),
+        }, 'Details'))));
+      logBody.replaceChildren(
         rows.length
           ? el('table', { className: 'responsive', id: 'delivery-log' },
-            el('thead', {}, el('tr', {}, ['Time', 'Event', 'Outcome', 'Status', 'Duration', 'Response', 'Again'].map((h) => el('th', {}, h)))),
+            el('thead', {}, el('tr', {}, ['Time', 'Event', 'Outcome', 'Status', 'Duration', 'Response', 'Again', 'Details'].map((h) => el('th', {}, h)))),
             el('tbody', {}, rows))
-          : el('p', {}, 'No deliveries yet.'),
+          : el('p', {}, filtered ? 'No deliveries match these filters.' : 'No deliveries yet.'),
         el('nav', { className: 'pager', 'aria-label': 'Delivery log pages' },
           el('button', { type: 'button', disabled: logState.page === 0, onclick: () => { logState.page -= 1; renderLog().catch(fail); } }, 'Newer'),
           el('button', { type: 'button', disabled: !log.next_cursor, onclick: () => {
@@ -641,6 +722,9 @@
             logState.page += 1;
             renderLog().catch(fail);
           } }, 'Older')));
+      if (!logSection.contains(filters)) {
+        logSection.replaceChildren(el('h3', { id: 'log-heading' }, 'Delivery log'), filters, logBody, detail);
+      }
     }
 
     const confirm = el('div', { id: 'delete-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'delete-question' },
