@@ -201,11 +201,11 @@ test('the health chart draws what the stats API says, with a text alternative', 
   // Screen readers also get every bucket as a table.
   assert.equal(await page.locator('#health-table tbody tr').count(), 24);
   assert.ok(await page.locator('#health-chart polyline.p95').count() <= 1);
-  await page.getByRole('button', { name: '7d' }).click();
+  await page.getByRole('button', { name: '7d', exact: true }).click();
   await page.waitForFunction(() => document.querySelectorAll('#health-chart g.bucket').length === 7);
-  assert.equal(await page.getByRole('button', { name: '7d' }).getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.getByRole('button', { name: '7d', exact: true }).getAttribute('aria-pressed'), 'true');
   await page.screenshot({ path: join(SCREENSHOTS, 'health.png'), fullPage: true });
-  await page.getByRole('button', { name: '24h' }).click();
+  await page.getByRole('button', { name: '24h', exact: true }).click();
   // The list shows each webhook's success rate over the last 24 hours.
   await page.getByRole('link', { name: '← All webhooks' }).click();
   const row = page.locator('#webhook-list tr', { hasText: receiverUrl() });
