@@ -108,6 +108,30 @@ impl DynamoStore {
         }
     }
 
+    /// A query of one GSI1 partition whose sort keys start with a time,
+    /// between `since` and `until`. No bound is "0" or "~": DynamoDB refuses
+    /// an empty string, "0" sorts before every year and "~" after every
+    /// character of an id.
+    async fn gsi1_between(
+        &self,
+        pk: String,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> Result<QueryFluentBuilder, StoreError> {
+        let lower = since.map(sortable_time).unwrap_or_else(|| "0".to_owned());
+        let upper = until.map(sortable_time).unwrap_or_else(|| "~".to_owned());
+        Ok(self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":lower", AttributeValue::S(lower))
+            .expression_attribute_values(":upper", AttributeValue::S(upper)))
+    }
+
     fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (PK.to_owned(), AttributeValue::S(pk)),
@@ -816,26 +840,8 @@ impl Store for DynamoStore {
                 Some(key)
             }
         };
-        // The time window on the sort key (attempt time first), as for
-        // events; "0" and "~" sort before and after every time.
-        let lower = filter
-            .since
-            .map(sortable_time)
-            .unwrap_or_else(|| "0".to_owned());
-        let upper = filter
-            .until
-            .map(sortable_time)
-            .unwrap_or_else(|| "~".to_owned());
-        let mut query = self
-            .client()
-            .await?
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lower AND :upper")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":lower", AttributeValue::S(lower))
-            .expression_attribute_values(":upper", AttributeValue::S(upper));
+        // The time window on the sort key (attempt time first), as for events.
+        let mut query = self.gsi1_between(pk, filter.since, filter.until).await?;
         let mut conditions = Vec::new();
         if let Some(o) = filter.outcome {
             conditions.push("#outcome = :outcome");
@@ -975,26 +981,7 @@ impl Store for DynamoStore {
                 Some(key)
             }
         };
-        // Time bounds on the sort key; `~` sorts after every event id character.
-        // DynamoDB refuses an empty string here: "0" sorts before every year.
-        let lower = filter
-            .since
-            .map(sortable_time)
-            .unwrap_or_else(|| "0".to_owned());
-        let upper = filter
-            .until
-            .map(sortable_time)
-            .unwrap_or_else(|| "~".to_owned());
-        let mut query = self
-            .client()
-            .await?
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lower AND :upper")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":lower", AttributeValue::S(lower))
-            .expression_attribute_values(":upper", AttributeValue::S(upper));
+        let mut query = self.gsi1_between(pk, filter.since, filter.until).await?;
         if let Some(t) = filter.event_type {
             query = query
                 .filter_expression("event_type = :type")
