@@ -17,6 +17,7 @@ pub mod key_lifecycle;
 pub mod lane;
 pub mod logging;
 pub mod random;
+pub mod recovery;
 pub mod requeue;
 pub mod retry;
 pub mod samples;

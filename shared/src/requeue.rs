@@ -127,6 +127,27 @@ impl Requeue {
     /// Sends `message` after `delay` (at most 15 minutes;
     /// longer waits are chained by the caller through `not_before`).
     pub async fn send(&self, message: &TargetedMessage, delay: Duration) -> Result<(), String> {
+        self.send_body(message.to_json(), &message.event.tenant_id, delay)
+            .await
+    }
+
+    /// Sends the rest of a recovery's window after `delay` (at most 15
+    /// minutes), on the slow lane like the attempts it queues.
+    pub async fn send_recovery(
+        &self,
+        message: &crate::recovery::RecoveryMessage,
+        delay: Duration,
+    ) -> Result<(), String> {
+        self.send_body(message.to_json(), &message.recover.tenant_id, delay)
+            .await
+    }
+
+    async fn send_body(
+        &self,
+        body: String,
+        tenant: &crate::TenantId,
+        delay: Duration,
+    ) -> Result<(), String> {
         let delay = delay.min(MAX_SQS_DELAY);
         match self {
             Requeue::Sqs {
@@ -137,8 +158,8 @@ impl Requeue {
                 .await
                 .send_message()
                 .queue_url(Self::queue_of(events_url, slow_url.as_deref()))
-                .message_body(message.to_json())
-                .message_group_id(message.event.tenant_id.as_str())
+                .message_body(body)
+                .message_group_id(tenant.as_str())
                 // Whole seconds, rounded up: a wait is never cut short.
                 .delay_seconds(i32::try_from(whole_seconds(delay)).unwrap_or(900))
                 .send()
@@ -148,7 +169,7 @@ impl Requeue {
             Requeue::Memory(sent) => {
                 sent.lock()
                     .map_err(|_| "the in-memory queue is poisoned".to_owned())?
-                    .push((message.to_json(), delay));
+                    .push((body, delay));
                 Ok(())
             }
             Requeue::Disabled => Err("no events queue is configured (EVENTS_QUEUE_URL)".into()),

@@ -113,9 +113,10 @@ pub const VARIABLES: &[Variable] = &[
         name: "MAX_WEBHOOKS_PER_TENANT",
         set_for: &[Function::Api],
     },
+    // The dispatcher paces recoveries by it.
     Variable {
         name: "REDELIVERY_LIMIT_PER_MINUTE",
-        set_for: &[Function::Api],
+        set_for: BOTH,
     },
     Variable {
         name: "TEST_EVENT_LIMIT_PER_10_SECONDS",

@@ -40,6 +40,21 @@ pub enum ApiError {
     DeliveryNotFound,
     #[error("the event's data was too large to keep, so it cannot be sent again")]
     PayloadNotKept,
+    #[error(
+        "the webhook is inactive: set its status to active first (a recovery sends to it at once)"
+    )]
+    WebhookInactive,
+    /// One recovery at a time per webhook.
+    #[error(
+        "recovery {recovery_id} of this webhook is running (since {since}, until {until}); GET /webhooks/{{id}}/recovery follows it"
+    )]
+    RecoveryRunning {
+        recovery_id: String,
+        since: String,
+        until: String,
+    },
+    #[error("this webhook has no recovery (a recovery's state is kept 7 days)")]
+    RecoveryNotFound,
     #[error("redelivery is not available: no events queue is configured")]
     QueueUnavailable,
     /// The tenant's allowance for this window (redeliveries per minute,
@@ -149,6 +164,9 @@ impl ApiError {
             ApiError::EventNotFound => (StatusCode::NOT_FOUND, "event_not_found"),
             ApiError::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
             ApiError::PayloadNotKept => (StatusCode::CONFLICT, "payload_not_kept"),
+            ApiError::WebhookInactive => (StatusCode::CONFLICT, "webhook_inactive"),
+            ApiError::RecoveryRunning { .. } => (StatusCode::CONFLICT, "recovery_running"),
+            ApiError::RecoveryNotFound => (StatusCode::NOT_FOUND, "recovery_not_found"),
             ApiError::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable"),
             ApiError::LimitReached { allowance, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -257,6 +275,13 @@ mod tests {
             ApiError::EventNotFound,
             ApiError::DeliveryNotFound,
             ApiError::PayloadNotKept,
+            ApiError::WebhookInactive,
+            ApiError::RecoveryRunning {
+                recovery_id: String::new(),
+                since: String::new(),
+                until: String::new(),
+            },
+            ApiError::RecoveryNotFound,
             ApiError::QueueUnavailable,
             limit(Allowance::Redeliveries),
             limit(Allowance::TestEvents),

@@ -13,6 +13,7 @@ mod key_cache;
 pub mod local;
 mod openapi;
 mod pagination;
+mod recover;
 mod response;
 mod router;
 mod stats;

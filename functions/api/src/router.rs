@@ -14,7 +14,8 @@ use crate::dashboard::Asset;
 use crate::key_cache::KeyCache;
 use crate::webhooks::Rotate;
 use crate::{
-    ApiError, api_keys, auth, body, dashboard, events, openapi, stats, test_event, webhooks,
+    ApiError, api_keys, auth, body, dashboard, events, openapi, recover, stats, test_event,
+    webhooks,
 };
 
 /// What the handlers need, built once per container.
@@ -134,7 +135,7 @@ fn tenant<S>(
 /// Every route: adding one is one line here and its handler. The OpenAPI
 /// document is checked against it (tests/openapi.rs), and a 405's `Allow`
 /// comes from it.
-fn table<S: Store>() -> [Route<S>; 22] {
+fn table<S: Store>() -> [Route<S>; 24] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
@@ -183,6 +184,18 @@ fn table<S: Store>() -> [Route<S>; 22] {
             Box::pin(async move {
                 let id = c.webhook()?;
                 stats::webhook_stats(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(M::POST, "/webhooks/{id}/recover", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                recover::start(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(M::GET, "/webhooks/{id}/recovery", |c| {
+            Box::pin(async move {
+                let id = c.webhook()?;
+                recover::status(c.app, c.tenant, id).await
             })
         }),
         tenant(M::POST, "/webhooks/{id}/test", |c| {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sqs::SqsMessage;
 use shared::event::{Event, EventId, MAX_EVENT_BYTES};
 use shared::json::JsonError;
+use shared::recovery::{Continuation, RecoveryMessage};
 use shared::requeue::{Target, TargetedMessage};
 use shared::{TenantId, WebhookId};
 
@@ -26,13 +27,22 @@ pub struct Job {
 
 pub struct Batch {
     pub jobs: Vec<Job>,
+    /// Recovery pages, with the id of the message that carried each.
+    pub recoveries: Vec<(Continuation, String)>,
     /// Messages that are neither a valid envelope nor a targeted message.
     pub invalid: Vec<String>,
 }
 
 type JobKey = (TenantId, EventId, Option<(WebhookId, u32)>);
 
-fn parse_one(body: Option<&str>, trusted: bool) -> Result<(Event, Kind), JsonError> {
+/// What one message is.
+enum Parsed {
+    Job(Event, Kind),
+    /// The rest of a customer's recovery window.
+    Recover(Continuation),
+}
+
+fn parse_one(body: Option<&str>, trusted: bool) -> Result<Parsed, JsonError> {
     let body = body.ok_or_else(|| JsonError::Malformed("the message has no body".into()))?;
     match Event::from_json(body) {
         // Its retries and hand-overs could not be queued (the wrapper would
@@ -45,21 +55,27 @@ fn parse_one(body: Option<&str>, trusted: bool) -> Result<(Event, Kind), JsonErr
                 body.len()
             ),
         }),
-        Ok(event) => Ok((event, Kind::Fanout)),
+        Ok(event) => Ok(Parsed::Job(event, Kind::Fanout)),
         // Envelopes refuse unknown fields, so a targeted message fails as one.
-        Err(envelope_error) => match TargetedMessage::from_json(body) {
-            Ok(m) if trusted => Ok((m.event, Kind::Targeted(m.target))),
+        Err(envelope_error) => {
+            let ours = match TargetedMessage::from_json(body) {
+                Ok(m) => Parsed::Job(m.event, Kind::Targeted(m.target)),
+                Err(_) => match RecoveryMessage::from_json(body) {
+                    Ok(m) => Parsed::Recover(m.recover),
+                    Err(_) => return Err(envelope_error),
+                },
+            };
+            if trusted {
+                return Ok(ours);
+            }
             // A producer's queue carries producers' envelopes only: a
             // targeted message there is forged (it could skip the checks).
-            Ok(_) => Err(JsonError::Field {
+            Err(JsonError::Field {
                 code: "targeted_message_on_events_queue",
                 field: None,
-                message:
-                    "retries, hand-overs and redeliveries come from the slow lane's queue only"
-                        .into(),
-            }),
-            Err(_) => Err(envelope_error),
-        },
+                message: "retries, hand-overs, redeliveries and recoveries come from the slow lane's queue only".into(),
+            })
+        }
     }
 }
 
@@ -69,11 +85,13 @@ pub fn parse(records: Vec<SqsMessage>, trusts: impl Fn(Option<&str>) -> bool) ->
     let mut jobs: Vec<Job> = Vec::new();
     let mut index: HashMap<JobKey, usize> = HashMap::new();
     let mut invalid = Vec::new();
+    let mut recoveries = Vec::new();
     for record in records {
         let message_id = record.message_id.unwrap_or_default();
         let trusted = trusts(record.event_source_arn.as_deref());
         match parse_one(record.body.as_deref(), trusted) {
-            Ok((event, kind)) => {
+            Ok(Parsed::Recover(next)) => recoveries.push((next, message_id)),
+            Ok(Parsed::Job(event, kind)) => {
                 let target = match &kind {
                     Kind::Fanout => None,
                     Kind::Targeted(t) => Some((t.webhook_id, t.attempt)),
@@ -104,7 +122,11 @@ pub fn parse(records: Vec<SqsMessage>, trusts: impl Fn(Option<&str>) -> bool) ->
             }
         }
     }
-    Batch { jobs, invalid }
+    Batch {
+        jobs,
+        recoveries,
+        invalid,
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +148,9 @@ mod tests {
     #[test]
     fn the_largest_event_still_fits_in_a_targeted_message() {
         let largest = envelope(MAX_EVENT_BYTES);
-        let (event, _) = parse_one(Some(&largest), false).expect("the largest envelope is taken");
+        let Ok(Parsed::Job(event, _)) = parse_one(Some(&largest), false) else {
+            panic!("the largest envelope is taken");
+        };
         let retry = TargetedMessage {
             target: Target {
                 webhook_id: WebhookId::generate(),
@@ -144,7 +168,8 @@ mod tests {
                 assert_eq!(code, "event_too_large");
                 assert!(message.contains(&MAX_EVENT_BYTES.to_string()));
             }
-            other => panic!("{:?}", other.map(|_| ())),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("taken"),
         }
     }
 }

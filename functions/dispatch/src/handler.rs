@@ -12,6 +12,7 @@ use lambda_runtime::{Context, Error, LambdaEvent};
 use shared::delivery::DeliveryClient;
 use shared::event::Event;
 use shared::event_log::StoredEvent;
+use shared::recovery::{Continuation, Recovery};
 use shared::requeue::{Target, TargetedMessage};
 use shared::store::{AttemptKey, Kept, Store, StoreError};
 use shared::webhook::now_utc;
@@ -142,7 +143,55 @@ async fn handle_batch<S: Store>(
     } else {
         Lane::Main
     };
-    (run_batch(d, batch, cutoff, tally).await, lane)
+    let mut batch = batch;
+    let pages = std::mem::take(&mut batch.recoveries);
+    let lane = if pages.is_empty() { lane } else { Lane::Slow };
+    let (mut response, unfinished) = futures_util::future::join(
+        run_batch(d, batch, cutoff, tally),
+        recover(d, pages, cutoff),
+    )
+    .await;
+    fail(&mut response, unfinished);
+    (response, lane)
+}
+
+/// The most a recovery page works before it saves and hands the rest on.
+const RECOVERY_PAGE_TIME: Duration = Duration::from_secs(4);
+
+/// Takes each recovery up where its message says (see
+/// [`shared::recovery`]); the messages of those that could not go on come
+/// back (a page done twice queues nothing twice).
+async fn recover<S: Store>(
+    d: &Dispatcher<S>,
+    pages: Vec<(Continuation, String)>,
+    cutoff: Option<Instant>,
+) -> Vec<String> {
+    if pages.is_empty() {
+        return Vec::new();
+    }
+    let recovery = Recovery {
+        store: &d.store,
+        requeue: &d.requeue,
+        per_minute: d.settings.redeliveries_per_minute,
+    };
+    // Paging stops a second before the cutoff: saving and handing on follow.
+    let budget = Instant::now() + RECOVERY_PAGE_TIME;
+    let deadline = Some(cutoff.map_or(budget, |c| budget.min(c - Duration::from_secs(1))));
+    let done = join_all(pages.iter().map(|(next, message_id)| async {
+        match within(cutoff, recovery.resume(next, deadline)).await {
+            Some(Ok(())) => None,
+            Some(Err(e)) => {
+                tracing::error!(tenant_id = %next.tenant_id, webhook_id = %next.webhook_id, recovery_id = %next.recovery_id, error = %e, "a recovery page failed");
+                Some(message_id.clone())
+            }
+            None => {
+                tracing::warn!(recovery_id = %next.recovery_id, "invocation deadline reached during a recovery page");
+                Some(message_id.clone())
+            }
+        }
+    }))
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 async fn run_batch<S: Store>(

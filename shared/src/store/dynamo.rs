@@ -20,12 +20,13 @@ use tokio::sync::OnceCell;
 use super::api_key_items::{self, ApiKeyItem};
 use super::keys::{self, PK, SK};
 use super::record_batch::RecordBatch;
-use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
+use super::{Allowance, AttemptKey, Kept, Page, RecoveryWrite, Store, StoreError};
 use crate::api_key::ApiKey;
 use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord, sortable_time};
 use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
+use crate::recovery::{PENDING_SECS, RecoveryState, STALE_SECS};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::{TenantId, Webhook, WebhookId};
 
@@ -1067,6 +1068,10 @@ impl Store for DynamoStore {
         // One counter attribute per webhook on the event's item, all added
         // to in one atomic update: at most 50 webhooks, a few hundred bytes.
         let adds: Vec<String> = (0..webhooks.len()).map(|i| format!("#m{i} :one")).collect();
+        let times: Vec<String> = (0..webhooks.len())
+            .map(|i| format!("#t{i} = :now"))
+            .collect();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut update = self
             .client()
             .await?
@@ -1076,13 +1081,16 @@ impl Store for DynamoStore {
                 keys::event_pk(tenant, event),
                 keys::EVENT_SK.to_owned(),
             )))
-            .update_expression(format!("ADD {}", adds.join(", ")))
+            .update_expression(format!("ADD {} SET {}", adds.join(", "), times.join(", ")))
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .return_values(ReturnValue::UpdatedNew);
         for (i, w) in webhooks.iter().enumerate() {
-            update = update.expression_attribute_names(format!("#m{i}"), keys::manual_attempts(*w));
+            update = update
+                .expression_attribute_names(format!("#m{i}"), keys::manual_attempts(*w))
+                .expression_attribute_names(format!("#t{i}"), keys::manual_at(*w));
         }
         let updated = match update.send().await {
             Ok(out) => out.attributes.unwrap_or_default(),
@@ -1107,6 +1115,150 @@ impl Store for DynamoStore {
             })
             .collect::<Result<Vec<u32>, StoreError>>()
             .map(Some)
+    }
+
+    async fn deliveries_to(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let query = self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::event_pk(tenant, event)))
+            .expression_attribute_values(
+                ":prefix",
+                AttributeValue::S(format!("{}{webhook}#", keys::DELIVERY_PREFIX)),
+            );
+        query_all(query, |item| {
+            from_item::<DeliveryItem<DeliveryRecord>>(item)
+                .map(|i| i.record)
+                .map_err(mapping)
+        })
+        .await
+    }
+
+    async fn claim_recovery_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        manual_recorded: u32,
+        now: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let result = self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::event_pk(tenant, event),
+                keys::EVENT_SK.to_owned(),
+            )))
+            .update_expression("ADD #m :one SET #at = :now")
+            // Pending: numbered lately, and past what is recorded.
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#m) OR #m <= :recorded \
+                 OR attribute_not_exists(#at) OR #at < :stale)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#m", keys::manual_attempts(webhook))
+            .expression_attribute_names("#at", keys::manual_at(webhook))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(
+                ":recorded",
+                AttributeValue::N(manual_recorded.to_string()),
+            )
+            .expression_attribute_values(
+                ":stale",
+                AttributeValue::N((now - PENDING_SECS).to_string()),
+            )
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let updated = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                return Ok(None);
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        updated
+            .get(&keys::manual_attempts(webhook))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(|count| Some(FIRST_MANUAL_ATTEMPT - 1 + count))
+            .ok_or_else(|| {
+                StoreError::Backend("the update did not return a manual attempt counter".into())
+            })
+    }
+
+    async fn recovery(
+        &self,
+        tenant: &TenantId,
+        webhook: WebhookId,
+    ) -> Result<Option<RecoveryState>, StoreError> {
+        let out = self
+            .client()
+            .await?
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::tenant_pk(tenant),
+                keys::recovery_sk(webhook),
+            )))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|item| from_item::<WebhookItem<RecoveryState>>(item).map(|i| i.webhook))
+            .transpose()
+            .map_err(mapping)
+    }
+
+    async fn save_recovery(
+        &self,
+        state: &RecoveryState,
+        write: RecoveryWrite,
+    ) -> Result<bool, StoreError> {
+        let item = to_item(WebhookItem {
+            pk: keys::tenant_pk(&state.tenant_id),
+            sk: keys::recovery_sk(state.webhook_id),
+            webhook: state,
+        })
+        .map_err(mapping)?;
+        let put = self
+            .client()
+            .await?
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match write {
+            RecoveryWrite::Start { now } => put
+                .condition_expression(
+                    "attribute_not_exists(PK) OR done = :true OR updated_at < :stale",
+                )
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(
+                    ":stale",
+                    AttributeValue::N((now - STALE_SECS).to_string()),
+                ),
+            RecoveryWrite::Advance => put
+                .condition_expression("recovery_id = :id")
+                .expression_attribute_values(":id", AttributeValue::S(state.recovery_id.clone())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
     }
 
     async fn take_allowance(

@@ -7,7 +7,8 @@
 //! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
 //! | test event budget | `TENANT#<tenant_id>`       | `TESTS#<unix time ÷ 10 s>`     |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY` (GSI1: `APIKEYS#<tenant_id>`, `<key_id>`) |
-//! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters) |
+//! | recovery        | `TENANT#<tenant_id>`         | `RECOVERY#<wh_id>` (the last one) |
+//! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters, `manual_at_<wh_id>` times) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
 //!
 //! An event and every attempt to deliver it share a partition: one query
@@ -107,6 +108,17 @@ pub const EVENT_SK: &str = "EVENT";
 /// The event item's counter of a webhook's manual attempts.
 pub fn manual_attempts(webhook: WebhookId) -> String {
     format!("manual_attempts_{webhook}")
+}
+
+/// When the event item's counter of a webhook's manual attempts last moved
+/// (Unix seconds): a recovery's pending check.
+pub fn manual_at(webhook: WebhookId) -> String {
+    format!("manual_at_{webhook}")
+}
+
+/// A webhook's recovery, under its tenant's key.
+pub fn recovery_sk(webhook: WebhookId) -> String {
+    format!("RECOVERY#{webhook}")
 }
 
 pub fn event_pk(tenant: &TenantId, event: &EventId) -> String {

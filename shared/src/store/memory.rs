@@ -3,12 +3,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
-use super::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
+use super::{Allowance, AttemptKey, Kept, Page, RecoveryWrite, Store, StoreError};
 use crate::api_key::ApiKey;
 use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord};
 use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
+use crate::recovery::{PENDING_SECS, RecoveryState};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::{TenantId, Webhook, WebhookId};
 
@@ -33,8 +34,11 @@ struct Inner {
     event_ids: HashSet<(TenantId, EventId)>,
     /// What each allowance's window has taken, by tenant.
     allowances: HashMap<(TenantId, Allowance, i64), u32>,
-    /// Manual attempts numbered, by tenant, event and webhook.
-    manual_attempts: HashMap<(TenantId, EventId, WebhookId), u32>,
+    /// Manual attempts numbered, and when the last was, by tenant, event
+    /// and webhook.
+    manual_attempts: HashMap<(TenantId, EventId, WebhookId), (u32, i64)>,
+    /// Each webhook's recovery, the last one.
+    recoveries: HashMap<(TenantId, WebhookId), RecoveryState>,
 }
 
 impl Inner {
@@ -125,18 +129,92 @@ impl Store for MemoryStore {
         if !inner.event_ids.contains(&(tenant.clone(), event.clone())) {
             return Ok(None);
         }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         let numbers = webhooks
             .iter()
             .map(|w| {
-                let n = inner
+                let (n, at) = inner
                     .manual_attempts
                     .entry((tenant.clone(), event.clone(), *w))
                     .or_default();
                 *n += 1;
+                *at = now;
                 FIRST_MANUAL_ATTEMPT - 1 + *n
             })
             .collect();
         Ok(Some(numbers))
+    }
+
+    async fn deliveries_to(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .deliveries
+            .get(&webhook)
+            .into_iter()
+            .flat_map(|log| log.values())
+            .filter(|r| &r.tenant_id == tenant && &r.event_id == event)
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_recovery_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        manual_recorded: u32,
+        now: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut inner = self.lock();
+        if !inner.event_ids.contains(&(tenant.clone(), event.clone())) {
+            return Ok(None);
+        }
+        let (n, at) = inner
+            .manual_attempts
+            .entry((tenant.clone(), event.clone(), webhook))
+            .or_default();
+        if *n > manual_recorded && *at >= now - PENDING_SECS {
+            return Ok(None);
+        }
+        *n += 1;
+        *at = now;
+        Ok(Some(FIRST_MANUAL_ATTEMPT - 1 + *n))
+    }
+
+    async fn recovery(
+        &self,
+        tenant: &TenantId,
+        webhook: WebhookId,
+    ) -> Result<Option<RecoveryState>, StoreError> {
+        Ok(self
+            .lock()
+            .recoveries
+            .get(&(tenant.clone(), webhook))
+            .cloned())
+    }
+
+    async fn save_recovery(
+        &self,
+        state: &RecoveryState,
+        write: RecoveryWrite,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let key = (state.tenant_id.clone(), state.webhook_id);
+        let allowed = match (write, inner.recoveries.get(&key)) {
+            (RecoveryWrite::Start { .. }, None) => true,
+            (RecoveryWrite::Start { now }, Some(last)) => !last.running(now),
+            (RecoveryWrite::Advance, Some(last)) => last.recovery_id == state.recovery_id,
+            (RecoveryWrite::Advance, None) => false,
+        };
+        if allowed {
+            inner.recoveries.insert(key, state.clone());
+        }
+        Ok(allowed)
     }
 
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ use crate::api_key::ApiKey;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
+use crate::recovery::RecoveryState;
 use crate::{TenantId, Webhook, WebhookId};
 
 /// One attempt to deliver one event to one webhook: a delivery record's key.
@@ -56,6 +57,16 @@ pub enum StoreError {
     /// DynamoDB failed, was throttled or returned an item that does not map.
     #[error("store backend: {0}")]
     Backend(String),
+}
+
+/// The condition of a recovery's state write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryWrite {
+    /// A new recovery: only if the webhook's last one is not running at
+    /// `now` (Unix seconds; see [`RecoveryState::running`]).
+    Start { now: i64 },
+    /// Progress: only while the webhook's recovery is still this one.
+    Advance,
 }
 
 /// One page of a newest-first listing; `next` is where the following page starts.
@@ -234,6 +245,46 @@ pub trait Store: Send + Sync {
         event: &EventId,
         webhooks: &[WebhookId],
     ) -> impl Future<Output = Result<Option<Vec<u32>>, StoreError>> + Send;
+
+    /// The event's recorded attempts to one webhook, in any order: one query
+    /// of the event's partition.
+    fn deliveries_to(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+    ) -> impl Future<Output = Result<Vec<DeliveryRecord>, StoreError>> + Send;
+
+    /// Numbers a manual attempt of `webhook` for the event, as
+    /// [`Store::number_manual_attempts`] does, for a recovery: only when no
+    /// manual attempt numbered in the last [`crate::recovery::PENDING_SECS`]
+    /// before `now` (Unix seconds) is still unrecorded, i.e. the counter is
+    /// at most `manual_recorded`. `None` when one is pending or the event is
+    /// gone. One conditional write: two recoveries at once never both queue
+    /// the same event.
+    fn claim_recovery_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        manual_recorded: u32,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+
+    /// The webhook's recovery: the one running, or the last one.
+    fn recovery(
+        &self,
+        tenant: &TenantId,
+        webhook: WebhookId,
+    ) -> impl Future<Output = Result<Option<RecoveryState>, StoreError>> + Send;
+
+    /// Writes a recovery's state if `write`'s condition holds: false when
+    /// it does not (another recovery runs, or replaced this one).
+    fn save_recovery(
+        &self,
+        state: &RecoveryState,
+        write: RecoveryWrite,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// What the stats need of a webhook's attempts since `since` (a
     /// [`crate::delivery_log::sortable_time`]), newest first, at most

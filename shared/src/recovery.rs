@@ -1,0 +1,592 @@
+//! Bulk recovery (`POST /webhooks/{id}/recover`): every kept event of a
+//! window that a webhook subscribes to and whose last attempt to it did not
+//! end `delivered`, sent again as a manual attempt (same `webhook-id`: the
+//! event's id).
+//!
+//! A window is worked through in pages of the tenant's events, newest
+//! first, in named stages: [`scan`](Recovery::run) a page, [`verdict`] per
+//! event from its attempts to the webhook, take the tenant's redelivery
+//! allowance, claim a manual attempt number per event
+//! ([`Store::claim_recovery_attempt`]: none while one queued lately is not
+//! recorded yet, which is what makes a repeated call queue nothing new), and
+//! queue the attempts on the slow lane. One call checks at most
+//! [`EVENTS_PER_CALL`] events; the rest of a window travels as a
+//! [`RecoveryMessage`] on the slow lane's queue, which the dispatcher takes
+//! up where the call stopped, so a window of any size neither outlives a
+//! function's timeout nor fills its memory.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::delivery::Outcome;
+use crate::delivery_log::DeliveryRecord;
+use crate::event_log::{EventFilter, StoredEvent};
+use crate::requeue::{Requeue, Target, TargetedMessage};
+use crate::retry::FIRST_MANUAL_ATTEMPT;
+use crate::store::{Allowance, RecoveryWrite, Store, StoreError};
+use crate::{Status, TenantId, Webhook, WebhookId};
+
+/// Events read per store query. At most this many events' data (350 KB
+/// each at most) are in memory at once.
+pub const PAGE_EVENTS: usize = 100;
+
+/// Events one call checks at most before it hands the rest of the window on
+/// (the api's answer, then each recovery message): about 10 queries of the
+/// tenant's events and 1,000 small ones of their attempts.
+pub const EVENTS_PER_CALL: usize = 1_000;
+
+/// A manual attempt numbered this recently (seconds) and not recorded yet is
+/// pending: a recovery does not queue that event again. Past it, the
+/// attempt is taken as lost (its message could not be sent).
+pub const PENDING_SECS: i64 = 900;
+
+/// A running recovery whose state has not moved for this long (seconds) has
+/// stopped (its message went to the dead-letter queue): another may start.
+/// Pages waiting for the allowance move at least once a minute.
+pub const STALE_SECS: i64 = 900;
+
+/// How long a recovery's state is kept once written (seconds).
+pub const STATE_TTL_SECS: i64 = 7 * 86_400;
+
+/// `since ≤ event timestamp < until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+/// The rest of a window, on the slow lane's queue: `{"recover": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryMessage {
+    pub recover: Continuation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Continuation {
+    pub tenant_id: TenantId,
+    pub webhook_id: WebhookId,
+    pub recovery_id: String,
+    #[serde(flatten)]
+    pub window: Window,
+    /// Where the next page starts (a [`StoredEvent::sort_key`]); `None`:
+    /// at the window's newest end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl RecoveryMessage {
+    pub fn from_json(raw: &str) -> Result<Self, crate::json::JsonError> {
+        crate::json::from_slice(raw.as_bytes())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A webhook's recovery, running or the last one: the lock that lets one
+/// run at a time per webhook, and what `GET /webhooks/{id}/recovery` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryState {
+    pub recovery_id: String,
+    pub tenant_id: TenantId,
+    pub webhook_id: WebhookId,
+    #[serde(flatten)]
+    pub window: Window,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// No page is left (or the recovery stopped: see `stopped`).
+    pub done: bool,
+    /// Why it ended before the window did, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Unix seconds after which DynamoDB TTL may delete it.
+    pub expires_at: i64,
+}
+
+impl RecoveryState {
+    pub fn start(
+        tenant: TenantId,
+        webhook: WebhookId,
+        window: Window,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            recovery_id: format!("rcv_{}", ulid::Ulid::generate()),
+            tenant_id: tenant,
+            webhook_id: webhook,
+            window,
+            started_at: now,
+            updated_at: now.unix_timestamp(),
+            counts: Counts::default(),
+            done: false,
+            stopped: None,
+            expires_at: now.unix_timestamp() + STATE_TTL_SECS,
+        }
+    }
+
+    /// Whether it still holds the webhook's lock at `now` (Unix seconds).
+    pub fn running(&self, now: i64) -> bool {
+        !self.done && self.updated_at >= now - STALE_SECS
+    }
+
+    /// Adds a run's counts; done when the window has no page left.
+    pub fn advance(&mut self, run: &Run, now: i64) {
+        self.counts.add(&run.counts);
+        self.done = run.next.is_none();
+        self.updated_at = now;
+        self.expires_at = now + STATE_TTL_SECS;
+    }
+
+    /// Ends it before the window does, saying why (no event or token in it).
+    pub fn stop(&mut self, why: &str, now: i64) {
+        self.done = true;
+        self.stopped = Some(why.to_owned());
+        self.updated_at = now;
+    }
+}
+
+/// What pages of a window came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events of the window read.
+    pub events_checked: u64,
+    /// Events this webhook should get again (queued, or counted by a preview).
+    pub selected: u64,
+    /// Manual attempts queued.
+    pub queued: u64,
+    /// Selected, but a manual attempt queued lately is not made yet.
+    pub already_pending: u64,
+    /// Subscribed and not delivered, but their data was too large to keep.
+    pub not_kept: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.events_checked += other.events_checked;
+        self.selected += other.selected;
+        self.queued += other.queued;
+        self.already_pending += other.already_pending;
+        self.not_kept += other.not_kept;
+    }
+}
+
+/// Where one event stands with the webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its last attempt did not end `delivered`: send it again. The number
+    /// of manual attempts recorded (for the claim's pending check).
+    Resend { manual_recorded: u32 },
+    /// Its last attempt was delivered.
+    Delivered,
+    /// Never attempted to this webhook: it was inactive, not subscribed or
+    /// not registered yet when the event came, or the first attempt is
+    /// still on its way. A recovery resends; it does not send for the first
+    /// time.
+    NeverAttempted,
+}
+
+/// The verdict from an event's attempts to one webhook (any order): the
+/// last one is the latest started, the higher number on a tie.
+pub fn verdict(attempts: &[DeliveryRecord]) -> Verdict {
+    let Some(last) = attempts
+        .iter()
+        .max_by(|a, b| (&a.attempted_at, a.attempt).cmp(&(&b.attempted_at, b.attempt)))
+    else {
+        return Verdict::NeverAttempted;
+    };
+    if last.outcome == Outcome::Delivered {
+        return Verdict::Delivered;
+    }
+    let manual_recorded = attempts
+        .iter()
+        .map(|a| a.attempt)
+        .filter(|&n| n >= FIRST_MANUAL_ATTEMPT)
+        .max()
+        .map_or(0, |n| n - (FIRST_MANUAL_ATTEMPT - 1));
+    Verdict::Resend { manual_recorded }
+}
+
+/// What to do with the events selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Count them only (the dashboard's confirmation).
+    Preview,
+    /// Queue a manual attempt of each.
+    Queue,
+}
+
+/// What one run of pages did, and where the window stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Run {
+    pub counts: Counts,
+    /// Where the next page starts (`Some(None)`: at the window's newest
+    /// end); `None` when the window is done.
+    pub next: Option<Option<String>>,
+    /// The run stopped because the tenant's redelivery allowance is spent
+    /// until this Unix time: the next page waits until then.
+    pub allowance_until: Option<i64>,
+}
+
+/// Why a run could not go on (its pages so far stand).
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("queueing recovered attempts: {0}")]
+    Queue(String),
+}
+
+/// What a recovery needs: the store, the slow lane, and the tenant's
+/// allowance of manual attempts per minute.
+pub struct Recovery<'a, S> {
+    pub store: &'a S,
+    pub requeue: &'a Requeue,
+    pub per_minute: u32,
+}
+
+impl<S: Store> Recovery<'_, S> {
+    /// Works through the window from `after` (its start when `None`) until
+    /// it is done, `budget` events are checked, `deadline` passes or the
+    /// allowance is spent, whichever comes first.
+    pub async fn run(
+        &self,
+        webhook: &Webhook,
+        window: &Window,
+        mut after: Option<String>,
+        mode: Mode,
+        budget: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Run, RecoveryError> {
+        let filter = EventFilter {
+            event_type: None,
+            since: Some(window.since),
+            until: Some(window.until),
+        };
+        // A page never asks for more than one minute's allowance.
+        let page_size = PAGE_EVENTS.min(usize::try_from(self.per_minute).unwrap_or(PAGE_EVENTS));
+        let mut run = Run::default();
+        loop {
+            let page = self
+                .store
+                .list_events(&webhook.tenant_id, &filter, page_size, after.clone())
+                .await?;
+            let checked = u64::try_from(page.items.len()).unwrap_or(u64::MAX);
+            let chosen = self.select(webhook, page.items, &mut run.counts).await?;
+            if mode == Mode::Queue && !chosen.is_empty() {
+                if let Some(until) = self.take_allowance(webhook, chosen.len()).await? {
+                    // This page again, once the allowance is back.
+                    run.allowance_until = Some(until);
+                    run.next = Some(after);
+                    return Ok(run);
+                }
+                self.queue(webhook, chosen, &mut run.counts).await?;
+            }
+            run.counts.events_checked += checked;
+            let Some(next) = page.next else {
+                run.next = None;
+                return Ok(run);
+            };
+            after = Some(next);
+            run.next = Some(after.clone());
+            let spent = run.counts.events_checked >= u64::try_from(budget).unwrap_or(u64::MAX);
+            let late = deadline.is_some_and(|d| Instant::now() >= d);
+            if spent || late {
+                return Ok(run);
+            }
+        }
+    }
+
+    /// Adds a run to the state, saves it, and hands the rest of the window
+    /// on: a message on the slow lane, delayed until the allowance is back
+    /// when the run stopped for it. False (nothing handed on) when the
+    /// webhook's recovery is no longer this one.
+    pub async fn hand_on(
+        &self,
+        state: &mut RecoveryState,
+        run: &Run,
+    ) -> Result<bool, RecoveryError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        state.advance(run, now);
+        if !self
+            .store
+            .save_recovery(state, RecoveryWrite::Advance)
+            .await?
+        {
+            return Ok(false);
+        }
+        let Some(after) = &run.next else {
+            return Ok(true);
+        };
+        let wait = run
+            .allowance_until
+            .map_or(0, |t| t.saturating_sub(now).max(0));
+        let message = RecoveryMessage {
+            recover: Continuation {
+                tenant_id: state.tenant_id.clone(),
+                webhook_id: state.webhook_id,
+                recovery_id: state.recovery_id.clone(),
+                window: state.window,
+                after: after.clone(),
+            },
+        };
+        let delay = Duration::from_secs(u64::try_from(wait).unwrap_or(0));
+        if let Err(e) = self.requeue.send_recovery(&message, delay).await {
+            state.stop("the rest of the window could not be queued", now);
+            if let Err(save) = self
+                .store
+                .save_recovery(state, RecoveryWrite::Advance)
+                .await
+            {
+                tracing::error!(recovery_id = %state.recovery_id, error = %save, "saving a stopped recovery failed");
+            }
+            return Err(RecoveryError::Queue(e));
+        }
+        Ok(true)
+    }
+
+    /// Takes a recovery up where its message says (the dispatcher, on the
+    /// slow lane). A recovery replaced or ended meanwhile is dropped; one
+    /// whose webhook was deleted or set inactive stops.
+    pub async fn resume(
+        &self,
+        next: &Continuation,
+        deadline: Option<Instant>,
+    ) -> Result<(), RecoveryError> {
+        let Some(mut state) = self
+            .store
+            .recovery(&next.tenant_id, next.webhook_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        if state.recovery_id != next.recovery_id || state.done {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let webhook = self
+            .store
+            .get_webhook(&next.tenant_id, next.webhook_id)
+            .await?;
+        let webhook = match webhook {
+            Some(w) if w.status == Status::Active => w,
+            found => {
+                let why = if found.is_some() {
+                    "the webhook was set inactive"
+                } else {
+                    "the webhook was deleted"
+                };
+                state.stop(why, now);
+                self.store
+                    .save_recovery(&state, RecoveryWrite::Advance)
+                    .await?;
+                return Ok(());
+            }
+        };
+        let run = self
+            .run(
+                &webhook,
+                &state.window,
+                next.after.clone(),
+                Mode::Queue,
+                EVENTS_PER_CALL,
+                deadline,
+            )
+            .await?;
+        tracing::info!(
+            tenant_id = %state.tenant_id,
+            webhook_id = %state.webhook_id,
+            recovery_id = %state.recovery_id,
+            events_checked = run.counts.events_checked,
+            queued = run.counts.queued,
+            done = run.next.is_none(),
+            "recovery page"
+        );
+        self.hand_on(&mut state, &run).await?;
+        Ok(())
+    }
+
+    /// The page's events the webhook should get again, with their verdicts.
+    async fn select(
+        &self,
+        webhook: &Webhook,
+        events: Vec<StoredEvent>,
+        counts: &mut Counts,
+    ) -> Result<Vec<(StoredEvent, u32)>, RecoveryError> {
+        let subscribed: Vec<StoredEvent> = events
+            .into_iter()
+            .filter(|e| webhook.events.contains(e.event_type))
+            .collect();
+        let attempts = join_all(subscribed.iter().map(|e| {
+            self.store
+                .deliveries_to(&webhook.tenant_id, &e.id, webhook.id)
+        }))
+        .await;
+        let mut chosen = Vec::new();
+        for (event, attempts) in subscribed.into_iter().zip(attempts) {
+            let Verdict::Resend { manual_recorded } = verdict(&attempts?) else {
+                continue;
+            };
+            if event.data_omitted {
+                counts.not_kept += 1;
+                continue;
+            }
+            counts.selected += 1;
+            chosen.push((event, manual_recorded));
+        }
+        Ok(chosen)
+    }
+
+    /// Takes `n` manual attempts from the tenant's allowance; when it is
+    /// spent, the Unix time its next window starts.
+    async fn take_allowance(&self, webhook: &Webhook, n: usize) -> Result<Option<i64>, StoreError> {
+        let allowance = Allowance::Redeliveries;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let window = allowance.window_of(now);
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let taken = self
+            .store
+            .take_allowance(&webhook.tenant_id, allowance, window, n, self.per_minute)
+            .await?;
+        Ok((!taken).then_some((window + 1) * allowance.window_secs()))
+    }
+
+    /// Claims an attempt number per event and queues the attempts.
+    async fn queue(
+        &self,
+        webhook: &Webhook,
+        chosen: Vec<(StoredEvent, u32)>,
+        counts: &mut Counts,
+    ) -> Result<(), RecoveryError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = join_all(chosen.iter().map(|(event, manual_recorded)| {
+            self.store.claim_recovery_attempt(
+                &webhook.tenant_id,
+                &event.id,
+                webhook.id,
+                *manual_recorded,
+                now,
+            )
+        }))
+        .await;
+        let mut messages = Vec::with_capacity(chosen.len());
+        for ((event, _), claim) in chosen.iter().zip(claims) {
+            let (Some(attempt), Some(event)) = (claim?, event.to_event()) else {
+                counts.already_pending += 1;
+                continue;
+            };
+            messages.push(TargetedMessage {
+                target: Target {
+                    webhook_id: webhook.id,
+                    attempt,
+                    manual: true,
+                    not_before: None,
+                },
+                event,
+            });
+        }
+        let sent = self.requeue.send_now(&messages).await;
+        counts.queued += u64::try_from(sent.iter().filter(|r| r.is_ok()).count()).unwrap_or(0);
+        if let Some(Err(e)) = sent.into_iter().find(Result::is_err) {
+            // Those sent are attempts of their own, each recorded once; those
+            // not sent are pending until PENDING_SECS have passed.
+            return Err(RecoveryError::Queue(e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventType;
+    use crate::event::EventId;
+
+    fn attempt(n: u32, at: &str, outcome: Outcome) -> DeliveryRecord {
+        let mut r = DeliveryRecord::new(
+            TenantId::parse("acme").unwrap(),
+            WebhookId::generate(),
+            EventId::parse("evt_1").unwrap(),
+            EventType::AsyncCompleted,
+            time::macros::datetime!(2026-11-28 10:00 UTC),
+            crate::delivery::Attempt {
+                outcome,
+                status: None,
+                duration_ms: 1,
+                response_excerpt: None,
+                location: None,
+                error: None,
+                retry_after: None,
+            },
+            7,
+        )
+        .with_attempt(n, n >= FIRST_MANUAL_ATTEMPT);
+        r.attempted_at = at.to_owned();
+        r
+    }
+
+    #[test]
+    fn the_latest_attempt_decides() {
+        use Outcome::*;
+        let t = |s: u32| format!("2026-11-28T10:00:{s:02}.000000Z");
+        assert_eq!(verdict(&[]), Verdict::NeverAttempted);
+        assert_eq!(
+            verdict(&[attempt(1, &t(1), ConnectError)]),
+            Verdict::Resend { manual_recorded: 0 }
+        );
+        // A manual attempt delivered after the automatic ones failed.
+        assert_eq!(
+            verdict(&[
+                attempt(101, &t(9), Delivered),
+                attempt(1, &t(1), Timeout),
+                attempt(2, &t(5), HttpError),
+            ]),
+            Verdict::Delivered
+        );
+        // Delivered first, failed on a later redelivery: the last one counts.
+        assert_eq!(
+            verdict(&[attempt(1, &t(1), Delivered), attempt(102, &t(7), HttpError)]),
+            Verdict::Resend { manual_recorded: 2 }
+        );
+        // Same start: the higher number is the later one.
+        assert_eq!(
+            verdict(&[
+                attempt(1, &t(3), ConnectError),
+                attempt(101, &t(3), Delivered)
+            ]),
+            Verdict::Delivered
+        );
+    }
+
+    #[test]
+    fn a_message_round_trips_and_is_neither_an_envelope_nor_a_retry() {
+        let message = RecoveryMessage {
+            recover: Continuation {
+                tenant_id: TenantId::parse("acme").unwrap(),
+                webhook_id: WebhookId::generate(),
+                recovery_id: "rcv_1".into(),
+                window: Window {
+                    since: time::macros::datetime!(2026-11-28 09:00 UTC),
+                    until: time::macros::datetime!(2026-11-28 10:00 UTC),
+                },
+                after: Some("2026-11-28T09:30:00.000000Z#evt_1".into()),
+            },
+        };
+        let json = message.to_json();
+        assert_eq!(RecoveryMessage::from_json(&json).unwrap(), message);
+        assert!(crate::event::Event::from_json(&json).is_err());
+        assert!(TargetedMessage::from_json(&json).is_err());
+    }
+}
