@@ -906,3 +906,134 @@ async fn a_page_of_large_events_ends_before_the_response_limit() {
     let want: Vec<String> = (0..20).rev().map(|i| format!("evt_{i:02}")).collect();
     assert_eq!(all, want, "every event once, newest first");
 }
+
+/// Issue 20, item 4: an outage, then one recovery call. The receiver answers
+/// 503 for a run of events, then is back; one `POST /webhooks/{id}/recover`
+/// brings every missed event once, with its original `webhook-id`, through
+/// the slow lane; events delivered before the outage are not sent again; the
+/// tenant's other webhook and another tenant's failed events are never
+/// touched; a second identical call queues nothing while the first one's
+/// attempts are pending, and nothing once they are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_recover_call_brings_back_every_event_missed_in_an_outage() {
+    let sqs = sqs_client().await;
+    let queues = create_queues(&sqs, &unique("recover"), 5).await.unwrap();
+    let lanes = || Requeue::lanes(&queues.events, &queues.slow);
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_requeue(lanes());
+    // Two delivered, five while it is down, then it is back.
+    let rx = Receiver::start(Behavior::Sequence(vec![
+        200, 200, 503, 503, 503, 503, 503, 200,
+    ]))
+    .await;
+    let side = Receiver::start(Behavior::status(200)).await;
+    let theirs = Receiver::start(Behavior::status(503)).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    add_webhook(d.store(), "acme", &side.url("/"), &[AsyncCompleted], Active).await;
+    let globex = add_webhook(
+        d.store(),
+        "globex",
+        &theirs.url("/"),
+        &[AsyncCompleted],
+        Active,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (i, tenant) in ["acme"; 7].into_iter().chain(["globex"; 2]).enumerate() {
+        let (event, body) = envelope(tenant, AsyncCompleted, json!({"n": i}));
+        let response =
+            dispatch::handle(&d, invocation(sqs_event(&[(format!("m{i}"), body)]), 6000))
+                .await
+                .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        ids.push(event.id.to_string());
+    }
+    assert_eq!(
+        (
+            rx.requests().len(),
+            side.requests().len(),
+            theirs.requests().len()
+        ),
+        (7, 7, 2)
+    );
+    let missed: Vec<String> = ids[2..7].to_vec();
+
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_requeue(lanes());
+    let key = api_key_for(&app.store, "acme").await;
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let path = format!("/webhooks/{}/recover", wh.id);
+    let preview = Call::new("POST", &path, &key)
+        .json(json!({"since": since, "dry_run": true}))
+        .send(&app)
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert_eq!(preview.body["would_queue"], 5);
+    let first = Call::new("POST", &path, &key)
+        .json(json!({"since": since}))
+        .send(&app)
+        .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert_eq!(first.body["queued"], 5);
+    assert_eq!(first.body["status"], "done");
+    let again = Call::new("POST", &path, &key)
+        .json(json!({"since": since}))
+        .send(&app)
+        .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(
+        (
+            again.body["queued"].as_u64(),
+            again.body["already_pending"].as_u64()
+        ),
+        (Some(0), Some(5))
+    );
+
+    pump(&d, &sqs, &queues.slow, 15, || rx.requests().len() >= 12).await;
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 12, "each missed event once");
+    let mut resent: Vec<String> = requests[7..]
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    resent.sort();
+    let mut expected = missed.clone();
+    expected.sort();
+    assert_eq!(
+        resent, expected,
+        "the missed events, with their own webhook-id"
+    );
+    assert_eq!(
+        side.requests().len(),
+        7,
+        "the tenant's other webhook is not touched"
+    );
+    assert_eq!(
+        theirs.requests().len(),
+        2,
+        "another tenant's events are not touched"
+    );
+    assert!(log_of(d.store(), &globex).await.iter().all(|r| !r.manual));
+
+    // Delivered now: a recovery of the same window finds nothing to send.
+    let after = Call::new("POST", &path, &key)
+        .json(json!({"since": since}))
+        .send(&app)
+        .await;
+    assert_eq!(after.status, 202, "{}", after.body);
+    assert_eq!(
+        (
+            after.body["queued"].as_u64(),
+            after.body["already_pending"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let state = Call::new("GET", &format!("/webhooks/{}/recovery", wh.id), &key)
+        .send(&app)
+        .await;
+    assert_eq!(state.status, 200, "{}", state.body);
+    assert_eq!(state.body["recovery_id"], after.body["recovery_id"]);
+}
