@@ -604,4 +604,151 @@ mod tests {
         assert_eq!(failed, ["m2"]);
         assert!(d.client.is_built(), "built by the first batch");
     }
+
+    /// Issue 20, item 4: the slow lane takes a recovery up where its
+    /// message says, queues what is left within one call's budget, hands the
+    /// rest on again, and marks the recovery done at the window's end. A
+    /// message of a recovery replaced meanwhile does nothing; one from the
+    /// producers' queue is refused.
+    #[tokio::test]
+    async fn a_recovery_message_queues_the_next_pages_and_hands_the_rest_on() {
+        use shared::delivery::{Attempt, Outcome};
+        use shared::delivery_log::DeliveryRecord;
+        use shared::recovery::{
+            Continuation, EVENTS_PER_CALL, RecoveryMessage, RecoveryState, Window,
+        };
+        use shared::requeue::Requeue;
+        use shared::store::RecoveryWrite;
+        use shared::{EventSet, EventType, UrlPolicy, WebhookUrl};
+
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut settings = settings();
+        settings.redeliveries_per_minute = 10_000;
+        let d = Dispatcher::with_deferred_client(MemoryStore::default(), &settings)
+            .with_requeue(Requeue::Memory(sent.clone()));
+        let tenant = TenantId::parse("acme").unwrap();
+        let now = now_utc();
+        let webhook = Webhook::new(
+            tenant.clone(),
+            WebhookUrl::parse("https://hooks.example.com/x", UrlPolicy::default()).unwrap(),
+            EventSet::new([EventType::AsyncCompleted]).unwrap(),
+            now,
+        );
+        d.store.create_webhook(&webhook, 50).await.unwrap();
+        for i in 0..1_050 {
+            let at = now - time::Duration::seconds(i + 10);
+            let raw = format!(
+                r#"{{"id":"evt_{i:05}","tenant_id":"acme","type":"async.completed","timestamp":"{}","data":{{}}}}"#,
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+            );
+            let event = Event::from_json(&raw).unwrap();
+            d.store
+                .put_event(&StoredEvent::new(&event, at, 7))
+                .await
+                .unwrap();
+            let failed = Attempt {
+                outcome: Outcome::ConnectError,
+                status: None,
+                duration_ms: 1,
+                response_excerpt: None,
+                location: None,
+                error: None,
+                retry_after: None,
+            };
+            let record = DeliveryRecord::new(
+                tenant.clone(),
+                webhook.id,
+                event.id.clone(),
+                event.event_type,
+                at,
+                failed,
+                7,
+            );
+            d.store.record_delivery(&record).await.unwrap();
+        }
+        let window = Window {
+            since: now - time::Duration::hours(1),
+            until: now,
+        };
+        let state = RecoveryState::start(tenant.clone(), webhook.id, window, now);
+        let unix = now.unix_timestamp();
+        assert!(
+            d.store
+                .save_recovery(&state, RecoveryWrite::Start { now: unix })
+                .await
+                .unwrap()
+        );
+        let message = |after: Option<String>, id: &str| RecoveryMessage {
+            recover: Continuation {
+                tenant_id: tenant.clone(),
+                webhook_id: webhook.id,
+                recovery_id: id.to_owned(),
+                window,
+                after,
+            },
+        };
+        let take = || -> (usize, Vec<RecoveryMessage>) {
+            let drained: Vec<(String, std::time::Duration)> =
+                sent.lock().unwrap().drain(..).collect();
+            let targeted = drained
+                .iter()
+                .filter(|(b, _)| TargetedMessage::from_json(b).is_ok())
+                .count();
+            let rest = drained
+                .iter()
+                .filter_map(|(b, _)| RecoveryMessage::from_json(b).ok())
+                .collect();
+            (targeted, rest)
+        };
+        let run = |m: RecoveryMessage| {
+            let batch = sqs_event([("r1".to_owned(), m.to_json())]);
+            handle(&d, invocation(batch, 6000, "r"))
+        };
+
+        // A recovery replaced meanwhile: nothing.
+        let stale = run(message(None, "rcv_other")).await.unwrap();
+        assert!(stale.batch_item_failures.is_empty());
+        assert_eq!(take().0, 0);
+
+        let first = run(message(None, &state.recovery_id)).await.unwrap();
+        assert!(first.batch_item_failures.is_empty());
+        let (queued, rest) = take();
+        assert_eq!((queued, rest.len()), (EVENTS_PER_CALL, 1));
+        let saved = d
+            .store
+            .recovery(&tenant, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((saved.counts.queued, saved.done), (1_000, false));
+
+        let second = run(rest.into_iter().next().unwrap()).await.unwrap();
+        assert!(second.batch_item_failures.is_empty());
+        let (queued, rest) = take();
+        assert_eq!((queued, rest.len()), (50, 0));
+        let saved = d
+            .store
+            .recovery(&tenant, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (saved.counts.queued, saved.counts.events_checked, saved.done),
+            (1_050, 1_050, true)
+        );
+
+        // From the producers' queue, it is forged.
+        let lanes = Dispatcher::with_deferred_client(MemoryStore::default(), &settings)
+            .with_requeue(Requeue::lanes(
+                "https://sqs.local/000000000000/events",
+                "https://sqs.local/000000000000/slow",
+            ));
+        let forged = crate::local::sqs_event_from(
+            Some("https://sqs.local/000000000000/events"),
+            [("f1".to_owned(), message(None, &state.recovery_id).to_json())],
+        );
+        let refused = handle(&lanes, invocation(forged, 6000, "f")).await.unwrap();
+        assert_eq!(refused.batch_item_failures.len(), 1);
+    }
 }
