@@ -141,6 +141,9 @@ async fn every_operation_answers_what_the_document_says() {
     })
     .await;
 
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let mut replies: Vec<(&str, &str, Reply)> = Vec::new();
     let created = Call::new("POST", "/webhooks", &key)
         .json(json!({"url": rx.url("/hook"), "events": ["async.completed", "flowx.completed"], "description": "main"}))
@@ -364,6 +367,34 @@ async fn every_operation_answers_what_the_document_says() {
             "/webhooks/{id}/stats",
             "GET",
             Call::new("GET", "/webhooks/{id}/stats?window=1y", &key),
+        ),
+        // Issue 20, item 4: none yet, a dry run, a recovery, a bad window, the state.
+        (
+            "/webhooks/{id}/recovery",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/recovery", &key),
+        ),
+        (
+            "/webhooks/{id}/recover",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/recover", &key)
+                .json(json!({"since": since, "dry_run": true})),
+        ),
+        (
+            "/webhooks/{id}/recover",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/recover", &key).json(json!({"since": since})),
+        ),
+        (
+            "/webhooks/{id}/recover",
+            "POST",
+            Call::new("POST", "/webhooks/{id}/recover", &key)
+                .json(json!({"since": since, "until": "2000-01-01T00:00:00Z"})),
+        ),
+        (
+            "/webhooks/{id}/recovery",
+            "GET",
+            Call::new("GET", "/webhooks/{id}/recovery", &key),
         ),
         ("/events", "GET", Call::new("GET", "/events?limit=5", &key)),
         (

@@ -599,6 +599,7 @@ pub async fn api_and_dispatch(
         );
     }
     w.receipts(r, &hook, &event_id, 3, "fan-out and two redeliveries");
+    recovery(w, api, dispatch, r, &retried.id).await;
     let spare_path = format!("/webhooks/{spare_id}");
     w.call(api, r, Request::new("DELETE", &spare_path, &key), 204)
         .await;
@@ -768,6 +769,131 @@ async fn retry_requeued(w: &World, dispatch: &mut Function, r: &mut Report) {
         after == before + 1,
         format!("retry: one delayed message on the slow lane ({before} -> {after})"),
     );
+}
+
+/// A recovery (issue 20): the api counts and queues the failing webhook's
+/// missed event (reading the tenant's events by time, their attempts, and
+/// claiming an attempt number); the dispatch function takes a recovery's
+/// page from the slow lane, with its own permissions.
+async fn recovery(
+    w: &mut World,
+    api: &mut Function,
+    dispatch: &mut Function,
+    r: &mut Report,
+    webhook: &str,
+) {
+    use shared::recovery::{Continuation, RecoveryMessage, RecoveryState, Window};
+    use shared::store::{RecoveryWrite, Store};
+    println!("api and dispatch functions, a recovery:");
+    let key = w.key.clone();
+    let now = time::OffsetDateTime::now_utc();
+    let window = Window {
+        since: now - time::Duration::hours(1),
+        until: now + time::Duration::seconds(1),
+    };
+    let since = window
+        .since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let path = format!("/webhooks/{webhook}/recover");
+    let preview = w
+        .call(
+            api,
+            r,
+            Request::new("POST", &path, &key).json(&json!({"since": since, "dry_run": true})),
+            200,
+        )
+        .await
+        .map(|a| a.json());
+    r.check(
+        preview
+            .as_ref()
+            .is_some_and(|p| p["would_queue"].as_u64() >= Some(1)),
+        format!("a dry run counts the failed event ({preview:?})"),
+    );
+    let answer = w
+        .call(
+            api,
+            r,
+            Request::new("POST", &path, &key).json(&json!({"since": since})),
+            202,
+        )
+        .await
+        .map(|a| a.json());
+    r.check(
+        answer
+            .as_ref()
+            .is_some_and(|a| a["queued"].as_u64() >= Some(1) && a["status"] == "done"),
+        format!("the recovery queued it ({answer:?})"),
+    );
+    w.call(
+        api,
+        r,
+        Request::new("GET", &format!("/webhooks/{webhook}/recovery"), &key),
+        200,
+    )
+    .await;
+    // The manual attempt, made (the receiver fails it again).
+    let queued = w.slow_lane_records(1).await;
+    if let Some(failed) = w
+        .dispatch(dispatch, r, queued, "the recovered attempt")
+        .await
+    {
+        r.check(
+            failed.is_empty(),
+            format!("recovered attempt: no failures ({failed:?})"),
+        );
+    }
+    // A recovery's page on the slow lane, as the api hands on the rest of a window.
+    let (Ok(tenant), Ok(id)) = (shared::TenantId::parse(TENANT), webhook.parse()) else {
+        r.check(false, "the webhook's id parses");
+        return;
+    };
+    let state = RecoveryState::start(tenant.clone(), id, window, now);
+    let started = w
+        .store
+        .save_recovery(
+            &state,
+            RecoveryWrite::Start {
+                now: now.unix_timestamp(),
+            },
+        )
+        .await;
+    r.check(
+        matches!(started, Ok(true)),
+        format!("a new recovery starts once the last is done ({started:?})"),
+    );
+    let message = RecoveryMessage {
+        recover: Continuation {
+            tenant_id: tenant.clone(),
+            webhook_id: id,
+            recovery_id: state.recovery_id.clone(),
+            window,
+            after: None,
+        },
+    };
+    let mut page = record(&w.names, "recover-1", &message.to_json());
+    page["eventSourceARN"] = json!(w.names.slow_arn);
+    if let Some(failed) = w.dispatch(dispatch, r, vec![page], "a recovery page").await {
+        r.check(
+            failed.is_empty(),
+            format!("recovery page: no failures ({failed:?})"),
+        );
+    }
+    let saved = w.store.recovery(&tenant, id).await.ok().flatten();
+    r.check(
+        saved
+            .as_ref()
+            .is_some_and(|s| s.done && s.counts.queued >= 1 && s.stopped.is_none()),
+        format!("the page queued the event again and ended the recovery ({saved:?})"),
+    );
+    let again = w.slow_lane_records(1).await;
+    if let Some(failed) = w.dispatch(dispatch, r, again, "the page's attempt").await {
+        r.check(
+            failed.is_empty(),
+            format!("page's attempt: no failures ({failed:?})"),
+        );
+    }
 }
 
 /// A message that is not an event comes back as a batch item failure.
