@@ -713,3 +713,44 @@ fn the_dashboard_and_the_failure_alarm_draw_the_metrics_the_dispatcher_writes() 
         );
     }
 }
+
+/// The index resources a function may `dynamodb:Query` (as written in the
+/// template: `${Table.Arn}/index/...`).
+fn queried_indexes(t: &Value, function: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for policy in resource(t, function)["Policies"].as_sequence().unwrap() {
+        for s in policy["Statement"].as_sequence().into_iter().flatten() {
+            let actions = serde_yaml_ng::to_string(&s["Action"]).unwrap();
+            if s["Effect"].as_str() != Some("Allow") || !actions.contains("dynamodb:Query") {
+                continue;
+            }
+            let resources = serde_yaml_ng::to_string(&s["Resource"]).unwrap();
+            found.extend(
+                resources
+                    .split_whitespace()
+                    .filter(|r| r.contains("/index/"))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    found
+}
+
+/// Issue 20, item 4: a recovery's pages read the tenant's events by time in
+/// GSI1, in the api function (its first page) and in the dispatch function
+/// (the rest, from the slow lane). moto checks actions only, so the
+/// rehearsal cannot see a missing index resource: this does.
+#[test]
+fn both_functions_may_query_the_index_recoveries_read() {
+    let t = template();
+    for function in ["ApiFunction", "DispatchFunction"] {
+        let indexes = queried_indexes(&t, function);
+        assert!(
+            indexes.iter().any(|r| r.ends_with("/index/GSI1\"")
+                || r.ends_with("/index/*\"")
+                || r.ends_with("/index/GSI1")
+                || r.ends_with("/index/*")),
+            "{function} may not query GSI1: {indexes:?}"
+        );
+    }
+}

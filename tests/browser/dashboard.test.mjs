@@ -1,10 +1,12 @@
 // The dashboard, end to end, in Debian's Chromium driven by playwright-core,
 // against the local stack on moto (started by scripts/browser-test, which sets
-// API, KEY and SCREENSHOTS). A receiver on 127.0.0.1 gets the test events.
+// API, KEY and SCREENSHOTS; QUEUE, TENANT and WEBHOOKS to emit events with the
+// CLI). A receiver on 127.0.0.1 gets the deliveries.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { createHmac } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +23,7 @@ let page;
 let profile;
 let receiver;
 const received = [];
+const refused = [];
 const dialogs = [];
 const state = {};
 
@@ -45,6 +48,13 @@ before(async () => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
+      if (state.down) {
+        // An outage: counted apart, answered 503.
+        refused.push({ headers: req.headers });
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('down');
+        return;
+      }
       received.push({ headers: req.headers, body: Buffer.concat(chunks) });
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('received by the e2e receiver');
@@ -248,6 +258,52 @@ test('the delivery log filters by outcome and event type, and shows one attempt 
   await page.getByLabel('Filter by outcome').selectOption('');
   await page.getByLabel('Filter by event type').selectOption('');
   await page.getByLabel('Filter by time').selectOption('');
+});
+
+/** Sends a producer's event through the events queue, as the platform does. */
+function emit(type, data) {
+  return execFileSync(process.env.WEBHOOKS, ['emit', '--queue-url', process.env.QUEUE, '--tenant', process.env.TENANT,
+    '--type', type, '--data', JSON.stringify(data)], { encoding: 'utf8' }).trim();
+}
+
+async function until(what, check, seconds = 30) {
+  const end = Date.now() + seconds * 1000;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+test('after an outage, one confirmed click resends each failed delivery once, with its webhook-id', async () => {
+  // Delivered before the outage, then three while the receiver is down.
+  const before = emit('async.completed', { n: 0 });
+  await until('the first event', () => received.some((r) => r.headers['webhook-id'] === before));
+  state.down = true;
+  const missed = [1, 2, 3].map((n) => emit('async.completed', { n }));
+  await until('the outage\'s attempts', () => refused.length >= 3);
+  await until('their records', async () => (await apiGet(`webhooks/${state.id}/deliveries?outcome=http_error`)).body.data.length === 3);
+  state.down = false;
+  const delivered = received.length;
+
+  await page.reload();
+  await page.getByRole('heading', { name: 'Resend failed deliveries' }).waitFor();
+  await page.getByRole('button', { name: 'Resend failed deliveries…' }).click();
+  const question = page.locator('#recover-question');
+  await question.waitFor();
+  assert.match(await question.textContent(), /^Resend 3 failed deliveries since /);
+  await page.screenshot({ path: join(SCREENSHOTS, 'recover.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Yes, resend 3' }).click();
+  await page.locator('#recover-done', { hasText: 'Queued 3 failed deliveries.' }).waitFor();
+  await until('the resent events', () => received.length >= delivered + 3);
+  await new Promise((r) => setTimeout(r, 1000));
+  const resent = received.slice(delivered).map((r) => r.headers['webhook-id']).sort();
+  assert.deepEqual(resent, [...missed].sort(), 'each missed event once, with its own webhook-id');
+  assert.ok(!resent.includes(before), 'the event delivered before is not sent again');
+
+  // Nothing is left to resend.
+  await page.getByRole('button', { name: 'Resend failed deliveries…' }).click();
+  await page.locator('#recover-result', { hasText: 'Nothing to resend' }).waitFor();
 });
 
 test('the page is usable on a phone-sized screen', async () => {

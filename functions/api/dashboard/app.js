@@ -483,6 +483,71 @@
     const logSection = el('section', { 'aria-labelledby': 'log-heading' });
     const logState = { cursors: [null], page: 0 };
 
+    // Resend what failed since a time: counted first (a dry run), then
+    // confirmed with that count, then queued (POST …/recover).
+    const pad = (n) => String(n).padStart(2, '0');
+    const localInput = (t) => `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}`;
+    const recoverSince = el('input', { type: 'datetime-local', id: 'recover-since', required: true,
+      value: localInput(new Date(Date.now() - 24 * 3600 * 1000)) });
+    const recoverResult = el('div', { id: 'recover-result', 'aria-live': 'polite' });
+    const recoverQuestion = el('p', { id: 'recover-question' });
+    const recoverYes = el('button', { type: 'button', className: 'primary', id: 'recover-yes' }, 'Resend');
+    const recoverConfirm = el('div', { id: 'recover-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'recover-question' },
+      recoverQuestion,
+      el('div', { className: 'row' }, recoverYes,
+        el('button', { type: 'button', onclick: () => { recoverConfirm.hidden = true; recoverForm.querySelector('button').focus(); } }, 'Cancel')));
+    const recoverForm = el('form', { novalidate: true, id: 'recover-form' },
+      el('p', { className: 'hint' }, 'After an outage: every event since then whose last attempt to this webhook failed is sent again, once, with its original webhook-id. Events delivered are not sent again.'),
+      el('div', { className: 'row' },
+        el('label', { for: 'recover-since' }, 'Resend failed deliveries since'), recoverSince,
+        el('button', { type: 'submit' }, 'Resend failed deliveries…')));
+    let recoverWindow = null;
+    recoverForm.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const since = new Date(recoverSince.value);
+      if (Number.isNaN(since.getTime())) {
+        recoverResult.replaceChildren(el('p', { className: 'error-box' }, 'Choose a date and time.'));
+        return;
+      }
+      recoverResult.replaceChildren('Counting…');
+      recoverConfirm.hidden = true;
+      try {
+        recoverWindow = { since: since.toISOString(), until: new Date().toISOString() };
+        const p = await api('POST', `${path}/recover`, { ...recoverWindow, dry_run: true });
+        recoverResult.replaceChildren();
+        if (p.would_queue === 0 && p.complete) {
+          recoverResult.replaceChildren(el('p', {}, `Nothing to resend: no event since ${formatTime(p.since)} failed its last attempt to this webhook.`));
+          return;
+        }
+        const count = p.complete ? `${p.would_queue}` : `at least ${p.would_queue}`;
+        recoverQuestion.textContent = `Resend ${count} failed deliveries since ${formatTime(p.since)}?`
+          + (p.complete ? '' : ` (counted among the newest ${p.events_checked} events; the rest of the window is checked as they are sent)`);
+        recoverYes.textContent = `Yes, resend ${count}`;
+        recoverConfirm.hidden = false;
+        recoverYes.focus();
+      } catch (err) {
+        recoverResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
+      }
+    });
+    recoverYes.addEventListener('click', async () => {
+      recoverYes.disabled = true;
+      try {
+        const r = await api('POST', `${path}/recover`, recoverWindow);
+        recoverConfirm.hidden = true;
+        const pending = r.already_pending ? ` ${r.already_pending} were already queued and not sent yet.` : '';
+        recoverResult.replaceChildren(el('p', { id: 'recover-done' }, r.status === 'running'
+          ? `Queued ${r.queued} failed deliveries so far; the rest of the window follows in the background.${pending}`
+          : `Queued ${r.queued} failed deliveries. They appear in the log once sent.${pending}`));
+        say(`Recovery ${r.recovery_id}: ${r.queued} queued.`);
+      } catch (err) {
+        recoverResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
+      } finally {
+        recoverYes.disabled = false;
+      }
+    });
+    const recoverSection = el('section', { 'aria-labelledby': 'recover-heading', id: 'recover' },
+      el('h3', { id: 'recover-heading' }, 'Resend failed deliveries'), recoverForm, recoverConfirm, recoverResult);
+
     const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch', checked: w.status === 'active' });
     const statusText = el('span', { id: 'status-text' }, w.status === 'active' ? 'Active' : 'Inactive');
     statusSwitch.addEventListener('change', async () => {
@@ -758,6 +823,7 @@
       secrets,
       test,
       healthSection,
+      recoverSection,
       logSection,
       el('section', { 'aria-label': 'Danger zone' }, el('h3', {}, 'Delete'), deleteButton, confirm));
     await Promise.all([renderLog(), renderHealth()]);
