@@ -39,6 +39,13 @@ pub const PAGE_EVENTS: usize = 100;
 /// tenant's events and 1,000 small ones of their attempts.
 pub const EVENTS_PER_CALL: usize = 1_000;
 
+/// Events a tenant's recoveries may check per minute, all webhooks
+/// together: ten calls or pages. A page holds a slow-lane dispatch function
+/// for up to 4 s, so one tenant's recoveries hold at most about two thirds
+/// of one of the lane's invocations on average, however many webhooks it
+/// recovers at once.
+pub const EVENTS_CHECKED_PER_MINUTE: u32 = 10_000;
+
 /// A manual attempt numbered this recently (seconds) and not recorded yet is
 /// pending: a recovery does not queue that event again. Past it, the
 /// attempt is taken as lost (its message could not be sent).
@@ -283,18 +290,25 @@ impl<S: Store> Recovery<'_, S> {
                 .store
                 .list_events(&webhook.tenant_id, &filter, page_size, after.clone())
                 .await?;
-            let checked = u64::try_from(page.items.len()).unwrap_or(u64::MAX);
-            let chosen = self.select(webhook, page.items, &mut run.counts).await?;
+            // A page counts once it is done: one that waits for the
+            // allowance is read again.
+            let mut counts = Counts {
+                events_checked: u64::try_from(page.items.len()).unwrap_or(u64::MAX),
+                ..Counts::default()
+            };
+            let chosen = self.select(webhook, page.items, &mut counts).await?;
             if mode == Mode::Queue && !chosen.is_empty() {
-                if let Some(until) = self.take_allowance(webhook, chosen.len()).await? {
+                let n = u32::try_from(chosen.len()).unwrap_or(u32::MAX);
+                let redeliveries = (Allowance::Redeliveries, self.per_minute);
+                if let Some(until) = self.take(&webhook.tenant_id, redeliveries, n).await? {
                     // This page again, once the allowance is back.
                     run.allowance_until = Some(until);
                     run.next = Some(after);
                     return Ok(run);
                 }
-                self.queue(webhook, chosen, &mut run.counts).await?;
+                self.queue(webhook, chosen, &mut counts).await?;
             }
-            run.counts.events_checked += checked;
+            run.counts.add(&counts);
             let Some(next) = page.next else {
                 run.next = None;
                 return Ok(run);
@@ -395,6 +409,18 @@ impl<S: Store> Recovery<'_, S> {
                 return Ok(());
             }
         };
+        // A call's worth of checks, or the page waits for the next minute.
+        let checks = (Allowance::RecoveryChecks, EVENTS_CHECKED_PER_MINUTE);
+        let budget = u32::try_from(EVENTS_PER_CALL).unwrap_or(u32::MAX);
+        if let Some(until) = self.take(&next.tenant_id, checks, budget).await? {
+            let wait = Run {
+                next: Some(next.after.clone()),
+                allowance_until: Some(until),
+                ..Run::default()
+            };
+            self.hand_on(&mut state, &wait).await?;
+            return Ok(());
+        }
         let run = self
             .run(
                 &webhook,
@@ -449,16 +475,19 @@ impl<S: Store> Recovery<'_, S> {
         Ok(chosen)
     }
 
-    /// Takes `n` manual attempts from the tenant's allowance; when it is
-    /// spent, the Unix time its next window starts.
-    async fn take_allowance(&self, webhook: &Webhook, n: usize) -> Result<Option<i64>, StoreError> {
-        let allowance = Allowance::Redeliveries;
+    /// Takes `n` from the tenant's `allowance` of `limit`; when it is spent,
+    /// the Unix time its next window starts.
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        (allowance, limit): (Allowance, u32),
+        n: u32,
+    ) -> Result<Option<i64>, StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let window = allowance.window_of(now);
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
         let taken = self
             .store
-            .take_allowance(&webhook.tenant_id, allowance, window, n, self.per_minute)
+            .take_allowance(tenant, allowance, window, n, limit)
             .await?;
         Ok((!taken).then_some((window + 1) * allowance.window_secs()))
     }

@@ -96,6 +96,9 @@ fn limit_message(allowance: Allowance, limit: u32, asked: u32, retry_after: u64)
         Allowance::TestEvents => format!(
             "the tenant has sent its {limit} test events of the last 10 seconds; try again in {retry_after} s"
         ),
+        Allowance::RecoveryChecks => format!(
+            "the tenant's recoveries have checked the {limit} events they may check per minute (a call checks up to {asked}); try again in {retry_after} s"
+        ),
     }
 }
 
@@ -173,6 +176,7 @@ impl ApiError {
                 match allowance {
                     Allowance::Redeliveries => "redelivery_limit_reached",
                     Allowance::TestEvents => "test_event_limit_reached",
+                    Allowance::RecoveryChecks => "recovery_limit_reached",
                 },
             ),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
@@ -285,6 +289,7 @@ mod tests {
             ApiError::QueueUnavailable,
             limit(Allowance::Redeliveries),
             limit(Allowance::TestEvents),
+            limit(Allowance::RecoveryChecks),
             ApiError::RotationInProgress {
                 until: String::new(),
             },

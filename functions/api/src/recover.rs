@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shared::recovery::{Counts, EVENTS_PER_CALL, Mode, Recovery, RecoveryState, Window};
 use shared::requeue::Requeue;
-use shared::store::{RecoveryWrite, Store};
+use shared::store::{Allowance, RecoveryWrite, Store};
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, WebhookId};
 use time::OffsetDateTime;
@@ -157,6 +157,17 @@ pub async fn start<S: Store>(
         per_minute: app.settings.redeliveries_per_minute,
     };
     let deadline = Some(Instant::now() + CALL_BUDGET);
+    if !input.dry_run {
+        if matches!(app.requeue, Requeue::Disabled) {
+            return Err(ApiError::QueueUnavailable);
+        }
+        if webhook.status != Status::Active {
+            return Err(ApiError::WebhookInactive);
+        }
+    }
+    // A call's worth of checks from the tenant's budget per minute: a dry
+    // run reads as much as a recovery.
+    crate::allowance::take(app, &tenant, Allowance::RecoveryChecks, EVENTS_PER_CALL).await?;
     if input.dry_run {
         let run = recovery
             .run(
@@ -179,12 +190,6 @@ pub async fn start<S: Store>(
             complete: run.next.is_none(),
         };
         return Ok(response::json(StatusCode::OK, &preview));
-    }
-    if matches!(app.requeue, Requeue::Disabled) {
-        return Err(ApiError::QueueUnavailable);
-    }
-    if webhook.status != Status::Active {
-        return Err(ApiError::WebhookInactive);
     }
     let mut state = RecoveryState::start(tenant, id, window, now);
     let unix = now.unix_timestamp();
@@ -638,6 +643,58 @@ mod tests {
             delays[0] > Duration::ZERO && delays[0] <= Duration::from_secs(60),
             "{delays:?}"
         );
+    }
+
+    /// A tenant's recoveries check at most EVENTS_CHECKED_PER_MINUTE events
+    /// a minute, dry runs included: past it, 429 with when to come back.
+    #[tokio::test]
+    async fn checks_beyond_the_tenants_budget_are_refused() {
+        let (app, key, sent) = recovering_app(600).await;
+        let hook = webhook(&app, &key, r#"["async.completed"]"#).await;
+        let tenant = TenantId::parse("acme").unwrap();
+        let now = now_utc().unix_timestamp();
+        let allowance = Allowance::RecoveryChecks;
+        let limit = shared::recovery::EVENTS_CHECKED_PER_MINUTE;
+        // All but 999 of this minute's and the next one's (the call may fall in either).
+        for window in [allowance.window_of(now), allowance.window_of(now) + 1] {
+            assert!(
+                app.store
+                    .take_allowance(&tenant, allowance, window, limit - 999, limit)
+                    .await
+                    .unwrap()
+            );
+        }
+        let window = format!(
+            r#"{{"since":"{}","dry_run":true}}"#,
+            rfc3339(now_utc() - Span::hours(1))
+        );
+        let refused = recover(&app, &key, hook, &window).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (429, "recovery_limit_reached"),
+            "{}",
+            refused.body
+        );
+        let retry_after: u64 = refused.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after));
+        assert!(sent.lock().unwrap().is_empty());
+        // Another tenant's budget is its own: a control that the budget, not the call, refused.
+        let globex = TenantId::parse("globex").unwrap();
+        let (other_key, _) = shared::api_key::issue(
+            &app.store,
+            globex,
+            "t".into(),
+            shared::api_key::Scope::Full,
+            None,
+        )
+        .await
+        .unwrap();
+        let theirs = webhook(&app, &other_key, r#"["async.completed"]"#).await;
+        assert_eq!(recover(&app, &other_key, theirs, &window).await.status, 200);
     }
 
     #[tokio::test]

@@ -738,6 +738,50 @@ mod tests {
             (1_050, 1_050, true)
         );
 
+        // The tenant's checks for this minute (and the next) are spent: the
+        // page waits for the next minute, with nothing queued or counted.
+        let waiting = RecoveryState::start(tenant.clone(), webhook.id, window, now);
+        assert!(
+            d.store
+                .save_recovery(&waiting, RecoveryWrite::Start { now: unix })
+                .await
+                .unwrap()
+        );
+        let checks = shared::store::Allowance::RecoveryChecks;
+        let limit = shared::recovery::EVENTS_CHECKED_PER_MINUTE;
+        let minute = checks.window_of(now_utc().unix_timestamp());
+        for w in [minute, minute + 1] {
+            // Whatever the pages above left of it.
+            while d
+                .store
+                .take_allowance(&tenant, checks, w, 1_000, limit)
+                .await
+                .unwrap()
+            {}
+        }
+        let paced = run(message(None, &waiting.recovery_id)).await.unwrap();
+        assert!(paced.batch_item_failures.is_empty());
+        let delays: Vec<std::time::Duration> = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(b, _)| RecoveryMessage::from_json(b).is_ok())
+            .map(|(_, delay)| *delay)
+            .collect();
+        assert_eq!(take().0, 0);
+        assert_eq!(delays.len(), 1);
+        assert!(
+            delays[0] > std::time::Duration::ZERO
+                && delays[0] <= std::time::Duration::from_secs(120)
+        );
+        let saved = d
+            .store
+            .recovery(&tenant, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((saved.counts.events_checked, saved.done), (0, false));
+
         // From the producers' queue, it is forged.
         let lanes = Dispatcher::with_deferred_client(MemoryStore::default(), &settings)
             .with_requeue(Requeue::lanes(

@@ -6,6 +6,7 @@
 //! | tenant counters | `TENANT#<tenant_id>`         | `META`                         |
 //! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
 //! | test event budget | `TENANT#<tenant_id>`       | `TESTS#<unix time ÷ 10 s>`     |
+//! | recovery budget | `TENANT#<tenant_id>`         | `RECOVERY_CHECKS#<unix minute>` |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY` (GSI1: `APIKEYS#<tenant_id>`, `<key_id>`) |
 //! | recovery        | `TENANT#<tenant_id>`         | `RECOVERY#<wh_id>` (the last one) |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters, `manual_at_<wh_id>` times) |
@@ -62,12 +63,15 @@ pub enum Allowance {
     /// Test events sent, per 10 seconds: each may hold an api function for
     /// the whole delivery deadline.
     TestEvents,
+    /// Events recoveries check, per minute: each is an event and its
+    /// attempts read, and a page holds a dispatch function of the slow lane.
+    RecoveryChecks,
 }
 
 impl Allowance {
     pub const fn window_secs(self) -> i64 {
         match self {
-            Allowance::Redeliveries => 60,
+            Allowance::Redeliveries | Allowance::RecoveryChecks => 60,
             Allowance::TestEvents => 10,
         }
     }
@@ -82,6 +86,7 @@ impl Allowance {
         match self {
             Allowance::Redeliveries => format!("REDELIVERIES#{window}"),
             Allowance::TestEvents => format!("TESTS#{window}"),
+            Allowance::RecoveryChecks => format!("RECOVERY_CHECKS#{window}"),
         }
     }
 }
