@@ -39,13 +39,6 @@ pub const PAGE_EVENTS: usize = 100;
 /// tenant's events and 1,000 small ones of their attempts.
 pub const EVENTS_PER_CALL: usize = 1_000;
 
-/// Events a tenant's recoveries may check per minute, all webhooks
-/// together: ten calls or pages. A page holds a slow-lane dispatch function
-/// for up to 4 s, so one tenant's recoveries hold at most about two thirds
-/// of one of the lane's invocations on average, however many webhooks it
-/// recovers at once.
-pub const EVENTS_CHECKED_PER_MINUTE: u32 = 10_000;
-
 /// A manual attempt numbered this recently (seconds) and not recorded yet is
 /// pending: a recovery does not queue that event again. Past it, the
 /// attempt is taken as lost (its message could not be sent).
@@ -257,11 +250,24 @@ pub enum RecoveryError {
 }
 
 /// What a recovery needs: the store, the slow lane, and the tenant's
-/// allowance of manual attempts per minute.
+/// allowances per minute: manual attempts queued, events checked.
 pub struct Recovery<'a, S> {
     pub store: &'a S,
     pub requeue: &'a Requeue,
     pub per_minute: u32,
+    pub checks_per_minute: u32,
+}
+
+impl<'a, S> Recovery<'a, S> {
+    /// With the allowances `settings` give.
+    pub fn new(store: &'a S, requeue: &'a Requeue, settings: &crate::Settings) -> Self {
+        Self {
+            store,
+            requeue,
+            per_minute: settings.redeliveries_per_minute,
+            checks_per_minute: settings.recovery_checks_per_minute,
+        }
+    }
 }
 
 impl<S: Store> Recovery<'_, S> {
@@ -410,7 +416,7 @@ impl<S: Store> Recovery<'_, S> {
             }
         };
         // A call's worth of checks, or the page waits for the next minute.
-        let checks = (Allowance::RecoveryChecks, EVENTS_CHECKED_PER_MINUTE);
+        let checks = (Allowance::RecoveryChecks, self.checks_per_minute);
         let budget = u32::try_from(EVENTS_PER_CALL).unwrap_or(u32::MAX);
         if let Some(until) = self.take(&next.tenant_id, checks, budget).await? {
             let wait = Run {

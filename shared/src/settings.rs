@@ -26,6 +26,10 @@ pub struct Settings {
     /// Manual redelivery attempts a tenant may queue per minute
     /// (`REDELIVERY_LIMIT_PER_MINUTE`); beyond it the API answers 429.
     pub redeliveries_per_minute: u32,
+    /// Events a tenant's recoveries may check per minute, all its webhooks
+    /// together (`RECOVERY_CHECKS_PER_MINUTE`; a call or page takes 1,000):
+    /// what one tenant's recoveries may read and hold of the slow lane.
+    pub recovery_checks_per_minute: u32,
     /// Test events a tenant may send per 10 seconds
     /// (`TEST_EVENT_LIMIT_PER_10_SECONDS`): each may hold an api function
     /// for the delivery deadline, so this bounds what one tenant holds of
@@ -141,6 +145,10 @@ pub const VARIABLES: &[Variable] = &[
         name: "RETRY_SCHEDULE_SECONDS",
         set_for: &[],
     },
+    Variable {
+        name: "RECOVERY_CHECKS_PER_MINUTE",
+        set_for: &[],
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +164,11 @@ impl Settings {
     pub const DEFAULT_LOG_TTL_DAYS: u32 = 30;
     pub const DEFAULT_SLOW_THRESHOLD_MS: u32 = 1000;
     pub const DEFAULT_REDELIVERIES_PER_MINUTE: u32 = 600;
+    /// Ten calls or pages a minute. A page holds a slow-lane dispatch
+    /// function for up to 4 s, so one tenant's recoveries hold at most about
+    /// two thirds of one of the lane's invocations on average, however many
+    /// webhooks it recovers at once.
+    pub const DEFAULT_RECOVERY_CHECKS_PER_MINUTE: u32 = 10_000;
     pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: u32 = 500;
     pub const DEFAULT_TEST_EVENTS_PER_10_SECONDS: u32 = 3;
     pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
@@ -175,6 +188,7 @@ impl Settings {
             slow_queue_url: None,
             slow_threshold: Duration::from_millis(u64::from(Self::DEFAULT_SLOW_THRESHOLD_MS)),
             redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
+            recovery_checks_per_minute: Self::DEFAULT_RECOVERY_CHECKS_PER_MINUTE,
             max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
             test_events_per_10_seconds: Self::DEFAULT_TEST_EVENTS_PER_10_SECONDS,
             event_retention_days: Self::DEFAULT_EVENT_RETENTION_DAYS,
@@ -244,6 +258,11 @@ impl Settings {
                 &lookup,
                 "REDELIVERY_LIMIT_PER_MINUTE",
                 d.redeliveries_per_minute,
+            )?,
+            recovery_checks_per_minute: positive(
+                &lookup,
+                "RECOVERY_CHECKS_PER_MINUTE",
+                d.recovery_checks_per_minute,
             )?,
             test_events_per_10_seconds: positive(
                 &lookup,

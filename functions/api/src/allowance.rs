@@ -18,7 +18,7 @@ pub async fn take<S: Store>(
     let limit = match allowance {
         Allowance::Redeliveries => app.settings.redeliveries_per_minute,
         Allowance::TestEvents => app.settings.test_events_per_10_seconds,
-        Allowance::RecoveryChecks => shared::recovery::EVENTS_CHECKED_PER_MINUTE,
+        Allowance::RecoveryChecks => app.settings.recovery_checks_per_minute,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let window = allowance.window_of(now);

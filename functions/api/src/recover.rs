@@ -151,11 +151,7 @@ pub async fn start<S: Store>(
     let window = window_of(&input, now, app.settings.event_retention_days)?;
     // The webhook must be the tenant's: that is what isolates tenants.
     let webhook = load(app, &tenant, id).await?;
-    let recovery = Recovery {
-        store: &app.store,
-        requeue: &app.requeue,
-        per_minute: app.settings.redeliveries_per_minute,
-    };
+    let recovery = Recovery::new(&app.store, &app.requeue, &app.settings);
     let deadline = Some(Instant::now() + CALL_BUDGET);
     if !input.dry_run {
         if matches!(app.requeue, Requeue::Disabled) {
@@ -645,7 +641,7 @@ mod tests {
         );
     }
 
-    /// A tenant's recoveries check at most EVENTS_CHECKED_PER_MINUTE events
+    /// A tenant's recoveries check at most RECOVERY_CHECKS_PER_MINUTE events
     /// a minute, dry runs included: past it, 429 with when to come back.
     #[tokio::test]
     async fn checks_beyond_the_tenants_budget_are_refused() {
@@ -654,7 +650,7 @@ mod tests {
         let tenant = TenantId::parse("acme").unwrap();
         let now = now_utc().unix_timestamp();
         let allowance = Allowance::RecoveryChecks;
-        let limit = shared::recovery::EVENTS_CHECKED_PER_MINUTE;
+        let limit = app.settings.recovery_checks_per_minute;
         // All but 999 of this minute's and the next one's (the call may fall in either).
         for window in [allowance.window_of(now), allowance.window_of(now) + 1] {
             assert!(

@@ -169,11 +169,7 @@ async fn recover<S: Store>(
     if pages.is_empty() {
         return Vec::new();
     }
-    let recovery = Recovery {
-        store: &d.store,
-        requeue: &d.requeue,
-        per_minute: d.settings.redeliveries_per_minute,
-    };
+    let recovery = Recovery::new(&d.store, &d.requeue, &d.settings);
     // Paging stops a second before the cutoff: saving and handing on follow.
     let budget = Instant::now() + RECOVERY_PAGE_TIME;
     let deadline = Some(cutoff.map_or(budget, |c| budget.min(c - Duration::from_secs(1))));
@@ -748,7 +744,7 @@ mod tests {
                 .unwrap()
         );
         let checks = shared::store::Allowance::RecoveryChecks;
-        let limit = shared::recovery::EVENTS_CHECKED_PER_MINUTE;
+        let limit = d.settings.recovery_checks_per_minute;
         let minute = checks.window_of(now_utc().unix_timestamp());
         for w in [minute, minute + 1] {
             // Whatever the pages above left of it.

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
@@ -28,6 +29,9 @@ struct Inner {
     deliveries: HashMap<WebhookId, BTreeMap<String, DeliveryRecord>>,
     /// The attempts that have a record: the key DynamoDB uses.
     recorded: HashSet<AttemptKey>,
+    /// Each (tenant, event, webhook)'s records, by their log sort key: the
+    /// event's partition in DynamoDB.
+    by_event: HashMap<(TenantId, EventId, WebhookId), Vec<String>>,
     /// By tenant, then by sort key (newest last).
     events: HashMap<TenantId, BTreeMap<String, StoredEvent>>,
     /// The events kept, by key: the first copy stays.
@@ -152,14 +156,15 @@ impl Store for MemoryStore {
         webhook: WebhookId,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let inner = self.lock();
-        Ok(inner
-            .deliveries
-            .get(&webhook)
-            .into_iter()
-            .flat_map(|log| log.values())
-            .filter(|r| &r.tenant_id == tenant && &r.event_id == event)
-            .cloned()
-            .collect())
+        let (Some(keys), Some(log)) = (
+            inner
+                .by_event
+                .get(&(tenant.clone(), event.clone(), webhook)),
+            inner.deliveries.get(&webhook),
+        ) else {
+            return Ok(Vec::new());
+        };
+        Ok(keys.iter().filter_map(|k| log.get(k)).cloned().collect())
     }
 
     async fn claim_recovery_attempt(
@@ -392,6 +397,15 @@ impl Store for MemoryStore {
         if inner.recorded.insert(key) {
             let log = inner.deliveries.entry(record.webhook_id).or_default();
             log.insert(record.sort_key(), record.clone());
+            inner
+                .by_event
+                .entry((
+                    record.tenant_id.clone(),
+                    record.event_id.clone(),
+                    record.webhook_id,
+                ))
+                .or_default()
+                .push(record.sort_key());
         }
         Ok(())
     }
@@ -449,12 +463,24 @@ impl Store for MemoryStore {
                 next: None,
             });
         };
-        let matching: BTreeMap<String, StoredEvent> = events
-            .iter()
-            .filter(|(_, e)| filter.matches(e))
-            .map(|(k, e)| (k.clone(), e.clone()))
+        // Only the page is copied: a recovery pages through 100,000 events.
+        let upper = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut items: Vec<StoredEvent> = events
+            .range::<String, _>((Bound::Unbounded, upper))
+            .rev()
+            .map(|(_, e)| e)
+            .filter(|e| filter.matches(e))
+            .take(limit + 1)
+            .cloned()
             .collect();
-        Ok(page_desc(&matching, limit, after.as_deref()))
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(StoredEvent::sort_key)
+        });
+        Ok(Page {
+            items,
+            next: next.flatten(),
+        })
     }
 
     async fn delivery_samples(
