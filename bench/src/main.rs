@@ -9,6 +9,7 @@ mod fanout;
 mod lambda_sizes;
 mod measure;
 mod receiver;
+mod recover;
 mod timing_store;
 
 use std::path::PathBuf;
@@ -100,6 +101,7 @@ async fn main() {
             return api_load::server(args.get(1).map_or("memory", String::as_str)).await;
         }
         Some("lambda-child") => return lambda_sizes::child(&args[1..]).await,
+        Some("recover") => return recover::main(&args[1..]).await,
         Some("lambda-sizes") => {
             return lambda_sizes::main(args.iter().any(|a| a == "--quick"), &args).await;
         }

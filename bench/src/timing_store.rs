@@ -12,7 +12,8 @@ use shared::api_key::ApiKey;
 use shared::delivery_log::DeliveryRecord;
 use shared::event::EventId;
 use shared::event_log::{EventFilter, StoredEvent};
-use shared::store::{Allowance, AttemptKey, Kept, Page, Store, StoreError};
+use shared::recovery::RecoveryState;
+use shared::store::{Allowance, AttemptKey, Kept, Page, RecoveryWrite, Store, StoreError};
 use shared::{TenantId, Webhook, WebhookId};
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -211,6 +212,44 @@ impl<S: Store> Store for TimingStore<S> {
         self.inner
             .number_manual_attempts(tenant, event, webhooks)
             .await
+    }
+
+    async fn deliveries_to(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner.deliveries_to(tenant, event, webhook).await
+    }
+
+    async fn claim_recovery_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        manual_recorded: u32,
+        now: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        self.inner
+            .claim_recovery_attempt(tenant, event, webhook, manual_recorded, now)
+            .await
+    }
+
+    async fn recovery(
+        &self,
+        tenant: &TenantId,
+        webhook: WebhookId,
+    ) -> Result<Option<RecoveryState>, StoreError> {
+        self.inner.recovery(tenant, webhook).await
+    }
+
+    async fn save_recovery(
+        &self,
+        state: &RecoveryState,
+        write: RecoveryWrite,
+    ) -> Result<bool, StoreError> {
+        self.inner.save_recovery(state, write).await
     }
 
     async fn take_allowance(

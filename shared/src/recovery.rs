@@ -272,8 +272,9 @@ impl<'a, S> Recovery<'a, S> {
 
 impl<S: Store> Recovery<'_, S> {
     /// Works through the window from `after` (its start when `None`) until
-    /// it is done, `budget` events are checked, `deadline` passes or the
-    /// allowance is spent, whichever comes first.
+    /// it is done, `budget` events are checked, the allowance is spent, or
+    /// the next page would end after `deadline` (judged by the longest page
+    /// so far), whichever comes first. The first page always runs.
     pub async fn run(
         &self,
         webhook: &Webhook,
@@ -291,7 +292,10 @@ impl<S: Store> Recovery<'_, S> {
         // A page never asks for more than one minute's allowance.
         let page_size = PAGE_EVENTS.min(usize::try_from(self.per_minute).unwrap_or(PAGE_EVENTS));
         let mut run = Run::default();
+        // The longest page so far: one starts only if it would end in time.
+        let mut longest = Duration::ZERO;
         loop {
+            let started = Instant::now();
             let page = self
                 .store
                 .list_events(&webhook.tenant_id, &filter, page_size, after.clone())
@@ -321,8 +325,9 @@ impl<S: Store> Recovery<'_, S> {
             };
             after = Some(next);
             run.next = Some(after.clone());
+            longest = longest.max(started.elapsed());
             let spent = run.counts.events_checked >= u64::try_from(budget).unwrap_or(u64::MAX);
-            let late = deadline.is_some_and(|d| Instant::now() >= d);
+            let late = deadline.is_some_and(|d| Instant::now() + longest >= d);
             if spent || late {
                 return Ok(run);
             }

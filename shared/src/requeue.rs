@@ -176,8 +176,8 @@ impl Requeue {
         }
     }
 
-    /// Sends messages now, ten to a SendMessageBatch call; one result per
-    /// message, in order.
+    /// Sends messages now, ten to a SendMessageBatch call, the calls at
+    /// once; one result per message, in order.
     pub async fn send_now(&self, messages: &[TargetedMessage]) -> Vec<Result<(), String>> {
         let Requeue::Sqs {
             events_url,
@@ -193,11 +193,14 @@ impl Requeue {
         };
         let client = Self::client(client).await;
         let queue = Self::queue_of(events_url, slow_url.as_deref());
-        let mut results = Vec::with_capacity(messages.len());
-        for chunk in messages.chunks(SQS_SEND_BATCH) {
-            results.extend(send_batch(client, queue, chunk).await);
-        }
-        results
+        // The requests at once: a recovery's page of 100 is one round trip.
+        let sent = futures_util::future::join_all(
+            messages
+                .chunks(SQS_SEND_BATCH)
+                .map(|chunk| send_batch(client, queue, chunk)),
+        )
+        .await;
+        sent.into_iter().flatten().collect()
     }
 
     /// Whether a message that arrived from `source_arn` may be a targeted
