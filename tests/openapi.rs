@@ -165,15 +165,8 @@ async fn every_operation_answers_what_the_document_says() {
     replies.push(("/webhooks", "POST", over_limit));
 
     // A delivery of the kept event to the first webhook, as the dispatcher would record it.
-    let attempt = shared::delivery::Attempt {
-        outcome: shared::delivery::Outcome::HttpError,
-        status: Some(503),
-        duration_ms: 12,
-        response_excerpt: None,
-        location: None,
-        error: None,
-        retry_after: None,
-    };
+    let attempt =
+        shared::delivery::Attempt::bare(shared::delivery::Outcome::HttpError, Some(503), 12);
     let record = shared::delivery_log::DeliveryRecord::new(
         event.tenant_id.clone(),
         id.parse().unwrap(),

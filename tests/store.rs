@@ -18,15 +18,7 @@ fn webhook(tenant: &str) -> Webhook {
 
 /// A 200 in 3 ms.
 fn delivered() -> shared::delivery::Attempt {
-    shared::delivery::Attempt {
-        outcome: shared::delivery::Outcome::Delivered,
-        status: Some(200),
-        duration_ms: 3,
-        response_excerpt: None,
-        location: None,
-        error: None,
-        retry_after: None,
-    }
+    shared::delivery::Attempt::bare(shared::delivery::Outcome::Delivered, Some(200), 3)
 }
 
 async fn store_contract(store: &impl Store) {

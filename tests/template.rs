@@ -633,15 +633,7 @@ fn the_dashboard_and_the_failure_alarm_draw_the_metrics_the_dispatcher_writes() 
     tally.delivery(
         &shared::TenantId::parse("acme").unwrap(),
         shared::Lane::Main,
-        &shared::delivery::Attempt {
-            outcome: shared::delivery::Outcome::Delivered,
-            status: Some(200),
-            duration_ms: 1,
-            response_excerpt: None,
-            location: None,
-            error: None,
-            retry_after: None,
-        },
+        &shared::delivery::Attempt::bare(shared::delivery::Outcome::Delivered, Some(200), 1),
     );
     let mut written = BTreeSet::new();
     for line in tally.lines("f", shared::Lane::Main, 0, 0) {

@@ -55,7 +55,11 @@ impl Peak {
 /// ids, and the one recovery message that carries the rest, if any.
 fn drain(sent: &Sent, ids: &mut Vec<String>) -> Option<RecoveryMessage> {
     let mut rest = None;
-    for (body, _) in sent.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default() {
+    for (body, _) in sent
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default()
+    {
         if let Ok(m) = TargetedMessage::from_json(&body) {
             ids.push(m.event.id.to_string());
         } else if let Ok(m) = RecoveryMessage::from_json(&body) {
@@ -82,13 +86,8 @@ async fn fill(store: &impl Store, webhook: &Webhook, n: usize) {
             };
             let stored = StoredEvent::new(&event, at, 7);
             let failed = Attempt {
-                outcome: Outcome::ConnectError,
-                status: None,
-                duration_ms: 3,
-                response_excerpt: None,
-                location: None,
                 error: Some("connection refused".into()),
-                retry_after: None,
+                ..Attempt::bare(Outcome::ConnectError, None, 3)
             };
             let record = DeliveryRecord::new(
                 event.tenant_id.clone(),
@@ -108,7 +107,10 @@ async fn fill(store: &impl Store, webhook: &Webhook, n: usize) {
         }))
         .await;
     }
-    eprintln!("  {n} events written in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {n} events written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 async fn run<S: Store>(store: S, n: usize) {

@@ -150,6 +150,20 @@ impl RecoveryState {
         self.expires_at = now + STATE_TTL_SECS;
     }
 
+    /// One log line of where it stands (ids and counts only: never an
+    /// event's data or a token).
+    pub fn log(&self, what: &str) {
+        tracing::info!(
+            tenant_id = %self.tenant_id,
+            webhook_id = %self.webhook_id,
+            recovery_id = %self.recovery_id,
+            events_checked = self.counts.events_checked,
+            queued = self.counts.queued,
+            done = self.done,
+            "{what}"
+        );
+    }
+
     /// Ends it before the window does, saying why (no event or token in it).
     pub fn stop(&mut self, why: &str, now: i64) {
         self.done = true;
@@ -442,16 +456,8 @@ impl<S: Store> Recovery<'_, S> {
                 deadline,
             )
             .await?;
-        tracing::info!(
-            tenant_id = %state.tenant_id,
-            webhook_id = %state.webhook_id,
-            recovery_id = %state.recovery_id,
-            events_checked = run.counts.events_checked,
-            queued = run.counts.queued,
-            done = run.next.is_none(),
-            "recovery page"
-        );
         self.hand_on(&mut state, &run).await?;
+        state.log("recovery page");
         Ok(())
     }
 
@@ -561,15 +567,7 @@ mod tests {
             EventId::parse("evt_1").unwrap(),
             EventType::AsyncCompleted,
             time::macros::datetime!(2026-11-28 10:00 UTC),
-            crate::delivery::Attempt {
-                outcome,
-                status: None,
-                duration_ms: 1,
-                response_excerpt: None,
-                location: None,
-                error: None,
-                retry_after: None,
-            },
+            crate::delivery::Attempt::bare(outcome, None, 1),
             7,
         )
         .with_attempt(n, n >= FIRST_MANUAL_ATTEMPT);

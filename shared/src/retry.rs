@@ -65,15 +65,7 @@ mod tests {
     use super::*;
 
     fn attempt(outcome: Outcome, status: Option<u16>) -> Attempt {
-        Attempt {
-            outcome,
-            status,
-            duration_ms: 1,
-            response_excerpt: None,
-            location: None,
-            error: None,
-            retry_after: None,
-        }
+        Attempt::bare(outcome, status, 1)
     }
 
     #[test]

@@ -233,6 +233,7 @@ pub async fn start<S: Store>(
         .hand_on(&mut state, &run)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.log("recovery started");
     Ok(response::json(
         StatusCode::ACCEPTED,
         &view(&state, now_utc().unix_timestamp()),
@@ -339,15 +340,7 @@ mod tests {
             event.id.clone(),
             event.event_type,
             at,
-            Attempt {
-                outcome,
-                status: None,
-                duration_ms: 5,
-                response_excerpt: None,
-                location: None,
-                error: None,
-                retry_after: None,
-            },
+            Attempt::bare(outcome, None, 5),
             7,
         )
         .with_attempt(attempt, attempt >= shared::retry::FIRST_MANUAL_ATTEMPT);
@@ -404,81 +397,46 @@ mod tests {
         let now = now_utc();
         let t = |minutes: i64| now - Span::minutes(minutes);
         let completed = EventType::AsyncCompleted;
-        event(
-            &app,
-            "acme",
-            "evt_before",
-            completed,
-            t(50),
-            &[(hook, Delivered)],
-        )
-        .await;
-        event(
-            &app,
-            "acme",
-            "evt_down1",
-            completed,
-            t(40),
-            &[(hook, ConnectError), (other, Delivered)],
-        )
-        .await;
-        event(
-            &app,
-            "acme",
-            "evt_down2",
-            completed,
-            t(35),
-            &[(hook, Timeout)],
-        )
-        .await;
-        event(
-            &app,
-            "acme",
-            "evt_retried",
-            completed,
-            t(30),
-            &[(hook, HttpError), (hook, Delivered)],
-        )
-        .await;
-        event(
-            &app,
-            "acme",
-            "evt_later",
-            completed,
-            t(25),
-            &[(hook, Delivered), (hook, HttpError)],
-        )
-        .await;
-        event(&app, "acme", "evt_never", completed, t(20), &[]).await;
-        event(
-            &app,
-            "acme",
-            "evt_unsub",
-            EventType::AsyncErrored,
-            t(15),
-            &[(other, HttpError)],
-        )
-        .await;
-        event(
-            &app,
-            "acme",
-            "evt_old",
-            completed,
-            t(90),
-            &[(hook, ConnectError)],
-        )
-        .await;
-        // Another tenant, the same event id and a failed attempt to a webhook of its own.
-        let theirs = WebhookId::generate();
-        event(
-            &app,
-            "globex",
-            "evt_down1",
-            completed,
-            t(40),
-            &[(theirs, ConnectError)],
-        )
-        .await;
+        let (errored, theirs) = (EventType::AsyncErrored, WebhookId::generate());
+        let cases: [(&str, &str, EventType, i64, &[(WebhookId, Outcome)]); 9] = [
+            ("acme", "evt_before", completed, 50, &[(hook, Delivered)]),
+            (
+                "acme",
+                "evt_down1",
+                completed,
+                40,
+                &[(hook, ConnectError), (other, Delivered)],
+            ),
+            ("acme", "evt_down2", completed, 35, &[(hook, Timeout)]),
+            (
+                "acme",
+                "evt_retried",
+                completed,
+                30,
+                &[(hook, HttpError), (hook, Delivered)],
+            ),
+            (
+                "acme",
+                "evt_later",
+                completed,
+                25,
+                &[(hook, Delivered), (hook, HttpError)],
+            ),
+            ("acme", "evt_never", completed, 20, &[]),
+            ("acme", "evt_unsub", errored, 15, &[(other, HttpError)]),
+            ("acme", "evt_old", completed, 90, &[(hook, ConnectError)]),
+            // Another tenant, the same event id, a failed attempt to a webhook of its own.
+            (
+                "globex",
+                "evt_down1",
+                completed,
+                40,
+                &[(theirs, ConnectError)],
+            ),
+        ];
+        for (tenant, id, event_type, minutes_ago, attempts) in cases {
+            event(&app, tenant, id, event_type, t(minutes_ago), attempts).await;
+        }
 
         let window = format!(r#"{{"since":"{}"}}"#, rfc3339(t(60)));
         let preview = recover(

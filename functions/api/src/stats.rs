@@ -64,19 +64,15 @@ mod tests {
         outcome: Outcome,
         duration_ms: u64,
     ) {
-        let attempt = Attempt {
+        let attempt = Attempt::bare(
             outcome,
-            status: (outcome != Outcome::Timeout).then_some(if outcome == Outcome::Delivered {
+            (outcome != Outcome::Timeout).then_some(if outcome == Outcome::Delivered {
                 200
             } else {
                 500
             }),
             duration_ms,
-            response_excerpt: None,
-            location: None,
-            error: None,
-            retry_after: None,
-        };
+        );
         let record = DeliveryRecord::new(
             TenantId::parse("acme").unwrap(),
             webhook,

@@ -643,15 +643,7 @@ mod tests {
                 .put_event(&StoredEvent::new(&event, at, 7))
                 .await
                 .unwrap();
-            let failed = Attempt {
-                outcome: Outcome::ConnectError,
-                status: None,
-                duration_ms: 1,
-                response_excerpt: None,
-                location: None,
-                error: None,
-                retry_after: None,
-            };
+            let failed = Attempt::bare(Outcome::ConnectError, None, 1);
             let record = DeliveryRecord::new(
                 tenant.clone(),
                 webhook.id,

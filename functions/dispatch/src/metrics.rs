@@ -189,15 +189,7 @@ mod tests {
     use super::*;
 
     fn attempt(outcome: Outcome, duration_ms: u64) -> Attempt {
-        Attempt {
-            outcome,
-            status: None,
-            duration_ms,
-            response_excerpt: None,
-            location: None,
-            error: None,
-            retry_after: None,
-        }
+        Attempt::bare(outcome, None, duration_ms)
     }
 
     /// The EMF specification's rules a line must keep, checked on the parsed

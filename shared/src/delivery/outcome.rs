@@ -72,6 +72,20 @@ pub struct Attempt {
 
 impl Attempt {
     pub const EXCERPT_BYTES: usize = 1024;
+
+    /// An attempt with only an outcome, a status and a duration (records
+    /// built by hand: tests, benchmarks).
+    pub fn bare(outcome: Outcome, status: Option<u16>, duration_ms: u64) -> Self {
+        Self {
+            outcome,
+            status,
+            duration_ms,
+            response_excerpt: None,
+            location: None,
+            error: None,
+            retry_after: None,
+        }
+    }
 }
 
 /// The first `max` bytes of `raw` as text, cut on a character boundary.

@@ -133,6 +133,25 @@ impl DynamoStore {
             .expression_attribute_values(":upper", AttributeValue::S(upper)))
     }
 
+    /// One item by its key (`consistent`: a strongly consistent read).
+    async fn get(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        consistent: bool,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client()
+            .await?
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
     fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (PK.to_owned(), AttributeValue::S(pk)),
@@ -143,6 +162,22 @@ impl DynamoStore {
     fn api_key_key(key_hash: &str) -> HashMap<String, AttributeValue> {
         Self::key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())
     }
+}
+
+/// The number of the manual attempt a counter update just made, from the
+/// attributes it returned.
+fn manual_attempt_number(
+    updated: &HashMap<String, AttributeValue>,
+    webhook: WebhookId,
+) -> Result<u32, StoreError> {
+    updated
+        .get(&keys::manual_attempts(webhook))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u32>().ok())
+        .map(|count| FIRST_MANUAL_ATTEMPT - 1 + count)
+        .ok_or_else(|| {
+            StoreError::Backend("the update did not return a manual attempt counter".into())
+        })
 }
 
 /// A time as the number DynamoDB compares: Unix seconds.
@@ -412,20 +447,8 @@ impl Store for DynamoStore {
         tenant: &TenantId,
         id: WebhookId,
     ) -> Result<Option<Webhook>, StoreError> {
-        let out = self
-            .client()
-            .await?
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::tenant_pk(tenant),
-                keys::webhook_sk(id),
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item.map(parse_webhook).transpose()
+        let key = Self::key(keys::tenant_pk(tenant), keys::webhook_sk(id));
+        self.get(key, true).await?.map(parse_webhook).transpose()
     }
 
     async fn list_webhooks(
@@ -531,16 +554,7 @@ impl Store for DynamoStore {
     }
 
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let out = self
-            .client()
-            .await?
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::api_key_key(key_hash)))
-            .send()
-            .await
-            .map_err(backend)?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get(Self::api_key_key(key_hash), false).await? else {
             return Ok(None);
         };
         let item: ApiKeyItem = from_item(item).map_err(mapping)?;
@@ -905,19 +919,9 @@ impl Store for DynamoStore {
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let out = self
-            .client()
+        let key = Self::key(keys::event_pk(tenant, id), keys::EVENT_SK.to_owned());
+        self.get(key, false)
             .await?
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::event_pk(tenant, id),
-                keys::EVENT_SK.to_owned(),
-            )))
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
             .map(|item| from_item::<DeliveryItem<StoredEvent>>(item).map(|i| i.record))
             .transpose()
             .map_err(mapping)
@@ -1101,18 +1105,7 @@ impl Store for DynamoStore {
         };
         webhooks
             .iter()
-            .map(|w| {
-                let count = updated
-                    .get(&keys::manual_attempts(*w))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .ok_or_else(|| {
-                        StoreError::Backend(
-                            "the update did not return a manual attempt counter".into(),
-                        )
-                    })?;
-                Ok(FIRST_MANUAL_ATTEMPT - 1 + count)
-            })
+            .map(|w| manual_attempt_number(&updated, *w))
             .collect::<Result<Vec<u32>, StoreError>>()
             .map(Some)
     }
@@ -1188,14 +1181,7 @@ impl Store for DynamoStore {
             }
             Err(e) => return Err(backend(e)),
         };
-        updated
-            .get(&keys::manual_attempts(webhook))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u32>().ok())
-            .map(|count| Some(FIRST_MANUAL_ATTEMPT - 1 + count))
-            .ok_or_else(|| {
-                StoreError::Backend("the update did not return a manual attempt counter".into())
-            })
+        manual_attempt_number(&updated, webhook).map(Some)
     }
 
     async fn recovery(
@@ -1203,19 +1189,10 @@ impl Store for DynamoStore {
         tenant: &TenantId,
         webhook: WebhookId,
     ) -> Result<Option<RecoveryState>, StoreError> {
-        let out = self
-            .client()
+        // Strongly consistent: the lock's state, just written by another call.
+        let key = Self::key(keys::tenant_pk(tenant), keys::recovery_sk(webhook));
+        self.get(key, true)
             .await?
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::tenant_pk(tenant),
-                keys::recovery_sk(webhook),
-            )))
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
             .map(|item| from_item::<WebhookItem<RecoveryState>>(item).map(|i| i.webhook))
             .transpose()
             .map_err(mapping)
