@@ -351,7 +351,8 @@ impl<S: Store> Recovery<'_, S> {
     /// Adds a run to the state, saves it, and hands the rest of the window
     /// on: a message on the slow lane, delayed until the allowance is back
     /// when the run stopped for it. False (nothing handed on) when the
-    /// webhook's recovery is no longer this one.
+    /// webhook's recovery is no longer this one. An error leaves the
+    /// recovery running: the caller retries the page or stops it.
     pub async fn hand_on(
         &self,
         state: &mut RecoveryState,
@@ -382,17 +383,13 @@ impl<S: Store> Recovery<'_, S> {
             },
         };
         let delay = Duration::from_secs(u64::try_from(wait).unwrap_or(0));
-        if let Err(e) = self.requeue.send_recovery(&message, delay).await {
-            state.stop("the rest of the window could not be queued", now);
-            if let Err(save) = self
-                .store
-                .save_recovery(state, RecoveryWrite::Advance)
-                .await
-            {
-                tracing::error!(recovery_id = %state.recovery_id, error = %save, "saving a stopped recovery failed");
-            }
-            return Err(RecoveryError::Queue(e));
-        }
+        // On the slow lane, the message that carried this page then comes
+        // back and the page is done again (its claims queue nothing twice;
+        // its counts are added twice); the api stops the recovery instead.
+        self.requeue
+            .send_recovery(&message, delay)
+            .await
+            .map_err(RecoveryError::Queue)?;
         Ok(true)
     }
 

@@ -204,7 +204,7 @@ pub async fn start<S: Store>(
             None => ApiError::Conflict,
         });
     }
-    let run = match recovery
+    let ran = recovery
         .run(
             &webhook,
             &window,
@@ -213,26 +213,24 @@ pub async fn start<S: Store>(
             EVENTS_PER_CALL,
             deadline,
         )
-        .await
-    {
-        Ok(run) => run,
-        Err(e) => {
-            // What was queued stands; the lock is released.
-            state.stop("an error interrupted it; start it again", unix);
-            if let Err(save) = app
-                .store
-                .save_recovery(&state, RecoveryWrite::Advance)
-                .await
-            {
-                tracing::error!(recovery_id = %state.recovery_id, error = %save, "saving a stopped recovery failed");
-            }
-            return Err(ApiError::Internal(e.to_string()));
-        }
+        .await;
+    let handed = match &ran {
+        Ok(run) => recovery.hand_on(&mut state, run).await.map(|_| ()),
+        Err(_) => Ok(()),
     };
-    recovery
-        .hand_on(&mut state, &run)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(e) = ran.err().or(handed.err()) {
+        // What was queued stands (a new call skips it while it is pending);
+        // the lock is released.
+        state.stop("an error interrupted it; start it again", unix);
+        if let Err(save) = app
+            .store
+            .save_recovery(&state, RecoveryWrite::Advance)
+            .await
+        {
+            tracing::error!(recovery_id = %state.recovery_id, error = %save, "saving a stopped recovery failed");
+        }
+        return Err(ApiError::Internal(e.to_string()));
+    }
     state.log("recovery started");
     Ok(response::json(
         StatusCode::ACCEPTED,

@@ -770,6 +770,50 @@ mod tests {
             .unwrap();
         assert_eq!((saved.counts.events_checked, saved.done), (0, false));
 
+        // Nothing can be queued: the message comes back (SQS hands it over
+        // again) and the recovery stays running.
+        let mut down = Dispatcher::with_deferred_client(MemoryStore::default(), &settings)
+            .with_requeue(Requeue::Disabled);
+        down.settings.redeliveries_per_minute = 10_000;
+        down.store.create_webhook(&webhook, 50).await.unwrap();
+        let at = now - time::Duration::minutes(5);
+        let raw = format!(
+            r#"{{"id":"evt_x","tenant_id":"acme","type":"async.completed","timestamp":"{}","data":{{}}}}"#,
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        );
+        let event = Event::from_json(&raw).unwrap();
+        let kept = StoredEvent::new(&event, at, 7);
+        down.store.put_event(&kept).await.unwrap();
+        let failed = Attempt::bare(Outcome::Timeout, None, 5000);
+        let record = DeliveryRecord::new(
+            tenant.clone(),
+            webhook.id,
+            event.id.clone(),
+            event.event_type,
+            at,
+            failed,
+            7,
+        );
+        down.store.record_delivery(&record).await.unwrap();
+        let stuck = RecoveryState::start(tenant.clone(), webhook.id, window, now);
+        assert!(
+            down.store
+                .save_recovery(&stuck, RecoveryWrite::Start { now: unix })
+                .await
+                .unwrap()
+        );
+        let batch = sqs_event([("d1".to_owned(), message(None, &stuck.recovery_id).to_json())]);
+        let back = handle(&down, invocation(batch, 6000, "d")).await.unwrap();
+        assert_eq!(back.batch_item_failures.len(), 1);
+        let saved = down
+            .store
+            .recovery(&tenant, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!saved.done && saved.stopped.is_none());
+
         // From the producers' queue, it is forged.
         let lanes = Dispatcher::with_deferred_client(MemoryStore::default(), &settings)
             .with_requeue(Requeue::lanes(
