@@ -249,8 +249,9 @@ pub struct Run {
     /// Where the next page starts (`Some(None)`: at the window's newest
     /// end); `None` when the window is done.
     pub next: Option<Option<String>>,
-    /// The run stopped because the tenant's redelivery allowance is spent
-    /// until this Unix time: the next page waits until then.
+    /// The run stopped because one of the tenant's allowances (manual
+    /// attempts, events checked) is spent until this Unix time: the next
+    /// page waits until then.
     pub allowance_until: Option<i64>,
 }
 
