@@ -383,6 +383,17 @@ mod tests {
         .await
     }
 
+    async fn recovery_of(app: &App<shared::store::MemoryStore>, key: &str, id: WebhookId) -> Reply {
+        send(
+            app,
+            Some(key),
+            "GET",
+            &format!("/webhooks/{id}/recovery"),
+            None,
+        )
+        .await
+    }
+
     /// Issue 20, item 4: after an outage, one call queues every event whose
     /// last attempt failed, once, as a manual attempt of the same event (so
     /// the same `webhook-id`); not those delivered, not those never meant
@@ -488,14 +499,7 @@ mod tests {
         );
         assert_eq!(drain(&sent), [("evt_down2".to_owned(), hook, 102)]);
 
-        let status = send(
-            &app,
-            Some(&key),
-            "GET",
-            &format!("/webhooks/{hook}/recovery"),
-            None,
-        )
-        .await;
+        let status = recovery_of(&app, &key, hook).await;
         assert_eq!(status.status, 200);
         assert_eq!(status.body["recovery_id"], third.body["recovery_id"]);
         // Another tenant's webhook is not found, and its events were never read.
@@ -696,14 +700,7 @@ mod tests {
             (inactive.status, inactive.code()),
             (409, "webhook_inactive")
         );
-        let none = send(
-            &app,
-            Some(&key),
-            "GET",
-            &format!("/webhooks/{hook}/recovery"),
-            None,
-        )
-        .await;
+        let none = recovery_of(&app, &key, hook).await;
         assert_eq!((none.status, none.code()), (404, "recovery_not_found"));
     }
 }

@@ -601,6 +601,40 @@ mod tests {
         assert!(d.client.is_built(), "built by the first batch");
     }
 
+    /// Keeps an event of the webhook's tenant at `at`, with one failed
+    /// attempt to the webhook.
+    async fn failed_event(
+        store: &MemoryStore,
+        webhook: &Webhook,
+        id: &str,
+        at: time::OffsetDateTime,
+    ) {
+        use shared::delivery::{Attempt, Outcome};
+        use shared::delivery_log::DeliveryRecord;
+        let raw = format!(
+            r#"{{"id":"{id}","tenant_id":"{}","type":"async.completed","timestamp":"{}","data":{{}}}}"#,
+            webhook.tenant_id,
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        );
+        let event = Event::from_json(&raw).unwrap();
+        store
+            .put_event(&StoredEvent::new(&event, at, 7))
+            .await
+            .unwrap();
+        let failed = Attempt::bare(Outcome::ConnectError, None, 1);
+        let record = DeliveryRecord::new(
+            webhook.tenant_id.clone(),
+            webhook.id,
+            event.id.clone(),
+            event.event_type,
+            at,
+            failed,
+            7,
+        );
+        store.record_delivery(&record).await.unwrap();
+    }
+
     /// Issue 20, item 4: the slow lane takes a recovery up where its
     /// message says, queues what is left within one call's budget, hands the
     /// rest on again, and marks the recovery done at the window's end. A
@@ -608,8 +642,6 @@ mod tests {
     /// producers' queue is refused.
     #[tokio::test]
     async fn a_recovery_message_queues_the_next_pages_and_hands_the_rest_on() {
-        use shared::delivery::{Attempt, Outcome};
-        use shared::delivery_log::DeliveryRecord;
         use shared::recovery::{
             Continuation, EVENTS_PER_CALL, RecoveryMessage, RecoveryState, Window,
         };
@@ -633,27 +665,7 @@ mod tests {
         d.store.create_webhook(&webhook, 50).await.unwrap();
         for i in 0..1_050 {
             let at = now - time::Duration::seconds(i + 10);
-            let raw = format!(
-                r#"{{"id":"evt_{i:05}","tenant_id":"acme","type":"async.completed","timestamp":"{}","data":{{}}}}"#,
-                at.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap()
-            );
-            let event = Event::from_json(&raw).unwrap();
-            d.store
-                .put_event(&StoredEvent::new(&event, at, 7))
-                .await
-                .unwrap();
-            let failed = Attempt::bare(Outcome::ConnectError, None, 1);
-            let record = DeliveryRecord::new(
-                tenant.clone(),
-                webhook.id,
-                event.id.clone(),
-                event.event_type,
-                at,
-                failed,
-                7,
-            );
-            d.store.record_delivery(&record).await.unwrap();
+            failed_event(&d.store, &webhook, &format!("evt_{i:05}"), at).await;
         }
         let window = Window {
             since: now - time::Duration::hours(1),
@@ -777,25 +789,7 @@ mod tests {
         down.settings.redeliveries_per_minute = 10_000;
         down.store.create_webhook(&webhook, 50).await.unwrap();
         let at = now - time::Duration::minutes(5);
-        let raw = format!(
-            r#"{{"id":"evt_x","tenant_id":"acme","type":"async.completed","timestamp":"{}","data":{{}}}}"#,
-            at.format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-        );
-        let event = Event::from_json(&raw).unwrap();
-        let kept = StoredEvent::new(&event, at, 7);
-        down.store.put_event(&kept).await.unwrap();
-        let failed = Attempt::bare(Outcome::Timeout, None, 5000);
-        let record = DeliveryRecord::new(
-            tenant.clone(),
-            webhook.id,
-            event.id.clone(),
-            event.event_type,
-            at,
-            failed,
-            7,
-        );
-        down.store.record_delivery(&record).await.unwrap();
+        failed_event(&down.store, &webhook, "evt_x", at).await;
         let stuck = RecoveryState::start(tenant.clone(), webhook.id, window, now);
         assert!(
             down.store
