@@ -751,7 +751,7 @@ async fn concurrent_creates_never_exceed_the_limit() {
 async fn the_delivery_log_is_paginated_newest_first_and_tenant_isolated() {
     use shared::delivery::{Attempt, Outcome};
     use shared::delivery_log::DeliveryRecord;
-    use shared::store::Store;
+    use shared::store::prelude::*;
 
     let app = fresh_app(50).await;
     let key_a = api_key_for(&app.store, "tenant-a").await;

@@ -11,7 +11,7 @@ use shared::Status::{Active, Inactive};
 use shared::delivery::Outcome;
 use shared::delivery_log::DeliveryRecord;
 use shared::infra::create_queues;
-use shared::store::Store;
+use shared::store::prelude::*;
 use testkit::aws::{invocation, receive, sqs_client, sqs_event};
 use testkit::receiver::{Behavior, Receiver};
 use testkit::unique;

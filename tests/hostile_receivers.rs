@@ -14,7 +14,7 @@ use serde_json::json;
 use shared::EventType::{AsyncCompleted, FlowxCompleted};
 use shared::Status::Active;
 use shared::delivery::Outcome;
-use shared::store::Store;
+use shared::store::prelude::*;
 use testkit::aws::{invocation, sqs_event};
 use testkit::receiver::{Behavior, Receiver};
 use testkit::{add_webhook, envelope, fresh_dispatcher};

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
-use shared::store::Store;
+use shared::store::prelude::*;
 use shared::{EventType, samples};
 use testkit::receiver::{Behavior, Receiver};
 use testkit::{Call, Reply, api_key_for, fresh_store, settings};

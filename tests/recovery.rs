@@ -16,7 +16,8 @@ use shared::delivery_log::DeliveryRecord;
 use shared::infra::create_queues;
 use shared::requeue::Requeue;
 use shared::retry::RetryPolicy;
-use shared::store::{DynamoStore, Store};
+use shared::store::DynamoStore;
+use shared::store::prelude::*;
 use testkit::aws::{invocation, sqs_client, sqs_event};
 use testkit::receiver::{Behavior, Receiver};
 use testkit::{
@@ -731,7 +732,7 @@ async fn redeliveries_take_the_slow_lane_within_a_budget() {
     assert_eq!(on_slow.len(), 4);
     for m in &on_slow {
         let message =
-            shared::requeue::TargetedMessage::from_json(m.body.as_deref().unwrap()).unwrap();
+            shared::slow_lane::TargetedMessage::from_json(m.body.as_deref().unwrap()).unwrap();
         assert!(message.target.manual);
     }
     let on_events = sqs

@@ -2,7 +2,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
-use shared::store::{MemoryStore, Store, StoreError};
+use shared::store::prelude::*;
+use shared::store::{MemoryStore, StoreError};
 use shared::webhook::now_utc;
 use shared::{EventSet, EventType, Status, TenantId, UrlPolicy, Webhook, WebhookUrl};
 use testkit::fresh_store;
@@ -130,9 +131,10 @@ async fn store_contract(store: &impl Store) {
 /// Issue 19: keys as objects, their list, revocation, expiry and last use.
 async fn api_key_contract(store: &impl Store, tenant: &TenantId) {
     let now = api_key::now();
-    let (key, stored) = api_key::issue(store, tenant.clone(), "ci".into(), Scope::Read, None)
-        .await
-        .unwrap();
+    let (key, stored) =
+        shared::key_lifecycle::issue(store, tenant.clone(), "ci".into(), Scope::Read, None)
+            .await
+            .unwrap();
     assert_eq!(
         store.api_key(&api_key::hash(&key)).await.unwrap(),
         Some(stored.clone())
@@ -147,9 +149,10 @@ async fn api_key_contract(store: &impl Store, tenant: &TenantId) {
     ));
     // Ids sort by their millisecond: the second key is made in a later one.
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    let (_, full) = api_key::issue(store, tenant.clone(), "dashboard".into(), Scope::Full, None)
-        .await
-        .unwrap();
+    let (_, full) =
+        shared::key_lifecycle::issue(store, tenant.clone(), "dashboard".into(), Scope::Full, None)
+            .await
+            .unwrap();
     let listed: Vec<_> = store
         .api_keys_of(tenant)
         .await
@@ -531,7 +534,7 @@ async fn the_delivery_log_filters_by_outcome_type_and_time() {
 /// unless one numbered lately is unrecorded (pending), and again once it is
 /// recorded or PENDING_SECS old; one recovery of a webhook at a time.
 async fn recovery_contract(store: &impl Store) {
-    use shared::recovery::{PENDING_SECS, RecoveryState, STALE_SECS, Window};
+    use shared::recovery::state::{PENDING_SECS, RecoveryState, STALE_SECS, Window};
     use shared::store::RecoveryWrite;
     let w = webhook("acme");
     let other = webhook("acme");
@@ -584,7 +587,7 @@ async fn recovery_contract(store: &impl Store) {
     assert_eq!(claim(1, now + PENDING_SECS + 1).await.unwrap(), Some(103));
     // A redelivery's number counts as pending as well.
     let numbered = store
-        .number_manual_attempts(&w.tenant_id, &event.id, &[other.id])
+        .number_manual_attempts(&w.tenant_id, &event.id, &[other.id], now)
         .await
         .unwrap();
     assert_eq!(numbered, Some(vec![101]));
@@ -611,6 +614,7 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&first, RecoveryWrite::Start { now })
             .await
             .unwrap()
+            .applied()
     );
     let second = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
     assert!(
@@ -618,12 +622,14 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&second, RecoveryWrite::Start { now })
             .await
             .unwrap()
+            .applied()
     );
     assert!(
         !store
             .save_recovery(&second, RecoveryWrite::Advance)
             .await
             .unwrap()
+            .applied()
     );
     // Another webhook's recovery is its own.
     let beside = RecoveryState::start(w.tenant_id.clone(), other.id, window, now_utc());
@@ -632,6 +638,7 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&beside, RecoveryWrite::Start { now })
             .await
             .unwrap()
+            .applied()
     );
     let mut done = first.clone();
     done.counts.queued = 3;
@@ -640,6 +647,7 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&done, RecoveryWrite::Advance)
             .await
             .unwrap()
+            .applied()
     );
     assert_eq!(
         store.recovery(&w.tenant_id, w.id).await.unwrap(),
@@ -652,6 +660,7 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&second, RecoveryWrite::Start { now: later })
             .await
             .unwrap()
+            .applied()
     );
     // Ended: another may start at once.
     let mut ended = second.clone();
@@ -661,6 +670,7 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&ended, RecoveryWrite::Advance)
             .await
             .unwrap()
+            .applied()
     );
     let third = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
     assert!(
@@ -668,6 +678,7 @@ async fn recovery_contract(store: &impl Store) {
             .save_recovery(&third, RecoveryWrite::Start { now })
             .await
             .unwrap()
+            .applied()
     );
     assert_eq!(store.recovery(&globex, w.id).await.unwrap(), None);
 }

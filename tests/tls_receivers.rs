@@ -48,7 +48,7 @@ async fn deliver(client: DeliveryClient, url: &str) -> String {
         .expect("handled");
     assert!(response.batch_item_failures.is_empty());
     let (_, records) =
-        shared::store::Store::event_with_deliveries(d.store(), &webhook.tenant_id, &event.id)
+        shared::store::EventStore::event_with_deliveries(d.store(), &webhook.tenant_id, &event.id)
             .await
             .expect("read")
             .expect("kept");

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use api::App;
 use futures_util::future::join_all;
 use shared::api_key;
-use shared::store::{DynamoStore, MemoryStore, Store};
+use shared::store::prelude::*;
+use shared::store::{DynamoStore, MemoryStore};
 
 use crate::measure::{Helper, percentile};
 
@@ -25,9 +26,10 @@ pub async fn server(store: &str) {
 
 async fn serve_with<S: Store + 'static>(store: S, table: &str) {
     let tenant = shared::TenantId::parse("bench").expect("tenant");
-    let (key, _) = api_key::issue(&store, tenant, "bench".into(), api_key::Scope::Full, None)
-        .await
-        .expect("api key");
+    let (key, _) =
+        shared::key_lifecycle::issue(&store, tenant, "bench".into(), api_key::Scope::Full, None)
+            .await
+            .expect("api key");
     let mut settings = testkit::settings(table, 1_000_000);
     settings.url_policy.allow_private_targets = true;
     let app = Arc::new(App::new(store, settings));

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use shared::EventType::AsyncCompleted;
 use shared::delivery::Outcome;
-use shared::store::{MemoryStore, Store};
+use shared::store::MemoryStore;
+use shared::store::prelude::*;
 use testkit::envelope;
 
 use crate::measure::{Helper, status_kib};

@@ -9,7 +9,7 @@ use serde_json::json;
 use shared::EventType::AsyncCompleted;
 use shared::Status::Active;
 use shared::delivery::{ClientConfig, DeliveryClient};
-use shared::store::Store;
+use shared::store::prelude::*;
 use testkit::{add_webhook, envelope};
 
 use crate::measure::{Helper, cpu_time, percentile};

@@ -20,9 +20,11 @@ use shared::delivery::{Attempt, Outcome};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::Event;
 use shared::event_log::StoredEvent;
-use shared::recovery::{Recovery, RecoveryMessage};
-use shared::requeue::{Requeue, TargetedMessage};
-use shared::store::{MemoryStore, Store};
+use shared::recovery::Recovery;
+use shared::requeue::Requeue;
+use shared::slow_lane::{RecoveryMessage, TargetedMessage};
+use shared::store::MemoryStore;
+use shared::store::prelude::*;
 use shared::{EventSet, EventType, Settings, TenantId, UrlPolicy, Webhook, WebhookUrl};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -130,7 +132,7 @@ async fn run<S: Store>(store: S, n: usize) {
     );
     store.create_webhook(&webhook, 50).await.expect("webhook");
     fill(&store, &webhook, n).await;
-    let (key, _) = shared::api_key::issue(
+    let (key, _) = shared::key_lifecycle::issue(
         &store,
         tenant.clone(),
         "bench".into(),

@@ -12,8 +12,9 @@ use shared::api_key::ApiKey;
 use shared::delivery_log::DeliveryRecord;
 use shared::event::EventId;
 use shared::event_log::{EventFilter, StoredEvent};
-use shared::recovery::RecoveryState;
-use shared::store::{Allowance, AttemptKey, Kept, Page, RecoveryWrite, Store, StoreError};
+use shared::recovery::state::RecoveryState;
+use shared::store::prelude::*;
+use shared::store::{Allowance, AttemptKey, Conditional, Kept, Page, RecoveryWrite, StoreError};
 use shared::{TenantId, Webhook, WebhookId};
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -68,7 +69,7 @@ impl<S> TimingStore<S> {
     }
 }
 
-impl<S: Store> Store for TimingStore<S> {
+impl<S: WebhookStore> WebhookStore for TimingStore<S> {
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
         self.inner.create_webhook(webhook, limit).await
     }
@@ -87,6 +88,10 @@ impl<S: Store> Store for TimingStore<S> {
     ) -> Result<Page<Webhook, WebhookId>, StoreError> {
         self.inner.list_webhooks(tenant, limit, after).await
     }
+    async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+        self.tenant_queries.fetch_add(1, Ordering::Relaxed);
+        self.inner.webhooks_of(tenant).await
+    }
     async fn update_webhook(
         &self,
         webhook: &Webhook,
@@ -97,6 +102,19 @@ impl<S: Store> Store for TimingStore<S> {
     async fn delete_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<(), StoreError> {
         self.inner.delete_webhook(tenant, id).await
     }
+    /// Counted with the writes: one conditional UpdateItem on a change of state.
+    async fn set_slow(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        since: Option<OffsetDateTime>,
+    ) -> Result<Conditional, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.set_slow(tenant, id, since).await
+    }
+}
+
+impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
     async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         self.inner.put_api_key(key).await
     }
@@ -120,20 +138,9 @@ impl<S: Store> Store for TimingStore<S> {
     async fn touch_api_key(&self, key: &ApiKey, now: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.touch_api_key(key, now).await
     }
-    async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
-        self.tenant_queries.fetch_add(1, Ordering::Relaxed);
-        self.inner.webhooks_of(tenant).await
-    }
-    async fn recorded_deliveries(
-        &self,
-        attempts: &[AttemptKey],
-    ) -> Result<HashSet<AttemptKey>, StoreError> {
-        self.recorded_reads
-            .fetch_add(attempts.len().div_ceil(100) as u64, Ordering::Relaxed);
-        self.keys_read
-            .fetch_add(attempts.len() as u64, Ordering::Relaxed);
-        self.inner.recorded_deliveries(attempts).await
-    }
+}
+
+impl<S: EventStore> EventStore for TimingStore<S> {
     /// Counted with the writes: keeping each event is one write request.
     async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -162,6 +169,30 @@ impl<S: Store> Store for TimingStore<S> {
     ) -> Result<Page<StoredEvent, String>, StoreError> {
         self.inner.list_events(tenant, filter, limit, after).await
     }
+    async fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+        now: i64,
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        self.inner
+            .number_manual_attempts(tenant, event, webhooks, now)
+            .await
+    }
+}
+
+impl<S: DeliveryStore> DeliveryStore for TimingStore<S> {
+    async fn recorded_deliveries(
+        &self,
+        attempts: &[AttemptKey],
+    ) -> Result<HashSet<AttemptKey>, StoreError> {
+        self.recorded_reads
+            .fetch_add(attempts.len().div_ceil(100) as u64, Ordering::Relaxed);
+        self.keys_read
+            .fetch_add(attempts.len() as u64, Ordering::Relaxed);
+        self.inner.recorded_deliveries(attempts).await
+    }
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
         if let Some(started) = parse_sortable(&record.attempted_at) {
             let us = (OffsetDateTime::now_utc() - started)
@@ -174,6 +205,15 @@ impl<S: Store> Store for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.record_delivery(record).await
     }
+    async fn deliveries_to(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner.deliveries_to(tenant, event, webhook).await
+    }
+
     async fn delivery_samples(
         &self,
         webhook: WebhookId,
@@ -193,36 +233,9 @@ impl<S: Store> Store for TimingStore<S> {
             .list_deliveries(webhook, filter, limit, after)
             .await
     }
-    /// Counted with the writes: one conditional UpdateItem on a change of state.
-    async fn set_slow(
-        &self,
-        tenant: &TenantId,
-        id: WebhookId,
-        since: Option<OffsetDateTime>,
-    ) -> Result<bool, StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.set_slow(tenant, id, since).await
-    }
-    async fn number_manual_attempts(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-        webhooks: &[WebhookId],
-    ) -> Result<Option<Vec<u32>>, StoreError> {
-        self.inner
-            .number_manual_attempts(tenant, event, webhooks)
-            .await
-    }
+}
 
-    async fn deliveries_to(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-        webhook: WebhookId,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.inner.deliveries_to(tenant, event, webhook).await
-    }
-
+impl<S: RecoveryStore> RecoveryStore for TimingStore<S> {
     async fn claim_recovery_attempt(
         &self,
         tenant: &TenantId,
@@ -248,10 +261,12 @@ impl<S: Store> Store for TimingStore<S> {
         &self,
         state: &RecoveryState,
         write: RecoveryWrite,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Conditional, StoreError> {
         self.inner.save_recovery(state, write).await
     }
+}
 
+impl<S: AllowanceStore> AllowanceStore for TimingStore<S> {
     async fn take_allowance(
         &self,
         tenant: &TenantId,
@@ -259,7 +274,7 @@ impl<S: Store> Store for TimingStore<S> {
         window: i64,
         n: u32,
         limit: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Conditional, StoreError> {
         self.inner
             .take_allowance(tenant, allowance, window, n, limit)
             .await

@@ -4,7 +4,7 @@
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, Scope};
 use shared::key_lifecycle::{self, Guard, KeyError};
-use shared::store::Store;
+use shared::store::prelude::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -73,7 +73,7 @@ pub async fn run(store: &impl Store, action: Action) -> Result<Output, String> {
                 .map(|s| key_lifecycle::parse_duration("--expires-in", &s))
                 .transpose()
                 .map_err(|e| format!("{}: {}", e.field, e.message))?;
-            let (key, stored) = api_key::issue(
+            let (key, stored) = shared::key_lifecycle::issue(
                 store,
                 t.clone(),
                 name,

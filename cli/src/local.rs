@@ -47,9 +47,10 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     };
     let store = DynamoStore::new(dynamodb, &opts.table);
     let tenant = TenantId::parse(&opts.tenant).map_err(|e| e.to_string())?;
-    let (key, _) = api_key::issue(&store, tenant, "local".into(), api_key::Scope::Full, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (key, _) =
+        shared::key_lifecycle::issue(&store, tenant, "local".into(), api_key::Scope::Full, None)
+            .await
+            .map_err(|e| e.to_string())?;
 
     let client = DeliveryClient::new(settings.client_config()).map_err(|e| e.to_string())?;
     // Retries, hand-overs and redeliveries go back on the local queues, as in

@@ -14,7 +14,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use dispatch::Dispatcher;
 use shared::infra::{self, DISPATCH_TIMEOUT_SECS, SQS_BATCH_SIZE};
-use shared::store::Store;
+use shared::store::prelude::*;
 
 /// How the poller runs.
 #[derive(Clone, Debug)]

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use shared::store::{DynamoStore, Store};
+use shared::store::DynamoStore;
+use shared::store::prelude::*;
 
 use crate::fixture::Hook;
 use crate::receivers::Recorder;

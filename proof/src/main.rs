@@ -27,7 +27,8 @@ use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use clap::Parser;
 use futures_util::StreamExt;
 use shared::infra;
-use shared::store::{DynamoStore, Store, create_table};
+use shared::store::prelude::*;
+use shared::store::{DynamoStore, create_table};
 use tokio::process::{Child, Command};
 
 use crate::account::{Faults, Timing};

@@ -9,7 +9,6 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use crate::store::{Store, StoreError};
 use crate::{TenantId, ValidationError, random};
 
 /// The prefix makes a leaked key easy to recognise (secret scanners).
@@ -160,20 +159,6 @@ pub struct ApiKey {
 pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
-}
-
-/// Makes a key for `tenant` and stores it: the key itself (to show once)
-/// and what is stored of it.
-pub async fn issue(
-    store: &impl Store,
-    tenant: TenantId,
-    name: String,
-    scope: Scope,
-    expires_at: Option<OffsetDateTime>,
-) -> Result<(String, ApiKey), StoreError> {
-    let (key, stored) = ApiKey::issue(tenant, name, scope, expires_at, now());
-    store.put_api_key(&stored).await?;
-    Ok((key, stored))
 }
 
 /// A name as the operator or the tenant gave it: trimmed, at most

@@ -34,7 +34,8 @@ pub async fn load_config() -> SdkConfig {
 mod tests {
     use super::*;
     use crate::TenantId;
-    use crate::store::{DynamoStore, Store, StoreError};
+    use crate::store::prelude::*;
+    use crate::store::{DynamoStore, StoreError};
 
     #[test]
     fn the_embedded_roots_are_five_certificates() {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::TenantId;
 use crate::ValidationError;
 use crate::api_key::{self, ApiKey, KeyId, KeyState, Scope};
-use crate::store::{Store, StoreError};
+use crate::store::{ApiKeyStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -35,8 +35,26 @@ pub enum Guard {
     None,
 }
 
+/// Makes a key for `tenant` and stores it: the key itself (to show once)
+/// and what is stored of it.
+pub async fn issue(
+    store: &impl ApiKeyStore,
+    tenant: TenantId,
+    name: String,
+    scope: Scope,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<(String, ApiKey), StoreError> {
+    let (key, stored) = ApiKey::issue(tenant, name, scope, expires_at, api_key::now());
+    store.put_api_key(&stored).await?;
+    Ok((key, stored))
+}
+
 /// The tenant's key with this id.
-pub async fn find(store: &impl Store, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, KeyError> {
+pub async fn find(
+    store: &impl ApiKeyStore,
+    tenant: &TenantId,
+    id: &KeyId,
+) -> Result<ApiKey, KeyError> {
     store
         .api_keys_of(tenant)
         .await?
@@ -48,7 +66,7 @@ pub async fn find(store: &impl Store, tenant: &TenantId, id: &KeyId) -> Result<A
 /// Revokes the tenant's key `id` now, and returns it as revoked. Revoking a
 /// revoked key changes nothing and is not an error.
 pub async fn revoke(
-    store: &impl Store,
+    store: &impl ApiKeyStore,
     tenant: &TenantId,
     id: &KeyId,
     guard: Guard,
@@ -94,7 +112,7 @@ pub async fn revoke(
 /// holds it has that long to switch. Returns the new key (to show once),
 /// the new key as stored, and the old one as it now stands.
 pub async fn rotate(
-    store: &impl Store,
+    store: &impl ApiKeyStore,
     tenant: &TenantId,
     id: &KeyId,
     overlap: time::Duration,
@@ -105,8 +123,7 @@ pub async fn rotate(
     if state != KeyState::Active {
         return Err(KeyError::NotActive(state));
     }
-    let (key, new) =
-        api_key::issue(store, tenant.clone(), old.name.clone(), old.scope, None).await?;
+    let (key, new) = issue(store, tenant.clone(), old.name.clone(), old.scope, None).await?;
     let until = now + overlap;
     store.expire_api_key(&old, until).await?;
     let expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
@@ -159,7 +176,7 @@ mod tests {
     }
 
     async fn key(store: &MemoryStore, tenant: &TenantId, scope: Scope) -> ApiKey {
-        api_key::issue(store, tenant.clone(), "k".into(), scope, None)
+        issue(store, tenant.clone(), "k".into(), scope, None)
             .await
             .unwrap()
             .1

@@ -29,10 +29,6 @@ impl Lane {
             Lane::Slow => "slow",
         }
     }
-
-    pub fn is_main(&self) -> bool {
-        *self == Lane::Main
-    }
 }
 
 /// An attempt that ended within the slow threshold: an answer (any answer)

@@ -23,6 +23,7 @@ pub mod retry;
 pub mod samples;
 pub mod settings;
 pub mod signing;
+pub mod slow_lane;
 pub mod ssrf;
 pub mod store;
 pub mod token;

@@ -14,47 +14,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::WebhookId;
-use crate::event::Event;
 use crate::retry::MAX_SQS_DELAY;
-
-/// `{"target": {...}, "event": <the envelope>}` on the events queue. The event
-/// travels whole, so a retry needs no read and works for events whose data
-/// was too large to keep.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetedMessage {
-    pub target: Target,
-    pub event: Event,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Target {
-    pub webhook_id: WebhookId,
-    /// The number of the attempt this message asks for (2 and up).
-    pub attempt: u32,
-    /// Asked for by the customer rather than scheduled.
-    #[serde(default)]
-    pub manual: bool,
-    /// Unix seconds before which the attempt must not be made: a wait longer
-    /// than SQS's 15-minute delay is a chain of delayed messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<i64>,
-}
-
-impl TargetedMessage {
-    pub fn from_json(raw: &str) -> Result<Self, crate::json::JsonError> {
-        crate::json::from_slice(raw.as_bytes())
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
+use crate::slow_lane::{RecoveryMessage, TargetedMessage};
 
 /// Where targeted messages go.
 pub enum Requeue {
@@ -135,7 +98,7 @@ impl Requeue {
     /// minutes), on the slow lane like the attempts it queues.
     pub async fn send_recovery(
         &self,
-        message: &crate::recovery::RecoveryMessage,
+        message: &RecoveryMessage,
         delay: Duration,
     ) -> Result<(), String> {
         self.send_body(message.to_json(), &message.recover.tenant_id, delay)
@@ -285,6 +248,9 @@ fn whole_seconds(delay: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WebhookId;
+    use crate::event::Event;
+    use crate::slow_lane::Target;
 
     #[test]
     fn only_the_slow_lanes_queue_is_trusted_with_targeted_messages() {

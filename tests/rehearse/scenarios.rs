@@ -782,8 +782,10 @@ async fn recovery(
     r: &mut Report,
     webhook: &str,
 ) {
-    use shared::recovery::{Continuation, RecoveryMessage, RecoveryState, Window};
-    use shared::store::{RecoveryWrite, Store};
+    use shared::recovery::{RecoveryState, Window};
+    use shared::slow_lane::{Continuation, RecoveryMessage};
+    use shared::store::RecoveryWrite;
+    use shared::store::prelude::*;
     println!("api and dispatch functions, a recovery:");
     let key = w.key.clone();
     let now = time::OffsetDateTime::now_utc();
@@ -860,7 +862,7 @@ async fn recovery(
         )
         .await;
     r.check(
-        matches!(started, Ok(true)),
+        matches!(started, Ok(shared::store::Conditional::Applied)),
         format!("a new recovery starts once the last is done ({started:?})"),
     );
     let message = RecoveryMessage {

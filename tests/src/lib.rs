@@ -4,7 +4,8 @@
 use api::App;
 use lambda_http::Body;
 use serde_json::Value;
-use shared::store::{DynamoStore, Store, create_table};
+use shared::store::prelude::*;
+use shared::store::{DynamoStore, create_table};
 use shared::{Settings, TenantId, UrlPolicy, api_key};
 
 /// The AWS SDK reads `AWS_ENDPOINT_URL` itself; the test script points it at moto.
@@ -53,9 +54,10 @@ pub async fn fresh_app(max_webhooks: u32) -> App<DynamoStore> {
 /// Creates an API key for `tenant` the way the operator CLI does, and returns it.
 pub async fn api_key_for(store: &impl Store, tenant: &str) -> String {
     let tenant = TenantId::parse(tenant).expect("valid tenant");
-    let (key, _) = api_key::issue(store, tenant, "test".into(), api_key::Scope::Full, None)
-        .await
-        .expect("store api key");
+    let (key, _) =
+        shared::key_lifecycle::issue(store, tenant, "test".into(), api_key::Scope::Full, None)
+            .await
+            .expect("store api key");
     key
 }
 

@@ -28,6 +28,7 @@ pub async fn take<S: Store>(
             .store
             .take_allowance(tenant, allowance, window, n, limit)
             .await?
+            .applied()
     {
         return Ok(());
     }

@@ -124,7 +124,7 @@ pub async fn create<S: Store>(
     if active >= MAX_ACTIVE_KEYS {
         return Err(ApiError::KeyLimit(MAX_ACTIVE_KEYS));
     }
-    let (key, stored) = api_key::issue(&app.store, tenant, name, scope, expires_at).await?;
+    let (key, stored) = key_lifecycle::issue(&app.store, tenant, name, scope, expires_at).await?;
     let body = NewKey {
         key,
         view: KeyView::new(&stored, now),
@@ -154,6 +154,7 @@ mod tests {
 
     use super::*;
     use crate::testing::{Reply, app, app_with, send};
+    use shared::store::prelude::*;
 
     /// An app whose containers read the key on every request.
     async fn uncached() -> (App<MemoryStore>, String) {
@@ -404,7 +405,7 @@ mod tests {
     async fn keys_are_the_tenants_own() {
         let (app, a) = uncached().await;
         let b_tenant = TenantId::parse("bravo").unwrap();
-        let (b, _) = api_key::issue(&app.store, b_tenant, "b".into(), Scope::Full, None)
+        let (b, _) = key_lifecycle::issue(&app.store, b_tenant, "b".into(), Scope::Full, None)
             .await
             .unwrap();
         let a_list = send(&app, Some(&a), "GET", "/api-keys", None).await;
@@ -421,7 +422,7 @@ mod tests {
             200
         );
         // Nothing of a key but its first characters is ever listed.
-        let (key, _) = api_key::issue(
+        let (key, _) = shared::key_lifecycle::issue(
             &app.store,
             TenantId::parse("acme").unwrap(),
             "x".into(),

@@ -10,7 +10,8 @@ use serde::Serialize;
 use shared::delivery_log::{DeliveryRecord, parse_delivery_id, sortable_time};
 use shared::event::{EventData, EventId};
 use shared::event_log::{EventFilter, StoredEvent};
-use shared::requeue::{Requeue, Target, TargetedMessage};
+use shared::requeue::Requeue;
+use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::{Allowance, Store};
 use shared::{EventType, Status, TenantId, WebhookId};
 use time::OffsetDateTime;
@@ -281,19 +282,19 @@ async fn queue<S: Store>(
     crate::allowance::take(app, tenant, Allowance::Redeliveries, webhooks.len()).await?;
     let numbers = app
         .store
-        .number_manual_attempts(tenant, &event.id, &webhooks)
+        .number_manual_attempts(
+            tenant,
+            &event.id,
+            &webhooks,
+            OffsetDateTime::now_utc().unix_timestamp(),
+        )
         .await?
         .ok_or(ApiError::EventNotFound)?;
     let targets: Vec<(WebhookId, u32)> = webhooks.into_iter().zip(numbers).collect();
     let messages: Vec<TargetedMessage> = targets
         .iter()
         .map(|&(webhook, attempt)| TargetedMessage {
-            target: Target {
-                webhook_id: webhook,
-                attempt,
-                manual: true,
-                not_before: None,
-            },
+            target: Target::manual(webhook, attempt),
             event: envelope.clone(),
         })
         .collect();

@@ -7,9 +7,9 @@ use std::time::Duration;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use shared::recovery::{Counts, EVENTS_PER_CALL, Mode, Recovery, RecoveryState, Window};
+use shared::recovery::{Counts, EVENTS_PER_CALL, Mode, Next, Recovery, RecoveryState, Window};
 use shared::requeue::Requeue;
-use shared::store::{Allowance, RecoveryWrite, Store};
+use shared::store::{Allowance, Conditional, RecoveryWrite, Store};
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, WebhookId};
 use time::OffsetDateTime;
@@ -183,17 +183,17 @@ pub async fn start<S: Store>(
             events_checked: run.counts.events_checked,
             would_queue: run.counts.selected,
             not_kept: run.counts.not_kept,
-            complete: run.next.is_none(),
+            complete: run.next == Next::Done,
         };
         return Ok(response::json(StatusCode::OK, &preview));
     }
     let mut state = RecoveryState::start(tenant, id, window, now);
     let unix = now.unix_timestamp();
-    if !app
+    let started = app
         .store
         .save_recovery(&state, RecoveryWrite::Start { now: unix })
-        .await?
-    {
+        .await?;
+    if started == Conditional::Refused {
         let running = app.store.recovery(&state.tenant_id, id).await?;
         return Err(match running {
             Some(r) => ApiError::RecoveryRunning {
@@ -264,13 +264,13 @@ mod tests {
     use shared::delivery_log::DeliveryRecord;
     use shared::event::Event;
     use shared::event_log::StoredEvent;
-    use shared::recovery::RecoveryMessage;
-    use shared::requeue::TargetedMessage;
+    use shared::slow_lane::{RecoveryMessage, TargetedMessage};
     use shared::{EventType, Settings};
     use time::Duration as Span;
 
     use super::*;
     use crate::testing::{Reply, app_with, send};
+    use shared::store::prelude::*;
 
     type Sent = Arc<Mutex<Vec<(String, Duration)>>>;
     /// An event of the outage test: id, type, minutes ago, attempts.
@@ -613,6 +613,7 @@ mod tests {
                     .take_allowance(&tenant, allowance, window, limit - 999, limit)
                     .await
                     .unwrap()
+                    .applied()
             );
         }
         let window = format!(
@@ -635,7 +636,7 @@ mod tests {
         assert!(sent.lock().unwrap().is_empty());
         // Another tenant's budget is its own: a control that the budget, not the call, refused.
         let globex = TenantId::parse("globex").unwrap();
-        let (other_key, _) = shared::api_key::issue(
+        let (other_key, _) = shared::key_lifecycle::issue(
             &app.store,
             globex,
             "t".into(),

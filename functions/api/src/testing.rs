@@ -40,7 +40,7 @@ pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
 pub(crate) async fn app_with(settings: Settings) -> (App<MemoryStore>, String) {
     let app = App::new(MemoryStore::default(), settings);
     let tenant = TenantId::parse("acme").expect("tenant");
-    let (key, _) = api_key::issue(
+    let (key, _) = shared::key_lifecycle::issue(
         &app.store,
         tenant,
         "test".into(),

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use shared::delivery::{DeliveryClient, Payload, Purpose};
 use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::event::Event;
-use shared::requeue::{Target, TargetedMessage};
 use shared::retry::{MAX_SQS_DELAY, RetryPolicy, is_retryable, next_delay};
+use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::Store;
 use shared::webhook::now_utc;
 use shared::{Lane, Status, Webhook};
@@ -25,14 +25,6 @@ use crate::metrics::Tally;
 pub struct Nth {
     pub number: u32,
     pub manual: bool,
-}
-
-/// A number in [0, 1) from the OS CSPRNG, for the schedule's jitter.
-fn jitter() -> f64 {
-    let bytes = shared::random::bytes32();
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// One attempt to make: at which webhook, of which event, in which lane.
@@ -128,7 +120,7 @@ pub async fn deliver_and_record<S: Store>(
             &d.settings.retry_schedule,
             nth.number,
             retry_after,
-            jitter(),
+            shared::random::fraction(),
         ) {
             Some(delay) => {
                 let next = Target {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sqs::SqsMessage;
 use shared::event::{Event, EventId, MAX_EVENT_BYTES};
 use shared::json::JsonError;
-use shared::recovery::{Continuation, RecoveryMessage};
-use shared::requeue::{Target, TargetedMessage};
+use shared::slow_lane::{Continuation, RecoveryMessage};
+use shared::slow_lane::{Target, TargetedMessage};
 use shared::{TenantId, WebhookId};
 
 /// What a message asks for.

@@ -12,8 +12,9 @@ use lambda_runtime::{Context, Error, LambdaEvent};
 use shared::delivery::DeliveryClient;
 use shared::event::Event;
 use shared::event_log::StoredEvent;
-use shared::recovery::{Continuation, Recovery};
-use shared::requeue::{Target, TargetedMessage};
+use shared::recovery::Recovery;
+use shared::slow_lane::Continuation;
+use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::{AttemptKey, Kept, Store, StoreError};
 use shared::webhook::now_utc;
 use shared::{Lane, Status, TenantId, Webhook};
@@ -576,6 +577,7 @@ mod tests {
     use super::*;
     use crate::local::{invocation, sqs_event};
     use shared::Settings;
+    use shared::store::prelude::*;
 
     fn settings() -> Settings {
         Settings::from_lookup(|name| (name == "TABLE_NAME").then(|| "unused".to_owned()))
@@ -642,10 +644,9 @@ mod tests {
     /// producers' queue is refused.
     #[tokio::test]
     async fn a_recovery_message_queues_the_next_pages_and_hands_the_rest_on() {
-        use shared::recovery::{
-            Continuation, EVENTS_PER_CALL, RecoveryMessage, RecoveryState, Window,
-        };
+        use shared::recovery::{EVENTS_PER_CALL, RecoveryState, Window};
         use shared::requeue::Requeue;
+        use shared::slow_lane::{Continuation, RecoveryMessage};
         use shared::store::RecoveryWrite;
         use shared::{EventSet, EventType, UrlPolicy, WebhookUrl};
 
@@ -678,6 +679,7 @@ mod tests {
                 .save_recovery(&state, RecoveryWrite::Start { now: unix })
                 .await
                 .unwrap()
+                .applied()
         );
         let message = |after: Option<String>, id: &str| RecoveryMessage {
             recover: Continuation {
@@ -746,6 +748,7 @@ mod tests {
                 .save_recovery(&waiting, RecoveryWrite::Start { now: unix })
                 .await
                 .unwrap()
+                .applied()
         );
         let checks = shared::store::Allowance::RecoveryChecks;
         let limit = d.settings.recovery_checks_per_minute;
@@ -757,6 +760,7 @@ mod tests {
                 .take_allowance(&tenant, checks, w, 1_000, limit)
                 .await
                 .unwrap()
+                .applied()
             {}
         }
         let paced = run(message(None, &waiting.recovery_id)).await.unwrap();
@@ -796,6 +800,7 @@ mod tests {
                 .save_recovery(&stuck, RecoveryWrite::Start { now: unix })
                 .await
                 .unwrap()
+                .applied()
         );
         let batch = sqs_event([("d1".to_owned(), message(None, &stuck.recovery_id).to_json())]);
         let back = handle(&down, invocation(batch, 6000, "d")).await.unwrap();

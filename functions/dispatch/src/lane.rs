@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use shared::delivery::Attempt;
-use shared::store::Store;
+use shared::store::{Conditional, Store};
 use shared::webhook::now_utc;
 use shared::{Lane, Webhook, WebhookId};
 
@@ -75,19 +75,19 @@ impl Marks {
             .set_slow(&webhook.tenant_id, webhook.id, since)
             .await
         {
-            Ok(true) if slow => tracing::warn!(
+            Ok(Conditional::Applied) if slow => tracing::warn!(
                 webhook_id = %webhook.id,
                 tenant_id = %webhook.tenant_id,
                 threshold_ms = d.settings.slow_threshold.as_millis() as u64,
                 "webhook marked slow: its attempts go through the slow lane"
             ),
-            Ok(true) => tracing::info!(
+            Ok(Conditional::Applied) => tracing::info!(
                 webhook_id = %webhook.id,
                 tenant_id = %webhook.tenant_id,
                 "webhook no longer slow: its attempts go through the main lane"
             ),
             // Someone else changed it first, or the webhook is gone.
-            Ok(false) => {}
+            Ok(Conditional::Refused) => {}
             Err(e) => tracing::error!(
                 webhook_id = %webhook.id,
                 error = %e,
@@ -105,8 +105,10 @@ mod tests {
 
     use shared::delivery::{ClientConfig, DeliveryClient};
     use shared::event::Event;
-    use shared::requeue::{Requeue, TargetedMessage};
-    use shared::store::{MemoryStore, Store};
+    use shared::requeue::Requeue;
+    use shared::slow_lane::TargetedMessage;
+    use shared::store::MemoryStore;
+    use shared::store::prelude::*;
     use shared::webhook::now_utc;
     use shared::{EventSet, EventType, Lane, Settings, TenantId, UrlPolicy, Webhook, WebhookUrl};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -328,7 +330,7 @@ mod tests {
         let slow = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events-slow";
         let d = d.with_requeue(Requeue::lanes(events, slow));
         let forged = TargetedMessage {
-            target: shared::requeue::Target {
+            target: shared::slow_lane::Target {
                 webhook_id: webhook.id,
                 attempt: 1,
                 manual: true,

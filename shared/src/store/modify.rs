@@ -1,6 +1,6 @@
 //! Read, change, write, for a webhook that others may be writing at the same time.
 
-use super::{Store, StoreError};
+use super::{StoreError, WebhookStore};
 use crate::webhook::now_utc;
 use crate::{TenantId, Webhook, WebhookId};
 
@@ -11,7 +11,7 @@ const ATTEMPTS: usize = 5;
 /// not bring back a token that a rotation replaced). `change` returns false
 /// when it changed nothing (no write). `NotFound` if the webhook does not
 /// exist; `Conflict` after five lost races.
-pub async fn modify<S: Store>(
+pub async fn modify<S: WebhookStore>(
     store: &S,
     tenant: &TenantId,
     id: WebhookId,
@@ -30,10 +30,7 @@ pub async fn modify<S: Store>(
         webhook.updated_at = now_utc().max(loaded_at + time::Duration::microseconds(1));
         match store.update_webhook(&webhook, loaded_at).await {
             Ok(()) => return Ok(webhook),
-            Err(StoreError::Conflict) => {
-                let jitter = u64::from(crate::random::bytes32()[0] % 16);
-                tokio::time::sleep(std::time::Duration::from_millis(2 + jitter)).await;
-            }
+            Err(StoreError::Conflict) => crate::random::pause(2, 16).await,
             Err(e) => return Err(e),
         }
     }

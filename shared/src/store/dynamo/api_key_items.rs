@@ -2,15 +2,15 @@
 //! so that conditions compare them), the tenant's index entry, and what a
 //! key stored before keys had ids reads as.
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 use time::OffsetDateTime;
 
-use super::{StoreError, keys};
+use super::write::applied;
+use super::{DynamoStore, backend, parse};
 use crate::TenantId;
 use crate::api_key::{ApiKey, KeyId, PREFIX, Scope};
+use crate::store::{StoreError, keys};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct ApiKeyItem {
@@ -91,7 +91,7 @@ impl From<ApiKeyItem> for ApiKey {
     }
 }
 
-impl super::DynamoStore {
+impl DynamoStore {
     /// Gives every key stored before keys had ids its legacy id and puts it
     /// in its tenant's list (`webhooks api-key adopt`, once after the
     /// upgrade; a key's first use does the same for that key). A Scan of the
@@ -110,12 +110,9 @@ impl super::DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| StoreError::Backend(DisplayErrorContext(e).to_string()))?;
+                .map_err(backend)?;
             for item in page.items.unwrap_or_default() {
-                let key = ApiKey::from(
-                    from_item::<ApiKeyItem>(item)
-                        .map_err(|e| StoreError::Backend(format!("item mapping: {e}")))?,
-                );
+                let key = ApiKey::from(parse::<ApiKeyItem>(item)?);
                 let result = client
                     .update_item()
                     .table_name(self.table())
@@ -130,12 +127,9 @@ impl super::DynamoStore {
                     )
                     .send()
                     .await;
-                match result {
-                    Ok(_) => adopted += 1,
-                    // Adopted meanwhile by its first use: nothing to do.
-                    Err(SdkError::ServiceError(se))
-                        if se.err().is_conditional_check_failed_exception() => {}
-                    Err(e) => return Err(StoreError::Backend(DisplayErrorContext(e).to_string())),
+                // Refused: adopted meanwhile by its first use; nothing to do.
+                if applied(result)?.applied() {
+                    adopted += 1;
                 }
             }
             start = page.last_evaluated_key;

@@ -7,7 +7,7 @@
 //! first, in named stages: [`scan`](Recovery::run) a page, [`verdict`] per
 //! event from its attempts to the webhook, take the tenant's redelivery
 //! allowance, claim a manual attempt number per event
-//! ([`Store::claim_recovery_attempt`]: none while one queued lately is not
+//! ([`RecoveryStore::claim_recovery_attempt`]: none while one queued lately is not
 //! recorded yet, which is what makes a repeated call queue nothing new), and
 //! queue the attempts on the slow lane. One call checks at most
 //! [`EVENTS_PER_CALL`] events; the rest of a window travels as a
@@ -15,20 +15,26 @@
 //! up where the call stopped, so a window of any size neither outlives a
 //! function's timeout nor fills its memory.
 
+pub mod state;
+
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::delivery::Outcome;
 use crate::delivery_log::DeliveryRecord;
 use crate::event_log::{EventFilter, StoredEvent};
-use crate::requeue::{Requeue, Target, TargetedMessage};
+use crate::requeue::Requeue;
 use crate::retry::FIRST_MANUAL_ATTEMPT;
-use crate::store::{Allowance, RecoveryWrite, Store, StoreError};
-use crate::{Status, TenantId, Webhook, WebhookId};
+use crate::slow_lane::{Continuation, RecoveryMessage, Target, TargetedMessage};
+use crate::store::{
+    Allowance, AllowanceStore, Conditional, DeliveryStore, EventStore, RecoveryStore,
+    RecoveryWrite, StoreError, WebhookStore,
+};
+use crate::{Status, TenantId, Webhook};
+pub use state::{Counts, RecoveryState, Window};
 
 /// Events read per store query. At most this many events' data (350 KB
 /// each at most) are in memory at once.
@@ -38,164 +44,6 @@ pub const PAGE_EVENTS: usize = 100;
 /// (the api's answer, then each recovery message): about 10 queries of the
 /// tenant's events and 1,000 small ones of their attempts.
 pub const EVENTS_PER_CALL: usize = 1_000;
-
-/// A manual attempt numbered this recently (seconds) and not recorded yet is
-/// pending: a recovery does not queue that event again. Past it, the
-/// attempt is taken as lost (its message could not be sent).
-pub const PENDING_SECS: i64 = 900;
-
-/// A running recovery whose state has not moved for this long (seconds) has
-/// stopped (its message went to the dead-letter queue): another may start.
-/// Pages waiting for the allowance move at least once a minute.
-pub const STALE_SECS: i64 = 900;
-
-/// How long a recovery's state is kept once written (seconds).
-pub const STATE_TTL_SECS: i64 = 7 * 86_400;
-
-/// `since ≤ event timestamp < until`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Window {
-    #[serde(with = "time::serde::rfc3339")]
-    pub since: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub until: OffsetDateTime,
-}
-
-/// The rest of a window, on the slow lane's queue: `{"recover": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecoveryMessage {
-    pub recover: Continuation,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Continuation {
-    pub tenant_id: TenantId,
-    pub webhook_id: WebhookId,
-    pub recovery_id: String,
-    #[serde(flatten)]
-    pub window: Window,
-    /// Where the next page starts (a [`StoredEvent::sort_key`]); `None`:
-    /// at the window's newest end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
-}
-
-impl RecoveryMessage {
-    pub fn from_json(raw: &str) -> Result<Self, crate::json::JsonError> {
-        crate::json::from_slice(raw.as_bytes())
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// A webhook's recovery, running or the last one: the lock that lets one
-/// run at a time per webhook, and what `GET /webhooks/{id}/recovery` shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecoveryState {
-    pub recovery_id: String,
-    pub tenant_id: TenantId,
-    pub webhook_id: WebhookId,
-    #[serde(flatten)]
-    pub window: Window,
-    #[serde(with = "time::serde::rfc3339")]
-    pub started_at: OffsetDateTime,
-    /// Unix seconds of the last change.
-    pub updated_at: i64,
-    #[serde(flatten)]
-    pub counts: Counts,
-    /// No page is left (or the recovery stopped: see `stopped`).
-    pub done: bool,
-    /// Why it ended before the window did, if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stopped: Option<String>,
-    /// Unix seconds after which DynamoDB TTL may delete it.
-    pub expires_at: i64,
-}
-
-impl RecoveryState {
-    pub fn start(
-        tenant: TenantId,
-        webhook: WebhookId,
-        window: Window,
-        now: OffsetDateTime,
-    ) -> Self {
-        Self {
-            recovery_id: format!("rcv_{}", ulid::Ulid::generate()),
-            tenant_id: tenant,
-            webhook_id: webhook,
-            window,
-            started_at: now,
-            updated_at: now.unix_timestamp(),
-            counts: Counts::default(),
-            done: false,
-            stopped: None,
-            expires_at: now.unix_timestamp() + STATE_TTL_SECS,
-        }
-    }
-
-    /// Whether it still holds the webhook's lock at `now` (Unix seconds).
-    pub fn running(&self, now: i64) -> bool {
-        !self.done && self.updated_at >= now - STALE_SECS
-    }
-
-    /// Adds a run's counts; done when the window has no page left.
-    pub fn advance(&mut self, run: &Run, now: i64) {
-        self.counts.add(&run.counts);
-        self.done = run.next.is_none();
-        self.updated_at = now;
-        self.expires_at = now + STATE_TTL_SECS;
-    }
-
-    /// One log line of where it stands (ids and counts only: never an
-    /// event's data or a token).
-    pub fn log(&self, what: &str) {
-        tracing::info!(
-            tenant_id = %self.tenant_id,
-            webhook_id = %self.webhook_id,
-            recovery_id = %self.recovery_id,
-            events_checked = self.counts.events_checked,
-            queued = self.counts.queued,
-            done = self.done,
-            "{what}"
-        );
-    }
-
-    /// Ends it before the window does, saying why (no event or token in it).
-    pub fn stop(&mut self, why: &str, now: i64) {
-        self.done = true;
-        self.stopped = Some(why.to_owned());
-        self.updated_at = now;
-    }
-}
-
-/// What pages of a window came to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Events of the window read.
-    pub events_checked: u64,
-    /// Events this webhook should get again (queued, or counted by a preview).
-    pub selected: u64,
-    /// Manual attempts queued.
-    pub queued: u64,
-    /// Selected, but a manual attempt queued lately is not made yet.
-    pub already_pending: u64,
-    /// Subscribed and not delivered, but their data was too large to keep.
-    pub not_kept: u64,
-}
-
-impl Counts {
-    fn add(&mut self, other: &Counts) {
-        self.events_checked += other.events_checked;
-        self.selected += other.selected;
-        self.queued += other.queued;
-        self.already_pending += other.already_pending;
-        self.not_kept += other.not_kept;
-    }
-}
 
 /// Where one event stands with the webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,13 +90,22 @@ pub enum Mode {
     Queue,
 }
 
+/// Where a window stands after a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Next {
+    /// No page is left.
+    #[default]
+    Done,
+    /// The next page starts after this sort key (a
+    /// [`StoredEvent::sort_key`]); `None`: at the window's newest end.
+    Page(Option<String>),
+}
+
 /// What one run of pages did, and where the window stands.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Run {
     pub counts: Counts,
-    /// Where the next page starts (`Some(None)`: at the window's newest
-    /// end); `None` when the window is done.
-    pub next: Option<Option<String>>,
+    pub next: Next,
     /// The run stopped because one of the tenant's allowances (manual
     /// attempts, events checked) is spent until this Unix time: the next
     /// page waits until then.
@@ -285,7 +142,10 @@ impl<'a, S> Recovery<'a, S> {
     }
 }
 
-impl<S: Store> Recovery<'_, S> {
+impl<S> Recovery<'_, S>
+where
+    S: WebhookStore + EventStore + DeliveryStore + RecoveryStore + AllowanceStore,
+{
     /// Works through the window from `after` (its start when `None`) until
     /// it is done, `budget` events are checked, the allowance is spent, or
     /// the next page would end after `deadline` (judged by the longest page
@@ -328,18 +188,18 @@ impl<S: Store> Recovery<'_, S> {
                 if let Some(until) = self.take(&webhook.tenant_id, redeliveries, n).await? {
                     // This page again, once the allowance is back.
                     run.allowance_until = Some(until);
-                    run.next = Some(after);
+                    run.next = Next::Page(after);
                     return Ok(run);
                 }
                 self.queue(webhook, chosen, &mut counts).await?;
             }
             run.counts.add(&counts);
             let Some(next) = page.next else {
-                run.next = None;
+                run.next = Next::Done;
                 return Ok(run);
             };
             after = Some(next);
-            run.next = Some(after.clone());
+            run.next = Next::Page(after.clone());
             longest = longest.max(started.elapsed());
             let spent = run.counts.events_checked >= u64::try_from(budget).unwrap_or(u64::MAX);
             let late = deadline.is_some_and(|d| Instant::now() + longest >= d);
@@ -351,25 +211,22 @@ impl<S: Store> Recovery<'_, S> {
 
     /// Adds a run to the state, saves it, and hands the rest of the window
     /// on: a message on the slow lane, delayed until the allowance is back
-    /// when the run stopped for it. False (nothing handed on) when the
+    /// when the run stopped for it. `Refused` (nothing handed on) when the
     /// webhook's recovery is no longer this one. An error leaves the
     /// recovery running: the caller retries the page or stops it.
     pub async fn hand_on(
         &self,
         state: &mut RecoveryState,
         run: &Run,
-    ) -> Result<bool, RecoveryError> {
+    ) -> Result<Conditional, RecoveryError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        state.advance(run, now);
-        if !self
+        state.advance(&run.counts, run.next == Next::Done, now);
+        let saved = self
             .store
             .save_recovery(state, RecoveryWrite::Advance)
-            .await?
-        {
-            return Ok(false);
-        }
-        let Some(after) = &run.next else {
-            return Ok(true);
+            .await?;
+        let (Conditional::Applied, Next::Page(after)) = (saved, &run.next) else {
+            return Ok(saved);
         };
         let wait = run
             .allowance_until
@@ -391,7 +248,7 @@ impl<S: Store> Recovery<'_, S> {
             .send_recovery(&message, delay)
             .await
             .map_err(RecoveryError::Queue)?;
-        Ok(true)
+        Ok(Conditional::Applied)
     }
 
     /// Takes a recovery up where its message says (the dispatcher, on the
@@ -437,7 +294,7 @@ impl<S: Store> Recovery<'_, S> {
         let budget = u32::try_from(EVENTS_PER_CALL).unwrap_or(u32::MAX);
         if let Some(until) = self.take(&next.tenant_id, checks, budget).await? {
             let wait = Run {
-                next: Some(next.after.clone()),
+                next: Next::Page(next.after.clone()),
                 allowance_until: Some(until),
                 ..Run::default()
             };
@@ -504,7 +361,7 @@ impl<S: Store> Recovery<'_, S> {
             .store
             .take_allowance(tenant, allowance, window, n, limit)
             .await?;
-        Ok((!taken).then_some((window + 1) * allowance.window_secs()))
+        Ok((taken == Conditional::Refused).then_some((window + 1) * allowance.window_secs()))
     }
 
     /// Claims an attempt number per event and queues the attempts.
@@ -532,12 +389,7 @@ impl<S: Store> Recovery<'_, S> {
                 continue;
             };
             messages.push(TargetedMessage {
-                target: Target {
-                    webhook_id: webhook.id,
-                    attempt,
-                    manual: true,
-                    not_before: None,
-                },
+                target: Target::manual(webhook.id, attempt),
                 event,
             });
         }
@@ -556,6 +408,7 @@ impl<S: Store> Recovery<'_, S> {
 mod tests {
     use super::*;
     use crate::EventType;
+    use crate::WebhookId;
     use crate::event::EventId;
 
     fn attempt(n: u32, at: &str, outcome: Outcome) -> DeliveryRecord {

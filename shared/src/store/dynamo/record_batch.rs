@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -19,8 +18,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures_util::future::join_all;
 use tokio::sync::oneshot::{self, error::TryRecvError};
 
-use super::StoreError;
-use super::keys::{PK, SK};
+use super::write::Rounds;
+use crate::store::StoreError;
+use crate::store::keys::{PK, SK};
 
 type Item = HashMap<String, AttributeValue>;
 /// A record's table key (PK, SK).
@@ -32,9 +32,6 @@ type Waiters = HashMap<Key, Vec<Done>>;
 
 /// `BatchWriteItem` takes at most 25 items per request.
 const PER_REQUEST: usize = 25;
-/// Items DynamoDB leaves unprocessed (throttling) are sent again, with a
-/// growing pause, at most this many times.
-const ROUNDS: u32 = 8;
 
 /// A record waiting to be written, and who waits for it.
 struct Pending {
@@ -159,20 +156,14 @@ async fn write_chunk(client: &Client, table: &str, chunk: Vec<Waiting>) {
             }
         }
     }
-    let mut round = 0u32;
+    let mut rounds = Rounds::new("BatchWriteItem");
     let failure = loop {
         if requests.is_empty() {
             break None;
         }
-        if round == ROUNDS {
-            break Some(StoreError::Backend(format!(
-                "BatchWriteItem left records unprocessed {ROUNDS} times"
-            )));
+        if let Err(e) = rounds.next().await {
+            break Some(e);
         }
-        if round > 0 {
-            tokio::time::sleep(Duration::from_millis(20 << round)).await;
-        }
-        round += 1;
         let sent = client
             .batch_write_item()
             .request_items(table, requests)

@@ -1,0 +1,56 @@
+//! The API key aggregate: each key's hash and lifecycle.
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::TenantId;
+use crate::api_key::ApiKey;
+
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new API key (its hash and what is known of it).
+    fn put_api_key(&self, key: &ApiKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The key with this hash, whatever its state; the caller checks it.
+    fn api_key(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+
+    /// The tenant's keys, newest first, revoked and expired ones included.
+    /// A key stored before keys had ids is listed once it has been used.
+    fn api_keys_of(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// Revokes `key` at `at`; with `keep`, only while that other key is not
+    /// revoked either (both in one transaction, so two revocations at once
+    /// cannot leave the tenant without a full key). `NotFound` if `key` is
+    /// gone or already revoked, `Conflict` if `keep` was revoked meanwhile.
+    fn revoke_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        keep: Option<&ApiKey>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes `key` expire at `at` unless it is revoked or expires sooner
+    /// (a rotation's overlap). `NotFound` if it is gone or revoked.
+    fn expire_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes `last_used_at` = `now` unless it is less than
+    /// [`crate::api_key::LAST_USED_EVERY`] old (a conditional write: at most
+    /// once an hour per key, whatever the number of containers). A key
+    /// stored before keys had ids gets one, and joins its tenant's list.
+    fn touch_api_key(
+        &self,
+        key: &ApiKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

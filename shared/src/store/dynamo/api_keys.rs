@@ -1,0 +1,162 @@
+//! API keys: items `APIKEY#<sha256 hex>` / `APIKEY`, listed per tenant
+//! through GSI1 (`APIKEYS#<tenant>`).
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use time::OffsetDateTime;
+
+use super::api_key_items::{self, ApiKeyItem};
+use super::query;
+use super::write::{applied, conditional, failed_condition, transact};
+use super::{DynamoStore, Item, backend, key, mapping, parse, unix};
+use crate::TenantId;
+use crate::api_key::ApiKey;
+use crate::store::{ApiKeyStore, Conditional, Kept, StoreError, keys};
+
+fn api_key_key(key_hash: &str) -> Item {
+    key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())
+}
+
+impl ApiKeyStore for DynamoStore {
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let item =
+            serde_dynamo::aws_sdk_dynamodb_1::to_item(ApiKeyItem::from(key)).map_err(mapping)?;
+        match self.put_new(item).await? {
+            Kept::New => Ok(()),
+            Kept::Before => Err(StoreError::AlreadyExists),
+        }
+    }
+
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let Some(item) = self.get(api_key_key(key_hash), false).await? else {
+            return Ok(None);
+        };
+        let item: ApiKeyItem = parse(item)?;
+        Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then(|| item.into()))
+    }
+
+    async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let query = self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::api_keys_gsi_pk(tenant)))
+            .scan_index_forward(false);
+        query::all(query, |item| parse::<ApiKeyItem>(item).map(ApiKey::from)).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        keep: Option<&ApiKey>,
+    ) -> Result<(), StoreError> {
+        let not_revoked = "attribute_exists(PK) AND attribute_not_exists(#r)";
+        let client = self.client().await?;
+        let Some(keep) = keep else {
+            let result = client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(api_key_key(&key.hash)))
+                .update_expression("SET #r = :at")
+                .condition_expression(not_revoked)
+                .expression_attribute_names("#r", api_key_items::REVOKED)
+                .expression_attribute_values(":at", unix(at))
+                .send()
+                .await;
+            return match applied(result)? {
+                Conditional::Applied => Ok(()),
+                Conditional::Refused => Err(StoreError::NotFound),
+            };
+        };
+        let revoke = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(api_key_key(&key.hash)))
+            .update_expression("SET #r = :at")
+            .condition_expression(not_revoked)
+            .expression_attribute_names("#r", api_key_items::REVOKED)
+            .expression_attribute_values(":at", unix(at))
+            .build()
+            .map_err(backend)?;
+        let still = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(api_key_key(&keep.hash)))
+            .condition_expression(not_revoked)
+            .expression_attribute_names("#r", api_key_items::REVOKED)
+            .build()
+            .map_err(backend)?;
+        let sent = transact(|| {
+            client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(revoke.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(still.clone())
+                        .build(),
+                )
+        })
+        .await;
+        match failed_condition(sent)? {
+            None => Ok(()),
+            Some(0) => Err(StoreError::NotFound),
+            Some(_) => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(api_key_key(&key.hash)))
+            .update_expression("SET #e = :at")
+            .condition_expression(
+                "attribute_exists(PK) AND attribute_not_exists(#r) AND (attribute_not_exists(#e) OR #e > :at)",
+            )
+            .expression_attribute_names("#e", api_key_items::EXPIRES)
+            .expression_attribute_names("#r", api_key_items::REVOKED)
+            .expression_attribute_values(":at", unix(at))
+            .send()
+            .await;
+        if conditional(result)?.is_some() {
+            return Ok(());
+        }
+        // Already expiring sooner is fine; gone or revoked is not.
+        match self.api_key(&key.hash).await? {
+            Some(k) if k.revoked_at.is_none() => Ok(()),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn touch_api_key(&self, key: &ApiKey, now: OffsetDateTime) -> Result<(), StoreError> {
+        let stale = now - crate::api_key::LAST_USED_EVERY;
+        let result = self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(api_key_key(&key.hash)))
+            .update_expression(
+                "SET #u = :now, #kid = if_not_exists(#kid, :id), #gpk = if_not_exists(#gpk, :gpk), #gsk = if_not_exists(#gsk, :id)",
+            )
+            .expression_attribute_names("#kid", "key_id")
+            .expression_attribute_names("#gpk", keys::GSI1PK)
+            .expression_attribute_names("#gsk", keys::GSI1SK)
+            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(#u) OR #u <= :stale)")
+            .expression_attribute_names("#u", api_key_items::LAST_USED)
+            .expression_attribute_values(":now", unix(now))
+            .expression_attribute_values(":stale", unix(stale))
+            .expression_attribute_values(":id", AttributeValue::S(key.id.to_string()))
+            .expression_attribute_values(
+                ":gpk",
+                AttributeValue::S(keys::api_keys_gsi_pk(&key.tenant_id)),
+            )
+            .send()
+            .await;
+        // Refused: another request wrote it within the hour. Nothing to do.
+        applied(result).map(|_| ())
+    }
+}

@@ -1,0 +1,59 @@
+//! The event aggregate: the kept copy of each accepted event, and the
+//! counters that number its manual attempts.
+
+use std::future::Future;
+
+use super::{Kept, Page, StoreError};
+use crate::delivery_log::DeliveryRecord;
+use crate::event::EventId;
+use crate::event_log::{EventFilter, StoredEvent};
+use crate::{TenantId, WebhookId};
+
+pub trait EventStore: Send + Sync {
+    /// Keeps an accepted event; an event already kept keeps its first copy.
+    /// Says which: an event new here has no attempt recorded yet.
+    fn put_event(
+        &self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<Kept, StoreError>> + Send;
+
+    /// One of the tenant's events, without its attempts: one item read,
+    /// whatever the number of attempts recorded for it.
+    fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
+
+    /// One of the tenant's events with every recorded attempt to deliver it
+    /// (ordered by webhook, then attempt).
+    fn event_with_deliveries(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> impl Future<Output = Result<Option<(StoredEvent, Vec<DeliveryRecord>)>, StoreError>> + Send;
+
+    /// The tenant's events, newest first by their timestamp, starting after
+    /// `after` (a [`StoredEvent::sort_key`]).
+    fn list_events(
+        &self,
+        tenant: &TenantId,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<Page<StoredEvent, String>, StoreError>> + Send;
+
+    /// Numbers the next manual attempt of each of `webhooks` for the event:
+    /// [`crate::retry::FIRST_MANUAL_ATTEMPT`], then one more each time, from
+    /// a counter per webhook kept on the event, so two calls at once never
+    /// get the same number and no manual attempt takes an automatic one's.
+    /// `now` (Unix seconds) is kept beside each counter. `None` when the
+    /// event is not kept.
+    fn number_manual_attempts(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhooks: &[WebhookId],
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Vec<u32>>, StoreError>> + Send;
+}

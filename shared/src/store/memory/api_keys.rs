@@ -1,0 +1,76 @@
+//! API keys, by hash.
+
+use time::OffsetDateTime;
+
+use super::MemoryStore;
+use crate::TenantId;
+use crate::api_key::ApiKey;
+use crate::store::{ApiKeyStore, StoreError};
+
+impl ApiKeyStore for MemoryStore {
+    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.api_keys.contains_key(&key.hash) {
+            return Err(StoreError::AlreadyExists);
+        }
+        inner.api_keys.insert(key.hash.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.lock().api_keys.get(key_hash).cloned())
+    }
+
+    async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys: Vec<ApiKey> = self
+            .lock()
+            .api_keys
+            .values()
+            .filter(|k| &k.tenant_id == tenant)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        keep: Option<&ApiKey>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let revoked = |k: Option<&ApiKey>| k.is_none_or(|k| k.revoked_at.is_some());
+        if revoked(inner.api_keys.get(&key.hash)) {
+            return Err(StoreError::NotFound);
+        }
+        if keep.is_some_and(|k| revoked(inner.api_keys.get(&k.hash))) {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(k) = inner.api_keys.get_mut(&key.hash) {
+            k.revoked_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        match self.lock().api_keys.get_mut(&key.hash) {
+            Some(k) if k.revoked_at.is_none() => {
+                if k.expires_at.is_none_or(|e| e > at) {
+                    k.expires_at = Some(at);
+                }
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn touch_api_key(&self, key: &ApiKey, now: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(k) = self.lock().api_keys.get_mut(&key.hash)
+            && k.use_is_news(now)
+        {
+            k.last_used_at = Some(now);
+        }
+        Ok(())
+    }
+}
