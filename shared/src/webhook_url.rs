@@ -146,8 +146,11 @@ mod tests {
         assert!(WebhookUrl::parse("https://[2606:4700::1111]/x", STRICT).is_ok());
     }
 
-    /// Issue 15, item 9: `https://example.com:22/` was accepted, and a test
-    /// event reported what the SSH server answered.
+    /// Production accepts web ports only: 80, 443 and 1024-65535 except
+    /// well-known service ports. Others, such as 22 (SSH), 25 (SMTP) or 5432
+    /// (PostgreSQL), are refused with a message naming the port, so that
+    /// neither a delivery nor a test event reaches such a server. Local
+    /// development (the lax policy) accepts any port.
     #[test]
     fn only_web_ports() {
         for ok in [
