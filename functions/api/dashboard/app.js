@@ -742,7 +742,8 @@
       el('h3', { id: 'recover-heading' }, 'Resend failed deliveries'), form, confirm, result);
   }
 
-  // Outcome::ALL (shared/src/delivery/outcome.rs), in its order, by wire name.
+  // Outcome::ALL (shared/src/delivery/outcome.rs), in its order, by wire name;
+  // a test in functions/api/src/dashboard.rs holds the two in step.
   const OUTCOMES = ['delivered', 'http_error', 'timeout', 'connect_error', 'tls_error', 'blocked', 'redirect', 'response_too_large'];
   const LOG_WINDOWS = [['', 'Any time'], ['1', 'Last hour'], ['24', 'Last 24 hours'], ['168', 'Last 7 days']];
 
