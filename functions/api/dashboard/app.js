@@ -461,103 +461,60 @@
   }
 
   // ---- one webhook ---------------------------------------------------------
+  //
+  // The page is built by one function per section, in the order shown. They
+  // share nothing but `page`, the context renderWebhook hands each of them:
+  //   path     the webhook's API path
+  //   webhook  the latest answer about it; a section that changes the
+  //            webhook stores the API's new answer here (the attempt detail
+  //            reads its URL)
+  //   showUrl  shows a new URL in the header
+  //   reveal   shows a new token or signing secret, once, under the header
+  //   reload   fetches the delivery log and the health chart again
 
   async function renderWebhook(id) {
     const path = `webhooks/${encodeURIComponent(id)}`;
-    let w = await api('GET', path);
     const revealed = el('div', { id: 'revealed' });
-    const healthSection = el('section', { 'aria-labelledby': 'health-heading', id: 'health' });
-    let healthWindow = '24h';
-    async function renderHealth() {
-      const stats = await api('GET', `${path}/stats?window=${healthWindow}`);
-      healthSection.replaceChildren(
-        el('h3', { id: 'health-heading' }, 'Health'),
-        el('div', { className: 'row', role: 'group', 'aria-label': 'Time window' },
-          ['24h', '7d', '30d'].map((choice) => el('button', {
-            type: 'button',
-            'aria-pressed': String(choice === healthWindow),
-            onclick: () => { healthWindow = choice; renderHealth().catch(fail); },
-          }, choice))),
-        healthChart(stats));
-    }
-    const logSection = el('section', { 'aria-labelledby': 'log-heading' });
-    const logState = { cursors: [null], page: 0 };
+    // The hooks name sections built below: they are called only once all
+    // are (from event handlers, and for the first load at the end).
+    const page = {
+      path,
+      webhook: await api('GET', path),
+      showUrl: (url) => header.showUrl(url),
+      reveal: (notice) => revealed.replaceChildren(notice),
+      reload: () => Promise.all([log.load(), health.load()]),
+    };
+    const header = webhookHeader(page);
+    const health = healthPanel(page);
+    const log = deliveryLog(page);
+    show(
+      ...header.nodes,
+      revealed,
+      settingsForm(page),
+      secretsForm(page),
+      testEventForm(page),
+      health.section,
+      recoverySection(page),
+      log.section,
+      deleteSection(page));
+    await page.reload();
+  }
 
-    // Resend what failed since a time: counted first (a dry run), then
-    // confirmed with that count, then queued (POST …/recover).
-    const pad = (n) => String(n).padStart(2, '0');
-    const localInput = (t) => `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}`;
-    const recoverSince = el('input', { type: 'datetime-local', id: 'recover-since', required: true,
-      value: localInput(new Date(Date.now() - 24 * 3600 * 1000)) });
-    const recoverResult = el('div', { id: 'recover-result', 'aria-live': 'polite' });
-    const recoverQuestion = el('p', { id: 'recover-question' });
-    const recoverYes = el('button', { type: 'button', className: 'primary', id: 'recover-yes' }, 'Resend');
-    const recoverConfirm = el('div', { id: 'recover-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'recover-question' },
-      recoverQuestion,
-      el('div', { className: 'row' }, recoverYes,
-        el('button', { type: 'button', onclick: () => { recoverConfirm.hidden = true; recoverForm.querySelector('button').focus(); } }, 'Cancel')));
-    const recoverForm = el('form', { novalidate: true, id: 'recover-form' },
-      el('p', { className: 'hint' }, 'After an outage: every event since then whose last attempt to this webhook failed is sent again, once, with its original webhook-id. Events delivered are not sent again.'),
-      el('div', { className: 'row' },
-        el('label', { for: 'recover-since' }, 'Resend failed deliveries since'), recoverSince,
-        el('button', { type: 'submit' }, 'Resend failed deliveries…')));
-    let recoverWindow = null;
-    recoverForm.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      const since = new Date(recoverSince.value);
-      if (Number.isNaN(since.getTime())) {
-        recoverResult.replaceChildren(el('p', { className: 'error-box' }, 'Choose a date and time.'));
-        return;
-      }
-      recoverResult.replaceChildren('Counting…');
-      recoverConfirm.hidden = true;
-      try {
-        recoverWindow = { since: since.toISOString(), until: new Date().toISOString() };
-        const p = await api('POST', `${path}/recover`, { ...recoverWindow, dry_run: true });
-        recoverResult.replaceChildren();
-        if (p.would_queue === 0 && p.complete) {
-          recoverResult.replaceChildren(el('p', {}, `Nothing to resend: no event since ${formatTime(p.since)} failed its last attempt to this webhook.`));
-          return;
-        }
-        const count = p.complete ? `${p.would_queue}` : `at least ${p.would_queue}`;
-        recoverQuestion.textContent = `Resend ${count} failed deliveries since ${formatTime(p.since)}?`
-          + (p.complete ? '' : ` (counted among the newest ${p.events_checked} events; the rest of the window is checked as they are sent)`);
-        recoverYes.textContent = `Yes, resend ${count}`;
-        recoverConfirm.hidden = false;
-        recoverYes.focus();
-      } catch (err) {
-        recoverResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
-      }
-    });
-    recoverYes.addEventListener('click', async () => {
-      recoverYes.disabled = true;
-      try {
-        const r = await api('POST', `${path}/recover`, recoverWindow);
-        recoverConfirm.hidden = true;
-        const pending = r.already_pending ? ` ${r.already_pending} were already queued and not sent yet.` : '';
-        recoverResult.replaceChildren(el('p', { id: 'recover-done' }, r.status === 'running'
-          ? `Queued ${r.queued} failed deliveries so far; the rest of the window follows in the background.${pending}`
-          : `Queued ${r.queued} failed deliveries. They appear in the log once sent.${pending}`));
-        say(`Recovery ${r.recovery_id}: ${r.queued} queued.`);
-      } catch (err) {
-        recoverResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
-      } finally {
-        recoverYes.disabled = false;
-      }
-    });
-    const recoverSection = el('section', { 'aria-labelledby': 'recover-heading', id: 'recover' },
-      el('h3', { id: 'recover-heading' }, 'Resend failed deliveries'), recoverForm, recoverConfirm, recoverResult);
-
+  /** The URL, the id, the Active/Inactive switch and why it was disabled. */
+  function webhookHeader(page) {
+    const w = page.webhook;
+    const heading = el('h2', { className: 'url' }, w.url);
+    const disabledNote = el('p', { className: 'note-warn', id: 'disabled-reason', hidden: !w.disabled_reason }, w.disabled_reason || '');
     const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch', checked: w.status === 'active' });
     const statusText = el('span', { id: 'status-text' }, w.status === 'active' ? 'Active' : 'Inactive');
     statusSwitch.addEventListener('change', async () => {
       const wanted = statusSwitch.checked ? 'active' : 'inactive';
       statusSwitch.disabled = true;
       try {
-        w = await api('PATCH', path, { status: wanted });
-        statusText.textContent = w.status === 'active' ? 'Active' : 'Inactive';
-        disabledNote.hidden = !w.disabled_reason;
-        say(`The webhook is now ${w.status}.`);
+        page.webhook = await api('PATCH', page.path, { status: wanted });
+        statusText.textContent = page.webhook.status === 'active' ? 'Active' : 'Inactive';
+        disabledNote.hidden = !page.webhook.disabled_reason;
+        say(`The webhook is now ${page.webhook.status}.`);
       } catch (err) {
         statusSwitch.checked = !statusSwitch.checked;
         say(err.message, true);
@@ -566,8 +523,23 @@
         statusSwitch.focus();
       }
     });
+    return {
+      // Straight into <main>, unwrapped: the header has no element of its own.
+      nodes: [
+        el('p', {}, el('a', { href: '#/' }, '← All webhooks')),
+        heading,
+        el('p', { className: 'hint mono' }, w.id),
+        el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
+        disabledNote,
+      ],
+      showUrl: (url) => { heading.textContent = url; },
+    };
+  }
 
-    const edit = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
+  /** URL, events, description and retries. */
+  function settingsForm(page) {
+    const w = page.webhook;
+    const form = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
       el('h3', { id: 'edit-heading' }, 'Settings'),
       errorSlot('_form'),
       urlField(w.url),
@@ -575,29 +547,47 @@
       descriptionField(w.description),
       retryField(w.retry_policy),
       el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
-    edit.addEventListener('submit', async (e) => {
+    form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      clearFieldErrors(edit);
-      const description = edit.querySelector('#description').value;
+      clearFieldErrors(form);
+      const description = form.querySelector('#description').value;
       try {
-        w = await api('PATCH', path, {
-          url: edit.querySelector('#url').value.trim(),
-          events: checkedEvents(edit),
+        page.webhook = await api('PATCH', page.path, {
+          url: form.querySelector('#url').value.trim(),
+          events: checkedEvents(form),
           description: description === '' ? null : description,
-          retry_policy: edit.querySelector('#retry-policy').value,
+          retry_policy: form.querySelector('#retry-policy').value,
         });
-        heading.textContent = w.url;
+        page.showUrl(page.webhook.url);
         say('Changes saved.');
       } catch (err) {
-        showFieldError(edit, err);
+        showFieldError(form, err);
         say('Nothing was changed: see the message beside the field.', true);
       }
     });
+    return form;
+  }
 
+  /** The token (set or generated) and the signing secret (rotated), masked. */
+  function secretsForm(page) {
+    const w = page.webhook;
     const tokenMask = el('span', { className: 'mono', id: 'token-mask' }, w.token);
     const secretMask = el('span', { className: 'mono', id: 'secret-mask' }, w.signing_secret);
     const newToken = el('input', { type: 'text', id: 'new-token', name: 'token', className: 'mono', autocomplete: 'off', 'aria-describedby': 'token-error' });
-    const secrets = el('form', { novalidate: true, id: 'token-form', 'aria-labelledby': 'secrets-heading' },
+
+    async function rotate(what, label) {
+      try {
+        page.webhook = await api('POST', `${page.path}/${what}`);
+        const value = what === 'token' ? page.webhook.token : page.webhook.signing_secret;
+        (what === 'token' ? tokenMask : secretMask).textContent = `****${value.slice(-4)}`;
+        page.reveal(onceNotice(secretRow(label, value, `revealed-${what}`)));
+        say(`${label} rotated.`);
+      } catch (err) {
+        say(err.message, true);
+      }
+    }
+
+    const form = el('form', { novalidate: true, id: 'token-form', 'aria-labelledby': 'secrets-heading' },
       el('h3', { id: 'secrets-heading' }, 'Token and signing secret'),
       el('p', {}, 'Authorization token: ', tokenMask),
       el('div', { className: 'field' },
@@ -609,195 +599,308 @@
       el('p', {}, 'Signing secret: ', secretMask, ' ',
         el('button', { type: 'button', id: 'rotate-secret', onclick: () => rotate('signing-secret', 'Signing secret') }, 'Rotate signing secret')),
       errorSlot('_form'));
-    secrets.addEventListener('submit', async (e) => {
+    form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      clearFieldErrors(secrets);
+      clearFieldErrors(form);
       try {
-        w = await api('PATCH', path, { token: newToken.value });
+        page.webhook = await api('PATCH', page.path, { token: newToken.value });
         newToken.value = '';
-        tokenMask.textContent = `****${w.token.slice(-4)}`;
-        revealed.replaceChildren(onceNotice(secretRow('Token', w.token, 'revealed-token')));
+        tokenMask.textContent = `****${page.webhook.token.slice(-4)}`;
+        page.reveal(onceNotice(secretRow('Token', page.webhook.token, 'revealed-token')));
         say('Token changed.');
       } catch (err) {
-        showFieldError(secrets, err);
+        showFieldError(form, err);
       }
     });
+    return form;
+  }
 
-    async function rotate(what, label) {
-      try {
-        w = await api('POST', `${path}/${what}`);
-        const value = what === 'token' ? w.token : w.signing_secret;
-        (what === 'token' ? tokenMask : secretMask).textContent = `****${value.slice(-4)}`;
-        revealed.replaceChildren(onceNotice(secretRow(label, value, `revealed-${what}`)));
-        say(`${label} rotated.`);
-      } catch (err) {
-        say(err.message, true);
-      }
-    }
-
+  /** Sends a sample event now and shows its outcome; the log and chart follow. */
+  function testEventForm(page) {
     const testType = el('select', { id: 'test-type', name: 'type' },
-      eventTypes.map((t) => el('option', { value: t.name, selected: t.name === w.events[0] }, t.name)));
-    const testResult = el('div', { id: 'test-result', 'aria-live': 'polite' });
-    const test = el('form', { novalidate: true, id: 'test-form', 'aria-labelledby': 'test-heading' },
+      eventTypes.map((t) => el('option', { value: t.name, selected: t.name === page.webhook.events[0] }, t.name)));
+    const result = el('div', { id: 'test-result', 'aria-live': 'polite' });
+    const form = el('form', { novalidate: true, id: 'test-form', 'aria-labelledby': 'test-heading' },
       el('h3', { id: 'test-heading' }, 'Send a test event'),
       el('p', { className: 'hint' }, 'Sends a sample event right away, signed like a real delivery, whatever the status.'),
       el('div', { className: 'row' },
         el('label', { for: 'test-type', className: 'visually-plain' }, 'Event type'), testType,
         el('button', { type: 'submit' }, 'Send test event')),
-      testResult);
-    test.addEventListener('submit', async (e) => {
+      result);
+    form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      const button = test.querySelector('button');
+      const button = form.querySelector('button');
       button.disabled = true;
-      testResult.replaceChildren('Sending…');
+      result.replaceChildren('Sending…');
       try {
-        const d = await api('POST', `${path}/test`, { type: testType.value });
-        testResult.replaceChildren(el('div', { className: 'panel' },
+        const d = await api('POST', `${page.path}/test`, { type: testType.value });
+        result.replaceChildren(el('div', { className: 'panel' },
           el('p', {}, 'Outcome: ', outcomeBadge(d.outcome),
             d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
           d.error ? el('p', {}, `Error: ${d.error}`) : null,
           d.response_body ? el('pre', { className: 'snippet' }, d.response_body) : null));
-        await Promise.all([renderLog(), renderHealth()]);
+        await page.reload();
       } catch (err) {
-        testResult.replaceChildren(el('p', { className: 'error-box' }, err.message));
+        result.replaceChildren(el('p', { className: 'error-box' }, err.message));
       } finally {
         button.disabled = false;
       }
     });
+    return form;
+  }
 
-    // The log's filters: built once, so that a change keeps the focus.
-    const OUTCOMES = ['delivered', 'http_error', 'timeout', 'connect_error', 'tls_error', 'blocked', 'redirect', 'response_too_large'];
-    const WINDOWS = [['', 'Any time'], ['1', 'Last hour'], ['24', 'Last 24 hours'], ['168', 'Last 7 days']];
-    const filterOutcome = el('select', { id: 'filter-outcome' },
-      el('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => el('option', { value: o }, o.replace(/_/g, ' '))));
-    const filterType = el('select', { id: 'filter-type' },
-      el('option', { value: '' }, 'Any event type'), eventTypes.map((t) => el('option', { value: t.name }, t.name)));
-    const filterWindow = el('select', { id: 'filter-window' }, WINDOWS.map(([v, label]) => el('option', { value: v }, label)));
-    const filters = el('div', { className: 'row filters', id: 'log-filters', role: 'group', 'aria-label': 'Filter the delivery log' },
-      el('label', { for: 'filter-outcome', className: 'visually-hidden' }, 'Filter by outcome'), filterOutcome,
-      el('label', { for: 'filter-type', className: 'visually-hidden' }, 'Filter by event type'), filterType,
-      el('label', { for: 'filter-window', className: 'visually-hidden' }, 'Filter by time'), filterWindow);
-    for (const select of [filterOutcome, filterType, filterWindow]) {
-      select.addEventListener('change', () => {
-        logState.cursors = [null];
-        logState.page = 0;
-        renderLog().catch(fail);
-      });
+  /** The health chart with its window (24h, 7d, 30d); empty until loaded. */
+  function healthPanel(page) {
+    const section = el('section', { 'aria-labelledby': 'health-heading', id: 'health' });
+    let range = '24h';
+    async function load() {
+      const stats = await api('GET', `${page.path}/stats?window=${range}`);
+      section.replaceChildren(
+        el('h3', { id: 'health-heading' }, 'Health'),
+        el('div', { className: 'row', role: 'group', 'aria-label': 'Time window' },
+          ['24h', '7d', '30d'].map((choice) => el('button', {
+            type: 'button',
+            'aria-pressed': String(choice === range),
+            onclick: () => { range = choice; load().catch(fail); },
+          }, choice))),
+        healthChart(stats));
     }
-    const logBody = el('div', {});
+    return { section, load };
+  }
+
+  /** The value of a datetime-local input for a time, in the browser's zone. */
+  function localDateTime(t) {
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  }
+
+  /**
+   * Resend what failed since a time: counted first (a dry run), then
+   * confirmed with that count, then queued (POST …/recover).
+   */
+  function recoverySection(page) {
+    const since = el('input', { type: 'datetime-local', id: 'recover-since', required: true,
+      value: localDateTime(new Date(Date.now() - 24 * 3600 * 1000)) });
+    const result = el('div', { id: 'recover-result', 'aria-live': 'polite' });
+    const question = el('p', { id: 'recover-question' });
+    const yes = el('button', { type: 'button', className: 'primary', id: 'recover-yes' }, 'Resend');
+    const confirm = el('div', { id: 'recover-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'recover-question' },
+      question,
+      el('div', { className: 'row' }, yes,
+        el('button', { type: 'button', onclick: () => { confirm.hidden = true; form.querySelector('button').focus(); } }, 'Cancel')));
+    const form = el('form', { novalidate: true, id: 'recover-form' },
+      el('p', { className: 'hint' }, 'After an outage: every event since then whose last attempt to this webhook failed is sent again, once, with its original webhook-id. Events delivered are not sent again.'),
+      el('div', { className: 'row' },
+        el('label', { for: 'recover-since' }, 'Resend failed deliveries since'), since,
+        el('button', { type: 'submit' }, 'Resend failed deliveries…')));
+    // The window counted is the window sent: "until" is fixed when counting.
+    let counted = null;
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const from = new Date(since.value);
+      if (Number.isNaN(from.getTime())) {
+        result.replaceChildren(el('p', { className: 'error-box' }, 'Choose a date and time.'));
+        return;
+      }
+      result.replaceChildren('Counting…');
+      confirm.hidden = true;
+      try {
+        counted = { since: from.toISOString(), until: new Date().toISOString() };
+        const p = await api('POST', `${page.path}/recover`, { ...counted, dry_run: true });
+        result.replaceChildren();
+        if (p.would_queue === 0 && p.complete) {
+          result.replaceChildren(el('p', {}, `Nothing to resend: no event since ${formatTime(p.since)} failed its last attempt to this webhook.`));
+          return;
+        }
+        const count = p.complete ? `${p.would_queue}` : `at least ${p.would_queue}`;
+        question.textContent = `Resend ${count} failed deliveries since ${formatTime(p.since)}?`
+          + (p.complete ? '' : ` (counted among the newest ${p.events_checked} events; the rest of the window is checked as they are sent)`);
+        yes.textContent = `Yes, resend ${count}`;
+        confirm.hidden = false;
+        yes.focus();
+      } catch (err) {
+        result.replaceChildren(el('p', { className: 'error-box' }, err.message));
+      }
+    });
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      try {
+        const r = await api('POST', `${page.path}/recover`, counted);
+        confirm.hidden = true;
+        const pending = r.already_pending ? ` ${r.already_pending} were already queued and not sent yet.` : '';
+        result.replaceChildren(el('p', { id: 'recover-done' }, r.status === 'running'
+          ? `Queued ${r.queued} failed deliveries so far; the rest of the window follows in the background.${pending}`
+          : `Queued ${r.queued} failed deliveries. They appear in the log once sent.${pending}`));
+        say(`Recovery ${r.recovery_id}: ${r.queued} queued.`);
+      } catch (err) {
+        result.replaceChildren(el('p', { className: 'error-box' }, err.message));
+      } finally {
+        yes.disabled = false;
+      }
+    });
+    return el('section', { 'aria-labelledby': 'recover-heading', id: 'recover' },
+      el('h3', { id: 'recover-heading' }, 'Resend failed deliveries'), form, confirm, result);
+  }
+
+  // Outcome::ALL (shared/src/delivery/outcome.rs), in its order, by wire name;
+  // a test in functions/api/src/dashboard.rs holds the two in step.
+  const OUTCOMES = ['delivered', 'http_error', 'timeout', 'connect_error', 'tls_error', 'blocked', 'redirect', 'response_too_large'];
+  const LOG_WINDOWS = [['', 'Any time'], ['1', 'Last hour'], ['24', 'Last 24 hours'], ['168', 'Last 7 days']];
+
+  /**
+   * The delivery log, newest first, 20 a page, with its filters and the
+   * detail of one attempt. The section stays empty until the first page is
+   * loaded; the filters are built once, so that a change keeps the focus.
+   */
+  function deliveryLog(page) {
+    const section = el('section', { 'aria-labelledby': 'log-heading' });
+    const state = { cursors: [null], page: 0 };
+    const filters = logFilters(() => {
+      state.cursors = [null];
+      state.page = 0;
+      load().catch(fail);
+    });
+    const body = el('div', {});
     const detail = el('div', { id: 'attempt-detail', 'aria-live': 'polite' });
 
-    function filterQuery() {
-      let q = '';
-      if (filterOutcome.value) q += `&outcome=${encodeURIComponent(filterOutcome.value)}`;
-      if (filterType.value) q += `&type=${encodeURIComponent(filterType.value)}`;
-      if (filterWindow.value) {
-        const since = new Date(Date.now() - Number(filterWindow.value) * 3600 * 1000);
-        q += `&since=${encodeURIComponent(since.toISOString())}`;
-      }
-      return q;
-    }
-
-    /**
-     * One attempt in full: the request as it was sent (the token and the
-     * signature masked; the body rebuilt from the kept event), and the
-     * response (status, time, the first KiB of its body).
-     */
-    async function showAttempt(d) {
-      const timestamp = Math.floor(new Date(d.attempted_at).getTime() / 1000);
-      const headers = [
-        ['Content-Type', 'application/json'],
-        ['Authorization', 'Basic ****'],
-        ['webhook-id', d.event_id],
-        ['webhook-timestamp', String(timestamp)],
-        ['webhook-signature', 'v1,****'],
-      ];
-      if (d.test) headers.push(['webhook-test', 'true']);
-      let body;
-      if (d.test) {
-        body = 'A test event: its body is not kept.';
-      } else {
-        try {
-          const e = await api('GET', `events/${encodeURIComponent(d.event_id)}`);
-          body = e.data_omitted
-            ? 'The event was too large to keep; its body is not shown.'
-            : JSON.stringify({ id: e.id, type: e.type, timestamp: e.timestamp, data: e.data }, null, 2);
-        } catch (err) {
-          body = err.status === 404 ? 'The event is no longer kept (past its retention).' : err.message;
-        }
-      }
-      detail.replaceChildren(el('section', { className: 'panel', 'aria-labelledby': 'attempt-heading' },
-        el('h4', { id: 'attempt-heading' }, `Attempt ${d.attempt} of ${d.event_id}`),
-        el('p', {}, formatTime(d.attempted_at), ' · ', outcomeBadge(d.outcome),
-          d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
-        el('h5', {}, 'Request'),
-        el('pre', { className: 'snippet', id: 'attempt-request' },
-          `POST ${w.url}\n${headers.map(([n, v]) => `${n}: ${v}`).join('\n')}\n\n${body}`),
-        el('h5', {}, 'Response'),
-        el('pre', { className: 'snippet', id: 'attempt-response' },
-          d.status ? `HTTP ${d.status}\n\n${(d.response_body || '').slice(0, 1024)}` : (d.error || d.outcome)),
-        el('button', { type: 'button', onclick: () => detail.replaceChildren() }, 'Close')));
-      detail.querySelector('h4').setAttribute('tabindex', '-1');
-      detail.querySelector('h4').focus();
-    }
-
-    async function renderLog() {
-      const cursor = logState.cursors[logState.page];
-      const query = (cursor ? `&cursor=${encodeURIComponent(cursor)}` : '') + filterQuery();
-      const log = await api('GET', `${path}/deliveries?limit=20${query}`);
-      const filtered = Boolean(filterOutcome.value || filterType.value || filterWindow.value);
-      const rows = log.data.map((d) => el('tr', {},
-        el('td', { 'data-label': 'Time' }, formatTime(d.attempted_at)),
-        el('td', { 'data-label': 'Event' }, d.event_type,
-          d.test ? el('span', { className: 'badge' }, ' test') : null,
-          d.attempt > 1 ? el('span', { className: 'badge' }, `attempt ${d.attempt}${d.manual ? ', manual' : ''}`) : null,
-          el('br'), el('small', { className: 'mono' }, d.event_id)),
-        el('td', { 'data-label': 'Outcome' }, outcomeBadge(d.outcome)),
-        el('td', { 'data-label': 'Status' }, d.status ? String(d.status) : '—'),
-        el('td', { 'data-label': 'Duration' }, `${d.duration_ms} ms`),
-        el('td', { 'data-label': 'Response' }, el('span', { className: 'snippet' }, d.response_body || d.error || ''),
-          d.next_attempt_at ? el('small', { className: 'hint' }, el('br'), `next attempt ${formatTime(d.next_attempt_at)}`) : null),
-        el('td', { 'data-label': 'Again' }, d.test ? '' : el('button', {
-          type: 'button',
-          'aria-label': `Redeliver ${d.event_id}`,
-          onclick: async () => {
-            try {
-              const r = await api('POST', `${path}/deliveries/${encodeURIComponent(d.id)}/redeliver`);
-              say(`Queued: attempt ${r.queued[0].attempt} of ${d.event_id}. It appears in the log once sent.`);
-            } catch (err) {
-              say(err.message, true);
-            }
-          },
-        }, 'Redeliver')),
-        el('td', { 'data-label': 'Details' }, el('button', {
-          type: 'button',
-          'aria-label': `Details of attempt ${d.attempt} of ${d.event_id}`,
-          onclick: () => showAttempt(d).catch(fail),
-        }, 'Details'))));
-      logBody.replaceChildren(
+    async function load() {
+      const cursor = state.cursors[state.page];
+      const query = (cursor ? `&cursor=${encodeURIComponent(cursor)}` : '') + filters.query();
+      const log = await api('GET', `${page.path}/deliveries?limit=20${query}`);
+      const rows = log.data.map((d) => deliveryRow(page, d, () => showAttempt(page, detail, d).catch(fail)));
+      body.replaceChildren(
         rows.length
           ? el('table', { className: 'responsive', id: 'delivery-log' },
             el('thead', {}, el('tr', {}, ['Time', 'Event', 'Outcome', 'Status', 'Duration', 'Response', 'Again', 'Details'].map((h) => el('th', {}, h)))),
             el('tbody', {}, rows))
-          : el('p', {}, filtered ? 'No deliveries match these filters.' : 'No deliveries yet.'),
+          : el('p', {}, filters.active() ? 'No deliveries match these filters.' : 'No deliveries yet.'),
         el('nav', { className: 'pager', 'aria-label': 'Delivery log pages' },
-          el('button', { type: 'button', disabled: logState.page === 0, onclick: () => { logState.page -= 1; renderLog().catch(fail); } }, 'Newer'),
+          el('button', { type: 'button', disabled: state.page === 0, onclick: () => { state.page -= 1; load().catch(fail); } }, 'Newer'),
           el('button', { type: 'button', disabled: !log.next_cursor, onclick: () => {
-            logState.cursors[logState.page + 1] = log.next_cursor;
-            logState.page += 1;
-            renderLog().catch(fail);
+            state.cursors[state.page + 1] = log.next_cursor;
+            state.page += 1;
+            load().catch(fail);
           } }, 'Older')));
-      if (!logSection.contains(filters)) {
-        logSection.replaceChildren(el('h3', { id: 'log-heading' }, 'Delivery log'), filters, logBody, detail);
+      if (!section.contains(filters.node)) {
+        section.replaceChildren(el('h3', { id: 'log-heading' }, 'Delivery log'), filters.node, body, detail);
       }
     }
+    return { section, load };
+  }
 
+  /** The log's filters (outcome, event type, time); `onChange` on any change. */
+  function logFilters(onChange) {
+    const outcome = el('select', { id: 'filter-outcome' },
+      el('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => el('option', { value: o }, o.replace(/_/g, ' '))));
+    const type = el('select', { id: 'filter-type' },
+      el('option', { value: '' }, 'Any event type'), eventTypes.map((t) => el('option', { value: t.name }, t.name)));
+    const time = el('select', { id: 'filter-window' }, LOG_WINDOWS.map(([v, label]) => el('option', { value: v }, label)));
+    const node = el('div', { className: 'row filters', id: 'log-filters', role: 'group', 'aria-label': 'Filter the delivery log' },
+      el('label', { for: 'filter-outcome', className: 'visually-hidden' }, 'Filter by outcome'), outcome,
+      el('label', { for: 'filter-type', className: 'visually-hidden' }, 'Filter by event type'), type,
+      el('label', { for: 'filter-window', className: 'visually-hidden' }, 'Filter by time'), time);
+    for (const select of [outcome, type, time]) select.addEventListener('change', onChange);
+    return {
+      node,
+      active: () => Boolean(outcome.value || type.value || time.value),
+      /** The filters as query parameters, each starting with `&`. */
+      query: () => {
+        let q = '';
+        if (outcome.value) q += `&outcome=${encodeURIComponent(outcome.value)}`;
+        if (type.value) q += `&type=${encodeURIComponent(type.value)}`;
+        if (time.value) {
+          const since = new Date(Date.now() - Number(time.value) * 3600 * 1000);
+          q += `&since=${encodeURIComponent(since.toISOString())}`;
+        }
+        return q;
+      },
+    };
+  }
+
+  /** One attempt in the log, with Redeliver (not for a test) and Details. */
+  function deliveryRow(page, d, onDetails) {
+    return el('tr', {},
+      el('td', { 'data-label': 'Time' }, formatTime(d.attempted_at)),
+      el('td', { 'data-label': 'Event' }, d.event_type,
+        d.test ? el('span', { className: 'badge' }, ' test') : null,
+        d.attempt > 1 ? el('span', { className: 'badge' }, `attempt ${d.attempt}${d.manual ? ', manual' : ''}`) : null,
+        el('br'), el('small', { className: 'mono' }, d.event_id)),
+      el('td', { 'data-label': 'Outcome' }, outcomeBadge(d.outcome)),
+      el('td', { 'data-label': 'Status' }, d.status ? String(d.status) : '—'),
+      el('td', { 'data-label': 'Duration' }, `${d.duration_ms} ms`),
+      el('td', { 'data-label': 'Response' }, el('span', { className: 'snippet' }, d.response_body || d.error || ''),
+        d.next_attempt_at ? el('small', { className: 'hint' }, el('br'), `next attempt ${formatTime(d.next_attempt_at)}`) : null),
+      el('td', { 'data-label': 'Again' }, d.test ? '' : el('button', {
+        type: 'button',
+        'aria-label': `Redeliver ${d.event_id}`,
+        onclick: async () => {
+          try {
+            const r = await api('POST', `${page.path}/deliveries/${encodeURIComponent(d.id)}/redeliver`);
+            say(`Queued: attempt ${r.queued[0].attempt} of ${d.event_id}. It appears in the log once sent.`);
+          } catch (err) {
+            say(err.message, true);
+          }
+        },
+      }, 'Redeliver')),
+      el('td', { 'data-label': 'Details' }, el('button', {
+        type: 'button',
+        'aria-label': `Details of attempt ${d.attempt} of ${d.event_id}`,
+        onclick: onDetails,
+      }, 'Details')));
+  }
+
+  /**
+   * One attempt in full, in `detail`: the request as it was sent (the token
+   * and the signature masked; the body rebuilt from the kept event), and the
+   * response (status, time, the first KiB of its body).
+   */
+  async function showAttempt(page, detail, d) {
+    const timestamp = Math.floor(new Date(d.attempted_at).getTime() / 1000);
+    const headers = [
+      ['Content-Type', 'application/json'],
+      ['Authorization', 'Basic ****'],
+      ['webhook-id', d.event_id],
+      ['webhook-timestamp', String(timestamp)],
+      ['webhook-signature', 'v1,****'],
+    ];
+    if (d.test) headers.push(['webhook-test', 'true']);
+    let body;
+    if (d.test) {
+      body = 'A test event: its body is not kept.';
+    } else {
+      try {
+        const e = await api('GET', `events/${encodeURIComponent(d.event_id)}`);
+        body = e.data_omitted
+          ? 'The event was too large to keep; its body is not shown.'
+          : JSON.stringify({ id: e.id, type: e.type, timestamp: e.timestamp, data: e.data }, null, 2);
+      } catch (err) {
+        body = err.status === 404 ? 'The event is no longer kept (past its retention).' : err.message;
+      }
+    }
+    detail.replaceChildren(el('section', { className: 'panel', 'aria-labelledby': 'attempt-heading' },
+      el('h4', { id: 'attempt-heading' }, `Attempt ${d.attempt} of ${d.event_id}`),
+      el('p', {}, formatTime(d.attempted_at), ' · ', outcomeBadge(d.outcome),
+        d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
+      el('h5', {}, 'Request'),
+      // The URL as it is now: the settings may have changed it since.
+      el('pre', { className: 'snippet', id: 'attempt-request' },
+        `POST ${page.webhook.url}\n${headers.map(([n, v]) => `${n}: ${v}`).join('\n')}\n\n${body}`),
+      el('h5', {}, 'Response'),
+      el('pre', { className: 'snippet', id: 'attempt-response' },
+        d.status ? `HTTP ${d.status}\n\n${(d.response_body || '').slice(0, 1024)}` : (d.error || d.outcome)),
+      el('button', { type: 'button', onclick: () => detail.replaceChildren() }, 'Close')));
+    detail.querySelector('h4').setAttribute('tabindex', '-1');
+    detail.querySelector('h4').focus();
+  }
+
+  /** Delete, behind a confirmation on the page. */
+  function deleteSection(page) {
     const confirm = el('div', { id: 'delete-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'delete-question' },
       el('p', { id: 'delete-question' }, 'Delete this webhook? Deliveries to it stop at once. This cannot be undone.'),
       el('div', { className: 'row' },
         el('button', { type: 'button', className: 'danger', id: 'delete-confirm-button', onclick: async () => {
           try {
-            await api('DELETE', path);
+            await api('DELETE', page.path);
             say('Webhook deleted.');
             location.hash = '#/';
           } catch (err) {
@@ -809,24 +912,7 @@
       confirm.hidden = false;
       confirm.querySelector('button').focus();
     } }, 'Delete webhook');
-
-    const heading = el('h2', { className: 'url' }, w.url);
-    const disabledNote = el('p', { className: 'note-warn', id: 'disabled-reason', hidden: !w.disabled_reason }, w.disabled_reason || '');
-    show(
-      el('p', {}, el('a', { href: '#/' }, '← All webhooks')),
-      heading,
-      el('p', { className: 'hint mono' }, w.id),
-      el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
-      disabledNote,
-      revealed,
-      edit,
-      secrets,
-      test,
-      healthSection,
-      recoverSection,
-      logSection,
-      el('section', { 'aria-label': 'Danger zone' }, el('h3', {}, 'Delete'), deleteButton, confirm));
-    await Promise.all([renderLog(), renderHealth()]);
+    return el('section', { 'aria-label': 'Danger zone' }, el('h3', {}, 'Delete'), deleteButton, confirm);
   }
 
   // ---- API keys ------------------------------------------------------------

@@ -87,4 +87,32 @@ mod tests {
             );
         }
     }
+
+    /// The log's outcome filter lists `OUTCOMES` from app.js, a copy of
+    /// `Outcome::ALL`: an outcome added in Rust and not there could not be
+    /// filtered on. Compared as whole lists, so that an entry missing, extra,
+    /// misspelt or out of order fails.
+    #[test]
+    fn the_outcome_filter_lists_every_outcome_in_order() {
+        let start = "const OUTCOMES = [";
+        let from = APP_JS.find(start).expect("app.js declares OUTCOMES") + start.len();
+        let len = APP_JS[from..].find("];").expect("OUTCOMES ends with `];`");
+        let in_js: Vec<String> = APP_JS[from..from + len]
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .strip_prefix('\'')
+                    .and_then(|e| e.strip_suffix('\''))
+                    .unwrap_or_else(|| panic!("not a quoted name in OUTCOMES: {entry}"))
+                    .to_owned()
+            })
+            .collect();
+        let in_rust: Vec<String> = shared::delivery::Outcome::ALL
+            .iter()
+            .map(|o| o.as_str().to_owned())
+            .collect();
+        assert_eq!(in_js, in_rust);
+    }
 }
