@@ -16,7 +16,7 @@ mod openapi;
 mod recovery;
 #[path = "../security.rs"]
 mod security;
-#[path = "../store.rs"]
+#[path = "../store/mod.rs"]
 mod store;
 #[path = "../template.rs"]
 mod template;

@@ -1,0 +1,164 @@
+//! Events: kept once, read alone or with their attempts, listed newest
+//! first, and their manual attempts numbered.
+
+use shared::event::{Event, EventId};
+use shared::event_log::{EventFilter, StoredEvent};
+use shared::store::prelude::*;
+use shared::store::{Kept, MemoryStore};
+use shared::webhook::now_utc;
+use shared::{EventType, TenantId};
+use testkit::fresh_store;
+
+use super::{delivered, webhook};
+
+/// An event is read alone, whatever is recorded for it, and only by its tenant.
+async fn contract(store: &(impl EventStore + DeliveryStore)) {
+    let w = webhook("acme");
+    let other = TenantId::parse("other").unwrap();
+
+    let (event, _) = testkit::envelope(
+        "acme",
+        EventType::AsyncCompleted,
+        serde_json::json!({"ok": true}),
+    );
+    let kept = shared::event_log::StoredEvent::new(&event, now_utc(), 7);
+    assert_eq!(
+        store.get_event(&event.tenant_id, &event.id).await.unwrap(),
+        None
+    );
+    store.put_event(&kept).await.unwrap();
+    let attempt = delivered();
+    let record = shared::delivery_log::DeliveryRecord::new(
+        event.tenant_id.clone(),
+        w.id,
+        event.id.clone(),
+        event.event_type,
+        now_utc(),
+        attempt,
+        30,
+    );
+    store.record_delivery(&record).await.unwrap();
+    assert_eq!(
+        store.get_event(&event.tenant_id, &event.id).await.unwrap(),
+        Some(kept.clone())
+    );
+    assert_eq!(store.get_event(&other, &event.id).await.unwrap(), None);
+    let (with, records) = store
+        .event_with_deliveries(&event.tenant_id, &event.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((with, records.len()), (kept, 1));
+}
+
+/// An event at `minute` past 09:00 on a fixed day.
+fn event_at(tenant: &str, id: &str, event_type: EventType, minute: u32) -> Event {
+    let raw = format!(
+        r#"{{"id":"{id}","tenant_id":"{tenant}","type":"{}","timestamp":"2026-11-28T09:{minute:02}:00Z","data":{{}}}}"#,
+        event_type.as_str()
+    );
+    Event::from_json(&raw).unwrap()
+}
+
+/// Kept once (a second put keeps the first copy); listed newest first in
+/// pages that follow the cursor, by type and by time (`since` ≤ t < `until`).
+async fn listing(store: &impl EventStore) {
+    let tenant = TenantId::parse("lister").unwrap();
+    for minute in 0..5 {
+        let event_type = if minute % 2 == 0 {
+            EventType::AsyncCompleted
+        } else {
+            EventType::FlowxCompleted
+        };
+        let event = event_at("lister", &format!("evt_{minute}"), event_type, minute);
+        let kept = StoredEvent::new(&event, now_utc(), 7);
+        assert_eq!(store.put_event(&kept).await.unwrap(), Kept::New);
+        assert_eq!(store.put_event(&kept).await.unwrap(), Kept::Before);
+    }
+    let tenant = &tenant;
+    let all = |filter: EventFilter| async move {
+        let (mut found, mut after) = (Vec::new(), None);
+        loop {
+            let page = store.list_events(tenant, &filter, 2, after).await.unwrap();
+            found.extend(page.items.iter().map(|e| e.id.as_str().to_owned()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return found,
+            }
+        }
+    };
+    assert_eq!(
+        all(EventFilter::default()).await,
+        ["evt_4", "evt_3", "evt_2", "evt_1", "evt_0"]
+    );
+    let flowx = EventFilter {
+        event_type: Some(EventType::FlowxCompleted),
+        ..EventFilter::default()
+    };
+    assert_eq!(all(flowx).await, ["evt_3", "evt_1"]);
+    let day = time::macros::datetime!(2026-11-28 09:00 UTC);
+    let window = EventFilter {
+        since: Some(day + time::Duration::minutes(1)),
+        until: Some(day + time::Duration::minutes(3)),
+        ..EventFilter::default()
+    };
+    assert_eq!(all(window).await, ["evt_2", "evt_1"]);
+    let stranger = TenantId::parse("stranger").unwrap();
+    let theirs = store
+        .list_events(&stranger, &EventFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert!(theirs.items.is_empty());
+}
+
+/// Manual attempts are numbered from 101, one counter per webhook; an
+/// event that is not kept (or another tenant's) gets no number.
+async fn manual_numbers(store: &impl EventStore) {
+    let event = event_at("acme", "evt_manual", EventType::AsyncCompleted, 0);
+    store
+        .put_event(&StoredEvent::new(&event, now_utc(), 7))
+        .await
+        .unwrap();
+    let (a, b) = (webhook("acme").id, webhook("acme").id);
+    let now = now_utc().unix_timestamp();
+    let number = |hooks: Vec<shared::WebhookId>| {
+        let event = event.clone();
+        async move {
+            store
+                .number_manual_attempts(&event.tenant_id, &event.id, &hooks, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(number(vec![a, b]).await, Some(vec![101, 101]));
+    assert_eq!(number(vec![a]).await, Some(vec![102]));
+    assert_eq!(number(vec![b, a]).await, Some(vec![102, 103]));
+    assert_eq!(number(vec![]).await, Some(vec![]));
+    let stranger = TenantId::parse("stranger").unwrap();
+    let missing = EventId::parse("evt_missing").unwrap();
+    for (tenant, id) in [(&event.tenant_id, &missing), (&stranger, &event.id)] {
+        assert_eq!(
+            store
+                .number_manual_attempts(tenant, id, &[a], now)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+#[tokio::test]
+async fn dynamo_store_keeps_the_event_contract() {
+    let store = fresh_store().await;
+    contract(&store).await;
+    listing(&store).await;
+    manual_numbers(&store).await;
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_event_contract() {
+    let store = MemoryStore::default();
+    contract(&store).await;
+    listing(&store).await;
+    manual_numbers(&store).await;
+}
