@@ -636,7 +636,7 @@ async fn a_whole_batch_is_in_flight_at_once() {
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
 }
 
-/// Issue 20: the batch's EMF metrics say what happened in it: messages
+/// The batch's EMF metrics say what happened in it: messages
 /// received, the one repeated, the invalid one returned, and each delivery
 /// by outcome; tenants as a property, never a dimension.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

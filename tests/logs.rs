@@ -92,7 +92,7 @@ async fn no_secret_or_payload_reaches_the_logs() {
     let wrong_key = "whk_wrong-key-SECRET-0000000000000000000000000";
     secrets.push(wrong_key.into());
     Call::new("GET", "/webhooks", wrong_key).send(&app).await;
-    // API keys (issue 19): a key made, listed, used with too little scope,
+    // API keys: a key made, listed, used with too little scope,
     // revoked and used again; none of them, nor their hashes, is logged.
     let made = Call::new("POST", "/api-keys", &key)
         .json(json!({"name": "SECRET-name-is-not-secret", "scope": "read"}))

@@ -177,7 +177,7 @@ async fn every_operation_answers_what_the_document_says() {
         30,
     );
     app.store.record_delivery(&record).await.unwrap();
-    // API keys (issue 19): list, create (a read key, then refused writes
+    // API keys: list, create (a read key, then refused writes
     // with it), the last-full-key rule, a revocation and an unknown id.
     replies.push((
         "/api-keys",
@@ -361,7 +361,7 @@ async fn every_operation_answers_what_the_document_says() {
             "GET",
             Call::new("GET", "/webhooks/{id}/stats?window=1y", &key),
         ),
-        // Issue 20, item 4: none yet, a dry run, a recovery, a bad window, the state.
+        // Recovery: none yet, a dry run, a recovery, a bad window, the state.
         (
             "/webhooks/{id}/recovery",
             "GET",

@@ -384,10 +384,10 @@ async fn a_manual_redelivery_arrives_with_the_same_webhook_id() {
     assert_eq!(full.body["data"], json!({"kyc": "pass"}));
 }
 
-/// Issue 15, item 2: a manual attempt took "highest recorded + 1", the
-/// number of the pending automatic retry, which was then skipped as
-/// recorded: the schedule stopped, never `exhausted`. Now the schedule runs
-/// to its end beside the manual attempt.
+/// A manual attempt never takes the number of a pending automatic retry
+/// ("highest recorded + 1" would, and the retry would then be skipped as
+/// recorded): the schedule runs to its end, `exhausted`, beside the manual
+/// attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_redelivery_does_not_cancel_the_pending_retries() {
     let sqs = sqs_client().await;
@@ -603,8 +603,8 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     );
     assert!(verifies(&old, &during) && verifies(&new, &during));
 
-    // Issue 15, item 12: a second rotation within the overlap dropped `old`
-    // at once. It is refused, and both secrets still sign.
+    // A second rotation within the overlap would drop `old` at once: it is
+    // refused, and both secrets still sign.
     let again = Call::new("POST", &format!("/webhooks/{id}/signing-secret"), &key)
         .send(&app)
         .await;
@@ -798,10 +798,10 @@ async fn keep_event(
     store.put_event(&stored).await.unwrap();
 }
 
-/// Issue 15, item 5: `GET /events?type=<rare type>` read page after page
-/// until it had `limit` matches, into the function's timeout on a large
-/// tenant. Now one request reads at most 5 Query pages and answers with
-/// what it found and a cursor; following the cursors finds the event.
+/// `GET /events?type=<rare type>` on a large tenant must not read page
+/// after page until it has `limit` matches (into the function's timeout):
+/// one request reads at most 5 Query pages and answers with what it found
+/// and a cursor; following the cursors finds the event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_reads_a_bounded_number_of_pages_and_hands_back_a_cursor() {
     let store = testkit::fresh_store().await;
@@ -855,9 +855,9 @@ async fn a_filter_reads_a_bounded_number_of_pages_and_hands_back_a_cursor() {
     assert_eq!(found, [json!("evt_rare")]);
 }
 
-/// Issue 15, item 6: 100 events of ~250 KB made a 26 MB answer, over
-/// Lambda's 6 MB response limit. A page now carries at most 4 MiB of event
-/// data and ends early with a cursor; nothing is skipped.
+/// 100 events of ~250 KB would make a 26 MB answer, over Lambda's 6 MB
+/// response limit: a page carries at most 4 MiB of event data and ends
+/// early with a cursor; nothing is skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_large_events_ends_before_the_response_limit() {
     let store = testkit::fresh_store().await;
@@ -908,7 +908,7 @@ async fn a_page_of_large_events_ends_before_the_response_limit() {
     assert_eq!(all, want, "every event once, newest first");
 }
 
-/// Issue 20, item 4: an outage, then one recovery call. The receiver answers
+/// An outage, then one recovery call. The receiver answers
 /// 503 for a run of events, then is back; one `POST /webhooks/{id}/recover`
 /// brings every missed event once, with its original `webhook-id`, through
 /// the slow lane; events delivered before the outage are not sent again; the

@@ -501,11 +501,11 @@ fn batch_write_scope(t: &Value, function: &str) -> Vec<String> {
     scope
 }
 
-/// Issue 15, item 10: least privilege on the table. No `Scan`, no
-/// wildcard. `BatchWriteItem` (which can delete) only for delivery records
-/// (issue 18), on events' partitions only. The dispatcher
-/// may not write an API key item; the api function creates and revokes
-/// them (issue 19) but may not delete one: a revoked key stays listed.
+/// Least privilege on the table. No `Scan`, no wildcard. `BatchWriteItem`
+/// (which can delete) only for delivery records, on events' partitions
+/// only. The dispatcher may not write an API key item; the api function
+/// creates and revokes them but may not delete one: a revoked key stays
+/// listed.
 #[test]
 fn the_functions_may_not_scan_nor_write_api_keys() {
     let t = template();
@@ -566,7 +566,7 @@ fn the_functions_may_not_scan_nor_write_api_keys() {
     );
 }
 
-/// Issue 15, item 10: logs are kept for a bounded time, the API writes
+/// Logs are kept for a bounded time, the API writes
 /// access logs (without headers, so without API keys), the alarms reach an
 /// SNS topic, and CORS is off unless an origin is given.
 #[test]
@@ -607,7 +607,7 @@ fn logs_expire_alarms_notify_and_cors_is_off_by_default() {
     assert_eq!(tagged.value[0].as_str(), Some("HasCors"));
 }
 
-/// Issue 20: the dashboard's body is JSON once CloudFormation substitutes
+/// The dashboard's body is JSON once CloudFormation substitutes
 /// it, and every metric of ours it draws (and the alarm watches) is one the
 /// dispatcher writes, with the dimensions it writes.
 #[test]
@@ -728,7 +728,7 @@ fn queried_indexes(t: &Value, function: &str) -> Vec<String> {
     found
 }
 
-/// Issue 20, item 4: a recovery's pages read the tenant's events by time in
+/// A recovery's pages read the tenant's events by time in
 /// GSI1, in the api function (its first page) and in the dispatch function
 /// (the rest, from the slow lane). moto checks actions only, so the
 /// rehearsal cannot see a missing index resource: this does.

@@ -193,11 +193,11 @@ async fn bad_test_requests_name_what_is_wrong_and_send_nothing() {
     assert!(rx.requests().is_empty());
 }
 
-/// Issue 15, item 4: each test event may hold an api function for the
-/// whole delivery deadline, and the function's concurrency is shared by
-/// every tenant. Before, one tenant sending 4 a second to a hanging
-/// receiver took all 20. Now a tenant sends 3 per 10 s; the next is a 429
-/// that sends nothing, and another tenant's allowance is its own.
+/// Each test event may hold an api function for the whole delivery
+/// deadline, and the function's concurrency is shared by every tenant (one
+/// tenant sending 4 a second to a hanging receiver could take all 20): a
+/// tenant sends 3 per 10 s; the next is a 429 that sends nothing, and
+/// another tenant's allowance is its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_sends_a_few_test_events_per_10_seconds_and_then_gets_a_429() {
     let app = app(true, HashMap::new()).await;
@@ -227,7 +227,7 @@ async fn a_tenant_sends_a_few_test_events_per_10_seconds_and_then_gets_a_429() {
     assert_eq!(other.status, 200, "{}", other.body);
 }
 
-/// Issue 15, item 9: a receiver can tell a test from an event.
+/// A receiver can tell a test from an event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_event_says_it_is_a_test() {
     let app = app(true, HashMap::new()).await;

@@ -1,5 +1,5 @@
 //! HTTPS receivers on loopback, with a certificate authority made at run
-//! time (issue 18): the delivery client trusts it only when told to, and
+//! time: the delivery client trusts it only when told to, and
 //! never with production settings.
 
 use std::collections::HashMap;

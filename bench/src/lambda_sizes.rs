@@ -1,4 +1,4 @@
-//! Dispatch as Lambda runs it (issue 18): the real handler in a process
+//! Dispatch as Lambda runs it: the real handler in a process
 //! confined to the CPU share of a memory size (cgroup v1 `cpu.cfs_quota_us`:
 //! 1,769 MB is one vCPU) and to that much memory, delivering batches of 10
 //! events to HTTPS receivers on loopback (a CA made at run time, trusted
@@ -187,7 +187,7 @@ pub async fn run(quick: bool, only: Only) -> Result<Vec<Row>, String> {
     for _ in 0..max_fan_out {
         receivers.push(Receiver::start_tls(&ca).await);
     }
-    // Issue 15's hostile receivers, for the worst case: every one sends the
+    // Hostile receivers, for the worst case: every one sends the
     // largest head the client reads and holds the body 4 s.
     let hostile = !quick && max_fan_out == HOSTILE_FAN_OUT;
     let mut hostile_receivers = Vec::new();

@@ -1,4 +1,4 @@
-//! A recovery of a large window (issue 20, item 4): every one of N events
+//! A recovery of a large window: every one of N events
 //! failed its last attempt, and one `POST /webhooks/{id}/recover` brings
 //! them all back. The figures: the time to the api's answer (what the
 //! customer waits for), the peak memory of that call and of each background

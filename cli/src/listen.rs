@@ -76,8 +76,8 @@ mod tests {
         }
     }
 
-    /// Issue 15, item 11: a replayed delivery (a valid signature from an
-    /// hour ago) was "valid" before; the example customers read must refuse it.
+    /// A replayed delivery (a valid signature from an hour ago) is refused:
+    /// the example customers read must not accept it.
     #[test]
     fn a_replay_is_invalid() {
         let secret = SigningSecret::generate();

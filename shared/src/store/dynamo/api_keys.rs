@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::api_key_items::{self, ApiKeyItem};
 use super::query;
 use super::write::{applied, conditional, failed_condition, transact};
-use super::{DynamoStore, Item, backend, key, mapping, parse, unix};
+use super::{DynamoStore, Item, backend, item, key, parse, unix};
 use crate::TenantId;
 use crate::api_key::ApiKey;
 use crate::store::{ApiKeyStore, Conditional, Kept, StoreError, keys};
@@ -18,8 +18,7 @@ fn api_key_key(key_hash: &str) -> Item {
 
 impl ApiKeyStore for DynamoStore {
     async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let item =
-            serde_dynamo::aws_sdk_dynamodb_1::to_item(ApiKeyItem::from(key)).map_err(mapping)?;
+        let item = item(ApiKeyItem::from(key))?;
         match self.put_new(item).await? {
             Kept::New => Ok(()),
             Kept::Before => Err(StoreError::AlreadyExists),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
 use super::write::Rounds;
-use super::{DynamoStore, Indexed, Item, backend, key, mapping, parse};
+use super::{DynamoStore, Indexed, Item, backend, item, key, parse};
 use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord};
 use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
@@ -100,14 +100,13 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
-        let item = serde_dynamo::aws_sdk_dynamodb_1::to_item(Indexed {
+        let item = item(Indexed {
             pk: keys::event_pk(&record.tenant_id, &record.event_id),
             sk: keys::delivery_sk(record.webhook_id, record.attempt),
             gsi1pk: keys::webhook_pk(record.webhook_id),
             gsi1sk: record.sort_key(),
             attributes: record,
-        })
-        .map_err(mapping)?;
+        })?;
         // With the records that end beside it, in one BatchWriteItem.
         self.records
             .write(self.client().await?, &self.table, item)

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
 use super::write::conditional;
-use super::{DynamoStore, Indexed, Item, key, mapping, number, parse};
+use super::{DynamoStore, Indexed, Item, item, key, number, parse};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::{EventFilter, StoredEvent};
@@ -53,14 +53,13 @@ pub(super) fn manual_attempt_number(updated: &Item, webhook: WebhookId) -> Resul
 
 impl EventStore for DynamoStore {
     async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
-        let item = serde_dynamo::aws_sdk_dynamodb_1::to_item(Indexed {
+        let item = item(Indexed {
             pk: keys::event_pk(&event.tenant_id, &event.id),
             sk: keys::EVENT_SK.to_owned(),
             gsi1pk: keys::events_gsi_pk(&event.tenant_id),
             gsi1sk: event.sort_key(),
             attributes: event,
-        })
-        .map_err(mapping)?;
+        })?;
         // Kept already (the message came again): the first copy stays.
         self.put_new(item).await
     }

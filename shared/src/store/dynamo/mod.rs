@@ -222,6 +222,11 @@ fn mapping(e: serde_dynamo::Error) -> StoreError {
     StoreError::Backend(format!("item mapping: {e}"))
 }
 
+/// An item from `T`'s attributes.
+fn item<T: Serialize>(value: T) -> Result<Item, StoreError> {
+    serde_dynamo::aws_sdk_dynamodb_1::to_item(value).map_err(mapping)
+}
+
 /// The attributes of `T` in an item of either kind.
 fn parse<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(mapping)

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::events::manual_attempt_number;
 use super::write::{applied, conditional};
-use super::{DynamoStore, Keyed, key, mapping, number, parse};
+use super::{DynamoStore, Keyed, item, key, number, parse};
 use crate::event::EventId;
 use crate::recovery::state::{PENDING_SECS, RecoveryState, STALE_SECS};
 use crate::store::keys::{self, PK};
@@ -71,12 +71,11 @@ impl RecoveryStore for DynamoStore {
         state: &RecoveryState,
         write: RecoveryWrite,
     ) -> Result<Conditional, StoreError> {
-        let item = serde_dynamo::aws_sdk_dynamodb_1::to_item(Keyed {
+        let item = item(Keyed {
             pk: keys::tenant_pk(&state.tenant_id),
             sk: keys::recovery_sk(state.webhook_id),
             attributes: state,
-        })
-        .map_err(mapping)?;
+        })?;
         let put = self
             .client()
             .await?

@@ -8,17 +8,16 @@ use time::format_description::well_known::Rfc3339;
 
 use super::query::{self, page};
 use super::write::{applied, conditional, failed_condition, transact};
-use super::{DynamoStore, Item, Keyed, backend, key, mapping, number, parse};
+use super::{DynamoStore, Item, Keyed, backend, item, key, number, parse};
 use crate::store::{Conditional, Page, StoreError, WebhookStore, keys};
 use crate::{TenantId, Webhook, WebhookId};
 
 fn webhook_item(webhook: &Webhook) -> Result<Item, StoreError> {
-    serde_dynamo::aws_sdk_dynamodb_1::to_item(Keyed {
+    item(Keyed {
         pk: keys::tenant_pk(&webhook.tenant_id),
         sk: keys::webhook_sk(webhook.id),
         attributes: webhook,
     })
-    .map_err(mapping)
 }
 
 fn parse_webhook(item: Item) -> Result<Webhook, StoreError> {
