@@ -549,7 +549,7 @@ pub async fn api_and_dispatch(
             })
         })
         .and_then(|d| d["id"].as_str().map(str::to_owned));
-    // The webhook's health counts the fan-out's deliveries (issue 20): the
+    // The webhook's health counts the fan-out's deliveries: the
     // api function reads the log's index with its own permissions.
     let stats = w
         .call(
@@ -771,7 +771,7 @@ async fn retry_requeued(w: &World, dispatch: &mut Function, r: &mut Report) {
     );
 }
 
-/// A recovery (issue 20): the api counts and queues the failing webhook's
+/// A recovery: the api counts and queues the failing webhook's
 /// missed event (reading the tenant's events by time, their attempts, and
 /// claiming an attempt number); the dispatch function takes a recovery's
 /// page from the slow lane, with its own permissions.
