@@ -175,7 +175,7 @@ impl<T> IfMissing<T> for Result<T, StoreError> {
 impl ApiError {
     /// A query parameter or body field with a value this API does not take:
     /// 400 `invalid_value`, naming `field`.
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Invalid {
             code: "invalid_value",
             field: Some(field.to_owned()),
