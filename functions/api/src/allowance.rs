@@ -2,14 +2,14 @@
 //! window of time, so that no API call buys it more than its share.
 
 use shared::TenantId;
-use shared::store::{Allowance, Store};
+use shared::store::{Allowance, AllowanceStore};
 use time::OffsetDateTime;
 
 use crate::{ApiError, App};
 
 /// Takes `n` from the tenant's `allowance` for the current window, or says
 /// (`429` with `Retry-After`) when the next window starts.
-pub async fn take<S: Store>(
+pub async fn take<S: AllowanceStore>(
     app: &App<S>,
     tenant: &TenantId,
     allowance: Allowance,

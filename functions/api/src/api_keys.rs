@@ -9,11 +9,10 @@ use serde::{Deserialize, Serialize};
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
 use shared::key_lifecycle::{self, Guard};
-use shared::store::Store;
+use shared::store::ApiKeyStore;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::{ApiError, App, body, response};
+use crate::{ApiError, App, body, response, rfc3339};
 
 /// Most keys a tenant may hold that are neither revoked nor expired.
 pub const MAX_ACTIVE_KEYS: usize = 50;
@@ -46,10 +45,6 @@ pub struct KeyView {
     pub last_used_at: Option<String>,
 }
 
-fn rfc3339(t: Option<OffsetDateTime>) -> Option<String> {
-    t.and_then(|t| t.format(&Rfc3339).ok())
-}
-
 impl KeyView {
     pub fn new(k: &ApiKey, now: OffsetDateTime) -> Self {
         Self {
@@ -58,12 +53,28 @@ impl KeyView {
             prefix: k.shown.clone(),
             scope: k.scope,
             status: k.state(now).as_str(),
-            created_at: rfc3339(k.created_at),
-            expires_at: rfc3339(k.expires_at),
-            revoked_at: rfc3339(k.revoked_at),
-            last_used_at: rfc3339(k.last_used_at),
+            created_at: k.created_at.map(rfc3339::format),
+            expires_at: k.expires_at.map(rfc3339::format),
+            revoked_at: k.revoked_at.map(rfc3339::format),
+            last_used_at: k.last_used_at.map(rfc3339::format),
         }
     }
+}
+
+/// `value` of `field` as a time after `now`.
+fn in_the_future(
+    field: &str,
+    value: &str,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, ApiError> {
+    let t = rfc3339::parse(field, value)?;
+    if t <= now {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field}: must be in the future (got {value:?})"),
+        ));
+    }
+    Ok(t)
 }
 
 #[derive(Serialize)]
@@ -79,14 +90,19 @@ struct NewKey {
     view: KeyView,
 }
 
-pub async fn list<S: Store>(app: &App<S>, tenant: TenantId) -> Result<Response<Body>, ApiError> {
+/// `GET /api-keys`: the tenant's keys, never a secret.
+pub async fn list<S: ApiKeyStore>(
+    app: &App<S>,
+    tenant: TenantId,
+) -> Result<Response<Body>, ApiError> {
     let now = api_key::now();
     let keys = app.store.api_keys_of(&tenant).await?;
     let data = keys.iter().map(|k| KeyView::new(k, now)).collect();
     Ok(response::json(StatusCode::OK, &KeyList { data }))
 }
 
-pub async fn create<S: Store>(
+/// `POST /api-keys`: a new key, shown this once, of at most the caller's scope.
+pub async fn create<S: ApiKeyStore>(
     app: &App<S>,
     tenant: TenantId,
     caller: &ApiKey,
@@ -101,18 +117,7 @@ pub async fn create<S: Store>(
     let now = api_key::now();
     let expires_at = asked
         .expires_at
-        .map(|s| {
-            OffsetDateTime::parse(&s, &Rfc3339)
-                .ok()
-                .filter(|t| *t > now)
-                .ok_or_else(|| ApiError::Invalid {
-                    code: "invalid_value",
-                    field: Some("expires_at".into()),
-                    message:
-                        "must be an RFC 3339 date-time in the future, e.g. 2027-01-31T00:00:00Z"
-                            .into(),
-                })
-        })
+        .map(|s| in_the_future("expires_at", &s, now))
         .transpose()?;
     let active = app
         .store
@@ -132,7 +137,9 @@ pub async fn create<S: Store>(
     Ok(response::json(StatusCode::CREATED, &body))
 }
 
-pub async fn revoke<S: Store>(
+/// `DELETE /api-keys/{id}`: revokes one of the tenant's keys, but not its
+/// last active full-scope key.
+pub async fn revoke<S: ApiKeyStore>(
     app: &App<S>,
     tenant: TenantId,
     id: &str,
@@ -154,7 +161,6 @@ mod tests {
 
     use super::*;
     use crate::testing::{Reply, app, app_with, send};
-    use shared::store::prelude::*;
 
     /// An app whose containers read the key on every request.
     async fn uncached() -> (App<MemoryStore>, String) {

@@ -8,7 +8,7 @@ use lambda_http::http::Method;
 use lambda_http::http::header::AUTHORIZATION;
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyState, Scope};
-use shared::store::Store;
+use shared::store::ApiKeyStore;
 
 use crate::{ApiError, App};
 
@@ -21,7 +21,7 @@ pub struct Caller {
 /// The caller of `req`, or why it may not call: no key or an unknown one
 /// (401), a revoked or expired one (401, saying which), a read-scope key on
 /// a route that changes something (403).
-pub async fn caller<S: Store>(app: &App<S>, req: &Request) -> Result<Caller, ApiError> {
+pub async fn caller<S: ApiKeyStore>(app: &App<S>, req: &Request) -> Result<Caller, ApiError> {
     let presented = bearer(req).ok_or(ApiError::Unauthorized)?;
     // Lookup is by the key's SHA-256, so timing reveals nothing about the key;
     // the store also compares the stored hash in constant time.

@@ -61,9 +61,9 @@ fn moved_to_page() -> Response<Body> {
 mod tests {
     use super::*;
 
-    /// Issue 15, item 13: `/dashboard/` served the page, whose relative
-    /// `app.js` then resolved to `/dashboard/app.js`... from `/dashboard/`:
-    /// `/dashboard/dashboard/app.js`, a blank page. Now it redirects.
+    /// `/dashboard/` redirects to `/dashboard`: served there, the page's
+    /// relative `app.js` would resolve to `/dashboard/dashboard/app.js`, and
+    /// the page would stay blank.
     #[tokio::test]
     async fn the_page_with_a_trailing_slash_redirects() {
         let app = crate::App::new(

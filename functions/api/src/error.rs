@@ -140,18 +140,49 @@ impl From<KeyError> for ApiError {
     }
 }
 
+/// A store error where the caller did not say what a `NotFound` would be
+/// missing: the calls that can find nothing name it with
+/// [`IfMissing::if_missing`], so a `NotFound` here is unexpected (500).
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => ApiError::WebhookNotFound,
             StoreError::LimitReached { limit } => ApiError::WebhookLimit(limit),
             StoreError::Conflict => ApiError::Conflict,
+            StoreError::NotFound => {
+                ApiError::Internal("the store found nothing where the caller expected it".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
 }
 
+/// Says what a store call did not find.
+pub trait IfMissing<T> {
+    /// `missing` when the store answers `NotFound` (a webhook deleted
+    /// meanwhile: [`ApiError::WebhookNotFound`]); other errors as usual.
+    fn if_missing(self, missing: ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> IfMissing<T> for Result<T, StoreError> {
+    fn if_missing(self, missing: ApiError) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            StoreError::NotFound => missing,
+            other => other.into(),
+        })
+    }
+}
+
 impl ApiError {
+    /// A query parameter or body field with a value this API does not take:
+    /// 400 `invalid_value`, naming `field`.
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code: "invalid_value",
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),

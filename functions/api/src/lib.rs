@@ -3,29 +3,32 @@
 mod allowance;
 mod api_keys;
 pub mod apigw;
+mod app;
 mod auth;
 mod body;
 mod dashboard;
 mod error;
+mod event_types;
 mod events;
 mod key_cache;
 #[cfg(feature = "local")]
 pub mod local;
 mod openapi;
 mod pagination;
-mod recover;
+mod query;
+mod redeliver;
 mod response;
+mod rfc3339;
 mod router;
-mod stats;
-mod test_event;
 #[cfg(test)]
 mod testing;
 mod views;
 mod webhooks;
 
+pub use app::App;
 pub use error::ApiError;
 pub use openapi::OPENAPI_JSON;
-pub use router::{App, handle, routes};
+pub use router::{handle, routes};
 
 /// Bodies over this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

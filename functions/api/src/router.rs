@@ -1,67 +1,21 @@
-//! Routing and the single place where errors become responses.
+//! Routing: the route table, authentication and the webhook ownership
+//! check before any handler, and the single place where errors become
+//! responses.
 
 use futures_util::future::BoxFuture;
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api_key::ApiKey;
-use shared::delivery::{ClientConfig, DeliveryClient, LazyClient};
 use shared::event::EventId;
-use shared::requeue::Requeue;
 use shared::store::Store;
-use shared::{Settings, TenantId, WebhookId};
+use shared::{TenantId, Webhook, WebhookId};
 
 use crate::dashboard::Asset;
-use crate::key_cache::KeyCache;
-use crate::webhooks::Rotate;
+use crate::webhooks::secrets::Rotate;
+use crate::webhooks::{crud, deliveries, recover, secrets, stats, test_event};
 use crate::{
-    ApiError, api_keys, auth, body, dashboard, events, openapi, recover, stats, test_event,
-    webhooks,
+    ApiError, App, api_keys, auth, body, dashboard, event_types, events, openapi, webhooks,
 };
-
-/// What the handlers need, built once per container.
-pub struct App<S> {
-    pub store: S,
-    pub settings: Settings,
-    /// Built on first use (a test event, a registration's DNS check), not
-    /// at cold start.
-    client: LazyClient,
-    /// Where redeliveries are queued: the queues the settings name, unless
-    /// a test replaces it.
-    pub(crate) requeue: Requeue,
-    /// API keys read lately (`API_KEY_CACHE_TTL_SECONDS`).
-    pub(crate) keys: KeyCache,
-}
-
-impl<S> App<S> {
-    pub fn new(store: S, settings: Settings) -> Self {
-        let client_config = settings.client_config();
-        Self {
-            store,
-            client: LazyClient::new(client_config),
-            requeue: Requeue::from_settings(&settings),
-            keys: KeyCache::new(settings.api_key_cache_ttl),
-            settings,
-        }
-    }
-
-    /// Queues redeliveries there instead (tests: a memory queue).
-    pub fn with_requeue(mut self, requeue: Requeue) -> Self {
-        self.requeue = requeue;
-        self
-    }
-
-    /// Replaces the delivery client's configuration (tests: DNS overrides).
-    pub fn with_client_config(mut self, config: ClientConfig) -> Self {
-        self.client = LazyClient::new(config);
-        self
-    }
-
-    pub(crate) fn client(&self) -> Result<&DeliveryClient, ApiError> {
-        self.client
-            .get()
-            .map_err(|e| ApiError::Internal(format!("building the delivery client: {e}")))
-    }
-}
 
 /// What a route's handler gets: the app, the caller's tenant, the request,
 /// and the path's `{…}` segments in order, percent-decoded.
@@ -77,7 +31,7 @@ pub(crate) struct Call<'a, S> {
 impl<S> Call<'_, S> {
     /// The path's first `{…}` as a webhook id: one that cannot exist is a
     /// webhook that does not exist (404, not 400).
-    fn webhook(&self) -> Result<WebhookId, ApiError> {
+    fn webhook_id(&self) -> Result<WebhookId, ApiError> {
         self.param(0)
             .parse::<WebhookId>()
             .map_err(|_| ApiError::WebhookNotFound)
@@ -102,6 +56,9 @@ enum Handler<S> {
     Public(fn(&str) -> Response<Body>),
     /// For the tenant the request's API key names.
     Tenant(for<'a> fn(Call<'a, S>) -> Answer<'a>),
+    /// Under `/webhooks/{id}`: for the tenant the key names, with its
+    /// webhook `{id}`, which the router has loaded ([`webhooks::owned`]).
+    Webhook(for<'a> fn(Call<'a, S>, Webhook) -> Answer<'a>),
 }
 
 /// One line of the route table.
@@ -132,90 +89,78 @@ fn tenant<S>(
     }
 }
 
-/// Every route: adding one is one line here and its handler. The OpenAPI
-/// document is checked against it (tests/openapi.rs), and a 405's `Allow`
-/// comes from it.
+fn webhook<S>(
+    method: Method,
+    path: &'static str,
+    f: for<'a> fn(Call<'a, S>, Webhook) -> Answer<'a>,
+) -> Route<S> {
+    Route {
+        method,
+        path,
+        handler: Handler::Webhook(f),
+    }
+}
+
+/// Every route: adding one is one line here and its handler. A route under
+/// `/webhooks/{id}` is a `webhook` line: its handler gets the caller's
+/// webhook, never an id to check. The OpenAPI document is checked against
+/// the table (tests/openapi.rs), and a 405's `Allow` comes from it.
 fn table<S: Store>() -> [Route<S>; 24] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
-            Box::pin(webhooks::list(c.app, c.tenant, c.req))
+            Box::pin(crud::list(c.app, c.tenant, c.req))
         }),
         tenant(M::POST, "/webhooks", |c| {
-            Box::pin(webhooks::create(c.app, c.tenant, c.req))
+            Box::pin(crud::create(c.app, c.tenant, c.req))
         }),
-        tenant(M::GET, "/webhooks/{id}", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                webhooks::get(c.app, c.tenant, id).await
-            })
+        webhook(M::GET, "/webhooks/{id}", |_, w| {
+            Box::pin(async move { Ok(crud::show(&w)) })
         }),
-        tenant(M::PATCH, "/webhooks/{id}", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                webhooks::update(c.app, c.tenant, id, c.req).await
-            })
+        webhook(M::PATCH, "/webhooks/{id}", |c, w| {
+            Box::pin(crud::update(c.app, c.tenant, w.id, c.req))
         }),
-        tenant(M::DELETE, "/webhooks/{id}", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                webhooks::delete(c.app, c.tenant, id).await
-            })
+        webhook(M::DELETE, "/webhooks/{id}", |c, w| {
+            Box::pin(crud::delete(c.app, c.tenant, w.id))
         }),
-        tenant(M::POST, "/webhooks/{id}/token", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                webhooks::rotate(c.app, c.tenant, id, c.req, Rotate::Token).await
-            })
+        webhook(M::POST, "/webhooks/{id}/token", |c, w| {
+            Box::pin(secrets::rotate(c.app, c.tenant, w.id, c.req, Rotate::Token))
         }),
-        tenant(M::POST, "/webhooks/{id}/signing-secret", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                webhooks::rotate(c.app, c.tenant, id, c.req, Rotate::SigningSecret).await
-            })
+        webhook(M::POST, "/webhooks/{id}/signing-secret", |c, w| {
+            Box::pin(secrets::rotate(
+                c.app,
+                c.tenant,
+                w.id,
+                c.req,
+                Rotate::SigningSecret,
+            ))
         }),
-        tenant(M::GET, "/webhooks/{id}/deliveries", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                webhooks::deliveries(c.app, c.tenant, id, c.req).await
-            })
+        webhook(M::GET, "/webhooks/{id}/deliveries", |c, w| {
+            Box::pin(deliveries::list(c.app, c.tenant, w.id, c.req))
         }),
-        tenant(M::GET, "/webhooks/{id}/stats", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                stats::webhook_stats(c.app, c.tenant, id, c.req).await
-            })
+        webhook(M::GET, "/webhooks/{id}/stats", |c, w| {
+            Box::pin(stats::get(c.app, w.id, c.req))
         }),
-        tenant(M::POST, "/webhooks/{id}/recover", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                recover::start(c.app, c.tenant, id, c.req).await
-            })
+        webhook(M::POST, "/webhooks/{id}/recover", |c, w| {
+            Box::pin(recover::start(c.app, w, c.req))
         }),
-        tenant(M::GET, "/webhooks/{id}/recovery", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                recover::status(c.app, c.tenant, id).await
-            })
+        webhook(M::GET, "/webhooks/{id}/recovery", |c, w| {
+            Box::pin(recover::status(c.app, c.tenant, w.id))
         }),
-        tenant(M::POST, "/webhooks/{id}/test", |c| {
-            Box::pin(async move {
-                let id = c.webhook()?;
-                test_event::send(c.app, c.tenant, id, c.req).await
-            })
+        webhook(M::POST, "/webhooks/{id}/test", |c, w| {
+            Box::pin(test_event::send(c.app, w, c.req))
         }),
-        tenant(
+        webhook(
             M::POST,
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
-            |c| {
+            |c, w| {
                 Box::pin(async move {
-                    let (id, delivery) = (c.webhook()?, c.param(1).to_owned());
-                    events::redeliver_one(c.app, c.tenant, id, &delivery, c.req).await
+                    deliveries::redeliver(c.app, c.tenant.clone(), w.id, c.param(1), c.req).await
                 })
             },
         ),
         tenant(M::GET, "/event-types", |_| {
-            Box::pin(async { Ok(webhooks::event_types()) })
+            Box::pin(async { Ok(event_types::list()) })
         }),
         tenant(M::GET, "/events", |c| {
             Box::pin(events::list(c.app, c.tenant, c.req))
@@ -327,7 +272,8 @@ fn path(req: &Request) -> &str {
     }
 }
 
-/// Finds the route, checks the method, authenticates, and runs the handler.
+/// Finds the route, checks the method, authenticates, loads the caller's
+/// webhook for a route under `/webhooks/{id}`, and runs the handler.
 async fn answer<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     let raw = path(req);
     let not_found = || ApiError::RouteNotFound(raw.to_owned());
@@ -351,22 +297,36 @@ async fn answer<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>,
             ApiError::MethodNotAllowed(allowed.join(", "))
         });
     };
-    let run = match handler {
-        Handler::Public(f) => return Ok(f(raw)),
-        Handler::Tenant(run) => run,
-    };
+    match handler {
+        Handler::Public(f) => Ok(f(raw)),
+        Handler::Tenant(run) => run(authenticated(app, req, params).await?).await,
+        Handler::Webhook(run) => {
+            let call = authenticated(app, req, params).await?;
+            // The one ownership check of every route under `/webhooks/{id}`.
+            let webhook = webhooks::owned(app, &call.tenant, call.webhook_id()?).await?;
+            run(call, webhook).await
+        }
+    }
+}
+
+/// The call of a route for a tenant: the caller's key checked, and no body
+/// on a GET or DELETE.
+async fn authenticated<'a, S: Store>(
+    app: &'a App<S>,
+    req: &'a Request,
+    params: Vec<String>,
+) -> Result<Call<'a, S>, ApiError> {
     let caller = auth::caller(app, req).await?;
     if *req.method() == Method::GET || *req.method() == Method::DELETE {
         body::none(req)?;
     }
-    run(Call {
+    Ok(Call {
         app,
         tenant: caller.tenant,
         key: caller.key,
         req,
         params,
     })
-    .await
 }
 
 #[cfg(test)]
@@ -380,9 +340,9 @@ mod tests {
             .find_map(|r| fit(r.path, &segments).map(|p| (r.path, p)))
     }
 
-    /// Issue 15, item 14c: `/events/evt%3A1` was a 404 locally and found
-    /// behind API Gateway, which decodes `rawPath`. Both spellings are one
-    /// route now, in both places.
+    /// A percent-encoded segment and its plain spelling find the same
+    /// route: API Gateway decodes `rawPath` and the local server does not,
+    /// so `/events/evt%3A1` must be `/events/evt:1` in both places.
     #[test]
     fn encoded_and_plain_segments_are_one_route() {
         let plain = find("/events/evt:1");
@@ -400,6 +360,18 @@ mod tests {
         assert_eq!(find("/events/%FF"), None);
         assert_eq!(find("/webhooks/"), Some(("/webhooks", vec![])));
         assert_eq!(find("/nowhere"), None);
+    }
+
+    /// A route under `/webhooks/{id}` whose handler checked ownership
+    /// itself could forget to: every one of them gets the webhook from the
+    /// router instead, and no other route does.
+    #[test]
+    fn the_router_checks_the_webhook_of_every_route_under_webhooks_id() {
+        for route in table::<shared::store::MemoryStore>() {
+            let under = route.path.starts_with("/webhooks/{id}");
+            let checked = matches!(route.handler, Handler::Webhook(_));
+            assert_eq!(under, checked, "{} {}", route.method, route.path);
+        }
     }
 
     #[test]
@@ -446,61 +418,5 @@ mod tests {
         assert_eq!((r.status, r.code()), (404, "webhook_not_found"));
         let r = send(&app, Some(&key), "GET", "/events/%FF", None).await;
         assert_eq!(r.status, 404);
-    }
-
-    #[tokio::test]
-    async fn bad_bodies_are_named_and_store_nothing() {
-        let (app, key) = app(false).await;
-        // (body, code, the field it names)
-        let cases = [
-            (r#"{"url": "#, "malformed_json", None),
-            (
-                r#"{"url": "https://example.com/x"}"#,
-                "missing_field",
-                Some("events"),
-            ),
-            (
-                r#"{"url": "https://10.0.0.1/x", "events": ["async.completed"]}"#,
-                "invalid_value",
-                Some("url"),
-            ),
-            (
-                r#"{"url": "https://93.184.215.14/x", "events": ["no.such"]}"#,
-                "invalid_value",
-                Some("events"),
-            ),
-        ];
-        for (body, code, field) in cases {
-            let r = send(&app, Some(&key), "POST", "/webhooks", Some(body)).await;
-            assert_eq!((r.status, r.code()), (400, code), "{body}: {}", r.body);
-            assert_eq!(r.body["error"]["field"].as_str(), field, "{body}");
-        }
-        // `{}` is no body (clients send it); anything else on a GET is refused.
-        let r = send(&app, Some(&key), "GET", "/webhooks", Some(r#"{"a": 1}"#)).await;
-        assert_eq!((r.status, r.code()), (400, "unexpected_body"));
-        let listed = send(&app, Some(&key), "GET", "/webhooks", None).await;
-        assert_eq!(listed.body["data"], serde_json::json!([]));
-    }
-
-    #[tokio::test]
-    async fn pages_follow_the_cursor_and_refuse_a_forged_one() {
-        let (app, key) = app(true).await;
-        for n in 0..3 {
-            let body =
-                format!(r#"{{"url": "http://127.0.0.1:9/{n}", "events": ["async.completed"]}}"#);
-            let r = send(&app, Some(&key), "POST", "/webhooks", Some(&body)).await;
-            assert_eq!(r.status, 201, "{}", r.body);
-        }
-        let first = send(&app, Some(&key), "GET", "/webhooks?limit=2", None).await;
-        assert_eq!(first.body["data"].as_array().map(Vec::len), Some(2));
-        let cursor = first.body["next_cursor"].as_str().expect("a next page");
-        let next = format!("/webhooks?limit=2&cursor={cursor}");
-        let second = send(&app, Some(&key), "GET", &next, None).await;
-        assert_eq!(second.body["data"].as_array().map(Vec::len), Some(1));
-        assert!(second.body.get("next_cursor").is_none());
-        let r = send(&app, Some(&key), "GET", "/webhooks?cursor=forged", None).await;
-        assert_eq!((r.status, r.code()), (400, "invalid_value"));
-        let r = send(&app, Some(&key), "GET", "/webhooks?limit=0", None).await;
-        assert_eq!(r.status, 400);
     }
 }

@@ -1,10 +1,12 @@
-//! Request and response bodies of the webhook routes.
+//! Request and response bodies of the webhook routes, and the delivery
+//! records they and `/events` show.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use shared::delivery_log::DeliveryRecord;
 use shared::retry::RetryPolicy;
 use shared::{Description, EventSet, EventType, Lane, Status, Token, Webhook};
-use time::format_description::well_known::Rfc3339;
+
+use crate::rfc3339;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,10 +108,6 @@ pub struct WebhookView<'a> {
     warnings: Vec<&'static str>,
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 impl<'a> WebhookView<'a> {
     pub fn new(w: &'a Webhook, secrets: Secrets) -> Self {
         Self {
@@ -128,21 +126,21 @@ impl<'a> WebhookView<'a> {
                 w.signing_secret.masked()
             },
             description: w.description.as_ref().map(Description::as_str),
-            created_at: rfc3339(w.created_at),
-            updated_at: rfc3339(w.updated_at),
+            created_at: rfc3339::format(w.created_at),
+            updated_at: rfc3339::format(w.updated_at),
             retry_policy: w.retry_policy,
             previous_signing_secret_expires_at: w
                 .previous_signing_secret
                 .as_ref()
                 .filter(|p| p.expires_at > time::OffsetDateTime::now_utc())
-                .map(|p| rfc3339(p.expires_at)),
+                .map(|p| rfc3339::format(p.expires_at)),
             disabled_reason: w.disabled_reason.as_deref(),
             lane: if w.slow_since.is_some() {
                 Lane::Slow
             } else {
                 Lane::Main
             },
-            slow_since: w.slow_since.map(rfc3339),
+            slow_since: w.slow_since.map(rfc3339::format),
             warnings: w.url.warnings(),
         }
     }
@@ -153,31 +151,6 @@ pub struct WebhookList<'a> {
     pub data: Vec<WebhookView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct EventTypeView {
-    name: &'static str,
-    description: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct EventTypeList {
-    data: Vec<EventTypeView>,
-}
-
-impl EventTypeList {
-    pub fn all() -> Self {
-        Self {
-            data: EventType::ALL
-                .iter()
-                .map(|t| EventTypeView {
-                    name: t.as_str(),
-                    description: t.description(),
-                })
-                .collect(),
-        }
-    }
 }
 
 #[derive(Serialize)]

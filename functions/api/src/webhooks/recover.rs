@@ -9,15 +9,14 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shared::recovery::{Counts, EVENTS_PER_CALL, Mode, Next, Recovery, RecoveryState, Window};
 use shared::requeue::Requeue;
-use shared::store::{Allowance, Conditional, RecoveryWrite, Store};
+use shared::store::{Allowance, Conditional, RecoveryStore, RecoveryWrite, Store};
 use shared::webhook::now_utc;
-use shared::{Status, TenantId, WebhookId};
+use shared::{Status, TenantId, Webhook, WebhookId};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
-use crate::webhooks::load;
-use crate::{ApiError, App, body, response};
+use crate::rfc3339;
+use crate::{ApiError, App, allowance, body, response};
 
 /// How long a call works on its window before it answers and hands the rest
 /// on: well inside the api function's 10 s timeout.
@@ -63,10 +62,6 @@ struct Preview {
     complete: bool,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 fn view(state: &RecoveryState, now: i64) -> RecoveryView<'_> {
     let status = match (&state.stopped, state.done) {
         (Some(_), _) => "stopped",
@@ -78,9 +73,9 @@ fn view(state: &RecoveryState, now: i64) -> RecoveryView<'_> {
     RecoveryView {
         recovery_id: &state.recovery_id,
         webhook_id: state.webhook_id.to_string(),
-        since: rfc3339(state.window.since),
-        until: rfc3339(state.window.until),
-        started_at: rfc3339(state.started_at),
+        since: rfc3339::format(state.window.since),
+        until: rfc3339::format(state.window.until),
+        started_at: rfc3339::format(state.started_at),
         status,
         stopped_because: state.stopped.as_deref().or(match status {
             "stopped" => Some("it made no progress for 15 minutes"),
@@ -90,67 +85,48 @@ fn view(state: &RecoveryState, now: i64) -> RecoveryView<'_> {
     }
 }
 
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::Invalid {
-        code: "invalid_value",
-        field: Some(field.to_owned()),
-        message,
-    }
-}
-
-fn time_of(field: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
-        invalid(
-            field,
-            format!("{field}: must be an RFC 3339 time, e.g. 2026-11-28T09:00:00Z (got {value:?})"),
-        )
-    })
-}
-
 /// `since ≤ t < until`, until by default now, within the event retention.
 fn window_of(
     input: &RecoverRequest,
     now: OffsetDateTime,
     retention_days: u32,
 ) -> Result<Window, ApiError> {
-    let since = time_of("since", &input.since)?;
+    let since = rfc3339::parse("since", &input.since)?;
     let until = match &input.until {
-        Some(value) => time_of("until", value)?,
+        Some(value) => rfc3339::parse("until", value)?,
         None => now,
     };
     if since >= until {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "until",
-            "until: must be later than since (the window is since ≤ timestamp < until; until defaults to now)".into(),
+            "until: must be later than since (the window is since ≤ timestamp < until; until defaults to now)",
         ));
     }
     let oldest = now - time::Duration::days(i64::from(retention_days));
     if since < oldest {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "since",
             format!(
                 "since: events are kept {retention_days} days, so a recovery starts at most then ({})",
-                rfc3339(oldest)
+                rfc3339::format(oldest)
             ),
         ));
     }
     Ok(Window { since, until })
 }
 
-/// Resends every kept event of the window that the webhook subscribes to
-/// and whose last attempt to it did not end `delivered`; with `dry_run`,
-/// only counts them.
+/// `POST /webhooks/{id}/recover`: resends every kept event of the window
+/// that the webhook subscribes to and whose last attempt to it did not end
+/// `delivered`; with `dry_run`, only counts them.
 pub async fn start<S: Store>(
     app: &App<S>,
-    tenant: TenantId,
-    id: WebhookId,
+    webhook: Webhook,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let input: RecoverRequest = body::json(req)?;
     let now = now_utc();
     let window = window_of(&input, now, app.settings.event_retention_days)?;
-    // The webhook must be the tenant's: that is what isolates tenants.
-    let webhook = load(app, &tenant, id).await?;
+    let (tenant, id) = (webhook.tenant_id.clone(), webhook.id);
     let recovery = Recovery::new(&app.store, &app.requeue, &app.settings);
     let deadline = Some(Instant::now() + CALL_BUDGET);
     if !input.dry_run {
@@ -163,7 +139,7 @@ pub async fn start<S: Store>(
     }
     // A call's worth of checks from the tenant's budget per minute: a dry
     // run reads as much as a recovery.
-    crate::allowance::take(app, &tenant, Allowance::RecoveryChecks, EVENTS_PER_CALL).await?;
+    allowance::take(app, &tenant, Allowance::RecoveryChecks, EVENTS_PER_CALL).await?;
     if input.dry_run {
         let run = recovery
             .run(
@@ -178,8 +154,8 @@ pub async fn start<S: Store>(
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let preview = Preview {
             dry_run: true,
-            since: rfc3339(window.since),
-            until: rfc3339(window.until),
+            since: rfc3339::format(window.since),
+            until: rfc3339::format(window.until),
             events_checked: run.counts.events_checked,
             would_queue: run.counts.selected,
             not_kept: run.counts.not_kept,
@@ -198,8 +174,8 @@ pub async fn start<S: Store>(
         return Err(match running {
             Some(r) => ApiError::RecoveryRunning {
                 recovery_id: r.recovery_id,
-                since: rfc3339(r.window.since),
-                until: rfc3339(r.window.until),
+                since: rfc3339::format(r.window.since),
+                until: rfc3339::format(r.window.until),
             },
             None => ApiError::Conflict,
         });
@@ -238,13 +214,13 @@ pub async fn start<S: Store>(
     ))
 }
 
-/// The webhook's recovery: the one running, or the last one.
-pub async fn status<S: Store>(
+/// `GET /webhooks/{id}/recovery`: the webhook's recovery, the one running
+/// or the last one.
+pub async fn status<S: RecoveryStore>(
     app: &App<S>,
     tenant: TenantId,
     id: WebhookId,
 ) -> Result<Response<Body>, ApiError> {
-    load(app, &tenant, id).await?;
     let state = app
         .store
         .recovery(&tenant, id)
@@ -269,6 +245,7 @@ mod tests {
     use time::Duration as Span;
 
     use super::*;
+    use crate::rfc3339::format as rfc3339;
     use crate::testing::{Reply, app_with, send};
     use shared::store::prelude::*;
 
@@ -394,7 +371,7 @@ mod tests {
         .await
     }
 
-    /// Issue 20, item 4: after an outage, one call queues every event whose
+    /// After an outage, one call queues every event whose
     /// last attempt failed, once, as a manual attempt of the same event (so
     /// the same `webhook-id`); not those delivered, not those never meant
     /// for the webhook, not another tenant's; a second call queues nothing

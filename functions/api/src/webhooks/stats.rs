@@ -3,40 +3,22 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use shared::WebhookId;
 use shared::delivery_log::sortable_time;
-use shared::delivery_stats::{self, READ_LIMIT, Window};
-use shared::store::Store;
+use shared::delivery_stats::{self, READ_LIMIT};
+use shared::store::DeliveryStore;
 use shared::webhook::now_utc;
-use shared::{TenantId, WebhookId};
 
-use crate::webhooks::load;
+use crate::query::Query;
 use crate::{ApiError, App, response};
 
-/// The `window` query parameter; `24h` when absent.
-fn window(req: &Request) -> Result<Window, ApiError> {
-    let query = req.uri().query().unwrap_or("");
-    let mut window = Window::Day;
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if name == "window" {
-            window = Window::parse(&value).ok_or_else(|| ApiError::Invalid {
-                code: "invalid_value",
-                field: Some("window".into()),
-                message: format!("window: must be 24h, 7d or 30d (got {value:?})"),
-            })?;
-        }
-    }
-    Ok(window)
-}
-
-pub async fn webhook_stats<S: Store>(
+/// The webhook's outcomes and latencies over the `window` asked for.
+pub async fn get<S: DeliveryStore>(
     app: &App<S>,
-    tenant: TenantId,
     id: WebhookId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let window = window(req)?;
-    // The webhook must be the tenant's: that is what isolates delivery logs.
-    load(app, &tenant, id).await?;
+    let window = Query::of(req).window()?;
     let now = now_utc();
     let since = sortable_time(window.since(now));
     let samples = app.store.delivery_samples(id, &since, READ_LIMIT).await?;
@@ -85,9 +67,9 @@ mod tests {
         store.record_delivery(&record).await.unwrap();
     }
 
-    /// Issue 20: known deliveries at known times give exact buckets and
-    /// percentiles; another tenant's webhook is not found; a bad window names
-    /// the parameter.
+    /// Known deliveries at known times give exact buckets and percentiles;
+    /// the delivery log filters by outcome; a bad window or outcome names
+    /// the parameter; an unknown webhook is not found.
     #[tokio::test]
     async fn stats_count_known_deliveries_exactly() {
         let (app, key) = app(true).await;
@@ -177,7 +159,7 @@ mod tests {
         assert_eq!((bad.status, bad.code()), (400, "invalid_value"));
         assert_eq!(bad.body["error"]["field"], "window");
 
-        // The log filters (issue 20): by outcome, and a bad one named.
+        // The log filters by outcome, and names a bad one.
         let log = format!("/webhooks/{id}/deliveries");
         let timeouts = send(
             &app,

@@ -1,0 +1,216 @@
+//! A tenant's webhooks: register one, list them, show, change and delete one.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::store::WebhookStore;
+use shared::webhook::now_utc;
+use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
+
+use super::read_change_write;
+use crate::error::IfMissing;
+use crate::pagination::encode_cursor;
+use crate::query::Query;
+use crate::views::{CreateWebhook, Secrets, UpdateWebhook, WebhookList, WebhookView};
+use crate::{ApiError, App, body, response};
+
+/// `POST /webhooks`: registers a webhook and shows its secrets, this once.
+pub async fn create<S: WebhookStore>(
+    app: &App<S>,
+    tenant: TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let input: CreateWebhook = body::json(req)?;
+    let url = WebhookUrl::parse(&input.url, app.settings.url_policy)?;
+    resolves_publicly(app, &url).await?;
+    let webhook = Webhook {
+        status: input.status.unwrap_or_default(),
+        token: input.token.unwrap_or_else(Token::generate),
+        description: input.description,
+        retry_policy: input.retry_policy.unwrap_or_default(),
+        // A new endpoint starts on the slow lane until it answers quickly
+        // (see shared::lane): one that is dead from the start never holds
+        // the main lane.
+        slow_since: Some(now_utc()),
+        ..Webhook::new(tenant, url, input.events, now_utc())
+    };
+    app.store
+        .create_webhook(&webhook, app.settings.max_webhooks_per_tenant)
+        .await?;
+    Ok(response::json(
+        StatusCode::CREATED,
+        &WebhookView::new(&webhook, Secrets::REVEAL),
+    ))
+}
+
+/// How long registration waits for DNS; a slower name is checked at send time only.
+const REGISTRATION_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A name that resolves to a forbidden address (DNS rebinding set up in
+/// advance) is refused at registration too, not only at send time.
+async fn resolves_publicly<S>(app: &App<S>, url: &WebhookUrl) -> Result<(), ApiError> {
+    app.client()?
+        .check_resolved(url, REGISTRATION_DNS_TIMEOUT)
+        .await
+        .map_err(|blocked| {
+            ValidationError::new("url", format!("resolves to a forbidden target: {blocked}")).into()
+        })
+}
+
+/// `GET /webhooks`: the tenant's webhooks, a page at a time, secrets masked.
+pub async fn list<S: WebhookStore>(
+    app: &App<S>,
+    tenant: TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let page = Query::of(req).page(|s| s.parse::<WebhookId>().ok())?;
+    let found = app
+        .store
+        .list_webhooks(&tenant, page.limit, page.after)
+        .await?;
+    let list = WebhookList {
+        data: found
+            .items
+            .iter()
+            .map(|w| WebhookView::new(w, Secrets::MASK))
+            .collect(),
+        next_cursor: found.next.map(encode_cursor),
+    };
+    Ok(response::json(StatusCode::OK, &list))
+}
+
+/// `GET /webhooks/{id}`: the webhook, secrets masked.
+pub fn show(webhook: &Webhook) -> Response<Body> {
+    response::json(StatusCode::OK, &WebhookView::new(webhook, Secrets::MASK))
+}
+
+/// `PATCH /webhooks/{id}`: changes the fields given; a new token is shown
+/// this once.
+pub async fn update<S: WebhookStore>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let input: UpdateWebhook = body::json(req)?;
+    // Validate everything before touching the store, so a bad field changes nothing.
+    let url = input
+        .url
+        .map(|u| WebhookUrl::parse(&u, app.settings.url_policy))
+        .transpose()?;
+    if let Some(url) = &url {
+        resolves_publicly(app, url).await?;
+    }
+    let webhook = read_change_write(app, &tenant, id, |webhook| {
+        let before = webhook.clone();
+        if let Some(url) = &url
+            && *url != webhook.url
+        {
+            webhook.url = url.clone();
+            // A new endpoint starts on the slow lane, like a new webhook.
+            webhook.slow_since = Some(now_utc());
+        }
+        if let Some(events) = &input.events {
+            webhook.events = events.clone();
+        }
+        if let Some(status) = input.status {
+            webhook.status = status;
+            if status == Status::Active {
+                webhook.disabled_reason = None;
+            }
+        }
+        if let Some(policy) = input.retry_policy {
+            webhook.retry_policy = policy;
+        }
+        if let Some(token) = &input.token {
+            webhook.token = token.clone();
+        }
+        if let Some(description) = &input.description {
+            webhook.description = description.clone();
+        }
+        *webhook != before
+    })
+    .await?;
+    let secrets = if input.token.is_some() {
+        Secrets::TOKEN
+    } else {
+        Secrets::MASK
+    };
+    Ok(response::json(
+        StatusCode::OK,
+        &WebhookView::new(&webhook, secrets),
+    ))
+}
+
+/// `DELETE /webhooks/{id}`.
+pub async fn delete<S: WebhookStore>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: WebhookId,
+) -> Result<Response<Body>, ApiError> {
+    app.store
+        .delete_webhook(&tenant, id)
+        .await
+        .if_missing(ApiError::WebhookNotFound)?;
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{app, send};
+
+    #[tokio::test]
+    async fn bad_bodies_are_named_and_store_nothing() {
+        let (app, key) = app(false).await;
+        // (body, code, the field it names)
+        let cases = [
+            (r#"{"url": "#, "malformed_json", None),
+            (
+                r#"{"url": "https://example.com/x"}"#,
+                "missing_field",
+                Some("events"),
+            ),
+            (
+                r#"{"url": "https://10.0.0.1/x", "events": ["async.completed"]}"#,
+                "invalid_value",
+                Some("url"),
+            ),
+            (
+                r#"{"url": "https://93.184.215.14/x", "events": ["no.such"]}"#,
+                "invalid_value",
+                Some("events"),
+            ),
+        ];
+        for (body, code, field) in cases {
+            let r = send(&app, Some(&key), "POST", "/webhooks", Some(body)).await;
+            assert_eq!((r.status, r.code()), (400, code), "{body}: {}", r.body);
+            assert_eq!(r.body["error"]["field"].as_str(), field, "{body}");
+        }
+        // `{}` is no body (clients send it); anything else on a GET is refused.
+        let r = send(&app, Some(&key), "GET", "/webhooks", Some(r#"{"a": 1}"#)).await;
+        assert_eq!((r.status, r.code()), (400, "unexpected_body"));
+        let listed = send(&app, Some(&key), "GET", "/webhooks", None).await;
+        assert_eq!(listed.body["data"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_cursor_and_refuse_a_forged_one() {
+        let (app, key) = app(true).await;
+        for n in 0..3 {
+            let body =
+                format!(r#"{{"url": "http://127.0.0.1:9/{n}", "events": ["async.completed"]}}"#);
+            let r = send(&app, Some(&key), "POST", "/webhooks", Some(&body)).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        let first = send(&app, Some(&key), "GET", "/webhooks?limit=2", None).await;
+        assert_eq!(first.body["data"].as_array().map(Vec::len), Some(2));
+        let cursor = first.body["next_cursor"].as_str().expect("a next page");
+        let next = format!("/webhooks?limit=2&cursor={cursor}");
+        let second = send(&app, Some(&key), "GET", &next, None).await;
+        assert_eq!(second.body["data"].as_array().map(Vec::len), Some(1));
+        assert!(second.body.get("next_cursor").is_none());
+        let r = send(&app, Some(&key), "GET", "/webhooks?cursor=forged", None).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_value"));
+        let r = send(&app, Some(&key), "GET", "/webhooks?limit=0", None).await;
+        assert_eq!(r.status, 400);
+    }
+}
