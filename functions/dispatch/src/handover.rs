@@ -105,3 +105,53 @@ pub(crate) async fn hand_over<S>(
     }
     HandedOver::Sent { failed }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::requeue::Requeue;
+    use shared::webhook::now_utc;
+    use shared::{UrlPolicy, Webhook};
+
+    use super::*;
+    use crate::batch::Kind;
+    use crate::lane::split;
+    use crate::plan::{Nth, Planned};
+    use crate::testing::{job, webhook};
+
+    fn slow_webhook() -> Webhook {
+        let mut w = webhook("https://hooks.example.com/x", UrlPolicy::default());
+        w.slow_since = Some(now_utc());
+        w
+    }
+
+    /// A hand-over that fails returns the messages of its own job only; a
+    /// cutoff that comes first returns every job's.
+    #[test]
+    fn a_failed_hand_over_is_its_jobs_alone() {
+        let (slow, other) = (slow_webhook(), slow_webhook());
+        let first = Nth {
+            number: 1,
+            manual: false,
+        };
+        let (a, b) = (job(Kind::Fanout, "m0"), job(Kind::Fanout, "m1"));
+        let plan = |job, webhook| Planned {
+            job,
+            kept: None,
+            targets: Ok(vec![(webhook, first)]),
+        };
+        let plans = [plan(&a, &slow), plan(&b, &other)];
+        let requeue = Requeue::Memory(Default::default());
+        let jobs: Vec<ByLane> = plans.iter().map(|p| split(p, &requeue)).collect();
+        assert!(
+            jobs.iter()
+                .all(|j| j.attempts.as_ref().is_ok_and(|s| s.handed_over.len() == 1))
+        );
+
+        let failed = HashSet::from([AttemptKey::of(&a.event.tenant_id, &a.event.id, slow.id, 1)]);
+        let sent = HandedOver::Sent { failed };
+        assert_eq!(sent.of(&jobs[0]), Err(Unfinished::NotForwarded));
+        assert_eq!(sent.of(&jobs[1]), Ok(()));
+        let cut = HandedOver::Cut;
+        assert!(jobs.iter().all(|j| cut.of(j) == Err(Unfinished::Deadline)));
+    }
+}

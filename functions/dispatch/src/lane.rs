@@ -178,6 +178,44 @@ mod tests {
 
     use crate::testing::{event, records_of, run, setup, slow_since};
 
+    /// Targeted messages are made in the slow lane when there is one;
+    /// producers' events in the main lane; a batch with a recovery page is
+    /// the slow lane's.
+    #[test]
+    fn the_lane_is_the_queues() {
+        use shared::requeue::Requeue;
+        use shared::slow_lane::{Continuation, Target};
+
+        use super::{lane_of, of_batch};
+        use crate::batch::{Batch, Kind};
+        use crate::testing::job;
+
+        let lanes = Requeue::lanes("https://sqs.local/1/events", "https://sqs.local/1/slow");
+        let retry = Kind::Targeted(Target::retry(shared::WebhookId::generate(), 2, None));
+        assert_eq!(lane_of(&retry, &lanes), Lane::Slow);
+        assert_eq!(lane_of(&retry, &Requeue::Disabled), Lane::Main);
+        assert_eq!(lane_of(&Kind::Fanout, &lanes), Lane::Main);
+
+        let mut batch = Batch {
+            jobs: vec![job(Kind::Fanout, "m0")],
+            recoveries: Vec::new(),
+            invalid: Vec::new(),
+        };
+        assert_eq!(of_batch(&batch, &lanes), Lane::Main);
+        let page = Continuation {
+            tenant_id: crate::testing::tenant(),
+            webhook_id: shared::WebhookId::generate(),
+            recovery_id: "rcv_1".to_owned(),
+            window: shared::recovery::Window {
+                since: shared::webhook::now_utc(),
+                until: shared::webhook::now_utc(),
+            },
+            after: None,
+        };
+        batch.recoveries.push((page, "m1".to_owned()));
+        assert_eq!(of_batch(&batch, &Requeue::Disabled), Lane::Slow);
+    }
+
     #[tokio::test]
     async fn a_hanging_webhook_moves_to_the_slow_lane_and_back() {
         let (d, webhook, receiver, queued) = setup(true).await;

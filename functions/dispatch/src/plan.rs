@@ -208,3 +208,92 @@ fn targeted<'w>(
         },
     )]
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::UrlPolicy;
+    use shared::slow_lane::Target;
+    use shared::store::{Kept, StoreError};
+
+    use super::*;
+    use crate::testing::{job, tenant, webhook};
+
+    fn webhooks(all: Vec<Webhook>) -> Webhooks {
+        HashMap::from([(tenant(), Ok(all))])
+    }
+
+    fn numbers(plan: &Planned<'_>) -> Result<Vec<(u32, bool)>, Unfinished> {
+        let targets = plan.targets.as_ref().map_err(|why| *why)?;
+        Ok(targets.iter().map(|(_, n)| (n.number, n.manual)).collect())
+    }
+
+    /// A producer's event goes to each active subscribed webhook, first
+    /// attempt, once its copy is kept; without its copy, or its tenant's
+    /// webhooks, it waits (its messages come back).
+    #[test]
+    fn a_producers_event_is_planned_once_kept() {
+        let url = "https://hooks.example.com/x";
+        let active = webhook(url, UrlPolicy::default());
+        let mut inactive = webhook(url, UrlPolicy::default());
+        inactive.status = Status::Inactive;
+        let all = webhooks(vec![active, inactive]);
+        let (kept, lost) = (job(Kind::Fanout, "m0"), job(Kind::Fanout, "m1"));
+        let copies = vec![
+            KeptJob {
+                job: &kept,
+                kept: Some(Kept::New),
+            },
+            KeptJob {
+                job: &lost,
+                kept: None,
+            },
+        ];
+        let plans = plan(copies, &all);
+        assert_eq!(numbers(&plans[0]), Ok(vec![(1, false)]));
+        assert!(plans[0].is_new());
+        assert_eq!(numbers(&plans[1]), Err(Unfinished::NotPlanned));
+
+        let unread: Webhooks = HashMap::from([(tenant(), Err(StoreError::NotFound))]);
+        let copies = vec![KeptJob {
+            job: &kept,
+            kept: Some(Kept::Before),
+        }];
+        assert_eq!(
+            numbers(&plan(copies, &unread)[0]),
+            Err(Unfinished::NotPlanned)
+        );
+    }
+
+    /// A scheduled retry needs its webhook active; a redelivery the customer
+    /// asked for goes out whatever its status; a webhook gone takes none.
+    #[test]
+    fn a_targeted_message_is_planned_at_the_webhook_it_names() {
+        let mut inactive = webhook("https://hooks.example.com/x", UrlPolicy::default());
+        inactive.status = Status::Inactive;
+        let id = inactive.id;
+        let all = webhooks(vec![inactive]);
+        let retry = job(Kind::Targeted(Target::retry(id, 3, None)), "m0");
+        let manual = job(Kind::Targeted(Target::manual(id, 2)), "m1");
+        let gone = job(
+            Kind::Targeted(Target::manual(shared::WebhookId::generate(), 2)),
+            "m2",
+        );
+        let copies = [&retry, &manual, &gone]
+            .into_iter()
+            .map(|job| KeptJob { job, kept: None })
+            .collect();
+        let plans = plan(copies, &all);
+        assert_eq!(numbers(&plans[0]), Ok(vec![]));
+        assert_eq!(numbers(&plans[1]), Ok(vec![(2, true)]));
+        assert_eq!(numbers(&plans[2]), Ok(vec![]));
+        assert_eq!(
+            named_attempt(&manual),
+            Some(AttemptKey::of(
+                &manual.event.tenant_id,
+                &manual.event.id,
+                id,
+                2
+            ))
+        );
+    }
+}

@@ -17,6 +17,7 @@ use shared::{EventSet, EventType, Settings, TenantId, UrlPolicy, Webhook, Webhoo
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Dispatcher;
+use crate::batch::{Job, Kind};
 use crate::handle;
 use crate::local::{invocation, sqs_event};
 
@@ -49,6 +50,15 @@ pub(crate) fn webhook(url: &str, policy: UrlPolicy) -> Webhook {
 /// A new `async.completed` event of the tenant.
 pub(crate) fn event() -> Event {
     shared::samples::event(tenant(), EventType::AsyncCompleted).expect("event")
+}
+
+/// A job of one message (`id`) carrying a new event of the tenant.
+pub(crate) fn job(kind: Kind, id: &str) -> Job {
+    Job {
+        event: event(),
+        kind,
+        messages: vec![id.to_owned()],
+    }
 }
 
 /// A receiver on loopback that either never answers or answers 200 at once.

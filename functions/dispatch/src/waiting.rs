@@ -61,3 +61,30 @@ pub(crate) async fn put_back<S>(d: &Dispatcher<S>, later: Vec<(Job, Duration)>) 
     }
     returned
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::WebhookId;
+
+    use super::*;
+    use crate::testing::job;
+
+    /// A retry due more than a second from now waits for what is left; one
+    /// due within a second, or a producer's event, is made now.
+    #[test]
+    fn a_retry_not_due_yet_waits() {
+        let now = now_utc().unix_timestamp();
+        let at = |secs| Kind::Targeted(Target::retry(WebhookId::generate(), 2, Some(now + secs)));
+        let due = due(vec![
+            job(at(600), "m0"),
+            job(at(1), "m1"),
+            job(Kind::Fanout, "m2"),
+        ]);
+        let now: Vec<&str> = due.now.iter().map(|j| j.messages[0].as_str()).collect();
+        assert_eq!(now, ["m1", "m2"]);
+        assert_eq!(due.later.len(), 1);
+        let (later, wait) = &due.later[0];
+        assert_eq!(later.messages, ["m0"]);
+        assert!(*wait > Duration::from_secs(590) && *wait <= Duration::from_secs(600));
+    }
+}
