@@ -182,7 +182,12 @@ async fn disable<S: WebhookStore>(d: &Dispatcher<S>, webhook: &Webhook, at: &str
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
+    use crate::handle;
+    use crate::local::{invocation, sqs_event};
+    use crate::testing::{event, records_of, setup};
 
     #[test]
     fn an_attempt_ends_in_time_for_its_record() {
@@ -203,12 +208,6 @@ mod tests {
     /// ends in time for its record.
     #[tokio::test]
     async fn an_attempt_near_the_invocations_end_is_recorded_not_repeated() {
-        use std::sync::atomic::Ordering;
-
-        use crate::handle;
-        use crate::local::{invocation, sqs_event};
-        use crate::testing::{event, records_of, setup};
-
         let (mut d, webhook, receiver, _) = setup(false).await;
         d.settings.delivery_timeout = Duration::from_secs(5);
         let event = event();

@@ -18,6 +18,8 @@ pub enum Kind {
     Targeted(Target),
 }
 
+/// One distinct event, or one targeted attempt, and the messages that
+/// carried it.
 pub struct Job {
     pub event: Event,
     pub kind: Kind,
@@ -25,6 +27,7 @@ pub struct Job {
     pub messages: Vec<String>,
 }
 
+/// A batch's messages, sorted: work, recovery pages, and what is invalid.
 pub struct Batch {
     pub jobs: Vec<Job>,
     /// Recovery pages, with the id of the message that carried each.
@@ -131,9 +134,15 @@ pub fn parse(records: Vec<SqsMessage>, trusts: impl Fn(Option<&str>) -> bool) ->
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use shared::infra::QUEUE_MAX_MESSAGE_BYTES;
+    use shared::requeue::Requeue;
 
     use super::*;
+    use crate::handle;
+    use crate::local::{invocation, sqs_event_from};
+    use crate::testing::{event, setup};
 
     /// An envelope of exactly `len` bytes.
     fn envelope(len: usize) -> String {
@@ -179,14 +188,6 @@ mod tests {
     /// with them.
     #[tokio::test]
     async fn a_targeted_message_on_the_events_queue_is_refused() {
-        use std::sync::atomic::Ordering;
-
-        use shared::requeue::Requeue;
-
-        use crate::handle;
-        use crate::local::{invocation, sqs_event_from};
-        use crate::testing::{event, setup};
-
         let (d, webhook, receiver, _) = setup(true).await;
         receiver.hang.store(false, Ordering::SeqCst);
         let events = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events";

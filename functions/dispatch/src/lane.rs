@@ -1,7 +1,9 @@
-//! The lanes. Which one a job's attempts are made in ([`lane_of`]), and
-//! which of them a main-lane batch hands to the slow lane ([`split`]).
+//! The two lanes: which one a job's attempts are made in ([`lane_of`]),
+//! which of them a main-lane batch hands to the slow lane ([`split`], sent
+//! by [`crate::handover`]), and the slow-lane mark ([`Marks`]) that moves a
+//! webhook from one to the other.
 //!
-//! The slow-lane mark, kept by the attempts themselves: a main-lane attempt
+//! The mark is kept by the attempts themselves: a main-lane attempt
 //! still going after the slow threshold marks its webhook slow at that
 //! moment (not at the 5 s deadline), so that batches starting after it hand
 //! the webhook's attempts to the slow lane; a slow-lane attempt that ends
@@ -173,25 +175,23 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
-    use shared::Lane;
-    use shared::slow_lane::TargetedMessage;
+    use shared::recovery::Window;
+    use shared::requeue::Requeue;
+    use shared::slow_lane::{Continuation, Target, TargetedMessage};
+    use shared::webhook::now_utc;
+    use shared::{Lane, WebhookId};
 
-    use crate::testing::{event, records_of, run, setup, slow_since};
+    use super::{lane_of, of_batch};
+    use crate::batch::{Batch, Kind};
+    use crate::testing::{event, job, records_of, run, setup, slow_since, tenant};
 
     /// Targeted messages are made in the slow lane when there is one;
     /// producers' events in the main lane; a batch with a recovery page is
     /// the slow lane's.
     #[test]
     fn the_lane_is_the_queues() {
-        use shared::requeue::Requeue;
-        use shared::slow_lane::{Continuation, Target};
-
-        use super::{lane_of, of_batch};
-        use crate::batch::{Batch, Kind};
-        use crate::testing::job;
-
         let lanes = Requeue::lanes("https://sqs.local/1/events", "https://sqs.local/1/slow");
-        let retry = Kind::Targeted(Target::retry(shared::WebhookId::generate(), 2, None));
+        let retry = Kind::Targeted(Target::retry(WebhookId::generate(), 2, None));
         assert_eq!(lane_of(&retry, &lanes), Lane::Slow);
         assert_eq!(lane_of(&retry, &Requeue::Disabled), Lane::Main);
         assert_eq!(lane_of(&Kind::Fanout, &lanes), Lane::Main);
@@ -203,12 +203,12 @@ mod tests {
         };
         assert_eq!(of_batch(&batch, &lanes), Lane::Main);
         let page = Continuation {
-            tenant_id: crate::testing::tenant(),
-            webhook_id: shared::WebhookId::generate(),
+            tenant_id: tenant(),
+            webhook_id: WebhookId::generate(),
             recovery_id: "rcv_1".to_owned(),
-            window: shared::recovery::Window {
-                since: shared::webhook::now_utc(),
-                until: shared::webhook::now_utc(),
+            window: Window {
+                since: now_utc(),
+                until: now_utc(),
             },
             after: None,
         };
