@@ -70,20 +70,21 @@ pub(crate) async fn recorded<S: DeliveryStore>(
 }
 
 /// Makes every job's attempts here, all at once; what each job's came to.
-/// (A plain function: one future less in the handler's, whose nesting the
-/// compiler bounds.)
-pub(crate) fn deliver_here<'p, S: WebhookStore + DeliveryStore>(
-    d: &'p Dispatcher<S>,
-    client: &'p DeliveryClient,
+pub(crate) async fn deliver_here<'p, S: WebhookStore + DeliveryStore>(
+    d: &Dispatcher<S>,
+    client: &DeliveryClient,
     jobs: &'p [ByLane<'p>],
-    recorded: &'p HashSet<AttemptKey>,
-    (marks, tally): (&'p Marks, &'p Tally),
+    recorded: &HashSet<AttemptKey>,
+    tally: &Tally,
     cutoff: Option<Instant>,
-) -> impl Future<Output = Vec<Delivered<'p>>> + 'p {
-    join_all(jobs.iter().map(move |job| async move {
+) -> Vec<Delivered<'p>> {
+    // At most one slow-lane mark per webhook per invocation.
+    let marks = &Marks::default();
+    join_all(jobs.iter().map(|job| async move {
         let result = deliver_job(d, client, job, recorded, (marks, tally), cutoff).await;
         Delivered { job, result }
     }))
+    .await
 }
 
 /// Makes each attempt of a job that stays in this lane and is not recorded

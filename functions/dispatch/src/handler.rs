@@ -15,7 +15,7 @@ use crate::batch::{self, Batch};
 use crate::deadline::cutoff;
 use crate::deliver::{self, Delivered};
 use crate::handover::{self, HandedOver};
-use crate::lane::{self, ByLane, Marks};
+use crate::lane::{self, ByLane};
 use crate::metrics::Tally;
 use crate::plan::{self, Found};
 use crate::recover::recover;
@@ -50,9 +50,9 @@ async fn handle_batch<S: Store>(
     tally.received(received, repeated);
     let lane = lane::of_batch(&batch, &d.requeue);
     let pages = std::mem::take(&mut batch.recoveries);
-    // Boxed: laid out inline, the stages' futures would nest the handler's
-    // future about as deep as the compiler's query-depth limit (128) allows;
-    // one allocation per batch keeps it well within.
+    // Boxed: inline, the stages' futures nest the handler's future past the
+    // compiler's query-depth limit (128) when a binary lays it out; boxed, it
+    // stays under 96, for one allocation per batch.
     let (mut response, unfinished) = futures_util::future::join(
         Box::pin(run_batch(d, batch, cutoff, tally)),
         recover(d, pages, cutoff),
@@ -108,10 +108,9 @@ async fn run_batch<S: Store>(
     // The hand-over and this lane's own attempts at once: a quiet tenant's
     // delivery never waits for the SendMessageBatch of a noisy tenant's
     // hand-over in the same batch.
-    let marks = Marks::default();
     let (handed, delivered) = futures_util::future::join(
         handover::hand_over(d, &by_lane, cutoff),
-        deliver::deliver_here(d, client, &by_lane, &recorded, (&marks, tally), cutoff),
+        deliver::deliver_here(d, client, &by_lane, &recorded, tally, cutoff),
     )
     .await;
     fail(&mut response, returned(delivered, &handed));

@@ -105,9 +105,9 @@ mod tests {
         use shared::slow_lane::{Continuation, RecoveryMessage};
         use shared::store::RecoveryWrite;
 
-        use crate::testing::{dispatcher, settings, tenant, webhook};
+        use crate::testing::{Queued, dispatcher, settings, tenant, webhook};
 
-        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sent = Queued::default();
         let mut settings = settings();
         settings.redeliveries_per_minute = 10_000;
         let d = dispatcher(&settings).with_requeue(Requeue::Memory(sent.clone()));
