@@ -10,22 +10,16 @@ use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::event::Event;
 use shared::retry::{MAX_SQS_DELAY, RetryPolicy, is_retryable, next_delay};
 use shared::slow_lane::{Target, TargetedMessage};
-use shared::store::Store;
+use shared::store::{DeliveryStore, WebhookStore};
 use shared::webhook::now_utc;
 use shared::{Lane, Status, Webhook};
 use tokio::time::Instant;
 
 use crate::Dispatcher;
-use crate::handler::Unfinished;
 use crate::lane::Marks;
 use crate::metrics::Tally;
-
-/// Which attempt this is.
-#[derive(Clone, Copy)]
-pub struct Nth {
-    pub number: u32,
-    pub manual: bool,
-}
+use crate::plan::Nth;
+use crate::unfinished::Unfinished;
 
 /// One attempt to make: at which webhook, of which event, in which lane.
 pub struct Delivery<'a> {
@@ -59,7 +53,7 @@ fn attempt_deadline(now: Instant, timeout: Duration, cutoff: Option<Instant>) ->
 /// recorded, and its retry (if any) queued. Otherwise why not: the message
 /// is left for SQS to hand over again, which repeats an attempt that was not
 /// recorded.
-pub async fn deliver_and_record<S: Store>(
+pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
     d: &Dispatcher<S>,
     delivery: Delivery<'_>,
     marks: &Marks,
@@ -123,12 +117,7 @@ pub async fn deliver_and_record<S: Store>(
             shared::random::fraction(),
         ) {
             Some(delay) => {
-                let next = Target {
-                    webhook_id: webhook.id,
-                    attempt: nth.number + 1,
-                    manual: false,
-                    not_before: None,
-                };
+                let next = Target::retry(webhook.id, nth.number + 1, None);
                 if let Err(e) = schedule(d, event, next, delay).await {
                     // Unrecorded, so the message comes back and this attempt is made again.
                     tracing::error!(tenant_id = %webhook.tenant_id, webhook_id = %webhook.id, event_id = %event.id, error = %e, "scheduling a retry failed");
@@ -149,7 +138,7 @@ pub async fn deliver_and_record<S: Store>(
 /// Queues an attempt `delay` from now. A wait longer than SQS allows goes
 /// out as the longest delay with `not_before` set; the dispatcher sends it on
 /// again until that time.
-pub async fn schedule<S: Store>(
+pub async fn schedule<S>(
     d: &Dispatcher<S>,
     event: &Event,
     mut target: Target,
@@ -168,7 +157,7 @@ pub async fn schedule<S: Store>(
 
 /// A receiver that answers `410 Gone` says the endpoint is no more: the
 /// webhook is set inactive, with the reason, until the customer activates it.
-async fn disable<S: Store>(d: &Dispatcher<S>, webhook: &Webhook, at: &str) {
+async fn disable<S: WebhookStore>(d: &Dispatcher<S>, webhook: &Webhook, at: &str) {
     let reason = format!(
         "the endpoint answered 410 Gone at {at}; set the status to active to resume deliveries"
     );
@@ -193,7 +182,12 @@ async fn disable<S: Store>(d: &Dispatcher<S>, webhook: &Webhook, at: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
+    use crate::handle;
+    use crate::local::{invocation, sqs_event};
+    use crate::testing::{event, records_of, setup};
 
     #[test]
     fn an_attempt_ends_in_time_for_its_record() {
@@ -207,5 +201,27 @@ mod tests {
             attempt_deadline(now, five, Some(near)),
             near - RECORD_MARGIN
         );
+    }
+
+    /// An attempt that would outlive the invocation is not cut by it
+    /// (unrecorded, and sent again when its message came back): its deadline
+    /// ends in time for its record.
+    #[tokio::test]
+    async fn an_attempt_near_the_invocations_end_is_recorded_not_repeated() {
+        let (mut d, webhook, receiver, _) = setup(false).await;
+        d.settings.delivery_timeout = Duration::from_secs(5);
+        let event = event();
+        let started = std::time::Instant::now();
+        let batch = sqs_event([("m0".to_owned(), event.to_json())]);
+        let response = handle(&d, invocation(batch, 2000, "r")).await.unwrap();
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "the message is done with"
+        );
+        assert!(started.elapsed() < Duration::from_millis(2000));
+        let records = records_of(&d, &webhook, &event).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].outcome.as_str(), "timeout");
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
     }
 }

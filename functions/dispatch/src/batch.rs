@@ -18,6 +18,8 @@ pub enum Kind {
     Targeted(Target),
 }
 
+/// One distinct event, or one targeted attempt, and the messages that
+/// carried it.
 pub struct Job {
     pub event: Event,
     pub kind: Kind,
@@ -25,6 +27,7 @@ pub struct Job {
     pub messages: Vec<String>,
 }
 
+/// A batch's messages, sorted: work, recovery pages, and what is invalid.
 pub struct Batch {
     pub jobs: Vec<Job>,
     /// Recovery pages, with the id of the message that carried each.
@@ -131,9 +134,15 @@ pub fn parse(records: Vec<SqsMessage>, trusts: impl Fn(Option<&str>) -> bool) ->
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use shared::infra::QUEUE_MAX_MESSAGE_BYTES;
+    use shared::requeue::Requeue;
 
     use super::*;
+    use crate::handle;
+    use crate::local::{invocation, sqs_event_from};
+    use crate::testing::{event, setup};
 
     /// An envelope of exactly `len` bytes.
     fn envelope(len: usize) -> String {
@@ -142,9 +151,9 @@ mod tests {
         format!("{head}{}{tail}", "a".repeat(len - head.len() - tail.len()))
     }
 
-    /// Issue 15, item 14b: an event within ~100 bytes of the queue's limit
-    /// was delivered, but its retry (the event inside a targeted message)
-    /// could never be queued. The largest envelope taken now leaves room.
+    /// The largest envelope taken still fits, as the event of a targeted
+    /// message (its retry), in a queue message: an event near the queue's
+    /// limit would be delivered, but its retry could never be queued.
     #[test]
     fn the_largest_event_still_fits_in_a_targeted_message() {
         let largest = envelope(MAX_EVENT_BYTES);
@@ -171,5 +180,32 @@ mod tests {
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("taken"),
         }
+    }
+
+    /// A targeted message can skip the status and subscription checks, so
+    /// one that comes from the producers' events queue is refused (a batch
+    /// item failure, to the DLQ), and only the slow lane's queue is trusted
+    /// with them.
+    #[tokio::test]
+    async fn a_targeted_message_on_the_events_queue_is_refused() {
+        let (d, webhook, receiver, _) = setup(true).await;
+        receiver.hang.store(false, Ordering::SeqCst);
+        let events = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events";
+        let slow = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events-slow";
+        let d = d.with_requeue(Requeue::lanes(events, slow));
+        let forged = TargetedMessage {
+            target: Target::manual(webhook.id, 1),
+            event: event(),
+        }
+        .to_json();
+        let from = |queue: &str| sqs_event_from(Some(queue), [("m0".to_owned(), forged.clone())]);
+        let refused = handle(&d, invocation(from(events), 6000, "r"))
+            .await
+            .unwrap();
+        assert_eq!(refused.batch_item_failures.len(), 1);
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "nothing sent");
+        let made = handle(&d, invocation(from(slow), 6000, "r")).await.unwrap();
+        assert!(made.batch_item_failures.is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
     }
 }

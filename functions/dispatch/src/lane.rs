@@ -1,4 +1,9 @@
-//! The slow-lane mark, kept by the attempts themselves: a main-lane attempt
+//! The two lanes: which one a job's attempts are made in ([`lane_of`]),
+//! which of them a main-lane batch hands to the slow lane ([`split`], sent
+//! by [`crate::handover`]), and the slow-lane mark ([`Marks`]) that moves a
+//! webhook from one to the other.
+//!
+//! The mark is kept by the attempts themselves: a main-lane attempt
 //! still going after the slow threshold marks its webhook slow at that
 //! moment (not at the 5 s deadline), so that batches starting after it hand
 //! the webhook's attempts to the slow lane; a slow-lane attempt that ends
@@ -9,11 +14,74 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use shared::delivery::Attempt;
-use shared::store::{Conditional, Store};
+use shared::requeue::Requeue;
+use shared::store::{Conditional, WebhookStore};
 use shared::webhook::now_utc;
 use shared::{Lane, Webhook, WebhookId};
 
 use crate::Dispatcher;
+use crate::batch::{Batch, Kind};
+use crate::plan::{Nth, Planned};
+use crate::unfinished::Unfinished;
+
+/// The lane this invocation makes a job's attempts in: targeted messages
+/// come from the slow lane's queue when there is one, producers' events
+/// from the events queue (the main lane).
+pub(crate) fn lane_of(kind: &Kind, requeue: &Requeue) -> Lane {
+    match kind {
+        Kind::Targeted(_) if requeue.has_slow_lane() => Lane::Slow,
+        _ => Lane::Main,
+    }
+}
+
+/// The lane a batch runs in, for its metrics: the slow lane when it holds a
+/// recovery page or a job made in the slow lane.
+pub(crate) fn of_batch(batch: &Batch, requeue: &Requeue) -> Lane {
+    let slow = !batch.recoveries.is_empty()
+        || batch
+            .jobs
+            .iter()
+            .any(|j| lane_of(&j.kind, requeue) == Lane::Slow);
+    if slow { Lane::Slow } else { Lane::Main }
+}
+
+/// A planned job's attempts, by where they are made.
+pub(crate) struct ByLane<'p> {
+    pub plan: &'p Planned<'p>,
+    /// The lane this invocation makes the job's attempts in.
+    pub lane: Lane,
+    /// `Err` if the job was not planned (its messages come back).
+    pub attempts: Result<Split<'p>, Unfinished>,
+}
+
+/// A job's attempts: made here and now, or handed over.
+pub(crate) struct Split<'p> {
+    /// Made here and now.
+    pub here: Vec<(&'p Webhook, Nth)>,
+    /// Handed to the slow lane: their webhooks are marked slow.
+    pub handed_over: Vec<(&'p Webhook, Nth)>,
+}
+
+/// Splits a plan's attempts between this lane and the slow lane. A
+/// producer's event (the main lane) hands over the attempts of webhooks
+/// marked slow, when a slow lane exists; a targeted message (the slow lane)
+/// makes its attempt itself.
+pub(crate) fn split<'p>(plan: &'p Planned<'p>, requeue: &Requeue) -> ByLane<'p> {
+    let lane = lane_of(&plan.job.kind, requeue);
+    let handing_over = lane == Lane::Main && requeue.has_slow_lane();
+    let attempts = plan.targets.as_ref().map_err(|why| *why).map(|targets| {
+        let (handed_over, here) = targets
+            .iter()
+            .copied()
+            .partition(|(w, _)| handing_over && w.slow_since.is_some());
+        Split { here, handed_over }
+    });
+    ByLane {
+        plan,
+        lane,
+        attempts,
+    }
+}
 
 /// The marks this invocation has already written (or tried to).
 #[derive(Default)]
@@ -32,7 +100,7 @@ impl Marks {
 
     /// Makes the attempt; on the main lane, marks the webhook slow as soon
     /// as the attempt outlasts the threshold, while it goes on.
-    pub async fn watch<S: Store>(
+    pub async fn watch<S: WebhookStore>(
         &self,
         d: &Dispatcher<S>,
         webhook: &Webhook,
@@ -58,14 +126,19 @@ impl Marks {
     /// After an attempt at a webhook marked slow (on the slow lane, or on the
     /// main lane when there is no slow lane): an answer (any answer, or a
     /// refusal) within the threshold clears the mark.
-    pub async fn after<S: Store>(&self, d: &Dispatcher<S>, webhook: &Webhook, attempt: &Attempt) {
+    pub async fn after<S: WebhookStore>(
+        &self,
+        d: &Dispatcher<S>,
+        webhook: &Webhook,
+        attempt: &Attempt,
+    ) {
         let quick = shared::lane::is_quick(attempt, d.settings.slow_threshold);
         if quick && webhook.slow_since.is_some() {
             self.set(d, webhook, false).await;
         }
     }
 
-    async fn set<S: Store>(&self, d: &Dispatcher<S>, webhook: &Webhook, slow: bool) {
+    async fn set<S: WebhookStore>(&self, d: &Dispatcher<S>, webhook: &Webhook, slow: bool) {
         if !self.first(webhook.id) {
             return;
         }
@@ -99,143 +172,48 @@ impl Marks {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
-    use shared::delivery::{ClientConfig, DeliveryClient};
-    use shared::event::Event;
+    use shared::recovery::Window;
     use shared::requeue::Requeue;
-    use shared::slow_lane::TargetedMessage;
-    use shared::store::MemoryStore;
-    use shared::store::prelude::*;
+    use shared::slow_lane::{Continuation, Target, TargetedMessage};
     use shared::webhook::now_utc;
-    use shared::{EventSet, EventType, Lane, Settings, TenantId, UrlPolicy, Webhook, WebhookUrl};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use shared::{Lane, WebhookId};
 
-    use crate::Dispatcher;
-    use crate::handle;
-    use crate::local::{invocation, sqs_event};
+    use super::{lane_of, of_batch};
+    use crate::batch::{Batch, Kind};
+    use crate::testing::{event, job, records_of, run, setup, slow_since, tenant};
 
-    /// A receiver on loopback that either never answers or answers 200 at once.
-    struct Receiver {
-        url: String,
-        hang: Arc<AtomicBool>,
-        requests: Arc<AtomicUsize>,
-    }
+    /// Targeted messages are made in the slow lane when there is one;
+    /// producers' events in the main lane; a batch with a recovery page is
+    /// the slow lane's.
+    #[test]
+    fn the_lane_is_the_queues() {
+        let lanes = Requeue::lanes("https://sqs.local/1/events", "https://sqs.local/1/slow");
+        let retry = Kind::Targeted(Target::retry(WebhookId::generate(), 2, None));
+        assert_eq!(lane_of(&retry, &lanes), Lane::Slow);
+        assert_eq!(lane_of(&retry, &Requeue::Disabled), Lane::Main);
+        assert_eq!(lane_of(&Kind::Fanout, &lanes), Lane::Main);
 
-    async fn receiver() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let hang = Arc::new(AtomicBool::new(true));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (h, r) = (Arc::clone(&hang), Arc::clone(&requests));
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (h, r) = (Arc::clone(&h), Arc::clone(&r));
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let _ = socket.read(&mut buf).await;
-                    r.fetch_add(1, Ordering::SeqCst);
-                    if h.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                    }
-                    let _ = socket
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
-                });
-            }
-        });
-        Receiver {
-            url,
-            hang,
-            requests,
-        }
-    }
-
-    type Queued = Arc<Mutex<Vec<(String, Duration)>>>;
-
-    async fn setup(
-        requeue_to_memory: bool,
-    ) -> (Dispatcher<MemoryStore>, Webhook, Receiver, Queued) {
-        let receiver = receiver().await;
-        let settings = Settings {
-            delivery_timeout: Duration::from_millis(600),
-            slow_threshold: Duration::from_millis(150),
-            ..Settings::with_table("unused")
+        let mut batch = Batch {
+            jobs: vec![job(Kind::Fanout, "m0")],
+            recoveries: Vec::new(),
+            invalid: Vec::new(),
         };
-        let store = MemoryStore::default();
-        let webhook = Webhook::new(
-            TenantId::parse("acme").unwrap(),
-            WebhookUrl::parse(
-                &receiver.url,
-                UrlPolicy {
-                    allow_private_targets: true,
-                },
-            )
-            .unwrap(),
-            EventSet::new([EventType::AsyncCompleted]).unwrap(),
-            now_utc(),
-        );
-        store.create_webhook(&webhook, 50).await.unwrap();
-        let client = DeliveryClient::new(ClientConfig {
-            allow_private_targets: true,
-            ..ClientConfig::default()
-        })
-        .unwrap();
-        let queued = Queued::default();
-        let requeue = if requeue_to_memory {
-            Requeue::Memory(Arc::clone(&queued))
-        } else {
-            Requeue::Disabled
+        assert_eq!(of_batch(&batch, &lanes), Lane::Main);
+        let page = Continuation {
+            tenant_id: tenant(),
+            webhook_id: WebhookId::generate(),
+            recovery_id: "rcv_1".to_owned(),
+            window: Window {
+                since: now_utc(),
+                until: now_utc(),
+            },
+            after: None,
         };
-        let d = Dispatcher::new(store, client, &settings).with_requeue(requeue);
-        (d, webhook, receiver, queued)
-    }
-
-    fn event() -> Event {
-        shared::samples::event(TenantId::parse("acme").unwrap(), EventType::AsyncCompleted).unwrap()
-    }
-
-    async fn run(d: &Dispatcher<MemoryStore>, bodies: &[String]) -> Vec<String> {
-        let batch = sqs_event(
-            bodies
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (format!("m{i}"), b.clone())),
-        );
-        let response = handle(d, invocation(batch, 6000, "r")).await.unwrap();
-        response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
-    }
-
-    /// The delivery records of an event.
-    async fn records_of(
-        d: &Dispatcher<MemoryStore>,
-        w: &Webhook,
-        event: &Event,
-    ) -> Vec<shared::delivery_log::DeliveryRecord> {
-        let (_, records) = d
-            .store()
-            .event_with_deliveries(&w.tenant_id, &event.id)
-            .await
-            .unwrap()
-            .unwrap();
-        records
-    }
-
-    async fn lane_of(d: &Dispatcher<MemoryStore>, w: &Webhook) -> Option<time::OffsetDateTime> {
-        d.store()
-            .get_webhook(&w.tenant_id, w.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .slow_since
+        batch.recoveries.push((page, "m1".to_owned()));
+        assert_eq!(of_batch(&batch, &Requeue::Disabled), Lane::Slow);
     }
 
     #[tokio::test]
@@ -246,7 +224,7 @@ mod tests {
         //    threshold and recorded as a timeout made by the main lane.
         let first = event();
         assert!(run(&d, &[first.to_json()]).await.is_empty());
-        assert!(lane_of(&d, &webhook).await.is_some(), "marked slow");
+        assert!(slow_since(&d, &webhook).await.is_some(), "marked slow");
         let records = records_of(&d, &webhook, &first).await;
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].outcome.as_str(), "timeout");
@@ -277,7 +255,7 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].outcome.as_str(), "delivered");
         assert_eq!(records[0].lane, Lane::Slow);
-        assert!(lane_of(&d, &webhook).await.is_none(), "mark cleared");
+        assert!(slow_since(&d, &webhook).await.is_none(), "mark cleared");
 
         // 4. Back on the main lane: delivered there, nothing handed over.
         let third = event();
@@ -296,7 +274,7 @@ mod tests {
             assert!(run(&d, &[event().to_json()]).await.is_empty());
             assert!(started.elapsed() >= Duration::from_millis(550));
         }
-        assert!(lane_of(&d, &webhook).await.is_none());
+        assert!(slow_since(&d, &webhook).await.is_none());
         assert_eq!(receiver.requests.load(Ordering::SeqCst), 2);
     }
 
@@ -306,7 +284,7 @@ mod tests {
     async fn a_slow_attempt_on_the_slow_lane_keeps_the_mark() {
         let (d, webhook, _receiver, queued) = setup(true).await;
         assert!(run(&d, &[event().to_json()]).await.is_empty());
-        let since = lane_of(&d, &webhook).await.expect("marked");
+        let since = slow_since(&d, &webhook).await.expect("marked");
         assert!(
             run(&d, &[event().to_json(), event().to_json()])
                 .await
@@ -315,62 +293,6 @@ mod tests {
         let handed: Vec<String> = queued.lock().unwrap().drain(..).map(|(m, _)| m).collect();
         assert_eq!(handed.len(), 2);
         assert!(run(&d, &handed).await.is_empty());
-        assert_eq!(lane_of(&d, &webhook).await, Some(since), "unchanged");
-    }
-
-    /// Issue 15, item 3: a targeted message can skip the status and
-    /// subscription checks, so one that comes from the producers' events
-    /// queue is refused (a batch item failure, to the DLQ), and only the
-    /// slow lane's queue is trusted with them.
-    #[tokio::test]
-    async fn a_targeted_message_on_the_events_queue_is_refused() {
-        let (d, webhook, receiver, _) = setup(true).await;
-        receiver.hang.store(false, Ordering::SeqCst);
-        let events = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events";
-        let slow = "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks-events-slow";
-        let d = d.with_requeue(Requeue::lanes(events, slow));
-        let forged = TargetedMessage {
-            target: shared::slow_lane::Target {
-                webhook_id: webhook.id,
-                attempt: 1,
-                manual: true,
-                not_before: None,
-            },
-            event: event(),
-        }
-        .to_json();
-        let from = |queue: &str| {
-            crate::local::sqs_event_from(Some(queue), [("m0".to_owned(), forged.clone())])
-        };
-        let refused = handle(&d, invocation(from(events), 6000, "r"))
-            .await
-            .unwrap();
-        assert_eq!(refused.batch_item_failures.len(), 1);
-        assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "nothing sent");
-        let made = handle(&d, invocation(from(slow), 6000, "r")).await.unwrap();
-        assert!(made.batch_item_failures.is_empty());
-        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
-    }
-
-    /// Issue 15, item 14 (a): an attempt that would outlive the invocation
-    /// used to be cut by it, unrecorded, and sent again when its message
-    /// came back. Now its deadline ends in time for its record.
-    #[tokio::test]
-    async fn an_attempt_near_the_invocations_end_is_recorded_not_repeated() {
-        let (mut d, webhook, receiver, _) = setup(false).await;
-        d.settings.delivery_timeout = Duration::from_secs(5);
-        let event = event();
-        let started = std::time::Instant::now();
-        let batch = sqs_event([("m0".to_owned(), event.to_json())]);
-        let response = handle(&d, invocation(batch, 2000, "r")).await.unwrap();
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "the message is done with"
-        );
-        assert!(started.elapsed() < Duration::from_millis(2000));
-        let records = records_of(&d, &webhook, &event).await;
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].outcome.as_str(), "timeout");
-        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1);
+        assert_eq!(slow_since(&d, &webhook).await, Some(since), "unchanged");
     }
 }

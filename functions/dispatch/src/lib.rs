@@ -2,12 +2,22 @@
 
 mod attempt;
 mod batch;
+mod deadline;
+mod deliver;
 mod dispatcher;
 mod handler;
+mod handover;
 mod lane;
 pub mod local;
 pub mod metrics;
+mod plan;
+mod recover;
+#[cfg(test)]
+mod testing;
+mod unfinished;
+mod waiting;
 
 pub use attempt::RECORD_MARGIN;
+pub use deadline::SAFETY_MARGIN;
 pub use dispatcher::Dispatcher;
-pub use handler::{SAFETY_MARGIN, handle};
+pub use handler::handle;

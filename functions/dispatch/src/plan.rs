@@ -1,0 +1,299 @@
+//! The batch's plan: each job with the copy kept of its event and the
+//! attempts it makes, read and decided before any attempt is made.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::join_all;
+use shared::event::Event;
+use shared::event_log::StoredEvent;
+use shared::slow_lane::Target;
+use shared::store::{AttemptKey, DeliveryStore, EventStore, Kept, StoreError, WebhookStore};
+use shared::webhook::now_utc;
+use shared::{Status, TenantId, Webhook};
+use tokio::time::Instant;
+
+use crate::Dispatcher;
+use crate::batch::{Job, Kind};
+use crate::deadline::within;
+use crate::unfinished::Unfinished;
+
+/// Which attempt this is.
+#[derive(Clone, Copy)]
+pub struct Nth {
+    pub number: u32,
+    pub manual: bool,
+}
+
+/// Each tenant's webhooks, or why they could not be read.
+pub(crate) type Webhooks = HashMap<TenantId, Result<Vec<Webhook>, StoreError>>;
+
+/// A job, and what became of the copy of its event.
+pub(crate) struct KeptJob<'j> {
+    pub job: &'j Job,
+    /// A producer's event's copy: written now (`New`) or kept before.
+    /// `None` for a targeted message, or a copy that could not be written.
+    pub kept: Option<Kept>,
+}
+
+/// What planning needs, read at once.
+pub(crate) struct Found<'j> {
+    /// Each job, with its event's copy.
+    pub copies: Vec<KeptJob<'j>>,
+    /// The webhooks of each tenant in the batch.
+    pub webhooks: Webhooks,
+    /// Which of the attempts targeted messages name are recorded already.
+    pub named: Result<HashSet<AttemptKey>, StoreError>,
+}
+
+/// One job's plan.
+pub(crate) struct Planned<'b> {
+    pub job: &'b Job,
+    pub kept: Option<Kept>,
+    /// The attempts to make; `Err` if the job cannot go on now (a read or a
+    /// write failed) and its messages must come back.
+    pub targets: Result<Vec<(&'b Webhook, Nth)>, Unfinished>,
+}
+
+impl Planned<'_> {
+    /// A producer's event seen here for the first time (its copy was just
+    /// written): none of its attempts can be recorded yet.
+    pub(crate) fn is_new(&self) -> bool {
+        self.kept == Some(Kept::New)
+    }
+}
+
+/// Reads the tenants' webhooks, keeps the new events' copies and reads
+/// whether the attempts that targeted messages name are recorded, all at
+/// once: a slow-lane attempt starts after one DynamoDB round trip, not two.
+/// A read or write that outlives the cutoff leaves every job unplanned.
+pub(crate) async fn read<'j, S>(
+    d: &Dispatcher<S>,
+    jobs: &'j [Job],
+    cutoff: Option<Instant>,
+) -> Found<'j>
+where
+    S: WebhookStore + EventStore + DeliveryStore,
+{
+    let named: Vec<AttemptKey> = jobs.iter().filter_map(named_attempt).collect();
+    let reads = within(
+        cutoff,
+        futures_util::future::join3(
+            webhooks_by_tenant(d, jobs),
+            keep_events(d, jobs),
+            d.store.recorded_deliveries(&named),
+        ),
+    )
+    .await;
+    match reads {
+        Some((webhooks, copies, named)) => Found {
+            copies,
+            webhooks,
+            named,
+        },
+        // Nothing is planned, so nothing needs to be known recorded.
+        None => Found {
+            copies: jobs.iter().map(|job| KeptJob { job, kept: None }).collect(),
+            webhooks: HashMap::new(),
+            named: Ok(HashSet::new()),
+        },
+    }
+}
+
+/// Each job's attempts: a producer's event goes to every subscribed active
+/// webhook of its tenant once its copy is kept; a targeted message to the
+/// webhook it names.
+pub(crate) fn plan<'b>(copies: Vec<KeptJob<'b>>, webhooks: &'b Webhooks) -> Vec<Planned<'b>> {
+    copies
+        .into_iter()
+        .map(|KeptJob { job, kept }| {
+            let targets = match (webhooks.get(&job.event.tenant_id), &job.kind) {
+                (Some(Ok(all)), Kind::Fanout) if kept.is_some() => Ok(subscribed(all, &job.event)),
+                (Some(Ok(all)), Kind::Targeted(target)) => Ok(targeted(all, &job.event, target)),
+                _ => Err(Unfinished::NotPlanned),
+            };
+            Planned { job, kept, targets }
+        })
+        .collect()
+}
+
+/// The one attempt a targeted message names.
+fn named_attempt(job: &Job) -> Option<AttemptKey> {
+    let Kind::Targeted(target) = &job.kind else {
+        return None;
+    };
+    Some(AttemptKey::of(
+        &job.event.tenant_id,
+        &job.event.id,
+        target.webhook_id,
+        target.attempt,
+    ))
+}
+
+/// One store query per tenant in the batch, all at once.
+async fn webhooks_by_tenant<S: WebhookStore>(d: &Dispatcher<S>, jobs: &[Job]) -> Webhooks {
+    let tenants: HashSet<&TenantId> = jobs.iter().map(|j| &j.event.tenant_id).collect();
+    let found = join_all(tenants.iter().map(|t| d.store.webhooks_of(t))).await;
+    tenants
+        .into_iter()
+        .zip(found)
+        .map(|(tenant, result)| {
+            if let Err(e) = &result {
+                tracing::error!(tenant_id = %tenant, error = %e, "reading webhooks failed");
+            }
+            (tenant.clone(), result)
+        })
+        .collect()
+}
+
+/// Keeps a copy of each producer's event (for `GET /events` and
+/// redelivery): one write per event. An event not kept is not delivered yet
+/// (its message comes back).
+async fn keep_events<'j, S: EventStore>(d: &Dispatcher<S>, jobs: &'j [Job]) -> Vec<KeptJob<'j>> {
+    let now = now_utc();
+    join_all(jobs.iter().map(|job| async move {
+        let kept = match job.kind {
+            Kind::Fanout => {
+                let stored = StoredEvent::new(&job.event, now, d.settings.event_retention_days);
+                match d.store.put_event(&stored).await {
+                    Ok(kept) => Some(kept),
+                    Err(e) => {
+                        tracing::error!(event_id = %job.event.id, error = %e, "keeping the event failed");
+                        None
+                    }
+                }
+            }
+            Kind::Targeted(_) => None,
+        };
+        KeptJob { job, kept }
+    }))
+    .await
+}
+
+/// Every active webhook subscribed to the event, first attempt.
+fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<(&'w Webhook, Nth)> {
+    let first = Nth {
+        number: 1,
+        manual: false,
+    };
+    webhooks
+        .iter()
+        .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
+        .map(|w| (w, first))
+        .collect()
+}
+
+/// The webhook a targeted message names, if it still exists. A scheduled
+/// retry also needs it to be active and still subscribed; a redelivery the
+/// customer asked for goes out whatever its status.
+fn targeted<'w>(
+    webhooks: &'w [Webhook],
+    event: &Event,
+    target: &Target,
+) -> Vec<(&'w Webhook, Nth)> {
+    let Some(webhook) = webhooks.iter().find(|w| w.id == target.webhook_id) else {
+        tracing::info!(webhook_id = %target.webhook_id, event_id = %event.id, "the webhook of a retry no longer exists");
+        return Vec::new();
+    };
+    let wanted = target.manual
+        || (webhook.status == Status::Active && webhook.events.contains(event.event_type));
+    if !wanted {
+        tracing::info!(webhook_id = %webhook.id, event_id = %event.id, "retry dropped: the webhook is inactive or unsubscribed");
+        return Vec::new();
+    }
+    vec![(
+        webhook,
+        Nth {
+            number: target.attempt,
+            manual: target.manual,
+        },
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::UrlPolicy;
+    use shared::slow_lane::Target;
+    use shared::store::{Kept, StoreError};
+
+    use super::*;
+    use crate::testing::{job, tenant, webhook};
+
+    fn webhooks(all: Vec<Webhook>) -> Webhooks {
+        HashMap::from([(tenant(), Ok(all))])
+    }
+
+    fn numbers(plan: &Planned<'_>) -> Result<Vec<(u32, bool)>, Unfinished> {
+        let targets = plan.targets.as_ref().map_err(|why| *why)?;
+        Ok(targets.iter().map(|(_, n)| (n.number, n.manual)).collect())
+    }
+
+    /// A producer's event goes to each active subscribed webhook, first
+    /// attempt, once its copy is kept; without its copy, or its tenant's
+    /// webhooks, it waits (its messages come back).
+    #[test]
+    fn a_producers_event_is_planned_once_kept() {
+        let url = "https://hooks.example.com/x";
+        let active = webhook(url, UrlPolicy::default());
+        let mut inactive = webhook(url, UrlPolicy::default());
+        inactive.status = Status::Inactive;
+        let all = webhooks(vec![active, inactive]);
+        let (kept, lost) = (job(Kind::Fanout, "m0"), job(Kind::Fanout, "m1"));
+        let copies = vec![
+            KeptJob {
+                job: &kept,
+                kept: Some(Kept::New),
+            },
+            KeptJob {
+                job: &lost,
+                kept: None,
+            },
+        ];
+        let plans = plan(copies, &all);
+        assert_eq!(numbers(&plans[0]), Ok(vec![(1, false)]));
+        assert!(plans[0].is_new());
+        assert_eq!(numbers(&plans[1]), Err(Unfinished::NotPlanned));
+
+        let unread: Webhooks = HashMap::from([(tenant(), Err(StoreError::NotFound))]);
+        let copies = vec![KeptJob {
+            job: &kept,
+            kept: Some(Kept::Before),
+        }];
+        assert_eq!(
+            numbers(&plan(copies, &unread)[0]),
+            Err(Unfinished::NotPlanned)
+        );
+    }
+
+    /// A scheduled retry needs its webhook active; a redelivery the customer
+    /// asked for goes out whatever its status; a webhook gone takes none.
+    #[test]
+    fn a_targeted_message_is_planned_at_the_webhook_it_names() {
+        let mut inactive = webhook("https://hooks.example.com/x", UrlPolicy::default());
+        inactive.status = Status::Inactive;
+        let id = inactive.id;
+        let all = webhooks(vec![inactive]);
+        let retry = job(Kind::Targeted(Target::retry(id, 3, None)), "m0");
+        let manual = job(Kind::Targeted(Target::manual(id, 2)), "m1");
+        let gone = job(
+            Kind::Targeted(Target::manual(shared::WebhookId::generate(), 2)),
+            "m2",
+        );
+        let copies = [&retry, &manual, &gone]
+            .into_iter()
+            .map(|job| KeptJob { job, kept: None })
+            .collect();
+        let plans = plan(copies, &all);
+        assert_eq!(numbers(&plans[0]), Ok(vec![]));
+        assert_eq!(numbers(&plans[1]), Ok(vec![(2, true)]));
+        assert_eq!(numbers(&plans[2]), Ok(vec![]));
+        assert_eq!(
+            named_attempt(&manual),
+            Some(AttemptKey::of(
+                &manual.event.tenant_id,
+                &manual.event.id,
+                id,
+                2
+            ))
+        );
+    }
+}
