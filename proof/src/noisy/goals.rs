@@ -2,28 +2,7 @@
 //! correctness (nothing lost, nothing recorded twice, queues that empty);
 //! the rest are the isolation targets (quiet p99 under 1 s, drain ≤ 30 s).
 
-use serde::Serialize;
-
-use crate::report::PhaseReport;
-
-/// How a goal counts for the exit code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Fails every run.
-    Correctness,
-    /// The loose quiet-p99 limit: fails every run.
-    Limit,
-    /// Fails the full run only.
-    Target,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Goal {
-    pub text: String,
-    pub passed: bool,
-    pub kind: Kind,
-}
+use crate::report::{Goal, Kind, PhaseReport};
 
 /// The thresholds.
 pub struct Thresholds {

@@ -5,11 +5,29 @@ use serde::Serialize;
 
 use crate::accounting::{EventsReport, RedeliverReport};
 use crate::analysis::{CostReport, QuietReport};
-use crate::goals::Goal;
 use crate::stack::{Backlog, Drain};
 use crate::stats::{fmt_ms, thousands};
 
 /// One phase's figures.
+/// How a goal (checked in `goals.rs`) counts for the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Fails every run.
+    Correctness,
+    /// The loose quiet-p99 limit: fails every run.
+    Limit,
+    /// Fails the full run only.
+    Target,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Goal {
+    pub text: String,
+    pub passed: bool,
+    pub kind: Kind,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseReport {
     pub name: &'static str,
