@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use lambda_http::{Body, Response};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::store::{MemoryStore, Store};
+use shared::store::{ApiKeyStore, MemoryStore};
 use shared::{Settings, TenantId, Token, UrlPolicy, WebhookUrl, api_key};
 
 const STRICT: UrlPolicy = UrlPolicy {
