@@ -547,3 +547,85 @@ async fn api_keys_are_stored_as_hashes_only() {
         "the hash is the key's record"
     );
 }
+
+// ---- a revoked key loses its power at once ---------------------------------------
+
+/// Two api containers on one table, each with the key cache on (30 s). A
+/// leaked key is used on container A (so A caches it), then the tenant
+/// revokes it through container B. On A, within the cache's window, the
+/// leaked key may still read (the documented window: the negative control
+/// that shows the cache is in play), but every change is decided on the
+/// store's strongly consistent read: it can neither make a key nor revoke
+/// the tenant's own. On B, which revoked it, it cannot even read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_cannot_change_anything_while_another_container_caches_it() {
+    let store = fresh_store().await;
+    let settings = settings(store.table(), 10);
+    assert_eq!(
+        settings.api_key_cache_ttl,
+        std::time::Duration::from_secs(30)
+    );
+    let a = api::App::new(store.clone(), settings.clone());
+    let b = api::App::new(store.clone(), settings);
+    let own = api_key_for(&store, "acme").await;
+    let leaked = api_key_for(&store, "acme").await;
+
+    let listed = Call::new("GET", "/api-keys", &leaked).send(&a).await;
+    assert_eq!(listed.status, 200);
+    let leaked_id = listed.body["data"]
+        .as_array()
+        .and_then(|keys| {
+            keys.iter()
+                .find(|k| k["prefix"].as_str().is_some_and(|p| leaked.starts_with(p)))
+        })
+        .and_then(|k| k["id"].as_str())
+        .expect("the leaked key is listed")
+        .to_owned();
+    let own_id = listed.body["data"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["id"] != leaked_id.as_str()))
+        .and_then(|k| k["id"].as_str())
+        .expect("the tenant's own key is listed")
+        .to_owned();
+
+    let revoked = Call::new("DELETE", &format!("/api-keys/{leaked_id}"), &own)
+        .send(&b)
+        .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+
+    // Container A still holds the leaked key: a read goes through.
+    let read = Call::new("GET", "/webhooks", &leaked).send(&a).await;
+    assert_eq!(read.status, 200, "the cache's window applies to reads");
+    // No change goes through.
+    let made = Call::new("POST", "/api-keys", &leaked)
+        .json(json!({"name": "backdoor"}))
+        .send(&a)
+        .await;
+    assert_eq!(
+        (made.status, made.error().0),
+        (401, "api_key_revoked".into())
+    );
+    let locked_out = Call::new("DELETE", &format!("/api-keys/{own_id}"), &leaked)
+        .send(&a)
+        .await;
+    assert_eq!(
+        (locked_out.status, locked_out.error().0),
+        (401, "api_key_revoked".into())
+    );
+    let webhook = Call::new("POST", "/webhooks", &leaked)
+        .json(json!({"url": "https://attacker.example.com/", "events": ["async.completed"]}))
+        .send(&a)
+        .await;
+    assert_eq!(webhook.status, 401);
+    // The container that revoked it forgot it at once.
+    let on_b = Call::new("GET", "/webhooks", &leaked).send(&b).await;
+    assert_eq!(
+        (on_b.status, on_b.error().0),
+        (401, "api_key_revoked".into())
+    );
+    // The tenant's own key still works everywhere.
+    for app in [&a, &b] {
+        let mine = Call::new("GET", "/api-keys", &own).send(app).await;
+        assert_eq!(mine.status, 200);
+    }
+}

@@ -121,6 +121,9 @@ impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         self.inner.api_key(key_hash).await
     }
+    async fn current_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.current_api_key(key_hash).await
+    }
     async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         self.inner.api_keys_of(tenant).await
     }

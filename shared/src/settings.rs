@@ -49,9 +49,10 @@ pub struct Settings {
     /// n+1 is `retry_schedule[n-1]`; after the last, `exhausted`
     /// (`RETRY_SCHEDULE_SECONDS`, comma-separated; tests use short ones).
     pub retry_schedule: Vec<Duration>,
-    /// How long an api container trusts an API key it read
+    /// How long an api container trusts an API key it read, for reads
     /// (`API_KEY_CACHE_TTL_SECONDS`; zero: it reads the key every request).
-    /// A key revoked meanwhile works that long on a warm container.
+    /// A key revoked meanwhile may read that long on a warm container; a
+    /// change is always decided on a strongly consistent read.
     pub api_key_cache_ttl: Duration,
 }
 

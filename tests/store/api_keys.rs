@@ -105,6 +105,16 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         .map(|k| k.state(now))
         .collect();
     assert_eq!(states, [KeyState::Revoked, KeyState::Revoked]);
+    // What a change is decided on: the key as it is now, revoked.
+    let current = store.current_api_key(&stored.hash).await.unwrap().unwrap();
+    assert_eq!(current.state(now), KeyState::Revoked);
+    assert_eq!(
+        store
+            .current_api_key(&api_key::hash("whk_other"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// A key stored before keys were objects (only its hash and tenant) still

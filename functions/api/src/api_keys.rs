@@ -146,6 +146,9 @@ pub async fn revoke<S: ApiKeyStore>(
 ) -> Result<Response<Body>, ApiError> {
     let id = KeyId::parse(id).map_err(|_| ApiError::ApiKeyNotFound)?;
     let revoked = key_lifecycle::revoke(&app.store, &tenant, &id, Guard::KeepOneFullKey).await?;
+    // This container stops trusting it at once; the others read the store
+    // for every change, and forget it within the cache's TTL.
+    app.keys.forget(&revoked.hash);
     Ok(response::json(
         StatusCode::OK,
         &KeyView::new(&revoked, api_key::now()),

@@ -21,19 +21,26 @@ pub struct Caller {
 /// The caller of `req`, or why it may not call: no key or an unknown one
 /// (401), a revoked or expired one (401, saying which), a read-scope key on
 /// a route that changes something (403).
+///
+/// A read may trust the container's cache of keys (a key revoked elsewhere
+/// keeps reading for up to its TTL); a change never does: it is decided on
+/// the key as the store holds it now, so that a key revoked a moment ago on
+/// any container can neither make a key nor revoke another.
 pub async fn caller<S: ApiKeyStore>(app: &App<S>, req: &Request) -> Result<Caller, ApiError> {
     let presented = bearer(req).ok_or(ApiError::Unauthorized)?;
     // Lookup is by the key's SHA-256, so timing reveals nothing about the key;
     // the store also compares the stored hash in constant time.
     let hash = api_key::hash(presented);
-    let key = match app.keys.get(&hash) {
+    let reads = reads_only(req.method());
+    let key = match app.keys.get(&hash).filter(|_| reads) {
         Some(key) => key,
         None => {
-            let key = app
-                .store
-                .api_key(&hash)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let found = if reads {
+                app.store.api_key(&hash).await?
+            } else {
+                app.store.current_api_key(&hash).await?
+            };
+            let key = found.ok_or(ApiError::Unauthorized)?;
             app.keys.put(&key);
             key
         }
@@ -44,7 +51,7 @@ pub async fn caller<S: ApiKeyStore>(app: &App<S>, req: &Request) -> Result<Calle
         KeyState::Revoked => return Err(ApiError::KeyRevoked),
         KeyState::Expired => return Err(ApiError::KeyExpired),
     }
-    if key.scope == Scope::Read && !reads_only(req.method()) {
+    if key.scope == Scope::Read && !reads {
         return Err(ApiError::InsufficientScope);
     }
     if key.use_is_news(now) {

@@ -61,6 +61,11 @@ impl KeyCache {
         keys.insert(key.hash.clone(), (key.clone(), Instant::now()));
     }
 
+    /// Drops a key (revoked here).
+    pub fn forget(&self, key_hash: &str) {
+        self.lock().remove(key_hash);
+    }
+
     /// Notes a `last_used_at` written, so that this container does not
     /// write it again within the hour.
     pub fn used(&self, key_hash: &str, at: OffsetDateTime) {

@@ -18,6 +18,14 @@ pub trait ApiKeyStore: Send + Sync {
         key_hash: &str,
     ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
 
+    /// The key with this hash as it is now (DynamoDB: a strongly consistent
+    /// read): what a change is decided on, so that a key revoked a moment
+    /// ago changes nothing.
+    fn current_api_key(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+
     /// The tenant's keys, newest first, revoked and expired ones included.
     /// A key stored before keys had ids is listed once it has been used.
     fn api_keys_of(

@@ -16,6 +16,21 @@ fn api_key_key(key_hash: &str) -> Item {
     key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())
 }
 
+impl DynamoStore {
+    /// The key with this hash (`consistent`: a strongly consistent read).
+    async fn read_api_key(
+        &self,
+        key_hash: &str,
+        consistent: bool,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let Some(item) = self.get(api_key_key(key_hash), consistent).await? else {
+            return Ok(None);
+        };
+        let item: ApiKeyItem = parse(item)?;
+        Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then(|| item.into()))
+    }
+}
+
 impl ApiKeyStore for DynamoStore {
     async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let item = item(ApiKeyItem::from(key))?;
@@ -26,11 +41,11 @@ impl ApiKeyStore for DynamoStore {
     }
 
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let Some(item) = self.get(api_key_key(key_hash), false).await? else {
-            return Ok(None);
-        };
-        let item: ApiKeyItem = parse(item)?;
-        Ok(crate::api_key::hashes_match(&item.key_hash, key_hash).then(|| item.into()))
+        self.read_api_key(key_hash, false).await
+    }
+
+    async fn current_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.read_api_key(key_hash, true).await
     }
 
     async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {

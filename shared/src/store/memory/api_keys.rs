@@ -21,6 +21,10 @@ impl ApiKeyStore for MemoryStore {
         Ok(self.lock().api_keys.get(key_hash).cloned())
     }
 
+    async fn current_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.api_key(key_hash).await
+    }
+
     async fn api_keys_of(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         let mut keys: Vec<ApiKey> = self
             .lock()
