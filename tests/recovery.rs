@@ -1038,3 +1038,111 @@ async fn one_recover_call_brings_back_every_event_missed_in_an_outage() {
     assert_eq!(state.status, 200, "{}", state.body);
     assert_eq!(state.body["recovery_id"], after.body["recovery_id"]);
 }
+
+/// Five events fail while an exponential retry of each is scheduled; a
+/// recovery called meanwhile leaves them to their retries (`retry_pending`)
+/// instead of queueing a manual attempt beside each: the receiver gets each
+/// event once more, not twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_leaves_events_to_their_pending_retries() {
+    let sqs = sqs_client().await;
+    let queues = create_queues(&sqs, &unique("pending-retry"), 5)
+        .await
+        .unwrap();
+    let lanes = || Requeue::lanes(&queues.events, &queues.slow);
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(lanes()),
+        &[2, 60],
+    );
+    let rx = Receiver::start(Behavior::Sequence(vec![503, 503, 503, 503, 503, 200])).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
+    for i in 0..5 {
+        let (_, body) = envelope("acme", AsyncCompleted, json!({"n": i}));
+        let response =
+            dispatch::handle(&d, invocation(sqs_event(&[(format!("m{i}"), body)]), 6000))
+                .await
+                .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(rx.requests().len(), 5, "each failed once");
+
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_requeue(lanes());
+    let key = api_key_for(&app.store, "acme").await;
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let recovered = Call::new("POST", &format!("/webhooks/{}/recover", wh.id), &key)
+        .json(json!({"since": since}))
+        .send(&app)
+        .await;
+    assert_eq!(recovered.status, 202, "{}", recovered.body);
+    assert_eq!(
+        (
+            recovered.body["queued"].as_u64(),
+            recovered.body["retry_pending"].as_u64()
+        ),
+        (Some(0), Some(5)),
+        "{}",
+        recovered.body
+    );
+
+    // The retries come due within about 3 s; anything sent twice would
+    // arrive within the same few seconds.
+    pump(&d, &sqs, &queues.slow, 8, || false).await;
+    let mut ids: Vec<String> = rx
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10, "each event failed once, then arrived once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+}
+
+/// An event fails and schedules a retry; the customer redelivers it, and
+/// the redelivery arrives first. The automatic retry then finds the event
+/// delivered to the webhook and is not made: the receiver gets it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_is_not_made_once_a_redelivery_delivered_the_event() {
+    let sqs = sqs_client().await;
+    let queue = create_queues(&sqs, &unique("retry-after-manual"), 5)
+        .await
+        .unwrap()
+        .events;
+    let d = retrying(
+        fresh_dispatcher(true, HashMap::new())
+            .await
+            .with_requeue(Requeue::sqs(&queue)),
+        &[3, 60],
+    );
+    let rx = Receiver::start(Behavior::Sequence(vec![503, 200])).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    with_policy(d.store(), &wh, RetryPolicy::Exponential).await;
+    let (event, body) = envelope("acme", AsyncCompleted, json!({}));
+    dispatch::handle(&d, invocation(sqs_event(&[("m1".into(), body)]), 6000))
+        .await
+        .unwrap();
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_requeue(Requeue::sqs(&queue));
+    let key = api_key_for(&app.store, "acme").await;
+    let redelivered = Call::new("POST", &format!("/events/{}/redeliver", event.id), &key)
+        .send(&app)
+        .await;
+    assert_eq!(redelivered.status, 202, "{}", redelivered.body);
+
+    // The redelivery at once, the retry about 3 s later.
+    pump(&d, &sqs, &queue, 8, || false).await;
+    let mut records = log_of(d.store(), &wh).await;
+    records.sort_by_key(|r| r.attempt);
+    let attempts: Vec<(u32, &str)> = records
+        .iter()
+        .map(|r| (r.attempt, r.outcome.as_str()))
+        .collect();
+    assert_eq!(attempts, [(1, "http_error"), (101, "delivered")]);
+    assert_eq!(rx.requests().len(), 2, "the retry was not made");
+}

@@ -93,8 +93,9 @@ async fn run_batch<S: Store>(
         copies,
         webhooks,
         named,
+        delivered,
     } = plan::read(d, &jobs, cutoff).await;
-    let plans = plan::plan(copies, &webhooks);
+    let plans = plan::plan(copies, &webhooks, &delivered);
     let by_lane: Vec<ByLane> = plans.iter().map(|p| lane::split(p, &d.requeue)).collect();
 
     let Some(recorded) = deliver::recorded(d, &by_lane, named, cutoff).await else {

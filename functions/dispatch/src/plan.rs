@@ -4,12 +4,13 @@
 use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
-use shared::event::Event;
+use shared::delivery::Outcome;
+use shared::event::{Event, EventId};
 use shared::event_log::StoredEvent;
 use shared::slow_lane::Target;
 use shared::store::{AttemptKey, DeliveryStore, EventStore, Kept, StoreError, WebhookStore};
 use shared::webhook::now_utc;
-use shared::{Status, TenantId, Webhook};
+use shared::{Status, TenantId, Webhook, WebhookId};
 use tokio::time::Instant;
 
 use crate::Dispatcher;
@@ -43,7 +44,14 @@ pub(crate) struct Found<'j> {
     pub webhooks: Webhooks,
     /// Which of the attempts targeted messages name are recorded already.
     pub named: Result<HashSet<AttemptKey>, StoreError>,
+    /// Which scheduled retries' events are delivered to their webhook already.
+    pub delivered: Delivered,
 }
+
+/// (tenant, event, webhook) of each scheduled retry whose event has a
+/// `delivered` record for that webhook (a redelivery or a recovery got it
+/// there first), or why that could not be read.
+pub(crate) type Delivered = Result<HashSet<(TenantId, EventId, WebhookId)>, StoreError>;
 
 /// One job's plan.
 pub(crate) struct Planned<'b> {
@@ -77,43 +85,98 @@ where
     let named: Vec<AttemptKey> = jobs.iter().filter_map(named_attempt).collect();
     let reads = within(
         cutoff,
-        futures_util::future::join3(
+        futures_util::future::join4(
             webhooks_by_tenant(d, jobs),
             keep_events(d, jobs),
             d.store.recorded_deliveries(&named),
+            delivered_already(d, jobs),
         ),
     )
     .await;
     match reads {
-        Some((webhooks, copies, named)) => Found {
+        Some((webhooks, copies, named, delivered)) => Found {
             copies,
             webhooks,
             named,
+            delivered,
         },
         // Nothing is planned, so nothing needs to be known recorded.
         None => Found {
             copies: jobs.iter().map(|job| KeptJob { job, kept: None }).collect(),
             webhooks: HashMap::new(),
             named: Ok(HashSet::new()),
+            delivered: Ok(HashSet::new()),
         },
     }
 }
 
 /// Each job's attempts: a producer's event goes to every subscribed active
 /// webhook of its tenant once its copy is kept; a targeted message to the
-/// webhook it names.
-pub(crate) fn plan<'b>(copies: Vec<KeptJob<'b>>, webhooks: &'b Webhooks) -> Vec<Planned<'b>> {
+/// webhook it names, but a scheduled retry to none once its event is
+/// delivered there.
+pub(crate) fn plan<'b>(
+    copies: Vec<KeptJob<'b>>,
+    webhooks: &'b Webhooks,
+    delivered: &Delivered,
+) -> Vec<Planned<'b>> {
     copies
         .into_iter()
         .map(|KeptJob { job, kept }| {
             let targets = match (webhooks.get(&job.event.tenant_id), &job.kind) {
                 (Some(Ok(all)), Kind::Fanout) if kept.is_some() => Ok(subscribed(all, &job.event)),
-                (Some(Ok(all)), Kind::Targeted(target)) => Ok(targeted(all, &job.event, target)),
+                (Some(Ok(all)), Kind::Targeted(target)) if target.manual => {
+                    Ok(targeted(all, &job.event, target))
+                }
+                (Some(Ok(all)), Kind::Targeted(target)) => match delivered {
+                    Ok(done) if done.contains(&retry_of(job, target)) => {
+                        tracing::info!(webhook_id = %target.webhook_id, event_id = %job.event.id, attempt = target.attempt, "retry dropped: the event is delivered to this webhook already");
+                        Ok(Vec::new())
+                    }
+                    Ok(_) => Ok(targeted(all, &job.event, target)),
+                    Err(_) => Err(Unfinished::NotPlanned),
+                },
                 _ => Err(Unfinished::NotPlanned),
             };
             Planned { job, kept, targets }
         })
         .collect()
+}
+
+/// Who a scheduled retry is for.
+fn retry_of(job: &Job, target: &Target) -> (TenantId, EventId, WebhookId) {
+    (
+        job.event.tenant_id.clone(),
+        job.event.id.clone(),
+        target.webhook_id,
+    )
+}
+
+/// Which of the batch's scheduled retries have their event delivered to
+/// their webhook already: one query of the event's partition per retry.
+async fn delivered_already<S: DeliveryStore>(d: &Dispatcher<S>, jobs: &[Job]) -> Delivered {
+    let retries: Vec<(TenantId, EventId, WebhookId)> = jobs
+        .iter()
+        .filter_map(|job| match &job.kind {
+            Kind::Targeted(target) if !target.manual => Some(retry_of(job, target)),
+            _ => None,
+        })
+        .collect();
+    let found = join_all(
+        retries
+            .iter()
+            .map(|(tenant, event, webhook)| d.store.deliveries_to(tenant, event, *webhook)),
+    )
+    .await;
+    let mut delivered = HashSet::new();
+    for (retry, records) in retries.into_iter().zip(found) {
+        let records = records.inspect_err(|e| {
+            tracing::error!(event_id = %retry.1, error = %e, "reading a retry's earlier attempts failed");
+        })?;
+        if records.iter().any(|r| r.outcome == Outcome::Delivered) {
+            delivered.insert(retry);
+        }
+    }
+    Ok(delivered)
 }
 
 /// The one attempt a targeted message names.
@@ -248,7 +311,7 @@ mod tests {
                 kept: None,
             },
         ];
-        let plans = plan(copies, &all);
+        let plans = plan(copies, &all, &Ok(HashSet::new()));
         assert_eq!(numbers(&plans[0]), Ok(vec![(1, false)]));
         assert!(plans[0].is_new());
         assert_eq!(numbers(&plans[1]), Err(Unfinished::NotPlanned));
@@ -259,7 +322,7 @@ mod tests {
             kept: Some(Kept::Before),
         }];
         assert_eq!(
-            numbers(&plan(copies, &unread)[0]),
+            numbers(&plan(copies, &unread, &Ok(HashSet::new()))[0]),
             Err(Unfinished::NotPlanned)
         );
     }
@@ -282,7 +345,7 @@ mod tests {
             .into_iter()
             .map(|job| KeptJob { job, kept: None })
             .collect();
-        let plans = plan(copies, &all);
+        let plans = plan(copies, &all, &Ok(HashSet::new()));
         assert_eq!(numbers(&plans[0]), Ok(vec![]));
         assert_eq!(numbers(&plans[1]), Ok(vec![(2, true)]));
         assert_eq!(numbers(&plans[2]), Ok(vec![]));
@@ -295,5 +358,39 @@ mod tests {
                 2
             ))
         );
+    }
+
+    /// A scheduled retry whose event is delivered to its webhook already
+    /// (a redelivery got there first) makes no attempt; a manual one still
+    /// does; when that cannot be read, the retry waits (its message comes
+    /// back).
+    #[test]
+    fn a_retry_of_an_event_delivered_since_is_dropped() {
+        let active = webhook("https://hooks.example.com/x", UrlPolicy::default());
+        let id = active.id;
+        let all = webhooks(vec![active]);
+        let retry = job(Kind::Targeted(Target::retry(id, 2, None)), "m0");
+        let manual = job(Kind::Targeted(Target::manual(id, 101)), "m1");
+        let copies = || {
+            [&retry, &manual]
+                .into_iter()
+                .map(|job| KeptJob { job, kept: None })
+                .collect::<Vec<_>>()
+        };
+        let delivered: Delivered = Ok(HashSet::from([(
+            retry.event.tenant_id.clone(),
+            retry.event.id.clone(),
+            id,
+        )]));
+        let plans = plan(copies(), &all, &delivered);
+        assert_eq!(numbers(&plans[0]), Ok(vec![]));
+        assert_eq!(numbers(&plans[1]), Ok(vec![(101, true)]));
+        // Not delivered yet: the retry goes out.
+        let plans = plan(copies(), &all, &Ok(HashSet::new()));
+        assert_eq!(numbers(&plans[0]), Ok(vec![(2, false)]));
+        let unread: Delivered = Err(StoreError::Backend("down".into()));
+        let plans = plan(copies(), &all, &unread);
+        assert_eq!(numbers(&plans[0]), Err(Unfinished::NotPlanned));
+        assert_eq!(numbers(&plans[1]), Ok(vec![(101, true)]));
     }
 }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::delivery::Outcome;
-use crate::delivery_log::DeliveryRecord;
+use crate::delivery_log::{DeliveryRecord, sortable_time};
 use crate::event_log::{EventFilter, StoredEvent};
 use crate::requeue::Requeue;
 use crate::retry::FIRST_MANUAL_ATTEMPT;
@@ -34,7 +34,7 @@ use crate::store::{
     RecoveryWrite, StoreError, WebhookStore,
 };
 use crate::{Status, TenantId, Webhook};
-pub use state::{Counts, RecoveryState, Window};
+pub use state::{Counts, PENDING_SECS, RecoveryState, Window};
 
 /// Events read per store query. At most this many events' data (350 KB
 /// each at most) are in memory at once.
@@ -53,6 +53,9 @@ pub enum Verdict {
     Resend { manual_recorded: u32 },
     /// Its last attempt was delivered.
     Delivered,
+    /// Its last attempt failed and scheduled an automatic retry, due after
+    /// the cutoff: that retry sends it.
+    RetryPending,
     /// Never attempted to this webhook: it was inactive, not subscribed or
     /// not registered yet when the event came, or the first attempt is
     /// still on its way. A recovery resends; it does not send for the first
@@ -61,8 +64,10 @@ pub enum Verdict {
 }
 
 /// The verdict from an event's attempts to one webhook (any order): the
-/// last one is the latest started, the higher number on a tie.
-pub fn verdict(attempts: &[DeliveryRecord]) -> Verdict {
+/// last one is the latest started, the higher number on a tie. A retry it
+/// scheduled for `retry_cutoff` (a [`crate::delivery_log::sortable_time`])
+/// or later is pending; one due before it is taken as lost.
+pub fn verdict(attempts: &[DeliveryRecord], retry_cutoff: &str) -> Verdict {
     let Some(last) = attempts
         .iter()
         .max_by(|a, b| (&a.attempted_at, a.attempt).cmp(&(&b.attempted_at, b.attempt)))
@@ -71,6 +76,13 @@ pub fn verdict(attempts: &[DeliveryRecord]) -> Verdict {
     };
     if last.outcome == Outcome::Delivered {
         return Verdict::Delivered;
+    }
+    if last
+        .next_attempt_at
+        .as_deref()
+        .is_some_and(|due| due >= retry_cutoff)
+    {
+        return Verdict::RetryPending;
     }
     let manual_recorded = attempts
         .iter()
@@ -332,10 +344,19 @@ where
                 .deliveries_to(&webhook.tenant_id, &e.id, webhook.id)
         }))
         .await;
+        // A retry due more than PENDING_SECS ago and not recorded is lost
+        // (its message could not be sent): the recovery sends the event.
+        let retry_cutoff =
+            sortable_time(OffsetDateTime::now_utc() - Duration::from_secs(PENDING_SECS as u64));
         let mut chosen = Vec::new();
         for (event, attempts) in subscribed.into_iter().zip(attempts) {
-            let Verdict::Resend { manual_recorded } = verdict(&attempts?) else {
-                continue;
+            let manual_recorded = match verdict(&attempts?, &retry_cutoff) {
+                Verdict::Resend { manual_recorded } => manual_recorded,
+                Verdict::RetryPending => {
+                    counts.retry_pending += 1;
+                    continue;
+                }
+                Verdict::Delivered | Verdict::NeverAttempted => continue,
             };
             if event.data_omitted {
                 counts.not_kept += 1;
@@ -430,31 +451,62 @@ mod tests {
     fn the_latest_attempt_decides() {
         use Outcome::*;
         let t = |s: u32| format!("2026-11-28T10:00:{s:02}.000000Z");
-        assert_eq!(verdict(&[]), Verdict::NeverAttempted);
+        assert_eq!(verdict(&[], "0"), Verdict::NeverAttempted);
         assert_eq!(
-            verdict(&[attempt(1, &t(1), ConnectError)]),
+            verdict(&[attempt(1, &t(1), ConnectError)], "0"),
             Verdict::Resend { manual_recorded: 0 }
         );
         // A manual attempt delivered after the automatic ones failed.
         assert_eq!(
-            verdict(&[
-                attempt(101, &t(9), Delivered),
-                attempt(1, &t(1), Timeout),
-                attempt(2, &t(5), HttpError),
-            ]),
+            verdict(
+                &[
+                    attempt(101, &t(9), Delivered),
+                    attempt(1, &t(1), Timeout),
+                    attempt(2, &t(5), HttpError),
+                ],
+                "0"
+            ),
             Verdict::Delivered
         );
         // Delivered first, failed on a later redelivery: the last one counts.
         assert_eq!(
-            verdict(&[attempt(1, &t(1), Delivered), attempt(102, &t(7), HttpError)]),
+            verdict(
+                &[attempt(1, &t(1), Delivered), attempt(102, &t(7), HttpError)],
+                "0"
+            ),
             Verdict::Resend { manual_recorded: 2 }
         );
         // Same start: the higher number is the later one.
         assert_eq!(
-            verdict(&[
-                attempt(1, &t(3), ConnectError),
-                attempt(101, &t(3), Delivered)
-            ]),
+            verdict(
+                &[
+                    attempt(1, &t(3), ConnectError),
+                    attempt(101, &t(3), Delivered)
+                ],
+                "0"
+            ),
+            Verdict::Delivered
+        );
+    }
+
+    /// A failed attempt that scheduled a retry leaves the event to that
+    /// retry while it is due after the cutoff; one due before is lost.
+    #[test]
+    fn a_scheduled_retry_is_pending_until_the_cutoff() {
+        let t = |s: u32| format!("2026-11-28T10:00:{s:02}.000000Z");
+        let mut failed = attempt(1, &t(1), Outcome::Timeout);
+        failed.next_attempt_at = Some(t(31));
+        let attempts = [failed];
+        assert_eq!(verdict(&attempts, &t(20)), Verdict::RetryPending);
+        assert_eq!(verdict(&attempts, &t(31)), Verdict::RetryPending);
+        assert_eq!(
+            verdict(&attempts, &t(40)),
+            Verdict::Resend { manual_recorded: 0 }
+        );
+        // A later attempt recorded decides instead.
+        let later = attempt(2, &t(31), Outcome::Delivered);
+        assert_eq!(
+            verdict(&[attempts[0].clone(), later], &t(20)),
             Verdict::Delivered
         );
     }

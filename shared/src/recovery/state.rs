@@ -121,6 +121,10 @@ pub struct Counts {
     pub already_pending: u64,
     /// Subscribed and not delivered, but their data was too large to keep.
     pub not_kept: u64,
+    /// Not delivered, but an automatic retry of it is scheduled: that retry
+    /// sends it, so a recovery does not (an event is never sent twice).
+    #[serde(default)]
+    pub retry_pending: u64,
 }
 
 impl Counts {
@@ -130,5 +134,6 @@ impl Counts {
         self.queued += other.queued;
         self.already_pending += other.already_pending;
         self.not_kept += other.not_kept;
+        self.retry_pending += other.retry_pending;
     }
 }
