@@ -1146,3 +1146,57 @@ async fn a_retry_is_not_made_once_a_redelivery_delivered_the_event() {
     assert_eq!(attempts, [(1, "http_error"), (101, "delivered")]);
     assert_eq!(rx.requests().len(), 2, "the retry was not made");
 }
+
+/// A recovery refused because the webhook's last one is still running
+/// (409) spends none of the tenant's checks for the minute: the whole
+/// allowance is still there after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_refused_as_running_spends_no_checks() {
+    use shared::recovery::{RecoveryState, Window};
+    use shared::store::{Allowance, Conditional, RecoveryWrite};
+    let store = testkit::fresh_store().await;
+    let queued = Arc::new(Mutex::new(Vec::new()));
+    let app = api::App::new(store.clone(), testkit::settings(store.table(), 50))
+        .with_requeue(Requeue::Memory(queued.clone()));
+    let key = api_key_for(&app.store, "acme").await;
+    let id = testkit::created_webhook(&app, &key, "https://hooks.example.com/x").await;
+    let tenant = shared::TenantId::parse("acme").unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let window = Window {
+        since: now - time::Duration::hours(1),
+        until: now,
+    };
+    let running = RecoveryState::start(tenant.clone(), id.parse().unwrap(), window, now);
+    let started = store
+        .save_recovery(
+            &running,
+            RecoveryWrite::Start {
+                now: now.unix_timestamp(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(started, Conditional::Applied);
+
+    testkit::start_of_window(60, 5).await;
+    let since = (now - time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let refused = Call::new("POST", &format!("/webhooks/{id}/recover"), &key)
+        .json(json!({"since": since}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (refused.status, refused.error().0),
+        (409, "recovery_running".into())
+    );
+    let checks = Allowance::RecoveryChecks;
+    let limit = app.settings.recovery_checks_per_minute;
+    let minute = checks.window_of(time::OffsetDateTime::now_utc().unix_timestamp());
+    let whole = store
+        .take_allowance(&tenant, checks, minute, limit, limit)
+        .await
+        .unwrap();
+    assert_eq!(whole, Conditional::Applied, "nothing was taken by the 409");
+    assert!(queued.lock().unwrap().is_empty());
+}

@@ -139,10 +139,10 @@ pub async fn start<S: Store>(
             return Err(ApiError::WebhookInactive);
         }
     }
-    // A call's worth of checks from the tenant's budget per minute: a dry
-    // run reads as much as a recovery.
-    allowance::take(app, &tenant, Allowance::RecoveryChecks, EVENTS_PER_CALL).await?;
     if input.dry_run {
+        // A call's worth of checks from the tenant's budget per minute: a
+        // dry run reads as much as a recovery.
+        allowance::take(app, &tenant, Allowance::RecoveryChecks, EVENTS_PER_CALL).await?;
         let run = recovery
             .run(
                 &webhook,
@@ -182,6 +182,25 @@ pub async fn start<S: Store>(
             },
             None => ApiError::Conflict,
         });
+    }
+    // The checks are taken once the recovery holds the webhook's lock: a
+    // call refused with 409 costs none of them.
+    if let Err(spent) = allowance::take(
+        app,
+        &state.tenant_id,
+        Allowance::RecoveryChecks,
+        EVENTS_PER_CALL,
+    )
+    .await
+    {
+        state.stop(
+            "the tenant's recovery checks for this minute were spent",
+            unix,
+        );
+        app.store
+            .save_recovery(&state, RecoveryWrite::Advance)
+            .await?;
+        return Err(spent);
     }
     let ran = recovery
         .run(
