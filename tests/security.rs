@@ -629,3 +629,46 @@ async fn a_revoked_key_cannot_change_anything_while_another_container_caches_it(
         assert_eq!(mine.status, 200);
     }
 }
+
+/// A key made through the API by an expiring key expires with its maker at
+/// the latest, whether it asked for no expiry or for a later one; a key
+/// without expiry makes keys as asked (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_never_outlives_the_key_that_made_it() {
+    let store = fresh_store().await;
+    let app = api::App::new(store.clone(), settings(store.table(), 10));
+    let tenant = shared::TenantId::parse("acme").unwrap();
+    let expiry = shared::api_key::now() + time::Duration::days(1);
+    let (expiring, _) = shared::key_lifecycle::issue(
+        &store,
+        tenant,
+        "expiring".into(),
+        shared::api_key::Scope::Full,
+        Some(expiry),
+    )
+    .await
+    .unwrap();
+    let expiry = expiry
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for asked in [
+        json!({"name": "heir"}),
+        json!({"name": "heir", "expires_at": "2999-01-01T00:00:00Z"}),
+    ] {
+        let made = Call::new("POST", "/api-keys", &expiring)
+            .json(asked)
+            .send(&app)
+            .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        assert_eq!(made.body["expires_at"], expiry.as_str(), "{}", made.body);
+    }
+    let lasting = api_key_for(&store, "acme").await;
+    let made = Call::new("POST", "/api-keys", &lasting)
+        .json(json!({"name": "heir"}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (made.status, &made.body["expires_at"]),
+        (201, &serde_json::Value::Null)
+    );
+}

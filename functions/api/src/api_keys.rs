@@ -115,10 +115,16 @@ pub async fn create<S: ApiKeyStore>(
         return Err(ApiError::InsufficientScope);
     }
     let now = api_key::now();
-    let expires_at = asked
+    let asked_expiry = asked
         .expires_at
         .map(|s| in_the_future("expires_at", &s, now))
         .transpose()?;
+    // A key made by an expiring key expires with it at the latest: an
+    // expiring key cannot make itself a successor that never expires.
+    let expires_at = match (asked_expiry, caller.expires_at) {
+        (Some(asked), Some(maker)) => Some(asked.min(maker)),
+        (asked, maker) => asked.or(maker),
+    };
     let active = app
         .store
         .api_keys_of(&tenant)
