@@ -672,3 +672,46 @@ async fn a_key_never_outlives_the_key_that_made_it() {
         (201, &serde_json::Value::Null)
     );
 }
+
+/// A tenant cannot lock itself out with a key about to expire: revoking its
+/// only lasting full key while the other full key expires within minutes is
+/// `409 last_full_key`; once a lasting key exists beside it, the same call
+/// goes through (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_about_to_expire_does_not_count_as_the_key_kept() {
+    let store = fresh_store().await;
+    let app = api::App::new(store.clone(), settings(store.table(), 10));
+    let tenant = shared::TenantId::parse("acme").unwrap();
+    let (expiring, _) = shared::key_lifecycle::issue(
+        &store,
+        tenant.clone(),
+        "expiring".into(),
+        shared::api_key::Scope::Full,
+        Some(shared::api_key::now() + time::Duration::seconds(5)),
+    )
+    .await
+    .unwrap();
+    let (_, lasting) = shared::key_lifecycle::issue(
+        &store,
+        tenant.clone(),
+        "lasting".into(),
+        shared::api_key::Scope::Full,
+        None,
+    )
+    .await
+    .unwrap();
+    let path = format!("/api-keys/{}", lasting.id);
+    let refused = Call::new("DELETE", &path, &expiring).send(&app).await;
+    assert_eq!(
+        (refused.status, refused.error().0),
+        (409, "last_full_key".into()),
+        "{}",
+        refused.body
+    );
+    let listed = store.api_key(&lasting.hash).await.unwrap().unwrap();
+    assert_eq!(listed.revoked_at, None);
+
+    api_key_for(&store, "acme").await;
+    let revoked = Call::new("DELETE", &path, &expiring).send(&app).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+}

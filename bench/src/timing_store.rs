@@ -131,7 +131,7 @@ impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
         &self,
         key: &ApiKey,
         at: OffsetDateTime,
-        keep: Option<&ApiKey>,
+        keep: Option<shared::store::Keep<'_>>,
     ) -> Result<(), StoreError> {
         self.inner.revoke_api_key(key, at, keep).await
     }

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::TenantId;
 use crate::ValidationError;
 use crate::api_key::{self, ApiKey, KeyId, KeyState, Scope};
-use crate::store::{ApiKeyStore, StoreError};
+use crate::store::{ApiKeyStore, Keep, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -24,6 +24,10 @@ pub enum KeyError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How long the full-scope key a revocation keeps must stay usable: a key
+/// about to expire does not keep a tenant from locking itself out.
+pub const KEPT_KEY_MIN_LIFE: time::Duration = time::Duration::minutes(10);
 
 /// Whether a revocation must leave the tenant an active full-scope key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,10 +90,19 @@ pub async fn revoke(
             && key.scope == Scope::Full
             && key.state(now) == KeyState::Active;
         let keep = if guarded {
-            let other = keys.iter().find(|k| {
-                k.id != key.id && k.scope == Scope::Full && k.state(now) == KeyState::Active
-            });
-            Some(other.ok_or(KeyError::LastFullKey)?)
+            let until = now + KEPT_KEY_MIN_LIFE;
+            // The one that lasts longest: a key that never expires first.
+            let other = keys
+                .iter()
+                .filter(|k| {
+                    k.id != key.id
+                        && k.scope == Scope::Full
+                        && k.state(now) == KeyState::Active
+                        && k.expires_at.is_none_or(|e| e > until)
+                })
+                .max_by_key(|k| k.expires_at.map_or((1, now), |e| (0, e)));
+            let key = other.ok_or(KeyError::LastFullKey)?;
+            Some(Keep { key, until })
         } else {
             None
         };

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
 use shared::store::prelude::*;
-use shared::store::{MemoryStore, StoreError};
+use shared::store::{Keep, MemoryStore, StoreError};
 use testkit::fresh_store;
 
 /// Keys as objects: their list, revocation, expiry and last use.
@@ -70,11 +70,34 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
     let read_back = store.api_key(&stored.hash).await.unwrap().unwrap();
     assert_eq!(read_back.expires_at, Some(soon));
 
+    // The key to keep expires (at `soon`) before it must: nothing changes.
+    let keep_past = Keep {
+        key: &stored,
+        until: soon + time::Duration::minutes(1),
+    };
+    assert!(matches!(
+        store.revoke_api_key(&full, now, Some(keep_past)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.api_key(&full.hash).await.unwrap().unwrap().revoked_at,
+        None
+    );
+
     // Revocation: kept-key condition, then plain, then never twice.
     store.revoke_api_key(&full, now, None).await.unwrap();
     assert!(
         matches!(
-            store.revoke_api_key(&stored, now, Some(&full)).await,
+            store
+                .revoke_api_key(
+                    &stored,
+                    now,
+                    Some(Keep {
+                        key: &full,
+                        until: now
+                    })
+                )
+                .await,
             Err(StoreError::Conflict)
         ),
         "the key to keep is revoked: nothing changes"

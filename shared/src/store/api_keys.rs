@@ -8,6 +8,14 @@ use super::StoreError;
 use crate::TenantId;
 use crate::api_key::ApiKey;
 
+/// A key that must stay usable through a revocation: not revoked, and not
+/// expiring before `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep<'a> {
+    pub key: &'a ApiKey,
+    pub until: OffsetDateTime,
+}
+
 pub trait ApiKeyStore: Send + Sync {
     /// Stores a new API key (its hash and what is known of it).
     fn put_api_key(&self, key: &ApiKey) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -33,15 +41,16 @@ pub trait ApiKeyStore: Send + Sync {
         tenant: &TenantId,
     ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
 
-    /// Revokes `key` at `at`; with `keep`, only while that other key is not
-    /// revoked either (both in one transaction, so two revocations at once
-    /// cannot leave the tenant without a full key). `NotFound` if `key` is
-    /// gone or already revoked, `Conflict` if `keep` was revoked meanwhile.
+    /// Revokes `key` at `at`; with `keep`, only while that other key is
+    /// neither revoked nor expiring before `keep.until` (both in one
+    /// transaction, so two revocations at once cannot leave the tenant
+    /// without a full key). `NotFound` if `key` is gone or already revoked,
+    /// `Conflict` if `keep` no longer holds.
     fn revoke_api_key(
         &self,
         key: &ApiKey,
         at: OffsetDateTime,
-        keep: Option<&ApiKey>,
+        keep: Option<Keep<'_>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes `key` expire at `at` unless it is revoked or expires sooner

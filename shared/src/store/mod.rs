@@ -18,7 +18,7 @@ mod recoveries;
 mod webhooks;
 
 pub use allowances::AllowanceStore;
-pub use api_keys::ApiKeyStore;
+pub use api_keys::{ApiKeyStore, Keep};
 pub use deliveries::{AttemptKey, DeliveryStore};
 pub use dynamo::{DynamoStore, create_table};
 pub use events::EventStore;

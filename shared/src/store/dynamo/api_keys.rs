@@ -10,7 +10,7 @@ use super::write::{applied, conditional, failed_condition, transact};
 use super::{DynamoStore, Item, backend, item, key, parse, unix};
 use crate::TenantId;
 use crate::api_key::ApiKey;
-use crate::store::{ApiKeyStore, Conditional, Kept, StoreError, keys};
+use crate::store::{ApiKeyStore, Conditional, Keep, Kept, StoreError, keys};
 
 fn api_key_key(key_hash: &str) -> Item {
     key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())
@@ -65,7 +65,7 @@ impl ApiKeyStore for DynamoStore {
         &self,
         key: &ApiKey,
         at: OffsetDateTime,
-        keep: Option<&ApiKey>,
+        keep: Option<Keep<'_>>,
     ) -> Result<(), StoreError> {
         let not_revoked = "attribute_exists(PK) AND attribute_not_exists(#r)";
         let client = self.client().await?;
@@ -96,9 +96,13 @@ impl ApiKeyStore for DynamoStore {
             .map_err(backend)?;
         let still = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(api_key_key(&keep.hash)))
-            .condition_expression(not_revoked)
+            .set_key(Some(api_key_key(&keep.key.hash)))
+            .condition_expression(format!(
+                "{not_revoked} AND (attribute_not_exists(#e) OR #e > :until)"
+            ))
             .expression_attribute_names("#r", api_key_items::REVOKED)
+            .expression_attribute_names("#e", api_key_items::EXPIRES)
+            .expression_attribute_values(":until", unix(keep.until))
             .build()
             .map_err(backend)?;
         let sent = transact(|| {

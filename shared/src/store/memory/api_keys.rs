@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use super::MemoryStore;
 use crate::TenantId;
 use crate::api_key::ApiKey;
-use crate::store::{ApiKeyStore, StoreError};
+use crate::store::{ApiKeyStore, Keep, StoreError};
 
 impl ApiKeyStore for MemoryStore {
     async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
@@ -41,14 +41,19 @@ impl ApiKeyStore for MemoryStore {
         &self,
         key: &ApiKey,
         at: OffsetDateTime,
-        keep: Option<&ApiKey>,
+        keep: Option<Keep<'_>>,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let revoked = |k: Option<&ApiKey>| k.is_none_or(|k| k.revoked_at.is_some());
         if revoked(inner.api_keys.get(&key.hash)) {
             return Err(StoreError::NotFound);
         }
-        if keep.is_some_and(|k| revoked(inner.api_keys.get(&k.hash))) {
+        let kept = |keep: Keep<'_>| {
+            inner.api_keys.get(&keep.key.hash).is_some_and(|k| {
+                k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > keep.until)
+            })
+        };
+        if keep.is_some_and(|k| !kept(k)) {
             return Err(StoreError::Conflict);
         }
         if let Some(k) = inner.api_keys.get_mut(&key.hash) {
