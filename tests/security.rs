@@ -715,3 +715,109 @@ async fn a_key_about_to_expire_does_not_count_as_the_key_kept() {
     let revoked = Call::new("DELETE", &path, &expiring).send(&app).await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
 }
+
+/// Keys remember which key made them, and a leaked key goes with every key
+/// made from it in one call: the holder of a leaked key who made himself a
+/// key, and another from that one, keeps none of them. Revoking without
+/// `with_descendants` (the control) leaves what the key made working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_key_is_revoked_with_every_key_made_from_it() {
+    let store = fresh_store().await;
+    let app = api::App::new(store.clone(), settings(store.table(), 10));
+    let own = api_key_for(&store, "acme").await;
+    let make = |maker: String| {
+        let app = &app;
+        async move {
+            let made = Call::new("POST", "/api-keys", &maker)
+                .json(json!({"name": "made"}))
+                .send(app)
+                .await;
+            assert_eq!(made.status, 201, "{}", made.body);
+            (
+                made.body["key"].as_str().unwrap().to_owned(),
+                made.body["id"].as_str().unwrap().to_owned(),
+                made.body["created_by"].clone(),
+            )
+        }
+    };
+    let id_of = |key: &str| {
+        let key = key.to_owned();
+        let app = &app;
+        let own = own.clone();
+        async move {
+            let listed = Call::new("GET", "/api-keys", &own).send(app).await;
+            listed.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| key.starts_with(k["prefix"].as_str().unwrap()))
+                .map(|k| k["id"].as_str().unwrap().to_owned())
+                .unwrap()
+        }
+    };
+
+    let leaked = api_key_for(&store, "acme").await;
+    let leaked_id = id_of(&leaked).await;
+    let (child, child_id, made_by) = make(leaked.clone()).await;
+    assert_eq!(made_by, leaked_id.as_str(), "the child names its maker");
+    let (grandchild, _, made_by) = make(child.clone()).await;
+    assert_eq!(made_by, child_id.as_str());
+
+    let revoked = Call::new(
+        "DELETE",
+        &format!("/api-keys/{leaked_id}?with_descendants=true"),
+        &own,
+    )
+    .send(&app)
+    .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let ids: Vec<&str> = revoked.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], leaked_id);
+    for key in [&leaked, &child, &grandchild] {
+        let refused = Call::new("POST", "/api-keys", key)
+            .json(json!({"name": "again"}))
+            .send(&app)
+            .await;
+        assert_eq!(
+            (refused.status, refused.error().0),
+            (401, "api_key_revoked".into())
+        );
+    }
+    assert_eq!(
+        Call::new("GET", "/api-keys", &own).send(&app).await.status,
+        200
+    );
+
+    // The control: the plain revocation takes the key alone.
+    let other = api_key_for(&store, "acme").await;
+    let other_id = id_of(&other).await;
+    let (kept, _, _) = make(other.clone()).await;
+    let alone = Call::new("DELETE", &format!("/api-keys/{other_id}"), &own)
+        .send(&app)
+        .await;
+    assert_eq!((alone.status, &alone.body["id"]), (200, &json!(other_id)));
+    assert_eq!(
+        Call::new("GET", "/webhooks", &kept).send(&app).await.status,
+        200
+    );
+    let bad = Call::new(
+        "DELETE",
+        &format!("/api-keys/{other_id}?with_descendants=yes"),
+        &own,
+    )
+    .send(&app)
+    .await;
+    assert_eq!(
+        (bad.status, bad.error()),
+        (
+            400,
+            ("invalid_value".into(), Some("with_descendants".into()))
+        )
+    );
+}

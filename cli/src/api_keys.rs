@@ -23,6 +23,7 @@ pub enum Action {
     Revoke {
         tenant: String,
         id: String,
+        with_descendants: bool,
     },
     Rotate {
         tenant: String,
@@ -109,17 +110,33 @@ pub async fn run(store: &impl Store, action: Action) -> Result<Output, String> {
                 stderr: String::new(),
             })
         }
-        Action::Revoke { tenant: t, id } => {
+        Action::Revoke {
+            tenant: t,
+            id,
+            with_descendants,
+        } => {
             let (t, id) = (tenant(&t)?, key_id(&id)?);
-            let key = key_lifecycle::revoke(store, &t, &id, Guard::None)
-                .await
-                .map_err(|e| key_error(e, &t, &id))?;
+            let revoked = if with_descendants {
+                key_lifecycle::revoke_with_descendants(store, &t, &id, Guard::None).await
+            } else {
+                key_lifecycle::revoke(store, &t, &id, Guard::None)
+                    .await
+                    .map(|key| vec![key])
+            }
+            .map_err(|e| key_error(e, &t, &id))?;
+            let stderr = revoked
+                .iter()
+                .map(|key| {
+                    format!(
+                        "API key {} of tenant {t} revoked at {}: it changes nothing from now on (a warm api container may accept it for reads for up to API_KEY_CACHE_TTL_SECONDS more).\n",
+                        key.id,
+                        time_text(key.revoked_at)
+                    )
+                })
+                .collect();
             Ok(Output {
                 stdout: String::new(),
-                stderr: format!(
-                    "API key {id} of tenant {t} revoked at {} (a warm api container may accept it for up to API_KEY_CACHE_TTL_SECONDS more).\n",
-                    time_text(key.revoked_at)
-                ),
+                stderr,
             })
         }
         Action::Rotate {
@@ -296,6 +313,7 @@ mod tests {
             Action::Revoke {
                 tenant: "acme".into(),
                 id: id.clone(),
+                with_descendants: false,
             },
         )
         .await
@@ -358,6 +376,7 @@ mod tests {
             Action::Revoke {
                 tenant: "other".into(),
                 id: id.clone(),
+                with_descendants: false,
             },
         )
         .await
@@ -368,6 +387,7 @@ mod tests {
             Action::Revoke {
                 tenant: "acme".into(),
                 id: "wh_1".into(),
+                with_descendants: false,
             },
         )
         .await
@@ -390,5 +410,46 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((stored.revoked_at, stored.expires_at), (None, None));
+    }
+
+    /// A leaked key and the keys made from it (and from those) go in one
+    /// command; a key made apart from them stays.
+    #[tokio::test]
+    async fn revoking_with_descendants_takes_the_keys_made_from_it() {
+        let store = MemoryStore::default();
+        let acme = TenantId::parse("acme").unwrap();
+        let (_, leaked) =
+            key_lifecycle::issue(&store, acme.clone(), "leaked".into(), Scope::Full, None)
+                .await
+                .unwrap();
+        let (_, child) =
+            key_lifecycle::issue_by(&store, &leaked, "child".into(), Scope::Full, None)
+                .await
+                .unwrap();
+        let (_, grandchild) =
+            key_lifecycle::issue_by(&store, &child, "grandchild".into(), Scope::Read, None)
+                .await
+                .unwrap();
+        let (_, apart) =
+            key_lifecycle::issue(&store, acme.clone(), "apart".into(), Scope::Full, None)
+                .await
+                .unwrap();
+        let out = run(
+            &store,
+            Action::Revoke {
+                tenant: "acme".into(),
+                id: leaked.id.to_string(),
+                with_descendants: true,
+            },
+        )
+        .await
+        .unwrap();
+        for key in [&leaked, &child, &grandchild] {
+            assert!(out.stderr.contains(key.id.as_str()), "{}", out.stderr);
+            let now = store.api_key(&key.hash).await.unwrap().unwrap();
+            assert!(now.revoked_at.is_some(), "{} revoked", key.name);
+        }
+        let kept = store.api_key(&apart.hash).await.unwrap().unwrap();
+        assert_eq!(kept.revoked_at, None, "a key made apart stays");
     }
 }

@@ -152,7 +152,8 @@ enum ApiKeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key at once (warm api containers may accept it for up to
+    /// Revoke a key at once: it changes nothing from then on (warm api
+    /// containers may accept it for reads for up to
     /// API_KEY_CACHE_TTL_SECONDS more).
     Revoke {
         #[arg(long)]
@@ -160,6 +161,10 @@ enum ApiKeyCommand {
         /// The key's id (key_…), as `list` shows it.
         #[arg(long)]
         id: String,
+        /// Also every key made from it through the API, directly or through
+        /// keys it made (a leaked key and whatever was made with it).
+        #[arg(long)]
+        with_descendants: bool,
     },
     /// Once after upgrading from before keys had ids: list every such key
     /// under its tenant (a Scan of the table). A key's first use does the
@@ -307,7 +312,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                     scope,
                 },
                 ApiKeyCommand::List { tenant, json } => api_keys::Action::List { tenant, json },
-                ApiKeyCommand::Revoke { tenant, id } => api_keys::Action::Revoke { tenant, id },
+                ApiKeyCommand::Revoke {
+                    tenant,
+                    id,
+                    with_descendants,
+                } => api_keys::Action::Revoke {
+                    tenant,
+                    id,
+                    with_descendants,
+                },
                 ApiKeyCommand::Rotate {
                     tenant,
                     id,

@@ -153,6 +153,9 @@ pub struct ApiKey {
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
+    /// The key that made it through the API; `None` for a key the operator
+    /// made.
+    pub created_by: Option<KeyId>,
 }
 
 /// Now, to the second: what the table keeps of a key's times.
@@ -195,6 +198,7 @@ impl ApiKey {
             expires_at,
             revoked_at: None,
             last_used_at: None,
+            created_by: None,
         };
         (key, stored)
     }

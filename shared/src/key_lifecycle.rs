@@ -53,6 +53,32 @@ pub async fn issue(
     Ok((key, stored))
 }
 
+/// Makes a key through the API, with `maker`: the new key records who made
+/// it, and expires with its maker at the latest (an expiring key cannot
+/// make itself a successor that never expires).
+pub async fn issue_by(
+    store: &impl ApiKeyStore,
+    maker: &ApiKey,
+    name: String,
+    scope: Scope,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<(String, ApiKey), StoreError> {
+    let expires_at = match (expires_at, maker.expires_at) {
+        (Some(asked), Some(theirs)) => Some(asked.min(theirs)),
+        (asked, theirs) => asked.or(theirs),
+    };
+    let (key, mut stored) = ApiKey::issue(
+        maker.tenant_id.clone(),
+        name,
+        scope,
+        expires_at,
+        api_key::now(),
+    );
+    stored.created_by = Some(maker.id.clone());
+    store.put_api_key(&stored).await?;
+    Ok((key, stored))
+}
+
 /// The tenant's key with this id.
 pub async fn find(
     store: &impl ApiKeyStore,
@@ -90,19 +116,7 @@ pub async fn revoke(
             && key.scope == Scope::Full
             && key.state(now) == KeyState::Active;
         let keep = if guarded {
-            let until = now + KEPT_KEY_MIN_LIFE;
-            // The one that lasts longest: a key that never expires first.
-            let other = keys
-                .iter()
-                .filter(|k| {
-                    k.id != key.id
-                        && k.scope == Scope::Full
-                        && k.state(now) == KeyState::Active
-                        && k.expires_at.is_none_or(|e| e > until)
-                })
-                .max_by_key(|k| k.expires_at.map_or((1, now), |e| (0, e)));
-            let key = other.ok_or(KeyError::LastFullKey)?;
-            Some(Keep { key, until })
+            Some(kept(&keys, &[&key.id], now).ok_or(KeyError::LastFullKey)?)
         } else {
             None
         };
@@ -118,6 +132,81 @@ pub async fn revoke(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+/// The full-scope key a revocation of `going` keeps: active, lasting at
+/// least [`KEPT_KEY_MIN_LIFE`], the longest-lasting (one that never expires
+/// first).
+fn kept<'k>(keys: &'k [ApiKey], going: &[&KeyId], now: OffsetDateTime) -> Option<Keep<'k>> {
+    let until = now + KEPT_KEY_MIN_LIFE;
+    keys.iter()
+        .filter(|k| {
+            !going.contains(&&k.id)
+                && k.scope == Scope::Full
+                && k.state(now) == KeyState::Active
+                && k.expires_at.is_none_or(|e| e > until)
+        })
+        .max_by_key(|k| k.expires_at.map_or((1, now), |e| (0, e)))
+        .map(|key| Keep { key, until })
+}
+
+/// Revokes the tenant's key `id` and every key made from it, directly or
+/// through keys it made (a leaked key and whatever its holder made with
+/// it), in one call; returns them, revoked. With the guard, the tenant
+/// keeps an active full-scope key outside them, or nothing is revoked
+/// (`LastFullKey`).
+pub async fn revoke_with_descendants(
+    store: &impl ApiKeyStore,
+    tenant: &TenantId,
+    id: &KeyId,
+    guard: Guard,
+) -> Result<Vec<ApiKey>, KeyError> {
+    let now = api_key::now();
+    let keys = store.api_keys_of(tenant).await?;
+    if !keys.iter().any(|k| &k.id == id) {
+        return Err(KeyError::NotFound);
+    }
+    // The key, then whatever each key in the tree made, until nothing new.
+    let mut tree: Vec<&KeyId> = vec![id];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for k in &keys {
+            if k.created_by.as_ref() == Some(parent) && !tree.contains(&&k.id) {
+                tree.push(&k.id);
+            }
+        }
+        i += 1;
+    }
+    // In the tree's order: the key first, then what it made.
+    let going: Vec<&ApiKey> = tree
+        .iter()
+        .filter_map(|id| keys.iter().find(|k| &k.id == *id))
+        .collect();
+    let guarded = guard == Guard::KeepOneFullKey
+        && going
+            .iter()
+            .any(|k| k.scope == Scope::Full && k.state(now) == KeyState::Active);
+    let keep = if guarded {
+        Some(kept(&keys, &tree, now).ok_or(KeyError::LastFullKey)?)
+    } else {
+        None
+    };
+    let mut revoked = Vec::with_capacity(going.len());
+    for key in going {
+        if key.revoked_at.is_none() {
+            match store.revoke_api_key(key, now, keep).await {
+                // Revoked meanwhile: it is revoked either way.
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        revoked.push(ApiKey {
+            revoked_at: key.revoked_at.or(Some(now)),
+            ..key.clone()
+        });
+    }
+    Ok(revoked)
 }
 
 /// A new key with the old one's tenant, name and scope; the old one expires

@@ -12,6 +12,7 @@ use shared::key_lifecycle::{self, Guard};
 use shared::store::ApiKeyStore;
 use time::OffsetDateTime;
 
+use crate::query::Query;
 use crate::{ApiError, App, body, response, rfc3339};
 
 /// Most keys a tenant may hold that are neither revoked nor expired.
@@ -43,6 +44,8 @@ pub struct KeyView {
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// The key that made it through the API; null for the operator's.
+    pub created_by: Option<String>,
 }
 
 impl KeyView {
@@ -57,6 +60,7 @@ impl KeyView {
             expires_at: k.expires_at.map(rfc3339::format),
             revoked_at: k.revoked_at.map(rfc3339::format),
             last_used_at: k.last_used_at.map(rfc3339::format),
+            created_by: k.created_by.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -115,16 +119,10 @@ pub async fn create<S: ApiKeyStore>(
         return Err(ApiError::InsufficientScope);
     }
     let now = api_key::now();
-    let asked_expiry = asked
+    let expires_at = asked
         .expires_at
         .map(|s| in_the_future("expires_at", &s, now))
         .transpose()?;
-    // A key made by an expiring key expires with it at the latest: an
-    // expiring key cannot make itself a successor that never expires.
-    let expires_at = match (asked_expiry, caller.expires_at) {
-        (Some(asked), Some(maker)) => Some(asked.min(maker)),
-        (asked, maker) => asked.or(maker),
-    };
     let active = app
         .store
         .api_keys_of(&tenant)
@@ -135,7 +133,10 @@ pub async fn create<S: ApiKeyStore>(
     if active >= MAX_ACTIVE_KEYS {
         return Err(ApiError::KeyLimit(MAX_ACTIVE_KEYS));
     }
-    let (key, stored) = key_lifecycle::issue(&app.store, tenant, name, scope, expires_at).await?;
+    // Made by the caller's key: it records who made it, and expires with
+    // its maker at the latest.
+    let (key, stored) =
+        key_lifecycle::issue_by(&app.store, caller, name, scope, expires_at).await?;
     let body = NewKey {
         key,
         view: KeyView::new(&stored, now),
@@ -144,21 +145,35 @@ pub async fn create<S: ApiKeyStore>(
 }
 
 /// `DELETE /api-keys/{id}`: revokes one of the tenant's keys, but not its
-/// last active full-scope key.
+/// last active full-scope key; with `with_descendants=true`, the key and
+/// every key made from it, answered as a list (the key first).
 pub async fn revoke<S: ApiKeyStore>(
     app: &App<S>,
     tenant: TenantId,
     id: &str,
+    req: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    let tree = Query::of(req).flag("with_descendants")?;
     let id = KeyId::parse(id).map_err(|_| ApiError::ApiKeyNotFound)?;
-    let revoked = key_lifecycle::revoke(&app.store, &tenant, &id, Guard::KeepOneFullKey).await?;
-    // This container stops trusting it at once; the others read the store
-    // for every change, and forget it within the cache's TTL.
-    app.keys.forget(&revoked.hash);
-    Ok(response::json(
-        StatusCode::OK,
-        &KeyView::new(&revoked, api_key::now()),
-    ))
+    let revoked = if tree {
+        key_lifecycle::revoke_with_descendants(&app.store, &tenant, &id, Guard::KeepOneFullKey)
+            .await?
+    } else {
+        vec![key_lifecycle::revoke(&app.store, &tenant, &id, Guard::KeepOneFullKey).await?]
+    };
+    // This container stops trusting them at once; the others read the
+    // store for every change, and forget them within the cache's TTL.
+    for key in &revoked {
+        app.keys.forget(&key.hash);
+    }
+    let now = api_key::now();
+    let mut views = revoked.iter().map(|k| KeyView::new(k, now));
+    if tree {
+        let data = views.collect();
+        return Ok(response::json(StatusCode::OK, &KeyList { data }));
+    }
+    let view = views.next().ok_or(ApiError::ApiKeyNotFound)?;
+    Ok(response::json(StatusCode::OK, &view))
 }
 
 #[cfg(test)]

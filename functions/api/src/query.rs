@@ -120,6 +120,19 @@ impl Query {
         })
     }
 
+    /// A flag: `true` or `false`; false when absent.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        let flag = self.last(name, |value| match value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ApiError::invalid(
+                name,
+                format!("{name}: must be true or false (got {value:?})"),
+            )),
+        })?;
+        Ok(flag.unwrap_or(false))
+    }
+
     /// `window`, of a webhook's stats; `24h` when absent.
     pub fn window(&self) -> Result<Window, ApiError> {
         let window = self.last("window", |value| {

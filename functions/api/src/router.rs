@@ -186,7 +186,7 @@ fn table<S: Store>() -> [Route<S>; 24] {
         tenant(M::DELETE, "/api-keys/{id}", |c| {
             Box::pin(async move {
                 let id = c.param(0).to_owned();
-                api_keys::revoke(c.app, c.tenant, &id).await
+                api_keys::revoke(c.app, c.tenant, &id, c.req).await
             })
         }),
         public(M::GET, "/openapi.json", |_| openapi::document()),

@@ -43,6 +43,8 @@ pub(super) struct ApiKeyItem {
     pub revoked_unix: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_unix: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<KeyId>,
 }
 
 pub(super) const REVOKED: &str = "revoked_unix";
@@ -70,6 +72,7 @@ impl From<&ApiKey> for ApiKeyItem {
             key_expires_unix: k.expires_at.map(OffsetDateTime::unix_timestamp),
             revoked_unix: k.revoked_at.map(OffsetDateTime::unix_timestamp),
             last_used_unix: k.last_used_at.map(OffsetDateTime::unix_timestamp),
+            created_by: k.created_by.clone(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl From<ApiKeyItem> for ApiKey {
             expires_at: from_unix(i.key_expires_unix),
             revoked_at: from_unix(i.revoked_unix),
             last_used_at: from_unix(i.last_used_unix),
+            created_by: i.created_by,
         }
     }
 }
