@@ -366,6 +366,34 @@ test('API keys: a new key is shown once, listed by its first characters, and rev
   assert.ok(revoked.revoked_at);
 });
 
+test('API keys: a key is revoked with the keys made with it in one confirmation', async () => {
+  const make = async (maker, name) => {
+    const r = await fetch(`${API}/api-keys`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${maker}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name, scope: 'full' }),
+    });
+    assert.equal(r.status, 201);
+    return (await r.json()).key;
+  };
+  const lead = await make(KEY, 'lead');
+  const made = await make(lead, 'made-by-lead');
+  // The page lists the keys as they were: read them again.
+  await page.reload();
+  await page.getByRole('heading', { name: 'API keys' }).waitFor();
+  const row = page.locator('#api-key-list tbody tr', { hasText: 'lead' }).filter({ hasNotText: 'made-by-lead' });
+  await row.getByRole('button', { name: /^Revoke/ }).click();
+  await row.getByLabel(/Also revoke the key made with it/).check();
+  await row.getByRole('button', { name: 'Yes, revoke it' }).click();
+  await page.getByText(/^API key .*lead.* revoked\.$/).waitFor();
+  const keys = (await apiGet('api-keys')).body.data;
+  for (const name of ['lead', 'made-by-lead']) {
+    assert.equal(keys.find((k) => k.name === name).status, 'revoked', `${name} revoked`);
+  }
+  const refused = await fetch(`${API}/webhooks`, { headers: { Authorization: `Bearer ${made}` } });
+  assert.equal(refused.status, 401, 'the key made with it no longer works');
+});
+
 test('the key the page signed in with, the only full one, cannot be revoked', async () => {
   const own = page.locator('#api-key-list tbody tr', { hasText: KEY.slice(0, 8) });
   await own.getByRole('button', { name: /^Revoke/ }).click();

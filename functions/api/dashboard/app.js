@@ -917,17 +917,33 @@
 
   // ---- API keys ------------------------------------------------------------
 
+  // The keys still active that `id` made, directly or through keys it made.
+  function madeFrom(keys, id) {
+    const tree = [id];
+    for (let i = 0; i < tree.length; i += 1) {
+      keys.filter((k) => k.created_by === tree[i] && !tree.includes(k.id)).forEach((k) => tree.push(k.id));
+    }
+    return keys.filter((k) => tree.slice(1).includes(k.id) && k.status !== 'revoked');
+  }
+
   async function renderApiKeys() {
     const list = await api('GET', 'api-keys');
     const rows = list.data.map((k) => {
       const what = k.name ? `“${k.name}” (${k.prefix}…)` : `${k.prefix}…`;
+      const made = madeFrom(list.data, k.id);
+      const withMade = el('input', { type: 'checkbox', id: `with-made-${k.id}` });
+      const alsoMade = made.length === 0 ? '' : el('p', {}, withMade, ' ',
+        el('label', { for: `with-made-${k.id}` },
+          `Also revoke the ${made.length === 1 ? 'key' : `${made.length} keys`} made with it: ${made.map((m) => `${m.prefix}…`).join(', ')}`));
       const question = el('div', { hidden: true, role: 'alertdialog', 'aria-label': `Revoke ${what}?` },
-        el('p', {}, `Revoke ${what}? Anything that uses it stops working within 30 seconds. This cannot be undone.`),
+        el('p', {}, `Revoke ${what}? It can change nothing from now on, and stops reading within 30 seconds. This cannot be undone.`),
+        alsoMade,
         el('div', { className: 'row' },
           el('button', { type: 'button', className: 'danger', onclick: async (e) => {
             e.target.disabled = true;
             try {
-              await api('DELETE', `api-keys/${encodeURIComponent(k.id)}`);
+              const tree = withMade.checked ? '?with_descendants=true' : '';
+              await api('DELETE', `api-keys/${encodeURIComponent(k.id)}${tree}`);
               await renderApiKeys();
               say(`API key ${what} revoked.`);
             } catch (err) {
