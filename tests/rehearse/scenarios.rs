@@ -599,7 +599,15 @@ pub async fn api_and_dispatch(
         );
     }
     w.receipts(r, &hook, &event_id, 3, "fan-out and two redeliveries");
-    recovery(w, api, dispatch, r, &retried.id).await;
+    // A webhook that fails without retries: its missed event is what a
+    // recovery resends. The retried webhook's event is left to its retry.
+    let missed_url = w.failing.url("/missed");
+    let Some(missed) = create(w, api, r, missed_url, &["flowx.errored"], "none").await else {
+        return;
+    };
+    missed_event(w, dispatch, r).await;
+    recovery(w, api, dispatch, r, &missed.id).await;
+    left_to_its_retry(w, api, r, &retried.id).await;
     let spare_path = format!("/webhooks/{spare_id}");
     w.call(api, r, Request::new("DELETE", &spare_path, &key), 204)
         .await;
@@ -768,6 +776,62 @@ async fn retry_requeued(w: &World, dispatch: &mut Function, r: &mut Report) {
     r.check(
         after == before + 1,
         format!("retry: one delayed message on the slow lane ({before} -> {after})"),
+    );
+}
+
+/// An event its (new, so slow-lane) webhook fails, with no retry: handed
+/// over by the main lane, failed on the slow lane, recorded.
+async fn missed_event(w: &World, dispatch: &mut Function, r: &mut Report) {
+    let (_, body) = testkit::envelope(TENANT, EventType::FlowxErrored, json!({"n": 2}));
+    let failed = w
+        .dispatch(
+            dispatch,
+            r,
+            vec![record(&w.names, "missed-1", &body)],
+            "an event its webhook will fail",
+        )
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("missed event: the message is done ({failed:?})"),
+    );
+    let handed = w.slow_lane_records(1).await;
+    let failed = w
+        .dispatch(
+            dispatch,
+            r,
+            handed,
+            "the missed event's attempt, answered 500",
+        )
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("missed event: recorded as failed ({failed:?})"),
+    );
+}
+
+/// The retried webhook's failed event has its automatic retry still to
+/// come: a recovery leaves it to that retry rather than send it twice.
+async fn left_to_its_retry(w: &mut World, api: &mut Function, r: &mut Report, webhook: &str) {
+    let key = w.key.clone();
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let path = format!("/webhooks/{webhook}/recover");
+    let preview = w
+        .call(
+            api,
+            r,
+            Request::new("POST", &path, &key).json(&json!({"since": since, "dry_run": true})),
+            200,
+        )
+        .await
+        .map(|a| a.json());
+    r.check(
+        preview.as_ref().is_some_and(|p| {
+            p["retry_pending"].as_u64() >= Some(1) && p["would_queue"].as_u64() == Some(0)
+        }),
+        format!("a recovery leaves an event to its pending retry ({preview:?})"),
     );
 }
 
