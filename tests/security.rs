@@ -821,3 +821,75 @@ async fn a_leaked_key_is_revoked_with_every_key_made_from_it() {
         )
     );
 }
+
+/// The active-key limit holds under concurrent creates: at 46 active keys
+/// (and 2 expired ones, which do not count), 20 creates at once end with
+/// exactly 50 active keys, the 16 others refused with `409
+/// api_key_limit_reached`; a create once one is revoked goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_creates_never_pass_the_active_key_limit() {
+    use shared::api_key::{MAX_ACTIVE_KEYS, Scope};
+    let store = fresh_store().await;
+    let app = api::App::new(store.clone(), settings(store.table(), 10));
+    let tenant = shared::TenantId::parse("acme").unwrap();
+    let caller = api_key_for(&store, "acme").await;
+    let issue = |name: &str, expires_at| {
+        shared::key_lifecycle::issue(&store, tenant.clone(), name.into(), Scope::Read, expires_at)
+    };
+    for n in 0..MAX_ACTIVE_KEYS - 5 {
+        issue(&format!("k{n}"), None).await.unwrap();
+    }
+    let soon = shared::api_key::now() + time::Duration::seconds(1);
+    for n in 0..2 {
+        issue(&format!("expiring{n}"), Some(soon)).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+
+    let creates = (0..20).map(|n| {
+        let (app, caller) = (&app, &caller);
+        async move {
+            Call::new("POST", "/api-keys", caller)
+                .json(json!({"name": format!("racing{n}"), "scope": "read"}))
+                .send(app)
+                .await
+        }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let made = answers.iter().filter(|a| a.status == 201).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status != 201)
+        .map(|a| (a.status, a.error().0))
+        .collect();
+    assert_eq!(made, 4, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| *r == (409, "api_key_limit_reached".to_owned())),
+        "{refused:?}"
+    );
+    let now = shared::api_key::now();
+    let keys = store.api_keys_of(&tenant).await.unwrap();
+    let active = || {
+        keys.iter()
+            .filter(|k| k.state(now) == shared::api_key::KeyState::Active)
+            .count()
+    };
+    assert_eq!(active(), MAX_ACTIVE_KEYS);
+
+    // Revoking one makes room for one.
+    let one = keys
+        .iter()
+        .find(|k| k.name == "k0")
+        .map(|k| k.id.to_string())
+        .unwrap();
+    let revoked = Call::new("DELETE", &format!("/api-keys/{one}"), &caller)
+        .send(&app)
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let again = Call::new("POST", "/api-keys", &caller)
+        .json(json!({"name": "after", "scope": "read"}))
+        .send(&app)
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}

@@ -115,8 +115,12 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
 }
 
 impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
-    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.inner.put_api_key(key).await
+    async fn put_api_key(
+        &self,
+        key: &ApiKey,
+        limit: Option<usize>,
+    ) -> Result<Conditional, StoreError> {
+        self.inner.put_api_key(key, limit).await
     }
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         self.inner.api_key(key_hash).await

@@ -158,6 +158,9 @@ pub struct ApiKey {
     pub created_by: Option<KeyId>,
 }
 
+/// Most keys a tenant may hold that are neither revoked nor expired.
+pub const MAX_ACTIVE_KEYS: usize = 50;
+
 /// Now, to the second: what the table keeps of a key's times.
 pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::TenantId;
 use crate::ValidationError;
 use crate::api_key::{self, ApiKey, KeyId, KeyState, Scope};
-use crate::store::{ApiKeyStore, Keep, StoreError};
+use crate::store::{ApiKeyStore, Conditional, Keep, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -18,6 +18,9 @@ pub enum KeyError {
         "this is the tenant's last active full-scope key: create another full-scope key first, so that the tenant is not locked out"
     )]
     LastFullKey,
+    /// The tenant already holds this many active keys.
+    #[error("a tenant may hold at most {0} active API keys: revoke one first")]
+    Limit(usize),
     /// Only an active key can be rotated.
     #[error("this API key is {}: create a new key instead", .0.as_str())]
     NotActive(KeyState),
@@ -49,20 +52,22 @@ pub async fn issue(
     expires_at: Option<OffsetDateTime>,
 ) -> Result<(String, ApiKey), StoreError> {
     let (key, stored) = ApiKey::issue(tenant, name, scope, expires_at, api_key::now());
-    store.put_api_key(&stored).await?;
+    // No limit: the operator's keys are made whatever the tenant holds.
+    store.put_api_key(&stored, None).await?;
     Ok((key, stored))
 }
 
 /// Makes a key through the API, with `maker`: the new key records who made
 /// it, and expires with its maker at the latest (an expiring key cannot
-/// make itself a successor that never expires).
+/// make itself a successor that never expires). Refused while the tenant
+/// holds [`api_key::MAX_ACTIVE_KEYS`] active keys.
 pub async fn issue_by(
     store: &impl ApiKeyStore,
     maker: &ApiKey,
     name: String,
     scope: Scope,
     expires_at: Option<OffsetDateTime>,
-) -> Result<(String, ApiKey), StoreError> {
+) -> Result<(String, ApiKey), KeyError> {
     let expires_at = match (expires_at, maker.expires_at) {
         (Some(asked), Some(theirs)) => Some(asked.min(theirs)),
         (asked, theirs) => asked.or(theirs),
@@ -75,8 +80,11 @@ pub async fn issue_by(
         api_key::now(),
     );
     stored.created_by = Some(maker.id.clone());
-    store.put_api_key(&stored).await?;
-    Ok((key, stored))
+    let limit = api_key::MAX_ACTIVE_KEYS;
+    match store.put_api_key(&stored, Some(limit)).await? {
+        Conditional::Applied => Ok((key, stored)),
+        Conditional::Refused => Err(KeyError::Limit(limit)),
+    }
 }
 
 /// The tenant's key with this id.

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
 use shared::store::prelude::*;
-use shared::store::{Keep, MemoryStore, StoreError};
+use shared::store::{Conditional, Keep, MemoryStore, StoreError};
 use testkit::fresh_store;
 
 /// Keys as objects: their list, revocation, expiry and last use.
@@ -23,7 +23,7 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         None
     );
     assert!(matches!(
-        store.put_api_key(&stored).await,
+        store.put_api_key(&stored, None).await,
         Err(StoreError::AlreadyExists)
     ));
     // Ids sort by their millisecond: the second key is made in a later one.
@@ -42,6 +42,19 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
     assert_eq!(listed, [full.id.clone(), stored.id.clone()], "newest first");
     let stranger = TenantId::parse("stranger").unwrap();
     assert!(store.api_keys_of(&stranger).await.unwrap().is_empty());
+
+    // The limit counts the tenant's active keys, those just made too, and
+    // no other tenant's.
+    let limited = TenantId::parse("limited").unwrap();
+    let make = |name: &str| ApiKey::issue(limited.clone(), name.into(), Scope::Read, None, now).1;
+    for (name, limit, put) in [
+        ("first", Some(1), Conditional::Applied),
+        ("second", None, Conditional::Applied),
+        ("third", Some(2), Conditional::Refused),
+        ("third", Some(3), Conditional::Applied),
+    ] {
+        assert_eq!(store.put_api_key(&make(name), limit).await.unwrap(), put, "{name}");
+    }
 
     // Last use: written once, not again within the hour, again after it.
     store.touch_api_key(&stored, now).await.unwrap();

@@ -133,6 +133,7 @@ impl From<KeyError> for ApiError {
         match e {
             KeyError::NotFound => ApiError::ApiKeyNotFound,
             KeyError::LastFullKey => ApiError::LastFullKey(e.to_string()),
+            KeyError::Limit(n) => ApiError::KeyLimit(n),
             KeyError::Store(e) => ApiError::Internal(e.to_string()),
             // Rotation is the operator's (the CLI), not a route.
             KeyError::NotActive(_) => ApiError::Internal(e.to_string()),

@@ -181,7 +181,7 @@ fn table<S: Store>() -> [Route<S>; 24] {
             Box::pin(api_keys::list(c.app, c.tenant))
         }),
         tenant(M::POST, "/api-keys", |c| {
-            Box::pin(async move { api_keys::create(c.app, c.tenant, &c.key, c.req).await })
+            Box::pin(async move { api_keys::create(c.app, &c.key, c.req).await })
         }),
         tenant(M::DELETE, "/api-keys/{id}", |c| {
             Box::pin(async move {

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
-use super::StoreError;
+use super::{Conditional, StoreError};
 use crate::TenantId;
 use crate::api_key::ApiKey;
 
@@ -17,8 +17,15 @@ pub struct Keep<'a> {
 }
 
 pub trait ApiKeyStore: Send + Sync {
-    /// Stores a new API key (its hash and what is known of it).
-    fn put_api_key(&self, key: &ApiKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new API key (its hash and what is known of it), unless its
+    /// tenant already has `limit` keys active when it is made: `Refused`
+    /// then (`None`: no limit, the operator's). Concurrent calls of one
+    /// tenant are serialized, so the limit holds exactly.
+    fn put_api_key(
+        &self,
+        key: &ApiKey,
+        limit: Option<usize>,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send;
 
     /// The key with this hash, whatever its state; the caller checks it.
     fn api_key(

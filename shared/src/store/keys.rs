@@ -8,6 +8,7 @@
 //! | test event budget | `TENANT#<tenant_id>`       | `TESTS#<unix time ÷ 10 s>`     |
 //! | recovery budget | `TENANT#<tenant_id>`         | `RECOVERY_CHECKS#<unix minute>` |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY` (GSI1: `APIKEYS#<tenant_id>`, `<key_id>`) |
+//! | API key set     | `TENANT#<tenant_id>`         | `APIKEYS` (a version, the keys of the last minute) |
 //! | recovery        | `TENANT#<tenant_id>`         | `RECOVERY#<wh_id>` (the last one) |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters, `manual_at_<wh_id>` times) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
@@ -25,7 +26,10 @@
 //! query on `begins_with(SK, "WEBHOOK#")` lists them newest first. Reads by id
 //! include the caller's tenant in the key, which is what isolates tenants.
 //! `META.webhook_count` is kept in the same transaction as every create and
-//! delete, so the per-tenant limit holds under concurrent requests.
+//! delete, so the per-tenant limit holds under concurrent requests. The
+//! active API keys are counted from the index, which lags writes: `APIKEYS`
+//! holds the keys made in the last minute and a version that every create
+//! bumps in its transaction, so concurrent creates count each other.
 //!
 //! A delivery's key is (tenant, event, webhook, attempt), so the dispatcher
 //! learns which of a batch's attempts are already recorded with one
@@ -41,6 +45,7 @@ pub const SK: &str = "SK";
 pub const WEBHOOK_PREFIX: &str = "WEBHOOK#";
 pub const META_SK: &str = "META";
 pub const API_KEY_SK: &str = "APIKEY";
+pub const API_KEY_SET_SK: &str = "APIKEYS";
 pub const WEBHOOK_COUNT: &str = "webhook_count";
 pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";

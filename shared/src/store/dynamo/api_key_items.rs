@@ -2,6 +2,8 @@
 //! so that conditions compare them), the tenant's index entry, and what a
 //! key stored before keys had ids reads as.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -9,7 +11,7 @@ use time::OffsetDateTime;
 use super::write::applied;
 use super::{DynamoStore, backend, parse};
 use crate::TenantId;
-use crate::api_key::{ApiKey, KeyId, PREFIX, Scope};
+use crate::api_key::{ApiKey, KeyId, KeyState, PREFIX, Scope};
 use crate::store::{StoreError, keys};
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +47,70 @@ pub(super) struct ApiKeyItem {
     pub last_used_unix: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<KeyId>,
+}
+
+/// A tenant's key set (`TENANT#<tenant>` / `APIKEYS`): what a create
+/// counts besides the tenant's index, which lags writes.
+#[derive(Serialize, Deserialize)]
+pub(super) struct KeySetItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// Bumped by every create; 0 before the first.
+    pub set_version: u64,
+    /// The keys made in the last [`RECENT_SECS`], by id, with the Unix
+    /// time each was made.
+    #[serde(default)]
+    pub recent: BTreeMap<String, i64>,
+}
+
+/// Longer than the index ever lags behind its table.
+const RECENT_SECS: i64 = 60;
+
+impl KeySetItem {
+    pub fn empty(tenant: &TenantId) -> Self {
+        Self {
+            pk: keys::tenant_pk(tenant),
+            sk: keys::API_KEY_SET_SK.into(),
+            set_version: 0,
+            recent: BTreeMap::new(),
+        }
+    }
+
+    /// The tenant's keys active at `now`: those `listed` (the index) as
+    /// active, and those made lately that the index does not show yet.
+    pub fn active(&self, listed: &[ApiKey], now: OffsetDateTime) -> usize {
+        let shown = |id: &str| listed.iter().any(|k| k.id.as_str() == id);
+        let unseen = self.recent.keys().filter(|id| !shown(id)).count();
+        unseen + listed.iter().filter(|k| k.state(now) == KeyState::Active).count()
+    }
+
+    /// The set once `key` is made at `now`, and the condition of writing it
+    /// (`:v`: this set's version, so that one create of two counted at once
+    /// fails and counts again).
+    pub fn with(&self, key: &ApiKey, now: OffsetDateTime) -> (Self, &'static str) {
+        let since = now.unix_timestamp() - RECENT_SECS;
+        let mut recent: BTreeMap<String, i64> = self
+            .recent
+            .iter()
+            .filter(|(_, made)| **made > since)
+            .map(|(id, made)| (id.clone(), *made))
+            .collect();
+        recent.insert(key.id.to_string(), now.unix_timestamp());
+        let next = Self {
+            pk: self.pk.clone(),
+            sk: self.sk.clone(),
+            set_version: self.set_version + 1,
+            recent,
+        };
+        let condition = if self.set_version == 0 {
+            "attribute_not_exists(PK) OR set_version = :v"
+        } else {
+            "set_version = :v"
+        };
+        (next, condition)
+    }
 }
 
 pub(super) const REVOKED: &str = "revoked_unix";

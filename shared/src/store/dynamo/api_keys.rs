@@ -1,22 +1,35 @@
 //! API keys: items `APIKEY#<sha256 hex>` / `APIKEY`, listed per tenant
 //! through GSI1 (`APIKEYS#<tenant>`).
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::api_key_items::{self, ApiKeyItem};
+use super::api_key_items::{self, ApiKeyItem, KeySetItem};
 use super::query;
 use super::write::{applied, conditional, failed_condition, transact};
-use super::{DynamoStore, Item, backend, item, key, parse, unix};
+use super::{DynamoStore, Item, backend, item, key, number, parse, unix};
 use crate::TenantId;
 use crate::api_key::ApiKey;
-use crate::store::{ApiKeyStore, Conditional, Keep, Kept, StoreError, keys};
+use crate::store::{ApiKeyStore, Conditional, Keep, StoreError, keys};
 
 fn api_key_key(key_hash: &str) -> Item {
     key(keys::api_key_pk(key_hash), keys::API_KEY_SK.into())
 }
 
+/// How many times a create counts again after losing a race to another
+/// create of the same tenant: each round one of them wins.
+const SET_ROUNDS: usize = 60;
+
 impl DynamoStore {
+    /// The tenant's key set, as it is now (a strongly consistent read).
+    async fn api_key_set(&self, tenant: &TenantId) -> Result<KeySetItem, StoreError> {
+        let key = key(keys::tenant_pk(tenant), keys::API_KEY_SET_SK.into());
+        Ok(match self.get(key, true).await? {
+            Some(item) => parse(item)?,
+            None => KeySetItem::empty(tenant),
+        })
+    }
+
     /// The key with this hash (`consistent`: a strongly consistent read).
     async fn read_api_key(
         &self,
@@ -32,12 +45,48 @@ impl DynamoStore {
 }
 
 impl ApiKeyStore for DynamoStore {
-    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let item = item(ApiKeyItem::from(key))?;
-        match self.put_new(item).await? {
-            Kept::New => Ok(()),
-            Kept::Before => Err(StoreError::AlreadyExists),
+    async fn put_api_key(
+        &self,
+        key: &ApiKey,
+        limit: Option<usize>,
+    ) -> Result<Conditional, StoreError> {
+        let now = key.created_at.unwrap_or_else(crate::api_key::now);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(ApiKeyItem::from(key))?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(backend)?;
+        let client = self.client().await?;
+        for _ in 0..SET_ROUNDS {
+            let set = self.api_key_set(&key.tenant_id).await?;
+            let listed = self.api_keys_of(&key.tenant_id).await?;
+            if limit.is_some_and(|limit| set.active(&listed, now) >= limit) {
+                return Ok(Conditional::Refused);
+            }
+            let (next, condition) = set.with(key, now);
+            let write_set = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item(next)?))
+                .condition_expression(condition)
+                .expression_attribute_values(":v", number(set.set_version))
+                .build()
+                .map_err(backend)?;
+            let sent = transact(|| {
+                client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                    .transact_items(TransactWriteItem::builder().put(write_set.clone()).build())
+            })
+            .await;
+            match failed_condition(sent)? {
+                None => return Ok(Conditional::Applied),
+                Some(0) => return Err(StoreError::AlreadyExists),
+                // Another key of the tenant was made meanwhile: count again.
+                Some(_) => crate::random::pause(5, 20).await,
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {

@@ -4,17 +4,30 @@ use time::OffsetDateTime;
 
 use super::MemoryStore;
 use crate::TenantId;
-use crate::api_key::ApiKey;
-use crate::store::{ApiKeyStore, Keep, StoreError};
+use crate::api_key::{ApiKey, KeyState};
+use crate::store::{ApiKeyStore, Conditional, Keep, StoreError};
 
 impl ApiKeyStore for MemoryStore {
-    async fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+    async fn put_api_key(
+        &self,
+        key: &ApiKey,
+        limit: Option<usize>,
+    ) -> Result<Conditional, StoreError> {
         let mut inner = self.lock();
         if inner.api_keys.contains_key(&key.hash) {
             return Err(StoreError::AlreadyExists);
         }
+        let now = key.created_at.unwrap_or_else(crate::api_key::now);
+        let active = inner
+            .api_keys
+            .values()
+            .filter(|k| k.tenant_id == key.tenant_id && k.state(now) == KeyState::Active)
+            .count();
+        if limit.is_some_and(|limit| active >= limit) {
+            return Ok(Conditional::Refused);
+        }
         inner.api_keys.insert(key.hash.clone(), key.clone());
-        Ok(())
+        Ok(Conditional::Applied)
     }
 
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
