@@ -1200,3 +1200,160 @@ async fn a_recovery_refused_as_running_spends_no_checks() {
     assert_eq!(whole, Conditional::Applied, "nothing was taken by the 409");
     assert!(queued.lock().unwrap().is_empty());
 }
+
+/// Three failed events, recovered once: their attempts wait in the slow
+/// lane's queue. Twenty minutes later (the claims aged in the table; the
+/// backlog not drained), another recovery leaves them pending instead of
+/// queueing them again; claims older than a queued message can live are
+/// taken as lost, and queued again (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_queued_behind_a_long_backlog_stays_pending() {
+    let (d, app, key, wh, events, lanes) = three_failed_events("backlog").await;
+    let path = format!("/webhooks/{}/recover", wh.id);
+    let since = hour_ago();
+    let recover = || {
+        let (path, key, since, app) = (&path, &key, &since, &app);
+        async move {
+            Call::new("POST", path, key)
+                .json(json!({"since": since}))
+                .send(app)
+                .await
+        }
+    };
+    let first = recover().await;
+    assert_eq!(first.body["queued"], 3, "{}", first.body);
+
+    age_claims(&d, &wh, &events, 20 * 60).await;
+    let later = recover().await;
+    assert_eq!(
+        (
+            later.body["queued"].as_u64(),
+            later.body["already_pending"].as_u64()
+        ),
+        (Some(0), Some(3)),
+        "{}",
+        later.body
+    );
+
+    let lost = shared::recovery::PENDING_SECS + 60;
+    age_claims(&d, &wh, &events, lost).await;
+    let after_retention = recover().await;
+    assert_eq!(
+        after_retention.body["queued"], 3,
+        "{}",
+        after_retention.body
+    );
+    drop(lanes);
+}
+
+/// A recovery whose slow-lane queue refuses its messages gives up their
+/// claims: the next recovery, with the queue back, queues the same events
+/// at once instead of counting them pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_that_could_not_be_queued_are_queued_by_the_next_recovery() {
+    let (_d, app, key, wh, _events, lanes) = three_failed_events("unsent").await;
+    let path = format!("/webhooks/{}/recover", wh.id);
+    let since = hour_ago();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let broken =
+        api::App::new(app.store.clone(), testkit::settings(app.store.table(), 50)).with_requeue(
+            Requeue::lanes(&lanes.0, &format!("{endpoint}/123456789012/no-such-queue")),
+        );
+    let failed = Call::new("POST", &path, &key)
+        .json(json!({"since": since}))
+        .send(&broken)
+        .await;
+    assert!(failed.status >= 500, "{} {}", failed.status, failed.body);
+
+    let next = Call::new("POST", &path, &key)
+        .json(json!({"since": since}))
+        .send(&app)
+        .await;
+    assert_eq!(next.status, 202, "{}", next.body);
+    assert_eq!(
+        (
+            next.body["queued"].as_u64(),
+            next.body["already_pending"].as_u64()
+        ),
+        (Some(3), Some(0)),
+        "{}",
+        next.body
+    );
+}
+
+fn hour_ago() -> String {
+    (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A webhook whose receiver failed three events (no retries), an app on
+/// the same store and queues, a key of its tenant, the events' ids and the
+/// queues (events, slow lane).
+async fn three_failed_events(
+    name: &str,
+) -> (
+    Dispatcher<DynamoStore>,
+    api::App<DynamoStore>,
+    String,
+    Webhook,
+    Vec<shared::event::EventId>,
+    (String, String),
+) {
+    let sqs = sqs_client().await;
+    let queues = create_queues(&sqs, &unique(name), 5).await.unwrap();
+    let lanes = || Requeue::lanes(&queues.events, &queues.slow);
+    let d = fresh_dispatcher(true, HashMap::new())
+        .await
+        .with_requeue(lanes());
+    let rx = Receiver::start(Behavior::status(503)).await;
+    let wh = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    let mut events = Vec::new();
+    for i in 0..3 {
+        let (event, body) = envelope("acme", AsyncCompleted, json!({"n": i}));
+        let response =
+            dispatch::handle(&d, invocation(sqs_event(&[(format!("m{i}"), body)]), 6000))
+                .await
+                .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        events.push(event.id);
+    }
+    assert_eq!(rx.requests().len(), 3);
+    let app = api::App::new(d.store().clone(), testkit::settings(d.store().table(), 50))
+        .with_requeue(lanes());
+    let key = api_key_for(&app.store, "acme").await;
+    (d, app, key, wh, events, (queues.events, queues.slow))
+}
+
+/// Makes the webhook's manual attempt claims on `events` `secs` old, as if
+/// they had been made that long ago.
+async fn age_claims(
+    d: &Dispatcher<DynamoStore>,
+    wh: &Webhook,
+    events: &[shared::event::EventId],
+    secs: i64,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::store::keys;
+    let store = d.store();
+    let then = time::OffsetDateTime::now_utc().unix_timestamp() - secs;
+    for event in events {
+        store
+            .client()
+            .await
+            .unwrap()
+            .update_item()
+            .table_name(store.table())
+            .key(
+                keys::PK,
+                AttributeValue::S(keys::event_pk(&wh.tenant_id, event)),
+            )
+            .key(keys::SK, AttributeValue::S(keys::EVENT_SK.into()))
+            .update_expression("SET #at = :then")
+            .expression_attribute_names("#at", keys::manual_at(wh.id))
+            .expression_attribute_values(":then", AttributeValue::N(then.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+}

@@ -215,6 +215,12 @@ async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
         slow["MessageRetentionPeriod"],
         events["MessageRetentionPeriod"]
     );
+    // A recovery counts an attempt queued as pending as long as its message
+    // can live in the queue.
+    assert_eq!(
+        as_u64(&slow["MessageRetentionPeriod"]),
+        shared::recovery::PENDING_SECS.unsigned_abs()
+    );
     assert_eq!(slow["MaximumMessageSize"], events["MaximumMessageSize"]);
     for url in [&queues.events, &queues.slow] {
         let attrs = queue_attributes(&sqs, url).await;

@@ -187,6 +187,18 @@ impl<S: EventStore> EventStore for TimingStore<S> {
             .number_manual_attempts(tenant, event, webhooks, now)
             .await
     }
+
+    async fn release_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .release_manual_attempt(tenant, event, webhook, attempt)
+            .await
+    }
 }
 
 impl<S: DeliveryStore> DeliveryStore for TimingStore<S> {

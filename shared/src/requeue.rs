@@ -14,10 +14,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::sync::OnceCell;
 
 use crate::retry::MAX_SQS_DELAY;
 use crate::slow_lane::{RecoveryMessage, TargetedMessage};
+use crate::store::EventStore;
 
 /// Where targeted messages go.
 pub enum Requeue {
@@ -137,6 +139,32 @@ impl Requeue {
             }
             Requeue::Disabled => Err("no events queue is configured (EVENTS_QUEUE_URL)".into()),
         }
+    }
+
+    /// Sends manual attempts numbered by the store: as [`Self::send_now`],
+    /// and each message that could not be sent gives up its attempt's claim
+    /// (a failure to do so is logged: the claim then lapses with
+    /// [`crate::recovery::PENDING_SECS`]).
+    pub async fn send_claimed(
+        &self,
+        store: &impl EventStore,
+        messages: &[TargetedMessage],
+    ) -> Vec<Result<(), String>> {
+        let sent = self.send_now(messages).await;
+        let unsent = messages.iter().zip(&sent).filter(|(_, r)| r.is_err());
+        let released = join_all(unsent.map(|(m, _)| {
+            store.release_manual_attempt(
+                &m.event.tenant_id,
+                &m.event.id,
+                m.target.webhook_id,
+                m.target.attempt,
+            )
+        }))
+        .await;
+        for e in released.into_iter().filter_map(Result::err) {
+            tracing::error!(error = %e, "releasing the claim of an attempt not queued failed");
+        }
+        sent
     }
 
     /// Sends messages now, ten to a SendMessageBatch call, the calls at

@@ -53,7 +53,11 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         ("third", Some(2), Conditional::Refused),
         ("third", Some(3), Conditional::Applied),
     ] {
-        assert_eq!(store.put_api_key(&make(name), limit).await.unwrap(), put, "{name}");
+        assert_eq!(
+            store.put_api_key(&make(name), limit).await.unwrap(),
+            put,
+            "{name}"
+        );
     }
 
     // Last use: written once, not again within the hour, again after it.

@@ -64,9 +64,10 @@ pub async fn queue<S: EventStore + AllowanceStore>(
             event: envelope.clone(),
         })
         .collect();
-    let sent = app.requeue.send_now(&messages).await;
+    let sent = app.requeue.send_claimed(&app.store, &messages).await;
     if let Some(Err(e)) = sent.iter().find(|r| r.is_err()) {
-        // Some may have gone: they are attempts of their own, each recorded once.
+        // Some may have gone: they are attempts of their own, each recorded
+        // once; those not sent gave up their claims.
         return Err(ApiError::Internal(format!("queueing a redelivery: {e}")));
     }
     let queued = targets

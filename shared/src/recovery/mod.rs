@@ -414,14 +414,14 @@ where
                 event,
             });
         }
-        let sent = self.requeue.send_now(&messages).await;
+        // Those sent are attempts of their own, each recorded once; those
+        // not sent give up their claim, so that the next recovery sends them.
+        let sent = self.requeue.send_claimed(self.store, &messages).await;
         counts.queued += u64::try_from(sent.iter().filter(|r| r.is_ok()).count()).unwrap_or(0);
-        if let Some(Err(e)) = sent.into_iter().find(Result::is_err) {
-            // Those sent are attempts of their own, each recorded once; those
-            // not sent are pending until PENDING_SECS have passed.
-            return Err(RecoveryError::Queue(e));
+        match sent.into_iter().find_map(Result::err) {
+            Some(e) => Err(RecoveryError::Queue(e)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -7,9 +7,13 @@ use time::OffsetDateTime;
 use crate::{TenantId, WebhookId};
 
 /// A manual attempt numbered this recently (seconds) and not recorded yet is
-/// pending: a recovery does not queue that event again. Past it, the
-/// attempt is taken as lost (its message could not be sent).
-pub const PENDING_SECS: i64 = 900;
+/// pending: a recovery does not queue that event again, however long the
+/// slow lane's backlog. It is the queues' `MessageRetentionPeriod` (4 days,
+/// `template.yaml`): a queued message is delivered and recorded, goes to the
+/// dead-letter queue, or is gone by then. A message that could not be sent
+/// releases its claim at once ([`crate::store::EventStore::release_manual_attempt`]).
+/// An automatic retry due this long ago and not recorded is lost the same way.
+pub const PENDING_SECS: i64 = 4 * 86_400;
 
 /// A running recovery whose state has not moved for this long (seconds) has
 /// stopped (its message went to the dead-letter queue): another may start.

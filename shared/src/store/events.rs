@@ -56,4 +56,16 @@ pub trait EventStore: Send + Sync {
         webhooks: &[WebhookId],
         now: i64,
     ) -> impl Future<Output = Result<Option<Vec<u32>>, StoreError>> + Send;
+
+    /// Gives up the claim of manual attempt `attempt` of `webhook` for the
+    /// event, whose message could not be queued: it no longer counts as
+    /// pending, so a recovery may queue the event again. A later attempt
+    /// numbered meanwhile keeps its own claim.
+    fn release_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        attempt: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

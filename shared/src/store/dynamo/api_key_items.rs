@@ -83,7 +83,11 @@ impl KeySetItem {
     pub fn active(&self, listed: &[ApiKey], now: OffsetDateTime) -> usize {
         let shown = |id: &str| listed.iter().any(|k| k.id.as_str() == id);
         let unseen = self.recent.keys().filter(|id| !shown(id)).count();
-        unseen + listed.iter().filter(|k| k.state(now) == KeyState::Active).count()
+        unseen
+            + listed
+                .iter()
+                .filter(|k| k.state(now) == KeyState::Active)
+                .count()
     }
 
     /// The set once `key` is made at `now`, and the condition of writing it

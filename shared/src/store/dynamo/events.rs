@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::Deserialize;
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
-use super::write::conditional;
+use super::write::{applied, conditional};
 use super::{DynamoStore, Indexed, Item, item, key, number, parse};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
@@ -197,5 +197,34 @@ impl EventStore for DynamoStore {
             .map(|w| manual_attempt_number(&updated, *w))
             .collect::<Result<Vec<u32>, StoreError>>()
             .map(Some)
+    }
+
+    async fn release_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        let counted = attempt.saturating_sub(FIRST_MANUAL_ATTEMPT - 1);
+        let result = self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::event_pk(tenant, event),
+                keys::EVENT_SK.to_owned(),
+            )))
+            .update_expression("SET #at = :zero")
+            .condition_expression("#m = :counted")
+            .expression_attribute_names("#m", keys::manual_attempts(webhook))
+            .expression_attribute_names("#at", keys::manual_at(webhook))
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":counted", number(counted))
+            .send()
+            .await;
+        // Refused: a later attempt was numbered, and keeps its claim.
+        applied(result).map(|_| ())
     }
 }

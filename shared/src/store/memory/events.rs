@@ -109,4 +109,23 @@ impl EventStore for MemoryStore {
             .collect();
         Ok(Some(numbers))
     }
+
+    async fn release_manual_attempt(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        webhook: WebhookId,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let claim = inner
+            .manual_attempts
+            .get_mut(&(tenant.clone(), event.clone(), webhook));
+        if let Some((n, at)) = claim
+            && FIRST_MANUAL_ATTEMPT - 1 + *n == attempt
+        {
+            *at = 0;
+        }
+        Ok(())
+    }
 }
