@@ -1257,7 +1257,7 @@ async fn attempts_that_could_not_be_queued_are_queued_by_the_next_recovery() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
     let broken =
         api::App::new(app.store.clone(), testkit::settings(app.store.table(), 50)).with_requeue(
-            Requeue::lanes(&lanes.0, &format!("{endpoint}/123456789012/no-such-queue")),
+            Requeue::lanes(&lanes.0, format!("{endpoint}/123456789012/no-such-queue")),
         );
     let failed = Call::new("POST", &path, &key)
         .json(json!({"since": since}))
