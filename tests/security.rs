@@ -893,3 +893,72 @@ async fn twenty_concurrent_creates_never_pass_the_active_key_limit() {
         .await;
     assert_eq!(again.status, 201, "{}", again.body);
 }
+
+/// Costly reads have a per-tenant allowance: four callers with a read key
+/// asking a webhook's stats and filtered listings at once get `429
+/// read_limit_reached` with `Retry-After` once the tenant's costly reads of
+/// the minute are spent. Another tenant's stats, and the same tenant's
+/// plain listing (a key range, not costly), still answer (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_reads_are_bounded_per_tenant() {
+    use shared::api_key::Scope;
+    let store = fresh_store().await;
+    let mut settings = settings(store.table(), 10);
+    settings.costly_reads_per_minute = 8;
+    let app = api::App::new(store.clone(), settings);
+    let acme = add_webhook(
+        &store,
+        "acme",
+        "https://a.example.com/",
+        &[EventType::AsyncCompleted],
+        Status::Active,
+    )
+    .await;
+    let globex = add_webhook(
+        &store,
+        "globex",
+        "https://g.example.com/",
+        &[EventType::AsyncCompleted],
+        Status::Active,
+    )
+    .await;
+    let (reader, _) = shared::key_lifecycle::issue(
+        &store,
+        acme.tenant_id.clone(),
+        "reader".into(),
+        Scope::Read,
+        None,
+    )
+    .await
+    .unwrap();
+    let theirs = api_key_for(&store, "globex").await;
+    testkit::start_of_window(60, 20).await;
+
+    let paths = [
+        format!("/webhooks/{}/stats?window=30d", acme.id),
+        format!("/webhooks/{}/deliveries?outcome=timeout", acme.id),
+        "/events?type=async.completed".to_owned(),
+    ];
+    let calls = (0..4)
+        .flat_map(|_| paths.iter().cycle().take(3))
+        .map(|path| {
+            let (app, reader) = (&app, &reader);
+            async move { Call::new("GET", path, reader).send(app).await }
+        });
+    let answers = futures_util::future::join_all(calls).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    let limited: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!((ok, limited.len()), (8, 4), "{statuses:?}");
+    for a in &limited {
+        assert_eq!(a.error().0, "read_limit_reached");
+        assert!((1..=60).contains(&a.retry_after()));
+    }
+
+    let other = Call::new("GET", &format!("/webhooks/{}/stats", globex.id), &theirs)
+        .send(&app)
+        .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    let plain = Call::new("GET", "/events", &reader).send(&app).await;
+    assert_eq!(plain.status, 200, "{}", plain.body);
+}

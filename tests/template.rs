@@ -90,6 +90,26 @@ async fn the_table_in_the_template_is_the_table_the_code_creates() {
         ]
     );
     assert_eq!(gsi["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    let narrow = &table["GlobalSecondaryIndexes"][1];
+    assert_eq!(narrow["IndexName"].as_str(), Some(keys::GSI2));
+    assert_eq!(
+        key_schema(&narrow["KeySchema"]),
+        [
+            (keys::GSI2PK.into(), "HASH".into()),
+            (keys::GSI2SK.into(), "RANGE".into())
+        ]
+    );
+    assert_eq!(
+        narrow["Projection"]["ProjectionType"].as_str(),
+        Some("INCLUDE")
+    );
+    let included: Vec<&str> = narrow["Projection"]["NonKeyAttributes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(included, keys::GSI2_ATTRIBUTES);
     assert_eq!(
         table["TimeToLiveSpecification"]["AttributeName"].as_str(),
         Some(keys::EXPIRES_AT)
@@ -121,12 +141,30 @@ async fn the_table_in_the_template_is_the_table_the_code_creates() {
         .unwrap();
     let desc = described.table.unwrap();
     assert_eq!(sdk_keys(desc.key_schema()), key_schema(&table["KeySchema"]));
-    let code_gsi = &desc.global_secondary_indexes()[0];
-    assert_eq!(code_gsi.index_name(), gsi["IndexName"].as_str());
-    assert_eq!(
-        sdk_keys(code_gsi.key_schema()),
-        key_schema(&gsi["KeySchema"])
-    );
+    let code_gsis = desc.global_secondary_indexes();
+    assert_eq!(code_gsis.len(), 2);
+    for (code_gsi, gsi) in code_gsis.iter().zip([gsi, narrow]) {
+        assert_eq!(code_gsi.index_name(), gsi["IndexName"].as_str());
+        assert_eq!(
+            sdk_keys(code_gsi.key_schema()),
+            key_schema(&gsi["KeySchema"])
+        );
+        let projection = code_gsi.projection().unwrap();
+        assert_eq!(
+            projection.projection_type().map(|p| p.as_str()),
+            gsi["Projection"]["ProjectionType"].as_str()
+        );
+        let code_included: Vec<&str> = projection
+            .non_key_attributes()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let template_included: Vec<&str> = gsi["Projection"]["NonKeyAttributes"]
+            .as_sequence()
+            .map(|a| a.iter().filter_map(|a| a.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(code_included, template_included);
+    }
     let template_attrs: BTreeSet<String> = table["AttributeDefinitions"]
         .as_sequence()
         .unwrap()

@@ -46,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Once after each deploy: bring items written by an earlier version up
+    /// to date (API keys from before ids, delivery records from before the
+    /// stats' index). Scans of the whole table; safe to run again.
+    Upgrade,
     /// Validate an event and send it to the events queue; prints the event id.
     Emit {
         /// The events queue (the stack's EventsQueueUrl output).
@@ -286,6 +290,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{id}");
+        }
+        Command::Upgrade => {
+            let store = DynamoStore::new(dynamodb(), table()?);
+            let done = store.upgrade().await.map_err(|e| e.to_string())?;
+            eprintln!(
+                "{} API key(s) made before keys had ids now have one and are listed; \
+                 {} delivery record(s) joined the stats' index.",
+                done.api_keys_adopted, done.records_indexed
+            );
         }
         Command::ApiKey { command } => {
             let store = DynamoStore::new(dynamodb(), table()?);

@@ -30,6 +30,11 @@ pub struct Settings {
     /// together (`RECOVERY_CHECKS_PER_MINUTE`; a call or page takes 1,000):
     /// what one tenant's recoveries may read and hold of the slow lane.
     pub recovery_checks_per_minute: u32,
+    /// Costly reads a tenant may make per minute
+    /// (`COSTLY_READ_LIMIT_PER_MINUTE`): a webhook's stats and listings
+    /// filtered by value, each up to a few hundred read units; beyond it
+    /// the API answers 429.
+    pub costly_reads_per_minute: u32,
     /// Test events a tenant may send per 10 seconds
     /// (`TEST_EVENT_LIMIT_PER_10_SECONDS`): each may hold an api function
     /// for the delivery deadline, so this bounds what one tenant holds of
@@ -150,6 +155,10 @@ pub const VARIABLES: &[Variable] = &[
         name: "RECOVERY_CHECKS_PER_MINUTE",
         set_for: &[],
     },
+    Variable {
+        name: "COSTLY_READ_LIMIT_PER_MINUTE",
+        set_for: &[],
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +179,10 @@ impl Settings {
     /// two thirds of one of the lane's invocations on average, however many
     /// webhooks it recovers at once.
     pub const DEFAULT_RECOVERY_CHECKS_PER_MINUTE: u32 = 10_000;
+    /// One every two seconds: a person on the dashboard never meets it; a
+    /// script polling stats meets it at 200 read units a call, about 100
+    /// read units a second per tenant at most.
+    pub const DEFAULT_COSTLY_READS_PER_MINUTE: u32 = 30;
     pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: u32 = 500;
     pub const DEFAULT_TEST_EVENTS_PER_10_SECONDS: u32 = 3;
     pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
@@ -190,6 +203,7 @@ impl Settings {
             slow_threshold: Duration::from_millis(u64::from(Self::DEFAULT_SLOW_THRESHOLD_MS)),
             redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
             recovery_checks_per_minute: Self::DEFAULT_RECOVERY_CHECKS_PER_MINUTE,
+            costly_reads_per_minute: Self::DEFAULT_COSTLY_READS_PER_MINUTE,
             max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
             test_events_per_10_seconds: Self::DEFAULT_TEST_EVENTS_PER_10_SECONDS,
             event_retention_days: Self::DEFAULT_EVENT_RETENTION_DAYS,
@@ -264,6 +278,11 @@ impl Settings {
                 &lookup,
                 "RECOVERY_CHECKS_PER_MINUTE",
                 d.recovery_checks_per_minute,
+            )?,
+            costly_reads_per_minute: positive(
+                &lookup,
+                "COSTLY_READ_LIMIT_PER_MINUTE",
+                d.costly_reads_per_minute,
             )?,
             test_events_per_10_seconds: positive(
                 &lookup,

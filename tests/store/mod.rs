@@ -7,6 +7,7 @@ mod api_keys;
 mod deliveries;
 mod events;
 mod recoveries;
+mod stats_cost;
 mod webhooks;
 
 use shared::store::prelude::*;

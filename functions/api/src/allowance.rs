@@ -19,6 +19,7 @@ pub async fn take<S: AllowanceStore>(
         Allowance::Redeliveries => app.settings.redeliveries_per_minute,
         Allowance::TestEvents => app.settings.test_events_per_10_seconds,
         Allowance::RecoveryChecks => app.settings.recovery_checks_per_minute,
+        Allowance::CostlyReads => app.settings.costly_reads_per_minute,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let window = allowance.window_of(now);

@@ -99,6 +99,9 @@ fn limit_message(allowance: Allowance, limit: u32, asked: u32, retry_after: u64)
         Allowance::RecoveryChecks => format!(
             "the tenant's recoveries have checked the {limit} events they may check per minute (a call checks up to {asked}); try again in {retry_after} s"
         ),
+        Allowance::CostlyReads => format!(
+            "the tenant has made its {limit} costly reads of this minute (stats, listings filtered by value); try again in {retry_after} s"
+        ),
     }
 }
 
@@ -209,6 +212,7 @@ impl ApiError {
                     Allowance::Redeliveries => "redelivery_limit_reached",
                     Allowance::TestEvents => "test_event_limit_reached",
                     Allowance::RecoveryChecks => "recovery_limit_reached",
+                    Allowance::CostlyReads => "read_limit_reached",
                 },
             ),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
@@ -322,6 +326,7 @@ mod tests {
             limit(Allowance::Redeliveries),
             limit(Allowance::TestEvents),
             limit(Allowance::RecoveryChecks),
+            limit(Allowance::CostlyReads),
             ApiError::RotationInProgress {
                 until: String::new(),
             },

@@ -11,13 +11,13 @@ use serde::Serialize;
 use shared::delivery_log::DeliveryRecord;
 use shared::event::{EventData, EventId};
 use shared::event_log::StoredEvent;
-use shared::store::{EventStore, Store};
+use shared::store::{Allowance, AllowanceStore, EventStore, Store};
 use shared::{EventType, Status, TenantId, WebhookId};
 
 use crate::pagination::encode_cursor;
 use crate::query::{Query, within_window};
 use crate::views::DeliveryView;
-use crate::{ApiError, App, body, redeliver, response, rfc3339};
+use crate::{ApiError, App, allowance, body, redeliver, response, rfc3339};
 
 /// Where one webhook stands with one event: its latest attempt.
 #[derive(Serialize)]
@@ -130,7 +130,7 @@ fn cut_to_size(found: &mut shared::store::Page<StoredEvent, String>) {
 }
 
 /// `GET /events`: the tenant's kept events, newest first, a page at a time.
-pub async fn list<S: EventStore>(
+pub async fn list<S: EventStore + AllowanceStore>(
     app: &App<S>,
     tenant: TenantId,
     req: &Request,
@@ -139,6 +139,10 @@ pub async fn list<S: EventStore>(
     let filter = query.events()?;
     let page = query.page(|s| valid_event_position(&s).then_some(s))?;
     within_window(&filter, page.after.as_deref())?;
+    if filter.event_type.is_some() {
+        // Read event by event, up to several pages: a costly read.
+        allowance::take(app, &tenant, Allowance::CostlyReads, 1).await?;
+    }
     let mut found = app
         .store
         .list_events(&tenant, &filter, page.limit, page.after)

@@ -139,7 +139,7 @@ fn table<S: Store>() -> [Route<S>; 24] {
             Box::pin(deliveries::list(c.app, c.tenant, w.id, c.req))
         }),
         webhook(M::GET, "/webhooks/{id}/stats", |c, w| {
-            Box::pin(stats::get(c.app, w.id, c.req))
+            Box::pin(stats::get(c.app, c.tenant, w.id, c.req))
         }),
         webhook(M::POST, "/webhooks/{id}/recover", |c, w| {
             Box::pin(recover::start(c.app, w, c.req))

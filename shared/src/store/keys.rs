@@ -7,6 +7,7 @@
 //! | redelivery budget | `TENANT#<tenant_id>`       | `REDELIVERIES#<unix minute>`   |
 //! | test event budget | `TENANT#<tenant_id>`       | `TESTS#<unix time ÷ 10 s>`     |
 //! | recovery budget | `TENANT#<tenant_id>`         | `RECOVERY_CHECKS#<unix minute>` |
+//! | costly read budget | `TENANT#<tenant_id>`      | `READS#<unix minute>`          |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY` (GSI1: `APIKEYS#<tenant_id>`, `<key_id>`) |
 //! | API key set     | `TENANT#<tenant_id>`         | `APIKEYS` (a version, the keys of the last minute) |
 //! | recovery        | `TENANT#<tenant_id>`         | `RECOVERY#<wh_id>` (the last one) |
@@ -21,6 +22,13 @@
 //! `<attempted_at>#<evt_id>#<attempt:03>`, a webhook's delivery log newest
 //! first (index `GSI1`, all attributes projected). Both carry `expires_at`
 //! (Unix seconds), the table's TTL attribute.
+//!
+//! Index `GSI2` is narrow: its entries hold their keys and the few small
+//! attributes in [`GSI2_ATTRIBUTES`], nothing else. Deliveries carry
+//! `GSI2PK` = `WEBHOOK#<wh_id>` and `GSI2SK` = their `GSI1SK`: a webhook's
+//! stats read a time range of about 0.3 KB entries instead of whole records
+//! (which hold the response excerpt and the `Location` header). Items
+//! without `GSI2PK` are not in it.
 //!
 //! A tenant's webhooks are one partition; `wh_` ids are ULIDs, so a reverse
 //! query on `begins_with(SK, "WEBHOOK#")` lists them newest first. Reads by id
@@ -50,6 +58,11 @@ pub const WEBHOOK_COUNT: &str = "webhook_count";
 pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
+pub const GSI2: &str = "GSI2";
+pub const GSI2PK: &str = "GSI2PK";
+pub const GSI2SK: &str = "GSI2SK";
+/// What `GSI2` projects besides the keys.
+pub const GSI2_ATTRIBUTES: [&str; 2] = ["outcome", "duration_ms"];
 pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 /// A webhook's slow-lane mark (see [`crate::lane`]).
 pub const SLOW_SINCE: &str = "slow_since";
@@ -71,12 +84,15 @@ pub enum Allowance {
     /// Events recoveries check, per minute: each is an event and its
     /// attempts read, and a page holds a dispatch function of the slow lane.
     RecoveryChecks,
+    /// Reads that may each cost hundreds of read units (a webhook's stats,
+    /// a listing filtered by value), per minute.
+    CostlyReads,
 }
 
 impl Allowance {
     pub const fn window_secs(self) -> i64 {
         match self {
-            Allowance::Redeliveries | Allowance::RecoveryChecks => 60,
+            Allowance::Redeliveries | Allowance::RecoveryChecks | Allowance::CostlyReads => 60,
             Allowance::TestEvents => 10,
         }
     }
@@ -92,6 +108,7 @@ impl Allowance {
             Allowance::Redeliveries => format!("REDELIVERIES#{window}"),
             Allowance::TestEvents => format!("TESTS#{window}"),
             Allowance::RecoveryChecks => format!("RECOVERY_CHECKS#{window}"),
+            Allowance::CostlyReads => format!("READS#{window}"),
         }
     }
 }

@@ -20,7 +20,7 @@ mod webhooks;
 pub use allowances::AllowanceStore;
 pub use api_keys::{ApiKeyStore, Keep};
 pub use deliveries::{AttemptKey, DeliveryStore};
-pub use dynamo::{DynamoStore, create_table};
+pub use dynamo::{DynamoStore, Upgraded, create_table};
 pub use events::EventStore;
 pub use keys::Allowance;
 pub use memory::MemoryStore;

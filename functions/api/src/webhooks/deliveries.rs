@@ -4,17 +4,17 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::delivery_log::{DeliveryCursor, DeliveryFilter, parse_delivery_id};
-use shared::store::{AllowanceStore, DeliveryStore, EventStore};
+use shared::store::{Allowance, AllowanceStore, DeliveryStore, EventStore};
 use shared::{TenantId, WebhookId};
 
 use crate::pagination::encode_cursor;
 use crate::query::{Query, within_window};
 use crate::views::{DeliveryList, DeliveryView};
-use crate::{ApiError, App, body, redeliver, response};
+use crate::{ApiError, App, allowance, body, redeliver, response};
 
 /// `GET /webhooks/{id}/deliveries`: the attempts to the webhook, newest
 /// first; `type`, `since`, `until` and `outcome` filter them.
-pub async fn list<S: DeliveryStore>(
+pub async fn list<S: DeliveryStore + AllowanceStore>(
     app: &App<S>,
     tenant: TenantId,
     id: WebhookId,
@@ -35,6 +35,10 @@ pub async fn list<S: DeliveryStore>(
         since: window.since,
         until: window.until,
     };
+    if filter.has_values() {
+        // Read record by record, up to several pages: a costly read.
+        allowance::take(app, &tenant, Allowance::CostlyReads, 1).await?;
+    }
     let found = app
         .store
         .list_deliveries(id, &filter, page.limit, page.after)

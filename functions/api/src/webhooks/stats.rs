@@ -1,24 +1,27 @@
 //! `GET /webhooks/{id}/stats?window=24h|7d|30d`: a webhook's health from its
-//! delivery log (shared::delivery_stats), at most `READ_LIMIT` records read.
+//! delivery log (shared::delivery_stats), at most `READ_LIMIT` records read
+//! from the narrow index, within the tenant's costly reads per minute.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::WebhookId;
 use shared::delivery_log::sortable_time;
 use shared::delivery_stats::{self, READ_LIMIT};
-use shared::store::DeliveryStore;
+use shared::store::{Allowance, AllowanceStore, DeliveryStore};
 use shared::webhook::now_utc;
+use shared::{TenantId, WebhookId};
 
 use crate::query::Query;
-use crate::{ApiError, App, response};
+use crate::{ApiError, App, allowance, response};
 
 /// The webhook's outcomes and latencies over the `window` asked for.
-pub async fn get<S: DeliveryStore>(
+pub async fn get<S: DeliveryStore + AllowanceStore>(
     app: &App<S>,
+    tenant: TenantId,
     id: WebhookId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let window = Query::of(req).window()?;
+    allowance::take(app, &tenant, Allowance::CostlyReads, 1).await?;
     let now = now_utc();
     let since = sortable_time(window.since(now));
     let samples = app.store.delivery_samples(id, &since, READ_LIMIT).await?;

@@ -4,15 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::write::applied;
-use super::{DynamoStore, backend, parse};
 use crate::TenantId;
 use crate::api_key::{ApiKey, KeyId, KeyState, PREFIX, Scope};
-use crate::store::{StoreError, keys};
+use crate::store::keys;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct ApiKeyItem {
@@ -161,55 +158,6 @@ impl From<ApiKeyItem> for ApiKey {
             revoked_at: from_unix(i.revoked_unix),
             last_used_at: from_unix(i.last_used_unix),
             created_by: i.created_by,
-        }
-    }
-}
-
-impl DynamoStore {
-    /// Gives every key stored before keys had ids its legacy id and puts it
-    /// in its tenant's list (`webhooks api-key adopt`, once after the
-    /// upgrade; a key's first use does the same for that key). A Scan of the
-    /// whole table, paged: the operator's to run, never a function's (they
-    /// may not Scan). Returns how many keys it adopted.
-    pub async fn adopt_legacy_api_keys(&self) -> Result<usize, StoreError> {
-        let client = self.client().await?;
-        let mut adopted = 0;
-        let mut start = None;
-        loop {
-            let page = client
-                .scan()
-                .table_name(self.table())
-                .filter_expression("begins_with(PK, :p) AND attribute_not_exists(key_id)")
-                .expression_attribute_values(":p", AttributeValue::S(keys::api_key_pk("")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in page.items.unwrap_or_default() {
-                let key = ApiKey::from(parse::<ApiKeyItem>(item)?);
-                let result = client
-                    .update_item()
-                    .table_name(self.table())
-                    .key(keys::PK, AttributeValue::S(keys::api_key_pk(&key.hash)))
-                    .key(keys::SK, AttributeValue::S(keys::API_KEY_SK.into()))
-                    .update_expression("SET key_id = :id, GSI1PK = :gpk, GSI1SK = :id")
-                    .condition_expression("attribute_exists(PK) AND attribute_not_exists(key_id)")
-                    .expression_attribute_values(":id", AttributeValue::S(key.id.to_string()))
-                    .expression_attribute_values(
-                        ":gpk",
-                        AttributeValue::S(keys::api_keys_gsi_pk(&key.tenant_id)),
-                    )
-                    .send()
-                    .await;
-                // Refused: adopted meanwhile by its first use; nothing to do.
-                if applied(result)?.applied() {
-                    adopted += 1;
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(adopted);
-            }
         }
     }
 }

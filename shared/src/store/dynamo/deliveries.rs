@@ -1,16 +1,18 @@
 //! Delivery records: items `EVENT#<tenant>#<event>` /
 //! `DELIVERY#<webhook>#<attempt>` in their event's partition, listed per
 //! webhook through GSI1 (`WEBHOOK#<webhook>`, by attempt time): the
-//! delivery log.
+//! delivery log; and through GSI2, the same order in small entries: the
+//! stats.
 
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
 use super::write::Rounds;
 use super::{DynamoStore, Indexed, Item, backend, item, key, parse};
+use crate::delivery::Outcome;
 use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord};
 use crate::delivery_stats::{DeliverySample, Samples};
 use crate::event::EventId;
@@ -42,6 +44,40 @@ fn delivery_cursor_of_key(key: &Item) -> Option<String> {
 
 fn parse_record(item: Item) -> Result<DeliveryRecord, StoreError> {
     parse::<Indexed<DeliveryRecord>>(item).map(|i| i.attributes)
+}
+
+/// A delivery record as written: in both indexes.
+#[derive(Serialize)]
+struct RecordItem<'r> {
+    #[serde(rename = "GSI2PK")]
+    gsi2pk: String,
+    #[serde(rename = "GSI2SK")]
+    gsi2sk: String,
+    #[serde(flatten)]
+    indexed: Indexed<&'r DeliveryRecord>,
+}
+
+/// A delivery's entry in the narrow index.
+#[derive(Deserialize)]
+struct SampleEntry {
+    #[serde(rename = "GSI2SK")]
+    sk: String,
+    outcome: Outcome,
+    duration_ms: u64,
+}
+
+impl From<SampleEntry> for DeliverySample {
+    fn from(e: SampleEntry) -> Self {
+        let attempted_at = match e.sk.split_once('#') {
+            Some((at, _)) => at.to_owned(),
+            None => e.sk,
+        };
+        Self {
+            attempted_at,
+            outcome: e.outcome,
+            duration_ms: e.duration_ms,
+        }
+    }
 }
 
 impl DeliveryStore for DynamoStore {
@@ -100,12 +136,16 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
-        let item = item(Indexed {
-            pk: keys::event_pk(&record.tenant_id, &record.event_id),
-            sk: keys::delivery_sk(record.webhook_id, record.attempt),
-            gsi1pk: keys::webhook_pk(record.webhook_id),
-            gsi1sk: record.sort_key(),
-            attributes: record,
+        let item = item(RecordItem {
+            gsi2pk: keys::webhook_pk(record.webhook_id),
+            gsi2sk: record.sort_key(),
+            indexed: Indexed {
+                pk: keys::event_pk(&record.tenant_id, &record.event_id),
+                sk: keys::delivery_sk(record.webhook_id, record.attempt),
+                gsi1pk: keys::webhook_pk(record.webhook_id),
+                gsi1sk: record.sort_key(),
+                attributes: record,
+            },
         })?;
         // With the records that end beside it, in one BatchWriteItem.
         self.records
@@ -132,24 +172,24 @@ impl DeliveryStore for DynamoStore {
         since: &str,
         limit: usize,
     ) -> Result<Samples, StoreError> {
-        // The log's index sorts by attempt time: the window is a key range,
-        // and only the three attributes the stats need come back.
+        // The narrow index sorts by attempt time: the window is a key range
+        // of small entries (the attempt time is its sort key's first part).
         let query = self
             .client()
             .await?
             .query()
             .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk AND GSI1SK >= :since")
+            .index_name(keys::GSI2)
+            .key_condition_expression("GSI2PK = :pk AND GSI2SK >= :since")
             .expression_attribute_values(":pk", AttributeValue::S(keys::webhook_pk(webhook)))
             .expression_attribute_values(":since", AttributeValue::S(since.to_owned()))
-            .projection_expression("attempted_at, outcome, duration_ms");
+            .projection_expression("GSI2SK, outcome, duration_ms");
         let items = query::newest_first(query, limit, None).await?;
         let more = items.len() > limit;
         let items = items
             .into_iter()
             .take(limit)
-            .map(parse::<DeliverySample>)
+            .map(|item| parse::<SampleEntry>(item).map(DeliverySample::from))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Samples { items, more })
     }

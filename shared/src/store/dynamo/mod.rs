@@ -13,6 +13,7 @@ mod query;
 mod record_batch;
 mod recoveries;
 mod table;
+mod upgrade;
 mod webhooks;
 mod write;
 
@@ -28,6 +29,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 pub use table::create_table;
+pub use upgrade::Upgraded;
 
 use super::keys::{self, PK, SK};
 use super::{Kept, StoreError};

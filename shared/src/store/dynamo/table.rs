@@ -34,6 +34,8 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .attribute_definitions(attr(SK)?)
         .attribute_definitions(attr(keys::GSI1PK)?)
         .attribute_definitions(attr(keys::GSI1SK)?)
+        .attribute_definitions(attr(keys::GSI2PK)?)
+        .attribute_definitions(attr(keys::GSI2SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
         .global_secondary_indexes(
@@ -44,6 +46,22 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(backend)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::GSI2)
+                .key_schema(key(keys::GSI2PK, KeyType::Hash)?)
+                .key_schema(key(keys::GSI2SK, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            keys::GSI2_ATTRIBUTES.map(String::from).to_vec(),
+                        ))
                         .build(),
                 )
                 .build()
