@@ -962,3 +962,51 @@ async fn costly_reads_are_bounded_per_tenant() {
     let plain = Call::new("GET", "/events", &reader).send(&app).await;
     assert_eq!(plain.status, 200, "{}", plain.body);
 }
+
+/// One tenant flooding the API is refused at its own rate, and another
+/// tenant on the same container is not (the control): 40 requests at once
+/// from `acme` at 5 a second (10 in a burst) get about 10 answers and 429
+/// `rate_limited` with `Retry-After` for the rest, while `globex` gets all
+/// of its 5. Made-up keys from one address are refused the same way after
+/// their burst, before a table read each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_flooding_the_api_is_refused_without_refusing_another() {
+    let store = fresh_store().await;
+    let settings = shared::Settings {
+        tenant_requests_per_second: 5,
+        unknown_key_requests_per_second: 5,
+        ..settings(store.table(), 10)
+    };
+    let app = api::App::new(store.clone(), settings);
+    let acme = api_key_for(&store, "acme").await;
+    let globex = api_key_for(&store, "globex").await;
+    let call = |key: String| {
+        let app = &app;
+        async move { Call::new("GET", "/webhooks", &key).send(app).await }
+    };
+    // Each key's first use is a table read by address: both fit its burst.
+    assert_eq!(call(acme.clone()).await.status, 200);
+    assert_eq!(call(globex.clone()).await.status, 200);
+
+    let flood = futures_util::future::join_all((0..40).map(|_| call(acme.clone())));
+    let theirs = futures_util::future::join_all((0..5).map(|_| call(globex.clone())));
+    let (flood, theirs) = tokio::join!(flood, theirs);
+    let answered = flood.iter().filter(|r| r.status == 200).count();
+    let refused: Vec<_> = flood.iter().filter(|r| r.status == 429).collect();
+    assert!((9..=12).contains(&answered), "{answered} answered");
+    assert_eq!(answered + refused.len(), 40);
+    for r in &refused {
+        assert_eq!(r.error().0, "rate_limited");
+        assert!(r.retry_after() >= 1);
+    }
+    let statuses: Vec<u16> = theirs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200; 5], "the other tenant is not refused");
+
+    // Made-up keys: 401 while the address's burst lasts, then 429.
+    let made_up =
+        futures_util::future::join_all((0..20).map(|n| call(format!("whk_{n:043}")))).await;
+    let unauthorized = made_up.iter().filter(|r| r.status == 401).count();
+    let limited = made_up.iter().filter(|r| r.status == 429).count();
+    assert!((8..=11).contains(&unauthorized), "{unauthorized} read");
+    assert_eq!(unauthorized + limited, 20);
+}

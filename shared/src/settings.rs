@@ -35,6 +35,13 @@ pub struct Settings {
     /// filtered by value, each up to a few hundred read units; beyond it
     /// the API answers 429.
     pub costly_reads_per_minute: u32,
+    /// Requests a tenant may make per second in one api container
+    /// (`TENANT_REQUESTS_PER_SECOND`, twice that in a burst); beyond it 429.
+    pub tenant_requests_per_second: u32,
+    /// Requests with a key an api container has not seen yet, per client
+    /// address and second (`UNKNOWN_KEY_REQUESTS_PER_SECOND`, twice that in
+    /// a burst): each costs a table read.
+    pub unknown_key_requests_per_second: u32,
     /// Test events a tenant may send per 10 seconds
     /// (`TEST_EVENT_LIMIT_PER_10_SECONDS`): each may hold an api function
     /// for the delivery deadline, so this bounds what one tenant holds of
@@ -159,6 +166,14 @@ pub const VARIABLES: &[Variable] = &[
         name: "COSTLY_READ_LIMIT_PER_MINUTE",
         set_for: &[],
     },
+    Variable {
+        name: "TENANT_REQUESTS_PER_SECOND",
+        set_for: &[],
+    },
+    Variable {
+        name: "UNKNOWN_KEY_REQUESTS_PER_SECOND",
+        set_for: &[],
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +198,11 @@ impl Settings {
     /// script polling stats meets it at 200 read units a call, about 100
     /// read units a second per tenant at most.
     pub const DEFAULT_COSTLY_READS_PER_MINUTE: u32 = 30;
+    /// Half the API stage's default throttle: one tenant alone can use the
+    /// API fully from a single container, and a flood from it is refused
+    /// in microseconds instead of holding containers.
+    pub const DEFAULT_TENANT_REQUESTS_PER_SECOND: u32 = 50;
+    pub const DEFAULT_UNKNOWN_KEY_REQUESTS_PER_SECOND: u32 = 10;
     pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: u32 = 500;
     pub const DEFAULT_TEST_EVENTS_PER_10_SECONDS: u32 = 3;
     pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
@@ -204,6 +224,8 @@ impl Settings {
             redeliveries_per_minute: Self::DEFAULT_REDELIVERIES_PER_MINUTE,
             recovery_checks_per_minute: Self::DEFAULT_RECOVERY_CHECKS_PER_MINUTE,
             costly_reads_per_minute: Self::DEFAULT_COSTLY_READS_PER_MINUTE,
+            tenant_requests_per_second: Self::DEFAULT_TENANT_REQUESTS_PER_SECOND,
+            unknown_key_requests_per_second: Self::DEFAULT_UNKNOWN_KEY_REQUESTS_PER_SECOND,
             max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
             test_events_per_10_seconds: Self::DEFAULT_TEST_EVENTS_PER_10_SECONDS,
             event_retention_days: Self::DEFAULT_EVENT_RETENTION_DAYS,
@@ -283,6 +305,16 @@ impl Settings {
                 &lookup,
                 "COSTLY_READ_LIMIT_PER_MINUTE",
                 d.costly_reads_per_minute,
+            )?,
+            tenant_requests_per_second: positive(
+                &lookup,
+                "TENANT_REQUESTS_PER_SECOND",
+                d.tenant_requests_per_second,
+            )?,
+            unknown_key_requests_per_second: positive(
+                &lookup,
+                "UNKNOWN_KEY_REQUESTS_PER_SECOND",
+                d.unknown_key_requests_per_second,
             )?,
             test_events_per_10_seconds: positive(
                 &lookup,

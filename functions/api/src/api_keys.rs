@@ -176,7 +176,7 @@ mod tests {
     async fn uncached() -> (App<MemoryStore>, String) {
         app_with(Settings {
             api_key_cache_ttl: Duration::ZERO,
-            ..Settings::with_table("unused")
+            ..crate::testing::settings()
         })
         .await
     }
@@ -367,7 +367,7 @@ mod tests {
         // After the TTL the container reads the key again, and refuses it.
         let (short, key) = app_with(Settings {
             api_key_cache_ttl: Duration::from_millis(300),
-            ..Settings::with_table("unused")
+            ..crate::testing::settings()
         })
         .await;
         assert_eq!(

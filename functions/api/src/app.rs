@@ -7,6 +7,7 @@ use shared::requeue::Requeue;
 
 use crate::ApiError;
 use crate::key_cache::KeyCache;
+use crate::rate::Limits;
 
 /// What the handlers need, built once per container.
 pub struct App<S> {
@@ -20,6 +21,8 @@ pub struct App<S> {
     pub(crate) requeue: Requeue,
     /// API keys read lately (`API_KEY_CACHE_TTL_SECONDS`).
     pub(crate) keys: KeyCache,
+    /// Request rates per tenant and per client address, in this container.
+    pub(crate) limits: Limits,
 }
 
 impl<S> App<S> {
@@ -30,6 +33,7 @@ impl<S> App<S> {
             client: LazyClient::new(client_config),
             requeue: Requeue::from_settings(&settings),
             keys: KeyCache::new(settings.api_key_cache_ttl),
+            limits: Limits::new(&settings),
             settings,
         }
     }

@@ -32,7 +32,13 @@ pub async fn caller<S: ApiKeyStore>(app: &App<S>, req: &Request) -> Result<Calle
     // the store also compares the stored hash in constant time.
     let hash = api_key::hash(presented);
     let reads = reads_only(req.method());
-    let key = match app.keys.get(&hash).filter(|_| reads) {
+    let cached = app.keys.get(&hash);
+    if cached.is_none() {
+        // A key this container has not seen costs a table read: bounded
+        // per client address, so made-up keys cannot flood the table.
+        app.limits.address(req)?;
+    }
+    let key = match cached.filter(|_| reads) {
         Some(key) => key,
         None => {
             let found = if reads {
@@ -54,6 +60,7 @@ pub async fn caller<S: ApiKeyStore>(app: &App<S>, req: &Request) -> Result<Calle
     if key.scope == Scope::Read && !reads {
         return Err(ApiError::InsufficientScope);
     }
+    app.limits.tenant(key.tenant_id.as_str())?;
     if key.use_is_news(now) {
         // A failed write costs the key its last-use time, not the request.
         match app.store.touch_api_key(&key, now).await {

@@ -66,6 +66,12 @@ pub enum ApiError {
         asked: u32,
         retry_after: u64,
     },
+    /// The tenant's requests per second in this container, or a client
+    /// address's requests with keys not seen here, are spent.
+    #[error(
+        "too many requests at once from this tenant or client address; try again in {retry_after} s"
+    )]
+    RateLimited { retry_after: u64 },
     /// A signing-secret rotation while the previous secret still signs.
     #[error(
         "the previous signing secret still signs until {until}; rotate again after that (a second rotation now would drop it while receivers may still use it)"
@@ -215,6 +221,7 @@ impl ApiError {
                     Allowance::CostlyReads => "read_limit_reached",
                 },
             ),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -253,7 +260,9 @@ impl ApiError {
                 .headers_mut()
                 .insert(lambda_http::http::header::ALLOW, value);
         }
-        if let ApiError::LimitReached { retry_after, .. } = self {
+        if let ApiError::LimitReached { retry_after, .. } | ApiError::RateLimited { retry_after } =
+            self
+        {
             response.headers_mut().insert(
                 lambda_http::http::header::RETRY_AFTER,
                 lambda_http::http::HeaderValue::from(retry_after),
@@ -327,6 +336,7 @@ mod tests {
             limit(Allowance::TestEvents),
             limit(Allowance::RecoveryChecks),
             limit(Allowance::CostlyReads),
+            ApiError::RateLimited { retry_after: 1 },
             ApiError::RotationInProgress {
                 until: String::new(),
             },

@@ -16,6 +16,7 @@ pub mod local;
 mod openapi;
 mod pagination;
 mod query;
+mod rate;
 mod redeliver;
 mod response;
 mod rfc3339;

@@ -24,6 +24,17 @@ impl Reply {
     }
 }
 
+/// The settings of unit tests: the defaults, except that tests call routes
+/// faster than any client, so the per-container request rates are out of
+/// their way (`rate.rs` tests those).
+pub(crate) fn settings() -> Settings {
+    Settings {
+        tenant_requests_per_second: 1_000_000,
+        unknown_key_requests_per_second: 1_000_000,
+        ..Settings::with_table("unused")
+    }
+}
+
 /// An app for tenant `acme`, and its API key. `allow_private` lets webhooks
 /// point at loopback (receivers in the tests).
 pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
@@ -31,7 +42,7 @@ pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
         url_policy: UrlPolicy {
             allow_private_targets: allow_private,
         },
-        ..Settings::with_table("unused")
+        ..settings()
     })
     .await
 }

@@ -279,7 +279,7 @@ mod tests {
         let sent = Sent::default();
         let (app, key) = app_with(Settings {
             redeliveries_per_minute: per_minute,
-            ..Settings::with_table("unused")
+            ..crate::testing::settings()
         })
         .await;
         (app.with_requeue(Requeue::Memory(sent.clone())), key, sent)
