@@ -790,3 +790,66 @@ fn both_functions_may_query_the_index_recoveries_read() {
         );
     }
 }
+
+/// `!Tag value` → (tag, value).
+fn tagged(v: &Value) -> (String, &Value) {
+    match v {
+        Value::Tagged(t) => (
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            &t.value,
+        ),
+        other => panic!("not tagged: {other:?}"),
+    }
+}
+
+/// The edge is optional (off by default) and cannot be gone around: the
+/// distribution uses the web ACL given, forwards uncached with the header
+/// the api function checks, and that header's value is the secret the
+/// function is given; the web ACL's template limits each address.
+#[test]
+fn the_optional_edge_forwards_its_secret_and_limits_each_address() {
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["EdgeWebAclArn"]["Default"].as_str(),
+        Some("")
+    );
+    for name in ["ApiEdge", "EdgeOriginSecret"] {
+        assert_eq!(t["Resources"][name]["Condition"].as_str(), Some("HasEdge"));
+    }
+    let edge = &resource(&t, "ApiEdge")["DistributionConfig"];
+    assert_eq!(reference(&edge["WebACLId"]), "EdgeWebAclArn");
+    let header = &edge["Origins"][0]["OriginCustomHeaders"][0];
+    assert_eq!(
+        header["HeaderName"].as_str(),
+        Some(api::ORIGIN_VERIFY_HEADER)
+    );
+    let behaviour = &edge["DefaultCacheBehavior"];
+    assert_eq!(
+        behaviour["CachePolicyId"].as_str(),
+        Some("4135ea2d-6df8-44a3-9df3-4b5a84be39ad"),
+        "CachingDisabled: nothing of a tenant is cached at the edge"
+    );
+    assert_eq!(
+        behaviour["ViewerProtocolPolicy"].as_str(),
+        Some("https-only")
+    );
+    let variables = &resource(&t, "ApiFunction")["Environment"]["Variables"];
+    let (tag, choice) = tagged(&variables["ORIGIN_VERIFY_SECRET"]);
+    assert_eq!(tag, "If");
+    assert_eq!(choice[0].as_str(), Some("HasEdge"));
+    assert_eq!(choice[1], header["HeaderValue"], "the header is the secret");
+    assert_eq!(choice[2].as_str(), Some(""), "no edge: no check");
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../edge-waf.yaml");
+    let waf: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let acl = &waf["Resources"]["WebAcl"]["Properties"];
+    assert_eq!(acl["Scope"].as_str(), Some("CLOUDFRONT"));
+    let rule = &acl["Rules"][0];
+    let rate = &rule["Statement"]["RateBasedStatement"];
+    assert_eq!(rate["AggregateKeyType"].as_str(), Some("IP"));
+    assert_eq!(reference(&rate["Limit"]), "RequestsPerAddress");
+    assert_eq!(
+        rule["Action"]["Block"]["CustomResponse"]["ResponseCode"].as_u64(),
+        Some(429)
+    );
+}

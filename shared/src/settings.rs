@@ -66,6 +66,28 @@ pub struct Settings {
     /// A key revoked meanwhile may read that long on a warm container; a
     /// change is always decided on a strongly consistent read.
     pub api_key_cache_ttl: Duration,
+    /// When the API is deployed behind the edge (CloudFront with a WAF web
+    /// ACL), the secret the edge adds to every request it forwards
+    /// (`ORIGIN_VERIFY_SECRET`): a request without it went around the edge
+    /// and its per-address rule, and is refused.
+    pub origin_secret: Option<OriginSecret>,
+}
+
+/// A shared secret that is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OriginSecret(pub String);
+
+impl OriginSecret {
+    /// Whether `presented` is this secret (in constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        crate::api_key::hashes_match(&self.0, presented)
+    }
+}
+
+impl std::fmt::Debug for OriginSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OriginSecret(…)")
+    }
 }
 
 /// A function the template deploys.
@@ -141,6 +163,10 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "API_KEY_CACHE_TTL_SECONDS",
+        set_for: &[Function::Api],
+    },
+    Variable {
+        name: "ORIGIN_VERIFY_SECRET",
         set_for: &[Function::Api],
     },
     // One test event at a time per request: the api keeps the default.
@@ -237,6 +263,7 @@ impl Settings {
             api_key_cache_ttl: Duration::from_secs(u64::from(
                 Self::DEFAULT_API_KEY_CACHE_TTL_SECONDS,
             )),
+            origin_secret: None,
         }
     }
 
@@ -353,6 +380,9 @@ impl Settings {
                         })?,
                 },
             )),
+            origin_secret: lookup("ORIGIN_VERIFY_SECRET")
+                .filter(|v| !v.is_empty())
+                .map(OriginSecret),
             ..d
         })
     }

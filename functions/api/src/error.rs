@@ -72,6 +72,11 @@ pub enum ApiError {
         "too many requests at once from this tenant or client address; try again in {retry_after} s"
     )]
     RateLimited { retry_after: u64 },
+    /// Behind the edge, a request that did not come through it.
+    #[error(
+        "this API is served through its edge address: call that address, not API Gateway's own"
+    )]
+    NotThroughEdge,
     /// A signing-secret rotation while the previous secret still signs.
     #[error(
         "the previous signing secret still signs until {until}; rotate again after that (a second rotation now would drop it while receivers may still use it)"
@@ -222,6 +227,7 @@ impl ApiError {
                 },
             ),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::NotThroughEdge => (StatusCode::FORBIDDEN, "not_through_edge"),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -337,6 +343,7 @@ mod tests {
             limit(Allowance::RecoveryChecks),
             limit(Allowance::CostlyReads),
             ApiError::RateLimited { retry_after: 1 },
+            ApiError::NotThroughEdge,
             ApiError::RotationInProgress {
                 until: String::new(),
             },

@@ -7,6 +7,8 @@ mod app;
 mod auth;
 mod body;
 mod dashboard;
+mod edge;
+pub use edge::ORIGIN_VERIFY_HEADER;
 mod error;
 mod event_types;
 mod events;

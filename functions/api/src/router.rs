@@ -11,6 +11,7 @@ use shared::store::Store;
 use shared::{TenantId, Webhook, WebhookId};
 
 use crate::dashboard::Asset;
+use crate::edge;
 use crate::webhooks::secrets::Rotate;
 use crate::webhooks::{crud, deliveries, recover, secrets, stats, test_event};
 use crate::{
@@ -275,6 +276,7 @@ fn path(req: &Request) -> &str {
 /// Finds the route, checks the method, authenticates, loads the caller's
 /// webhook for a route under `/webhooks/{id}`, and runs the handler.
 async fn answer<S: Store>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+    edge::came_through(app, req)?;
     let raw = path(req);
     let not_found = || ApiError::RouteNotFound(raw.to_owned());
     let segments = segments(raw).ok_or_else(not_found)?;

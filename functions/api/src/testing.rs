@@ -71,7 +71,22 @@ pub(crate) async fn send(
     path: &str,
     body: Option<&str>,
 ) -> Reply {
-    let mut headers = Vec::new();
+    send_with(app, key, method, path, body, &[]).await
+}
+
+/// The same with more headers.
+pub(crate) async fn send_with(
+    app: &App<MemoryStore>,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let mut headers: Vec<(String, String)> = extra
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
     if let Some(key) = key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
