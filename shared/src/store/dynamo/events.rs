@@ -2,6 +2,7 @@
 //! through GSI1 (`EVENTS#<tenant>`, by timestamp), with the counters that
 //! number each webhook's manual attempts.
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::Deserialize;
 
@@ -49,6 +50,25 @@ pub(super) fn manual_attempt_number(updated: &Item, webhook: WebhookId) -> Resul
         .ok_or_else(|| {
             StoreError::Backend("the update did not return a manual attempt counter".into())
         })
+}
+
+impl DynamoStore {
+    /// An update of the event's item (its manual attempt counters).
+    pub(super) async fn update_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+    ) -> Result<UpdateItemFluentBuilder, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::event_pk(tenant, event),
+                keys::EVENT_SK.to_owned(),
+            ))))
+    }
 }
 
 impl EventStore for DynamoStore {
@@ -169,14 +189,8 @@ impl EventStore for DynamoStore {
             .map(|i| format!("#t{i} = :now"))
             .collect();
         let mut update = self
-            .client()
+            .update_event(tenant, event)
             .await?
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::event_pk(tenant, event),
-                keys::EVENT_SK.to_owned(),
-            )))
             .update_expression(format!("ADD {} SET {}", adds.join(", "), times.join(", ")))
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
@@ -208,14 +222,8 @@ impl EventStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let counted = attempt.saturating_sub(FIRST_MANUAL_ATTEMPT - 1);
         let result = self
-            .client()
+            .update_event(tenant, event)
             .await?
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::event_pk(tenant, event),
-                keys::EVENT_SK.to_owned(),
-            )))
             .update_expression("SET #at = :zero")
             .condition_expression("#m = :counted")
             .expression_attribute_names("#m", keys::manual_attempts(webhook))

@@ -23,14 +23,8 @@ impl RecoveryStore for DynamoStore {
         now: i64,
     ) -> Result<Option<u32>, StoreError> {
         let result = self
-            .client()
+            .update_event(tenant, event)
             .await?
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::event_pk(tenant, event),
-                keys::EVENT_SK.to_owned(),
-            )))
             .update_expression("ADD #m :one SET #at = :now")
             // Pending: numbered lately, and past what is recorded.
             .condition_expression(
