@@ -1,6 +1,6 @@
 //! The noisy tenant's accounting, from its delivery log (read through the
 //! API with its own key) and from what its receiver saw: every event sent in
-//! 2a/2b must have exactly one record of attempt 1; every attempt queued by a
+//! 2a/2b/2d must have exactly one record of attempt 1; every attempt queued by a
 //! redelivery call in 2c must be recorded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,7 +13,7 @@ use crate::load::{Call, Sent};
 use crate::setup::Tenant;
 use crate::stats::{Latency, round1};
 
-/// Phases 2a and 2b: events to one webhook on `hang` or `slow3`.
+/// Phases 2a, 2b and 2d: events to one webhook on `hang`, `slow3` or `breaks`.
 #[derive(Clone, Debug, Serialize)]
 pub struct EventsReport {
     pub tenant: String,
@@ -55,7 +55,7 @@ fn tally(records: &[Record]) -> (Pairs<'_>, BTreeMap<String, usize>) {
     (pairs, outcomes)
 }
 
-/// Accounts for the events of phase 2a or 2b.
+/// Accounts for the events of phase 2a, 2b or 2d.
 pub async fn events(
     api: &Api,
     tenant: &Tenant,

@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long)]
     pub phase2_secs: Option<u64>,
     /// The phase 2 parts to run, after phase 1.
-    #[arg(long, value_delimiter = ',', default_value = "2a,2b,2c")]
+    #[arg(long, value_delimiter = ',', default_value = "2a,2b,2c,2d")]
     pub phases: Vec<String>,
 }
 
@@ -117,7 +117,17 @@ pub fn specs<'a>(
                     setup::REDELIVER_WEBHOOKS
                 ),
             ),
-            other => return Err(format!("--phases: no phase {other:?} (2a, 2b, 2c)")),
+            "2d" => (
+                Spec {
+                    name: "phase2d",
+                    secs: p2,
+                    noise: Noise::Events,
+                    tenant: Some(&pop.breaks),
+                    rate,
+                },
+                format!("{rate:.0} events/s → ok, hangs after a third"),
+            ),
+            other => return Err(format!("--phases: no phase {other:?} (2a, 2b, 2c, 2d)")),
         });
     }
     Ok(specs)

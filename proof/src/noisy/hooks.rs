@@ -26,16 +26,25 @@ pub enum Behaviour {
     Hang,
     /// 200 after 3 s.
     Slow3,
+    /// 200 at once until [`Hooks::break_at`]'s moment, then as [`Self::Hang`]
+    /// (a deploy gone wrong, a database outage).
+    Breaks,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 3] = [Behaviour::Ok, Behaviour::Hang, Behaviour::Slow3];
+    pub const ALL: [Behaviour; 4] = [
+        Behaviour::Ok,
+        Behaviour::Hang,
+        Behaviour::Slow3,
+        Behaviour::Breaks,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Behaviour::Ok => "ok",
             Behaviour::Hang => "hang",
             Behaviour::Slow3 => "slow3",
+            Behaviour::Breaks => "breaks",
         }
     }
 }
@@ -65,6 +74,8 @@ pub struct Hooks {
     pub unknown_path: AtomicU64,
     /// Requests whose body `id` was missing or not the `webhook-id` header.
     pub id_mismatch: AtomicU64,
+    /// When the `breaks` receiver stops answering (never until set).
+    breaks_at: Mutex<Option<Instant>>,
 }
 
 impl Hooks {
@@ -73,6 +84,21 @@ impl Hooks {
         if let Ok(mut m) = self.expected.lock() {
             m.insert(label.to_owned(), format!("Basic {token}"));
         }
+    }
+
+    /// The `breaks` receiver answers at once before `at`, and hangs from it.
+    pub fn break_at(&self, at: Instant) {
+        if let Ok(mut b) = self.breaks_at.lock() {
+            *b = Some(at);
+        }
+    }
+
+    fn broken(&self, now: Instant) -> bool {
+        self.breaks_at
+            .lock()
+            .ok()
+            .and_then(|b| *b)
+            .is_some_and(|at| now >= at)
     }
 
     /// The requests that arrived in `[from, to)`.
@@ -143,14 +169,19 @@ async fn answer(
         },
         auth.as_deref(),
     );
-    match behaviour {
-        Behaviour::Ok => {}
-        Behaviour::Slow3 => tokio::time::sleep(Duration::from_secs(3)).await,
-        Behaviour::Hang => {
-            tokio::time::sleep(Duration::from_secs(HANG_SECS)).await;
-            // An error closes the connection without an answer.
-            return Err(std::io::Error::other("hung up"));
+    let hangs = match behaviour {
+        Behaviour::Ok => false,
+        Behaviour::Slow3 => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            false
         }
+        Behaviour::Hang => true,
+        Behaviour::Breaks => hooks.broken(at),
+    };
+    if hangs {
+        tokio::time::sleep(Duration::from_secs(HANG_SECS)).await;
+        // An error closes the connection without an answer.
+        return Err(std::io::Error::other("hung up"));
     }
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
 }

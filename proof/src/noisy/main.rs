@@ -3,10 +3,11 @@
 //! real local stack as a black box: `webhooks local` in a child process
 //! (the api handler and the dispatch poller), whose AWS traffic goes through
 //! a counting proxy to moto. Five quiet tenants send 2 events/s each to
-//! receivers that answer at once; phase 1 measures them alone, phases 2a-2c
+//! receivers that answer at once; phase 1 measures them alone, phases 2a-2d
 //! beside a noisy tenant (40 events/s to a receiver that never answers, to
-//! one that answers after 3 s, and redelivery calls fanning out to 50
-//! hanging webhooks). Between phases the queues must empty. It reports the
+//! one that answers after 3 s, redelivery calls fanning out to 50 hanging
+//! webhooks, and 40 events/s to a receiver that answers at once for a third
+//! of the phase and then never again). Between phases the queues must empty. It reports the
 //! quiet tenants' emit → receipt latency, the noisy tenant's accounting from
 //! its delivery log, the backlog and drain, and AWS requests per delivery;
 //! prints Markdown, writes JSON, checks the goals. Never prints a token, an
@@ -245,6 +246,10 @@ async fn run(args: Args) -> Result<bool, String> {
         }
         if matches!(spec.noise, Noise::Redeliver) {
             setup::subscribe_redeliver(&api, &pop.redeliver).await?;
+        }
+        if spec.name == "phase2d" {
+            // Healthy for the first third, then it hangs.
+            hooks.break_at(Instant::now() + Duration::from_secs(spec.secs) / 3);
         }
         let data = phase::run(&mut ctx, &pop, &spec).await?;
         let report = assess::phase(&sources, &spec, noise, &data, phase1_p99).await?;

@@ -42,6 +42,8 @@ pub struct Tenant {
 pub struct Population {
     pub quiet: Vec<Tenant>,
     pub hang: Tenant,
+    /// One webhook on `breaks`: healthy, then hanging (phase 2d).
+    pub breaks: Tenant,
     pub slow: Tenant,
     pub redeliver: Tenant,
     /// The redeliver tenant's kept event.
@@ -136,6 +138,22 @@ impl Setup<'_> {
                 EVENT_TYPE,
             )
             .await?;
+        // Healthy at first: on the main lane, as a webhook that has
+        // answered quickly is, until it breaks in phase 2d.
+        let breaks = self
+            .tenant(
+                "noisybreaks",
+                Behaviour::Breaks,
+                vec!["noisybreaks".into()],
+                EVENT_TYPE,
+            )
+            .await?;
+        for hook in &breaks.hooks {
+            let path = format!("/webhooks/{}/test", hook.id);
+            self.api
+                .expect(Method::POST, &path, &breaks.key, None, 200)
+                .await?;
+        }
         let labels = (1..=REDELIVER_WEBHOOKS)
             .map(|i| format!("noisyredeliver-{i:02}"))
             .collect();
@@ -169,6 +187,7 @@ impl Setup<'_> {
             quiet,
             hang,
             slow,
+            breaks,
             redeliver,
             seed_event: seed.event_id,
         })
