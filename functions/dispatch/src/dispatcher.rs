@@ -6,6 +6,7 @@ use shared::requeue::Requeue;
 use shared::store::Store;
 
 use crate::metrics::MetricsOut;
+use crate::pace::Pace;
 
 pub struct Dispatcher<S> {
     pub(crate) store: S,
@@ -19,6 +20,8 @@ pub struct Dispatcher<S> {
     pub(crate) requeue: Requeue,
     /// Where each invocation's metrics go (EMF lines); nowhere by default.
     pub(crate) metrics: MetricsOut,
+    /// How fast each webhook has been answering (this container's view).
+    pub(crate) pace: Pace,
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -29,6 +32,7 @@ impl<S: Store> Dispatcher<S> {
             settings: settings.clone(),
             requeue: Requeue::from_settings(settings),
             metrics: MetricsOut::Off,
+            pace: Pace::default(),
         }
     }
 
@@ -43,6 +47,7 @@ impl<S: Store> Dispatcher<S> {
             settings: settings.clone(),
             requeue: Requeue::from_settings(settings),
             metrics: MetricsOut::Off,
+            pace: Pace::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use shared::delivery::Attempt;
 use shared::requeue::Requeue;
@@ -99,7 +100,9 @@ impl Marks {
     }
 
     /// Makes the attempt; on the main lane, marks the webhook slow as soon
-    /// as the attempt outlasts the threshold, while it goes on.
+    /// as the attempt outlasts the webhook's threshold (the configured one,
+    /// or less for a webhook that has been answering fast: [`crate::pace`]),
+    /// while it goes on.
     pub async fn watch<S: WebhookStore>(
         &self,
         d: &Dispatcher<S>,
@@ -109,18 +112,24 @@ impl Marks {
     ) -> Attempt {
         let watched =
             lane == Lane::Main && webhook.slow_since.is_none() && d.requeue.has_slow_lane();
-        if !watched {
-            return attempt.await;
-        }
-        let mut attempt = std::pin::pin!(attempt);
-        match tokio::time::timeout(d.settings.slow_threshold, &mut attempt).await {
-            Ok(done) => done,
-            Err(_) => {
-                let (done, ()) =
-                    futures_util::future::join(attempt, self.set(d, webhook, true)).await;
-                done
+        let done = if watched {
+            let threshold = d
+                .pace
+                .threshold(webhook.id, d.settings.slow_threshold, Instant::now());
+            let mut attempt = std::pin::pin!(attempt);
+            match tokio::time::timeout(threshold, &mut attempt).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let (done, ()) =
+                        futures_util::future::join(attempt, self.set(d, webhook, true)).await;
+                    done
+                }
             }
-        }
+        } else {
+            attempt.await
+        };
+        d.pace.record(webhook.id, &done, Instant::now());
+        done
     }
 
     /// After an attempt at a webhook marked slow (on the slow lane, or on the

@@ -10,6 +10,7 @@ mod handover;
 mod lane;
 pub mod local;
 pub mod metrics;
+mod pace;
 mod plan;
 mod recover;
 #[cfg(test)]
