@@ -113,6 +113,93 @@ pub fn resolve(template: &Value, value: &Value, created: &Created) -> Result<Str
                 .cloned()
                 .ok_or_else(|| format!("Fn::GetAtt {id}.{attribute}: not created"))
         }
+        Value::Object(o) if o.contains_key("Fn::If") => {
+            let Some([Value::String(name), then, otherwise]) =
+                o["Fn::If"].as_array().map(Vec::as_slice)
+            else {
+                return Err(format!("malformed Fn::If {o:?}"));
+            };
+            let chosen = if condition(template, name, created)? {
+                then
+            } else {
+                otherwise
+            };
+            resolve(template, chosen, created)
+        }
         other => Err(format!("cannot resolve {other}")),
+    }
+}
+
+/// A template condition, with parameters at their defaults.
+fn condition(template: &Value, name: &str, created: &Created) -> Result<bool, String> {
+    let body = template["Conditions"]
+        .get(name)
+        .ok_or_else(|| format!("no condition {name}"))?;
+    truth(template, body, created)
+}
+
+/// `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition`.
+fn truth(template: &Value, body: &Value, created: &Created) -> Result<bool, String> {
+    let Value::Object(o) = body else {
+        return Err(format!("not a condition: {body}"));
+    };
+    let args = |key: &str| o[key].as_array().cloned().unwrap_or_default();
+    if let Some(Value::String(name)) = o.get("Condition") {
+        return condition(template, name, created);
+    }
+    if o.contains_key("Fn::Equals") {
+        let [a, b] = &args("Fn::Equals")[..] else {
+            return Err(format!("malformed Fn::Equals {o:?}"));
+        };
+        return Ok(resolve(template, a, created)? == resolve(template, b, created)?);
+    }
+    if o.contains_key("Fn::Not") {
+        let [inner] = &args("Fn::Not")[..] else {
+            return Err(format!("malformed Fn::Not {o:?}"));
+        };
+        return truth(template, inner, created).map(|t| !t);
+    }
+    for (key, all) in [("Fn::And", true), ("Fn::Or", false)] {
+        if o.contains_key(key) {
+            let mut results = Vec::new();
+            for inner in args(key) {
+                results.push(truth(template, &inner, created)?);
+            }
+            return Ok(if all {
+                results.iter().all(|t| *t)
+            } else {
+                results.iter().any(|t| *t)
+            });
+        }
+    }
+    Err(format!("cannot evaluate the condition {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// `Fn::If` takes the branch its condition picks with the parameters at
+    /// their defaults: the edge's secret is empty unless `EdgeWebAclArn` is
+    /// set, and set when it is.
+    #[test]
+    fn a_conditional_value_follows_the_default_parameters() {
+        let template = |arn: &str| {
+            json!({
+                "Parameters": {"EdgeWebAclArn": {"Type": "String", "Default": arn}},
+                "Conditions": {"HasEdge": {"Fn::Not": [{"Fn::Equals": [{"Ref": "EdgeWebAclArn"}, ""]}]}}
+            })
+        };
+        let value = json!({"Fn::If": ["HasEdge", "secret", ""]});
+        let created = Created::default();
+        assert_eq!(resolve(&template(""), &value, &created).unwrap(), "");
+        assert_eq!(
+            resolve(&template("arn:aws:wafv2:x"), &value, &created).unwrap(),
+            "secret"
+        );
+        let unknown = json!({"Fn::If": ["NoSuchCondition", "a", "b"]});
+        assert!(resolve(&template(""), &unknown, &created).is_err());
     }
 }
