@@ -10,6 +10,8 @@ pub enum Blocked {
     Address(IpAddr),
     #[error("\"localhost\" and names under \".localhost\" are not allowed")]
     Localhost,
+    #[error("a host name must not have an empty label (\"..\")")]
+    EmptyLabel,
     #[error(
         "port {0} is not allowed: use 80, 443, or 1024-65535 except well-known service ports (databases, caches, remote desktop)"
     )]
@@ -40,12 +42,25 @@ pub fn check_port(port: u16) -> Result<(), Blocked> {
 }
 
 /// Whether a host name (not an IP literal) is refused by name alone.
+/// A name that spells an address once its trailing dots are gone is judged
+/// as that address, and a name with an empty label is refused: resolvers
+/// differ on what they make of `0.7.1.0..`, so the rule does not guess.
 pub fn check_name(host: &str) -> Result<(), Blocked> {
-    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    let trimmed = host.strip_suffix('.').unwrap_or(host);
+    if trimmed.is_empty() || trimmed.split('.').any(str::is_empty) {
+        return Err(Blocked::EmptyLabel);
+    }
+    let name = trimmed.to_ascii_lowercase();
     if name == "localhost" || name.ends_with(".localhost") {
         return Err(Blocked::Localhost);
     }
-    Ok(())
+    match name
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => check_ip(ip),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Whether an address may be connected to.
@@ -249,5 +264,13 @@ mod tests {
         assert_eq!(check_name("api.localhost"), Err(Blocked::Localhost));
         assert!(check_name("localhost.example.com").is_ok());
         assert!(check_name("mylocalhost").is_ok());
+        assert!(check_name("example.com.").is_ok());
+        assert_eq!(check_name("example..com"), Err(Blocked::EmptyLabel));
+        assert_eq!(check_name("0.7.1.0.."), Err(Blocked::EmptyLabel));
+        assert_eq!(check_name("."), Err(Blocked::EmptyLabel));
+        assert_eq!(
+            check_name("10.0.0.1"),
+            Err(Blocked::Address("10.0.0.1".parse().unwrap()))
+        );
     }
 }
