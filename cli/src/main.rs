@@ -90,6 +90,11 @@ enum Command {
         /// Receive loops at once on the slow lane's queue.
         #[arg(long, default_value_t = shared::infra::DEFAULT_SLOW_CONCURRENCY)]
         slow_concurrency: usize,
+        /// Where the data lives: `dynamo` (a table on moto) or `memory`
+        /// (this process; the queues stay on moto; API keys on request:
+        /// a tenant per line on standard input).
+        #[arg(long, value_enum, default_value_t = local::StoreKind::Dynamo)]
+        store: local::StoreKind,
     },
     /// Feed the real dispatch handler from an events queue as Lambda's SQS
     /// event source does: long polls, batches of up to 10, the function's 7 s
@@ -220,6 +225,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             strict_targets,
             concurrency,
             slow_concurrency,
+            store,
         } => {
             shared::logging::init_local();
             let table = cli.table.clone().unwrap_or_else(|| "webhooks-local".into());
@@ -233,6 +239,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     strict_targets,
                     concurrency,
                     slow_concurrency,
+                    store,
                 },
             )
             .await?;

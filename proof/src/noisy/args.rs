@@ -24,6 +24,11 @@ pub struct Args {
     /// log as .local.log). Default: target/noisy/full.json or quick.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run the stack with its store in memory (`webhooks local --store
+    /// memory`): moto serves the queues alone, so the quiet tenants' latency
+    /// shows what is the product's and what was the emulator's DynamoDB.
+    #[arg(long)]
+    pub memory: bool,
     /// The stack's receive loops (`webhooks local --concurrency`).
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,

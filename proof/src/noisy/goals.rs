@@ -10,6 +10,10 @@ pub struct Thresholds {
     pub max_quiet_p99_ms: f64,
     pub drain_goal_secs: f64,
     pub give_up_secs: u64,
+    /// With the store in memory: each phase 2 part's quiet p99 at most this
+    /// many times phase 1's (what is left is the product's, not moto's
+    /// DynamoDB slowing down under the load).
+    pub ratio_to_phase1_goal: Option<f64>,
 }
 
 fn goal(kind: Kind, passed: bool, text: String) -> Goal {
@@ -19,6 +23,10 @@ fn goal(kind: Kind, passed: bool, text: String) -> Goal {
 /// Every goal for these phases, and the token check over the whole run.
 pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u64) -> Vec<Goal> {
     let mut goals = Vec::new();
+    let alone = phases
+        .iter()
+        .find(|p| p.name == "phase1")
+        .and_then(|p| p.quiet.latency.p99_ms);
     for p in phases {
         let q = &p.quiet;
         let waited = if p.drain.drained {
@@ -55,6 +63,16 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
                 p.name, t.quiet_p99_goal_ms
             ),
         ));
+        if let (Some(ratio), Some(alone)) = (t.ratio_to_phase1_goal, alone) {
+            goals.push(goal(
+                Kind::Target,
+                p99.is_some_and(|v| v <= ratio * alone),
+                format!(
+                    "{}: quiet p99 ≤ {ratio:.0} × phase 1's {alone:.0} ms ({p99_text})",
+                    p.name
+                ),
+            ));
+        }
         goals.push(goal(
             Kind::Limit,
             p99.is_some_and(|v| v <= t.max_quiet_p99_ms),

@@ -132,10 +132,13 @@ async fn run(args: Args) -> Result<bool, String> {
         ulid::Ulid::generate().to_string().to_lowercase()
     );
     let mode = if args.quick { "quick" } else { "full" };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("target/noisy/{mode}.json")));
+    let store = if args.memory { "memory" } else { "dynamodb" };
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(match args.memory {
+            true => format!("target/noisy/{mode}-memory.json"),
+            false => format!("target/noisy/{mode}.json"),
+        })
+    });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -165,8 +168,9 @@ async fn run(args: Args) -> Result<bool, String> {
         concurrency: args.concurrency,
         proxy: proxy.addr,
         log: out.with_extension("local.log"),
+        memory: args.memory,
     };
-    let (mut child, api) = local.start().await?;
+    let (mut child, api, keys) = local.start().await?;
     let events_url = stack::queue_url(&sqs, &name)
         .await?
         .ok_or("webhooks local did not create the events queue")?;
@@ -198,8 +202,7 @@ async fn run(args: Args) -> Result<bool, String> {
         slots: Arc::new(Semaphore::new(64)),
     };
     let pop = setup::Setup {
-        bin: &bin,
-        table: &name,
+        keys: &keys,
         api,
         hooks: &hooks,
         receivers: &receivers,
@@ -276,11 +279,13 @@ async fn run(args: Args) -> Result<bool, String> {
         max_quiet_p99_ms: args.max_quiet_p99_ms as f64,
         drain_goal_secs: args.drain_goal_secs as f64,
         give_up_secs: args.give_up_secs,
+        ratio_to_phase1_goal: args.memory.then_some(2.0),
     };
     let goals = goals::check(&phases, &thresholds, wrong_auth, unknown_path);
     let passed = goals::passed(&goals, args.quick);
     let report = RunReport {
         mode,
+        store,
         started_at,
         poller: bin.display().to_string(),
         concurrency: args.concurrency,

@@ -54,6 +54,8 @@ pub struct PhaseReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub mode: &'static str,
+    /// Where the stack kept its data: `dynamodb` (moto) or `memory`.
+    pub store: &'static str,
     pub started_at: String,
     pub poller: String,
     pub concurrency: usize,

@@ -1,5 +1,5 @@
 //! The population, made through the product's own interfaces: an API key per
-//! tenant from the CLI, webhooks registered with `POST /webhooks`. Quiet
+//! tenant from the CLI (or the stack itself, with its store in memory), webhooks registered with `POST /webhooks`. Quiet
 //! tenants q1..q5 (one webhook each on `ok`), `noisyhang` (one on `hang`),
 //! `noisyslow` (one on `slow3`) and `noisyredeliver` (50 on `hang`,
 //! subscribed to `flowx.completed` only until phase 2c, with one kept
@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -52,8 +51,7 @@ pub struct Population {
 
 /// What setup needs from the stack.
 pub struct Setup<'a> {
-    pub bin: &'a Path,
-    pub table: &'a str,
+    pub keys: &'a stack::Keys,
     pub api: Api,
     pub hooks: &'a Hooks,
     pub receivers: &'a HashMap<Behaviour, SocketAddr>,
@@ -67,7 +65,7 @@ impl Setup<'_> {
         labels: Vec<String>,
         events: &str,
     ) -> Result<Tenant, String> {
-        let key = stack::api_key(self.bin, self.table, id).await?;
+        let key = self.keys.make(id).await?;
         let addr = self
             .receivers
             .get(&behaviour)

@@ -1,7 +1,8 @@
 //! The stack under test, as an operator runs it: `webhooks local` in a child
 //! process whose AWS traffic goes through the counting proxy, API keys made
-//! with `webhooks api-key create`, and the queues it created (the events
-//! queue, and the slow lane `<queue>-slow` where the version has one).
+//! with `webhooks api-key create` (or, with the store in memory, asked of the
+//! child itself), and the queues it created (the events queue, and the slow
+//! lane `<queue>-slow` where the version has one).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::QueueAttributeName;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Mutex;
 
 use crate::api::Api;
 
@@ -23,13 +26,54 @@ pub struct LocalStack {
     /// The counting proxy: every AWS endpoint of the child.
     pub proxy: SocketAddr,
     /// The child's standard error (its logs); standard output, which carries
-    /// the demo tenant's API key in the banner, is discarded.
+    /// the demo tenant's API key in the banner, is discarded (with the store
+    /// in memory it is read for the keys asked for).
     pub log: PathBuf,
+    /// `webhooks local --store memory`: no DynamoDB, so moto serves the
+    /// queues alone.
+    pub memory: bool,
+}
+
+/// Where the tenants' API keys come from.
+pub enum Keys {
+    /// `webhooks --table T api-key create`, a process of its own.
+    Cli { bin: PathBuf, table: String },
+    /// The child with the store in memory: a tenant written on its standard
+    /// input, its key read back from its standard output.
+    Child(Mutex<(ChildStdin, Lines<BufReader<ChildStdout>>)>),
+}
+
+impl Keys {
+    /// A full API key for `tenant` (never shown).
+    pub async fn make(&self, tenant: &str) -> Result<String, String> {
+        match self {
+            Keys::Cli { bin, table } => api_key(bin, table, tenant).await,
+            Keys::Child(pipes) => {
+                let mut pipes = pipes.lock().await;
+                let (stdin, stdout) = &mut *pipes;
+                stdin
+                    .write_all(format!("{tenant}\n").as_bytes())
+                    .await
+                    .map_err(|e| format!("asking webhooks local for a key: {e}"))?;
+                stdin.flush().await.map_err(|e| e.to_string())?;
+                let wanted = format!("api-key {tenant} ");
+                while let Some(line) = stdout.next_line().await.map_err(|e| e.to_string())? {
+                    if let Some(key) = line.strip_prefix(&wanted) {
+                        return Ok(key.trim().to_owned());
+                    }
+                    if line.starts_with("error ") {
+                        return Err(format!("webhooks local refused a key for {tenant}: {line}"));
+                    }
+                }
+                Err("webhooks local closed its standard output".into())
+            }
+        }
+    }
 }
 
 impl LocalStack {
     /// Starts `webhooks local` on a free port and waits until its API answers.
-    pub async fn start(&self) -> Result<(Child, Api), String> {
+    pub async fn start(&self) -> Result<(Child, Api, Keys), String> {
         let port = free_port()?;
         let log =
             std::fs::File::create(&self.log).map_err(|e| format!("{}: {e}", self.log.display()))?;
@@ -44,15 +88,37 @@ impl LocalStack {
             .arg(&self.queue)
             .arg("--concurrency")
             .arg(self.concurrency.to_string())
+            .args(if self.memory {
+                &["--store", "memory"][..]
+            } else {
+                &[]
+            })
             .env("AWS_ENDPOINT_URL", &proxy)
             .env("AWS_ENDPOINT_URL_DYNAMODB", &proxy)
             .env("AWS_ENDPOINT_URL_SQS", &proxy)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(if self.memory {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(if self.memory {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+        let keys = match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => {
+                Keys::Child(Mutex::new((stdin, BufReader::new(stdout).lines())))
+            }
+            _ => Keys::Cli {
+                bin: self.bin.clone(),
+                table: self.table.clone(),
+            },
+        };
         let api = Api {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         };
@@ -69,7 +135,7 @@ impl LocalStack {
                 .await
                 .is_ok_and(|a| a.status == 200)
             {
-                return Ok((child, api));
+                return Ok((child, api, keys));
             }
             if Instant::now() > deadline {
                 return Err("webhooks local did not answer within 60 s".into());

@@ -1,6 +1,6 @@
 //! The in-memory store: the same semantics as the DynamoDB store, in maps
-//! behind one lock. For unit tests of handler logic. One file per aggregate,
-//! in the order the traits declare their methods.
+//! behind one lock. For unit tests of handler logic and the local stack without
+//! moto. One file per aggregate, in the order the traits declare their methods.
 
 mod allowances;
 mod api_keys;
@@ -10,7 +10,7 @@ mod recoveries;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Allowance, AttemptKey, Page};
 use crate::api_key::ApiKey;
@@ -20,10 +20,12 @@ use crate::event_log::StoredEvent;
 use crate::recovery::state::RecoveryState;
 use crate::{TenantId, Webhook, WebhookId};
 
-/// The same semantics as the DynamoDB store, in a map. For unit tests.
-#[derive(Default)]
+/// The same semantics as the DynamoDB store, in a map: for unit tests and
+/// `webhooks local --store memory`. Clones share one map, as clones of a
+/// `DynamoStore` share one table.
+#[derive(Default, Clone)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
 }
 
 #[derive(Default)]
