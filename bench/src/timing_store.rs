@@ -153,6 +153,14 @@ impl<S: EventStore> EventStore for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.put_event(event).await
     }
+    /// One write request for the batch (a transaction), or one for a
+    /// single event.
+    async fn put_events(&self, events: &[StoredEvent]) -> Vec<Result<Kept, StoreError>> {
+        if !events.is_empty() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.put_events(events).await
+    }
     async fn get_event(
         &self,
         tenant: &TenantId,

@@ -147,12 +147,87 @@ async fn manual_numbers(store: &impl EventStore) {
     }
 }
 
+/// A batch's copies kept at once: each new event is `New`, each event kept
+/// before is `Before` and keeps its first copy (with its manual attempt
+/// counter), an event twice in the batch is written once; a batch of one
+/// and an empty batch work too.
+async fn batch(store: &impl EventStore) {
+    let tenant = TenantId::parse("batcher").unwrap();
+    let copy = |id: &str, minute: u32| {
+        StoredEvent::new(
+            &event_at("batcher", id, EventType::AsyncCompleted, minute),
+            now_utc(),
+            7,
+        )
+    };
+    let before = copy("evt_b", 1);
+    assert_eq!(store.put_event(&before).await.unwrap(), Kept::New);
+    let w = webhook("batcher").id;
+    let now = now_utc().unix_timestamp();
+    let number = || async {
+        store
+            .number_manual_attempts(&tenant, &before.id, &[w], now)
+            .await
+            .unwrap()
+    };
+    assert_eq!(number().await, Some(vec![101]));
+
+    // The same id with other content: the first copy must stay.
+    let mut changed = copy("evt_b", 2);
+    changed.data = Some(r#"{"second":true}"#.to_owned());
+    let kept: Vec<Kept> = store
+        .put_events(&[
+            copy("evt_a", 3),
+            changed,
+            copy("evt_c", 4),
+            copy("evt_a", 3),
+        ])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept, [Kept::New, Kept::Before, Kept::New, Kept::Before]);
+    assert_eq!(
+        store.get_event(&tenant, &before.id).await.unwrap(),
+        Some(before.clone())
+    );
+    assert_eq!(
+        number().await,
+        Some(vec![102]),
+        "the kept event's manual counter survives the batch"
+    );
+    let listed = store
+        .list_events(&tenant, &EventFilter::default(), 10, None)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["evt_c", "evt_a", "evt_b"]);
+
+    // Every copy of a batch kept before: all `Before`, nothing changes.
+    let again: Vec<Kept> = store
+        .put_events(&[copy("evt_a", 3), copy("evt_c", 4)])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(again, [Kept::Before, Kept::Before]);
+    let one: Vec<Kept> = store
+        .put_events(&[copy("evt_d", 5)])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(one, [Kept::New]);
+    assert!(store.put_events(&[]).await.is_empty());
+}
+
 #[tokio::test]
 async fn dynamo_store_keeps_the_event_contract() {
     let store = fresh_store().await;
     contract(&store).await;
     listing(&store).await;
     manual_numbers(&store).await;
+    batch(&store).await;
 }
 
 #[tokio::test]
@@ -161,4 +236,5 @@ async fn memory_store_keeps_the_event_contract() {
     contract(&store).await;
     listing(&store).await;
     manual_numbers(&store).await;
+    batch(&store).await;
 }

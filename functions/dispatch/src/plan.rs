@@ -209,27 +209,32 @@ async fn webhooks_by_tenant<S: WebhookStore>(d: &Dispatcher<S>, jobs: &[Job]) ->
 }
 
 /// Keeps a copy of each producer's event (for `GET /events` and
-/// redelivery): one write per event. An event not kept is not delivered yet
-/// (its message comes back).
+/// redelivery), the batch's copies in one store call. An event not kept is
+/// not delivered yet (its message comes back).
 async fn keep_events<'j, S: EventStore>(d: &Dispatcher<S>, jobs: &'j [Job]) -> Vec<KeptJob<'j>> {
     let now = now_utc();
-    join_all(jobs.iter().map(|job| async move {
-        let kept = match job.kind {
-            Kind::Fanout => {
-                let stored = StoredEvent::new(&job.event, now, d.settings.event_retention_days);
-                match d.store.put_event(&stored).await {
-                    Ok(kept) => Some(kept),
-                    Err(e) => {
+    let copies: Vec<StoredEvent> = jobs
+        .iter()
+        .filter(|job| matches!(job.kind, Kind::Fanout))
+        .map(|job| StoredEvent::new(&job.event, now, d.settings.event_retention_days))
+        .collect();
+    let mut kept = d.store.put_events(&copies).await.into_iter();
+    jobs.iter()
+        .map(|job| {
+            let kept = match job.kind {
+                Kind::Fanout => match kept.next() {
+                    Some(Ok(kept)) => Some(kept),
+                    Some(Err(e)) => {
                         tracing::error!(event_id = %job.event.id, error = %e, "keeping the event failed");
                         None
                     }
-                }
-            }
-            Kind::Targeted(_) => None,
-        };
-        KeptJob { job, kept }
-    }))
-    .await
+                    None => None,
+                },
+                Kind::Targeted(_) => None,
+            };
+            KeptJob { job, kept }
+        })
+        .collect()
 }
 
 /// Every active webhook subscribed to the event, first attempt.

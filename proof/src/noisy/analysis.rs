@@ -24,6 +24,9 @@ pub struct QuietReport {
     pub latency: Latency,
     /// The SendMessage calls themselves (part of the latency above).
     pub send_latency: Latency,
+    /// From SendMessage's answer (the event is on the queue) to receipt: the
+    /// latency without the producer's call to moto.
+    pub queued_latency: Latency,
     /// This phase's p99 over phase 1's.
     pub p99_vs_phase1: Option<f64>,
     /// Events a receiver saw more than once.
@@ -49,13 +52,14 @@ pub fn by_event(arrivals: &[Arrival], labels: &HashSet<&str>) -> HashMap<String,
 /// Latency and arrivals of the quiet events.
 pub fn quiet(sent: &[Sent], seen: &HashMap<String, Vec<Instant>>) -> QuietReport {
     let accepted: Vec<&Sent> = sent.iter().filter(|s| s.accepted).collect();
-    let ms: Vec<f64> = accepted
+    let (ms, queued): (Vec<f64>, Vec<f64>) = accepted
         .iter()
         .filter_map(|s| {
             let first = seen.get(&s.event_id)?.first()?;
-            Some(first.saturating_duration_since(s.at).as_secs_f64() * 1000.0)
+            let total = first.saturating_duration_since(s.at).as_secs_f64() * 1000.0;
+            Some((total, (total - s.send_ms).max(0.0)))
         })
-        .collect();
+        .unzip();
     let resent = accepted
         .iter()
         .filter(|s| seen.get(&s.event_id).is_some_and(|t| t.len() > 1))
@@ -71,6 +75,7 @@ pub fn quiet(sent: &[Sent], seen: &HashMap<String, Vec<Instant>>) -> QuietReport
         },
         latency: Latency::of(&ms),
         send_latency: Latency::of(&accepted.iter().map(|s| s.send_ms).collect::<Vec<_>>()),
+        queued_latency: Latency::of(&queued),
         p99_vs_phase1: None,
         resent,
     }

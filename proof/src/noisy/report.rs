@@ -106,7 +106,7 @@ impl PhaseReport {
             (None, None) => format!("not empty after {give_up} s"),
         };
         format!(
-            "| {} | {} | {} s | {} | {} | {} | {} | {} of {} ({:.1} %) | {} | {backlog} | {drain} |",
+            "| {} | {} | {} s | {} | {} | {} | {} | {} | {} of {} ({:.1} %) | {} | {backlog} | {drain} |",
             self.name,
             self.noise,
             self.load_secs,
@@ -114,6 +114,7 @@ impl PhaseReport {
             fmt_ms(q.latency.p99_ms),
             fmt_ms(q.latency.max_ms),
             fmt_ms(q.send_latency.p99_ms),
+            fmt_ms(q.queued_latency.p99_ms),
             n(q.arrived),
             n(q.sent),
             q.arrived_pct,
@@ -179,8 +180,8 @@ impl RunReport {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         out.push_str(
-            "| phase | noisy load | sending took | quiet p50 | quiet p99 | quiet max | of which SendMessage p99 | quiet arrived | p99 ÷ phase 1 | backlog at end (queue / slow lane) | drain |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| phase | noisy load | sending took | quiet p50 | quiet p99 | quiet max | of which SendMessage p99 | queued → receipt p99 | quiet arrived | p99 ÷ phase 1 | backlog at end (queue / slow lane) | drain |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for p in &self.phases {
             out.push_str(&p.quiet_row());

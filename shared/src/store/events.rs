@@ -17,6 +17,14 @@ pub trait EventStore: Send + Sync {
         event: &StoredEvent,
     ) -> impl Future<Output = Result<Kept, StoreError>> + Send;
 
+    /// Keeps a batch's events, each as [`EventStore::put_event`] does: one
+    /// result per event, in order. The DynamoDB store writes them in one
+    /// request.
+    fn put_events(
+        &self,
+        events: &[StoredEvent],
+    ) -> impl Future<Output = Vec<Result<Kept, StoreError>>> + Send;
+
     /// One of the tenant's events, without its attempts: one item read,
     /// whatever the number of attempts recorded for it.
     fn get_event(

@@ -30,6 +30,17 @@ enum InPartition {
     Delivery(DeliveryRecord),
 }
 
+/// An event's copy as the table holds it.
+pub(super) fn event_item(event: &StoredEvent) -> Result<Item, StoreError> {
+    item(Indexed {
+        pk: keys::event_pk(&event.tenant_id, &event.id),
+        sk: keys::EVENT_SK.to_owned(),
+        gsi1pk: keys::events_gsi_pk(&event.tenant_id),
+        gsi1sk: event.sort_key(),
+        attributes: event,
+    })
+}
+
 fn in_partition(item: Item) -> Result<InPartition, StoreError> {
     let kind: ItemKind = parse(item.clone())?;
     Ok(if kind.sk == keys::EVENT_SK {
@@ -73,15 +84,12 @@ impl DynamoStore {
 
 impl EventStore for DynamoStore {
     async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
-        let item = item(Indexed {
-            pk: keys::event_pk(&event.tenant_id, &event.id),
-            sk: keys::EVENT_SK.to_owned(),
-            gsi1pk: keys::events_gsi_pk(&event.tenant_id),
-            gsi1sk: event.sort_key(),
-            attributes: event,
-        })?;
         // Kept already (the message came again): the first copy stays.
-        self.put_new(item).await
+        self.put_new(event_item(event)?).await
+    }
+
+    async fn put_events(&self, events: &[StoredEvent]) -> Vec<Result<Kept, StoreError>> {
+        self.put_event_copies(events).await
     }
 
     async fn get_event(

@@ -8,6 +8,7 @@ mod allowances;
 mod api_key_items;
 mod api_keys;
 mod deliveries;
+mod event_copies;
 mod events;
 mod query;
 mod record_batch;

@@ -22,6 +22,14 @@ impl EventStore for MemoryStore {
         Ok(Kept::New)
     }
 
+    async fn put_events(&self, events: &[StoredEvent]) -> Vec<Result<Kept, StoreError>> {
+        let mut kept = Vec::with_capacity(events.len());
+        for event in events {
+            kept.push(self.put_event(event).await);
+        }
+        kept
+    }
+
     async fn get_event(
         &self,
         tenant: &TenantId,

@@ -1,0 +1,155 @@
+//! The copies of a batch's new events, kept in one request. Each copy is
+//! written only if its event has none yet (the first copy stays, and a
+//! redelivered message learns that its event was seen before), and
+//! `BatchWriteItem` takes no condition, so the copies of a batch go in one
+//! `TransactWriteItems`: one request signed, sent and read instead of one
+//! `PutItem` per event. DynamoDB bills each item of a transaction twice,
+//! so a single copy still goes alone as a `PutItem`.
+//!
+//! A transaction fails whole when one condition fails: the copies whose
+//! event was kept before are named in the cancellation's reasons, and the
+//! others are sent again without them.
+
+use std::collections::HashSet;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use futures_util::future::join_all;
+
+use super::DynamoStore;
+use super::events::event_item;
+use crate::event_log::StoredEvent;
+use crate::store::{EventStore, Kept, StoreError};
+
+/// What one transaction did to each copy it carried.
+enum Round {
+    /// Every copy written.
+    Written,
+    /// Cancelled: for each copy, whether its event was kept before (`true`)
+    /// or the copy was only cancelled with the others (`false`).
+    Cancelled(Vec<bool>),
+}
+
+/// A transaction holds at most 100 items; a batch of the main lane is 10.
+const PER_TRANSACTION: usize = 100;
+
+/// Transactions cancelled without naming a kept copy (a conflict with a
+/// concurrent write, throttling) are sent again this many times at most.
+const MAX_FRUITLESS: u32 = 4;
+
+impl DynamoStore {
+    /// Keeps each event (see [`EventStore::put_event`]), the batch's copies
+    /// in one request; one result per event, in order. An event twice in
+    /// `events` is written once, and its second place is told `Before`.
+    pub(super) async fn put_event_copies(
+        &self,
+        events: &[StoredEvent],
+    ) -> Vec<Result<Kept, StoreError>> {
+        if events.len() < 2 {
+            return join_all(events.iter().map(|e| self.put_event(e))).await;
+        }
+        let mut results: Vec<Option<Result<Kept, StoreError>>> = vec![None; events.len()];
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut unique = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            if seen.insert((event.tenant_id.as_str(), event.id.as_str())) {
+                unique.push((i, event));
+            } else {
+                results[i] = Some(Ok(Kept::Before));
+            }
+        }
+        for chunk in unique.chunks(PER_TRANSACTION) {
+            for (i, result) in self.put_chunk(chunk.to_vec()).await {
+                results[i] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Backend("a copy was not written".into()))))
+            .collect()
+    }
+
+    /// One chunk's copies: a transaction, sent again without the copies
+    /// whose event was kept before, until none is left.
+    async fn put_chunk(
+        &self,
+        mut pending: Vec<(usize, &StoredEvent)>,
+    ) -> Vec<(usize, Result<Kept, StoreError>)> {
+        let mut done = Vec::with_capacity(pending.len());
+        let mut fruitless = 0;
+        while !pending.is_empty() {
+            if let [(i, event)] = pending[..] {
+                done.push((i, self.put_event(event).await));
+                break;
+            }
+            let round = self.transaction(&pending).await;
+            match round {
+                Ok(Round::Written) => {
+                    done.extend(pending.drain(..).map(|(i, _)| (i, Ok(Kept::New))));
+                }
+                Ok(Round::Cancelled(before)) => {
+                    if !before.contains(&true) {
+                        fruitless += 1;
+                        if fruitless > MAX_FRUITLESS {
+                            let e = StoreError::Backend(
+                                "TransactWriteItems was cancelled again and again".into(),
+                            );
+                            done.extend(pending.drain(..).map(|(i, _)| (i, Err(e.clone()))));
+                            break;
+                        }
+                        crate::random::pause(10 * u64::from(fruitless), 20).await;
+                    }
+                    let mut again = Vec::with_capacity(pending.len());
+                    for ((i, event), kept_before) in pending.drain(..).zip(before) {
+                        if kept_before {
+                            done.push((i, Ok(Kept::Before)));
+                        } else {
+                            again.push((i, event));
+                        }
+                    }
+                    pending = again;
+                }
+                Err(e) => done.extend(pending.drain(..).map(|(i, _)| (i, Err(e.clone())))),
+            }
+        }
+        done
+    }
+
+    /// One `TransactWriteItems` of `pending`'s copies, each on the
+    /// condition that its event has none yet.
+    async fn transaction(&self, pending: &[(usize, &StoredEvent)]) -> Result<Round, StoreError> {
+        let client = self.client().await?;
+        let mut writes = Vec::with_capacity(pending.len());
+        for (_, event) in pending {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(event_item(event)?))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        let sent = client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        let Err(e) = sent else {
+            return Ok(Round::Written);
+        };
+        match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c))
+                if c.cancellation_reasons().len() == pending.len() =>
+            {
+                Ok(Round::Cancelled(
+                    c.cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .collect(),
+                ))
+            }
+            _ => Err(StoreError::Backend(DisplayErrorContext(e).to_string())),
+        }
+    }
+}
