@@ -6,6 +6,11 @@
   send, receive and delete at once (in this process, with moto's own models
   and the thread switch interval made tiny to bring races out; plain moto
   5.2.5 fails this);
+- its TransactWriteItems, which checks every condition before writing
+  instead of deep-copying the table, answers every transaction of a set
+  (all written; one condition failing, with and without the old item;
+  two operations on one item; more than 100 items; an update that fails
+  while writing) as plain moto does, and leaves the same items;
 - its cheaper clock and retention check give moto's own answers: the
   approximate counts of visible, in-flight and delayed messages, a message
   coming back when its visibility timeout ends, and a message past the
@@ -111,6 +116,79 @@ def main():
     print("moto_server_check: queries answer as DynamoDB does")
 
 
+def transactions(client, table):
+    """A set of transactions and what each came to, then the table's items."""
+    key = lambda pk, sk="E": {"PK": {"S": pk}, "SK": {"S": sk}}
+    new = lambda pk, **attrs: {
+        "Put": {
+            "TableName": table,
+            "Item": {**key(pk), **{k: {"S": v} for k, v in attrs.items()}},
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("PK", "SK")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(200):
+        client.put_item(TableName=table, Item={**key(f"seed{i}"), "n": {"N": str(i)}})
+    old_item = dict(new("seed1")["Put"], ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    update = lambda pk, expression, **extra: {
+        "Update": {"TableName": table, "Key": key(pk), "UpdateExpression": expression, **extra}
+    }
+    cases = [
+        [new("a", v="1"), new("b", v="2"), new("c", v="3")],
+        [new("d"), new("a", v="again"), new("e")],
+        [new("f"), {"Put": old_item}],
+        [new("g"), new("g")],
+        [new(f"many{i}") for i in range(101)],
+        [
+            update("seed2", "SET v = :v", ExpressionAttributeValues={":v": {"S": "x"}},
+                   ConditionExpression="attribute_exists(PK)"),
+            {"Delete": {"TableName": table, "Key": key("seed3")}},
+            {"ConditionCheck": {"TableName": table, "Key": key("seed4"),
+                                "ConditionExpression": "attribute_exists(PK)"}},
+            new("h"),
+        ],
+        [new("i"), update("seed5", "SET #missing = :v", ExpressionAttributeValues={":v": {"S": "x"}})],
+        [new("j"), update("seed6", "ADD n :s", ExpressionAttributeValues={":s": {"S": "text"}})],
+    ]
+    outcomes = []
+    for items in cases:
+        try:
+            client.transact_write_items(TransactItems=items)
+            outcomes.append("written")
+        except client.exceptions.ClientError as e:
+            reasons = [(r.get("Code"), r.get("Item")) for r in e.response.get("CancellationReasons", [])]
+            outcomes.append((e.response["Error"]["Code"], reasons))
+    items = client.scan(TableName=table)["Items"]
+    client.delete_table(TableName=table)
+    return outcomes, sorted(items, key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
+
+
+def plain_moto_transactions():
+    """The same transactions on moto's own models, in this process, before
+    scripts/moto_server.py has changed anything."""
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client(
+            "dynamodb", region_name="eu-west-1", endpoint_url="https://dynamodb.eu-west-1.amazonaws.com"
+        )
+        return transactions(client, "plain")
+
+
+def check_transactions(plain):
+    patched = transactions(ddb, f"{TABLE}-tx")
+    assert patched[0] == plain[0], f"outcomes differ:\n patched {patched[0]}\n plain   {plain[0]}"
+    assert patched[1] == plain[1], "the items left differ"
+    failed = ("TransactionCanceledException", [("None", None), ("ConditionalCheckFailed", None), ("None", None)])
+    assert plain[0][0] == "written" and plain[0][1] == failed, plain[0][:2]
+    print("moto_server_check: transactions answer as plain moto's")
+
+
 def patched_sqs():
     """moto's SQS models in this process, with scripts/moto_server.py's changes."""
     path = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "moto_server.py"
@@ -214,7 +292,9 @@ def check_queue_under_concurrency(backend):
 
 
 if __name__ == "__main__":
+    plain = plain_moto_transactions()
     main()
+    check_transactions(plain)
     sqs = patched_sqs()
     check_queue_answers(sqs)
     check_queue_under_concurrency(sqs)

@@ -120,7 +120,8 @@ impl Drop for Confinement {
 }
 
 /// Which rows to run: `--stores memory,moto`, `--sizes 512,1769`,
-/// `--fan-outs 10,50` keep only those (to measure one change on a few rows).
+/// `--fan-outs 10,50` keep only those (to measure one change on a few rows);
+/// `--batches N` runs N batches per row instead of 6 (a steadier warm figure).
 #[derive(Default)]
 pub struct Only {
     pub stores: Option<Vec<String>>,
@@ -128,6 +129,7 @@ pub struct Only {
     pub fan_outs: Option<Vec<usize>>,
     /// `fresh`, `reuse`, `hostile`.
     pub connections: Option<Vec<String>>,
+    pub batches: Option<usize>,
 }
 
 impl Only {
@@ -156,6 +158,7 @@ impl Only {
             sizes: numbers("--sizes")?,
             fan_outs: numbers("--fan-outs")?.map(|v| v.into_iter().map(|n| n as usize).collect()),
             connections: list("--connections"),
+            batches: numbers("--batches")?.and_then(|v| v.first().map(|&n| n.max(2) as usize)),
         })
     }
 }
@@ -181,7 +184,11 @@ pub async fn run(quick: bool, only: Only) -> Result<Vec<Row>, String> {
         None if quick => vec![128, 1769],
         None => vec![128, 256, 512, 1024, 1769],
     };
-    let batches = if quick { 2 } else { 6 };
+    let batches = match only.batches {
+        Some(n) => n,
+        None if quick => 2,
+        None => 6,
+    };
     let max_fan_out = fan_outs.iter().copied().max().unwrap_or(1);
     let mut receivers = Vec::with_capacity(max_fan_out);
     for _ in 0..max_fan_out {
