@@ -45,10 +45,14 @@ MANAGED = {
 }
 
 # AWS authorizes a DynamoDB transaction per item (Put/Update/Delete); moto
-# checks the action TransactWriteItems, which IAM does not have. The store's
-# transactions hold Put+Update (create) and Delete+Update (delete): a policy
-# that allows all three may run them.
-TRANSACTION_ITEMS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# checks the action TransactWriteItems, which IAM does not have. So a
+# function may run transactions when its role allows every kind of item its
+# transactions hold: the api's hold Put+Update (create) and Delete+Update
+# (delete); the dispatcher's only Puts (a batch's event copies).
+TRANSACTION_ITEMS = {
+    "ApiFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    "DispatchFunction": {"dynamodb:PutItem"},
+}
 
 # Which resource types each service's statements may name.
 SERVICE_RESOURCES = {"dynamodb": {"AWS::DynamoDB::Table"}, "sqs": {"AWS::SQS::Queue"}}
@@ -120,7 +124,8 @@ def function_actions(template, function, without):
     if missing:
         fail(f"{function}: --without names {sorted(missing)}, which the role does not allow")
     actions -= removed
-    if TRANSACTION_ITEMS <= actions:
+    needed = TRANSACTION_ITEMS.get(function)
+    if needed and needed <= actions:
         actions.add("dynamodb:TransactWriteItems")
     return sorted(actions)
 
