@@ -10,7 +10,8 @@
 //! event was kept before are named in the cancellation's reasons, and the
 //! others are sent again without them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -41,7 +42,8 @@ const MAX_FRUITLESS: u32 = 4;
 impl DynamoStore {
     /// Keeps each event (see [`EventStore::put_event`]), the batch's copies
     /// in one request; one result per event, in order. An event twice in
-    /// `events` is written once, and its second place is told `Before`.
+    /// `events` is written once: its later places are told `Before`, or the
+    /// first place's error when that write failed.
     pub(super) async fn put_event_copies(
         &self,
         events: &[StoredEvent],
@@ -50,19 +52,30 @@ impl DynamoStore {
             return join_all(events.iter().map(|e| self.put_event(e))).await;
         }
         let mut results: Vec<Option<Result<Kept, StoreError>>> = vec![None; events.len()];
-        let mut seen = HashSet::with_capacity(events.len());
+        // Where each event is first in the batch; a later place waits for it.
+        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+        let mut again = Vec::new();
         let mut unique = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
-            if seen.insert((event.tenant_id.as_str(), event.id.as_str())) {
-                unique.push((i, event));
-            } else {
-                results[i] = Some(Ok(Kept::Before));
+            match first.entry((event.tenant_id.as_str(), event.id.as_str())) {
+                Entry::Vacant(place) => {
+                    place.insert(i);
+                    unique.push((i, event));
+                }
+                Entry::Occupied(place) => again.push((i, *place.get())),
             }
         }
         for chunk in unique.chunks(PER_TRANSACTION) {
             for (i, result) in self.put_chunk(chunk.to_vec()).await {
                 results[i] = Some(result);
             }
+        }
+        // Written by its first place: `Before` here; not written: the same error.
+        for (i, first) in again {
+            results[i] = match &results[first] {
+                Some(Ok(_)) => Some(Ok(Kept::Before)),
+                other => other.clone(),
+            };
         }
         results
             .into_iter()
