@@ -38,15 +38,20 @@ def test_the_template_passes(translated):
         actions = rehearse_iam.function_actions(translated, function, [])
         assert "dynamodb:PutItem" in actions
         assert "dynamodb:Scan" not in actions
-    # Only the api's policy holds the items of the store's transactions.
+    # Each function's policy holds the kinds of item its transactions hold:
+    # the api's Put, Update and Delete, the dispatcher's Puts (event copies).
     assert "dynamodb:TransactWriteItems" in rehearse_iam.function_actions(translated, "ApiFunction", [])
-    assert "dynamodb:TransactWriteItems" not in rehearse_iam.function_actions(translated, "DispatchFunction", [])
+    assert "dynamodb:TransactWriteItems" in rehearse_iam.function_actions(translated, "DispatchFunction", [])
 
 
 def test_without_removes_one_action(translated):
     actions = rehearse_iam.function_actions(translated, "DispatchFunction", [("DispatchFunction", "dynamodb:PutItem")])
     assert "dynamodb:PutItem" not in actions
     assert "dynamodb:UpdateItem" in actions
+    # Without PutItem the dispatcher's transactions are refused too.
+    assert "dynamodb:TransactWriteItems" not in actions
+    api = rehearse_iam.function_actions(translated, "ApiFunction", [("ApiFunction", "dynamodb:DeleteItem")])
+    assert "dynamodb:TransactWriteItems" not in api
 
 
 def broken(translated, change):
