@@ -12,7 +12,9 @@ name the template's own table or queues, never a wildcard). moto does not
 evaluate conditions: a Deny with a condition (no writes to API keys) would
 deny every write, so it is left out here; an Allow with a condition (the
 dispatcher's BatchWriteItem, on events' partitions only) is allowed whole.
-tests/template.rs checks both conditions.
+tests/template.rs checks both conditions. A policy under `Fn::If` (the KMS
+key's, when KmsKeyArn is set) is taken or left as the template's conditions
+decide with the parameters at their defaults, as the rehearsal deploys it.
 
 Usage: rehearse_iam.py --endpoint URL --template T.json --out iam.json
                        [--without Function:service:Action]
@@ -56,6 +58,8 @@ TRANSACTION_ITEMS = {
 
 # Which resource types each service's statements may name.
 SERVICE_RESOURCES = {"dynamodb": {"AWS::DynamoDB::Table"}, "sqs": {"AWS::SQS::Queue"}}
+# Which parameters they may name: the customer-managed key is given, not made.
+SERVICE_PARAMETERS = {"kms": {"KmsKeyArn"}}
 
 
 def fail(message):
@@ -65,6 +69,60 @@ def fail(message):
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
+
+
+def condition(template, name):
+    """A condition of the template, with the parameters at their defaults."""
+    conditions = template.get("Conditions", {})
+    if name not in conditions:
+        fail(f"no condition {name}")
+    return truth(template, conditions[name])
+
+
+def value_of(template, value):
+    """A literal, or a parameter's default (CloudFormation compares them as strings)."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        parameter = template.get("Parameters", {}).get(value["Ref"])
+        if parameter is None or "Default" not in parameter:
+            fail(f"cannot decide a condition on Ref {value['Ref']}: not a parameter with a default")
+        value = parameter["Default"]
+    if isinstance(value, (dict, list)):
+        fail(f"cannot decide a condition on {value!r}")
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def truth(template, body):
+    (function, args), = body.items()
+    if function == "Condition":
+        return condition(template, args)
+    if function == "Fn::Not":
+        return not truth(template, args[0])
+    if function == "Fn::And":
+        return all(truth(template, a) for a in args)
+    if function == "Fn::Or":
+        return any(truth(template, a) for a in args)
+    if function == "Fn::Equals":
+        return value_of(template, args[0]) == value_of(template, args[1])
+    fail(f"cannot decide a condition's {function}")
+
+
+NO_VALUE = object()
+
+
+def decided(template, value):
+    """The value with each Fn::If replaced by its branch and AWS::NoValue dropped."""
+    if isinstance(value, list):
+        items = (decided(template, v) for v in value)
+        return [v for v in items if v is not NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if value == {"Ref": "AWS::NoValue"}:
+        return NO_VALUE
+    if set(value) == {"Fn::If"}:
+        name, then, otherwise = value["Fn::If"]
+        return decided(template, then if condition(template, name) else otherwise)
+    items = ((k, decided(template, v)) for k, v in value.items())
+    return {k: v for k, v in items if v is not NO_VALUE}
 
 
 def referenced(resource, template_resources):
@@ -88,10 +146,17 @@ def referenced(resource, template_resources):
     return None
 
 
-def check_resources(function, statement, template_resources):
-    """Each Allow statement names the template's own resources of its service."""
+def check_resources(function, statement, template_resources, template_parameters=()):
+    """Each Allow statement names the template's own resources of its service
+    (or, for a key, the parameter that gives it)."""
     services = {a.split(":")[0] for a in as_list(statement["Action"])}
     for resource in as_list(statement["Resource"]):
+        if isinstance(resource, dict) and set(resource) == {"Ref"} and resource["Ref"] in template_parameters:
+            name = resource["Ref"]
+            allowed = set().union(*(SERVICE_PARAMETERS.get(s, set()) for s in services))
+            if name not in allowed:
+                fail(f"{function}: a statement on {sorted(services)} names the parameter {name}")
+            continue
         names = referenced(resource, template_resources)
         if not names:
             fail(f"{function}: a statement on {sorted(services)} names {resource!r}, not a resource of the template")
@@ -111,13 +176,13 @@ def function_actions(template, function, without):
         if arn not in MANAGED:
             fail(f"{function}: managed policy {arn} is unknown to the rehearsal; add what it allows")
         actions |= set(MANAGED[arn])
-    for policy in role.get("Policies", []):
+    for policy in decided(template, role.get("Policies", [])):
         for statement in as_list(policy["PolicyDocument"]["Statement"]):
             if statement["Effect"] == "Deny":
                 if "Condition" not in statement:
                     fail(f"{function}: an unconditional Deny; the rehearsal does not model it")
                 continue
-            check_resources(function, statement, resources)
+            check_resources(function, statement, resources, template.get("Parameters", {}))
             actions |= set(as_list(statement["Action"]))
     removed = {a for f, a in without if f == function}
     missing = removed - actions

@@ -1,6 +1,8 @@
 //! template.yaml and the code must agree: the table the store uses, the
 //! queues and the dispatch deadline. The table and queues are created on moto
 //! by the same code the local stack runs, and compared with the template.
+//! Where a property depends on a parameter (the optional KMS key), the
+//! template is read as CloudFormation would deploy it (`deployed`).
 
 use std::collections::BTreeSet;
 
@@ -15,6 +17,103 @@ fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let text = std::fs::read_to_string(path).expect("read template.yaml");
     serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// A parameter's value as CloudFormation compares it in a condition (a
+/// string): the one given, or its default.
+fn parameter_value(t: &Value, given: &[(&str, &str)], name: &str) -> String {
+    if let Some((_, value)) = given.iter().find(|(n, _)| *n == name) {
+        return (*value).to_owned();
+    }
+    let default = &t["Parameters"][name]["Default"];
+    assert!(!default.is_null(), "parameter {name} has no default");
+    scalar(default)
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+/// Whether the template's condition `name` holds with these parameters.
+fn condition_holds(t: &Value, given: &[(&str, &str)], name: &str) -> bool {
+    let body = &t["Conditions"][name];
+    assert!(!body.is_null(), "no condition {name}");
+    truth(t, given, body)
+}
+
+fn truth(t: &Value, given: &[(&str, &str)], body: &Value) -> bool {
+    let (tag, args) = tagged(body);
+    let operand = |v: &Value| match v {
+        Value::Tagged(r) if r.tag == "Ref" => parameter_value(t, given, r.value.as_str().unwrap()),
+        other => scalar(other),
+    };
+    match tag.as_str() {
+        "Not" => !truth(t, given, &args[0]),
+        "And" => args
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .all(|a| truth(t, given, a)),
+        "Or" => args
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|a| truth(t, given, a)),
+        "Equals" => operand(&args[0]) == operand(&args[1]),
+        "Condition" => condition_holds(t, given, args.as_str().unwrap()),
+        other => panic!("a condition's {other} is not modelled here"),
+    }
+}
+
+/// `v` with each `!If` replaced by the branch its condition picks, every
+/// `!Ref AWS::NoValue` left out (None: `v` itself is), and each `!Ref` of a
+/// parameter in `given` replaced by its value.
+fn decide(t: &Value, given: &[(&str, &str)], v: &Value) -> Option<Value> {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "If" => {
+            let [condition, then, otherwise] = tagged.value.as_sequence().unwrap().as_slice()
+            else {
+                panic!("a malformed !If: {v:?}");
+            };
+            let holds = condition_holds(t, given, condition.as_str().unwrap());
+            decide(t, given, if holds { then } else { otherwise })
+        }
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            let name = tagged.value.as_str().unwrap();
+            if name == "AWS::NoValue" {
+                return None;
+            }
+            match given.iter().find(|(n, _)| *n == name) {
+                Some((_, value)) => Some(Value::String((*value).to_owned())),
+                None => Some(v.clone()),
+            }
+        }
+        Value::Tagged(tagged) => Some(Value::Tagged(Box::new(serde_yaml_ng::value::TaggedValue {
+            tag: tagged.tag.clone(),
+            value: decide(t, given, &tagged.value).unwrap_or(Value::Null),
+        }))),
+        Value::Sequence(items) => Some(Value::Sequence(
+            items.iter().filter_map(|i| decide(t, given, i)).collect(),
+        )),
+        Value::Mapping(map) => Some(Value::Mapping(
+            map.iter()
+                .filter_map(|(k, v)| decide(t, given, v).map(|v| (k.clone(), v)))
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// The template as deployed with these parameter values (the others at
+/// their defaults): see `decide`.
+fn deployed(given: &[(&str, &str)]) -> Value {
+    let t = template();
+    decide(&t, given, &t).expect("a template")
 }
 
 fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
@@ -209,7 +308,8 @@ async fn queue_attributes(
 
 #[tokio::test]
 async fn the_queues_in_the_template_are_the_queues_the_code_creates() {
-    let t = template();
+    // As deployed without a customer-managed key, as the local stack runs.
+    let t = deployed(&[]);
     let events = resource(&t, "EventsQueue");
     let dlq = resource(&t, "EventsDeadLetterQueue");
     assert_eq!(
@@ -852,4 +952,143 @@ fn the_optional_edge_forwards_its_secret_and_limits_each_address() {
         rule["Action"]["Block"]["CustomResponse"]["ResponseCode"].as_u64(),
         Some(429)
     );
+}
+
+/// The logical ids of the template's resources of a type.
+fn resources_of(t: &Value, kind: &str) -> Vec<String> {
+    let found: Vec<String> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(name, _)| name.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!found.is_empty(), "no {kind} in the template");
+    found
+}
+
+/// The statements of a function's policies that name a KMS action.
+fn kms_statements(t: &Value, function: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for policy in resource(t, function)["Policies"].as_sequence().unwrap() {
+        let Some(statements) = policy["Statement"].as_sequence() else {
+            // A SAM policy template: none of them may be a KMS one.
+            let name = serde_yaml_ng::to_string(policy).unwrap();
+            assert!(!name.to_lowercase().contains("kms"), "{function}: {name}");
+            continue;
+        };
+        for s in statements {
+            if serde_yaml_ng::to_string(&s["Action"])
+                .unwrap()
+                .contains("kms:")
+            {
+                found.push(s.clone());
+            }
+        }
+    }
+    found
+}
+
+/// The customer-managed key is optional. Without it nothing changes: the
+/// keys AWS manages, and no KMS right for any function. With it, the table,
+/// every queue, every log group and the alarm topic name it (SQS refuses
+/// SqsManagedSseEnabled beside it), and each function may use that key
+/// alone, for exactly what SQS asks of a sender and a receiver.
+#[test]
+fn a_customer_managed_key_encrypts_every_store_and_only_when_given() {
+    const KEY: &str =
+        "arn:aws:kms:ap-south-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let t = template();
+    assert_eq!(t["Parameters"]["KmsKeyArn"]["Default"].as_str(), Some(""));
+    let tables = resources_of(&t, "AWS::DynamoDB::Table");
+    let queues = resources_of(&t, "AWS::SQS::Queue");
+    let log_groups = resources_of(&t, "AWS::Logs::LogGroup");
+    let topics = resources_of(&t, "AWS::SNS::Topic");
+    let functions = resources_of(&t, "AWS::Serverless::Function");
+    for name in ["EventsQueue", "SlowQueue", "EventsDeadLetterQueue"] {
+        assert!(queues.contains(&name.to_owned()), "{name}");
+    }
+    assert_eq!(log_groups.len(), 3, "{log_groups:?}");
+    assert_eq!(functions.len(), 2, "{functions:?}");
+
+    let off = deployed(&[]);
+    for table in &tables {
+        let sse = &resource(&off, table)["SSESpecification"];
+        let keys: Vec<&str> = sse
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(keys, ["SSEEnabled"], "{table}: the AWS managed key");
+        assert_eq!(sse["SSEEnabled"].as_bool(), Some(true));
+    }
+    for queue in &queues {
+        let q = resource(&off, queue);
+        assert_eq!(q["SqsManagedSseEnabled"].as_bool(), Some(true), "{queue}");
+        assert!(q["KmsMasterKeyId"].is_null(), "{queue}");
+    }
+    for group in &log_groups {
+        assert!(resource(&off, group)["KmsKeyId"].is_null(), "{group}");
+    }
+    for topic in &topics {
+        assert!(resource(&off, topic)["KmsMasterKeyId"].is_null(), "{topic}");
+    }
+    for function in &functions {
+        assert!(kms_statements(&off, function).is_empty(), "{function}");
+        let policies = serde_yaml_ng::to_string(&resource(&off, function)["Policies"]).unwrap();
+        assert!(!policies.contains("kms:"), "{function}: {policies}");
+    }
+
+    let on = deployed(&[("KmsKeyArn", KEY)]);
+    for table in &tables {
+        let sse = &resource(&on, table)["SSESpecification"];
+        assert_eq!(sse["SSEEnabled"].as_bool(), Some(true), "{table}");
+        assert_eq!(sse["SSEType"].as_str(), Some("KMS"), "{table}");
+        assert_eq!(sse["KMSMasterKeyId"].as_str(), Some(KEY), "{table}");
+    }
+    for queue in &queues {
+        let q = resource(&on, queue);
+        assert_eq!(q["KmsMasterKeyId"].as_str(), Some(KEY), "{queue}");
+        assert!(
+            q["SqsManagedSseEnabled"].is_null(),
+            "{queue}: both kinds of SSE"
+        );
+    }
+    for group in &log_groups {
+        assert_eq!(
+            resource(&on, group)["KmsKeyId"].as_str(),
+            Some(KEY),
+            "{group}"
+        );
+    }
+    for topic in &topics {
+        assert_eq!(
+            resource(&on, topic)["KmsMasterKeyId"].as_str(),
+            Some(KEY),
+            "{topic}"
+        );
+    }
+    for function in &functions {
+        let statements = kms_statements(&on, function);
+        assert_eq!(statements.len(), 1, "{function}: {statements:?}");
+        let s = &statements[0];
+        assert_eq!(s["Effect"].as_str(), Some("Allow"), "{function}");
+        let actions: BTreeSet<&str> = s["Action"]
+            .as_sequence()
+            .expect("a list of actions")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            actions,
+            BTreeSet::from(["kms:Decrypt", "kms:GenerateDataKey*"]),
+            "{function}"
+        );
+        assert_eq!(
+            s["Resource"].as_str(),
+            Some(KEY),
+            "{function}: that key alone"
+        );
+    }
 }

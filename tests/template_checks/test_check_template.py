@@ -37,6 +37,15 @@ BROKEN = {
         "DestinationArn: !GetAtt ApiAccessLogs.Arn",
         "DestinationArn: !GetAtt ApiAccessLog.Arn",
     ),
+    "alarm topic encrypted with a parameter that does not exist": (
+        "Type: AWS::SNS::Topic\n    Properties:\n      KmsMasterKeyId: !If [HasKmsKey, !Ref KmsKeyArn,",
+        "Type: AWS::SNS::Topic\n    Properties:\n      KmsMasterKeyId: !If [HasKmsKey, !Ref KmsKeyAr,",
+    ),
+    # Only the run with a key given sees it: the empty default still matches.
+    "KMS key pattern that refuses key ARNs": (
+        ":[0-9]{12}:key/[a-zA-Z0-9-]+$",
+        ":[0-9]{12}:alias/[a-zA-Z0-9/_-]+$",
+    ),
 }
 
 
