@@ -579,6 +579,7 @@ async fn an_emitted_event_travels_through_sqs_to_the_receiver() {
         tenant_id: "acme".into(),
         event_type: event_type.into(),
         timestamp: None,
+        subject: None,
         data: json!({"flow_id": "f-1", "stages": ["id", "selfie"]}),
     };
     let refused = shared::emit::emit(&sqs, &queue, new("flowx.finished")).await;

@@ -131,7 +131,11 @@ async fn every_operation_answers_what_the_document_says() {
         .with_requeue(shared::requeue::Requeue::Memory(queued.clone()));
     let key = api_key_for(&app.store, "acme").await;
     let (event, _) = testkit::envelope("acme", EventType::AsyncCompleted, json!({"ok": true}));
-    let kept = shared::event_log::StoredEvent::new(&event, time::OffsetDateTime::now_utc(), 7);
+    let kept = shared::event_log::StoredEvent::new(
+        &event,
+        time::OffsetDateTime::now_utc(),
+        shared::event_log::Retention::WEEK,
+    );
     app.store.put_event(&kept).await.unwrap();
     let evt = event.id.to_string();
     let rx = Receiver::start(Behavior::Respond {

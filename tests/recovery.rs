@@ -794,7 +794,11 @@ async fn keep_event(
         "data": data,
     });
     let event = shared::event::Event::from_json(&raw.to_string()).unwrap();
-    let stored = shared::event_log::StoredEvent::new(&event, time::OffsetDateTime::now_utc(), 7);
+    let stored = shared::event_log::StoredEvent::new(
+        &event,
+        time::OffsetDateTime::now_utc(),
+        shared::event_log::Retention::WEEK,
+    );
     store.put_event(&stored).await.unwrap();
 }
 

@@ -146,7 +146,7 @@ pub async fn bare_client(events: usize) -> Run {
     let requests: Vec<(String, HeaderMap, bytes::Bytes)> = (0..events + BATCH)
         .flat_map(|i| {
             let (event, _) = envelope("bench", AsyncCompleted, data(i));
-            let body = bytes::Bytes::from(event.delivery_body());
+            let body = bytes::Bytes::from(event.delivery_body(shared::event::PayloadForm::Full));
             let (secret, port) = (&secret, &port);
             (0..WEBHOOKS).map(move |w| {
                 let mut headers = HeaderMap::new();

@@ -86,7 +86,7 @@ async fn fill(store: &impl Store, webhook: &Webhook, n: usize) {
             let Ok(event) = Event::from_json(&raw) else {
                 return;
             };
-            let stored = StoredEvent::new(&event, at, 7);
+            let stored = StoredEvent::new(&event, at, shared::event_log::Retention::WEEK);
             let failed = Attempt {
                 error: Some("connection refused".into()),
                 ..Attempt::bare(Outcome::ConnectError, None, 3)

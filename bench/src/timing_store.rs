@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use shared::api_key::ApiKey;
 use shared::delivery_log::DeliveryRecord;
-use shared::event::EventId;
+use shared::event::{EventId, Subject};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::recovery::state::RecoveryState;
 use shared::store::prelude::*;
 use shared::store::{Allowance, AttemptKey, Conditional, Kept, Page, RecoveryWrite, StoreError};
-use shared::{TenantId, Webhook, WebhookId};
+use shared::{TenantId, TenantSettings, Webhook, WebhookId};
 use time::{Date, Month, OffsetDateTime, Time};
 
 pub struct TimingStore<S> {
@@ -89,7 +89,6 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
         self.inner.list_webhooks(tenant, limit, after).await
     }
     async fn webhooks_of(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
-        self.tenant_queries.fetch_add(1, Ordering::Relaxed);
         self.inner.webhooks_of(tenant).await
     }
     async fn update_webhook(
@@ -147,6 +146,27 @@ impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
     }
 }
 
+impl<S: SettingsStore> SettingsStore for TimingStore<S> {
+    async fn settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
+        self.inner.settings(tenant).await
+    }
+    async fn put_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        self.inner.put_settings(tenant, settings).await
+    }
+    /// The dispatcher's one query per tenant: counted.
+    async fn webhooks_with_settings(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Vec<Webhook>, TenantSettings), StoreError> {
+        self.tenant_queries.fetch_add(1, Ordering::Relaxed);
+        self.inner.webhooks_with_settings(tenant).await
+    }
+}
+
 impl<S: EventStore> EventStore for TimingStore<S> {
     /// Counted with the writes: keeping each event is one write request.
     async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
@@ -183,6 +203,16 @@ impl<S: EventStore> EventStore for TimingStore<S> {
         after: Option<String>,
     ) -> Result<Page<StoredEvent, String>, StoreError> {
         self.inner.list_events(tenant, filter, limit, after).await
+    }
+    async fn delete_payload(&self, tenant: &TenantId, id: &EventId) -> Result<bool, StoreError> {
+        self.inner.delete_payload(tenant, id).await
+    }
+    async fn delete_subject_payloads(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+    ) -> Result<u64, StoreError> {
+        self.inner.delete_subject_payloads(tenant, subject).await
     }
     async fn number_manual_attempts(
         &self,

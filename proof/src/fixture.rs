@@ -105,6 +105,7 @@ pub fn events(run: &str, n: usize) -> Result<Vec<Event>, String> {
                 tenant_id: tenant(run, t),
                 event_type: ty.as_str().to_owned(),
                 timestamp: None,
+                subject: None,
                 data: serde_json::json!({"seq": i, "check": "proof"}),
             }
             .into_event()

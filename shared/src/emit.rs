@@ -4,7 +4,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::event::{Event, EventData, EventId};
+use crate::event::{Event, EventData, EventId, Subject};
 use crate::{EventType, TenantId, ValidationError};
 
 /// What a producer supplies; the id and timestamp are made when absent.
@@ -13,6 +13,8 @@ pub struct NewEvent {
     pub tenant_id: String,
     pub event_type: String,
     pub timestamp: Option<OffsetDateTime>,
+    /// The job's reference (see [`Subject`]).
+    pub subject: Option<String>,
     pub data: Value,
 }
 
@@ -41,6 +43,7 @@ impl NewEvent {
             tenant_id: TenantId::parse(&self.tenant_id)?,
             event_type,
             timestamp: self.timestamp.unwrap_or_else(crate::webhook::now_utc),
+            subject: self.subject.as_deref().map(Subject::parse).transpose()?,
             data: EventData::from_value(&self.data)?,
         })
     }
@@ -80,6 +83,7 @@ mod tests {
             tenant_id: "acme".into(),
             event_type: event_type.into(),
             timestamp: None,
+            subject: None,
             data,
         }
     }
@@ -109,5 +113,12 @@ mod tests {
         let mut bad_tenant = new("flowx.completed", json!({}));
         bad_tenant.tenant_id = String::new();
         assert_eq!(bad_tenant.into_event().unwrap_err().field, "tenant_id");
+        let mut bad_subject = new("flowx.completed", json!({}));
+        bad_subject.subject = Some("two words".into());
+        assert_eq!(bad_subject.into_event().unwrap_err().field, "subject");
+        let mut with_subject = new("flowx.completed", json!({}));
+        with_subject.subject = Some("flow_exec_7".into());
+        let e = with_subject.into_event().unwrap();
+        assert_eq!(e.subject.as_ref().map(Subject::as_str), Some("flow_exec_7"));
     }
 }

@@ -47,6 +47,69 @@ impl std::fmt::Display for EventId {
 
 crate::validation::deserialize_via_parse!(EventId);
 
+/// The job an event is about, as the platform's own APIs name it: the async
+/// request id, the flow execution id or the background-check profile id.
+/// Optional; delivered when present, and what `GET /events?subject=` and the
+/// erasure of one person's payloads look events up by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Subject(String);
+
+impl Subject {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok) {
+            return Err(ValidationError::new(
+                "subject",
+                format!(
+                    "must be 1 to {} characters of letters, digits, '_', '-', '.' or ':'",
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+crate::validation::deserialize_via_parse!(Subject);
+
+/// What a webhook's deliveries carry: the whole event (`full`), or its
+/// reference only (`thin`: id, type, timestamp and subject), for receivers
+/// that fetch the data with a read key and keep identity data out of their
+/// gateways and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadForm {
+    #[default]
+    Full,
+    Thin,
+}
+
+impl PayloadForm {
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "full" => Ok(Self::Full),
+            "thin" => Ok(Self::Thin),
+            _ => Err(ValidationError::new(
+                "payload",
+                format!("must be \"full\" or \"thin\" (got {s:?})"),
+            )),
+        }
+    }
+}
+
 /// `data` is kept as the producer's raw JSON text: it is never re-parsed,
 /// only checked to be an object and copied into the delivery body.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +157,8 @@ impl<'de> Deserialize<'de> for EventData {
     }
 }
 
-/// `{"id", "tenant_id", "type", "timestamp", "data"}` as producers send it.
+/// `{"id", "tenant_id", "type", "timestamp", "subject", "data"}` as producers
+/// send it (`subject` optional).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
@@ -104,10 +168,13 @@ pub struct Event {
     pub event_type: EventType,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
     pub data: EventData,
 }
 
-/// What a receiver gets: the envelope without `tenant_id`.
+/// What a receiver gets: the envelope without `tenant_id`; a thin delivery
+/// also without `data`.
 #[derive(Serialize)]
 struct DeliveryBody<'a> {
     id: &'a EventId,
@@ -115,7 +182,10 @@ struct DeliveryBody<'a> {
     event_type: EventType,
     #[serde(with = "time::serde::rfc3339")]
     timestamp: OffsetDateTime,
-    data: &'a EventData,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a Subject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a EventData>,
     /// Only on a test event (`"test": true`), so that a receiver can tell.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     test: bool,
@@ -134,22 +204,24 @@ impl Event {
         json::from_slice(raw.as_bytes())
     }
 
-    /// The body of every delivery of this event, serialized once per event.
-    pub fn delivery_body(&self) -> Vec<u8> {
-        self.body(false)
+    /// The body of every delivery of this event in one form, serialized
+    /// once per event and form.
+    pub fn delivery_body(&self, form: PayloadForm) -> Vec<u8> {
+        self.body(form, false)
     }
 
     /// The body of a test event: the same, with `"test": true`.
-    pub fn test_delivery_body(&self) -> Vec<u8> {
-        self.body(true)
+    pub fn test_delivery_body(&self, form: PayloadForm) -> Vec<u8> {
+        self.body(form, true)
     }
 
-    fn body(&self, test: bool) -> Vec<u8> {
+    fn body(&self, form: PayloadForm, test: bool) -> Vec<u8> {
         let body = DeliveryBody {
             id: &self.id,
             event_type: self.event_type,
             timestamp: self.timestamp,
-            data: &self.data,
+            subject: self.subject.as_ref(),
+            data: (form == PayloadForm::Full).then_some(&self.data),
             test,
         };
         // Serializing strings, a timestamp and already-valid raw JSON cannot fail.
@@ -179,17 +251,56 @@ mod tests {
         let e = Event::from_json(GOOD).unwrap();
         assert_eq!(e.id.as_str(), "evt_1");
         assert_eq!(e.event_type, EventType::AsyncCompleted);
-        let body = String::from_utf8(e.delivery_body()).unwrap();
+        let body = String::from_utf8(e.delivery_body(PayloadForm::Full)).unwrap();
         assert_eq!(
             body,
             r#"{"id":"evt_1","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"status":"ok","score":0.98}}"#
         );
-        let test = String::from_utf8(e.test_delivery_body()).unwrap();
+        let test = String::from_utf8(e.test_delivery_body(PayloadForm::Full)).unwrap();
         assert_eq!(
             test,
             r#"{"id":"evt_1","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","data":{"status":"ok","score":0.98},"test":true}"#
         );
         assert_eq!(Event::from_json(&e.to_json()).unwrap(), e);
+        assert!(!e.to_json().contains("subject"));
+    }
+
+    #[test]
+    fn a_thin_body_has_the_reference_and_no_data() {
+        let with_subject = GOOD.replace(r#""data""#, r#""subject":"req_42:a-b.c","data""#);
+        let e = Event::from_json(&with_subject).unwrap();
+        assert_eq!(
+            e.subject.as_ref().map(Subject::as_str),
+            Some("req_42:a-b.c")
+        );
+        let thin = String::from_utf8(e.delivery_body(PayloadForm::Thin)).unwrap();
+        assert_eq!(
+            thin,
+            r#"{"id":"evt_1","type":"async.completed","timestamp":"2026-11-25T17:00:00Z","subject":"req_42:a-b.c"}"#
+        );
+        let full = String::from_utf8(e.delivery_body(PayloadForm::Full)).unwrap();
+        assert!(full.contains(r#""subject":"req_42:a-b.c","data":{"status":"ok""#));
+        let test = String::from_utf8(e.test_delivery_body(PayloadForm::Thin)).unwrap();
+        assert!(test.ends_with(r#""subject":"req_42:a-b.c","test":true}"#));
+        assert_eq!(Event::from_json(&e.to_json()).unwrap(), e);
+        // Without a subject, a thin body is the id, type and time alone.
+        let plain = Event::from_json(GOOD).unwrap();
+        assert_eq!(
+            String::from_utf8(plain.delivery_body(PayloadForm::Thin)).unwrap(),
+            r#"{"id":"evt_1","type":"async.completed","timestamp":"2026-11-25T17:00:00Z"}"#
+        );
+    }
+
+    #[test]
+    fn subjects_and_forms_are_validated() {
+        for bad in ["", "a b", "a#b", "a/b", &"x".repeat(129)] {
+            assert_eq!(Subject::parse(bad).unwrap_err().field, "subject", "{bad:?}");
+            let raw = GOOD.replace(r#""data""#, &format!(r#""subject":{bad:?},"data""#));
+            assert_eq!(field_of(&raw).as_deref(), Some("subject"), "{bad:?}");
+        }
+        assert!(Subject::parse(&"x".repeat(128)).is_ok());
+        assert_eq!(PayloadForm::parse("thin").unwrap(), PayloadForm::Thin);
+        assert_eq!(PayloadForm::parse("partial").unwrap_err().field, "payload");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn event(tenant: TenantId, event_type: EventType) -> Result<Event, Validatio
         tenant_id: tenant,
         event_type,
         timestamp: OffsetDateTime::now_utc(),
+        subject: None,
         data: EventData::from_json_text(data(event_type))?,
     })
 }
@@ -58,7 +59,8 @@ mod tests {
     #[test]
     fn a_sample_event_carries_the_sample_data_into_the_body() {
         let e = event(TenantId::parse("acme").unwrap(), EventType::FlowxSkipped).unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&e.delivery_body()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&e.delivery_body(crate::event::PayloadForm::Full)).unwrap();
         assert_eq!(body["type"], "flowx.skipped");
         assert_eq!(
             body["data"],

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::event::PayloadForm;
 use crate::retry::RetryPolicy;
 use crate::signing::{PreviousSecret, SigningSecret};
 use crate::{EventSet, TenantId, Token, ValidationError, WebhookId, WebhookUrl};
@@ -67,6 +68,9 @@ pub struct Webhook {
     /// What follows a failed attempt (absent in items written before it existed: `none`).
     #[serde(default)]
     pub retry_policy: RetryPolicy,
+    /// What its deliveries carry: the whole event, or its reference only.
+    #[serde(default)]
+    pub payload: PayloadForm,
     /// The secret a rotation replaced, still signing until it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_signing_secret: Option<PreviousSecret>,
@@ -105,6 +109,7 @@ impl Webhook {
             created_at: now,
             updated_at: now,
             retry_policy: RetryPolicy::default(),
+            payload: PayloadForm::default(),
             previous_signing_secret: None,
             disabled_reason: None,
             slow_since: None,

@@ -253,6 +253,7 @@ pub fn envelope(tenant: &str, event_type: EventType, data: Value) -> (Event, Str
         tenant_id: tenant.to_owned(),
         event_type: event_type.as_str().to_owned(),
         timestamp: None,
+        subject: None,
         data,
     }
     .into_event()

@@ -21,7 +21,8 @@ async fn contract(store: &(impl EventStore + DeliveryStore)) {
         EventType::AsyncCompleted,
         serde_json::json!({"ok": true}),
     );
-    let kept = shared::event_log::StoredEvent::new(&event, now_utc(), 7);
+    let kept =
+        shared::event_log::StoredEvent::new(&event, now_utc(), shared::event_log::Retention::WEEK);
     assert_eq!(
         store.get_event(&event.tenant_id, &event.id).await.unwrap(),
         None
@@ -71,7 +72,7 @@ async fn listing(store: &impl EventStore) {
             EventType::FlowxCompleted
         };
         let event = event_at("lister", &format!("evt_{minute}"), event_type, minute);
-        let kept = StoredEvent::new(&event, now_utc(), 7);
+        let kept = StoredEvent::new(&event, now_utc(), shared::event_log::Retention::WEEK);
         assert_eq!(store.put_event(&kept).await.unwrap(), Kept::New);
         assert_eq!(store.put_event(&kept).await.unwrap(), Kept::Before);
     }
@@ -116,7 +117,11 @@ async fn listing(store: &impl EventStore) {
 async fn manual_numbers(store: &impl EventStore) {
     let event = event_at("acme", "evt_manual", EventType::AsyncCompleted, 0);
     store
-        .put_event(&StoredEvent::new(&event, now_utc(), 7))
+        .put_event(&StoredEvent::new(
+            &event,
+            now_utc(),
+            shared::event_log::Retention::WEEK,
+        ))
         .await
         .unwrap();
     let (a, b) = (webhook("acme").id, webhook("acme").id);
@@ -157,7 +162,7 @@ async fn batch(store: &impl EventStore) {
         StoredEvent::new(
             &event_at("batcher", id, EventType::AsyncCompleted, minute),
             now_utc(),
-            7,
+            shared::event_log::Retention::WEEK,
         )
     };
     let before = copy("evt_b", 1);

@@ -21,7 +21,11 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     let raw = r#"{"id":"evt_r","tenant_id":"acme","type":"async.completed","timestamp":"2026-11-28T09:00:00Z","data":{}}"#;
     let event = shared::event::Event::from_json(raw).unwrap();
     store
-        .put_event(&shared::event_log::StoredEvent::new(&event, now_utc(), 7))
+        .put_event(&shared::event_log::StoredEvent::new(
+            &event,
+            now_utc(),
+            shared::event_log::Retention::WEEK,
+        ))
         .await
         .unwrap();
     for (webhook, attempt) in [(w.id, 1), (w.id, 2), (other.id, 1)] {

@@ -38,8 +38,11 @@ pub enum ApiError {
     EventNotFound,
     #[error("no delivery with this id for this webhook")]
     DeliveryNotFound,
-    #[error("the event's data was too large to keep, so it cannot be sent again")]
-    PayloadNotKept,
+    /// Why: too large to keep, never kept, or past the tenant's retention.
+    #[error("the event's data {0}, so it cannot be sent again")]
+    PayloadNotKept(&'static str),
+    #[error("the event's data was deleted, so it cannot be sent again")]
+    PayloadDeleted,
     #[error(
         "the webhook is inactive: set its status to active first (a recovery sends to it at once)"
     )]
@@ -212,7 +215,8 @@ impl ApiError {
             ApiError::WebhookNotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
             ApiError::EventNotFound => (StatusCode::NOT_FOUND, "event_not_found"),
             ApiError::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
-            ApiError::PayloadNotKept => (StatusCode::CONFLICT, "payload_not_kept"),
+            ApiError::PayloadNotKept(_) => (StatusCode::CONFLICT, "payload_not_kept"),
+            ApiError::PayloadDeleted => (StatusCode::CONFLICT, "payload_deleted"),
             ApiError::WebhookInactive => (StatusCode::CONFLICT, "webhook_inactive"),
             ApiError::RecoveryRunning { .. } => (StatusCode::CONFLICT, "recovery_running"),
             ApiError::RecoveryNotFound => (StatusCode::NOT_FOUND, "recovery_not_found"),
@@ -329,7 +333,8 @@ mod tests {
             ApiError::WebhookNotFound,
             ApiError::EventNotFound,
             ApiError::DeliveryNotFound,
-            ApiError::PayloadNotKept,
+            ApiError::PayloadNotKept(""),
+            ApiError::PayloadDeleted,
             ApiError::WebhookInactive,
             ApiError::RecoveryRunning {
                 recovery_id: String::new(),

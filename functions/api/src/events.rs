@@ -1,6 +1,7 @@
-//! `/events`: the tenant's kept events with a summary of their deliveries,
-//! one event with every attempt, and an event sent again to every webhook
-//! that subscribes to it.
+//! `/events`: the tenant's kept events with a summary of their deliveries
+//! (all, or one job's by its subject), one event with every attempt, an
+//! event sent again to every webhook that subscribes to it, and the
+//! deletion of payloads: one event's, or every event's of a subject.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +10,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::delivery_log::DeliveryRecord;
-use shared::event::{EventData, EventId};
-use shared::event_log::StoredEvent;
+use shared::event::{EventData, EventId, Subject};
+use shared::event_log::{PayloadState, StoredEvent};
 use shared::store::{Allowance, AllowanceStore, EventStore, Store};
 use shared::{EventType, Status, TenantId, WebhookId};
+use time::OffsetDateTime;
 
 use crate::pagination::encode_cursor;
 use crate::query::{Query, within_window};
@@ -39,9 +41,14 @@ struct EventView<'a> {
     #[serde(rename = "type")]
     event_type: EventType,
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
     received_at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<EventData>,
+    /// Why there is `data`, or why not.
+    payload: &'static str,
+    /// Kept for clients that read it: `payload` is `too_large`.
     data_omitted: bool,
     deliveries: Vec<DeliverySummary<'a>>,
     /// Every attempt, on `GET /events/{id}` only.
@@ -56,7 +63,12 @@ struct EventList<'a> {
     next_cursor: Option<String>,
 }
 
-fn view<'a>(event: &'a StoredEvent, deliveries: &'a [DeliveryRecord], full: bool) -> EventView<'a> {
+fn view<'a>(
+    event: &'a StoredEvent,
+    deliveries: &'a [DeliveryRecord],
+    full: bool,
+    now: i64,
+) -> EventView<'a> {
     // Attempts come ordered by webhook, then attempt: the last of each run is the latest.
     let mut latest: BTreeMap<WebhookId, &DeliveryRecord> = BTreeMap::new();
     for record in deliveries {
@@ -89,9 +101,11 @@ fn view<'a>(event: &'a StoredEvent, deliveries: &'a [DeliveryRecord], full: bool
         id: event.id.as_str(),
         event_type: event.event_type,
         timestamp: rfc3339::format(event.timestamp),
+        subject: event.subject.as_ref().map(Subject::as_str),
         received_at: &event.received_at,
-        data: event.payload(),
-        data_omitted: event.data_omitted,
+        data: event.payload(now),
+        payload: event.payload_state(now).as_str(),
+        data_omitted: event.payload_state(now) == PayloadState::TooLarge,
         deliveries: summaries,
         attempts: full.then(|| deliveries.iter().map(DeliveryView::new).collect()),
     }
@@ -129,7 +143,8 @@ fn cut_to_size(found: &mut shared::store::Page<StoredEvent, String>) {
     }
 }
 
-/// `GET /events`: the tenant's kept events, newest first, a page at a time.
+/// `GET /events`: the tenant's kept events, newest first, a page at a time;
+/// with `subject`, one job's, from an index of their own.
 pub async fn list<S: EventStore + AllowanceStore>(
     app: &App<S>,
     tenant: TenantId,
@@ -139,32 +154,42 @@ pub async fn list<S: EventStore + AllowanceStore>(
     let filter = query.events()?;
     let page = query.page(|s| valid_event_position(&s).then_some(s))?;
     within_window(&filter, page.after.as_deref())?;
-    if filter.event_type.is_some() {
+    if filter.event_type.is_some() && filter.subject.is_none() {
         // Read event by event, up to several pages: a costly read.
         allowance::take(app, &tenant, Allowance::CostlyReads, 1).await?;
     }
-    let mut found = app
+    let listed = app
         .store
         .list_events(&tenant, &filter, page.limit, page.after)
         .await?;
-    cut_to_size(&mut found);
-    let deliveries = join_all(
-        found
+    // Each event's partition: its payload and its deliveries, in one query.
+    let read = join_all(
+        listed
             .items
             .iter()
             .map(|e| app.store.event_with_deliveries(&tenant, &e.id)),
     )
     .await;
-    let mut attempts = Vec::with_capacity(deliveries.len());
-    for result in deliveries {
-        attempts.push(result?.map(|(_, d)| d).unwrap_or_default());
+    let mut events = Vec::with_capacity(read.len());
+    let mut attempts = Vec::with_capacity(read.len());
+    for (listed, result) in listed.items.into_iter().zip(read) {
+        // Gone since it was listed (TTL): listed as it was, without data.
+        let (event, deliveries) = result?.unwrap_or((listed, Vec::new()));
+        events.push(event);
+        attempts.push(deliveries);
     }
+    let mut found = shared::store::Page {
+        items: events,
+        next: listed.next,
+    };
+    cut_to_size(&mut found);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
     let list = EventList {
         data: found
             .items
             .iter()
             .zip(&attempts)
-            .map(|(e, d)| view(e, d, false))
+            .map(|(e, d)| view(e, d, false, now))
             .collect(),
         next_cursor: found.next.map(encode_cursor),
     };
@@ -182,9 +207,58 @@ pub async fn get<S: EventStore>(
         .event_with_deliveries(&tenant, &id)
         .await?
         .ok_or(ApiError::EventNotFound)?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
     Ok(response::json(
         StatusCode::OK,
-        &view(&event, &deliveries, true),
+        &view(&event, &deliveries, true, now),
+    ))
+}
+
+/// `DELETE /events/{id}/payload`: the event's data goes from every item
+/// and index that held it; the event stays listed with its deliveries,
+/// `payload: deleted`. 204, also when it was gone already.
+pub async fn delete_payload<S: EventStore>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: EventId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    body::none(req)?;
+    if !app.store.delete_payload(&tenant, &id).await? {
+        return Err(ApiError::EventNotFound);
+    }
+    tracing::info!(tenant_id = %tenant, event_id = %id, "event payload deleted");
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+/// What erasing a subject's payloads found.
+#[derive(Serialize)]
+struct Erased<'a> {
+    subject: &'a str,
+    /// The tenant's events of this subject, each now without data.
+    events: u64,
+}
+
+/// `DELETE /subjects/{subject}/payloads`: the payload of every event of one
+/// job (one person's check produces several), as `DELETE
+/// /events/{id}/payload` does for one. 200 with how many events it found.
+pub async fn erase_subject<S: EventStore>(
+    app: &App<S>,
+    tenant: TenantId,
+    subject: &str,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    body::none(req)?;
+    let subject =
+        Subject::parse(subject).map_err(|e| ApiError::invalid("subject", e.to_string()))?;
+    let events = app.store.delete_subject_payloads(&tenant, &subject).await?;
+    tracing::info!(tenant_id = %tenant, events, "subject payloads deleted");
+    Ok(response::json(
+        StatusCode::OK,
+        &Erased {
+            subject: subject.as_str(),
+            events,
+        },
     ))
 }
 
@@ -205,9 +279,6 @@ pub async fn redeliver_event<S: Store>(
         .get_event(&tenant, &id)
         .await?
         .ok_or(ApiError::EventNotFound)?;
-    if event.data_omitted {
-        return Err(ApiError::PayloadNotKept);
-    }
     let targets: Vec<WebhookId> = app
         .store
         .webhooks_of(&tenant)
@@ -234,8 +305,11 @@ mod tests {
                 tenant_id: TenantId::parse("acme").unwrap(),
                 event_type: EventType::AsyncCompleted,
                 timestamp: datetime!(2026-11-25 17:00 UTC) - time::Duration::minutes(i as i64),
+                subject: None,
                 data: Some("a".repeat(*size)),
                 data_omitted: false,
+                payload: PayloadState::Kept,
+                payload_expires_at: None,
                 received_at: "2026-11-25T17:00:00.000000Z".into(),
                 expires_at: 0,
             })

@@ -23,6 +23,7 @@ mod redeliver;
 mod response;
 mod rfc3339;
 mod router;
+mod settings;
 #[cfg(test)]
 mod testing;
 mod views;

@@ -11,6 +11,7 @@ use shared::EventType;
 use shared::delivery::Outcome;
 use shared::delivery_log::sortable_time;
 use shared::delivery_stats::Window;
+use shared::event::Subject;
 use shared::event_log::EventFilter;
 
 use crate::pagination::{self, MAX_LIMIT, PageRequest};
@@ -89,8 +90,13 @@ impl Query {
     /// delivery log's (there on the attempts' times).
     pub fn events(&self) -> Result<EventFilter, ApiError> {
         let mut filter = EventFilter::default();
-        self.each(&["type", "since", "until"], |name, value| {
+        self.each(&["subject", "type", "since", "until"], |name, value| {
             match name {
+                "subject" => {
+                    let parsed = Subject::parse(value);
+                    filter.subject =
+                        Some(parsed.map_err(|e| ApiError::invalid("subject", e.to_string()))?);
+                }
                 "type" => {
                     let parsed = value.parse::<EventType>();
                     filter.event_type =

@@ -5,7 +5,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use shared::event_log::StoredEvent;
+use shared::event::Event;
+use shared::event_log::{PayloadState, StoredEvent};
 use shared::requeue::Requeue;
 use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::{Allowance, AllowanceStore, EventStore};
@@ -29,6 +30,23 @@ struct Redelivery<'a> {
     queued: Vec<Queued>,
 }
 
+/// The event to send again, or why it cannot be: its payload is no longer
+/// kept at `now`.
+fn envelope(event: &StoredEvent, now: i64) -> Result<Event, ApiError> {
+    let why = match event.payload_state(now) {
+        PayloadState::Kept => {
+            return event
+                .to_event(now)
+                .ok_or(ApiError::PayloadNotKept("is not kept"));
+        }
+        PayloadState::Deleted => return Err(ApiError::PayloadDeleted),
+        PayloadState::TooLarge => "was too large to keep",
+        PayloadState::NotKept => "is not kept (the tenant's payload_retention_hours is 0)",
+        PayloadState::Expired => "is past the tenant's payload_retention_hours",
+    };
+    Err(ApiError::PayloadNotKept(why))
+}
+
 /// Queues a manual attempt of `event` to each of `webhooks` on the slow
 /// lane (when there is one), and answers 202 with what was queued: a
 /// customer's redeliveries never take the main lane's capacity, and a
@@ -44,7 +62,7 @@ pub async fn queue<S: EventStore + AllowanceStore>(
     if matches!(app.requeue, Requeue::Disabled) {
         return Err(ApiError::QueueUnavailable);
     }
-    let envelope = event.to_event().ok_or(ApiError::PayloadNotKept)?;
+    let envelope = envelope(event, OffsetDateTime::now_utc().unix_timestamp())?;
     allowance::take(app, tenant, Allowance::Redeliveries, webhooks.len()).await?;
     let numbers = app
         .store

@@ -15,7 +15,8 @@ use crate::edge;
 use crate::webhooks::secrets::Rotate;
 use crate::webhooks::{crud, deliveries, recover, secrets, stats, test_event};
 use crate::{
-    ApiError, App, api_keys, auth, body, dashboard, event_types, events, openapi, webhooks,
+    ApiError, App, api_keys, auth, body, dashboard, event_types, events, openapi, settings,
+    webhooks,
 };
 
 /// What a route's handler gets: the app, the caller's tenant, the request,
@@ -106,7 +107,7 @@ fn webhook<S>(
 /// `/webhooks/{id}` is a `webhook` line: its handler gets the caller's
 /// webhook, never an id to check. The OpenAPI document is checked against
 /// the table (tests/openapi.rs), and a 405's `Allow` comes from it.
-fn table<S: Store>() -> [Route<S>; 24] {
+fn table<S: Store>() -> [Route<S>; 28] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
@@ -177,6 +178,23 @@ fn table<S: Store>() -> [Route<S>; 24] {
                 let id = c.event()?;
                 events::redeliver_event(c.app, c.tenant, id, c.req).await
             })
+        }),
+        tenant(M::DELETE, "/events/{id}/payload", |c| {
+            Box::pin(async move {
+                let id = c.event()?;
+                events::delete_payload(c.app, c.tenant, id, c.req).await
+            })
+        }),
+        tenant(M::DELETE, "/subjects/{subject}/payloads", |c| {
+            Box::pin(async move {
+                events::erase_subject(c.app, c.tenant.clone(), c.param(0), c.req).await
+            })
+        }),
+        tenant(M::GET, "/settings", |c| {
+            Box::pin(settings::get(c.app, c.tenant))
+        }),
+        tenant(M::PATCH, "/settings", |c| {
+            Box::pin(settings::update(c.app, c.tenant, c.req))
         }),
         tenant(M::GET, "/api-keys", |c| {
             Box::pin(api_keys::list(c.app, c.tenant))

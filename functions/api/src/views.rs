@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use shared::delivery_log::DeliveryRecord;
+use shared::event::PayloadForm;
 use shared::retry::RetryPolicy;
 use shared::{Description, EventSet, EventType, Lane, Status, Token, Webhook};
 
@@ -21,6 +22,8 @@ pub struct CreateWebhook {
     pub description: Option<Description>,
     #[serde(default)]
     pub retry_policy: Option<RetryPolicy>,
+    #[serde(default)]
+    pub payload: Option<PayloadForm>,
 }
 
 /// Every field optional; `null` clears `description` and is refused elsewhere.
@@ -39,6 +42,8 @@ pub struct UpdateWebhook {
     pub description: Option<Option<Description>>,
     #[serde(default, deserialize_with = "present")]
     pub retry_policy: Option<RetryPolicy>,
+    #[serde(default, deserialize_with = "present")]
+    pub payload: Option<PayloadForm>,
 }
 
 /// A field that, when present, must not be null.
@@ -93,6 +98,7 @@ pub struct WebhookView<'a> {
     created_at: String,
     updated_at: String,
     retry_policy: RetryPolicy,
+    payload: PayloadForm,
     /// Until when the previous signing secret still signs (after a rotation).
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_signing_secret_expires_at: Option<String>,
@@ -129,6 +135,7 @@ impl<'a> WebhookView<'a> {
             created_at: rfc3339::format(w.created_at),
             updated_at: rfc3339::format(w.updated_at),
             retry_policy: w.retry_policy,
+            payload: w.payload,
             previous_signing_secret_expires_at: w
                 .previous_signing_secret
                 .as_ref()

@@ -29,6 +29,9 @@ pub struct Delivery<'a> {
     pub body: Bytes,
     pub nth: Nth,
     pub lane: Lane,
+    /// Whether the record keeps the receiver's answer (the tenant's
+    /// `keep_response_bodies`).
+    pub keep_body: bool,
     /// When the invocation must have returned (None: no deadline, tests).
     pub cutoff: Option<Instant>,
 }
@@ -66,6 +69,7 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
         body,
         nth,
         lane,
+        keep_body,
         cutoff,
     } = delivery;
     let started = now_utc();
@@ -106,6 +110,9 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
     )
     .with_attempt(nth.number, nth.manual)
     .with_lane(lane);
+    if !keep_body {
+        record.response_body = None;
+    }
 
     if gone {
         disable(d, webhook, &record.attempted_at).await;

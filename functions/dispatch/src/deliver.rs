@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use shared::delivery::DeliveryClient;
+use shared::event::PayloadForm;
 use shared::store::{AttemptKey, DeliveryStore, StoreError, WebhookStore};
 use tokio::time::Instant;
 
@@ -102,7 +103,13 @@ async fn deliver_job<S: WebhookStore + DeliveryStore>(
         return Ok(());
     }
     let event = &job.plan.job.event;
-    let body = Bytes::from(event.delivery_body());
+    let body = Bytes::from(event.delivery_body(PayloadForm::Full));
+    // Serialized only when one of its webhooks takes the thin form.
+    let thin = split
+        .here
+        .iter()
+        .any(|(w, _)| w.payload == PayloadForm::Thin)
+        .then(|| Bytes::from(event.delivery_body(PayloadForm::Thin)));
     // Nothing recorded yet is the normal case: no key to build per delivery.
     let pending: Vec<_> = split
         .here
@@ -123,7 +130,11 @@ async fn deliver_job<S: WebhookStore + DeliveryStore>(
             client,
             webhook: w,
             event,
-            body: body.clone(),
+            body: match (&thin, w.payload) {
+                (Some(thin), PayloadForm::Thin) => thin.clone(),
+                _ => body.clone(),
+            },
+            keep_body: job.plan.settings.keep_response_bodies,
             nth: *nth,
             lane: job.lane,
             cutoff,

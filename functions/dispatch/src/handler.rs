@@ -92,10 +92,11 @@ async fn run_batch<S: Store>(
     let Found {
         copies,
         webhooks,
+        settings,
         named,
         delivered,
     } = plan::read(d, &jobs, cutoff).await;
-    let plans = plan::plan(copies, &webhooks, &delivered);
+    let plans = plan::plan(copies, &webhooks, &settings, &delivered);
     let by_lane: Vec<ByLane> = plans.iter().map(|p| lane::split(p, &d.requeue)).collect();
 
     let Some(recorded) = deliver::recorded(d, &by_lane, named, cutoff).await else {

@@ -137,6 +137,7 @@ mod tests {
         let plan = |job, webhook| Planned {
             job,
             kept: None,
+            settings: Default::default(),
             targets: Ok(vec![(webhook, first)]),
         };
         let plans = [plan(&a, &slow), plan(&b, &other)];

@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 use futures_util::future::join_all;
 use shared::delivery::Outcome;
 use shared::event::{Event, EventId};
-use shared::event_log::StoredEvent;
+use shared::event_log::{Retention, StoredEvent};
 use shared::slow_lane::Target;
-use shared::store::{AttemptKey, DeliveryStore, EventStore, Kept, StoreError, WebhookStore};
+use shared::store::{AttemptKey, DeliveryStore, EventStore, Kept, SettingsStore, StoreError};
 use shared::webhook::now_utc;
-use shared::{Status, TenantId, Webhook, WebhookId};
+use shared::{Status, TenantId, TenantSettings, Webhook, WebhookId};
 use tokio::time::Instant;
 
 use crate::Dispatcher;
@@ -28,6 +28,10 @@ pub struct Nth {
 /// Each tenant's webhooks, or why they could not be read.
 pub(crate) type Webhooks = HashMap<TenantId, Result<Vec<Webhook>, StoreError>>;
 
+/// Each tenant's settings, read with its webhooks (the defaults when that
+/// read failed: its jobs are not planned then).
+pub(crate) type Settings = HashMap<TenantId, TenantSettings>;
+
 /// A job, and what became of the copy of its event.
 pub(crate) struct KeptJob<'j> {
     pub job: &'j Job,
@@ -42,6 +46,8 @@ pub(crate) struct Found<'j> {
     pub copies: Vec<KeptJob<'j>>,
     /// The webhooks of each tenant in the batch.
     pub webhooks: Webhooks,
+    /// The settings of each tenant in the batch.
+    pub settings: Settings,
     /// Which of the attempts targeted messages name are recorded already.
     pub named: Result<HashSet<AttemptKey>, StoreError>,
     /// Which scheduled retries' events are delivered to their webhook already.
@@ -57,6 +63,8 @@ pub(crate) type Delivered = Result<HashSet<(TenantId, EventId, WebhookId)>, Stor
 pub(crate) struct Planned<'b> {
     pub job: &'b Job,
     pub kept: Option<Kept>,
+    /// The tenant's settings: what its delivery records keep.
+    pub settings: TenantSettings,
     /// The attempts to make; `Err` if the job cannot go on now (a read or a
     /// write failed) and its messages must come back.
     pub targets: Result<Vec<(&'b Webhook, Nth)>, Unfinished>,
@@ -70,33 +78,41 @@ impl Planned<'_> {
     }
 }
 
-/// Reads the tenants' webhooks, keeps the new events' copies and reads
-/// whether the attempts that targeted messages name are recorded, all at
-/// once: a slow-lane attempt starts after one DynamoDB round trip, not two.
-/// A read or write that outlives the cutoff leaves every job unplanned.
+/// Reads the tenants' webhooks and settings and then keeps the new events'
+/// copies as those settings say; beside that, reads whether the attempts
+/// that targeted messages name are recorded. A slow-lane attempt starts
+/// after one DynamoDB round trip, a main-lane one after two: its event's
+/// copy must be kept before a thin receiver fetches it, and what is kept
+/// is the tenant's choice. A read or write that outlives the cutoff leaves
+/// every job unplanned.
 pub(crate) async fn read<'j, S>(
     d: &Dispatcher<S>,
     jobs: &'j [Job],
     cutoff: Option<Instant>,
 ) -> Found<'j>
 where
-    S: WebhookStore + EventStore + DeliveryStore,
+    S: SettingsStore + EventStore + DeliveryStore,
 {
     let named: Vec<AttemptKey> = jobs.iter().filter_map(named_attempt).collect();
+    let tenants_then_copies = async {
+        let (webhooks, settings) = tenants(d, jobs).await;
+        let copies = keep_events(d, jobs, &webhooks, &settings).await;
+        (webhooks, settings, copies)
+    };
     let reads = within(
         cutoff,
-        futures_util::future::join4(
-            webhooks_by_tenant(d, jobs),
-            keep_events(d, jobs),
+        futures_util::future::join3(
+            tenants_then_copies,
             d.store.recorded_deliveries(&named),
             delivered_already(d, jobs),
         ),
     )
     .await;
     match reads {
-        Some((webhooks, copies, named, delivered)) => Found {
+        Some(((webhooks, settings, copies), named, delivered)) => Found {
             copies,
             webhooks,
+            settings,
             named,
             delivered,
         },
@@ -104,6 +120,7 @@ where
         None => Found {
             copies: jobs.iter().map(|job| KeptJob { job, kept: None }).collect(),
             webhooks: HashMap::new(),
+            settings: HashMap::new(),
             named: Ok(HashSet::new()),
             delivered: Ok(HashSet::new()),
         },
@@ -117,6 +134,7 @@ where
 pub(crate) fn plan<'b>(
     copies: Vec<KeptJob<'b>>,
     webhooks: &'b Webhooks,
+    settings: &Settings,
     delivered: &Delivered,
 ) -> Vec<Planned<'b>> {
     copies
@@ -137,7 +155,16 @@ pub(crate) fn plan<'b>(
                 },
                 _ => Err(Unfinished::NotPlanned),
             };
-            Planned { job, kept, targets }
+            let settings = settings
+                .get(&job.event.tenant_id)
+                .copied()
+                .unwrap_or_default();
+            Planned {
+                job,
+                kept,
+                settings,
+                targets,
+            }
         })
         .collect()
 }
@@ -192,37 +219,66 @@ fn named_attempt(job: &Job) -> Option<AttemptKey> {
     ))
 }
 
-/// One store query per tenant in the batch, all at once.
-async fn webhooks_by_tenant<S: WebhookStore>(d: &Dispatcher<S>, jobs: &[Job]) -> Webhooks {
+/// One store query per tenant in the batch, all at once: its webhooks and
+/// its settings.
+async fn tenants<S: SettingsStore>(d: &Dispatcher<S>, jobs: &[Job]) -> (Webhooks, Settings) {
     let tenants: HashSet<&TenantId> = jobs.iter().map(|j| &j.event.tenant_id).collect();
-    let found = join_all(tenants.iter().map(|t| d.store.webhooks_of(t))).await;
-    tenants
-        .into_iter()
-        .zip(found)
-        .map(|(tenant, result)| {
-            if let Err(e) = &result {
-                tracing::error!(tenant_id = %tenant, error = %e, "reading webhooks failed");
+    let found = join_all(tenants.iter().map(|t| d.store.webhooks_with_settings(t))).await;
+    let mut webhooks = HashMap::with_capacity(found.len());
+    let mut settings = HashMap::with_capacity(found.len());
+    for (tenant, result) in tenants.into_iter().zip(found) {
+        let read = match result {
+            Ok((hooks, chosen)) => {
+                settings.insert(tenant.clone(), chosen);
+                Ok(hooks)
             }
-            (tenant.clone(), result)
-        })
-        .collect()
+            Err(e) => {
+                tracing::error!(tenant_id = %tenant, error = %e, "reading webhooks failed");
+                Err(e)
+            }
+        };
+        webhooks.insert(tenant.clone(), read);
+    }
+    (webhooks, settings)
 }
 
-/// Keeps a copy of each producer's event (for `GET /events` and
-/// redelivery), the batch's copies in one store call. An event not kept is
-/// not delivered yet (its message comes back).
-async fn keep_events<'j, S: EventStore>(d: &Dispatcher<S>, jobs: &'j [Job]) -> Vec<KeptJob<'j>> {
+/// Keeps a copy of each producer's event (for `GET /events`, thin
+/// receivers and redelivery) as its tenant's settings say, the batch's
+/// copies in one store call. An event not kept is not delivered yet (its
+/// message comes back). A tenant without any webhook keeps nothing: no
+/// one subscribed, so there is nothing to catch up on (and a purged
+/// tenant's queued events leave no data behind).
+async fn keep_events<'j, S: EventStore>(
+    d: &Dispatcher<S>,
+    jobs: &'j [Job],
+    webhooks: &Webhooks,
+    settings: &Settings,
+) -> Vec<KeptJob<'j>> {
     let now = now_utc();
+    let keeps = |job: &&Job| {
+        matches!(job.kind, Kind::Fanout)
+            && matches!(webhooks.get(&job.event.tenant_id), Some(Ok(all)) if !all.is_empty())
+    };
     let copies: Vec<StoredEvent> = jobs
         .iter()
-        .filter(|job| matches!(job.kind, Kind::Fanout))
-        .map(|job| StoredEvent::new(&job.event, now, d.settings.event_retention_days))
+        .filter(keeps)
+        .map(|job| {
+            let tenant = settings
+                .get(&job.event.tenant_id)
+                .copied()
+                .unwrap_or_default();
+            let retention = Retention {
+                event_days: d.settings.event_retention_days,
+                payload_hours: tenant.payload_retention_hours,
+            };
+            StoredEvent::new(&job.event, now, retention)
+        })
         .collect();
     let mut kept = d.store.put_events(&copies).await.into_iter();
     jobs.iter()
         .map(|job| {
-            let kept = match job.kind {
-                Kind::Fanout => match kept.next() {
+            let kept = match (&job.kind, webhooks.get(&job.event.tenant_id)) {
+                (Kind::Fanout, _) if keeps(&job) => match kept.next() {
                     Some(Ok(kept)) => Some(kept),
                     Some(Err(e)) => {
                         tracing::error!(event_id = %job.event.id, error = %e, "keeping the event failed");
@@ -230,7 +286,10 @@ async fn keep_events<'j, S: EventStore>(d: &Dispatcher<S>, jobs: &'j [Job]) -> V
                     }
                     None => None,
                 },
-                Kind::Targeted(_) => None,
+                // No webhook: nothing to keep or deliver, so nothing can be
+                // recorded yet either.
+                (Kind::Fanout, Some(Ok(_))) => Some(Kept::New),
+                _ => None,
             };
             KeptJob { job, kept }
         })
@@ -316,7 +375,7 @@ mod tests {
                 kept: None,
             },
         ];
-        let plans = plan(copies, &all, &Ok(HashSet::new()));
+        let plans = plan(copies, &all, &Settings::new(), &Ok(HashSet::new()));
         assert_eq!(numbers(&plans[0]), Ok(vec![(1, false)]));
         assert!(plans[0].is_new());
         assert_eq!(numbers(&plans[1]), Err(Unfinished::NotPlanned));
@@ -327,7 +386,7 @@ mod tests {
             kept: Some(Kept::Before),
         }];
         assert_eq!(
-            numbers(&plan(copies, &unread, &Ok(HashSet::new()))[0]),
+            numbers(&plan(copies, &unread, &Settings::new(), &Ok(HashSet::new()))[0]),
             Err(Unfinished::NotPlanned)
         );
     }
@@ -350,7 +409,7 @@ mod tests {
             .into_iter()
             .map(|job| KeptJob { job, kept: None })
             .collect();
-        let plans = plan(copies, &all, &Ok(HashSet::new()));
+        let plans = plan(copies, &all, &Settings::new(), &Ok(HashSet::new()));
         assert_eq!(numbers(&plans[0]), Ok(vec![]));
         assert_eq!(numbers(&plans[1]), Ok(vec![(2, true)]));
         assert_eq!(numbers(&plans[2]), Ok(vec![]));
@@ -387,14 +446,14 @@ mod tests {
             retry.event.id.clone(),
             id,
         )]));
-        let plans = plan(copies(), &all, &delivered);
+        let plans = plan(copies(), &all, &Settings::new(), &delivered);
         assert_eq!(numbers(&plans[0]), Ok(vec![]));
         assert_eq!(numbers(&plans[1]), Ok(vec![(101, true)]));
         // Not delivered yet: the retry goes out.
-        let plans = plan(copies(), &all, &Ok(HashSet::new()));
+        let plans = plan(copies(), &all, &Settings::new(), &Ok(HashSet::new()));
         assert_eq!(numbers(&plans[0]), Ok(vec![(2, false)]));
         let unread: Delivered = Err(StoreError::Backend("down".into()));
-        let plans = plan(copies(), &all, &unread);
+        let plans = plan(copies(), &all, &Settings::new(), &unread);
         assert_eq!(numbers(&plans[0]), Err(Unfinished::NotPlanned));
         assert_eq!(numbers(&plans[1]), Ok(vec![(101, true)]));
     }

@@ -77,7 +77,11 @@ mod tests {
         );
         let event = Event::from_json(&raw).unwrap();
         store
-            .put_event(&StoredEvent::new(&event, at, 7))
+            .put_event(&StoredEvent::new(
+                &event,
+                at,
+                shared::event_log::Retention::WEEK,
+            ))
             .await
             .unwrap();
         let failed = Attempt::bare(Outcome::ConnectError, None, 1);

@@ -47,6 +47,7 @@ impl Emitter {
             tenant_id: tenant.to_owned(),
             event_type: EVENT_TYPE.to_owned(),
             timestamp: None,
+            subject: None,
             data: serde_json::json!({"bench": "noisy", "seq": seq}),
         }
         .into_event()

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::delivery::Outcome;
 use crate::delivery_log::{DeliveryRecord, sortable_time};
-use crate::event_log::{EventFilter, StoredEvent};
+use crate::event_log::{EventFilter, PayloadState, StoredEvent};
 use crate::requeue::Requeue;
 use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::slow_lane::{Continuation, RecoveryMessage, Target, TargetedMessage};
@@ -172,6 +172,7 @@ where
         deadline: Option<Instant>,
     ) -> Result<Run, RecoveryError> {
         let filter = EventFilter {
+            subject: None,
             event_type: None,
             since: Some(window.since),
             until: Some(window.until),
@@ -348,22 +349,36 @@ where
         // (its message could not be sent): the recovery sends the event.
         let retry_cutoff =
             sortable_time(OffsetDateTime::now_utc() - Duration::from_secs(PENDING_SECS as u64));
-        let mut chosen = Vec::new();
+        let mut candidates = Vec::new();
         for (event, attempts) in subscribed.into_iter().zip(attempts) {
-            let manual_recorded = match verdict(&attempts?, &retry_cutoff) {
-                Verdict::Resend { manual_recorded } => manual_recorded,
-                Verdict::RetryPending => {
-                    counts.retry_pending += 1;
-                    continue;
-                }
-                Verdict::Delivered | Verdict::NeverAttempted => continue,
-            };
-            if event.data_omitted {
-                counts.not_kept += 1;
-                continue;
+            match verdict(&attempts?, &retry_cutoff) {
+                Verdict::Resend { manual_recorded } => candidates.push((event, manual_recorded)),
+                Verdict::RetryPending => counts.retry_pending += 1,
+                Verdict::Delivered | Verdict::NeverAttempted => {}
             }
-            counts.selected += 1;
-            chosen.push((event, manual_recorded));
+        }
+        // A listing holds no payload: each event to send again is read with
+        // its own, and one no longer kept is counted, not sent.
+        let read = join_all(
+            candidates
+                .iter()
+                .map(|(e, _)| self.store.get_event(&webhook.tenant_id, &e.id)),
+        )
+        .await;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut chosen = Vec::new();
+        for ((_, manual_recorded), event) in candidates.into_iter().zip(read) {
+            let Some(event) = event? else { continue };
+            match event.payload_state(now) {
+                PayloadState::Kept => {
+                    counts.selected += 1;
+                    chosen.push((event, manual_recorded));
+                }
+                PayloadState::Deleted => counts.payload_deleted += 1,
+                PayloadState::NotKept | PayloadState::TooLarge | PayloadState::Expired => {
+                    counts.not_kept += 1
+                }
+            }
         }
         Ok(chosen)
     }
@@ -405,7 +420,7 @@ where
         .await;
         let mut messages = Vec::with_capacity(chosen.len());
         for ((event, _), claim) in chosen.iter().zip(claims) {
-            let (Some(attempt), Some(event)) = (claim?, event.to_event()) else {
+            let (Some(attempt), Some(event)) = (claim?, event.to_event(now)) else {
                 counts.already_pending += 1;
                 continue;
             };

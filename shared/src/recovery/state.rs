@@ -123,8 +123,12 @@ pub struct Counts {
     pub queued: u64,
     /// Selected, but a manual attempt queued lately is not made yet.
     pub already_pending: u64,
-    /// Subscribed and not delivered, but their data was too large to keep.
+    /// Subscribed and not delivered, but their data is not kept: too large,
+    /// past the tenant's retention, or a retention of 0.
     pub not_kept: u64,
+    /// Subscribed and not delivered, but the tenant deleted their data.
+    #[serde(default)]
+    pub payload_deleted: u64,
     /// Not delivered, but an automatic retry of it is scheduled: that retry
     /// sends it, so a recovery does not (an event is never sent twice).
     #[serde(default)]
@@ -138,6 +142,7 @@ impl Counts {
         self.queued += other.queued;
         self.already_pending += other.already_pending;
         self.not_kept += other.not_kept;
+        self.payload_deleted += other.payload_deleted;
         self.retry_pending += other.retry_pending;
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use super::{Kept, Page, StoreError};
 use crate::delivery_log::DeliveryRecord;
-use crate::event::EventId;
+use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, StoredEvent};
 use crate::{TenantId, WebhookId};
 
@@ -25,16 +25,16 @@ pub trait EventStore: Send + Sync {
         events: &[StoredEvent],
     ) -> impl Future<Output = Vec<Result<Kept, StoreError>>> + Send;
 
-    /// One of the tenant's events, without its attempts: one item read,
-    /// whatever the number of attempts recorded for it.
+    /// One of the tenant's events with its payload, without its attempts:
+    /// whatever the number of attempts recorded for it, two small items read.
     fn get_event(
         &self,
         tenant: &TenantId,
         id: &EventId,
     ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
 
-    /// One of the tenant's events with every recorded attempt to deliver it
-    /// (ordered by webhook, then attempt).
+    /// One of the tenant's events, with its payload and every recorded
+    /// attempt to deliver it (ordered by webhook, then attempt).
     fn event_with_deliveries(
         &self,
         tenant: &TenantId,
@@ -42,7 +42,8 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<(StoredEvent, Vec<DeliveryRecord>)>, StoreError>> + Send;
 
     /// The tenant's events, newest first by their timestamp, starting after
-    /// `after` (a [`StoredEvent::sort_key`]).
+    /// `after` (a [`StoredEvent::sort_key`]). Without their payload: a
+    /// listing reads the events' index, which holds none.
     fn list_events(
         &self,
         tenant: &TenantId,
@@ -50,6 +51,24 @@ pub trait EventStore: Send + Sync {
         limit: usize,
         after: Option<String>,
     ) -> impl Future<Output = Result<Page<StoredEvent, String>, StoreError>> + Send;
+
+    /// Deletes the event's payload from every item and index that holds
+    /// it; the event stays listed with its deliveries, its payload
+    /// `deleted`. `false` when the tenant has no such event. Doing it again
+    /// is no error.
+    fn delete_payload(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes the payload of every event of the tenant with this subject
+    /// (one person's check produces several); how many events it found.
+    fn delete_subject_payloads(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Numbers the next manual attempt of each of `webhooks` for the event:
     /// [`crate::retry::FIRST_MANUAL_ATTEMPT`], then one more each time, from

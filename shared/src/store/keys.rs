@@ -10,12 +10,19 @@
 //! | costly read budget | `TENANT#<tenant_id>`      | `READS#<unix minute>`          |
 //! | API key         | `APIKEY#<sha256 hex>`        | `APIKEY` (GSI1: `APIKEYS#<tenant_id>`, `<key_id>`) |
 //! | API key set     | `TENANT#<tenant_id>`         | `APIKEYS` (a version, the keys of the last minute) |
+//! | tenant settings | `TENANT#<tenant_id>`         | `WEBHOOKS` (sorts right after the webhooks: the dispatcher's one query per tenant reads both) |
 //! | recovery        | `TENANT#<tenant_id>`         | `RECOVERY#<wh_id>` (the last one) |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters, `manual_at_<wh_id>` times) |
+//! | event payload   | `EVENT#<tenant_id>#<evt_id>` | `PAYLOAD` (`data`; its own `expires_at`; in no index) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
 //!
-//! An event and every attempt to deliver it share a partition: one query
-//! returns an event with its deliveries (`GET /events/{id}`). Events also
+//! An event, its payload and every attempt to deliver it share a partition:
+//! one query returns an event with its payload and deliveries (`GET
+//! /events/{id}`). The payload is an item of its own so that it is held
+//! once (the event's item is copied into GSI1), expires on its own clock
+//! (the tenant's `payload_retention_hours`, DynamoDB TTL deleting the item),
+//! is never written when the tenant keeps none, and is deleted without
+//! touching the event's log. Events also
 //! carry `GSI1PK` = `EVENTS#<tenant_id>` and `GSI1SK` = `<timestamp>#<evt_id>`,
 //! which lists a tenant's events newest first and by time range; deliveries
 //! carry `GSI1PK` = `WEBHOOK#<wh_id>` and `GSI1SK` =
@@ -27,8 +34,11 @@
 //! attributes in [`GSI2_ATTRIBUTES`], nothing else. Deliveries carry
 //! `GSI2PK` = `WEBHOOK#<wh_id>` and `GSI2SK` = their `GSI1SK`: a webhook's
 //! stats read a time range of about 0.3 KB entries instead of whole records
-//! (which hold the response excerpt and the `Location` header). Items
-//! without `GSI2PK` are not in it.
+//! (which hold the response excerpt and the `Location` header). Events with
+//! a subject carry `GSI2PK` = `SUBJECT#<tenant_id>#<subject>` and `GSI2SK` =
+//! their `GSI1SK`: a job's events, newest first, in one query of keys
+//! (`GET /events?subject=`, erasing one person's payloads). Items without
+//! `GSI2PK` are not in it.
 //!
 //! A tenant's webhooks are one partition; `wh_` ids are ULIDs, so a reverse
 //! query on `begins_with(SK, "WEBHOOK#")` lists them newest first. Reads by id
@@ -131,6 +141,18 @@ pub fn webhook_pk(id: WebhookId) -> String {
 }
 
 pub const EVENT_SK: &str = "EVENT";
+/// An event's payload, beside the event in its partition.
+pub const PAYLOAD_SK: &str = "PAYLOAD";
+/// A tenant's settings: the first sort key after every `WEBHOOK#<id>`, so
+/// that `begins_with(SK, "WEBHOOK")` reads a tenant's webhooks and settings
+/// in one query.
+pub const SETTINGS_SK: &str = "WEBHOOKS";
+
+/// A tenant's events of one subject in GSI2 (sort key: the event's
+/// [`crate::event_log::StoredEvent::sort_key`]).
+pub fn subject_gsi_pk(tenant: &TenantId, subject: &crate::event::Subject) -> String {
+    format!("SUBJECT#{tenant}#{subject}")
+}
 
 /// The event item's counter of a webhook's manual attempts.
 pub fn manual_attempts(webhook: WebhookId) -> String {

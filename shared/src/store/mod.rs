@@ -1,5 +1,5 @@
 //! Persistence, one trait per aggregate: webhooks, API keys, events,
-//! delivery records, recoveries and allowances. DynamoDB implements them in
+//! delivery records, recoveries, allowances and tenant settings. DynamoDB implements them in
 //! production and integration tests ([`DynamoStore`], one file per aggregate
 //! under `dynamo/`), an in-memory map for fast unit tests of handler logic
 //! ([`MemoryStore`], `memory/`). Code that needs one aggregate asks for that
@@ -15,35 +15,51 @@ pub mod keys;
 mod memory;
 mod modify;
 mod recoveries;
+mod settings;
 mod webhooks;
 
 pub use allowances::AllowanceStore;
 pub use api_keys::{ApiKeyStore, Keep};
 pub use deliveries::{AttemptKey, DeliveryStore};
 pub use dynamo::{DynamoStore, Upgraded, create_table};
+pub use dynamo::{ItemKind, PurgeCounts, PurgeOptions, PurgeProgress};
 pub use events::EventStore;
 pub use keys::Allowance;
 pub use memory::MemoryStore;
 pub use modify::modify;
 pub use recoveries::{RecoveryStore, RecoveryWrite};
+pub use settings::SettingsStore;
 pub use webhooks::WebhookStore;
 
 /// Every aggregate's trait, for code that calls a concrete store's methods:
 /// `use shared::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        AllowanceStore, ApiKeyStore, DeliveryStore, EventStore, RecoveryStore, Store, WebhookStore,
+        AllowanceStore, ApiKeyStore, DeliveryStore, EventStore, RecoveryStore, SettingsStore,
+        Store, WebhookStore,
     };
 }
 
 /// Every aggregate's store: what the functions' wiring holds.
 pub trait Store:
-    WebhookStore + ApiKeyStore + EventStore + DeliveryStore + RecoveryStore + AllowanceStore
+    WebhookStore
+    + ApiKeyStore
+    + EventStore
+    + DeliveryStore
+    + RecoveryStore
+    + AllowanceStore
+    + SettingsStore
 {
 }
 
 impl<S> Store for S where
-    S: WebhookStore + ApiKeyStore + EventStore + DeliveryStore + RecoveryStore + AllowanceStore
+    S: WebhookStore
+        + ApiKeyStore
+        + EventStore
+        + DeliveryStore
+        + RecoveryStore
+        + AllowanceStore
+        + SettingsStore
 {
 }
 

@@ -27,6 +27,7 @@ pub async fn create<S: WebhookStore>(
         token: input.token.unwrap_or_else(Token::generate),
         description: input.description,
         retry_policy: input.retry_policy.unwrap_or_default(),
+        payload: input.payload.unwrap_or_default(),
         // A new endpoint starts on the slow lane until it answers quickly
         // (see shared::lane): one that is dead from the start never holds
         // the main lane.
@@ -120,6 +121,9 @@ pub async fn update<S: WebhookStore>(
         }
         if let Some(policy) = input.retry_policy {
             webhook.retry_policy = policy;
+        }
+        if let Some(form) = input.payload {
+            webhook.payload = form;
         }
         if let Some(token) = &input.token {
             webhook.token = token.clone();

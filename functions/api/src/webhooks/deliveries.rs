@@ -72,8 +72,5 @@ pub async fn redeliver<S: EventStore + AllowanceStore>(
     {
         return Err(ApiError::DeliveryNotFound);
     }
-    if event.data_omitted {
-        return Err(ApiError::PayloadNotKept);
-    }
     redeliver::queue(app, &tenant, &event, vec![webhook]).await
 }

@@ -308,7 +308,11 @@ mod tests {
         ))
         .unwrap();
         app.store
-            .put_event(&StoredEvent::new(&event, at, 7))
+            .put_event(&StoredEvent::new(
+                &event,
+                at,
+                shared::event_log::Retention::WEEK,
+            ))
             .await
             .unwrap();
         for (n, (webhook, outcome)) in attempts.iter().enumerate() {

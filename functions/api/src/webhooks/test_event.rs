@@ -51,7 +51,7 @@ pub async fn send<S: Store>(
             &webhook,
             Payload {
                 event_id: event.id.as_str(),
-                body: Bytes::from(event.test_delivery_body()),
+                body: Bytes::from(event.test_delivery_body(webhook.payload)),
                 purpose: Purpose::Test,
             },
             Instant::now() + app.settings.delivery_timeout,
@@ -67,7 +67,7 @@ pub async fn send<S: Store>(
         "test delivery attempt"
     );
     let quick = shared::lane::is_quick(&attempt, app.settings.slow_threshold);
-    let record = DeliveryRecord::new(
+    let mut record = DeliveryRecord::new(
         webhook.tenant_id.clone(),
         webhook.id,
         event.id,
@@ -77,6 +77,14 @@ pub async fn send<S: Store>(
         app.settings.delivery_log_ttl_days,
     )
     .as_test();
+    if !app
+        .store
+        .settings(&webhook.tenant_id)
+        .await?
+        .keep_response_bodies
+    {
+        record.response_body = None;
+    }
     app.store.record_delivery(&record).await?;
     // A quick answer is the proof a new endpoint needs to leave the slow lane.
     if webhook.slow_since.is_some() && quick {

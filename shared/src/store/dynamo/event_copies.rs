@@ -3,8 +3,11 @@
 //! redelivered message learns that its event was seen before), and
 //! `BatchWriteItem` takes no condition, so the copies of a batch go in one
 //! `TransactWriteItems`: one request signed, sent and read instead of one
-//! `PutItem` per event. DynamoDB bills each item of a transaction twice,
-//! so a single copy still goes alone as a `PutItem`.
+//! `PutItem` per event. A copy whose payload is kept is two items, the
+//! event's and its payload's, written together on the event's condition
+//! (a payload deleted or expired never comes back with a repeated
+//! message). DynamoDB bills each item of a transaction twice, so a single
+//! item still goes alone as a `PutItem`.
 //!
 //! A transaction fails whole when one condition fails: the copies whose
 //! event was kept before are named in the cancellation's reasons, and the
@@ -16,12 +19,11 @@ use std::collections::hash_map::Entry;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use futures_util::future::join_all;
 
-use super::DynamoStore;
-use super::events::event_item;
+use super::events::{event_item, payload_item};
+use super::{DynamoStore, Item};
 use crate::event_log::StoredEvent;
-use crate::store::{EventStore, Kept, StoreError};
+use crate::store::{Kept, StoreError};
 
 /// What one transaction did to each copy it carried.
 enum Round {
@@ -32,8 +34,9 @@ enum Round {
     Cancelled(Vec<bool>),
 }
 
-/// A transaction holds at most 100 items; a batch of the main lane is 10.
-const PER_TRANSACTION: usize = 100;
+/// A transaction holds at most 100 items, two per event; a batch of the
+/// main lane is 10 events.
+const PER_TRANSACTION: usize = 50;
 
 /// Transactions cancelled without naming a kept copy (a conflict with a
 /// concurrent write, throttling) are sent again this many times at most.
@@ -48,9 +51,6 @@ impl DynamoStore {
         &self,
         events: &[StoredEvent],
     ) -> Vec<Result<Kept, StoreError>> {
-        if events.len() < 2 {
-            return join_all(events.iter().map(|e| self.put_event(e))).await;
-        }
         let mut results: Vec<Option<Result<Kept, StoreError>>> = vec![None; events.len()];
         // Where each event is first in the batch; a later place waits for it.
         let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
@@ -92,8 +92,14 @@ impl DynamoStore {
         let mut done = Vec::with_capacity(pending.len());
         let mut fruitless = 0;
         while !pending.is_empty() {
-            if let [(i, event)] = pending[..] {
-                done.push((i, self.put_event(event).await));
+            if let [(i, event)] = pending[..]
+                && event.data.is_none()
+            {
+                let put = match event_item(event) {
+                    Ok(item) => self.put_new(item).await,
+                    Err(e) => Err(e),
+                };
+                done.push((i, put));
                 break;
             }
             let round = self.transaction(&pending).await;
@@ -133,15 +139,15 @@ impl DynamoStore {
     /// condition that its event has none yet.
     async fn transaction(&self, pending: &[(usize, &StoredEvent)]) -> Result<Round, StoreError> {
         let client = self.client().await?;
-        let mut writes = Vec::with_capacity(pending.len());
+        let mut writes = Vec::with_capacity(pending.len() * 2);
+        // The place in `pending` of each event's own item.
+        let mut event_items = Vec::with_capacity(pending.len());
         for (_, event) in pending {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(event_item(event)?))
-                .condition_expression("attribute_not_exists(PK)")
-                .build()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+            event_items.push(writes.len());
+            writes.push(put(&self.table, event_item(event)?, true)?);
+            if let Some(payload) = payload_item(event) {
+                writes.push(put(&self.table, payload, false)?);
+            }
         }
         let sent = client
             .transact_write_items()
@@ -153,16 +159,28 @@ impl DynamoStore {
         };
         match e.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(c))
-                if c.cancellation_reasons().len() == pending.len() =>
+                if c.cancellation_reasons().len() > event_items.last().copied().unwrap_or(0) =>
             {
+                let reasons = c.cancellation_reasons();
                 Ok(Round::Cancelled(
-                    c.cancellation_reasons()
+                    event_items
                         .iter()
-                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|&i| reasons[i].code() == Some("ConditionalCheckFailed"))
                         .collect(),
                 ))
             }
             _ => Err(StoreError::Backend(DisplayErrorContext(e).to_string())),
         }
     }
+}
+
+/// A transaction's put of `item`; `first` only if no item has its key.
+fn put(table: &str, item: Item, first: bool) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(first.then(|| "attribute_not_exists(PK)".to_owned()))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }

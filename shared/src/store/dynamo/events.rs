@@ -1,21 +1,32 @@
 //! Events: items `EVENT#<tenant>#<event>` / `EVENT`, listed per tenant
-//! through GSI1 (`EVENTS#<tenant>`, by timestamp), with the counters that
-//! number each webhook's manual attempts.
+//! through GSI1 (`EVENTS#<tenant>`, by timestamp) and per subject through
+//! GSI2, with the counters that number each webhook's manual attempts; and
+//! their payloads, items `EVENT#<tenant>#<event>` / `PAYLOAD` in no index.
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+};
+use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
-use super::write::{applied, conditional};
-use super::{DynamoStore, Indexed, Item, item, key, number, parse};
+use super::write::{Rounds, applied, conditional, failed_condition, transact};
+use super::{DynamoStore, Indexed, Item, backend, item, key, number, parse};
 use crate::delivery_log::DeliveryRecord;
-use crate::event::EventId;
+use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, StoredEvent};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::store::keys::{self, PK};
 use crate::store::{EventStore, Kept, Page, StoreError};
 use crate::{TenantId, WebhookId};
+
+/// The payload's attribute, on its own item (and on events' items written
+/// before payloads had one).
+const DATA: &str = "data";
+
+/// Erasures of one subject's payloads at once.
+const ERASING_AT_ONCE: usize = 10;
 
 /// An event and its deliveries share a partition; this tells them apart.
 #[derive(Deserialize)]
@@ -24,30 +35,87 @@ struct ItemKind {
     sk: String,
 }
 
+/// An event's payload item.
+#[derive(Deserialize)]
+struct PayloadItem {
+    data: String,
+}
+
 /// One item of an event's partition.
 enum InPartition {
     Event(StoredEvent),
+    Payload(String),
     Delivery(DeliveryRecord),
 }
 
-/// An event's copy as the table holds it.
+/// An event's copy as the table holds it: without its payload, which is an
+/// item of its own ([`payload_item`]), so that GSI1 holds no copy of it.
+/// With a subject, also in GSI2.
 pub(super) fn event_item(event: &StoredEvent) -> Result<Item, StoreError> {
-    item(Indexed {
+    let mut item = item(Indexed {
         pk: keys::event_pk(&event.tenant_id, &event.id),
         sk: keys::EVENT_SK.to_owned(),
         gsi1pk: keys::events_gsi_pk(&event.tenant_id),
         gsi1sk: event.sort_key(),
         attributes: event,
-    })
+    })?;
+    item.remove(DATA);
+    if let Some(subject) = &event.subject {
+        let pk = keys::subject_gsi_pk(&event.tenant_id, subject);
+        item.insert(keys::GSI2PK.into(), AttributeValue::S(pk));
+        item.insert(keys::GSI2SK.into(), AttributeValue::S(event.sort_key()));
+    }
+    Ok(item)
+}
+
+/// The event's payload item, when it has one to keep: its data, expiring
+/// (DynamoDB TTL) when the tenant's retention ends.
+pub(super) fn payload_item(event: &StoredEvent) -> Option<Item> {
+    let data = event.data.as_ref()?;
+    let mut item = key(
+        keys::event_pk(&event.tenant_id, &event.id),
+        keys::PAYLOAD_SK.to_owned(),
+    );
+    item.insert(DATA.into(), AttributeValue::S(data.clone()));
+    item.insert(keys::EXPIRES_AT.into(), number(event.payload_expires_at()));
+    Some(item)
 }
 
 fn in_partition(item: Item) -> Result<InPartition, StoreError> {
     let kind: ItemKind = parse(item.clone())?;
-    Ok(if kind.sk == keys::EVENT_SK {
-        InPartition::Event(parse::<Indexed<StoredEvent>>(item)?.attributes)
-    } else {
-        InPartition::Delivery(parse::<Indexed<DeliveryRecord>>(item)?.attributes)
+    Ok(match kind.sk.as_str() {
+        keys::EVENT_SK => InPartition::Event(parse::<Indexed<StoredEvent>>(item)?.attributes),
+        keys::PAYLOAD_SK => InPartition::Payload(parse::<PayloadItem>(item)?.data),
+        _ => InPartition::Delivery(parse::<Indexed<DeliveryRecord>>(item)?.attributes),
     })
+}
+
+/// An event's partition read back: the event with its payload, and its
+/// deliveries.
+fn assemble(items: Vec<InPartition>) -> Option<(StoredEvent, Vec<DeliveryRecord>)> {
+    let mut event = None;
+    let mut payload = None;
+    let mut deliveries = Vec::new();
+    for item in items {
+        match item {
+            InPartition::Event(e) => event = Some(e),
+            InPartition::Payload(p) => payload = Some(p),
+            InPartition::Delivery(d) => deliveries.push(d),
+        }
+    }
+    let mut event: StoredEvent = event?;
+    // Copies written before payloads had an item hold theirs themselves.
+    if event.data.is_none() {
+        event.data = payload;
+    }
+    Some((event, deliveries))
+}
+
+/// The event a GSI2 entry (a subject's) points at.
+fn subject_entry(item: &Item) -> Option<(EventId, String)> {
+    let sort_key = item.get(keys::GSI2SK)?.as_s().ok()?;
+    let (_, id) = sort_key.split_once('#')?;
+    Some((EventId::parse(id).ok()?, sort_key.clone()))
 }
 
 /// The number of the manual attempt a counter update just made, from the
@@ -85,7 +153,10 @@ impl DynamoStore {
 impl EventStore for DynamoStore {
     async fn put_event(&self, event: &StoredEvent) -> Result<Kept, StoreError> {
         // Kept already (the message came again): the first copy stays.
-        self.put_new(event_item(event)?).await
+        self.put_event_copies(std::slice::from_ref(event))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("no copy was written".into())))
     }
 
     async fn put_events(&self, events: &[StoredEvent]) -> Vec<Result<Kept, StoreError>> {
@@ -97,11 +168,17 @@ impl EventStore for DynamoStore {
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let key = key(keys::event_pk(tenant, id), keys::EVENT_SK.to_owned());
-        self.get(key, false)
+        // `EVENT` and `PAYLOAD`: every sort key from `EVENT` on (deliveries
+        // sort before it).
+        let query = self
+            .client()
             .await?
-            .map(|item| parse::<Indexed<StoredEvent>>(item).map(|i| i.attributes))
-            .transpose()
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK >= :event")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::event_pk(tenant, id)))
+            .expression_attribute_values(":event", AttributeValue::S(keys::EVENT_SK.into()));
+        Ok(assemble(query::all(query, in_partition).await?).map(|(e, _)| e))
     }
 
     async fn event_with_deliveries(
@@ -116,15 +193,7 @@ impl EventStore for DynamoStore {
             .table_name(&self.table)
             .key_condition_expression("PK = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(keys::event_pk(tenant, id)));
-        let mut event = None;
-        let mut deliveries = Vec::new();
-        for item in query::all(query, in_partition).await? {
-            match item {
-                InPartition::Event(e) => event = Some(e),
-                InPartition::Delivery(d) => deliveries.push(d),
-            }
-        }
-        Ok(event.map(|e| (e, deliveries)))
+        Ok(assemble(query::all(query, in_partition).await?))
     }
 
     async fn list_events(
@@ -134,6 +203,11 @@ impl EventStore for DynamoStore {
         limit: usize,
         after: Option<String>,
     ) -> Result<Page<StoredEvent, String>, StoreError> {
+        if let Some(subject) = &filter.subject {
+            return self
+                .subject_events(tenant, subject, filter, limit, after)
+                .await;
+        }
         let pk = keys::events_gsi_pk(tenant);
         let start = match after {
             None => None,
@@ -178,6 +252,68 @@ impl EventStore for DynamoStore {
             listed.next = resume;
         }
         Ok(listed)
+    }
+
+    async fn delete_payload(&self, tenant: &TenantId, id: &EventId) -> Result<bool, StoreError> {
+        let Some(event) = self.get_event(tenant, id).await? else {
+            return Ok(false);
+        };
+        if !event.holds_payload() {
+            // Never written: nothing to delete, and the reason stays.
+            return Ok(true);
+        }
+        let pk = keys::event_pk(tenant, id);
+        // The payload item goes, and the event says so; copies from before
+        // payload items lose theirs (and GSI1 its copy) with the same write.
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
+            .update_expression("SET #state = :deleted REMOVE #data")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#state", "payload")
+            .expression_attribute_names("#data", DATA)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+            .build()
+            .map_err(backend)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
+            .build()
+            .map_err(backend)?;
+        let client = self.client().await?;
+        let sent = transact(|| {
+            client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
+        })
+        .await;
+        // Its condition failed: the event expired meanwhile.
+        Ok(failed_condition(sent)?.is_none())
+    }
+
+    async fn delete_subject_payloads(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+    ) -> Result<u64, StoreError> {
+        let query = self
+            .subject_query(tenant, subject, &EventFilter::default())
+            .await?;
+        let entries = query::all(query.projection_expression("GSI2SK"), |item| {
+            subject_entry(&item).ok_or_else(|| StoreError::Backend("not a subject entry".into()))
+        })
+        .await?;
+        let mut found = 0;
+        for chunk in entries.chunks(ERASING_AT_ONCE) {
+            let erased =
+                join_all(chunk.iter().map(|(id, _)| self.delete_payload(tenant, id))).await;
+            for e in erased {
+                found += u64::from(e?);
+            }
+        }
+        Ok(found)
     }
 
     async fn number_manual_attempts(
@@ -242,5 +378,120 @@ impl EventStore for DynamoStore {
             .await;
         // Refused: a later attempt was numbered, and keeps its claim.
         applied(result).map(|_| ())
+    }
+}
+
+impl DynamoStore {
+    /// A query of one subject's entries in GSI2 within the filter's window.
+    async fn subject_query(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+        filter: &EventFilter,
+    ) -> Result<aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder, StoreError> {
+        let lower = filter
+            .since
+            .map(crate::delivery_log::sortable_time)
+            .unwrap_or_else(|| "0".to_owned());
+        let upper = filter
+            .until
+            .map(crate::delivery_log::sortable_time)
+            .unwrap_or_else(|| "~".to_owned());
+        Ok(self
+            .client()
+            .await?
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("GSI2PK = :pk AND GSI2SK BETWEEN :lower AND :upper")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::subject_gsi_pk(tenant, subject)),
+            )
+            .expression_attribute_values(":lower", AttributeValue::S(lower))
+            .expression_attribute_values(":upper", AttributeValue::S(upper)))
+    }
+
+    /// A subject's events, newest first: one query of the subject's GSI2
+    /// entries (keys only), then the events' items in one `BatchGetItem`.
+    async fn subject_events(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Page<StoredEvent, String>, StoreError> {
+        let pk = keys::subject_gsi_pk(tenant, subject);
+        let start = match after {
+            None => None,
+            Some(sort_key) => {
+                let event = sort_key
+                    .split_once('#')
+                    .and_then(|(_, e)| EventId::parse(e).ok())
+                    .ok_or_else(|| StoreError::Backend("not an event cursor".into()))?;
+                let mut key = key(keys::event_pk(tenant, &event), keys::EVENT_SK.into());
+                key.insert(keys::GSI2PK.into(), AttributeValue::S(pk));
+                key.insert(keys::GSI2SK.into(), AttributeValue::S(sort_key));
+                Some(key)
+            }
+        };
+        let query = self.subject_query(tenant, subject, filter).await?;
+        let entries = query::newest_first(query, limit, start).await?;
+        let ids: Vec<EventId> = entries
+            .iter()
+            .filter_map(subject_entry)
+            .map(|(id, _)| id)
+            .collect();
+        let mut events = self.events_by_id(tenant, &ids).await?;
+        events.retain(|e| filter.matches(e));
+        events.sort_by_key(|e| std::cmp::Reverse(e.sort_key()));
+        Ok(page(events, limit, StoredEvent::sort_key))
+    }
+
+    /// The tenant's events of `ids` (those still kept), without payloads:
+    /// one `BatchGetItem` per 100.
+    async fn events_by_id(
+        &self,
+        tenant: &TenantId,
+        ids: &[EventId],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|id| key(keys::event_pk(tenant, id), keys::EVENT_SK.into()))
+                .collect::<Vec<_>>();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(backend)?,
+            );
+            let mut rounds = Rounds::new("BatchGetItem");
+            while let Some(pending) = request.take() {
+                rounds.next().await?;
+                let out = self
+                    .client()
+                    .await?
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let mut event = parse::<Indexed<StoredEvent>>(item)?.attributes;
+                    // A listing carries no payload, whatever the item held.
+                    event.data = None;
+                    found.push(event);
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            }
+        }
+        Ok(found)
     }
 }

@@ -10,9 +10,11 @@ mod api_keys;
 mod deliveries;
 mod event_copies;
 mod events;
+mod purge;
 mod query;
 mod record_batch;
 mod recoveries;
+mod settings;
 mod table;
 mod upgrade;
 mod webhooks;
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
+pub use purge::{ItemKind, PurgeCounts, PurgeOptions, PurgeProgress};
 pub use table::create_table;
 pub use upgrade::Upgraded;
 

@@ -4,8 +4,8 @@ use std::ops::Bound;
 
 use super::MemoryStore;
 use crate::delivery_log::DeliveryRecord;
-use crate::event::EventId;
-use crate::event_log::{EventFilter, StoredEvent};
+use crate::event::{EventId, Subject};
+use crate::event_log::{EventFilter, PayloadState, StoredEvent};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::store::{EventStore, Kept, Page, StoreError};
 use crate::{TenantId, WebhookId};
@@ -92,6 +92,35 @@ impl EventStore for MemoryStore {
         })
     }
 
+    async fn delete_payload(&self, tenant: &TenantId, id: &EventId) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(event) = inner.event_mut(tenant, id) else {
+            return Ok(false);
+        };
+        erase(event);
+        Ok(true)
+    }
+
+    async fn delete_subject_payloads(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let Some(events) = inner.events.get_mut(tenant) else {
+            return Ok(0);
+        };
+        let mut found = 0;
+        for event in events
+            .values_mut()
+            .filter(|e| e.subject.as_ref() == Some(subject))
+        {
+            erase(event);
+            found += 1;
+        }
+        Ok(found)
+    }
+
     async fn number_manual_attempts(
         &self,
         tenant: &TenantId,
@@ -135,5 +164,14 @@ impl EventStore for MemoryStore {
             *at = 0;
         }
         Ok(())
+    }
+}
+
+/// What deleting a payload leaves: the event, saying its payload was deleted.
+fn erase(event: &mut StoredEvent) {
+    // Too large or never kept: nothing was held, and that stays the reason.
+    if event.holds_payload() {
+        event.data = None;
+        event.payload = PayloadState::Deleted;
     }
 }

@@ -7,6 +7,7 @@ mod api_keys;
 mod deliveries;
 mod events;
 mod recoveries;
+mod settings;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -18,7 +19,7 @@ use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::StoredEvent;
 use crate::recovery::state::RecoveryState;
-use crate::{TenantId, Webhook, WebhookId};
+use crate::{TenantId, TenantSettings, Webhook, WebhookId};
 
 /// The same semantics as the DynamoDB store, in a map: for unit tests and
 /// `webhooks local --store memory`. Clones share one map, as clones of a
@@ -51,6 +52,8 @@ struct Inner {
     manual_attempts: HashMap<(TenantId, EventId, WebhookId), (u32, i64)>,
     /// Each webhook's recovery, the last one.
     recoveries: HashMap<(TenantId, WebhookId), RecoveryState>,
+    /// The settings of each tenant that chose.
+    settings: HashMap<TenantId, TenantSettings>,
 }
 
 impl Inner {
@@ -58,6 +61,12 @@ impl Inner {
         self.events
             .get(tenant)
             .and_then(|events| events.values().find(|e| &e.id == id))
+    }
+
+    fn event_mut(&mut self, tenant: &TenantId, id: &EventId) -> Option<&mut StoredEvent> {
+        self.events
+            .get_mut(tenant)
+            .and_then(|events| events.values_mut().find(|e| &e.id == id))
     }
 }
 

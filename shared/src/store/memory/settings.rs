@@ -1,0 +1,33 @@
+//! Tenant settings.
+
+use super::MemoryStore;
+use crate::store::{SettingsStore, StoreError, WebhookStore};
+use crate::{TenantId, TenantSettings, Webhook};
+
+impl SettingsStore for MemoryStore {
+    async fn settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
+        Ok(self
+            .lock()
+            .settings
+            .get(tenant)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn put_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        self.lock().settings.insert(tenant.clone(), *settings);
+        Ok(())
+    }
+
+    async fn webhooks_with_settings(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Vec<Webhook>, TenantSettings), StoreError> {
+        let webhooks = self.webhooks_of(tenant).await?;
+        Ok((webhooks, self.settings(tenant).await?))
+    }
+}
