@@ -6,6 +6,8 @@
 
 #[path = "../api.rs"]
 mod api_calls;
+#[path = "../data_protection.rs"]
+mod data_protection;
 #[path = "../dispatch.rs"]
 mod dispatch_batches;
 #[path = "../hostile_receivers.rs"]

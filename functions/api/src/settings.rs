@@ -54,3 +54,108 @@ pub async fn update<S: SettingsStore>(
     );
     Ok(response::json(StatusCode::OK, &settings))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use shared::TenantId;
+    use shared::api_key::Scope;
+
+    use crate::testing::{app, send};
+
+    #[tokio::test]
+    async fn settings_start_at_the_defaults_and_change_field_by_field() {
+        let (app, key) = app(false).await;
+        let got = send(&app, Some(&key), "GET", "/settings", None).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.body,
+            json!({"payload_retention_hours": 168, "keep_response_bodies": true})
+        );
+        let changed = send(
+            &app,
+            Some(&key),
+            "PATCH",
+            "/settings",
+            Some(r#"{"payload_retention_hours": 24}"#),
+        )
+        .await;
+        assert_eq!(changed.status, 200);
+        assert_eq!(
+            changed.body,
+            json!({"payload_retention_hours": 24, "keep_response_bodies": true})
+        );
+        let again = send(
+            &app,
+            Some(&key),
+            "PATCH",
+            "/settings",
+            Some(r#"{"keep_response_bodies": false}"#),
+        )
+        .await;
+        assert_eq!(
+            again.body,
+            json!({"payload_retention_hours": 24, "keep_response_bodies": false})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_value_is_refused_by_name_and_changes_nothing() {
+        let (app, key) = app(false).await;
+        for (body, field) in [
+            (
+                r#"{"payload_retention_hours": 169}"#,
+                "payload_retention_hours",
+            ),
+            (
+                r#"{"payload_retention_hours": -1}"#,
+                "payload_retention_hours",
+            ),
+            (
+                r#"{"payload_retention_hours": 1.5}"#,
+                "payload_retention_hours",
+            ),
+            (
+                r#"{"payload_retention_hours": "24"}"#,
+                "payload_retention_hours",
+            ),
+            (r#"{"keep_response_bodies": "no"}"#, "keep_response_bodies"),
+            (r#"{"retention": 1}"#, "retention"),
+        ] {
+            let got = send(&app, Some(&key), "PATCH", "/settings", Some(body)).await;
+            assert_eq!(got.status, 400, "{body}");
+            assert_eq!(got.body["error"]["field"], field, "{body}: {}", got.body);
+        }
+        let got = send(&app, Some(&key), "GET", "/settings", None).await;
+        assert_eq!(got.body["payload_retention_hours"], 168);
+    }
+
+    #[tokio::test]
+    async fn a_read_key_reads_settings_but_cannot_change_them() {
+        let (app, _) = app(false).await;
+        let (read, _) = shared::key_lifecycle::issue(
+            &app.store,
+            TenantId::parse("acme").unwrap(),
+            "read".into(),
+            Scope::Read,
+            None,
+        )
+        .await
+        .unwrap();
+        let got = send(&app, Some(&read), "GET", "/settings", None).await;
+        assert_eq!(got.status, 200);
+        let refused = send(
+            &app,
+            Some(&read),
+            "PATCH",
+            "/settings",
+            Some(r#"{"payload_retention_hours": 0}"#),
+        )
+        .await;
+        // The same change with a full key goes through (the test above).
+        assert_eq!(
+            (refused.status, refused.code()),
+            (403, "insufficient_scope")
+        );
+    }
+}
