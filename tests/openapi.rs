@@ -397,6 +397,28 @@ async fn every_operation_answers_what_the_document_says() {
         (
             "/events",
             "GET",
+            Call::new("GET", "/events?subject=job-1", &key),
+        ),
+        (
+            "/events",
+            "GET",
+            Call::new("GET", "/events?subject=two%20words", &key),
+        ),
+        ("/settings", "GET", Call::new("GET", "/settings", &key)),
+        (
+            "/settings",
+            "PATCH",
+            Call::new("PATCH", "/settings", &key)
+                .json(json!({"payload_retention_hours": 24, "keep_response_bodies": false})),
+        ),
+        (
+            "/settings",
+            "PATCH",
+            Call::new("PATCH", "/settings", &key).json(json!({"payload_retention_hours": 169})),
+        ),
+        (
+            "/events",
+            "GET",
             Call::new("GET", "/events?type=async.done", &key),
         ),
         (
@@ -438,6 +460,31 @@ async fn every_operation_answers_what_the_document_says() {
             "/event-types",
             "GET",
             Call::new("GET", "/event-types", &key),
+        ),
+        (
+            "/events/{id}/payload",
+            "DELETE",
+            Call::new("DELETE", "/events/{evt}/payload", &key),
+        ),
+        (
+            "/events/{id}/payload",
+            "DELETE",
+            Call::new("DELETE", "/events/evt_missing/payload", &key),
+        ),
+        (
+            "/events/{id}/redeliver",
+            "POST",
+            Call::new("POST", "/events/{evt}/redeliver", &key),
+        ),
+        (
+            "/subjects/{subject}/payloads",
+            "DELETE",
+            Call::new("DELETE", "/subjects/job-1/payloads", &key),
+        ),
+        (
+            "/subjects/{subject}/payloads",
+            "DELETE",
+            Call::new("DELETE", "/subjects/two%20words/payloads", &key),
         ),
         (
             "/openapi.json",

@@ -339,9 +339,25 @@ fn record(names: &Names, id: &str, body: &str) -> Value {
     })
 }
 
+/// The job every rehearsal event belongs to (`GET /events?subject=`).
+const SUBJECT: &str = "rehearsal-job";
+
 fn events(kind: EventType, n: usize) -> Vec<(Event, String)> {
     (0..n)
-        .map(|i| testkit::envelope(TENANT, kind, json!({ "n": i })))
+        .map(|i| {
+            let event = shared::emit::NewEvent {
+                id: None,
+                tenant_id: TENANT.to_owned(),
+                event_type: kind.as_str().to_owned(),
+                timestamp: None,
+                subject: Some(SUBJECT.to_owned()),
+                data: json!({ "n": i }),
+            }
+            .into_event()
+            .expect("a valid event");
+            let json = event.to_json();
+            (event, json)
+        })
         .collect()
 }
 
@@ -614,11 +630,52 @@ pub async fn api_and_dispatch(
     w.hooks.push(retried);
     w.hooks.push(hook);
     api_keys(w, api, r).await;
+    data_protection(w, api, r, &event_path).await;
     let missing = w.coverage.missing();
     r.check(
         missing.is_empty(),
         format!("every route of api::routes() was called (missing: {missing:?})"),
     );
+}
+
+/// The tenant's data-protection routes, last (they erase the rehearsal's
+/// payloads): its settings read and written (the defaults again), the job's
+/// events found by subject (GSI2, then the events' items), every payload of
+/// the job deleted, and a redelivery of a deleted payload refused.
+async fn data_protection(w: &mut World, api: &mut Function, r: &mut Report, event_path: &str) {
+    let key = w.key.clone();
+    w.call(api, r, Request::new("GET", "/settings", &key), 200)
+        .await;
+    let defaults = json!({"payload_retention_hours": 168, "keep_response_bodies": true});
+    let patch = Request::new("PATCH", "/settings", &key).json(&defaults);
+    w.call(api, r, patch, 200).await;
+    let listing = format!("/events?subject={SUBJECT}&limit=100");
+    let found = w
+        .call(api, r, Request::new("GET", &listing, &key), 200)
+        .await
+        .and_then(|a| a.json()["data"].as_array().map(Vec::len));
+    r.check(
+        found >= Some(10),
+        format!("GET /events?subject= lists the job's events ({found:?})"),
+    );
+    let erase = format!("/subjects/{SUBJECT}/payloads");
+    w.call(api, r, Request::new("DELETE", &erase, &key), 200)
+        .await;
+    let payload = format!("{event_path}/payload");
+    w.call(api, r, Request::new("DELETE", &payload, &key), 204)
+        .await;
+    if let Some(a) = w
+        .call(api, r, Request::new("GET", event_path, &key), 200)
+        .await
+    {
+        r.check(
+            a.json()["payload"] == "deleted" && a.json().get("data").is_none(),
+            "a deleted payload is gone from the event",
+        );
+    }
+    let redeliver = format!("{event_path}/redeliver");
+    w.call(api, r, Request::new("POST", &redeliver, &key), 409)
+        .await;
 }
 
 /// A tenant's keys through the API: made, used (its last use written),

@@ -57,6 +57,8 @@ struct Preview {
     events_checked: u64,
     would_queue: u64,
     not_kept: u64,
+    /// Not delivered, but the tenant deleted the event's data.
+    payload_deleted: u64,
     /// Not delivered, but an automatic retry is scheduled: left to it.
     retry_pending: u64,
     /// False when the window holds more than one call checks: the count is
@@ -161,6 +163,7 @@ pub async fn start<S: Store>(
             events_checked: run.counts.events_checked,
             would_queue: run.counts.selected,
             not_kept: run.counts.not_kept,
+            payload_deleted: run.counts.payload_deleted,
             retry_pending: run.counts.retry_pending,
             complete: run.next == Next::Done,
         };
