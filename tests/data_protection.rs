@@ -279,7 +279,24 @@ async fn a_thin_delivery_carries_the_reference_and_the_receiver_fetches_the_rest
         .expect("thin");
     let data = json!({"name": "A. Person", "id_number": "S1234567D"});
     let (sent, body) = event("slim", Some("req_7"), data.clone());
-    dispatch(&d, vec![body]).await;
+    // An envelope with a bad subject beside it goes to the dead-letter
+    // queue alone (a batch item failure); the good one is delivered.
+    let mut bad: Value = serde_json::from_str(&body).expect("JSON");
+    bad["id"] = json!("evt_bad_subject");
+    bad["subject"] = json!("two words");
+    let messages = vec![
+        ("good".to_owned(), body),
+        ("bad".to_owned(), bad.to_string()),
+    ];
+    let response = dispatch::handle(&d, invocation(sqs_event(&messages), 6000))
+        .await
+        .expect("handler never fails");
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["bad"]);
 
     let got = rx.requests();
     assert_eq!(got.len(), 1);

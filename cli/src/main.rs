@@ -9,6 +9,7 @@ mod api_keys;
 mod listen;
 mod local;
 mod poller;
+mod tenant;
 use shared::emit::{NewEvent, emit};
 use shared::store::{DynamoStore, create_table};
 use time::OffsetDateTime;
@@ -69,6 +70,10 @@ enum Command {
         /// RFC 3339 (default: now).
         #[arg(long)]
         timestamp: Option<String>,
+        /// The job's reference (async request id, flow execution id,
+        /// background-check profile id): 1 to 128 of letters, digits, _ . : -
+        #[arg(long)]
+        subject: Option<String>,
     },
     /// Run the whole system locally against moto (see scripts/dev).
     Local {
@@ -129,6 +134,12 @@ enum Command {
         /// The webhook's signing secret (whsec_...), to check signatures.
         #[arg(long)]
         secret: Option<String>,
+    },
+    /// Whole tenants: `tenant purge` deletes every item of one (the
+    /// customer has left).
+    Tenant {
+        #[command(subcommand)]
+        command: tenant::TenantCommand,
     },
     /// Manage the table itself (local development; production uses template.yaml).
     Table {
@@ -278,6 +289,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             data,
             id,
             timestamp,
+            subject,
         } => {
             let timestamp = timestamp
                 .map(|t| {
@@ -291,6 +303,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 tenant_id: tenant,
                 event_type,
                 timestamp,
+                subject,
                 data,
             };
             let id = emit(&aws_sdk_sqs::Client::new(&config), &queue_url, event)
@@ -354,6 +367,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let out = api_keys::run(&store, action).await?;
             print!("{}", out.stdout);
             eprint!("{}", out.stderr);
+        }
+        Command::Tenant { command } => {
+            let store = DynamoStore::new(dynamodb(), table()?);
+            if tenant::run(&store, command).await? == tenant::Done::Counted {
+                // Only counted, as asked: not the success of a purge.
+                std::process::exit(2);
+            }
         }
         Command::Table {
             command: TableCommand::Create,

@@ -261,9 +261,18 @@ test('the delivery log filters by outcome and event type, and shows one attempt 
 });
 
 /** Sends a producer's event through the events queue, as the platform does. */
-function emit(type, data) {
+function emit(type, data, subject) {
   return execFileSync(process.env.WEBHOOKS, ['emit', '--queue-url', process.env.QUEUE, '--tenant', process.env.TENANT,
-    '--type', type, '--data', JSON.stringify(data)], { encoding: 'utf8' }).trim();
+    '--type', type, '--data', JSON.stringify(data), ...(subject ? ['--subject', subject] : [])], { encoding: 'utf8' }).trim();
+}
+
+/** Calls the API with the test's key (or another). */
+function apiCall(method, path, body, key = KEY) {
+  return fetch(`${API}/${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 async function until(what, check, seconds = 30) {
@@ -304,6 +313,38 @@ test('after an outage, one confirmed click resends each failed delivery once, wi
   // Nothing is left to resend.
   await page.getByRole('button', { name: 'Resend failed deliveries…' }).click();
   await page.locator('#recover-result', { hasText: 'Nothing to resend' }).waitFor();
+});
+
+test('an attempt shows its event\'s subject and payload, and the payload is deleted after confirmation', async () => {
+  const id = emit('async.completed', { n: 4 }, 'req_browser-1');
+  await until('the event', () => received.some((r) => r.headers['webhook-id'] === id));
+  const delivered = JSON.parse(received.find((r) => r.headers['webhook-id'] === id).body.toString());
+  assert.equal(delivered.subject, 'req_browser-1');
+  assert.deepEqual(delivered.data, { n: 4 }, 'a full webhook gets the data');
+  await until('its record', async () => (await apiGet(`webhooks/${state.id}/deliveries?limit=1`)).body.data[0]?.event_id === id);
+
+  await page.reload();
+  await page.getByRole('button', { name: `Details of attempt 1 of ${id}` }).click();
+  await page.locator('#attempt-subject', { hasText: 'req_browser-1' }).waitFor();
+  assert.equal(await page.locator('#attempt-payload').textContent(), 'kept');
+  const sent = await page.locator('#attempt-request').textContent();
+  assert.match(sent, /"subject": "req_browser-1"/);
+  assert.match(sent, /"n": 4/);
+
+  await page.getByRole('button', { name: 'Delete payload' }).click();
+  await page.getByRole('button', { name: 'Keep the payload' }).click();
+  assert.equal((await apiGet(`events/${id}`)).body.payload, 'kept', 'keeping it deletes nothing');
+  await page.getByRole('button', { name: 'Delete payload' }).click();
+  await page.getByRole('button', { name: 'Yes, delete the payload' }).click();
+  await page.locator('#attempt-payload', { hasText: /^deleted$/ }).waitFor();
+  await page.locator('#status', { hasText: `Deleted the payload of ${id}.` }).waitFor();
+  assert.match(await page.locator('#attempt-request').textContent(), /data was deleted; its body is not shown/);
+  assert.equal(await page.getByRole('button', { name: 'Delete payload' }).count(), 0, 'nothing left to delete');
+  const event = (await apiGet(`events/${id}`)).body;
+  assert.equal(event.payload, 'deleted');
+  assert.equal(event.data, undefined);
+  assert.equal(event.subject, 'req_browser-1', 'the event stays, with its subject');
+  await page.getByRole('button', { name: 'Close' }).click();
 });
 
 test('the page is usable on a phone-sized screen', async () => {
@@ -400,6 +441,97 @@ test('the key the page signed in with, the only full one, cannot be revoked', as
   await own.getByRole('button', { name: 'Yes, revoke it' }).click();
   await page.locator('#status.error', { hasText: 'last active full-scope key' }).waitFor();
   assert.equal((await apiGet('webhooks')).status, 200, 'the key still works');
+});
+
+test('a thin webhook is made with the form, shows its payload, and gets no data', async () => {
+  const thinUrl = receiverUrl().replace(/hook$/, 'thin');
+  await page.locator('#nav').getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('link', { name: 'New Webhook' }).click();
+  await page.getByRole('heading', { name: 'New Webhook' }).waitFor();
+  assert.equal(await page.getByLabel('Payload', { exact: true }).inputValue(), 'full', 'full by default');
+  await page.getByLabel('URL').fill(thinUrl);
+  await page.getByLabel(/async\.completed/).check();
+  await page.getByLabel('Payload', { exact: true }).selectOption({ label: 'Thin: reference only, the receiver fetches the data' });
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.getByRole('heading', { name: 'Webhook created' }).waitFor();
+  const created = (await apiGet('webhooks')).body.data.find((w) => w.url === thinUrl);
+  assert.ok(created, 'the webhook exists through the API');
+  assert.equal(created.payload, 'thin');
+
+  await page.getByRole('link', { name: 'Go to the webhook' }).click();
+  await page.getByRole('heading', { name: thinUrl }).waitFor();
+  assert.equal(await page.locator('#payload-text').textContent(), 'Thin: reference only, the receiver fetches the data');
+  assert.equal(await page.getByLabel('Payload', { exact: true }).inputValue(), 'thin');
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  await page.locator('#test-result').getByText('HTTP 200').waitFor();
+  const body = JSON.parse(received[received.length - 1].body.toString());
+  assert.equal(body.type, 'async.completed');
+  assert.ok(!('data' in body), 'a thin delivery carries no data');
+
+  // The edit form changes it back.
+  await page.getByLabel('Payload', { exact: true }).selectOption('full');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('#payload-text', { hasText: /^Full event$/ }).waitFor();
+  assert.equal((await apiGet(`webhooks/${created.id}`)).body.payload, 'full');
+  assert.equal((await apiCall('DELETE', `webhooks/${created.id}`)).status, 204);
+});
+
+test('Settings: retention and response bodies are saved, and still there after a reload', async () => {
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('heading', { name: 'Settings', level: 2 }).waitFor();
+  const hours = page.getByLabel('Payload retention (hours)');
+  const bodies = page.getByLabel('Keep receivers’ response bodies');
+  assert.equal(await hours.inputValue(), '168', 'the default');
+  assert.ok(await bodies.isChecked(), 'kept by default');
+  await page.getByText('0 = never stored; deliveries still carry the data').waitFor();
+
+  await hours.fill('24');
+  await bodies.uncheck();
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#settings-saved', { hasText: 'Saved: payload retention 24 hours; receivers’ response bodies not kept.' }).waitFor();
+  await page.screenshot({ path: join(SCREENSHOTS, 'settings.png'), fullPage: true });
+
+  await page.reload();
+  await page.getByRole('heading', { name: 'Settings', level: 2 }).waitFor();
+  assert.equal(await hours.inputValue(), '24');
+  assert.equal(await bodies.isChecked(), false);
+  assert.deepEqual((await apiGet('settings')).body, { payload_retention_hours: 24, keep_response_bodies: false });
+});
+
+test('Settings: a retention out of range is refused, the API\'s message beside the field', async () => {
+  const hours = page.getByLabel('Payload retention (hours)');
+  // The form does not validate in the browser (max=168 blocks nothing): the API judges.
+  await hours.fill('169');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  const error = page.locator('#payload_retention_hours-error');
+  await error.filter({ hasText: 'payload_retention_hours' }).waitFor();
+  assert.match(await error.textContent(), /from 0 to 168 \(got 169\)/);
+  assert.equal(await hours.getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#settings-saved').textContent(), '');
+  assert.equal((await apiGet('settings')).body.payload_retention_hours, 24, 'nothing changed');
+});
+
+test('Settings: a read key sees them, and its save is refused with the API\'s message', async () => {
+  const made = await apiCall('POST', 'api-keys', { name: 'settings-reader', scope: 'read' });
+  assert.equal(made.status, 201);
+  const reader = await made.json();
+  // A tab of its own: the key lives in the tab's sessionStorage.
+  const tab = await context.newPage();
+  try {
+    await tab.goto(`${API}/dashboard#/settings`);
+    await tab.getByLabel('API key').fill(reader.key);
+    await tab.keyboard.press('Enter');
+    await tab.getByRole('heading', { name: 'Settings', level: 2 }).waitFor();
+    assert.equal(await tab.getByLabel('Payload retention (hours)').inputValue(), '24');
+    await tab.getByLabel('Payload retention (hours)').fill('0');
+    await tab.getByRole('button', { name: 'Save settings' }).click();
+    await tab.locator('#_form-error', { hasText: 'read scope' }).waitFor();
+    await tab.locator('#status.error', { hasText: 'can read the settings but not change them' }).waitFor();
+  } finally {
+    await tab.close();
+  }
+  assert.equal((await apiGet('settings')).body.payload_retention_hours, 24, 'nothing changed');
+  assert.equal((await apiCall('DELETE', `api-keys/${reader.id}`)).status, 200);
 });
 
 test('signing out forgets the key', async () => {

@@ -226,6 +226,86 @@ async fn batch(store: &impl EventStore) {
     assert!(store.put_events(&[]).await.is_empty());
 }
 
+/// A job's events by subject, newest first and only the tenant's; a payload
+/// deleted alone or with its job's, the event staying; a payload never kept
+/// stays so.
+async fn payloads(store: &impl EventStore) {
+    let holder = TenantId::parse("holder").unwrap();
+    let other = TenantId::parse("other").unwrap();
+    let job = shared::event::Subject::parse("job-9").unwrap();
+    let copy = |tenant: &str, id: &str, minute: u32, subject: Option<&str>, hours: u16| {
+        let mut event = event_at(tenant, id, EventType::AsyncCompleted, minute);
+        event.subject = subject.map(|s| shared::event::Subject::parse(s).unwrap());
+        let retention = shared::event_log::Retention {
+            event_days: 7,
+            payload_hours: hours,
+        };
+        StoredEvent::new(&event, now_utc(), retention)
+    };
+    let kept = [
+        copy("holder", "evt_j1", 1, Some("job-9"), 168),
+        copy("holder", "evt_j2", 2, Some("job-9"), 168),
+        copy("holder", "evt_j3", 3, Some("job-9"), 0),
+        copy("holder", "evt_alone", 4, None, 168),
+        copy("other", "evt_theirs", 5, Some("job-9"), 168),
+    ];
+    for k in &kept {
+        assert_eq!(store.put_event(k).await.unwrap(), Kept::New);
+    }
+    let by_subject = EventFilter {
+        subject: Some(job.clone()),
+        ..EventFilter::default()
+    };
+    let first = store
+        .list_events(&holder, &by_subject, 2, None)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = first.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["evt_j3", "evt_j2"]);
+    let rest = store
+        .list_events(&holder, &by_subject, 2, first.next)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rest.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!((ids, rest.next), (vec!["evt_j1"], None));
+
+    let now = now_utc().unix_timestamp();
+    let state = |tenant: TenantId, id: &'static str| async move {
+        let e = store
+            .get_event(&tenant, &EventId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        (e.payload_state(now), e.data.is_some())
+    };
+    use shared::event_log::PayloadState::{Deleted, Kept as Held, NotKept};
+    assert_eq!(state(holder.clone(), "evt_j1").await, (Held, true));
+    assert_eq!(state(holder.clone(), "evt_j3").await, (NotKept, false));
+    // Another tenant's event, or none: not found, nothing deleted.
+    let theirs = EventId::parse("evt_theirs").unwrap();
+    assert!(!store.delete_payload(&holder, &theirs).await.unwrap());
+    let missing = EventId::parse("evt_missing").unwrap();
+    assert!(!store.delete_payload(&holder, &missing).await.unwrap());
+    let alone = EventId::parse("evt_alone").unwrap();
+    assert!(store.delete_payload(&holder, &alone).await.unwrap());
+    assert!(store.delete_payload(&holder, &alone).await.unwrap());
+    assert_eq!(state(holder.clone(), "evt_alone").await, (Deleted, false));
+    assert_eq!(
+        store.delete_subject_payloads(&holder, &job).await.unwrap(),
+        3
+    );
+    assert_eq!(state(holder.clone(), "evt_j1").await, (Deleted, false));
+    assert_eq!(state(holder.clone(), "evt_j2").await, (Deleted, false));
+    assert_eq!(state(holder.clone(), "evt_j3").await, (NotKept, false));
+    assert_eq!(state(other.clone(), "evt_theirs").await, (Held, true));
+    // Still listed, with their deliveries' partition intact.
+    let listed = store
+        .list_events(&holder, &EventFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 4);
+}
+
 #[tokio::test]
 async fn dynamo_store_keeps_the_event_contract() {
     let store = fresh_store().await;
@@ -233,6 +313,7 @@ async fn dynamo_store_keeps_the_event_contract() {
     listing(&store).await;
     manual_numbers(&store).await;
     batch(&store).await;
+    payloads(&store).await;
 }
 
 #[tokio::test]
@@ -242,4 +323,5 @@ async fn memory_store_keeps_the_event_contract() {
     listing(&store).await;
     manual_numbers(&store).await;
     batch(&store).await;
+    payloads(&store).await;
 }

@@ -6,7 +6,9 @@ mod allowances;
 mod api_keys;
 mod deliveries;
 mod events;
+mod purge;
 mod recoveries;
+mod settings;
 mod stats_cost;
 mod webhooks;
 

@@ -203,6 +203,21 @@
       errorSlot('retry_policy'));
   }
 
+  // A webhook's `payload`, by wire name: the forms offer these and the header names the one chosen.
+  const PAYLOAD_FORMS = {
+    full: 'Full event',
+    thin: 'Thin: reference only, the receiver fetches the data',
+  };
+
+  function payloadField(value) {
+    return el('div', { className: 'field' },
+      el('label', { for: 'payload-form' }, 'Payload'),
+      el('select', { id: 'payload-form', name: 'payload', 'aria-describedby': 'payload-form-hint payload-error' },
+        Object.entries(PAYLOAD_FORMS).map(([form, label]) => el('option', { value: form, selected: form === (value || 'full') }, label))),
+      el('p', { className: 'hint', id: 'payload-form-hint' }, 'Thin deliveries carry the event’s id, type, time and subject, not its data: the receiver reads it with GET /events/{id} and a read-scope API key.'),
+      errorSlot('payload'));
+  }
+
   async function loadEventTypes(key) {
     const list = await api('GET', 'event-types', undefined, key);
     eventTypes = list.data;
@@ -420,6 +435,7 @@
       eventCheckboxes([], 'new'),
       descriptionField(''),
       retryField('none'),
+      payloadField('full'),
       el('div', { className: 'row' },
         el('button', { type: 'submit', className: 'primary' }, 'Submit'),
         el('a', { href: '#/', className: 'button' }, 'Cancel')));
@@ -432,6 +448,7 @@
         events: checkedEvents(form),
         token: token.value,
         retry_policy: form.querySelector('#retry-policy').value,
+        payload: form.querySelector('#payload-form').value,
       };
       if (description) body.description = description;
       const button = form.querySelector('button[type=submit]');
@@ -469,6 +486,7 @@
   //            webhook stores the API's new answer here (the attempt detail
   //            reads its URL)
   //   showUrl  shows a new URL in the header
+  //   showPayload  shows a new payload form (full or thin) in the header
   //   reveal   shows a new token or signing secret, once, under the header
   //   reload   fetches the delivery log and the health chart again
 
@@ -481,6 +499,7 @@
       path,
       webhook: await api('GET', path),
       showUrl: (url) => header.showUrl(url),
+      showPayload: (form) => header.showPayload(form),
       reveal: (notice) => revealed.replaceChildren(notice),
       reload: () => Promise.all([log.load(), health.load()]),
     };
@@ -500,11 +519,14 @@
     await page.reload();
   }
 
-  /** The URL, the id, the Active/Inactive switch and why it was disabled. */
+  /** The URL, the id, the payload form, the Active/Inactive switch and why it was disabled. */
   function webhookHeader(page) {
     const w = page.webhook;
     const heading = el('h2', { className: 'url' }, w.url);
     const disabledNote = el('p', { className: 'note-warn', id: 'disabled-reason', hidden: !w.disabled_reason }, w.disabled_reason || '');
+    const payloadText = el('span', { id: 'payload-text' });
+    const showPayload = (form) => { payloadText.textContent = PAYLOAD_FORMS[form] || form; };
+    showPayload(w.payload);
     const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch', checked: w.status === 'active' });
     const statusText = el('span', { id: 'status-text' }, w.status === 'active' ? 'Active' : 'Inactive');
     statusSwitch.addEventListener('change', async () => {
@@ -529,14 +551,16 @@
         el('p', {}, el('a', { href: '#/' }, '← All webhooks')),
         heading,
         el('p', { className: 'hint mono' }, w.id),
+        el('p', { id: 'payload-summary' }, el('strong', {}, 'Payload: '), payloadText),
         el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
         disabledNote,
       ],
       showUrl: (url) => { heading.textContent = url; },
+      showPayload,
     };
   }
 
-  /** URL, events, description and retries. */
+  /** URL, events, description, retries and payload. */
   function settingsForm(page) {
     const w = page.webhook;
     const form = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
@@ -546,6 +570,7 @@
       eventCheckboxes(w.events, 'edit'),
       descriptionField(w.description),
       retryField(w.retry_policy),
+      payloadField(w.payload),
       el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -557,8 +582,10 @@
           events: checkedEvents(form),
           description: description === '' ? null : description,
           retry_policy: form.querySelector('#retry-policy').value,
+          payload: form.querySelector('#payload-form').value,
         });
         page.showUrl(page.webhook.url);
+        page.showPayload(page.webhook.payload);
         say('Changes saved.');
       } catch (err) {
         showFieldError(form, err);
@@ -849,10 +876,77 @@
       }, 'Details')));
   }
 
+  // An event's `payload` state, as the attempt detail shows it.
+  const PAYLOAD_STATES = {
+    kept: 'kept',
+    not_kept: 'not kept (the payload retention was 0 hours)',
+    too_large: 'not kept (too large)',
+    expired: 'expired (past the payload retention)',
+    deleted: 'deleted',
+  };
+
+  // Why a full body cannot be rebuilt, by the event's `payload` state.
+  const BODY_MISSING = {
+    not_kept: 'The event’s data was not kept (the payload retention was 0 hours); its body is not shown.',
+    too_large: 'The event was too large to keep; its body is not shown.',
+    expired: 'The event’s data is past its retention; its body is not shown.',
+    deleted: 'The event’s data was deleted; its body is not shown.',
+  };
+
   /**
-   * One attempt in full, in `detail`: the request as it was sent (the token
-   * and the signature masked; the body rebuilt from the kept event), and the
-   * response (status, time, the first KiB of its body).
+   * The body a receiver got, rebuilt from the kept event in the webhook's
+   * payload form as it is now (the settings may have changed it since): a
+   * thin body needs no data, a full one needs it kept.
+   */
+  function requestBody(form, e) {
+    const envelope = { id: e.id, type: e.type, timestamp: e.timestamp };
+    if (e.subject !== undefined) envelope.subject = e.subject;
+    if (form === 'thin') return JSON.stringify(envelope, null, 2);
+    if (e.payload !== 'kept') return BODY_MISSING[e.payload] || `The event’s data is ${e.payload}; its body is not shown.`;
+    return JSON.stringify({ ...envelope, data: e.data }, null, 2);
+  }
+
+  /**
+   * The event's subject and payload state, with "Delete payload" behind a
+   * confirmation while there may be data to erase; `done` runs once it is
+   * deleted.
+   */
+  function eventPayloadPanel(e, done) {
+    const erasable = e.payload === 'kept' || e.payload === 'expired';
+    const ask = el('button', { type: 'button', id: 'delete-payload', onclick: () => {
+      ask.hidden = true;
+      question.hidden = false;
+      question.querySelector('button').focus();
+    } }, 'Delete payload');
+    const question = el('div', { id: 'delete-payload-confirm', hidden: true, role: 'alertdialog', 'aria-labelledby': 'delete-payload-question' },
+      el('p', { id: 'delete-payload-question' },
+        `Delete the payload of ${e.id}? Its data is erased; the event and its deliveries stay listed, and it can no longer be redelivered or resent. This cannot be undone.`),
+      el('div', { className: 'row' },
+        el('button', { type: 'button', className: 'danger', onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            await api('DELETE', `events/${encodeURIComponent(e.id)}/payload`);
+            say(`Deleted the payload of ${e.id}.`);
+            await done();
+          } catch (err) {
+            ev.target.disabled = false;
+            say(err.message, true);
+          }
+        } }, 'Yes, delete the payload'),
+        el('button', { type: 'button', onclick: () => { question.hidden = true; ask.hidden = false; ask.focus(); } }, 'Keep the payload')));
+    return el('div', { id: 'attempt-event' },
+      el('p', {},
+        e.subject !== undefined ? ['Subject: ', el('span', { className: 'mono', id: 'attempt-subject' }, e.subject), ' · '] : null,
+        'Payload: ', el('span', { className: 'badge', id: 'attempt-payload' }, PAYLOAD_STATES[e.payload] || e.payload)),
+      erasable ? ask : null,
+      erasable ? question : null);
+  }
+
+  /**
+   * One attempt in full, in `detail`: the event's subject and payload state,
+   * the request as it was sent (the token and the signature masked; the body
+   * rebuilt from the kept event), and the response (status, time, the first
+   * KiB of its body).
    */
   async function showAttempt(page, detail, d) {
     const timestamp = Math.floor(new Date(d.attempted_at).getTime() / 1000);
@@ -865,14 +959,13 @@
     ];
     if (d.test) headers.push(['webhook-test', 'true']);
     let body;
+    let event = null;
     if (d.test) {
       body = 'A test event: its body is not kept.';
     } else {
       try {
-        const e = await api('GET', `events/${encodeURIComponent(d.event_id)}`);
-        body = e.data_omitted
-          ? 'The event was too large to keep; its body is not shown.'
-          : JSON.stringify({ id: e.id, type: e.type, timestamp: e.timestamp, data: e.data }, null, 2);
+        event = await api('GET', `events/${encodeURIComponent(d.event_id)}`);
+        body = requestBody(page.webhook.payload, event);
       } catch (err) {
         body = err.status === 404 ? 'The event is no longer kept (past its retention).' : err.message;
       }
@@ -881,6 +974,7 @@
       el('h4', { id: 'attempt-heading' }, `Attempt ${d.attempt} of ${d.event_id}`),
       el('p', {}, formatTime(d.attempted_at), ' · ', outcomeBadge(d.outcome),
         d.status ? ` · HTTP ${d.status}` : '', ` · ${d.duration_ms} ms`),
+      event ? eventPayloadPanel(event, () => showAttempt(page, detail, d)) : null,
       el('h5', {}, 'Request'),
       // The URL as it is now: the settings may have changed it since.
       el('pre', { className: 'snippet', id: 'attempt-request' },
@@ -1022,6 +1116,76 @@
       form);
   }
 
+  // ---- settings --------------------------------------------------------------
+
+  /**
+   * The tenant's data-protection settings. Shown to every key; a read key's
+   * save is refused by the API (403), and its message shown on the form.
+   */
+  async function renderSettings() {
+    const current = await api('GET', 'settings');
+    const hours = el('input', {
+      type: 'number', id: 'retention-hours', name: 'payload_retention_hours', min: 0, max: 168, step: 1,
+      inputmode: 'numeric', value: String(current.payload_retention_hours),
+      'aria-describedby': 'retention-hours-hint payload_retention_hours-error',
+    });
+    const keepBodies = el('input', {
+      type: 'checkbox', id: 'keep-response-bodies', name: 'keep_response_bodies', checked: current.keep_response_bodies,
+      'aria-describedby': 'keep-response-bodies-hint keep_response_bodies-error',
+    });
+    const saved = el('p', { id: 'settings-saved', 'aria-live': 'polite' });
+    const form = el('form', { novalidate: true, id: 'settings-form' },
+      el('h2', {}, 'Settings'),
+      el('p', {}, 'What is kept of this account’s events and of its receivers’ answers. A change applies to events accepted from then on: data already kept keeps the retention it was kept with.'),
+      errorSlot('_form'),
+      el('div', { className: 'field' },
+        el('label', { for: 'retention-hours' }, 'Payload retention (hours)'),
+        hours,
+        el('p', { className: 'hint', id: 'retention-hours-hint' },
+          'From 0 to 168 (7 days). 0 = never stored; deliveries still carry the data. Only kept data can be read back, redelivered or resent.'),
+        errorSlot('payload_retention_hours')),
+      el('div', { className: 'field' },
+        el('label', { className: 'check', for: 'keep-response-bodies' }, keepBodies, el('span', {}, 'Keep receivers’ response bodies')),
+        el('p', { className: 'hint', id: 'keep-response-bodies-hint' },
+          'The first KiB of each answer, shown in the delivery log. Off: its status, time and outcome only.'),
+        errorSlot('keep_response_bodies')),
+      el('button', { type: 'submit', className: 'primary' }, 'Save settings'),
+      saved);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearFieldErrors(form);
+      saved.textContent = '';
+      // A number input reads '' when empty or not a number: nothing to send.
+      if (hours.value.trim() === '') {
+        showFieldError(form, { field: 'payload_retention_hours', message: 'Enter a whole number of hours from 0 to 168.' });
+        say('Nothing was changed: see the message beside the field.', true);
+        return;
+      }
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        // Any number goes to the API, which names the field when it is out of range.
+        const now = await api('PATCH', 'settings', {
+          payload_retention_hours: Number(hours.value),
+          keep_response_bodies: keepBodies.checked,
+        });
+        hours.value = String(now.payload_retention_hours);
+        keepBodies.checked = now.keep_response_bodies;
+        saved.textContent = `Saved: payload retention ${now.payload_retention_hours} hours; `
+          + `receivers’ response bodies ${now.keep_response_bodies ? 'kept' : 'not kept'}.`;
+        say('Settings saved.');
+      } catch (err) {
+        showFieldError(form, err);
+        say(err.status === 403
+          ? 'Nothing was changed: this API key can read the settings but not change them.'
+          : 'Nothing was changed: see the message beside the field.', true);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    show(form);
+  }
+
   // ---- routing ---------------------------------------------------------------
 
   function fail(err) {
@@ -1045,6 +1209,7 @@
     const match = hash.match(/^#\/webhooks\/([^/]+)$/);
     if (hash === '#/new') renderNew();
     else if (hash === '#/api-keys') await renderApiKeys();
+    else if (hash === '#/settings') await renderSettings();
     else if (match) await renderWebhook(decodeURIComponent(match[1]));
     else {
       listState.cursors = [null];

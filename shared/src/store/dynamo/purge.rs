@@ -5,8 +5,8 @@
 //! tenant's items, projected to their keys, deleted with `BatchWriteItem`
 //! (25 keys a request). A Scan rather than the tenant's partitions and
 //! indexes because it is complete by construction: it finds items that no
-//! index lists, such as the delivery records of a deleted webhook or of a
-//! test event (which has no event item). A run that stops half way leaves
+//! listing of the tenant reaches, such as the delivery records of a deleted
+//! webhook or of a test event (which has no event item). A run that stops half way leaves
 //! only items a second run finds, so it may simply be run again.
 //!
 //! The tenant's items are those
@@ -18,10 +18,10 @@
 //!
 //! Cost: the Scan reads the whole table once, whatever the filter keeps
 //! (eventually consistent: half a read unit per 4 KB), and each item
-//! deleted is written once: a write unit per KB of the item, and one more
-//! per index entry it had (API keys and events are in `GSI1`, events with
-//! a subject in `GSI2` too, delivery records in both). The operator's to run, never a
-//! function's (they may not Scan).
+//! deleted is written once: a write unit per KB of the item, and one per
+//! KB of each index entry it had (API keys and events are in `GSI1`, events
+//! with a subject in `GSI2` too, delivery records in both). The operator's
+//! to run, never a function's (they may not Scan).
 
 use std::sync::{Mutex, PoisonError};
 
@@ -44,8 +44,8 @@ const REQUESTS_AT_ONCE: usize = 4;
 
 /// The sort keys of a recovery's item start with it (`keys::recovery_sk`).
 const RECOVERY_PREFIX: &str = "RECOVERY#";
-/// The sort keys of a tenant's budgets ([`keys::Allowance::sk`]) start with one
-/// of these; a test holds them to every allowance.
+/// The sort keys of a tenant's budgets ([`keys::Allowance::sk`]) start
+/// with one of these; a test holds them to every allowance.
 const BUDGET_PREFIXES: [&str; 4] = ["REDELIVERIES#", "TESTS#", "RECOVERY_CHECKS#", "READS#"];
 
 /// What an item of a tenant is, from its key.
@@ -57,7 +57,7 @@ pub enum ItemKind {
     Event,
     Payload,
     Delivery,
-    /// A counter of one window of an [`keys::Allowance`].
+    /// A counter of one window of a [`keys::Allowance`].
     Budget,
     Recovery,
     /// The tenant's counters (`META`), its key set (`APIKEYS`), and any
