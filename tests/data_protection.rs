@@ -332,3 +332,42 @@ async fn a_thin_delivery_carries_the_reference_and_the_receiver_fetches_the_rest
     assert_eq!(fetched.body["data"], data);
     assert_eq!(fetched.body["payload"], "kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_purge_the_tenants_queued_events_deliver_and_keep_nothing() {
+    let app = fresh_app(50).await;
+    let d = dispatcher(&app);
+    let rx = answering("ok").await;
+    let gone = unique("gone");
+    let stays = unique("stays");
+    for tenant in [&gone, &stays] {
+        add_webhook(&app.store, tenant, &rx.url("/"), &[AsyncCompleted], Active).await;
+        api_key_for(&app.store, tenant).await;
+    }
+    let (_, before) = event(&gone, Some("job-1"), json!({"n": 1}));
+    let (_, kept) = event(&stays, None, json!({"n": 2}));
+    dispatch(&d, vec![before, kept]).await;
+    assert_eq!(rx.requests().len(), 2);
+    let tenant = shared::TenantId::parse(&gone).expect("tenant");
+    let options = shared::store::PurgeOptions {
+        delete: true,
+        segments: 1,
+        page_items: None,
+    };
+    let purged = app
+        .store
+        .purge_tenant(&tenant, options, |_| {})
+        .await
+        .expect("purge");
+    assert!(purged.total() > 0, "{purged:?}");
+
+    // A message still queued for the purged tenant: delivered nowhere, kept
+    // nowhere; the other tenant's event still goes.
+    let (_, queued) = event(&gone, Some("job-1"), json!({"n": 3}));
+    let (_, other) = event(&stays, None, json!({"n": 4}));
+    dispatch(&d, vec![queued, other]).await;
+    assert_eq!(rx.requests().len(), 3);
+    let table = table_text(&app.store).await;
+    assert!(!table.contains(&gone), "an item of the purged tenant");
+    assert!(table.contains(&stays), "the other tenant lost its items");
+}

@@ -495,3 +495,74 @@ impl DynamoStore {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::event_log::Retention;
+
+    /// An item's size as DynamoDB bills it: each attribute's name and
+    /// value (a number about half its digits).
+    fn billed_bytes(item: &Item) -> usize {
+        fn value(v: &AttributeValue) -> usize {
+            match v {
+                AttributeValue::S(s) => s.len(),
+                AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                AttributeValue::M(m) => {
+                    3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>()
+                }
+                AttributeValue::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
+                _ => 1,
+            }
+        }
+        item.iter().map(|(k, v)| k.len() + value(v)).sum()
+    }
+
+    /// An event with these ids and subject.
+    fn event_of(id: &str, tenant: &str, subject: &str, data: &str) -> StoredEvent {
+        let raw = format!(
+            r#"{{"id":"{id}","tenant_id":"{tenant}","type":"flowx.completed","timestamp":"2026-11-25T17:00:00.123456Z","subject":"{subject}","data":{data}}}"#
+        );
+        let event = Event::from_json(&raw).unwrap();
+        StoredEvent::new(&event, crate::webhook::now_utc(), Retention::WEEK)
+    }
+
+    #[test]
+    fn an_events_item_holds_no_payload_and_stays_within_one_write_unit() {
+        let payload = format!(r#"{{"name":"{}"}}"#, "x".repeat(8_000));
+        let e = event_of(
+            "evt_01JDQ87H1R4S9V6X0Z3B5D8F2G",
+            "acme-bank-in",
+            "req_01JDQ7Z3M6X9V2K8T4N5B1C0RE",
+            &payload,
+        );
+        let item = event_item(&e).unwrap();
+        assert!(!item.contains_key(DATA));
+        assert!(item.contains_key(keys::GSI2PK));
+        // Generated ids and a request id as subject: one write unit,
+        // whatever the payload's size.
+        let size = billed_bytes(&item);
+        eprintln!("an event's item: {size} bytes");
+        assert!(size <= 1024, "{size} bytes");
+        // Ids, tenant and subject at their longest: two.
+        let longest = event_of(&"e".repeat(128), &"t".repeat(64), &"s".repeat(128), "{}");
+        let size = billed_bytes(&event_item(&longest).unwrap());
+        assert!((1025..=2048).contains(&size), "{size} bytes");
+        let held = payload_item(&e).unwrap();
+        assert_eq!(held.get(DATA).and_then(|v| v.as_s().ok()), Some(&payload));
+        let beside = billed_bytes(&held) - payload.len();
+        eprintln!("a payload's item: {beside} bytes besides the payload");
+        assert!(beside < 300);
+        // Nothing to hold: no payload item.
+        let none = StoredEvent::new(
+            &e.to_event(i64::MIN).unwrap(),
+            crate::webhook::now_utc(),
+            Retention {
+                event_days: 7,
+                payload_hours: 0,
+            },
+        );
+        assert!(payload_item(&none).is_none());
+    }
+}
