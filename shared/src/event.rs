@@ -7,6 +7,20 @@ use time::OffsetDateTime;
 use crate::json::{self, JsonError};
 use crate::{EventType, TenantId, ValidationError};
 
+/// A reference a producer chooses (an event's id, a job's subject): 1 to
+/// `max` letters, digits, '_', '-', '.' or ':', safe in keys, headers and
+/// URLs.
+fn reference(field: &'static str, s: &str, max: usize) -> Result<String, ValidationError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if s.is_empty() || s.len() > max || !s.chars().all(ok) {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {max} characters of letters, digits, '_', '-', '.' or ':'"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 /// Chosen by the producer, unique per event. Also the `webhook-id` header,
 /// which receivers use to drop duplicates, and part of DynamoDB keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -21,17 +35,7 @@ impl EventId {
     }
 
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok) {
-            return Err(ValidationError::new(
-                "id",
-                format!(
-                    "must be 1 to {} characters of letters, digits, '_', '-', '.' or ':'",
-                    Self::MAX_LEN
-                ),
-            ));
-        }
-        Ok(Self(s.to_owned()))
+        reference("id", s, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,17 +63,7 @@ impl Subject {
     pub const MAX_LEN: usize = 128;
 
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok) {
-            return Err(ValidationError::new(
-                "subject",
-                format!(
-                    "must be 1 to {} characters of letters, digits, '_', '-', '.' or ':'",
-                    Self::MAX_LEN
-                ),
-            ));
-        }
-        Ok(Self(s.to_owned()))
+        reference("subject", s, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

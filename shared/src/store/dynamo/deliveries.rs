@@ -6,12 +6,11 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
-use super::write::Rounds;
-use super::{DynamoStore, Indexed, Item, backend, item, key, parse};
+use super::{DynamoStore, Indexed, Item, item, key, parse};
 use crate::delivery::Outcome;
 use crate::delivery_log::{DeliveryCursor, DeliveryFilter, DeliveryRecord};
 use crate::delivery_stats::{DeliverySample, Samples};
@@ -85,52 +84,25 @@ impl DeliveryStore for DynamoStore {
         &self,
         attempts: &[AttemptKey],
     ) -> Result<HashSet<AttemptKey>, StoreError> {
+        let keys = attempts
+            .iter()
+            .map(|a| {
+                key(
+                    keys::event_pk(&a.tenant, &a.event),
+                    keys::delivery_sk(a.webhook, a.attempt),
+                )
+            })
+            .collect();
+        let projection = "tenant_id, webhook_id, event_id, attempt";
         let mut found = HashSet::new();
-        // BatchGetItem takes at most 100 keys per request.
-        for chunk in attempts.chunks(100) {
-            let keys = chunk
-                .iter()
-                .map(|a| {
-                    key(
-                        keys::event_pk(&a.tenant, &a.event),
-                        keys::delivery_sk(a.webhook, a.attempt),
-                    )
-                })
-                .collect::<Vec<_>>();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .projection_expression("tenant_id, webhook_id, event_id, attempt")
-                    .consistent_read(true)
-                    .build()
-                    .map_err(backend)?,
-            );
-            let mut rounds = Rounds::new("BatchGetItem");
-            while let Some(pending) = request.take() {
-                rounds.next().await?;
-                let out = self
-                    .client()
-                    .await?
-                    .batch_get_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                let items = out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default();
-                for item in items {
-                    let seen: SeenDelivery = parse(item)?;
-                    found.insert(AttemptKey {
-                        tenant: seen.tenant_id,
-                        webhook: seen.webhook_id,
-                        event: seen.event_id,
-                        attempt: seen.attempt,
-                    });
-                }
-                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-            }
+        for item in self.batch_get(keys, Some(projection), true).await? {
+            let seen: SeenDelivery = parse(item)?;
+            found.insert(AttemptKey {
+                tenant: seen.tenant_id,
+                webhook: seen.webhook_id,
+                event: seen.event_id,
+                attempt: seen.attempt,
+            });
         }
         Ok(found)
     }

@@ -4,14 +4,12 @@
 //! their payloads, items `EVENT#<tenant>#<event>` / `PAYLOAD` in no index.
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
 use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
-use super::write::{Rounds, applied, conditional, failed_condition, transact};
+use super::write::{applied, conditional, failed_condition, transact};
 use super::{DynamoStore, Indexed, Item, backend, item, key, number, parse};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
@@ -109,6 +107,24 @@ fn assemble(items: Vec<InPartition>) -> Option<(StoredEvent, Vec<DeliveryRecord>
         event.data = payload;
     }
     Some((event, deliveries))
+}
+
+/// Where a listing of `index` (GSI1 or GSI2) resumes: the entry of the
+/// event whose sort key is the cursor.
+fn index_start(
+    tenant: &TenantId,
+    index: &str,
+    pk: String,
+    sort_key: String,
+) -> Result<Item, StoreError> {
+    let event = sort_key
+        .split_once('#')
+        .and_then(|(_, e)| EventId::parse(e).ok())
+        .ok_or_else(|| StoreError::Backend("not an event cursor".into()))?;
+    let mut start = key(keys::event_pk(tenant, &event), keys::EVENT_SK.into());
+    start.insert(format!("{index}PK"), AttributeValue::S(pk));
+    start.insert(format!("{index}SK"), AttributeValue::S(sort_key));
+    Ok(start)
 }
 
 /// The event a GSI2 entry (a subject's) points at.
@@ -209,19 +225,9 @@ impl EventStore for DynamoStore {
                 .await;
         }
         let pk = keys::events_gsi_pk(tenant);
-        let start = match after {
-            None => None,
-            Some(sort_key) => {
-                let event = sort_key
-                    .split_once('#')
-                    .and_then(|(_, e)| EventId::parse(e).ok())
-                    .ok_or_else(|| StoreError::Backend("not an event cursor".into()))?;
-                let mut key = key(keys::event_pk(tenant, &event), keys::EVENT_SK.into());
-                key.insert(keys::GSI1PK.into(), AttributeValue::S(pk.clone()));
-                key.insert(keys::GSI1SK.into(), AttributeValue::S(sort_key));
-                Some(key)
-            }
-        };
+        let start = after
+            .map(|sort_key| index_start(tenant, keys::GSI1, pk.clone(), sort_key))
+            .transpose()?;
         let mut query = self.gsi1_between(pk, filter.since, filter.until).await?;
         if let Some(t) = filter.event_type {
             query = query
@@ -389,27 +395,9 @@ impl DynamoStore {
         subject: &Subject,
         filter: &EventFilter,
     ) -> Result<aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder, StoreError> {
-        let lower = filter
-            .since
-            .map(crate::delivery_log::sortable_time)
-            .unwrap_or_else(|| "0".to_owned());
-        let upper = filter
-            .until
-            .map(crate::delivery_log::sortable_time)
-            .unwrap_or_else(|| "~".to_owned());
-        Ok(self
-            .client()
-            .await?
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("GSI2PK = :pk AND GSI2SK BETWEEN :lower AND :upper")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::subject_gsi_pk(tenant, subject)),
-            )
-            .expression_attribute_values(":lower", AttributeValue::S(lower))
-            .expression_attribute_values(":upper", AttributeValue::S(upper)))
+        let pk = keys::subject_gsi_pk(tenant, subject);
+        self.index_between(keys::GSI2, pk, filter.since, filter.until)
+            .await
     }
 
     /// A subject's events, newest first: one query of the subject's GSI2
@@ -423,19 +411,9 @@ impl DynamoStore {
         after: Option<String>,
     ) -> Result<Page<StoredEvent, String>, StoreError> {
         let pk = keys::subject_gsi_pk(tenant, subject);
-        let start = match after {
-            None => None,
-            Some(sort_key) => {
-                let event = sort_key
-                    .split_once('#')
-                    .and_then(|(_, e)| EventId::parse(e).ok())
-                    .ok_or_else(|| StoreError::Backend("not an event cursor".into()))?;
-                let mut key = key(keys::event_pk(tenant, &event), keys::EVENT_SK.into());
-                key.insert(keys::GSI2PK.into(), AttributeValue::S(pk));
-                key.insert(keys::GSI2SK.into(), AttributeValue::S(sort_key));
-                Some(key)
-            }
-        };
+        let start = after
+            .map(|sort_key| index_start(tenant, keys::GSI2, pk, sort_key))
+            .transpose()?;
         let query = self.subject_query(tenant, subject, filter).await?;
         let entries = query::newest_first(query, limit, start).await?;
         let ids: Vec<EventId> = entries
@@ -456,43 +434,20 @@ impl DynamoStore {
         tenant: &TenantId,
         ids: &[EventId],
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            let keys = chunk
-                .iter()
-                .map(|id| key(keys::event_pk(tenant, id), keys::EVENT_SK.into()))
-                .collect::<Vec<_>>();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(backend)?,
-            );
-            let mut rounds = Rounds::new("BatchGetItem");
-            while let Some(pending) = request.take() {
-                rounds.next().await?;
-                let out = self
-                    .client()
-                    .await?
-                    .batch_get_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let mut event = parse::<Indexed<StoredEvent>>(item)?.attributes;
-                    // A listing carries no payload, whatever the item held.
-                    event.data = None;
-                    found.push(event);
-                }
-                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-            }
-        }
-        Ok(found)
+        let keys = ids
+            .iter()
+            .map(|id| key(keys::event_pk(tenant, id), keys::EVENT_SK.into()))
+            .collect();
+        self.batch_get(keys, None, false)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let mut event = parse::<Indexed<StoredEvent>>(item)?.attributes;
+                // A listing carries no payload, whatever the item held.
+                event.data = None;
+                Ok(event)
+            })
+            .collect()
     }
 }
 

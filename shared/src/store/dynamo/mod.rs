@@ -26,7 +26,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
@@ -119,11 +119,23 @@ impl DynamoStore {
     }
 
     /// A query of one GSI1 partition whose sort keys start with a time,
-    /// between `since` and `until`. No bound is "0" or "~": DynamoDB refuses
-    /// an empty string, "0" sorts before every year and "~" after every
-    /// character of an id.
+    /// between `since` and `until`.
     async fn gsi1_between(
         &self,
+        pk: String,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> Result<QueryFluentBuilder, StoreError> {
+        self.index_between(keys::GSI1, pk, since, until).await
+    }
+
+    /// A query of one partition of `index` (GSI1 or GSI2) whose sort keys
+    /// start with a time, between `since` and `until`. No bound is "0" or
+    /// "~": DynamoDB refuses an empty string, "0" sorts before every year
+    /// and "~" after every character of an id.
+    async fn index_between(
+        &self,
+        index: &str,
         pk: String,
         since: Option<OffsetDateTime>,
         until: Option<OffsetDateTime>,
@@ -135,8 +147,10 @@ impl DynamoStore {
             .await?
             .query()
             .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :lower AND :upper")
+            .index_name(index)
+            .key_condition_expression(format!(
+                "{index}PK = :pk AND {index}SK BETWEEN :lower AND :upper"
+            ))
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":lower", AttributeValue::S(lower))
             .expression_attribute_values(":upper", AttributeValue::S(upper)))
@@ -157,6 +171,45 @@ impl DynamoStore {
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":prefix", AttributeValue::S(prefix)))
+    }
+
+    /// The items of `keys` that exist, 100 keys to a `BatchGetItem`, sent
+    /// again for the keys DynamoDB leaves unprocessed; `projection` names
+    /// the attributes to read (all when `None`).
+    async fn batch_get(
+        &self,
+        mut keys: Vec<Item>,
+        projection: Option<&str>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(100));
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::replace(&mut keys, rest)))
+                    .set_projection_expression(projection.map(str::to_owned))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(backend)?,
+            );
+            let mut rounds = write::Rounds::new("BatchGetItem");
+            while let Some(pending) = request.take() {
+                rounds.next().await?;
+                let out = self
+                    .client()
+                    .await?
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                let items = out.responses.and_then(|mut r| r.remove(&self.table));
+                found.extend(items.unwrap_or_default());
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            }
+        }
+        Ok(found)
     }
 
     /// One item by its key (`consistent`: a strongly consistent read).
