@@ -1,13 +1,14 @@
 //! The event envelope parser (what the dispatcher reads off the queue).
 //! Properties: parsing never panics; an accepted envelope yields a delivery
-//! body that is valid JSON carrying the same `id` and `type`, and its own
-//! serialization parses back to the same event.
+//! body that is valid JSON carrying the same `id`, `type` and `subject` (and
+//! `data` in full, none when thin), and its own serialization parses back to
+//! the same event.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use shared::event::Event;
+use shared::event::{Event, PayloadForm};
 
 /// The delivery body's fields, exactly: a `tenant_id` or anything else fails.
 #[derive(Deserialize)]
@@ -18,7 +19,10 @@ struct DeliveryBody {
     #[serde(rename = "type")]
     event_type: String,
     timestamp: String,
-    data: Box<RawValue>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -33,10 +37,28 @@ fuzz_target!(|data: &[u8]| {
     // Valid JSON by the grammar (RFC 8259). `data` is the producer's text,
     // copied verbatim: numbers beyond f64's range are valid JSON, but a
     // `serde_json::Value` cannot hold them, so the body is read as raw values.
-    let body = event.delivery_body();
+    let thin_body = event.delivery_body(PayloadForm::Thin);
+    let thin: DeliveryBody = match serde_json::from_slice(&thin_body) {
+        Ok(v) => v,
+        Err(e) => panic!("thin delivery body is not JSON ({e}): {thin_body:?} for {text:?}"),
+    };
+    assert!(thin.data.is_none(), "a thin body carries data for {text:?}");
+    assert_eq!(
+        thin.subject.as_deref(),
+        event.subject.as_ref().map(|s| s.as_str()),
+        "thin body subject for {text:?}"
+    );
+    let body = event.delivery_body(PayloadForm::Full);
     let parsed: DeliveryBody = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => panic!("delivery body is not JSON ({e}): {body:?} for {text:?}"),
+    };
+    assert_eq!(
+        parsed.subject, thin.subject,
+        "delivery body subject for {text:?}"
+    );
+    let Some(data) = parsed.data else {
+        panic!("a full body without data for {text:?}");
     };
     assert_eq!(
         parsed.id,
@@ -49,12 +71,12 @@ fuzz_target!(|data: &[u8]| {
         "delivery body type for {text:?}"
     );
     assert_eq!(
-        parsed.data.get(),
+        data.get(),
         event.data.get(),
         "delivery body data for {text:?}"
     );
     assert!(
-        parsed.data.get().starts_with('{'),
+        data.get().starts_with('{'),
         "delivery body data is not an object for {text:?}"
     );
 
