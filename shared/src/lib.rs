@@ -27,6 +27,7 @@ pub mod slow_lane;
 pub mod ssrf;
 pub mod store;
 pub mod tenant_settings;
+pub mod throttle;
 pub mod token;
 pub mod validation;
 pub mod webhook;

@@ -315,6 +315,7 @@ mod tests {
                 attempt: 2,
                 manual: false,
                 not_before: Some(1_764_000_000),
+                slot: None,
             },
             event: event.clone(),
         };

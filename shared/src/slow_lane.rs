@@ -33,6 +33,10 @@ pub struct Target {
     /// than SQS's 15-minute delay is a chain of delayed messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
+    /// The throttle slot (Unix ms) this attempt reserved before it was sent
+    /// back to wait for it: made at that slot, without reserving again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<i64>,
 }
 
 impl TargetedMessage {
@@ -54,6 +58,7 @@ impl Target {
             attempt,
             manual: false,
             not_before,
+            slot: None,
         }
     }
 
@@ -65,6 +70,7 @@ impl Target {
             attempt,
             manual: true,
             not_before: None,
+            slot: None,
         }
     }
 
@@ -76,6 +82,7 @@ impl Target {
             attempt,
             manual,
             not_before: None,
+            slot: None,
         }
     }
 }

@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 use crate::event::PayloadForm;
 use crate::retry::RetryPolicy;
 use crate::signing::{PreviousSecret, SigningSecret};
+use crate::throttle::ThrottleRate;
 use crate::{EventSet, TenantId, Token, ValidationError, WebhookId, WebhookUrl};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,42 @@ pub struct Webhook {
         with = "time::serde::rfc3339::option"
     )]
     pub slow_since: Option<OffsetDateTime>,
+    /// At most this many deliveries a second; `None`: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_rate: Option<ThrottleRate>,
+    /// The throttle's next free slot (Unix ms), moved on by each
+    /// reservation ([`crate::store::WebhookStore::reserve_slot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_next: Option<i64>,
+    /// Since when deliveries wait for their slot (set by a reservation
+    /// that finds one waiting, cleared by one that finds none); shown
+    /// only while the last slot taken is ahead ([`Webhook::throttled`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub throttled_since: Option<OffsetDateTime>,
+    /// The failing streak: since when every attempt has failed. Written at
+    /// the streak's first failure and cleared by a success, never per
+    /// attempt otherwise.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub failing_since: Option<OffsetDateTime>,
+    /// When this streak's `webhook.failing` notice was sent (once a streak).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub failing_notice_at: Option<OffsetDateTime>,
+    /// The error of the streak's latest failure the platform wrote down (its
+    /// first, its notice's, or the one that disabled it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl Webhook {
@@ -113,7 +150,23 @@ impl Webhook {
             previous_signing_secret: None,
             disabled_reason: None,
             slow_since: None,
+            throttle_rate: None,
+            throttle_next: None,
+            throttled_since: None,
+            failing_since: None,
+            failing_notice_at: None,
+            last_error: None,
         }
+    }
+
+    /// Since when deliveries wait for their slot under the throttle, while
+    /// the last slot taken is still ahead of `now`.
+    pub fn throttled(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let rate = self.throttle_rate?;
+        let last_slot = self.throttle_next? - rate.gap_ms();
+        (last_slot > crate::throttle::unix_ms(now))
+            .then_some(self.throttled_since)
+            .flatten()
     }
 
     /// Replaces the signing secret; the old one keeps signing for `overlap`.

@@ -10,6 +10,7 @@ mod purge;
 mod recoveries;
 mod settings;
 mod stats_cost;
+mod webhook_state;
 mod webhooks;
 
 use shared::store::prelude::*;

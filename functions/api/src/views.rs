@@ -5,7 +5,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::PayloadForm;
 use shared::retry::RetryPolicy;
+use shared::throttle::ThrottleRate;
 use shared::{Description, EventSet, EventType, Lane, Status, Token, Webhook};
+
+use shared::webhook::now_utc;
 
 use crate::rfc3339;
 
@@ -24,9 +27,12 @@ pub struct CreateWebhook {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default)]
     pub payload: Option<PayloadForm>,
+    #[serde(default)]
+    pub throttle_rate: Option<ThrottleRate>,
 }
 
-/// Every field optional; `null` clears `description` and is refused elsewhere.
+/// Every field optional; `null` clears `description` and `throttle_rate`
+/// and is refused elsewhere.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
@@ -44,6 +50,8 @@ pub struct UpdateWebhook {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default, deserialize_with = "present")]
     pub payload: Option<PayloadForm>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub throttle_rate: Option<Option<ThrottleRate>>,
 }
 
 /// A field that, when present, must not be null.
@@ -110,6 +118,17 @@ pub struct WebhookView<'a> {
     /// Since when it is marked slow.
     #[serde(skip_serializing_if = "Option::is_none")]
     slow_since: Option<String>,
+    /// At most this many deliveries a second; `null`: no cap.
+    throttle_rate: Option<ThrottleRate>,
+    /// Since when deliveries wait for their turn under the throttle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    throttled_since: Option<String>,
+    /// Since when every attempt has failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failing_since: Option<String>,
+    /// The error of the failing streak's latest noted failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<&'static str>,
 }
@@ -148,6 +167,10 @@ impl<'a> WebhookView<'a> {
                 Lane::Main
             },
             slow_since: w.slow_since.map(rfc3339::format),
+            throttle_rate: w.throttle_rate,
+            throttled_since: w.throttled(now_utc()).map(rfc3339::format),
+            failing_since: w.failing_since.map(rfc3339::format),
+            last_error: w.failing_since.and(w.last_error.as_deref()),
             warnings: w.url.warnings(),
         }
     }

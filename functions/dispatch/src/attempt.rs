@@ -19,6 +19,7 @@ use crate::Dispatcher;
 use crate::lane::Marks;
 use crate::metrics::Tally;
 use crate::plan::Nth;
+use crate::throttle::Admitted;
 use crate::unfinished::Unfinished;
 
 /// One attempt to make: at which webhook, of which event, in which lane.
@@ -72,6 +73,13 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
         keep_body,
         cutoff,
     } = delivery;
+    if let Some(rate) = webhook.throttle_rate {
+        match crate::throttle::admit(d, webhook, rate, event, nth).await? {
+            Admitted::Now => {}
+            // Not attempted: nothing to record (yet).
+            Admitted::SentBack | Admitted::Gone => return Ok(()),
+        }
+    }
     let started = now_utc();
     let deadline = attempt_deadline(Instant::now(), d.settings.delivery_timeout, cutoff);
     let payload = Payload {

@@ -166,6 +166,7 @@ mod tests {
                 attempt: u32::MAX,
                 manual: true,
                 not_before: Some(i64::MAX),
+                slot: Some(i64::MAX),
             },
             event,
         };

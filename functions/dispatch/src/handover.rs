@@ -132,6 +132,7 @@ mod tests {
         let first = Nth {
             number: 1,
             manual: false,
+            slot: None,
         };
         let (a, b) = (job(Kind::Fanout, "m0"), job(Kind::Fanout, "m1"));
         let plan = |job, webhook| Planned {

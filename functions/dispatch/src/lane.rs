@@ -65,16 +65,16 @@ pub(crate) struct Split<'p> {
 
 /// Splits a plan's attempts between this lane and the slow lane. A
 /// producer's event (the main lane) hands over the attempts of webhooks
-/// marked slow, when a slow lane exists; a targeted message (the slow lane)
-/// makes its attempt itself.
+/// marked slow or throttled, when a slow lane exists (a throttled
+/// webhook's attempts may wait for their slot, and wait there); a targeted
+/// message (the slow lane) makes its attempt itself.
 pub(crate) fn split<'p>(plan: &'p Planned<'p>, requeue: &Requeue) -> ByLane<'p> {
     let lane = lane_of(&plan.job.kind, requeue);
     let handing_over = lane == Lane::Main && requeue.has_slow_lane();
     let attempts = plan.targets.as_ref().map_err(|why| *why).map(|targets| {
-        let (handed_over, here) = targets
-            .iter()
-            .copied()
-            .partition(|(w, _)| handing_over && w.slow_since.is_some());
+        let (handed_over, here) = targets.iter().copied().partition(|(w, _)| {
+            handing_over && (w.slow_since.is_some() || w.throttle_rate.is_some())
+        });
         Split { here, handed_over }
     });
     ByLane {

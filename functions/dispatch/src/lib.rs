@@ -15,6 +15,7 @@ mod plan;
 mod recover;
 #[cfg(test)]
 mod testing;
+mod throttle;
 mod unfinished;
 mod waiting;
 

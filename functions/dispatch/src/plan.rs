@@ -23,6 +23,8 @@ use crate::unfinished::Unfinished;
 pub struct Nth {
     pub number: u32,
     pub manual: bool,
+    /// The throttle slot (Unix ms) the attempt reserved before it waited.
+    pub slot: Option<i64>,
 }
 
 /// Each tenant's webhooks, or why they could not be read.
@@ -301,6 +303,7 @@ fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<(&'w Webhook, N
     let first = Nth {
         number: 1,
         manual: false,
+        slot: None,
     };
     webhooks
         .iter()
@@ -332,6 +335,7 @@ fn targeted<'w>(
         Nth {
             number: target.attempt,
             manual: target.manual,
+            slot: target.slot,
         },
     )]
 }

@@ -12,6 +12,8 @@ pub(crate) enum Unfinished {
     Unrecorded,
     /// An attempt's retry could not be queued (so it is not recorded either).
     RetryNotQueued,
+    /// A throttled attempt's slot could not be reserved.
+    NotReserved,
     /// The invocation's deadline came first.
     Deadline,
 }
@@ -24,6 +26,7 @@ impl Unfinished {
             Unfinished::NotForwarded => "not_forwarded",
             Unfinished::Unrecorded => "unrecorded",
             Unfinished::RetryNotQueued => "retry_not_queued",
+            Unfinished::NotReserved => "not_reserved",
             Unfinished::Deadline => "deadline",
         }
     }

@@ -1,10 +1,13 @@
-//! Targeted attempts not due yet (a wait longer than one SQS delay): they go
-//! back on the queue, untouched, for what is left of their wait.
+//! Targeted attempts not due yet (a wait longer than one SQS delay, or a
+//! throttle slot still ahead): they go back on the queue, untouched, for
+//! what is left of their wait.
 
 use std::time::Duration;
 
 use shared::slow_lane::Target;
+use shared::throttle::{Turn, turn, unix_ms};
 use shared::webhook::now_utc;
+use time::OffsetDateTime;
 
 use crate::Dispatcher;
 use crate::attempt::schedule;
@@ -14,36 +17,46 @@ use crate::batch::{Job, Kind};
 pub(crate) struct Due {
     /// To work on now.
     pub now: Vec<Job>,
-    /// Targeted attempts whose `not_before` is still ahead, with what is
-    /// left to wait.
+    /// Targeted attempts whose `not_before` (or throttle slot) is still
+    /// ahead, with what is left to wait.
     pub later: Vec<(Job, Duration)>,
 }
 
 /// Separates the targeted attempts whose `not_before` is still ahead from
 /// the work to do now.
 pub(crate) fn due(jobs: Vec<Job>) -> Due {
-    let now = now_utc().unix_timestamp();
+    let now = now_utc();
     let mut due = Due {
         now: Vec::with_capacity(jobs.len()),
         later: Vec::new(),
     };
     for job in jobs {
-        let left = match &job.kind {
-            Kind::Targeted(Target {
-                not_before: Some(at),
-                ..
-            }) => at.saturating_sub(now),
-            _ => 0,
-        };
-        // A second early is on time: SQS delays are whole seconds.
-        if left > 1 {
-            due.later
-                .push((job, Duration::from_secs(left.unsigned_abs())));
-        } else {
-            due.now.push(job);
+        match wait_of(&job.kind, now) {
+            Some(wait) => due.later.push((job, wait)),
+            None => due.now.push(job),
         }
     }
     due
+}
+
+/// What is left of a targeted attempt's wait, if it must go on waiting.
+fn wait_of(kind: &Kind, now: OffsetDateTime) -> Option<Duration> {
+    let Kind::Targeted(Target {
+        not_before, slot, ..
+    }) = kind
+    else {
+        return None;
+    };
+    // A second early is on time: SQS delays are whole seconds.
+    let by_time = not_before
+        .map(|at| at.saturating_sub(now.unix_timestamp()))
+        .filter(|left| *left > 1)
+        .map(|left| Duration::from_secs(left.unsigned_abs()));
+    let by_slot = slot.and_then(|slot| match turn(slot, unix_ms(now)) {
+        Turn::Later { delay_secs } => Some(Duration::from_secs(delay_secs)),
+        Turn::Now { .. } => None,
+    });
+    by_time.max(by_slot)
 }
 
 /// Queues each waiting attempt again for what is left of its wait; returns

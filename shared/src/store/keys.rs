@@ -76,6 +76,13 @@ pub const GSI2_ATTRIBUTES: [&str; 2] = ["outcome", "duration_ms"];
 pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 /// A webhook's slow-lane mark (see [`crate::lane`]).
 pub const SLOW_SINCE: &str = "slow_since";
+/// The webhook's throttle: its next free slot, and since when deliveries wait.
+pub const THROTTLE_NEXT: &str = "throttle_next";
+pub const THROTTLED_SINCE: &str = "throttled_since";
+/// The webhook's failing streak.
+pub const FAILING_SINCE: &str = "failing_since";
+pub const FAILING_NOTICE_AT: &str = "failing_notice_at";
+pub const LAST_ERROR: &str = "last_error";
 /// The table's TTL attribute.
 pub const EXPIRES_AT: &str = "expires_at";
 

@@ -29,7 +29,7 @@ pub use memory::MemoryStore;
 pub use modify::modify;
 pub use recoveries::{RecoveryStore, RecoveryWrite};
 pub use settings::SettingsStore;
-pub use webhooks::WebhookStore;
+pub use webhooks::{StreakChange, WebhookStore};
 
 /// Every aggregate's trait, for code that calls a concrete store's methods:
 /// `use shared::store::prelude::*;`.

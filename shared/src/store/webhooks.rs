@@ -1,10 +1,13 @@
-//! The webhook aggregate: a tenant's registrations and the slow-lane mark.
+//! The webhook aggregate: a tenant's registrations, and what the
+//! dispatcher writes on them: the slow-lane mark, the throttle's slots and
+//! the failing streak.
 
 use std::future::Future;
 
 use time::OffsetDateTime;
 
 use super::{Conditional, Page, StoreError};
+use crate::throttle::ThrottleRate;
 use crate::{TenantId, Webhook, WebhookId};
 
 pub trait WebhookStore: Send + Sync {
@@ -60,4 +63,53 @@ pub trait WebhookStore: Send + Sync {
         id: WebhookId,
         since: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<Conditional, StoreError>> + Send;
+
+    /// Reserves the webhook's next delivery slot under its throttle and
+    /// returns it (Unix ms): `now` when nothing waits, else the slot after
+    /// the last one taken. `waiting` is what the caller last saw (the
+    /// webhook's `throttle_next` ahead): it picks which write is tried
+    /// first, so that each reservation is one write in the common case.
+    /// `None` when the webhook no longer exists.
+    fn reserve_slot(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        rate: ThrottleRate,
+        now: OffsetDateTime,
+        waiting: bool,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// A change of the webhook's failing streak, only if its condition
+    /// holds (see [`StreakChange`]): `Applied` when this call made it.
+    fn change_streak(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        change: &StreakChange,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send;
+}
+
+/// The writes a failing streak makes, each on a change of state only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreakChange {
+    /// The first failure after a success (or ever): `failing_since = at`,
+    /// unless a streak is running.
+    Began { at: OffsetDateTime, error: String },
+    /// The streak's notice: `failing_notice_at = at`, if this streak (the
+    /// one since `since`) has not had one.
+    Noticed {
+        since: OffsetDateTime,
+        at: OffsetDateTime,
+        error: String,
+    },
+    /// A success: the streak's fields removed, if one was running.
+    Ended,
+    /// The webhook set inactive with `reason`, if it is still active and
+    /// still in the streak since `since`; its `updated_at` becomes `at`.
+    Disabled {
+        since: OffsetDateTime,
+        at: OffsetDateTime,
+        reason: String,
+        error: String,
+    },
 }

@@ -28,6 +28,7 @@ pub async fn create<S: WebhookStore>(
         description: input.description,
         retry_policy: input.retry_policy.unwrap_or_default(),
         payload: input.payload.unwrap_or_default(),
+        throttle_rate: input.throttle_rate,
         // A new endpoint starts on the slow lane until it answers quickly
         // (see shared::lane): one that is dead from the start never holds
         // the main lane.
@@ -107,23 +108,31 @@ pub async fn update<S: WebhookStore>(
             && *url != webhook.url
         {
             webhook.url = url.clone();
-            // A new endpoint starts on the slow lane, like a new webhook.
+            // A new endpoint starts on the slow lane, like a new webhook,
+            // and without the old one's failing streak.
             webhook.slow_since = Some(now_utc());
+            end_streak(webhook);
         }
         if let Some(events) = &input.events {
             webhook.events = events.clone();
         }
         if let Some(status) = input.status {
-            webhook.status = status;
-            if status == Status::Active {
+            if status == Status::Active && webhook.status == Status::Inactive {
+                // Turned back on: a fresh start, or the old streak's age
+                // would disable it again at its first failure.
                 webhook.disabled_reason = None;
+                end_streak(webhook);
             }
+            webhook.status = status;
         }
         if let Some(policy) = input.retry_policy {
             webhook.retry_policy = policy;
         }
         if let Some(form) = input.payload {
             webhook.payload = form;
+        }
+        if let Some(rate) = input.throttle_rate {
+            webhook.throttle_rate = rate;
         }
         if let Some(token) = &input.token {
             webhook.token = token.clone();
@@ -143,6 +152,13 @@ pub async fn update<S: WebhookStore>(
         StatusCode::OK,
         &WebhookView::new(&webhook, secrets),
     ))
+}
+
+/// Forgets the webhook's failing streak.
+fn end_streak(webhook: &mut Webhook) {
+    webhook.failing_since = None;
+    webhook.failing_notice_at = None;
+    webhook.last_error = None;
 }
 
 /// `DELETE /webhooks/{id}`.
@@ -216,5 +232,55 @@ mod tests {
         assert_eq!((r.status, r.code()), (400, "invalid_value"));
         let r = send(&app, Some(&key), "GET", "/webhooks?limit=0", None).await;
         assert_eq!(r.status, 400);
+    }
+
+    /// `throttle_rate` is an integer from 1 to 10,000 or null; anything
+    /// else is refused naming the field, and changes nothing.
+    #[tokio::test]
+    async fn a_throttle_is_set_changed_and_removed() {
+        let (app, key) = app(true).await;
+        let created = send(
+            &app,
+            Some(&key),
+            "POST",
+            "/webhooks",
+            Some(r#"{"url": "http://127.0.0.1:9/t", "events": ["async.completed"], "throttle_rate": 5}"#),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(created.body["throttle_rate"], 5);
+        assert!(created.body.get("throttled_since").is_none());
+        let path = format!("/webhooks/{}", created.body["id"].as_str().unwrap());
+        let invalid = ["0", "-1", "10001", "2.5"].map(|v| (v, "invalid_value"));
+        let mistyped = ["\"5\"", "true"].map(|v| (v, "invalid_type"));
+        for (bad, code) in invalid.into_iter().chain(mistyped) {
+            let body = format!(r#"{{"throttle_rate": {bad}}}"#);
+            let r = send(&app, Some(&key), "PATCH", &path, Some(&body)).await;
+            assert_eq!((r.status, r.code()), (400, code), "{bad}: {}", r.body);
+            assert_eq!(r.body["error"]["field"], "throttle_rate", "{bad}");
+        }
+        let r = send(&app, Some(&key), "GET", &path, None).await;
+        assert_eq!(r.body["throttle_rate"], 5, "unchanged by the refusals");
+        let r = send(
+            &app,
+            Some(&key),
+            "PATCH",
+            &path,
+            Some(r#"{"throttle_rate": 10000}"#),
+        )
+        .await;
+        assert_eq!(r.body["throttle_rate"], 10000);
+        let r = send(
+            &app,
+            Some(&key),
+            "PATCH",
+            &path,
+            Some(r#"{"throttle_rate": null}"#),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body["throttle_rate"].is_null());
+        let listed = send(&app, Some(&key), "GET", "/webhooks", None).await;
+        assert!(listed.body["data"][0]["throttle_rate"].is_null());
     }
 }

@@ -17,6 +17,7 @@ mod recoveries;
 mod settings;
 mod table;
 mod upgrade;
+mod webhook_state;
 mod webhooks;
 mod write;
 

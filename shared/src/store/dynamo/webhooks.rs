@@ -7,9 +7,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::query::{self, page};
+use super::webhook_state;
 use super::write::{applied, conditional, failed_condition, transact};
 use super::{DynamoStore, Item, Keyed, backend, item, key, number, parse};
-use crate::store::{Conditional, Page, StoreError, WebhookStore, keys};
+use crate::store::{Conditional, Page, StoreError, StreakChange, WebhookStore, keys};
+use crate::throttle::ThrottleRate;
 use crate::{TenantId, Webhook, WebhookId};
 
 fn webhook_item(webhook: &Webhook) -> Result<Item, StoreError> {
@@ -190,5 +192,25 @@ impl WebhookStore for DynamoStore {
                 .condition_expression("attribute_exists(#s)"),
         };
         applied(update.send().await)
+    }
+
+    async fn reserve_slot(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        rate: ThrottleRate,
+        now: OffsetDateTime,
+        waiting: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        webhook_state::reserve_slot(self, tenant, id, rate, now, waiting).await
+    }
+
+    async fn change_streak(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        change: &StreakChange,
+    ) -> Result<Conditional, StoreError> {
+        webhook_state::change_streak(self, tenant, id, change).await
     }
 }

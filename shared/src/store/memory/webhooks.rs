@@ -1,10 +1,11 @@
-//! Webhooks, and the slow-lane mark.
+//! Webhooks, and what the dispatcher writes on them.
 
 use time::OffsetDateTime;
 
 use super::MemoryStore;
-use crate::store::{Conditional, Page, StoreError, WebhookStore};
-use crate::{TenantId, Webhook, WebhookId};
+use crate::store::{Conditional, Page, StoreError, StreakChange, WebhookStore};
+use crate::throttle::{ThrottleRate, unix_ms};
+use crate::{Status, TenantId, Webhook, WebhookId};
 
 impl WebhookStore for MemoryStore {
     async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
@@ -108,5 +109,80 @@ impl WebhookStore for MemoryStore {
             webhook.slow_since = since;
         }
         Ok(Conditional::of(changes))
+    }
+
+    async fn reserve_slot(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        rate: ThrottleRate,
+        now: OffsetDateTime,
+        _waiting: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut inner = self.lock();
+        let Some(webhook) = inner.webhooks.get_mut(&(tenant.clone(), id)) else {
+            return Ok(None);
+        };
+        let now_ms = unix_ms(now);
+        let slot = match webhook.throttle_next {
+            Some(next) if next > now_ms => {
+                webhook.throttled_since.get_or_insert(now);
+                next
+            }
+            _ => {
+                webhook.throttled_since = None;
+                now_ms
+            }
+        };
+        webhook.throttle_next = Some(slot + rate.gap_ms());
+        Ok(Some(slot))
+    }
+
+    async fn change_streak(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        change: &StreakChange,
+    ) -> Result<Conditional, StoreError> {
+        let mut inner = self.lock();
+        let Some(w) = inner.webhooks.get_mut(&(tenant.clone(), id)) else {
+            return Ok(Conditional::Refused);
+        };
+        let applies = match change {
+            StreakChange::Began { .. } => w.failing_since.is_none(),
+            StreakChange::Noticed { since, .. } => {
+                w.failing_since == Some(*since) && w.failing_notice_at.is_none()
+            }
+            StreakChange::Ended => w.failing_since.is_some(),
+            StreakChange::Disabled { since, .. } => {
+                w.failing_since == Some(*since) && w.status == Status::Active
+            }
+        };
+        if applies {
+            match change {
+                StreakChange::Began { at, error } => {
+                    w.failing_since = Some(*at);
+                    w.last_error = Some(error.clone());
+                }
+                StreakChange::Noticed { at, error, .. } => {
+                    w.failing_notice_at = Some(*at);
+                    w.last_error = Some(error.clone());
+                }
+                StreakChange::Ended => {
+                    w.failing_since = None;
+                    w.failing_notice_at = None;
+                    w.last_error = None;
+                }
+                StreakChange::Disabled {
+                    at, reason, error, ..
+                } => {
+                    w.status = Status::Inactive;
+                    w.disabled_reason = Some(reason.clone());
+                    w.last_error = Some(error.clone());
+                    w.updated_at = *at;
+                }
+            }
+        }
+        Ok(Conditional::of(applies))
     }
 }

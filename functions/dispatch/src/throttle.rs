@@ -1,0 +1,230 @@
+//! The throttle stage of an attempt at a throttled webhook: reserve its
+//! slot (unless it holds one), then make it now or send it back to the
+//! queue until its slot. Nothing is dropped or failed for waiting, and a
+//! waiting attempt holds no batch: it is a delayed message, not a sleep.
+
+use std::time::Duration;
+
+use shared::Webhook;
+use shared::event::Event;
+use shared::slow_lane::Target;
+use shared::store::WebhookStore;
+use shared::throttle::{ThrottleRate, Turn, turn, unix_ms};
+use shared::webhook::now_utc;
+
+use crate::Dispatcher;
+use crate::attempt::schedule;
+use crate::plan::Nth;
+use crate::unfinished::Unfinished;
+
+/// What the throttle made of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// Its slot has come: make it.
+    Now,
+    /// Sent back to the queue, to be made at its slot.
+    SentBack,
+    /// The webhook was deleted meanwhile: nothing to make.
+    Gone,
+}
+
+/// Reserves the attempt's slot (one write; none when the message carries
+/// its slot already) and makes it wait for it: in place for at most
+/// [`shared::throttle::EARLY_MS`], otherwise on the queue. `Err` when the
+/// slot could not be reserved or the message not sent back: the message
+/// comes back and the attempt is tried again.
+pub(crate) async fn admit<S: WebhookStore>(
+    d: &Dispatcher<S>,
+    webhook: &Webhook,
+    rate: ThrottleRate,
+    event: &Event,
+    nth: Nth,
+) -> Result<Admitted, Unfinished> {
+    let slot = match nth.slot {
+        Some(slot) => slot,
+        None => {
+            let now = now_utc();
+            // What the plan read: deliveries were waiting then (the slot
+            // only moves forward), so the reservation adds to the queue.
+            let waiting = webhook
+                .throttle_next
+                .is_some_and(|next| next > unix_ms(now));
+            let reserved = d
+                .store
+                .reserve_slot(&webhook.tenant_id, webhook.id, rate, now, waiting)
+                .await;
+            match reserved {
+                Ok(Some(slot)) => slot,
+                Ok(None) => return Ok(Admitted::Gone),
+                Err(e) => {
+                    tracing::error!(webhook_id = %webhook.id, error = %e, "reserving a throttle slot failed");
+                    return Err(Unfinished::NotReserved);
+                }
+            }
+        }
+    };
+    match turn(slot, unix_ms(now_utc())) {
+        Turn::Now { wait_ms } => {
+            tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
+            Ok(Admitted::Now)
+        }
+        Turn::Later { delay_secs } => {
+            let target = Target {
+                slot: Some(slot),
+                ..Target::now(webhook.id, nth.number, nth.manual)
+            };
+            schedule(d, event, target, Duration::from_secs(delay_secs))
+                .await
+                .map_err(|e| {
+                    tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "sending a throttled attempt back to the queue failed");
+                    Unfinished::NotForwarded
+                })?;
+            tracing::debug!(webhook_id = %webhook.id, event_id = %event.id, delay_secs, "throttled attempt waits for its slot");
+            Ok(Admitted::SentBack)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    use shared::store::WebhookStore;
+    use shared::throttle::ThrottleRate;
+
+    use super::*;
+    use crate::testing::{event, records_of, run, setup};
+
+    /// Six events at a webhook throttled to 2 a second: the main lane hands
+    /// them all over; the slow lane makes each at its slot, at most 0.5 s
+    /// apart, sending the later ones back to the queue (unrecorded, not
+    /// failed) until their slot; each is delivered once.
+    #[tokio::test]
+    async fn a_throttled_webhook_takes_its_events_at_its_rate() {
+        let (d, mut webhook, receiver, queued) = setup(true).await;
+        receiver.hang.store(false, Ordering::SeqCst);
+        webhook.slow_since = None;
+        webhook.throttle_rate = Some(ThrottleRate::new(2).unwrap());
+        let loaded = d
+            .store()
+            .get_webhook(&webhook.tenant_id, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        d.store()
+            .update_webhook(&webhook, loaded.updated_at)
+            .await
+            .unwrap();
+
+        let events: Vec<_> = (0..6).map(|_| event()).collect();
+        let bodies: Vec<String> = events.iter().map(|e| e.to_json()).collect();
+        assert!(run(&d, &bodies).await.is_empty());
+        assert_eq!(
+            receiver.requests.load(Ordering::SeqCst),
+            0,
+            "all handed over"
+        );
+
+        let started = Instant::now();
+        let mut sent_back = 0;
+        while receiver.requests.load(Ordering::SeqCst) < 6
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            let messages: Vec<(String, Duration)> = std::mem::take(&mut *queued.lock().unwrap());
+            if messages.iter().any(|(m, _)| m.contains("\"slot\"")) {
+                sent_back += 1;
+            }
+            // The memory queue does not delay: wait for the soonest.
+            if let Some(soonest) = messages.iter().map(|(_, delay)| *delay).min() {
+                tokio::time::sleep(soonest).await;
+            }
+            let bodies: Vec<String> = messages.into_iter().map(|(m, _)| m).collect();
+            assert!(
+                run(&d, &bodies).await.is_empty(),
+                "nothing fails for waiting"
+            );
+        }
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 6);
+        assert!(sent_back > 0, "later slots waited on the queue");
+        // Six slots 0.5 s apart: the last no sooner than 2.5 s after the first.
+        assert!(
+            started.elapsed() >= Duration::from_millis(2400),
+            "{:?}",
+            started.elapsed()
+        );
+        for e in &events {
+            let records = records_of(&d, &webhook, e).await;
+            assert_eq!(records.len(), 1, "each event delivered once");
+            assert_eq!(records[0].outcome.as_str(), "delivered");
+        }
+    }
+
+    /// The negative control: unthrottled, the same events go out at once,
+    /// with no reservation written.
+    #[tokio::test]
+    async fn an_unthrottled_webhook_reserves_nothing() {
+        let (d, mut webhook, receiver, queued) = setup(true).await;
+        receiver.hang.store(false, Ordering::SeqCst);
+        webhook.slow_since = None;
+        let loaded = d
+            .store()
+            .get_webhook(&webhook.tenant_id, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        d.store()
+            .update_webhook(&webhook, loaded.updated_at)
+            .await
+            .unwrap();
+        let bodies: Vec<String> = (0..6).map(|_| event().to_json()).collect();
+        assert!(run(&d, &bodies).await.is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 6);
+        assert!(queued.lock().unwrap().is_empty());
+        let after = d
+            .store()
+            .get_webhook(&webhook.tenant_id, webhook.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.throttle_next, None);
+    }
+
+    /// While attempts wait for their slot the webhook says since when; a
+    /// reservation that finds none waiting clears it.
+    #[tokio::test]
+    async fn throttled_since_shows_while_attempts_wait() {
+        let (d, mut webhook, _receiver, _) = setup(true).await;
+        let rate = ThrottleRate::new(1).unwrap();
+        let store = d.store();
+        webhook.throttle_rate = Some(rate);
+        store
+            .update_webhook(&webhook, webhook.updated_at)
+            .await
+            .unwrap();
+        let now = now_utc();
+        let (t, id) = (&webhook.tenant_id, webhook.id);
+        let first = store
+            .reserve_slot(t, id, rate, now, false)
+            .await
+            .unwrap()
+            .unwrap();
+        let second = store
+            .reserve_slot(t, id, rate, now, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second - first, 1000);
+        let w = store.get_webhook(t, id).await.unwrap().unwrap();
+        assert_eq!(w.throttled(now), Some(now));
+        assert_eq!(
+            w.throttled(now + time::Duration::seconds(2)),
+            None,
+            "the wait is over"
+        );
+        let later = now + time::Duration::seconds(5);
+        store.reserve_slot(t, id, rate, later, false).await.unwrap();
+        let w = store.get_webhook(t, id).await.unwrap().unwrap();
+        assert_eq!(w.throttled_since, None);
+    }
+}

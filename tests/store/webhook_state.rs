@@ -1,0 +1,187 @@
+//! What the dispatcher writes on a webhook: the throttle's slots and the
+//! failing streak, each conditional, on both stores.
+
+use shared::Status;
+use shared::store::prelude::*;
+use shared::store::{Conditional, MemoryStore, StreakChange};
+use shared::throttle::ThrottleRate;
+use shared::webhook::now_utc;
+use testkit::fresh_store;
+use time::Duration;
+
+use super::webhook;
+
+/// Slots a gap apart while attempts wait, with whatever guess the caller
+/// makes; `now` again once the wait is over; none for a webhook that is gone.
+async fn slots(store: &impl WebhookStore) {
+    let w = webhook("acme");
+    store.create_webhook(&w, 10).await.unwrap();
+    let rate = ThrottleRate::new(4).unwrap();
+    let now = now_utc();
+    let now_ms = shared::throttle::unix_ms(now);
+    let reserve = |at, waiting| store.reserve_slot(&w.tenant_id, w.id, rate, at, waiting);
+    let mut taken = Vec::new();
+    for waiting in [false, false, true, false, true] {
+        taken.push(reserve(now, waiting).await.unwrap().unwrap() - now_ms);
+    }
+    assert_eq!(taken, [0, 250, 500, 750, 1000]);
+    let read = store
+        .get_webhook(&w.tenant_id, w.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.throttled_since.map(|t| t.unix_timestamp()),
+        Some(now.unix_timestamp())
+    );
+    assert_eq!(
+        read.updated_at, w.updated_at,
+        "the customer's version stays"
+    );
+
+    // Long after: nothing waits, whatever the stale guess says.
+    let later = now + Duration::minutes(1);
+    let later_ms = shared::throttle::unix_ms(later);
+    assert_eq!(reserve(later, true).await.unwrap(), Some(later_ms));
+    assert_eq!(reserve(later, false).await.unwrap(), Some(later_ms + 250));
+    let read = store
+        .get_webhook(&w.tenant_id, w.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.throttle_next, Some(later_ms + 500));
+
+    let gone = webhook("acme");
+    assert_eq!(
+        store
+            .reserve_slot(&gone.tenant_id, gone.id, rate, now, false)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reserve_slot(&gone.tenant_id, gone.id, rate, now, true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_webhook(&gone.tenant_id, gone.id).await.unwrap(),
+        None,
+        "nothing made"
+    );
+}
+
+/// A streak begins once, is noticed once, ends on a success, and disables
+/// only the streak it was asked about.
+async fn streak(store: &impl WebhookStore) {
+    let w = webhook("acme");
+    store.create_webhook(&w, 10).await.unwrap();
+    let (tenant, id) = (&w.tenant_id, w.id);
+    let change =
+        |c: StreakChange| async move { store.change_streak(tenant, id, &c).await.unwrap() };
+    let since = now_utc();
+    let began = |at| StreakChange::Began {
+        at,
+        error: "timeout".into(),
+    };
+    assert_eq!(change(began(since)).await, Conditional::Applied);
+    assert_eq!(
+        change(began(since + Duration::seconds(1))).await,
+        Conditional::Refused,
+        "one streak at a time"
+    );
+    let noticed = |since| StreakChange::Noticed {
+        since,
+        at: now_utc(),
+        error: "status 503".into(),
+    };
+    assert_eq!(
+        change(noticed(since - Duration::seconds(1))).await,
+        Conditional::Refused,
+        "another streak"
+    );
+    assert_eq!(change(noticed(since)).await, Conditional::Applied);
+    assert_eq!(
+        change(noticed(since)).await,
+        Conditional::Refused,
+        "once a streak"
+    );
+    let read = store
+        .get_webhook(&w.tenant_id, w.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.failing_since, Some(since));
+    assert!(read.failing_notice_at.is_some());
+    assert_eq!(read.last_error.as_deref(), Some("status 503"));
+
+    let disabled = |since| StreakChange::Disabled {
+        since,
+        at: now_utc(),
+        reason: "every attempt failed".into(),
+        error: "timeout".into(),
+    };
+    assert_eq!(
+        change(disabled(since + Duration::seconds(1))).await,
+        Conditional::Refused
+    );
+    assert_eq!(change(disabled(since)).await, Conditional::Applied);
+    assert_eq!(
+        change(disabled(since)).await,
+        Conditional::Refused,
+        "inactive already"
+    );
+    let read = store
+        .get_webhook(&w.tenant_id, w.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.status, Status::Inactive);
+    assert_eq!(
+        read.disabled_reason.as_deref(),
+        Some("every attempt failed")
+    );
+    assert!(
+        read.updated_at > w.updated_at,
+        "a change of the customer's status"
+    );
+
+    assert_eq!(change(StreakChange::Ended).await, Conditional::Applied);
+    assert_eq!(change(StreakChange::Ended).await, Conditional::Refused);
+    let read = store
+        .get_webhook(&w.tenant_id, w.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (read.failing_since, read.failing_notice_at, read.last_error),
+        (None, None, None)
+    );
+
+    let gone = webhook("acme");
+    let refused = store
+        .change_streak(&gone.tenant_id, gone.id, &began(since))
+        .await
+        .unwrap();
+    assert_eq!(refused, Conditional::Refused);
+    assert_eq!(
+        store.get_webhook(&gone.tenant_id, gone.id).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn dynamo_store_keeps_slots_and_streaks() {
+    let store = fresh_store().await;
+    slots(&store).await;
+    streak(&store).await;
+}
+
+#[tokio::test]
+async fn memory_store_keeps_slots_and_streaks() {
+    let store = MemoryStore::default();
+    slots(&store).await;
+    streak(&store).await;
+}
