@@ -38,6 +38,14 @@ impl NewEvent {
             .event_type
             .parse::<EventType>()
             .map_err(|e| ValidationError::new("type", e.to_string()))?;
+        if event_type.is_notice() {
+            return Err(ValidationError::new(
+                "type",
+                format!(
+                    "{event_type} is a notice the platform sends about webhooks; producers emit job events only"
+                ),
+            ));
+        }
         Ok(Event {
             id,
             tenant_id: TenantId::parse(&self.tenant_id)?,

@@ -6,7 +6,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ValidationError;
 
-/// The platform's event types. The order of declaration is the canonical order.
+/// The platform's event types: the six its jobs produce, then the notices
+/// the webhook platform sends about a tenant's own webhooks. The order of
+/// declaration is the canonical order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventType {
     AsyncCompleted,
@@ -15,10 +17,24 @@ pub enum EventType {
     FlowxErrored,
     FlowxSkipped,
     FactxQuery,
+    WebhookFailing,
+    WebhookDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 8] = [
+        EventType::AsyncCompleted,
+        EventType::AsyncErrored,
+        EventType::FlowxCompleted,
+        EventType::FlowxErrored,
+        EventType::FlowxSkipped,
+        EventType::FactxQuery,
+        EventType::WebhookFailing,
+        EventType::WebhookDisabled,
+    ];
+
+    /// The events the platform's jobs produce (producers emit these).
+    pub const JOBS: [EventType; 6] = [
         EventType::AsyncCompleted,
         EventType::AsyncErrored,
         EventType::FlowxCompleted,
@@ -26,6 +42,14 @@ impl EventType {
         EventType::FlowxSkipped,
         EventType::FactxQuery,
     ];
+
+    /// The notices about a tenant's webhooks: sent by the dispatcher only,
+    /// never taken from a producer.
+    pub const NOTICES: [EventType; 2] = [EventType::WebhookFailing, EventType::WebhookDisabled];
+
+    pub const fn is_notice(self) -> bool {
+        matches!(self, EventType::WebhookFailing | EventType::WebhookDisabled)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +59,8 @@ impl EventType {
             EventType::FlowxErrored => "flowx.errored",
             EventType::FlowxSkipped => "flowx.skipped",
             EventType::FactxQuery => "factx.query",
+            EventType::WebhookFailing => "webhook.failing",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -49,6 +75,12 @@ impl EventType {
             }
             EventType::FlowxSkipped => "The user skipped the hosted onboarding flow.",
             EventType::FactxQuery => "A follow-up query was posted on a background-check profile.",
+            EventType::WebhookFailing => {
+                "One of the tenant's webhooks has failed 4 attempts in a row (sent once per failing streak)."
+            }
+            EventType::WebhookDisabled => {
+                "The platform set one of the tenant's webhooks inactive: every attempt failed for days, or the endpoint answered 410 Gone."
+            }
         }
     }
 
@@ -153,7 +185,9 @@ mod tests {
                 "flowx.completed",
                 "flowx.errored",
                 "flowx.skipped",
-                "factx.query"
+                "factx.query",
+                "webhook.failing",
+                "webhook.disabled"
             ]
         );
     }
@@ -181,6 +215,8 @@ mod tests {
         assert!(serde_json::from_str::<EventSet>("[]").is_err());
         let one: EventSet = serde_json::from_str(r#"["flowx.skipped"]"#).unwrap();
         assert!(one.contains(EventType::FlowxSkipped));
+        assert!(EventType::NOTICES.iter().all(|t| t.is_notice()));
+        assert!(EventType::JOBS.iter().all(|t| !t.is_notice()));
         assert!(!one.contains(EventType::FlowxErrored));
     }
 }

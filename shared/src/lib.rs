@@ -16,6 +16,7 @@ pub mod json;
 pub mod key_lifecycle;
 pub mod lane;
 pub mod logging;
+pub mod notice;
 pub mod random;
 pub mod recovery;
 pub mod requeue;

@@ -96,6 +96,14 @@ impl Requeue {
             .await
     }
 
+    /// Sends a platform notice (an event envelope) now, on the slow lane's
+    /// queue like every message the platform makes: a notice on the
+    /// producers' queue is refused.
+    pub async fn send_notice(&self, notice: &crate::event::Event) -> Result<(), String> {
+        self.send_body(notice.to_json(), &notice.tenant_id, Duration::ZERO)
+            .await
+    }
+
     /// Sends the rest of a recovery's window after `delay` (at most 15
     /// minutes), on the slow lane like the attempts it queues.
     pub async fn send_recovery(

@@ -27,6 +27,12 @@ pub const fn data(event_type: EventType) -> &'static str {
         EventType::FactxQuery => {
             r#"{"profile_id":"prof_01JDQ84E8N1P6R3T7V0X2Z5B9C","query_id":"qry_01JDQ85F9P2Q7S4U8W1Y3A6C0D","check":"employment","question":"Please confirm the applicant's employment dates at Acme Pte Ltd.","posted_by":"background_check_analyst","posted_at":"2026-11-25T10:30:44Z"}"#
         }
+        EventType::WebhookFailing => {
+            r#"{"webhook_id":"wh_01JDQ86G0Q3R8T5V9X2Z4B7D1E","url":"https://hooks.example.com/ekyc","failing_since":"2026-11-25T09:58:12Z","last_error":"timeout"}"#
+        }
+        EventType::WebhookDisabled => {
+            r#"{"webhook_id":"wh_01JDQ86G0Q3R8T5V9X2Z4B7D1E","url":"https://hooks.example.com/ekyc","failing_since":"2026-11-20T09:58:12Z","last_error":"status 503","reason":"every attempt has failed since 2026-11-20T09:58:12Z; set the status to active to resume deliveries"}"#
+        }
     }
 }
 
@@ -51,7 +57,7 @@ mod tests {
         for t in EventType::ALL {
             let value: serde_json::Value = serde_json::from_str(data(t)).unwrap();
             let object = value.as_object().unwrap();
-            let subject = ["request_id", "session_id", "query_id"];
+            let subject = ["request_id", "session_id", "query_id", "webhook_id"];
             assert!(subject.iter().any(|k| object.contains_key(*k)), "{t}");
         }
     }

@@ -35,6 +35,10 @@ pub struct Settings {
     /// filtered by value, each up to a few hundred read units; beyond it
     /// the API answers 429.
     pub costly_reads_per_minute: u32,
+    /// A webhook whose every attempt has failed for this long is set
+    /// inactive, with a `webhook.disabled` notice
+    /// (`AUTO_DISABLE_AFTER_SECONDS`; 0: never).
+    pub auto_disable_after: Option<Duration>,
     /// Requests a tenant may make per second in one api container
     /// (`TENANT_REQUESTS_PER_SECOND`, twice that in a burst); beyond it 429.
     pub tenant_requests_per_second: u32,
@@ -174,6 +178,10 @@ pub const VARIABLES: &[Variable] = &[
         name: "MAX_DELIVERIES_IN_FLIGHT",
         set_for: &[Function::Dispatch],
     },
+    Variable {
+        name: "AUTO_DISABLE_AFTER_SECONDS",
+        set_for: &[Function::Dispatch],
+    },
     // Tests and the local stack only: deployed functions never reach a
     // private address, and keep the documented retry schedule.
     Variable {
@@ -234,6 +242,8 @@ impl Settings {
     pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
     pub const DEFAULT_SECRET_OVERLAP_HOURS: u32 = 24;
     pub const DEFAULT_API_KEY_CACHE_TTL_SECONDS: u32 = 30;
+    /// Five days of nothing but failures.
+    pub const DEFAULT_AUTO_DISABLE_AFTER_SECONDS: u32 = 432_000;
 
     /// Every default, on `table`: the one constructor for tests and the CLI,
     /// which then override what they need; `from_lookup` starts from it too.
@@ -251,6 +261,9 @@ impl Settings {
             recovery_checks_per_minute: Self::DEFAULT_RECOVERY_CHECKS_PER_MINUTE,
             costly_reads_per_minute: Self::DEFAULT_COSTLY_READS_PER_MINUTE,
             tenant_requests_per_second: Self::DEFAULT_TENANT_REQUESTS_PER_SECOND,
+            auto_disable_after: Some(Duration::from_secs(u64::from(
+                Self::DEFAULT_AUTO_DISABLE_AFTER_SECONDS,
+            ))),
             unknown_key_requests_per_second: Self::DEFAULT_UNKNOWN_KEY_REQUESTS_PER_SECOND,
             max_deliveries_in_flight: Self::DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
             test_events_per_10_seconds: Self::DEFAULT_TEST_EVENTS_PER_10_SECONDS,
@@ -380,6 +393,22 @@ impl Settings {
                         })?,
                 },
             )),
+            auto_disable_after: match lookup("AUTO_DISABLE_AFTER_SECONDS").filter(|v| !v.is_empty())
+            {
+                None => d.auto_disable_after,
+                Some(v) => match v.parse::<u32>() {
+                    Ok(0) => None,
+                    Ok(secs) => Some(Duration::from_secs(u64::from(secs))),
+                    Err(_) => {
+                        return Err(SettingsError {
+                            name: "AUTO_DISABLE_AFTER_SECONDS",
+                            problem: format!(
+                                "must be a whole number of seconds, 0 to turn it off (got {v:?})"
+                            ),
+                        });
+                    }
+                },
+            },
             origin_secret: lookup("ORIGIN_VERIFY_SECRET")
                 .filter(|v| !v.is_empty())
                 .map(OriginSecret),
@@ -524,6 +553,16 @@ mod tests {
         let secs: Vec<u64> = s.retry_schedule.iter().map(Duration::as_secs).collect();
         assert_eq!(secs, [1, 2, 3]);
         assert_eq!(s.event_retention_days, 3);
+        assert_eq!(
+            Settings::with_table("t").auto_disable_after,
+            Some(Duration::from_secs(432_000))
+        );
+        let off = from(&[("TABLE_NAME", "t"), ("AUTO_DISABLE_AFTER_SECONDS", "0")]).unwrap();
+        assert_eq!(off.auto_disable_after, None);
+        let short = from(&[("TABLE_NAME", "t"), ("AUTO_DISABLE_AFTER_SECONDS", "3")]).unwrap();
+        assert_eq!(short.auto_disable_after, Some(Duration::from_secs(3)));
+        let e = from(&[("TABLE_NAME", "t"), ("AUTO_DISABLE_AFTER_SECONDS", "-1")]).unwrap_err();
+        assert!(e.to_string().contains("AUTO_DISABLE_AFTER_SECONDS"));
         assert_eq!(s.api_key_cache_ttl, Duration::from_secs(30));
         let off = from(&[("TABLE_NAME", "t"), ("API_KEY_CACHE_TTL_SECONDS", "0")]).unwrap();
         assert_eq!(off.api_key_cache_ttl, Duration::ZERO);

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const API = process.env.API;
@@ -474,6 +475,223 @@ test('a thin webhook is made with the form, shows its payload, and gets no data'
   await page.locator('#payload-text', { hasText: /^Full event$/ }).waitFor();
   assert.equal((await apiGet(`webhooks/${created.id}`)).body.payload, 'full');
   assert.equal((await apiCall('DELETE', `webhooks/${created.id}`)).status, 204);
+});
+
+/**
+ * Sets (and removes) attributes of a webhook's item in the local stack's
+ * table on moto, as the dispatcher would: boto3 from the repository's venv
+ * (scripts/moto made it, and exported the endpoint and credentials).
+ */
+function writeWebhookItem(id, set, remove = []) {
+  const python = fileURLToPath(new URL('../../.venv/bin/python', import.meta.url));
+  const script = `
+import json, sys, boto3
+a = json.loads(sys.argv[1])
+names = {f"#s{i}": k for i, k in enumerate(a["set"])}
+names.update({f"#r{i}": k for i, k in enumerate(a["remove"])})
+expression = "SET " + ", ".join(f"#s{i} = :s{i}" for i in range(len(a["set"])))
+if a["remove"]:
+    expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(a["remove"])))
+boto3.client("dynamodb").update_item(
+    TableName=a["table"], Key={"PK": {"S": a["pk"]}, "SK": {"S": a["sk"]}},
+    UpdateExpression=expression, ConditionExpression="attribute_exists(PK)",
+    ExpressionAttributeNames=names,
+    ExpressionAttributeValues={f":s{i}": {"S": v} for i, v in enumerate(a["set"].values())})
+`;
+  // The table and tenant scripts/browser-test starts the local stack with.
+  execFileSync(python, ['-c', script, JSON.stringify({
+    table: 'webhooks-browser', pk: `TENANT#${process.env.TENANT}`, sk: `WEBHOOK#${id}`, set, remove,
+  })]);
+}
+
+/** The JSON body of the page's next `method` request to `path` of the API, once `action` has run. */
+async function requestOf(method, path, action) {
+  const seen = page.waitForRequest((r) => r.method() === method && r.url() === `${API}/${path}`);
+  await action();
+  return (await seen).postDataJSON();
+}
+
+test('a throttle: refused beside its field out of range, saved with the form, changed and removed', async () => {
+  const url = receiverUrl().replace(/hook$/, 'throttled');
+  await page.locator('#nav').getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('link', { name: 'New Webhook' }).click();
+  await page.getByRole('heading', { name: 'New Webhook' }).waitFor();
+  const throttle = page.getByLabel('Throttle (deliveries per second)');
+  assert.equal(await throttle.inputValue(), '', 'no cap by default');
+  assert.deepEqual(await throttle.evaluate((i) => [i.type, i.min, i.max, i.step]), ['number', '1', '10000', '1']);
+  await page.getByLabel('URL').fill(url);
+  await page.getByLabel(/async\.completed/).check();
+
+  // The form does not validate in the browser (min=1 blocks nothing): the API judges.
+  await throttle.fill('0');
+  const refusedBody = await requestOf('POST', 'webhooks', () => page.getByRole('button', { name: 'Submit' }).click());
+  assert.equal(refusedBody.throttle_rate, 0, 'sent as a number');
+  const error = page.locator('#throttle_rate-error');
+  await error.filter({ hasText: /from 1 to 10000/ }).waitFor();
+  assert.equal(await throttle.getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#url-error').textContent(), '');
+  assert.ok(!(await apiGet('webhooks')).body.data.some((w) => w.url === url), 'nothing was created');
+
+  await throttle.fill('25');
+  const body = await requestOf('POST', 'webhooks', () => page.getByRole('button', { name: 'Submit' }).click());
+  assert.strictEqual(body.throttle_rate, 25);
+  await page.getByRole('heading', { name: 'Webhook created' }).waitFor();
+  const created = (await apiGet('webhooks')).body.data.find((w) => w.url === url);
+  assert.ok(created, 'the webhook exists through the API');
+  assert.equal(created.throttle_rate, 25);
+
+  await page.getByRole('link', { name: 'Go to the webhook' }).click();
+  await page.getByRole('heading', { name: url }).waitFor();
+  assert.equal(await page.locator('#throttle-text').textContent(), 'at most 25 deliveries per second');
+  assert.equal(await throttle.inputValue(), '25');
+  assert.equal(await page.locator('#failing-banner').count(), 0, 'no banner for a webhook that does not fail');
+
+  // Changed in the edit form; left alone, it is not sent.
+  await throttle.fill('40');
+  let patch = await requestOf('PATCH', `webhooks/${created.id}`, () => page.getByRole('button', { name: 'Save changes' }).click());
+  assert.strictEqual(patch.throttle_rate, 40);
+  await page.locator('#throttle-text', { hasText: /^at most 40 deliveries per second$/ }).waitFor();
+  assert.equal((await apiGet(`webhooks/${created.id}`)).body.throttle_rate, 40);
+  patch = await requestOf('PATCH', `webhooks/${created.id}`, () => page.getByRole('button', { name: 'Save changes' }).click());
+  assert.ok(!('throttle_rate' in patch), 'unchanged: not sent');
+
+  // Out of range in the edit form: the API's message beside the field, nothing changed.
+  await throttle.fill('10001');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('#edit-form #throttle_rate-error').filter({ hasText: /from 1 to 10000/ }).waitFor();
+  assert.equal((await apiGet(`webhooks/${created.id}`)).body.throttle_rate, 40);
+
+  // Emptied: null removes the cap.
+  await throttle.fill('');
+  patch = await requestOf('PATCH', `webhooks/${created.id}`, () => page.getByRole('button', { name: 'Save changes' }).click());
+  assert.strictEqual(patch.throttle_rate, null);
+  await page.locator('#throttle-text', { hasText: /^no cap$/ }).waitFor();
+  assert.equal(await page.locator('#edit-form #throttle_rate-error').textContent(), '');
+  const removed = (await apiGet(`webhooks/${created.id}`)).body;
+  assert.ok('throttle_rate' in removed, 'always in the answer');
+  assert.equal(removed.throttle_rate, null);
+
+  // While deliveries wait under the throttle, the page says since when
+  // (the API's answer is amended here: a real wait needs a burst).
+  const since = new Date(Date.now() - 90 * 1000).toISOString();
+  const route = `${API}/webhooks/${created.id}`;
+  await page.route(route, async (r) => {
+    if (r.request().method() !== 'GET') return r.fallback();
+    const response = await r.fetch();
+    return r.fulfill({ response, json: { ...(await response.json()), throttle_rate: 5, throttled_since: since } });
+  });
+  try {
+    await page.reload();
+    await page.getByRole('heading', { name: url }).waitFor();
+    const local = await page.evaluate((t) => new Date(t).toLocaleString(), since);
+    assert.equal(await page.locator('#throttled-note').textContent(), `Deliveries waiting under the throttle since ${local}.`);
+    assert.equal(await page.locator('#throttle-text').textContent(), 'at most 5 deliveries per second');
+  } finally {
+    await page.unroute(route);
+  }
+  assert.equal((await apiCall('DELETE', `webhooks/${created.id}`)).status, 204);
+});
+
+test('a failing webhook turned off by the platform: a banner, and one click re-enables it and resends what failed', async () => {
+  const url = receiverUrl().replace(/hook$/, 'failing');
+  const made = await apiCall('POST', 'webhooks', { url, events: ['async.completed'] });
+  assert.equal(made.status, 201);
+  const { id } = await made.json();
+  // One event fails (503) ...
+  state.down = true;
+  let failed;
+  try {
+    failed = emit('async.completed', { n: 5 });
+    await until('its attempt', () => refused.some((r) => r.headers['webhook-id'] === failed));
+    await until('its record', async () => (await apiGet(`webhooks/${id}/deliveries?outcome=http_error`)).body.data.length === 1);
+  } finally {
+    state.down = false;
+  }
+  // ... and the platform has turned the webhook off (written as the dispatcher would).
+  const since = new Date(Date.now() - 3600 * 1000);
+  since.setMilliseconds(0);
+  const failingSince = since.toISOString().replace('.000Z', 'Z');
+  const lastError = `status 503 ${XSS}`;
+  const reason = `every attempt has failed since ${failingSince}; turned off by the platform`;
+  writeWebhookItem(id, { status: 'inactive', disabled_reason: reason, failing_since: failingSince, last_error: lastError });
+  const seeded = (await apiGet(`webhooks/${id}`)).body;
+  assert.equal(seeded.status, 'inactive');
+  assert.equal(Date.parse(seeded.failing_since), since.getTime(), 'the API shows failing_since');
+  assert.equal(seeded.last_error, lastError);
+
+  // The list marks it.
+  await page.locator('#nav').getByRole('link', { name: 'Webhooks' }).click();
+  const row = page.locator('#webhook-list tr', { hasText: url });
+  await row.waitFor();
+  assert.match(await row.locator('td[data-label="Status"]').textContent(), /inactive\s+failing/);
+
+  await row.getByRole('link', { name: url }).click();
+  await page.getByRole('heading', { name: url }).waitFor();
+  const banner = page.locator('#failing-banner');
+  await banner.waitFor();
+  assert.equal(await banner.getAttribute('role'), 'alert');
+  const local = await page.evaluate((t) => new Date(t).toLocaleString(), failingSince);
+  assert.equal(await page.locator('#failing-title').textContent(), `Failing since ${local}`);
+  assert.equal(await page.locator('#failing-error').textContent(), `Last error: ${lastError}`);
+  assert.equal(await page.locator('#disabled-reason').textContent(), `Disabled: ${reason}`);
+  assert.equal(await page.locator('#failing-banner img').count(), 0, 'the error is shown as text');
+  assert.equal(await banner.getByRole('button').count(), 1, 'one button');
+  assert.equal(await page.locator('#status-text').textContent(), 'Inactive');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scrolling with the banner (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1200, height: 900 });
+
+  // One click: PATCH status active, then the recovery since the streak began.
+  const calls = [];
+  const watch = (r) => {
+    if (r.url().startsWith(`${API}/webhooks/${id}`) && r.method() !== 'GET') calls.push([r.method(), r.url().slice(API.length + 1), r.postDataJSON()]);
+  };
+  page.on('request', watch);
+  const delivered = received.length;
+  await page.getByRole('button', { name: 'Re-enable and resend failed deliveries' }).click();
+  await page.locator('#failing-recover-done', { hasText: 'Queued 1 failed deliveries.' }).waitFor();
+  page.off('request', watch);
+  assert.deepEqual(calls.map(([method, path]) => [method, path]), [['PATCH', `webhooks/${id}`], ['POST', `webhooks/${id}/recover`]]);
+  assert.deepEqual(calls[0][2], { status: 'active' });
+  assert.deepEqual(Object.keys(calls[1][2]), ['since'], 'a recovery, not a dry run');
+  assert.equal(Date.parse(calls[1][2].since), since.getTime(), 'since the streak began');
+  await until('the resent event', () => received.slice(delivered).some((r) => r.headers['webhook-id'] === failed));
+  const now = (await apiGet(`webhooks/${id}`)).body;
+  assert.equal(now.status, 'active');
+  assert.equal(now.disabled_reason, undefined, 'activating clears the reason');
+  const recovery = (await apiGet(`webhooks/${id}/recovery`)).body;
+  assert.equal(Date.parse(recovery.since), since.getTime());
+  // The page read the webhook again.
+  await page.locator('#status-text', { hasText: /^Active$/ }).waitFor();
+  assert.equal(await page.locator('#disabled-reason').count(), 0);
+  assert.ok(await page.getByRole('switch').isChecked());
+  // The resend succeeded: the streak is over, and the banner goes.
+  await until('the streak to end', async () => (await apiGet(`webhooks/${id}`)).body.failing_since === undefined);
+  await page.reload();
+  await page.getByRole('heading', { name: url }).waitFor();
+  await page.locator('#delivery-log').waitFor();
+  assert.equal(await page.locator('#failing-banner').count(), 0);
+
+  // Turned off with no streak on record: the recovery starts at the time the reason names.
+  const earlier = new Date(Date.now() - 2 * 3600 * 1000);
+  earlier.setMilliseconds(0);
+  writeWebhookItem(id, {
+    status: 'inactive',
+    disabled_reason: `every attempt has failed since ${earlier.toISOString().replace('.000Z', 'Z')}; turned off by the platform`,
+  }, ['failing_since', 'last_error']);
+  await page.reload();
+  await page.locator('#failing-title', { hasText: /^Turned off by the platform$/ }).waitFor();
+  assert.equal(await page.locator('#failing-error').count(), 0);
+  const recover = await requestOf('POST', `webhooks/${id}/recover`,
+    () => page.getByRole('button', { name: 'Re-enable and resend failed deliveries' }).click());
+  assert.equal(Date.parse(recover.since), earlier.getTime());
+  await page.locator('#failing-recover-done', { hasText: 'Queued 0 failed deliveries.' }).waitFor();
+  await page.locator('#status-text', { hasText: /^Active$/ }).waitFor();
+  await until('the banner to go', async () => (await page.locator('#failing-banner').count()) === 0, 5);
+  assert.equal((await apiGet(`webhooks/${id}`)).body.status, 'active');
+  assert.deepEqual(dialogs, [], 'no script ran');
+  assert.equal((await apiCall('DELETE', `webhooks/${id}`)).status, 204);
 });
 
 test('Settings: retention and response bodies are saved, and still there after a reload', async () => {

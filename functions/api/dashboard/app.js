@@ -12,6 +12,8 @@
   // The API's root: the page is served at <root>dashboard.
   const apiRoot = location.pathname.replace(/dashboard\/?$/, '');
   let eventTypes = [];
+  // The platform's notices about the tenant's own webhooks, offered apart.
+  let noticeTypes = [];
 
   // ---- small helpers -------------------------------------------------------
 
@@ -161,11 +163,14 @@
   }
 
   function eventCheckboxes(selected, idPrefix) {
+    const box = (t) => el('label', { className: 'check' },
+      el('input', { type: 'checkbox', name: 'events', value: t.name, id: `${idPrefix}-${t.name}`, checked: selected.includes(t.name) }),
+      el('span', {}, el('span', { className: 'mono' }, t.name), el('small', {}, t.description)));
     return el('fieldset', { 'aria-describedby': 'events-error' },
       el('legend', {}, 'Events'),
-      eventTypes.map((t) => el('label', { className: 'check' },
-        el('input', { type: 'checkbox', name: 'events', value: t.name, id: `${idPrefix}-${t.name}`, checked: selected.includes(t.name) }),
-        el('span', {}, el('span', { className: 'mono' }, t.name), el('small', {}, t.description)))),
+      eventTypes.map(box),
+      noticeTypes.length ? el('p', { className: 'hint' }, 'Notices about your webhooks (never sent to the webhook they are about):') : null,
+      noticeTypes.map(box),
       errorSlot('events'));
   }
 
@@ -218,9 +223,39 @@
       errorSlot('payload'));
   }
 
+  /** At most this many deliveries a second; empty = no cap. The API judges the range. */
+  function throttleField(value) {
+    return el('div', { className: 'field' },
+      el('label', { for: 'throttle-rate' }, 'Throttle (deliveries per second)'),
+      el('input', {
+        type: 'number', id: 'throttle-rate', name: 'throttle_rate', min: 1, max: 10000, step: 1, inputmode: 'numeric',
+        value: value === undefined || value === null ? '' : String(value), autocomplete: 'off',
+        'aria-describedby': 'throttle-rate-hint throttle_rate-error',
+      }),
+      el('p', { className: 'hint', id: 'throttle-rate-hint' },
+        'From 1 to 10000. Empty = no cap. Above the cap, deliveries wait their turn: none is dropped or failed for it.'),
+      errorSlot('throttle_rate'));
+  }
+
+  /**
+   * The throttle field's value: a number, null when empty, or undefined
+   * (with the message shown beside the field) when it is not a whole number.
+   */
+  function throttleValue(form) {
+    const input = form.querySelector('#throttle-rate');
+    const text = input.value.trim();
+    const rate = Number(text);
+    if (input.validity.badInput || (text !== '' && !Number.isInteger(rate))) {
+      showFieldError(form, { field: 'throttle_rate', message: 'Enter a whole number of deliveries per second, from 1 to 10000, or leave it empty for no cap.' });
+      return undefined;
+    }
+    return text === '' ? null : rate;
+  }
+
   async function loadEventTypes(key) {
     const list = await api('GET', 'event-types', undefined, key);
     eventTypes = list.data;
+    noticeTypes = list.notices || [];
   }
 
   // ---- sign in / out -------------------------------------------------------
@@ -376,6 +411,15 @@
 
   // ---- the list ------------------------------------------------------------
 
+  /** Short markers beside a webhook's status: failing, turned off by the platform, throttled. */
+  function stateMarkers(w) {
+    const markers = [];
+    if (w.failing_since) markers.push(el('span', { className: 'badge failed marker' }, 'failing'));
+    else if (w.status === 'inactive' && w.disabled_reason) markers.push(el('span', { className: 'badge failed marker' }, 'disabled by the platform'));
+    if (w.throttled_since) markers.push(el('span', { className: 'badge throttled marker' }, 'throttled'));
+    return markers.flatMap((m) => [' ', m]);
+  }
+
   const listState = { cursors: [null], page: 0 };
 
   async function renderList() {
@@ -396,7 +440,7 @@
       }).catch(() => last.replaceChildren('unavailable'));
       return el('tr', {},
         el('td', { className: 'url', 'data-label': 'URL' }, el('a', { href: `#/webhooks/${w.id}` }, w.url)),
-        el('td', { 'data-label': 'Status' }, el('span', { className: `badge ${w.status}` }, w.status)),
+        el('td', { 'data-label': 'Status' }, el('span', { className: `badge ${w.status}` }, w.status), stateMarkers(w)),
         el('td', { 'data-label': 'Events' }, w.events.join(', ')),
         health,
         last);
@@ -436,6 +480,7 @@
       descriptionField(''),
       retryField('none'),
       payloadField('full'),
+      throttleField(null),
       el('div', { className: 'row' },
         el('button', { type: 'submit', className: 'primary' }, 'Submit'),
         el('a', { href: '#/', className: 'button' }, 'Cancel')));
@@ -451,6 +496,12 @@
         payload: form.querySelector('#payload-form').value,
       };
       if (description) body.description = description;
+      const throttle = throttleValue(form);
+      if (throttle === undefined) {
+        say('The webhook was not created: see the message beside the field.', true);
+        return;
+      }
+      if (throttle !== null) body.throttle_rate = throttle;
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
       try {
@@ -485,8 +536,9 @@
   //   webhook  the latest answer about it; a section that changes the
   //            webhook stores the API's new answer here (the attempt detail
   //            reads its URL)
-  //   showUrl  shows a new URL in the header
-  //   showPayload  shows a new payload form (full or thin) in the header
+  //   showWebhook  shows `webhook` in the header again (URL, payload,
+  //            throttle, status, the failing banner)
+  //   refresh  fetches the webhook again and shows it in the header
   //   reveal   shows a new token or signing secret, once, under the header
   //   reload   fetches the delivery log and the health chart again
 
@@ -498,8 +550,11 @@
     const page = {
       path,
       webhook: await api('GET', path),
-      showUrl: (url) => header.showUrl(url),
-      showPayload: (form) => header.showPayload(form),
+      showWebhook: () => header.update(),
+      refresh: async () => {
+        page.webhook = await api('GET', path);
+        header.update();
+      },
       reveal: (notice) => revealed.replaceChildren(notice),
       reload: () => Promise.all([log.load(), health.load()]),
     };
@@ -519,23 +574,36 @@
     await page.reload();
   }
 
-  /** The URL, the id, the payload form, the Active/Inactive switch and why it was disabled. */
+  /**
+   * The URL, the id, the payload form, the throttle, the Active/Inactive
+   * switch, and the failing banner; `update` shows `page.webhook` again.
+   */
   function webhookHeader(page) {
-    const w = page.webhook;
-    const heading = el('h2', { className: 'url' }, w.url);
-    const disabledNote = el('p', { className: 'note-warn', id: 'disabled-reason', hidden: !w.disabled_reason }, w.disabled_reason || '');
+    const heading = el('h2', { className: 'url' });
     const payloadText = el('span', { id: 'payload-text' });
-    const showPayload = (form) => { payloadText.textContent = PAYLOAD_FORMS[form] || form; };
-    showPayload(w.payload);
-    const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch', checked: w.status === 'active' });
-    const statusText = el('span', { id: 'status-text' }, w.status === 'active' ? 'Active' : 'Inactive');
+    const throttleText = el('span', { id: 'throttle-text' });
+    const throttledNote = el('p', { className: 'hint', id: 'throttled-note', hidden: true });
+    const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch' });
+    const statusText = el('span', { id: 'status-text' });
+    const banner = failingBanner(page);
+    function update() {
+      const w = page.webhook;
+      heading.textContent = w.url;
+      payloadText.textContent = PAYLOAD_FORMS[w.payload] || w.payload;
+      throttleText.textContent = w.throttle_rate ? `at most ${w.throttle_rate} deliveries per second` : 'no cap';
+      throttledNote.hidden = !w.throttled_since;
+      throttledNote.textContent = w.throttled_since
+        ? `Deliveries waiting under the throttle since ${formatTime(w.throttled_since)}.` : '';
+      statusSwitch.checked = w.status === 'active';
+      statusText.textContent = w.status === 'active' ? 'Active' : 'Inactive';
+      banner.update();
+    }
     statusSwitch.addEventListener('change', async () => {
       const wanted = statusSwitch.checked ? 'active' : 'inactive';
       statusSwitch.disabled = true;
       try {
         page.webhook = await api('PATCH', page.path, { status: wanted });
-        statusText.textContent = page.webhook.status === 'active' ? 'Active' : 'Inactive';
-        disabledNote.hidden = !page.webhook.disabled_reason;
+        update();
         say(`The webhook is now ${page.webhook.status}.`);
       } catch (err) {
         statusSwitch.checked = !statusSwitch.checked;
@@ -545,22 +613,98 @@
         statusSwitch.focus();
       }
     });
+    update();
     return {
       // Straight into <main>, unwrapped: the header has no element of its own.
       nodes: [
         el('p', {}, el('a', { href: '#/' }, '← All webhooks')),
         heading,
-        el('p', { className: 'hint mono' }, w.id),
+        el('p', { className: 'hint mono' }, page.webhook.id),
         el('p', { id: 'payload-summary' }, el('strong', {}, 'Payload: '), payloadText),
+        el('p', { id: 'throttle-summary' }, el('strong', {}, 'Throttle: '), throttleText),
+        throttledNote,
         el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
-        disabledNote,
+        banner.node,
       ],
-      showUrl: (url) => { heading.textContent = url; },
-      showPayload,
+      update,
     };
   }
 
-  /** URL, events, description, retries and payload. */
+  /**
+   * Where a recovery after a failing streak starts: the streak's start; else
+   * the time in the platform's reason for turning the webhook off ("… since
+   * <time> …"); else 5 days ago.
+   */
+  function failingSince(w) {
+    if (w.failing_since) return w.failing_since;
+    const match = /since (\S+)/.exec(w.disabled_reason || '');
+    const t = match ? new Date(match[1].replace(/[.,;:…)]+$/, '')) : null;
+    if (t && !Number.isNaN(t.getTime()) && t.getTime() < Date.now()) return t.toISOString();
+    return new Date(Date.now() - 5 * 24 * 3600 * 1000).toISOString();
+  }
+
+  /**
+   * While the webhook fails (`failing_since`) or the platform turned it off
+   * (`disabled_reason`): since when, the last error or the reason, and one
+   * button that turns it on again (if off) and resends what failed since
+   * then. Its outcome stays below the banner after the banner goes.
+   */
+  function failingBanner(page) {
+    const box = el('div', { id: 'failing-area' });
+    const result = el('div', { id: 'failing-result', 'aria-live': 'polite' });
+    const button = el('button', { type: 'button', className: 'primary', id: 'failing-recover' },
+      'Re-enable and resend failed deliveries');
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      result.replaceChildren('Working…');
+      // Read before the webhook is turned on again: that ends the streak on record.
+      const since = failingSince(page.webhook);
+      try {
+        if (page.webhook.status !== 'active') {
+          page.webhook = await api('PATCH', page.path, { status: 'active' });
+          say('The webhook is now active.');
+        }
+        const r = await startRecovery(page, { since });
+        result.replaceChildren(recoveryDone(r, 'failing-recover-done'));
+      } catch (err) {
+        result.replaceChildren(el('p', { className: 'error-box' }, err.message));
+      } finally {
+        button.disabled = false;
+      }
+      try {
+        await page.refresh();
+        await page.reload();
+      } catch (err) {
+        fail(err);
+      }
+      (button.isConnected ? button : result).focus();
+    });
+    // What the banner shows: it is built again (and announced) only when that changes.
+    let shown = null;
+    function update() {
+      const w = page.webhook;
+      const disabled = w.status === 'inactive' && w.disabled_reason;
+      const now = JSON.stringify([w.failing_since, w.last_error, disabled && w.disabled_reason]);
+      if (now === shown) return;
+      shown = now;
+      if (!w.failing_since && !disabled) {
+        box.replaceChildren(result);
+        return;
+      }
+      box.replaceChildren(
+        el('div', { className: 'banner', id: 'failing-banner', role: 'alert' },
+          el('p', {}, el('strong', { id: 'failing-title' },
+            w.failing_since ? `Failing since ${formatTime(w.failing_since)}` : 'Turned off by the platform')),
+          w.last_error ? el('p', { id: 'failing-error' }, 'Last error: ', el('span', { className: 'mono' }, w.last_error)) : null,
+          disabled ? el('p', { id: 'disabled-reason' }, `Disabled: ${w.disabled_reason}`) : null,
+          button),
+        result);
+    }
+    result.setAttribute('tabindex', '-1');
+    return { node: box, update };
+  }
+
+  /** URL, events, description, retries, payload and throttle. */
   function settingsForm(page) {
     const w = page.webhook;
     const form = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
@@ -571,21 +715,29 @@
       descriptionField(w.description),
       retryField(w.retry_policy),
       payloadField(w.payload),
+      throttleField(w.throttle_rate),
       el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       clearFieldErrors(form);
       const description = form.querySelector('#description').value;
+      const throttle = throttleValue(form);
+      if (throttle === undefined) {
+        say('Nothing was changed: see the message beside the field.', true);
+        return;
+      }
+      const changes = {
+        url: form.querySelector('#url').value.trim(),
+        events: checkedEvents(form),
+        description: description === '' ? null : description,
+        retry_policy: form.querySelector('#retry-policy').value,
+        payload: form.querySelector('#payload-form').value,
+      };
+      // Sent only when changed: null removes the cap.
+      if (throttle !== (page.webhook.throttle_rate ?? null)) changes.throttle_rate = throttle;
       try {
-        page.webhook = await api('PATCH', page.path, {
-          url: form.querySelector('#url').value.trim(),
-          events: checkedEvents(form),
-          description: description === '' ? null : description,
-          retry_policy: form.querySelector('#retry-policy').value,
-          payload: form.querySelector('#payload-form').value,
-        });
-        page.showUrl(page.webhook.url);
-        page.showPayload(page.webhook.payload);
+        page.webhook = await api('PATCH', page.path, changes);
+        page.showWebhook();
         say('Changes saved.');
       } catch (err) {
         showFieldError(form, err);
@@ -701,6 +853,21 @@
     return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}`;
   }
 
+  /** Queues the failed deliveries of `range` ({since, until?}): POST …/recover. */
+  async function startRecovery(page, range) {
+    const r = await api('POST', `${page.path}/recover`, range);
+    say(`Recovery ${r.recovery_id}: ${r.queued} queued.`);
+    return r;
+  }
+
+  /** What a started recovery queued, as a paragraph with `id`. */
+  function recoveryDone(r, id) {
+    const pending = r.already_pending ? ` ${r.already_pending} were already queued and not sent yet.` : '';
+    return el('p', { id }, r.status === 'running'
+      ? `Queued ${r.queued} failed deliveries so far; the rest of the window follows in the background.${pending}`
+      : `Queued ${r.queued} failed deliveries. They appear in the log once sent.${pending}`);
+  }
+
   /**
    * Resend what failed since a time: counted first (a dry run), then
    * confirmed with that count, then queued (POST …/recover).
@@ -752,13 +919,9 @@
     yes.addEventListener('click', async () => {
       yes.disabled = true;
       try {
-        const r = await api('POST', `${page.path}/recover`, counted);
+        const r = await startRecovery(page, counted);
         confirm.hidden = true;
-        const pending = r.already_pending ? ` ${r.already_pending} were already queued and not sent yet.` : '';
-        result.replaceChildren(el('p', { id: 'recover-done' }, r.status === 'running'
-          ? `Queued ${r.queued} failed deliveries so far; the rest of the window follows in the background.${pending}`
-          : `Queued ${r.queued} failed deliveries. They appear in the log once sent.${pending}`));
-        say(`Recovery ${r.recovery_id}: ${r.queued} queued.`);
+        result.replaceChildren(recoveryDone(r, 'recover-done'));
       } catch (err) {
         result.replaceChildren(el('p', { className: 'error-box' }, err.message));
       } finally {

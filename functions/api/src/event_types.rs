@@ -15,19 +15,28 @@ struct EventTypeView {
 
 #[derive(Serialize)]
 struct EventTypeList {
+    /// What the platform's jobs produce.
     data: Vec<EventTypeView>,
+    /// What the platform says about the tenant's own webhooks.
+    notices: Vec<EventTypeView>,
 }
 
-/// Every event type, with what it means.
+fn views(types: &[EventType]) -> Vec<EventTypeView> {
+    types
+        .iter()
+        .map(|t| EventTypeView {
+            name: t.as_str(),
+            description: t.description(),
+        })
+        .collect()
+}
+
+/// Every event type, with what it means: the job events, and apart from
+/// them the notices about webhooks.
 pub fn list() -> Response<Body> {
     let list = EventTypeList {
-        data: EventType::ALL
-            .iter()
-            .map(|t| EventTypeView {
-                name: t.as_str(),
-                description: t.description(),
-            })
-            .collect(),
+        data: views(&EventType::JOBS),
+        notices: views(&EventType::NOTICES),
     };
     response::json(StatusCode::OK, &list)
 }

@@ -8,11 +8,13 @@ use bytes::Bytes;
 use shared::delivery::{DeliveryClient, Payload, Purpose};
 use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::event::Event;
+use shared::notice::Notice;
 use shared::retry::{MAX_SQS_DELAY, RetryPolicy, is_retryable, next_delay};
 use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::{DeliveryStore, WebhookStore};
 use shared::webhook::now_utc;
 use shared::{Lane, Status, Webhook};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::Dispatcher;
@@ -123,7 +125,7 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
     }
 
     if gone {
-        disable(d, webhook, &record.attempted_at).await;
+        disable(d, webhook, started).await;
     } else if retry {
         match next_delay(
             &d.settings.retry_schedule,
@@ -147,7 +149,9 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
     d.store.record_delivery(&record).await.map_err(|e| {
         tracing::error!(tenant_id = %webhook.tenant_id, webhook_id = %webhook.id, event_id = %event.id, error = %e, "recording a delivery failed");
         Unfinished::Unrecorded
-    })
+    })?;
+    crate::streak::follow(d, webhook, &record, started, marks).await;
+    Ok(())
 }
 
 /// Queues an attempt `delay` from now. A wait longer than SQS allows goes
@@ -172,23 +176,33 @@ pub async fn schedule<S>(
 
 /// A receiver that answers `410 Gone` says the endpoint is no more: the
 /// webhook is set inactive, with the reason, until the customer activates it.
-async fn disable<S: WebhookStore>(d: &Dispatcher<S>, webhook: &Webhook, at: &str) {
+async fn disable<S: WebhookStore>(d: &Dispatcher<S>, webhook: &Webhook, at: OffsetDateTime) {
     let reason = format!(
-        "the endpoint answered 410 Gone at {at}; set the status to active to resume deliveries"
+        "the endpoint answered 410 Gone at {}; set the status to active to resume deliveries",
+        sortable_time(at)
     );
+    let changed = std::sync::atomic::AtomicBool::new(false);
     let result = shared::store::modify(&d.store, &webhook.tenant_id, webhook.id, |w| {
         if w.status == Status::Inactive {
             return false;
         }
         w.status = Status::Inactive;
         w.disabled_reason = Some(reason.clone());
+        changed.store(true, std::sync::atomic::Ordering::Relaxed);
         true
     })
     .await;
     match result {
-        Ok(_) => {
-            tracing::warn!(webhook_id = %webhook.id, "webhook set inactive: the endpoint answered 410 Gone")
+        Ok(_) if changed.load(std::sync::atomic::Ordering::Relaxed) => {
+            tracing::warn!(webhook_id = %webhook.id, "webhook set inactive: the endpoint answered 410 Gone");
+            let notice = Notice::Disabled {
+                since: webhook.failing_since.unwrap_or(at),
+                error: "status 410",
+                reason: &reason,
+            };
+            crate::streak::send(d, webhook, &notice).await;
         }
+        Ok(_) => {}
         Err(e) => {
             tracing::error!(webhook_id = %webhook.id, error = %e, "setting a gone webhook inactive failed")
         }

@@ -58,6 +58,13 @@ fn parse_one(body: Option<&str>, trusted: bool) -> Result<Parsed, JsonError> {
                 body.len()
             ),
         }),
+        // Notices come from the platform (the slow lane's queue) only: one
+        // on the producers' queue is forged.
+        Ok(event) if event.event_type.is_notice() && !trusted => Err(JsonError::Field {
+            code: "notice_on_events_queue",
+            field: Some("type".into()),
+            message: format!("{} is sent by the platform only", event.event_type),
+        }),
         Ok(event) => Ok(Parsed::Job(event, Kind::Fanout)),
         // Envelopes refuse unknown fields, so a targeted message fails as one.
         Err(envelope_error) => {

@@ -84,16 +84,26 @@ pub(crate) fn split<'p>(plan: &'p Planned<'p>, requeue: &Requeue) -> ByLane<'p> 
     }
 }
 
-/// The marks this invocation has already written (or tried to).
+/// The marks this invocation has already written (or tried to): the
+/// slow-lane mark, and the failing streak ([`crate::streak`]).
 #[derive(Default)]
 pub struct Marks {
     written: Mutex<HashSet<WebhookId>>,
+    streaks: Mutex<HashSet<WebhookId>>,
 }
 
 impl Marks {
     /// True the first time this invocation asks for `id`.
     fn first(&self, id: WebhookId) -> bool {
         self.written
+            .lock()
+            .map(|mut w| w.insert(id))
+            .unwrap_or(false)
+    }
+
+    /// True the first time this invocation writes `id`'s streak.
+    pub(crate) fn first_streak(&self, id: WebhookId) -> bool {
+        self.streaks
             .lock()
             .map(|mut w| w.insert(id))
             .unwrap_or(false)

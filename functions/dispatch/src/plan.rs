@@ -298,7 +298,8 @@ async fn keep_events<'j, S: EventStore>(
         .collect()
 }
 
-/// Every active webhook subscribed to the event, first attempt.
+/// Every active webhook subscribed to the event, first attempt; a notice
+/// never goes to the webhook it is about.
 fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<(&'w Webhook, Nth)> {
     let first = Nth {
         number: 1,
@@ -308,6 +309,7 @@ fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<(&'w Webhook, N
     webhooks
         .iter()
         .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
+        .filter(|w| !shared::notice::is_about(event, w.id))
         .map(|w| (w, first))
         .collect()
 }

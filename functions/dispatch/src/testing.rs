@@ -2,7 +2,7 @@
 //! webhooks and events, SQS batches run through the handler, and a receiver
 //! on loopback, so `cargo test -p webhooks-dispatch` needs no moto.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,11 +61,14 @@ pub(crate) fn job(kind: Kind, id: &str) -> Job {
     }
 }
 
-/// A receiver on loopback that either never answers or answers 200 at once.
+/// A receiver on loopback that either never answers or answers at once
+/// (200 unless told otherwise).
 pub(crate) struct Receiver {
     pub url: String,
     /// Whether it hangs (at first) or answers.
     pub hang: Arc<AtomicBool>,
+    /// The status it answers with.
+    pub status: Arc<AtomicU16>,
     /// The requests it has read.
     pub requests: Arc<AtomicUsize>,
 }
@@ -77,10 +80,15 @@ pub(crate) async fn receiver() -> Receiver {
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     let hang = Arc::new(AtomicBool::new(true));
     let requests = Arc::new(AtomicUsize::new(0));
-    let (h, r) = (Arc::clone(&hang), Arc::clone(&requests));
+    let status = Arc::new(AtomicU16::new(200));
+    let (h, r, st) = (
+        Arc::clone(&hang),
+        Arc::clone(&requests),
+        Arc::clone(&status),
+    );
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let (h, r) = (Arc::clone(&h), Arc::clone(&r));
+            let (h, r, st) = (Arc::clone(&h), Arc::clone(&r), Arc::clone(&st));
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 let _ = socket.read(&mut buf).await;
@@ -88,15 +96,18 @@ pub(crate) async fn receiver() -> Receiver {
                 if h.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_secs(30)).await;
                 }
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let head = format!(
+                    "HTTP/1.1 {} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    st.load(Ordering::SeqCst)
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
             });
         }
     });
     Receiver {
         url,
         hang,
+        status,
         requests,
     }
 }
