@@ -297,6 +297,24 @@ async fn every_operation_answers_what_the_document_says() {
             Call::new("PATCH", "/webhooks/{id}", &key).json(json!({"events": ["nope"]})),
         ),
         (
+            "/webhooks/{id}",
+            "PATCH",
+            Call::new("PATCH", "/webhooks/{id}", &key).json(json!({
+                "throttle_rate": 5,
+                "events": ["async.completed", "webhook.failing", "webhook.disabled"]
+            })),
+        ),
+        (
+            "/webhooks/{id}",
+            "PATCH",
+            Call::new("PATCH", "/webhooks/{id}", &key).json(json!({"throttle_rate": 0})),
+        ),
+        (
+            "/webhooks/{id}",
+            "PATCH",
+            Call::new("PATCH", "/webhooks/{id}", &key).json(json!({"throttle_rate": null})),
+        ),
+        (
             "/webhooks/{id}/token",
             "POST",
             Call::new("POST", "/webhooks/{id}/token", &key),
@@ -574,11 +592,13 @@ fn the_checker_refuses_what_the_document_does_not_allow() {
         },
         body,
     };
-    let good = json!({"data": [{"name": "async.completed", "description": "x"}]});
+    let good = json!({"data": [{"name": "async.completed", "description": "x"}], "notices": []});
     assert!(conforms(&doc, "/event-types", "GET", &reply(200, good)).is_ok());
-    let extra = json!({"data": [], "more": 1});
+    let missing = json!({"data": [{"name": "async.completed", "description": "x"}]});
+    assert!(conforms(&doc, "/event-types", "GET", &reply(200, missing)).is_err());
+    let extra = json!({"data": [], "notices": [], "more": 1});
     assert!(conforms(&doc, "/event-types", "GET", &reply(200, extra)).is_err());
-    let bad_type = json!({"data": [{"name": "async.done", "description": "x"}]});
+    let bad_type = json!({"data": [{"name": "async.done", "description": "x"}], "notices": []});
     assert!(conforms(&doc, "/event-types", "GET", &reply(200, bad_type)).is_err());
     let err = json!({"error": {"code": "webhook_not_found", "message": "no"}});
     assert!(conforms(&doc, "/event-types", "GET", &reply(404, err.clone())).is_err());
