@@ -494,6 +494,15 @@ fn the_slow_lane_is_the_lane_the_code_runs() {
         default_of(&t, "MaxDeliveriesInFlight"),
         u64::from(Settings::DEFAULT_MAX_DELIVERIES_IN_FLIGHT)
     );
+    let dispatch = resource(&t, "DispatchFunction");
+    assert_eq!(
+        reference(&dispatch["Environment"]["Variables"]["AUTO_DISABLE_AFTER_SECONDS"]),
+        "AutoDisableAfterSeconds"
+    );
+    assert_eq!(
+        default_of(&t, "AutoDisableAfterSeconds"),
+        u64::from(Settings::DEFAULT_AUTO_DISABLE_AFTER_SECONDS)
+    );
     // A redelivery call queues at most one attempt per webhook: the budget
     // must hold the largest call, or a tenant at its limit could never redeliver.
     assert!(default_of(&t, "RedeliveryLimitPerMinute") >= default_of(&t, "MaxWebhooksPerTenant"));
