@@ -12,6 +12,8 @@ mod data_protection;
 mod dispatch_batches;
 #[path = "../hostile_receivers.rs"]
 mod hostile_receivers;
+#[path = "../lifecycle.rs"]
+mod lifecycle;
 #[path = "../openapi.rs"]
 mod openapi;
 #[path = "../recovery.rs"]
