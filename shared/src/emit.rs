@@ -128,5 +128,10 @@ mod tests {
         with_subject.subject = Some("flow_exec_7".into());
         let e = with_subject.into_event().unwrap();
         assert_eq!(e.subject.as_ref().map(Subject::as_str), Some("flow_exec_7"));
+        for notice in ["webhook.failing", "webhook.disabled"] {
+            let err = new(notice, json!({})).into_event().unwrap_err();
+            assert_eq!(err.field, "type");
+            assert!(err.message.contains("producers emit job events only"), "{err}");
+        }
     }
 }
