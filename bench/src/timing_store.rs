@@ -111,6 +111,29 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.set_slow(tenant, id, since).await
     }
+    /// Counted with the writes: one conditional UpdateItem (two when the
+    /// guess of a waiting queue was stale).
+    async fn reserve_slot(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        rate: shared::throttle::ThrottleRate,
+        now: OffsetDateTime,
+        waiting: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.reserve_slot(tenant, id, rate, now, waiting).await
+    }
+    /// Counted with the writes: one conditional UpdateItem on a change of state.
+    async fn change_streak(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        change: &shared::store::StreakChange,
+    ) -> Result<Conditional, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.change_streak(tenant, id, change).await
+    }
 }
 
 impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
