@@ -9,8 +9,8 @@ use shared::delivery::{DeliveryClient, Payload, Purpose};
 use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::event::Event;
 use shared::notice::Notice;
-use shared::retry::{MAX_SQS_DELAY, RetryPolicy, is_retryable, next_delay};
-use shared::slow_lane::{Target, TargetedMessage};
+use shared::retry::{RetryPolicy, is_retryable, next_delay};
+use shared::slow_lane::Target;
 use shared::store::{DeliveryStore, WebhookStore};
 use shared::webhook::now_utc;
 use shared::{Lane, Status, Webhook};
@@ -21,6 +21,7 @@ use crate::Dispatcher;
 use crate::lane::Marks;
 use crate::metrics::Tally;
 use crate::plan::Nth;
+use crate::schedule::schedule;
 use crate::throttle::Admitted;
 use crate::unfinished::Unfinished;
 
@@ -152,26 +153,6 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
     })?;
     crate::streak::follow(d, webhook, &record, started, marks).await;
     Ok(())
-}
-
-/// Queues an attempt `delay` from now. A wait longer than SQS allows goes
-/// out as the longest delay with `not_before` set; the dispatcher sends it on
-/// again until that time.
-pub async fn schedule<S>(
-    d: &Dispatcher<S>,
-    event: &Event,
-    mut target: Target,
-    delay: Duration,
-) -> Result<(), String> {
-    if delay > MAX_SQS_DELAY {
-        let due = now_utc() + delay;
-        target.not_before = Some(due.unix_timestamp());
-    }
-    let message = TargetedMessage {
-        target,
-        event: event.clone(),
-    };
-    d.requeue.send(&message, delay).await
 }
 
 /// A receiver that answers `410 Gone` says the endpoint is no more: the

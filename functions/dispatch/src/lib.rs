@@ -13,6 +13,7 @@ pub mod metrics;
 mod pace;
 mod plan;
 mod recover;
+mod schedule;
 mod streak;
 #[cfg(test)]
 mod testing;

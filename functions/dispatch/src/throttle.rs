@@ -13,8 +13,8 @@ use shared::throttle::{ThrottleRate, Turn, turn, unix_ms};
 use shared::webhook::now_utc;
 
 use crate::Dispatcher;
-use crate::attempt::schedule;
 use crate::plan::Nth;
+use crate::schedule::schedule;
 use crate::unfinished::Unfinished;
 
 /// What the throttle made of an attempt.
@@ -106,14 +106,8 @@ mod tests {
         receiver.hang.store(false, Ordering::SeqCst);
         webhook.slow_since = None;
         webhook.throttle_rate = Some(ThrottleRate::new(2).unwrap());
-        let loaded = d
-            .store()
-            .get_webhook(&webhook.tenant_id, webhook.id)
-            .await
-            .unwrap()
-            .unwrap();
         d.store()
-            .update_webhook(&webhook, loaded.updated_at)
+            .update_webhook(&webhook, webhook.updated_at)
             .await
             .unwrap();
 
@@ -167,14 +161,8 @@ mod tests {
         let (d, mut webhook, receiver, queued) = setup(true).await;
         receiver.hang.store(false, Ordering::SeqCst);
         webhook.slow_since = None;
-        let loaded = d
-            .store()
-            .get_webhook(&webhook.tenant_id, webhook.id)
-            .await
-            .unwrap()
-            .unwrap();
         d.store()
-            .update_webhook(&webhook, loaded.updated_at)
+            .update_webhook(&webhook, webhook.updated_at)
             .await
             .unwrap();
         let bodies: Vec<String> = (0..6).map(|_| event().to_json()).collect();

@@ -10,8 +10,8 @@ use shared::webhook::now_utc;
 use time::OffsetDateTime;
 
 use crate::Dispatcher;
-use crate::attempt::schedule;
 use crate::batch::{Job, Kind};
+use crate::schedule::schedule;
 
 /// A batch's jobs, by whether their attempts are due.
 pub(crate) struct Due {
