@@ -175,13 +175,34 @@ pub struct Names {
     pub slow_arn: String,
 }
 
-/// Starts one function's artifact with its environment and IAM user.
+/// The template as a deployment with these parameter values sees it
+/// (`sam deploy --parameter-overrides`): each must be a parameter the
+/// template declares, and the value stands in for its default.
+fn with_parameters(template: &Value, overrides: &[(&str, &str)]) -> Result<Value, String> {
+    let mut template = template.clone();
+    for (name, value) in overrides {
+        let parameter = template["Parameters"]
+            .get_mut(*name)
+            .ok_or_else(|| format!("the template has no parameter {name}"))?;
+        parameter["Default"] = Value::String((*value).to_owned());
+    }
+    Ok(template)
+}
+
+/// The second dispatch function's parameters: a failing streak disables
+/// its webhook after 2 s rather than five days, so that the rehearsal sees
+/// the disable (with the same artifact, role and every other variable).
+const QUICK_DISABLE: &[(&str, &str)] = &[("AutoDisableAfterSeconds", "2")];
+
+/// Starts one function's artifact with its environment and IAM user, as
+/// `name` (its process's function name and its log's).
 async fn start(
     o: &Options,
     template: &Value,
     iam: &Value,
     created: &Created,
     logical_id: &str,
+    name: &str,
 ) -> Result<Function, String> {
     let which = FUNCTIONS
         .iter()
@@ -222,12 +243,12 @@ async fn start(
         ));
     }
     Function::start(
-        logical_id,
+        name,
         &bootstrap,
         &env,
         memory,
         timeout,
-        o.logs.join(format!("{logical_id}.log")),
+        o.logs.join(format!("{name}.log")),
     )
     .await
 }
@@ -243,16 +264,43 @@ async fn run(o: Options) -> Result<scenarios::Report, String> {
     let api = if o.only_dispatch {
         None
     } else {
-        Some(start(&o, &template, &iam, &created, "ApiFunction").await?)
+        let api = start(&o, &template, &iam, &created, "ApiFunction", "ApiFunction").await?;
+        let quick = with_parameters(&template, QUICK_DISABLE)?;
+        let disabling = start(
+            &o,
+            &quick,
+            &iam,
+            &created,
+            "DispatchFunction",
+            "DispatchFunctionQuickDisable",
+        )
+        .await?;
+        Some((api, disabling))
     };
-    let dispatch = start(&o, &template, &iam, &created, "DispatchFunction").await?;
+    let dispatch = start(
+        &o,
+        &template,
+        &iam,
+        &created,
+        "DispatchFunction",
+        "DispatchFunction",
+    )
+    .await?;
     let mut world = scenarios::World::new(&config, names).await?;
     match api {
-        Some(mut api) => {
+        Some((mut api, mut disabling)) => {
             let mut dispatch = dispatch;
-            scenarios::api_and_dispatch(&mut world, &mut api, &mut dispatch, &mut report).await;
+            scenarios::api_and_dispatch(
+                &mut world,
+                &mut api,
+                &mut dispatch,
+                &mut disabling,
+                &mut report,
+            )
+            .await;
             report.logs.push(api.log.clone());
             report.logs.push(dispatch.log.clone());
+            report.logs.push(disabling.log.clone());
         }
         None => {
             let mut dispatch = dispatch;
@@ -282,5 +330,31 @@ async fn main() -> ExitCode {
             eprintln!("webhooks-rehearse: FAIL: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// An override stands in for the parameter's default, as the
+    /// environment resolves it; a parameter the template lacks is refused
+    /// (a renamed parameter must not leave the rehearsal on the default).
+    #[test]
+    fn a_parameter_override_replaces_the_default() {
+        let template = json!({"Parameters": {"AutoDisableAfterSeconds": {"Type": "Number", "Default": 432000}}});
+        let quick = with_parameters(&template, QUICK_DISABLE).unwrap();
+        let value = json!({"Ref": "AutoDisableAfterSeconds"});
+        assert_eq!(
+            environment::resolve(&quick, &value, &Created::default()).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            environment::resolve(&template, &value, &Created::default()).unwrap(),
+            "432000"
+        );
+        assert!(with_parameters(&template, &[("NoSuchParameter", "1")]).is_err());
     }
 }

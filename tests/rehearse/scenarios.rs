@@ -1,7 +1,9 @@
 //! What the rehearsal invokes, and what it checks: every route of the api
 //! function through API Gateway events, and the dispatch function's paths
-//! (a fan-out, a retry that requeues, redeliveries from the slow lane, a
-//! poison message) through SQS events as the event source mapping sends them.
+//! (a fan-out, a throttled webhook, a retry that requeues, redeliveries
+//! from the slow lane, a poison message, a failing streak's notices and
+//! auto-disable, a forged notice) through SQS events as the event source
+//! mapping sends them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,11 +97,44 @@ fn denial(line: &str) -> &str {
     }
 }
 
+/// Where a function's log ends now: [`no_denial_since`] reads what follows.
+fn log_mark(f: &Function) -> u64 {
+    std::fs::metadata(&f.log).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Checks that IAM denied `f` nothing since `mark` (a scenario's calls; the
+/// whole log is scanned again at the end).
+fn no_denial_since(r: &mut Report, f: &Function, mark: u64, what: &str) {
+    let text = std::fs::read(&f.log).unwrap_or_default();
+    let from = usize::try_from(mark).unwrap_or(usize::MAX).min(text.len());
+    let text = String::from_utf8_lossy(&text[from..]);
+    let denied: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("AccessDenied") || l.contains("not authorized"))
+        .map(denial)
+        .collect();
+    r.check(
+        denied.is_empty(),
+        format!("{what}: no call denied by IAM in {} ({denied:?})", f.name),
+    );
+}
+
 /// A webhook as the rehearsal knows it.
 struct Hook {
     id: String,
     token: String,
     secret: String,
+}
+
+impl Hook {
+    /// A webhook stored directly (`testkit::add_webhook`).
+    fn of(webhook: &shared::Webhook) -> Hook {
+        Hook {
+            id: webhook.id.to_string(),
+            token: webhook.token.expose().to_owned(),
+            secret: webhook.signing_secret.expose().to_owned(),
+        }
+    }
 }
 
 /// The receivers, the tenant's key, and the rehearsal's own AWS clients.
@@ -281,24 +316,83 @@ impl World {
                 break;
             };
             for m in out.messages.unwrap_or_default() {
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
-                    .collect();
-                records.push(json!({
-                    "messageId": m.message_id.unwrap_or_default(),
-                    "receiptHandle": m.receipt_handle.unwrap_or_default(),
-                    "body": m.body.unwrap_or_default(),
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body.unwrap_or_default(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.names.slow_arn,
-                    "awsRegion": REGION,
-                }));
+                records.push(self.slow_lane_record(m));
             }
+        }
+        records
+    }
+
+    /// A message received from the slow lane's queue, as the event source
+    /// mapping hands it over.
+    fn slow_lane_record(&self, m: aws_sdk_sqs::types::Message) -> Value {
+        let attributes: serde_json::Map<String, Value> = m
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+            .collect();
+        json!({
+            "messageId": m.message_id.unwrap_or_default(),
+            "receiptHandle": m.receipt_handle.unwrap_or_default(),
+            "body": m.body.unwrap_or_default(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "md5OfBody": m.md5_of_body.unwrap_or_default(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.names.slow_arn,
+            "awsRegion": REGION,
+        })
+    }
+
+    /// The slow lane's messages of `tenant` (an envelope of its, or a
+    /// targeted message with its event), as SQS records: waits up to 8 s
+    /// for `want` of them, then looks once more, without waiting, for any
+    /// beyond. Other tenants' messages (an earlier scenario's retry coming
+    /// due) are made visible again as they were.
+    async fn slow_lane_records_of(&self, tenant: &str, want: usize) -> Vec<Value> {
+        let mut records = Vec::new();
+        let mut others = Vec::new();
+        for _ in 0..8 {
+            let enough = records.len() >= want;
+            let Ok(out) = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.names.slow_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if enough { 0 } else { 1 })
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+            else {
+                break;
+            };
+            let mut more = 0;
+            for m in out.messages.unwrap_or_default() {
+                let body: Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
+                let of = body["tenant_id"]
+                    .as_str()
+                    .or(body["event"]["tenant_id"].as_str());
+                if of == Some(tenant) {
+                    records.push(self.slow_lane_record(m));
+                    more += 1;
+                } else if let Some(handle) = m.receipt_handle {
+                    others.push(handle);
+                }
+            }
+            if enough && more == 0 {
+                break;
+            }
+        }
+        for handle in others {
+            let _ = self
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.names.slow_url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await;
         }
         records
     }
@@ -409,10 +503,13 @@ async fn create(
 }
 
 /// Every route of the api, and every path of the dispatcher.
+/// `disabling` is the dispatch function again, deployed with a 2 s
+/// auto-disable period (`AutoDisableAfterSeconds`).
 pub async fn api_and_dispatch(
     w: &mut World,
     api: &mut Function,
     dispatch: &mut Function,
+    disabling: &mut Function,
     r: &mut Report,
 ) {
     let key = w.key.clone();
@@ -543,6 +640,9 @@ pub async fn api_and_dispatch(
     println!("dispatch function:");
     let fanout = fan_out(w, dispatch, r, &hook).await;
     fan_out(w, dispatch, r, &hook).await;
+    // Before the retry below: no other message waits on the slow lane
+    // while the throttle's delayed ones are counted.
+    throttled(w, dispatch, r).await;
     retry_requeued(w, dispatch, r).await;
     poison(w, dispatch, r).await;
 
@@ -624,6 +724,8 @@ pub async fn api_and_dispatch(
     missed_event(w, dispatch, r).await;
     recovery(w, api, dispatch, r, &missed.id).await;
     left_to_its_retry(w, api, r, &retried.id).await;
+    // After every check of the failing receiver's count.
+    failing_streak(w, dispatch, disabling, r).await;
     let spare_path = format!("/webhooks/{spare_id}");
     w.call(api, r, Request::new("DELETE", &spare_path, &key), 204)
         .await;
@@ -744,11 +846,7 @@ pub async fn dispatch_only(w: &mut World, dispatch: &mut Function, r: &mut Repor
         Status::Active,
     )
     .await;
-    let hook = Hook {
-        id: webhook.id.to_string(),
-        token: webhook.token.expose().to_owned(),
-        secret: webhook.signing_secret.expose().to_owned(),
-    };
+    let hook = Hook::of(&webhook);
     println!("dispatch function:");
     fan_out(w, dispatch, r, &hook).await;
     w.hooks.push(hook);
@@ -1031,6 +1129,426 @@ async fn recovery(
             format!("page's attempt: no failures ({failed:?})"),
         );
     }
+}
+
+/// The tenant of the throttle's scenario: no other webhook takes its events.
+const THROTTLED_TENANT: &str = "rehearsal-throttled";
+
+/// The tenant of the failing streak's scenario, and where its two
+/// webhooks' receivers take their requests (the failing receiver, the
+/// healthy one).
+const STREAK_TENANT: &str = "rehearsal-streak";
+const STREAK_PATH: &str = "/streak";
+const WATCHER_PATH: &str = "/watcher";
+
+/// The requests `receiver` has had at `path`.
+fn at_path(receiver: &Receiver, path: &str) -> Vec<testkit::receiver::Received> {
+    receiver
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == path)
+        .collect()
+}
+
+/// An SQS record's body, parsed (null if it is not JSON).
+fn body_of(record: &Value) -> Value {
+    serde_json::from_str(record["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+/// A webhook as stored now.
+async fn stored(w: &World, tenant: &str, id: shared::WebhookId) -> Option<shared::Webhook> {
+    use shared::store::prelude::*;
+    let tenant = shared::TenantId::parse(tenant).ok()?;
+    w.store.get_webhook(&tenant, id).await.ok().flatten()
+}
+
+/// A webhook throttled to 1 delivery a second (quick: not marked slow) and
+/// 3 events at once. The main lane hands the 3 attempts to the slow lane
+/// (a throttled webhook's attempts wait there); the slow lane reserves a
+/// slot for each on the webhook's item (conditional UpdateItems), makes
+/// the one whose slot has come and sends the others back to its queue,
+/// delayed until their slots: not recorded, not failed. Back at their
+/// slots, they are made without reserving again: each event delivered once.
+async fn throttled(w: &mut World, dispatch: &mut Function, r: &mut Report) {
+    use shared::store::prelude::*;
+    println!("dispatch function, a throttled webhook:");
+    let mark = log_mark(dispatch);
+    let path = "/throttled";
+    let mut webhook = testkit::add_webhook(
+        &w.store,
+        THROTTLED_TENANT,
+        &w.ok.url(path),
+        &[EventType::AsyncCompleted],
+        Status::Active,
+    )
+    .await;
+    w.hooks.push(Hook::of(&webhook));
+    webhook.throttle_rate = shared::throttle::ThrottleRate::new(1).ok();
+    webhook.slow_since = None;
+    let updated = w.store.update_webhook(&webhook, webhook.updated_at).await;
+    r.check(
+        updated.is_ok(),
+        format!("throttle: the webhook is throttled to 1 a second ({updated:?})"),
+    );
+    let batch: Vec<(Event, String)> = (0..3)
+        .map(|n| testkit::envelope(THROTTLED_TENANT, EventType::AsyncCompleted, json!({"n": n})))
+        .collect();
+    let records = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (_, body))| record(&w.names, &format!("throttled-{i}"), body))
+        .collect();
+    let failed = w
+        .dispatch(dispatch, r, records, "3 events to a throttled webhook")
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("throttle: the main lane's 3 messages are done ({failed:?})"),
+    );
+    let made = at_path(&w.ok, path).len();
+    r.check(
+        made == 0,
+        format!("throttle: the main lane made no attempt itself ({made})"),
+    );
+    let handed = w.slow_lane_records_of(THROTTLED_TENANT, 3).await;
+    r.check(
+        handed.len() == 3,
+        format!(
+            "throttle: the 3 attempts are handed to the slow lane ({})",
+            handed.len()
+        ),
+    );
+    let before = w.delayed_on_slow_lane().await;
+    let failed = w
+        .dispatch(
+            dispatch,
+            r,
+            handed,
+            "the throttled webhook's attempts on the slow lane",
+        )
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!(
+            "throttle: the slow lane's 3 messages are done, none failed for waiting ({failed:?})"
+        ),
+    );
+    let now = at_path(&w.ok, path).len();
+    let delayed = w.delayed_on_slow_lane().await.saturating_sub(before);
+    r.check(
+        (1..=2).contains(&now) && now as u64 + delayed == 3,
+        format!(
+            "throttle: {now} made at once, {delayed} sent back to the slow lane delayed \
+             (want 1 or 2 at once, 3 in all)"
+        ),
+    );
+    let item = stored(w, THROTTLED_TENANT, webhook.id).await;
+    let next = item.as_ref().and_then(|i| i.throttle_next);
+    r.check(
+        next.is_some(),
+        format!("throttle: the webhook's item holds its next slot (throttle_next {next:?})"),
+    );
+    // Back at their slots (1 s and 2 s on).
+    let waiting = 3usize.saturating_sub(now);
+    let back = w.slow_lane_records_of(THROTTLED_TENANT, waiting).await;
+    let slotted = back
+        .iter()
+        .filter(|m| body_of(m)["target"]["slot"].is_i64())
+        .count();
+    r.check(
+        back.len() == waiting && slotted == waiting,
+        format!(
+            "throttle: the sent-back attempts came back holding their slot ({slotted} of {}, want {waiting})",
+            back.len()
+        ),
+    );
+    let failed = w
+        .dispatch(dispatch, r, back, "the throttled attempts at their slots")
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("throttle: the attempts at their slots are done ({failed:?})"),
+    );
+    let received = at_path(&w.ok, path);
+    let counts: Vec<usize> = batch
+        .iter()
+        .map(|(event, _)| {
+            let id = event.id.to_string();
+            received
+                .iter()
+                .filter(|q| q.header("webhook-id").is_some_and(|h| h.starts_with(&id)))
+                .count()
+        })
+        .collect();
+    r.check(
+        counts == [1, 1, 1],
+        format!("throttle: each of the 3 events delivered once ({counts:?})"),
+    );
+    let left = w.slow_lane_records_of(THROTTLED_TENANT, 0).await;
+    r.check(
+        left.is_empty(),
+        format!(
+            "throttle: nothing of it left on the slow lane ({})",
+            left.len()
+        ),
+    );
+    no_denial_since(r, dispatch, mark, "throttle");
+}
+
+/// A webhook whose receiver answers 500, subscribed to async events and to
+/// `webhook.failing`, and a watcher subscribed to both notices. Four
+/// failures in a row (one invocation each): the first writes the streak on
+/// the webhook's item, the next read its attempts from GSI2, the 4th sends
+/// one `webhook.failing` onto the slow lane's queue; dispatched from there,
+/// it reaches the watcher and not the webhook it is about. Then, on the
+/// dispatch function deployed with a 2 s auto-disable period, a failure
+/// past it sets the webhook inactive with one `webhook.disabled`; an
+/// inactive webhook gets nothing more. Last, a notice forged onto the
+/// producers' queue is refused.
+async fn failing_streak(
+    w: &mut World,
+    dispatch: &mut Function,
+    disabling: &mut Function,
+    r: &mut Report,
+) {
+    println!("dispatch functions, a failing streak and its notices:");
+    let (mark, disabling_mark) = (log_mark(dispatch), log_mark(disabling));
+    let webhook = testkit::add_webhook(
+        &w.store,
+        STREAK_TENANT,
+        &w.failing.url(STREAK_PATH),
+        &[
+            EventType::AsyncCompleted,
+            EventType::AsyncErrored,
+            EventType::WebhookFailing,
+        ],
+        Status::Active,
+    )
+    .await;
+    let watcher = testkit::add_webhook(
+        &w.store,
+        STREAK_TENANT,
+        &w.ok.url(WATCHER_PATH),
+        &EventType::NOTICES,
+        Status::Active,
+    )
+    .await;
+    w.hooks.push(Hook::of(&webhook));
+    w.hooks.push(Hook::of(&watcher));
+    let id = webhook.id.to_string();
+    for n in 1..=4 {
+        let kind = if n % 2 == 0 {
+            EventType::AsyncErrored
+        } else {
+            EventType::AsyncCompleted
+        };
+        let (_, body) = testkit::envelope(STREAK_TENANT, kind, json!({"n": n}));
+        let what = format!("failure {n} of the streak");
+        let failed = w
+            .dispatch(
+                dispatch,
+                r,
+                vec![record(&w.names, &format!("streak-{n}"), &body)],
+                &what,
+            )
+            .await;
+        r.check(
+            failed.as_ref().is_some_and(Vec::is_empty),
+            format!("streak: {what}: the message is done ({failed:?})"),
+        );
+        let item = stored(w, STREAK_TENANT, webhook.id).await;
+        let (since, noticed, error) = item
+            .as_ref()
+            .map(|i| (i.failing_since, i.failing_notice_at, i.last_error.clone()))
+            .unwrap_or_default();
+        r.check(
+            since.is_some() && error.as_deref() == Some("status 500") && noticed.is_some() == (n == 4),
+            format!(
+                "streak: after failure {n}: failing_since {}, last_error {error:?}, failing_notice_at {} (want it from the 4th on)",
+                if since.is_some() { "set" } else { "unset" },
+                if noticed.is_some() { "set" } else { "unset" },
+            ),
+        );
+    }
+    let made = at_path(&w.failing, STREAK_PATH).len();
+    r.check(
+        made == 4,
+        format!("streak: the failing receiver was called 4 times ({made})"),
+    );
+    let notices = w.slow_lane_records_of(STREAK_TENANT, 1).await;
+    let bodies: Vec<Value> = notices.iter().map(body_of).collect();
+    r.check(
+        bodies.len() == 1
+            && bodies[0]["type"] == "webhook.failing"
+            && bodies[0]["subject"] == id.as_str()
+            && bodies[0]["data"]["webhook_id"] == id.as_str()
+            && bodies[0]["data"]["last_error"] == "status 500",
+        format!(
+            "streak: one webhook.failing notice about the webhook on the slow lane (messages: {}, types {:?})",
+            bodies.len(),
+            bodies.iter().map(|b| b["type"].clone()).collect::<Vec<_>>()
+        ),
+    );
+    let failed = w
+        .dispatch(dispatch, r, notices, "the webhook.failing notice")
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("streak: the notice's message is done ({failed:?})"),
+    );
+    notice_delivered(w, r, &id, "webhook.failing", 1, 4);
+
+    // Past the 2 s period since failing_since: one more failure disables.
+    if let Some(since) = stored(w, STREAK_TENANT, webhook.id)
+        .await
+        .and_then(|i| i.failing_since)
+    {
+        let due = since + time::Duration::milliseconds(2_200);
+        let wait = due - time::OffsetDateTime::now_utc();
+        if wait.is_positive() {
+            tokio::time::sleep(wait.unsigned_abs()).await;
+        }
+    }
+    let (_, body) = testkit::envelope(STREAK_TENANT, EventType::AsyncErrored, json!({"n": 5}));
+    let failed = w
+        .dispatch(
+            disabling,
+            r,
+            vec![record(&w.names, "streak-5", &body)],
+            "a failure past the auto-disable period",
+        )
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("disable: the message is done ({failed:?})"),
+    );
+    let item = stored(w, STREAK_TENANT, webhook.id).await;
+    r.check(
+        item.as_ref().is_some_and(|i| {
+            i.status == Status::Inactive
+                && i.disabled_reason
+                    .as_deref()
+                    .is_some_and(|d| d.contains("every attempt has failed since"))
+        }),
+        format!(
+            "disable: the webhook is inactive, with its reason ({:?}, {:?})",
+            item.as_ref().map(|i| i.status),
+            item.as_ref().and_then(|i| i.disabled_reason.clone())
+        ),
+    );
+    let notices = w.slow_lane_records_of(STREAK_TENANT, 1).await;
+    let bodies: Vec<Value> = notices.iter().map(body_of).collect();
+    r.check(
+        bodies.len() == 1
+            && bodies[0]["type"] == "webhook.disabled"
+            && bodies[0]["subject"] == id.as_str()
+            && bodies[0]["data"]["webhook_id"] == id.as_str()
+            && bodies[0]["data"]["reason"].is_string(),
+        format!(
+            "disable: one webhook.disabled notice about the webhook on the slow lane (messages: {}, types {:?})",
+            bodies.len(),
+            bodies.iter().map(|b| b["type"].clone()).collect::<Vec<_>>()
+        ),
+    );
+    let failed = w
+        .dispatch(dispatch, r, notices, "the webhook.disabled notice")
+        .await;
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty),
+        format!("disable: the notice's message is done ({failed:?})"),
+    );
+    notice_delivered(w, r, &id, "webhook.disabled", 2, 5);
+    // Inactive: an event it is subscribed to is not attempted.
+    let (_, body) = testkit::envelope(STREAK_TENANT, EventType::AsyncCompleted, json!({"n": 6}));
+    let failed = w
+        .dispatch(
+            dispatch,
+            r,
+            vec![record(&w.names, "streak-6", &body)],
+            "an event for the disabled webhook",
+        )
+        .await;
+    let made = at_path(&w.failing, STREAK_PATH).len();
+    r.check(
+        failed.as_ref().is_some_and(Vec::is_empty) && made == 5,
+        format!(
+            "disable: the inactive webhook is not attempted ({failed:?}, {made} calls, want 5)"
+        ),
+    );
+    forged_notice(w, dispatch, r, &webhook).await;
+    let left = w.slow_lane_records_of(STREAK_TENANT, 0).await;
+    r.check(
+        left.is_empty(),
+        format!(
+            "streak: nothing more of it on the slow lane ({})",
+            left.len()
+        ),
+    );
+    no_denial_since(r, dispatch, mark, "streak and notices");
+    no_denial_since(r, disabling, disabling_mark, "auto-disable");
+}
+
+/// Checks that the watcher has had `want` notices, the last of type `kind`
+/// about webhook `id`, and that the webhook's own receiver had no more than
+/// its `calls` attempts.
+fn notice_delivered(w: &World, r: &mut Report, id: &str, kind: &str, want: usize, calls: usize) {
+    let got = at_path(&w.ok, WATCHER_PATH);
+    let last: Value = got
+        .last()
+        .and_then(|q| serde_json::from_slice(&q.body).ok())
+        .unwrap_or(Value::Null);
+    r.check(
+        got.len() == want && last["type"] == kind && last["data"]["webhook_id"] == id,
+        format!(
+            "{kind}: delivered to the watcher ({} deliveries, want {want}; last type {}, data.webhook_id {})",
+            got.len(),
+            last["type"],
+            last["data"]["webhook_id"]
+        ),
+    );
+    let made = at_path(&w.failing, STREAK_PATH).len();
+    r.check(
+        made == calls,
+        format!("{kind}: not delivered to the webhook it is about ({made} calls, want {calls})"),
+    );
+}
+
+/// A `webhook.failing` envelope on the producers' queue: forged (notices
+/// come from the platform, on the slow lane), a batch item failure, and
+/// delivered to no one.
+async fn forged_notice(
+    w: &World,
+    dispatch: &mut Function,
+    r: &mut Report,
+    about: &shared::Webhook,
+) {
+    let now = time::OffsetDateTime::now_utc();
+    let notice = shared::notice::Notice::Failing {
+        since: now,
+        error: "status 500",
+    };
+    let Ok(event) = notice.event(about, now) else {
+        r.check(false, "forged notice: the notice is made");
+        return;
+    };
+    let before = at_path(&w.ok, WATCHER_PATH).len();
+    let failed = w
+        .dispatch(
+            dispatch,
+            r,
+            vec![record(&w.names, "forged-notice", &event.to_json())],
+            "a webhook.failing notice from the producers' queue",
+        )
+        .await;
+    r.check(
+        failed.as_deref() == Some(&["forged-notice".to_owned()][..]),
+        format!("forged notice: a batch item failure ({failed:?})"),
+    );
+    let after = at_path(&w.ok, WATCHER_PATH).len();
+    r.check(
+        after == before,
+        format!("forged notice: delivered to no one ({before} -> {after})"),
+    );
 }
 
 /// A message that is not an event comes back as a batch item failure.
