@@ -13,8 +13,9 @@ use crate::setup;
     about = "The noisy-neighbour benchmark against the local stack on moto"
 )]
 pub struct Args {
-    /// The short run (CI): phase 1 for 8 s, each phase 2 part for 15 s; exits
-    /// non-zero only on correctness failures and on the loose p99 limit.
+    /// The short run (CI): phase 1 for 8 s, each phase 2 part for 15 s (2t:
+    /// 150 events at 10/s); exits non-zero only on correctness failures and
+    /// on the loose p99 limit.
     #[arg(long)]
     pub quick: bool,
     /// The `webhooks` binary to test (default: next to this one).
@@ -59,9 +60,34 @@ pub struct Args {
     /// Each phase 2 part's length (default 60 s, 15 s with --quick).
     #[arg(long)]
     pub phase2_secs: Option<u64>,
+    /// Phase 2t's burst: events sent at once to the throttled webhook
+    /// (default 1,000; 150 with --quick).
+    #[arg(long)]
+    pub burst_events: Option<usize>,
+    /// Phase 2t's webhook's `throttle_rate`, deliveries a second, 1 to
+    /// 10,000 (default 5; 10 with --quick). Phase 2t lasts burst / rate
+    /// seconds, until every event has arrived, or gives up 30 s and a
+    /// quarter after that.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub throttle_rate: Option<u32>,
     /// The phase 2 parts to run, after phase 1.
-    #[arg(long, value_delimiter = ',', default_value = "2a,2b,2c,2d")]
+    #[arg(long, value_delimiter = ',', default_value = "2a,2b,2c,2d,2t")]
     pub phases: Vec<String>,
+}
+
+impl Args {
+    /// Phase 2t's burst and rate: (N, R).
+    pub fn burst(&self) -> (usize, u32) {
+        let (events, rate) = if self.quick {
+            (phase::QUICK_BURST_EVENTS, phase::QUICK_THROTTLE_RATE)
+        } else {
+            (phase::BURST_EVENTS, phase::THROTTLE_RATE)
+        };
+        (
+            self.burst_events.unwrap_or(events).max(1),
+            self.throttle_rate.unwrap_or(rate),
+        )
+    }
 }
 
 /// The phases: phase 1 alone, then the requested phase 2 parts.
@@ -132,7 +158,25 @@ pub fn specs<'a>(
                 },
                 format!("{rate:.0} events/s → ok, hangs after a third"),
             ),
-            other => return Err(format!("--phases: no phase {other:?} (2a, 2b, 2c, 2d)")),
+            "2t" => {
+                let (events, throttle) = args.burst();
+                (
+                    Spec {
+                        name: "phase2t",
+                        secs: phase::burst_secs(events, throttle).ceil() as u64,
+                        noise: Noise::Burst {
+                            events,
+                            rate: throttle,
+                        },
+                        tenant: Some(&pop.throttled),
+                        rate: f64::from(throttle),
+                    },
+                    format!("{events} events at once → ok, throttle_rate {throttle}/s"),
+                )
+            }
+            other => {
+                return Err(format!("--phases: no phase {other:?} (2a, 2b, 2c, 2d, 2t)"));
+            }
         });
     }
     Ok(specs)

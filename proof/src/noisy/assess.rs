@@ -1,5 +1,6 @@
 //! Turns one phase as it ran into its report: the quiet tenants, the noisy
-//! tenant's accounting, the queues and the cost.
+//! tenant's accounting (phase 2t: the throttled webhook's too), the queues
+//! and the cost.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use crate::phase::{NoisyData, PhaseData, Spec};
 use crate::report::PhaseReport;
 use crate::setup::Population;
 use crate::stats::round2;
+use crate::throttle;
 
 /// What the assessment reads.
 pub struct Sources<'a> {
@@ -39,7 +41,8 @@ pub async fn phase(
         .iter()
         .flat_map(|t| t.hooks.iter().map(|h| h.label.as_str()))
         .collect();
-    let mut quiet = analysis::quiet(&data.quiet, &by_event(&arrivals, &quiet_labels));
+    let quiet_seen = by_event(&arrivals, &quiet_labels);
+    let mut quiet = analysis::quiet(&data.quiet, &quiet_seen);
     quiet.p99_vs_phase1 = match (quiet.latency.p99_ms, phase1_p99) {
         (Some(p), Some(base)) if base > 0.0 => Some(round2(p / base)),
         _ => None,
@@ -49,9 +52,10 @@ pub async fn phase(
         .filter(|a| a.at < data.window_end)
         .cloned()
         .collect();
-    let (noisy_events, redeliver) = match (&data.noisy, spec.tenant) {
+    let (noisy_events, redeliver, throttle) = match (&data.noisy, spec.tenant) {
         (NoisyData::Events(sent), Some(t)) => (
             Some(accounting::events(src.api, t, sent, &in_window).await?),
+            None,
             None,
         ),
         (NoisyData::Redeliver(calls), Some(t)) => (
@@ -60,8 +64,23 @@ pub async fn phase(
                 accounting::redeliveries(src.api, t, &src.pop.seed_event, calls, &in_window)
                     .await?,
             ),
+            None,
         ),
-        _ => (None, None),
+        (NoisyData::Burst(burst), Some(t)) => (
+            Some(accounting::events(src.api, t, &burst.sent, &in_window).await?),
+            None,
+            // Every request since the start: a late one still counts.
+            Some(throttle::assess(
+                t,
+                &src.pop.throttle,
+                burst.sent.len(),
+                data.start,
+                burst,
+                &arrivals,
+                throttle::slow_quiet(&data.quiet, &quiet_seen, data.start),
+            )),
+        ),
+        _ => (None, None, None),
     };
     Ok(PhaseReport {
         name: spec.name,
@@ -70,6 +89,7 @@ pub async fn phase(
         quiet,
         noisy_events,
         redeliver,
+        throttle,
         backlog_at_end: data.backlog,
         drain: data.drain,
         give_up_secs: src.give_up_secs,

@@ -1,8 +1,14 @@
 //! The goals, checked after the run and printed as PASS/FAIL lines. Some are
-//! correctness (nothing lost, nothing recorded twice, queues that empty);
-//! the rest are the isolation targets (quiet p99 under 1 s, drain ≤ 30 s).
+//! correctness (nothing lost, nothing recorded twice, queues that empty, a
+//! throttled webhook's rate held); the rest are the isolation targets
+//! (quiet p99 under 1 s, drain ≤ 30 s, a throttled burst leaving the quiet
+//! p99 within 10 % of phase 1's).
 
 use crate::report::{Goal, Kind, PhaseReport};
+use crate::throttle;
+
+/// Phase 2t: the quiet p99 at most this many times phase 1's.
+pub const BURST_QUIET_P99_VS_PHASE1: f64 = 1.1;
 
 /// The thresholds.
 pub struct Thresholds {
@@ -28,6 +34,10 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
         .iter()
         .find(|p| p.name == "phase1")
         .and_then(|p| p.quiet.queued_latency.p99_ms);
+    let alone_total = phases
+        .iter()
+        .find(|p| p.name == "phase1")
+        .and_then(|p| p.quiet.latency.p99_ms);
     for p in phases {
         let q = &p.quiet;
         let waited = if p.drain.drained {
@@ -112,6 +122,9 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
                 ),
             ));
         }
+        if let Some(th) = &p.throttle {
+            throttle_goals(&mut goals, p, th, alone_total);
+        }
         if let Some(r) = &p.redeliver {
             goals.push(goal(
                 Kind::Correctness,
@@ -131,6 +144,64 @@ pub fn check(phases: &[PhaseReport], t: &Thresholds, wrong_auth: u64, unknown: u
         ),
     ));
     goals
+}
+
+/// Phase 2t's goals: the rate, none lost, none twice (correctness, in every
+/// run), and the quiet tenants' p99 beside the burst (a target).
+fn throttle_goals(
+    goals: &mut Vec<Goal>,
+    p: &PhaseReport,
+    th: &throttle::ThrottleReport,
+    alone: Option<f64>,
+) {
+    let gave_up = if th.all_arrived_in_time {
+        ""
+    } else {
+        " (the phase gave up waiting for them)"
+    };
+    goals.push(goal(
+        Kind::Correctness,
+        th.max_in_10s <= th.limit_in_10s,
+        format!(
+            "{}: at throttle_rate {} the receiver sees at most 1.1 × {} × {} = {} deliveries in any {} s window ({} at most)",
+            p.name,
+            th.rate,
+            th.rate,
+            throttle::WINDOW.as_secs(),
+            th.limit_in_10s,
+            throttle::WINDOW.as_secs(),
+            th.max_in_10s
+        ),
+    ));
+    goals.push(goal(
+        Kind::Correctness,
+        th.lost == 0,
+        format!(
+            "{}: every event of the burst to the throttled webhook arrives ({} of {}; {} lost){gave_up}",
+            p.name, th.arrived, th.sent, th.lost
+        ),
+    ));
+    goals.push(goal(
+        Kind::Correctness,
+        th.duplicated == 0,
+        format!(
+            "{}: no event of the burst arrives twice ({} duplicated)",
+            p.name, th.duplicated
+        ),
+    ));
+    let p99 = p.quiet.latency.p99_ms;
+    let bound = alone.map(|a| a * BURST_QUIET_P99_VS_PHASE1);
+    goals.push(goal(
+        Kind::Target,
+        matches!((p99, bound), (Some(v), Some(b)) if v <= b),
+        format!(
+            "{}: quiet p99 ≤ {BURST_QUIET_P99_VS_PHASE1} × phase 1's {} = {} ({})",
+            p.name,
+            alone.map_or("–".into(), |v| format!("{v:.1} ms")),
+            bound.map_or("–".into(), |v| format!("{v:.1} ms")),
+            p99.map_or("none arrived".into(), |v| format!("{v:.1} ms"))
+        ),
+    ));
 }
 
 /// Whether the run passes: in `--quick`, correctness and the loose limit;

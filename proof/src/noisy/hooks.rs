@@ -114,6 +114,20 @@ impl Hooks {
             .unwrap_or_default()
     }
 
+    /// The event ids of the requests to `/hooks/<label>` from `from` on,
+    /// one per request.
+    pub fn ids_of(&self, label: &str, from: Instant) -> Vec<String> {
+        self.arrivals
+            .lock()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x.at >= from && x.label == label)
+                    .filter_map(|x| x.event_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn record(&self, arrival: Arrival, auth: Option<&[u8]>) {
         let auth_ok = self.expected.lock().ok().and_then(|m| {
             m.get(&arrival.label)

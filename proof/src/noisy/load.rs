@@ -1,9 +1,11 @@
 //! The load: events sent to the events queue at a steady rate per tenant, as
 //! a producer does (the envelope of `shared::emit`, `MessageGroupId` = the
-//! tenant when the queue takes it), and the redelivery calls of phase 2c.
+//! tenant when the queue takes it), the redelivery calls of phase 2c and
+//! the burst of phase 2t.
 //! Each event's send time is kept: latency is measured from it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -94,18 +96,49 @@ pub async fn stream(
     start: Instant,
     end: Instant,
 ) -> Result<Vec<Sent>, String> {
+    stream_until(emitter, tenant, rate, start, end, Arc::default()).await
+}
+
+/// As [`stream`], and no send is started once `stop` is set (a phase that
+/// ends when something else is done: 2t).
+pub async fn stream_until(
+    emitter: Emitter,
+    tenant: String,
+    rate: f64,
+    start: Instant,
+    end: Instant,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<Sent>, String> {
     let step = Duration::from_secs_f64(1.0 / rate);
     let mut sends = JoinSet::new();
     let mut at = start;
     let mut seq = 0;
-    while at < end {
+    while at < end && !stop.load(Ordering::SeqCst) {
         tokio::time::sleep_until(at.into()).await;
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
         let (emitter, tenant) = (emitter.clone(), tenant.clone());
         sends.spawn(async move { emitter.send(&tenant, seq).await });
         seq += 1;
         at += step;
     }
     let mut sent = Vec::with_capacity(seq);
+    while let Some(r) = sends.join_next().await {
+        sent.push(r.map_err(|e| e.to_string())??);
+    }
+    Ok(sent)
+}
+
+/// `n` events for `tenant` at once, as fast as the emitter's slots allow
+/// (phase 2t's burst).
+pub async fn burst(emitter: Emitter, tenant: String, n: usize) -> Result<Vec<Sent>, String> {
+    let mut sends = JoinSet::new();
+    for seq in 0..n {
+        let (emitter, tenant) = (emitter.clone(), tenant.clone());
+        sends.spawn(async move { emitter.send(&tenant, seq).await });
+    }
+    let mut sent = Vec::with_capacity(n);
     while let Some(r) = sends.join_next().await {
         sent.push(r.map_err(|e| e.to_string())??);
     }

@@ -7,7 +7,10 @@
 //! beside a noisy tenant (40 events/s to a receiver that never answers, to
 //! one that answers after 3 s, redelivery calls fanning out to 50 hanging
 //! webhooks, and 40 events/s to a receiver that answers at once for a third
-//! of the phase and then never again). Between phases the queues must empty. It reports the
+//! of the phase and then never again), phase 2t beside a burst of 1,000
+//! events to a webhook with `throttle_rate` 5 (the receiver must never see
+//! more than 1.1 × 5/s over 10 s, nor lose or double one). Between phases
+//! the queues must empty. It reports the
 //! quiet tenants' emit → receipt latency, the noisy tenant's accounting from
 //! its delivery log, the backlog and drain, and AWS requests per delivery;
 //! prints Markdown, writes JSON, checks the goals. Never prints a token, an
@@ -29,6 +32,7 @@ mod serve;
 mod setup;
 mod stack;
 mod stats;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -206,6 +210,7 @@ async fn run(args: Args) -> Result<bool, String> {
         api,
         hooks: &hooks,
         receivers: &receivers,
+        throttle_rate: args.burst().1,
     }
     .run(&emitter)
     .await?;
@@ -229,6 +234,7 @@ async fn run(args: Args) -> Result<bool, String> {
         give_up,
         purge: !args.keep_backlog,
         noisy_slots: Arc::new(Semaphore::new(256)),
+        hooks: Arc::clone(&hooks),
     };
     let sources = assess::Sources {
         api: &api,

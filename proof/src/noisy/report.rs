@@ -1,5 +1,6 @@
 //! The report: per phase, the quiet tenants, the noisy tenant, the queues
-//! and the cost; as JSON (`--out`) and as Markdown tables (stdout).
+//! and the cost (and phase 2t's throttled webhook); as JSON (`--out`) and
+//! as Markdown tables (stdout).
 
 use serde::Serialize;
 
@@ -7,6 +8,7 @@ use crate::accounting::{EventsReport, RedeliverReport};
 use crate::analysis::{CostReport, QuietReport};
 use crate::stack::{Backlog, Drain};
 use crate::stats::{fmt_ms, thousands};
+use crate::throttle::ThrottleReport;
 
 /// One phase's figures.
 /// How a goal (checked in `goals.rs`) counts for the exit code.
@@ -38,6 +40,8 @@ pub struct PhaseReport {
     pub quiet: QuietReport,
     pub noisy_events: Option<EventsReport>,
     pub redeliver: Option<RedeliverReport>,
+    /// Phase 2t: the burst to the throttled webhook.
+    pub throttle: Option<ThrottleReport>,
     /// The queues when the load stopped (slow lane: null when absent).
     pub backlog_at_end: Backlog,
     pub drain: Drain,
@@ -175,6 +179,48 @@ impl PhaseReport {
     }
 }
 
+impl PhaseReport {
+    fn throttle_row(&self, t: &ThrottleReport) -> String {
+        let q = &self.quiet;
+        let rate = match (&t.api.refused, t.api.shown) {
+            (Some(_), _) => format!("{} (refused by the API: none)", t.rate),
+            (None, Some(shown)) if shown == u64::from(t.rate) => t.rate.to_string(),
+            (None, Some(shown)) => format!("{} (the API shows {shown})", t.rate),
+            (None, None) => format!("{} (the API shows none)", t.rate),
+        };
+        let secs = |s: Option<f64>| s.map_or("–".into(), |v| format!("{v:.1} s"));
+        let slow = &t.quiet_slow;
+        let slow = match (slow.first_emitted_secs, slow.last_emitted_secs) {
+            (Some(a), Some(b)) => format!("{} (emitted {a:.1}–{b:.1} s)", n(slow.count)),
+            _ => "0".into(),
+        };
+        format!(
+            "| {} | {} | {rate} | {:.1} s | {}{} | {} | {} (≤ {}) | {} | {} | {} / {} ({}) | {slow} | {} of {} |",
+            self.name,
+            n(t.events),
+            t.burst_secs,
+            secs(t.last_delivery_secs),
+            if t.all_arrived_in_time {
+                ""
+            } else {
+                " (gave up)"
+            },
+            t.delivered_per_sec
+                .map_or("–".into(), |r| format!("{r:.2}")),
+            n(t.max_in_10s),
+            n(t.limit_in_10s),
+            n(t.lost),
+            n(t.duplicated),
+            fmt_ms(q.latency.p50_ms),
+            fmt_ms(q.latency.p99_ms),
+            q.p99_vs_phase1
+                .map_or("–".into(), |r| format!("{r:.2}× phase 1")),
+            t.looks_throttled,
+            t.looks,
+        )
+    }
+}
+
 impl RunReport {
     /// The Markdown tables.
     pub fn markdown(&self) -> String {
@@ -194,6 +240,21 @@ impl RunReport {
         for p in &self.phases {
             out.push_str(&p.noisy_row());
             out.push('\n');
+        }
+        let throttled: Vec<_> = self
+            .phases
+            .iter()
+            .filter_map(|p| p.throttle.as_ref().map(|t| (p, t)))
+            .collect();
+        if !throttled.is_empty() {
+            out.push_str(
+                "\n| phase | burst N | throttle_rate R | burst sent in | to last delivery | delivered/s | most in any 10 s | lost | duplicated | quiet p50 / p99 | quiet > 1 s | throttled_since shown (looks) |\n\
+                 |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            );
+            for (p, t) in throttled {
+                out.push_str(&p.throttle_row(t));
+                out.push('\n');
+            }
         }
         out
     }

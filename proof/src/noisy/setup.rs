@@ -1,9 +1,10 @@
 //! The population, made through the product's own interfaces: an API key per
 //! tenant from the CLI (or the stack itself, with its store in memory), webhooks registered with `POST /webhooks`. Quiet
 //! tenants q1..q5 (one webhook each on `ok`), `noisyhang` (one on `hang`),
-//! `noisyslow` (one on `slow3`) and `noisyredeliver` (50 on `hang`,
+//! `noisyslow` (one on `slow3`), `noisyredeliver` (50 on `hang`,
 //! subscribed to `flowx.completed` only until phase 2c, with one kept
-//! `async.completed` event that nobody received).
+//! `async.completed` event that nobody received) and `throttled` (one on
+//! `ok` with `throttle_rate`, phase 2t's).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -47,6 +48,21 @@ pub struct Population {
     pub redeliver: Tenant,
     /// The redeliver tenant's kept event.
     pub seed_event: String,
+    /// One webhook on `ok` registered with `throttle_rate` (phase 2t).
+    pub throttled: Tenant,
+    pub throttle: Throttle,
+}
+
+/// Phase 2t's webhook as the API took it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Throttle {
+    /// The `throttle_rate` asked for at registration (deliveries a second).
+    pub rate: u32,
+    /// `throttle_rate` as `GET /webhooks/{id}` shows it (None: not shown).
+    pub shown: Option<u64>,
+    /// Why `POST /webhooks` refused the field (the webhook was then
+    /// registered without it: a stack without the throttle).
+    pub refused: Option<String>,
 }
 
 /// What setup needs from the stack.
@@ -55,6 +71,8 @@ pub struct Setup<'a> {
     pub api: Api,
     pub hooks: &'a Hooks,
     pub receivers: &'a HashMap<Behaviour, SocketAddr>,
+    /// Phase 2t's webhook's `throttle_rate`.
+    pub throttle_rate: u32,
 }
 
 impl Setup<'_> {
@@ -77,19 +95,7 @@ impl Setup<'_> {
                 .api
                 .expect(Method::POST, "/webhooks", &key, Some(&body), 201)
                 .await?;
-            let webhook = created
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or("POST /webhooks: no id in the answer")?;
-            let token = created
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or("POST /webhooks: no token in the answer")?;
-            self.hooks.expect(&label, token);
-            hooks.push(Hook {
-                id: webhook.to_owned(),
-                label,
-            });
+            hooks.push(self.registered(&created, label)?);
         }
         Ok(Tenant {
             id: id.to_owned(),
@@ -97,6 +103,97 @@ impl Setup<'_> {
             behaviour,
             hooks,
         })
+    }
+
+    /// A webhook `POST /webhooks` created: its id, and its token expected
+    /// by the receiver.
+    fn registered(&self, created: &Value, label: String) -> Result<Hook, String> {
+        let webhook = created
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("POST /webhooks: no id in the answer")?;
+        let token = created
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or("POST /webhooks: no token in the answer")?;
+        self.hooks.expect(&label, token);
+        Ok(Hook {
+            id: webhook.to_owned(),
+            label,
+        })
+    }
+
+    /// Phase 2t's tenant: one webhook on `ok` with `throttle_rate`. A stack
+    /// that refuses the field (one without the throttle) gets the webhook
+    /// without it, and the report says so: the phase then measures an
+    /// unthrottled webhook and fails its rate goal.
+    async fn throttled(&self) -> Result<(Tenant, Throttle), String> {
+        let (id, behaviour) = ("throttled", Behaviour::Ok);
+        let key = self.keys.make(id).await?;
+        let addr = self
+            .receivers
+            .get(&behaviour)
+            .ok_or("no receiver for a behaviour")?;
+        let label = id.to_owned();
+        let url = format!("http://{addr}/hooks/{label}");
+        let body = json!({"url": url, "events": [EVENT_TYPE], "throttle_rate": self.throttle_rate});
+        let answer = self
+            .api
+            .call(Method::POST, "/webhooks", Some(&key), Some(&body))
+            .await?;
+        let (created, refused) = match answer.status {
+            201 => (answer.body, None),
+            400 | 422 => {
+                let error = |f: &str| {
+                    answer
+                        .body
+                        .pointer(&format!("/error/{f}"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let why = format!("{} {}: {}", answer.status, error("code"), error("message"));
+                eprintln!(
+                    "noisy: POST /webhooks refused throttle_rate ({why}); phase 2t's webhook is registered without it"
+                );
+                let plain = json!({"url": url, "events": [EVENT_TYPE]});
+                let created = self
+                    .api
+                    .expect(Method::POST, "/webhooks", &key, Some(&plain), 201)
+                    .await?;
+                (created, Some(why))
+            }
+            other => {
+                return Err(format!(
+                    "POST /webhooks (with throttle_rate): answered {other}, expected 201"
+                ));
+            }
+        };
+        let hook = self.registered(&created, label)?;
+        let shown = self
+            .api
+            .expect(
+                Method::GET,
+                &format!("/webhooks/{}", hook.id),
+                &key,
+                None,
+                200,
+            )
+            .await?
+            .get("throttle_rate")
+            .and_then(Value::as_u64);
+        let tenant = Tenant {
+            id: id.to_owned(),
+            key,
+            behaviour,
+            hooks: vec![hook],
+        };
+        let throttle = Throttle {
+            rate: self.throttle_rate,
+            shown,
+            refused,
+        };
+        Ok((tenant, throttle))
     }
 
     /// Makes every tenant and webhook, and the redeliver tenant's seed event.
@@ -158,6 +255,7 @@ impl Setup<'_> {
         let redeliver = self
             .tenant("noisyredeliver", Behaviour::Hang, labels, "flowx.completed")
             .await?;
+        let (throttled, throttle) = self.throttled().await?;
         // Nobody subscribes to it yet: no delivery, but the event is kept.
         let seed = emitter.send(&redeliver.id, 0).await?;
         if !seed.accepted {
@@ -188,6 +286,8 @@ impl Setup<'_> {
             breaks,
             redeliver,
             seed_event: seed.event_id,
+            throttled,
+            throttle,
         })
     }
 }
