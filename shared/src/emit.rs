@@ -131,7 +131,10 @@ mod tests {
         for notice in ["webhook.failing", "webhook.disabled"] {
             let err = new(notice, json!({})).into_event().unwrap_err();
             assert_eq!(err.field, "type");
-            assert!(err.message.contains("producers emit job events only"), "{err}");
+            assert!(
+                err.message.contains("producers emit job events only"),
+                "{err}"
+            );
         }
     }
 }

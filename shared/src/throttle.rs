@@ -79,34 +79,43 @@ pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// How far ahead of its slot an attempt is still made (it waits the rest
-/// in the invocation): SQS delays are whole seconds, so an attempt sent
-/// back comes back up to this much early, and a wait this short costs less
-/// than a trip through the queue. With the 7 s invocation, a 5 s attempt
-/// and its record still fit.
-pub const EARLY_MS: i64 = 500;
+/// How far ahead of its slot an attempt sent back to the queue is due back:
+/// it then waits the rest in the invocation. SQS hands a message over up
+/// to the batching window (1 s) after it is due, so an attempt due back
+/// this early is made at its slot, not after it, unless it comes back more
+/// than this late; a later one is made at once, which is what bounds the
+/// rate's excess at the second's scale.
+pub const DUE_EARLY_MS: i64 = 1000;
+
+/// The longest an attempt waits for its slot in the invocation (when the
+/// invocation has the time: each attempt still gets its whole deadline).
+pub const MAX_WAIT_MS: i64 = 1500;
 
 /// What an attempt at a throttled webhook does about its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turn {
-    /// Made now, after waiting this many milliseconds (at most [`EARLY_MS`]).
+    /// Made now, after waiting this many milliseconds.
     Now { wait_ms: i64 },
-    /// Sent back to the queue to come back after this many whole seconds.
-    Later { delay_secs: u64 },
+    /// Sent back to the queue after `pause_ms` (under a second), with a
+    /// delay of `delay_secs`: due back [`DUE_EARLY_MS`] before its slot.
+    /// SQS delays are whole seconds; the pause makes up the fraction, so
+    /// that the whole second's rounding does not add to the lateness.
+    Later { pause_ms: i64, delay_secs: u64 },
 }
 
-/// Where an attempt with slot `slot` stands at `now` (both Unix ms).
-pub fn turn(slot: i64, now: i64) -> Turn {
+/// Where an attempt with slot `slot` stands at `now` (both Unix ms), when
+/// it may wait in place at most `may_wait` ms.
+pub fn turn(slot: i64, now: i64, may_wait: i64) -> Turn {
     let ahead = slot - now;
-    if ahead <= EARLY_MS {
+    if ahead <= may_wait.clamp(0, MAX_WAIT_MS) {
         return Turn::Now {
             wait_ms: ahead.max(0),
         };
     }
-    // Back no earlier than EARLY_MS before the slot.
-    let delay_ms = ahead - EARLY_MS;
+    let due_in = (ahead - DUE_EARLY_MS).max(0);
     Turn::Later {
-        delay_secs: delay_ms.div_euclid(1000).unsigned_abs() + u64::from(delay_ms % 1000 != 0),
+        pause_ms: due_in % 1000,
+        delay_secs: (due_in / 1000).unsigned_abs(),
     }
 }
 
@@ -137,20 +146,41 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_waits_in_place_only_briefly() {
-        assert_eq!(turn(1_000, 2_000), Turn::Now { wait_ms: 0 });
-        assert_eq!(turn(2_300, 2_000), Turn::Now { wait_ms: 300 });
-        assert_eq!(turn(2_500, 2_000), Turn::Now { wait_ms: 500 });
-        assert_eq!(turn(2_501, 2_000), Turn::Later { delay_secs: 1 });
-        assert_eq!(turn(3_500, 2_000), Turn::Later { delay_secs: 1 });
-        assert_eq!(turn(3_501, 2_000), Turn::Later { delay_secs: 2 });
-        // Back no earlier than EARLY_MS before its slot.
-        for ahead in [501, 999, 1500, 1501, 200_000] {
-            let Turn::Later { delay_secs } = turn(ahead, 0) else {
-                panic!()
+    fn an_attempt_waits_in_place_or_is_due_back_early_by_a_second() {
+        // Within what it may wait: made after the wait.
+        assert_eq!(turn(1_000, 2_000, 1_200), Turn::Now { wait_ms: 0 });
+        assert_eq!(turn(3_100, 2_000, 1_200), Turn::Now { wait_ms: 1_100 });
+        // Never longer than MAX_WAIT_MS, whatever the invocation has.
+        assert!(matches!(turn(3_600, 2_000, 60_000), Turn::Later { .. }));
+        // No time left to wait: back on the queue.
+        assert!(matches!(turn(2_100, 2_000, -5), Turn::Later { .. }));
+        // Due back exactly DUE_EARLY_MS before the slot: pause + delay.
+        for ahead in [1_600, 2_000, 2_001, 2_999, 3_000, 10_500, 200_000] {
+            let Turn::Later {
+                pause_ms,
+                delay_secs,
+            } = turn(ahead, 0, 1_200)
+            else {
+                panic!("{ahead}")
             };
-            let back = i64::try_from(delay_secs).unwrap() * 1000;
-            assert!(back >= ahead - EARLY_MS && back < ahead - EARLY_MS + 1000);
+            assert!((0..1000).contains(&pause_ms));
+            let back = pause_ms + i64::try_from(delay_secs).unwrap() * 1000;
+            assert_eq!(back, ahead - DUE_EARLY_MS, "{ahead}");
         }
+        // Under a second to go: the pause alone (no delay).
+        assert_eq!(
+            turn(1_800, 0, 1_200),
+            Turn::Later {
+                pause_ms: 800,
+                delay_secs: 0
+            }
+        );
+        assert_eq!(
+            turn(900, 0, 500),
+            Turn::Later {
+                pause_ms: 0,
+                delay_secs: 0
+            }
+        );
     }
 }

@@ -73,6 +73,27 @@ async fn slots(store: &impl WebhookStore) {
     );
 }
 
+/// Reservations at the same moment, each guessing that attempts wait
+/// (the plan's read was stale: nothing waits), still take distinct slots,
+/// the first of them now.
+async fn concurrent_slots(store: &impl WebhookStore) {
+    let w = webhook("acme");
+    store.create_webhook(&w, 10).await.unwrap();
+    let rate = ThrottleRate::new(10).unwrap();
+    let now = now_utc();
+    let now_ms = shared::throttle::unix_ms(now);
+    let taken = futures_util::future::join_all(
+        (0..8).map(|_| store.reserve_slot(&w.tenant_id, w.id, rate, now, true)),
+    )
+    .await;
+    let mut slots: Vec<i64> = taken
+        .into_iter()
+        .map(|s| s.unwrap().unwrap() - now_ms)
+        .collect();
+    slots.sort_unstable();
+    assert_eq!(slots, (0..8).map(|k| k * 100).collect::<Vec<_>>());
+}
+
 /// A streak begins once, is noticed once, ends on a success, and disables
 /// only the streak it was asked about.
 async fn streak(store: &impl WebhookStore) {
@@ -176,6 +197,7 @@ async fn streak(store: &impl WebhookStore) {
 async fn dynamo_store_keeps_slots_and_streaks() {
     let store = fresh_store().await;
     slots(&store).await;
+    concurrent_slots(&store).await;
     streak(&store).await;
 }
 
@@ -183,5 +205,6 @@ async fn dynamo_store_keeps_slots_and_streaks() {
 async fn memory_store_keeps_slots_and_streaks() {
     let store = MemoryStore::default();
     slots(&store).await;
+    concurrent_slots(&store).await;
     streak(&store).await;
 }

@@ -77,7 +77,7 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
         cutoff,
     } = delivery;
     if let Some(rate) = webhook.throttle_rate {
-        match crate::throttle::admit(d, webhook, rate, event, nth).await? {
+        match crate::throttle::admit(d, (webhook, rate), event, nth, marks, cutoff).await? {
             Admitted::Now => {}
             // Not attempted: nothing to record (yet).
             Admitted::SentBack | Admitted::Gone => return Ok(()),

@@ -84,28 +84,31 @@ pub(crate) fn split<'p>(plan: &'p Planned<'p>, requeue: &Requeue) -> ByLane<'p> 
     }
 }
 
-/// The marks this invocation has already written (or tried to): the
-/// slow-lane mark, and the failing streak ([`crate::streak`]).
+/// What an invocation writes on a webhook at most once (or, for
+/// [`Mark::Slot`], notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Mark {
+    /// The slow-lane mark.
+    Slow,
+    /// The failing streak ([`crate::streak`]).
+    Streak,
+    /// A throttle slot reserved ([`crate::throttle`]): the next reservation
+    /// in this invocation finds one waiting.
+    Slot,
+}
+
+/// The marks this invocation has already written (or tried to).
 #[derive(Default)]
 pub struct Marks {
-    written: Mutex<HashSet<WebhookId>>,
-    streaks: Mutex<HashSet<WebhookId>>,
+    written: Mutex<HashSet<(WebhookId, Mark)>>,
 }
 
 impl Marks {
-    /// True the first time this invocation asks for `id`.
-    fn first(&self, id: WebhookId) -> bool {
+    /// True the first time this invocation asks for `mark` of `id`.
+    pub(crate) fn first(&self, id: WebhookId, mark: Mark) -> bool {
         self.written
             .lock()
-            .map(|mut w| w.insert(id))
-            .unwrap_or(false)
-    }
-
-    /// True the first time this invocation writes `id`'s streak.
-    pub(crate) fn first_streak(&self, id: WebhookId) -> bool {
-        self.streaks
-            .lock()
-            .map(|mut w| w.insert(id))
+            .map(|mut w| w.insert((id, mark)))
             .unwrap_or(false)
     }
 
@@ -158,7 +161,7 @@ impl Marks {
     }
 
     async fn set<S: WebhookStore>(&self, d: &Dispatcher<S>, webhook: &Webhook, slow: bool) {
-        if !self.first(webhook.id) {
+        if !self.first(webhook.id, Mark::Slow) {
             return;
         }
         let since = slow.then(now_utc);

@@ -16,7 +16,7 @@ use shared::webhook::now_utc;
 use time::OffsetDateTime;
 
 use crate::Dispatcher;
-use crate::lane::Marks;
+use crate::lane::{Mark, Marks};
 
 /// Failures in a row that make a webhook failing.
 pub const FAILING_AFTER: usize = 4;
@@ -72,7 +72,7 @@ pub(crate) async fn follow<S: WebhookStore + DeliveryStore>(
         }
     };
     // At most one streak write per webhook per invocation.
-    if !marks.first_streak(webhook.id) {
+    if !marks.first(webhook.id, Mark::Streak) {
         return;
     }
     if let StreakChange::Noticed { since, error, .. } = &change {

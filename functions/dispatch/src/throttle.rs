@@ -9,10 +9,14 @@ use shared::Webhook;
 use shared::event::Event;
 use shared::slow_lane::Target;
 use shared::store::WebhookStore;
-use shared::throttle::{ThrottleRate, Turn, turn, unix_ms};
+use shared::throttle::{MAX_WAIT_MS, ThrottleRate, Turn, turn, unix_ms};
 use shared::webhook::now_utc;
 
+use tokio::time::Instant;
+
 use crate::Dispatcher;
+use crate::attempt::RECORD_MARGIN;
+use crate::lane::{Mark, Marks};
 use crate::plan::Nth;
 use crate::schedule::schedule;
 use crate::unfinished::Unfinished;
@@ -29,26 +33,31 @@ pub(crate) enum Admitted {
 }
 
 /// Reserves the attempt's slot (one write; none when the message carries
-/// its slot already) and makes it wait for it: in place for at most
-/// [`shared::throttle::EARLY_MS`], otherwise on the queue. `Err` when the
-/// slot could not be reserved or the message not sent back: the message
-/// comes back and the attempt is tried again.
+/// its slot already) and makes it wait for it: in place while the
+/// invocation has the time (up to [`shared::throttle::MAX_WAIT_MS`], with
+/// the attempt's whole deadline and its record after it), otherwise on the
+/// queue, due back a second before its slot. `Err` when the slot could
+/// not be reserved or the message not sent back: the message comes back
+/// and the attempt is tried again.
 pub(crate) async fn admit<S: WebhookStore>(
     d: &Dispatcher<S>,
-    webhook: &Webhook,
-    rate: ThrottleRate,
+    (webhook, rate): (&Webhook, ThrottleRate),
     event: &Event,
     nth: Nth,
+    marks: &Marks,
+    cutoff: Option<Instant>,
 ) -> Result<Admitted, Unfinished> {
     let slot = match nth.slot {
         Some(slot) => slot,
         None => {
             let now = now_utc();
-            // What the plan read: deliveries were waiting then (the slot
-            // only moves forward), so the reservation adds to the queue.
+            // Deliveries were waiting when the plan read the webhook (the
+            // slot only moves forward), or another attempt of this batch
+            // reserves beside this one: the reservation adds to the queue.
             let waiting = webhook
                 .throttle_next
-                .is_some_and(|next| next > unix_ms(now));
+                .is_some_and(|next| next > unix_ms(now))
+                || !marks.first(webhook.id, Mark::Slot);
             let reserved = d
                 .store
                 .reserve_slot(&webhook.tenant_id, webhook.id, rate, now, waiting)
@@ -63,12 +72,21 @@ pub(crate) async fn admit<S: WebhookStore>(
             }
         }
     };
-    match turn(slot, unix_ms(now_utc())) {
+    let may_wait = cutoff.map_or(MAX_WAIT_MS, |cutoff| {
+        let left = cutoff.saturating_duration_since(Instant::now());
+        let after = left.saturating_sub(RECORD_MARGIN + d.settings.delivery_timeout);
+        i64::try_from(after.as_millis()).unwrap_or(MAX_WAIT_MS)
+    });
+    match turn(slot, unix_ms(now_utc()), may_wait) {
         Turn::Now { wait_ms } => {
             tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
             Ok(Admitted::Now)
         }
-        Turn::Later { delay_secs } => {
+        Turn::Later {
+            pause_ms,
+            delay_secs,
+        } => {
+            tokio::time::sleep(Duration::from_millis(pause_ms.unsigned_abs())).await;
             let target = Target {
                 slot: Some(slot),
                 ..Target::now(webhook.id, nth.number, nth.manual)

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use shared::slow_lane::Target;
-use shared::throttle::{Turn, turn, unix_ms};
+use shared::throttle::{MAX_WAIT_MS, Turn, turn, unix_ms};
 use shared::webhook::now_utc;
 use time::OffsetDateTime;
 
@@ -19,7 +20,7 @@ pub(crate) struct Due {
     pub now: Vec<Job>,
     /// Targeted attempts whose `not_before` (or throttle slot) is still
     /// ahead, with what is left to wait.
-    pub later: Vec<(Job, Duration)>,
+    pub later: Vec<(Job, Wait)>,
 }
 
 /// Separates the targeted attempts whose `not_before` is still ahead from
@@ -39,8 +40,16 @@ pub(crate) fn due(jobs: Vec<Job>) -> Due {
     due
 }
 
+/// What is left of an attempt's wait: a pause here (under a second), then
+/// a queue delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Wait {
+    pub delay: Duration,
+    pub pause: Duration,
+}
+
 /// What is left of a targeted attempt's wait, if it must go on waiting.
-fn wait_of(kind: &Kind, now: OffsetDateTime) -> Option<Duration> {
+fn wait_of(kind: &Kind, now: OffsetDateTime) -> Option<Wait> {
     let Kind::Targeted(Target {
         not_before, slot, ..
     }) = kind
@@ -52,27 +61,46 @@ fn wait_of(kind: &Kind, now: OffsetDateTime) -> Option<Duration> {
         .map(|at| at.saturating_sub(now.unix_timestamp()))
         .filter(|left| *left > 1)
         .map(|left| Duration::from_secs(left.unsigned_abs()));
-    let by_slot = slot.and_then(|slot| match turn(slot, unix_ms(now)) {
-        Turn::Later { delay_secs } => Some(Duration::from_secs(delay_secs)),
+    // A slot within what an attempt may wait for in place is made now
+    // (the throttle stage waits for it, or sends it back if the invocation
+    // has no time left); a later one goes back, due a second before it.
+    let by_slot = slot.and_then(|slot| match turn(slot, unix_ms(now), MAX_WAIT_MS) {
+        Turn::Later {
+            pause_ms,
+            delay_secs,
+        } => Some(Wait {
+            pause: Duration::from_millis(pause_ms.unsigned_abs()),
+            delay: Duration::from_secs(delay_secs),
+        }),
         Turn::Now { .. } => None,
     });
-    by_time.max(by_slot)
+    by_time
+        .map(|delay| Wait {
+            pause: Duration::ZERO,
+            delay,
+        })
+        .max(by_slot)
 }
 
 /// Queues each waiting attempt again for what is left of its wait; returns
 /// the messages of those that could not be (they come back, and are put
 /// back again).
-pub(crate) async fn put_back<S>(d: &Dispatcher<S>, later: Vec<(Job, Duration)>) -> Vec<String> {
-    let mut returned = Vec::new();
-    for (job, wait) in later {
-        if let Kind::Targeted(target) = &job.kind
-            && let Err(e) = schedule(d, &job.event, target.clone(), wait).await
-        {
-            tracing::error!(event_id = %job.event.id, error = %e, "re-queueing a waiting retry failed");
-            returned.extend(job.messages);
+pub(crate) async fn put_back<S>(d: &Dispatcher<S>, later: Vec<(Job, Wait)>) -> Vec<String> {
+    let sent = join_all(later.into_iter().map(|(job, wait)| async move {
+        let Kind::Targeted(target) = &job.kind else {
+            return Vec::new();
+        };
+        tokio::time::sleep(wait.pause).await;
+        match schedule(d, &job.event, target.clone(), wait.delay).await {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                tracing::error!(event_id = %job.event.id, error = %e, "re-queueing a waiting attempt failed");
+                job.messages
+            }
         }
-    }
-    returned
+    }))
+    .await;
+    sent.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
@@ -98,6 +126,31 @@ mod tests {
         assert_eq!(due.later.len(), 1);
         let (later, wait) = &due.later[0];
         assert_eq!(later.messages, ["m0"]);
-        assert!(*wait > Duration::from_secs(590) && *wait <= Duration::from_secs(600));
+        assert!(wait.delay > Duration::from_secs(590) && wait.delay <= Duration::from_secs(600));
+        assert_eq!(wait.pause, Duration::ZERO);
+    }
+
+    /// A throttled attempt whose slot is ahead goes back due a second
+    /// before it (a pause here, then a delay); one within what an attempt
+    /// may wait for in place is made now.
+    #[test]
+    fn a_throttled_attempt_waits_for_its_slot() {
+        let now = unix_ms(now_utc());
+        let at = |ms| {
+            Kind::Targeted(Target {
+                slot: Some(now + ms),
+                ..Target::now(WebhookId::generate(), 1, false)
+            })
+        };
+        let due = due(vec![job(at(30_000), "m0"), job(at(800), "m1")]);
+        assert_eq!(due.now.len(), 1);
+        assert_eq!(due.now[0].messages, ["m1"]);
+        let (_, wait) = &due.later[0];
+        let back = wait.delay + wait.pause;
+        assert!(
+            back > Duration::from_millis(28_900) && back <= Duration::from_millis(29_000),
+            "{back:?}"
+        );
+        assert!(wait.pause < Duration::from_secs(1));
     }
 }

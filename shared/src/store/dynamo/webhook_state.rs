@@ -65,32 +65,41 @@ pub(super) async fn reserve_slot(
     if !waiting && idle().await? == Conditional::Applied {
         return Ok(Some(now_ms));
     }
-    let sent = update_of(store, tenant, id)
-        .await?
-        .update_expression("ADD #n :gap SET #s = if_not_exists(#s, :since)")
-        .condition_expression("attribute_exists(PK)")
-        .expression_attribute_names("#n", keys::THROTTLE_NEXT)
-        .expression_attribute_names("#s", keys::THROTTLED_SINCE)
-        .expression_attribute_values(":gap", number(gap))
-        .expression_attribute_values(":since", time(now)?)
-        .return_values(ReturnValue::UpdatedNew)
-        .send()
-        .await;
-    let Some(out) = conditional(sent)? else {
-        return Ok(None);
-    };
-    let next = out
-        .attributes()
-        .and_then(|a| a.get(keys::THROTTLE_NEXT))
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse::<i64>().ok())
-        .ok_or_else(|| StoreError::Backend("the reservation returned no slot".into()))?;
-    let slot = next - gap;
-    // The caller's guess was stale (nothing waits): the slot is now.
-    if slot < now_ms && idle().await? == Conditional::Applied {
-        return Ok(Some(now_ms));
+    // A few rounds at most: a round ends early only when another
+    // reservation found nothing waiting at the same moment.
+    for _ in 0..4 {
+        let sent = update_of(store, tenant, id)
+            .await?
+            .update_expression("ADD #n :gap SET #s = if_not_exists(#s, :since)")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#n", keys::THROTTLE_NEXT)
+            .expression_attribute_names("#s", keys::THROTTLED_SINCE)
+            .expression_attribute_values(":gap", number(gap))
+            .expression_attribute_values(":since", time(now)?)
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let Some(out) = conditional(sent)? else {
+            return Ok(None);
+        };
+        let next = out
+            .attributes()
+            .and_then(|a| a.get(keys::THROTTLE_NEXT))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or_else(|| StoreError::Backend("the reservation returned no slot".into()))?;
+        let slot = next - gap;
+        if slot >= now_ms {
+            return Ok(Some(slot));
+        }
+        // The guess was stale (nothing waits): the slot is now, unless
+        // another reservation took now first; then the next round adds
+        // after it.
+        if idle().await? == Conditional::Applied {
+            return Ok(Some(now_ms));
+        }
     }
-    Ok(Some(slot.max(now_ms)))
+    Err(StoreError::Conflict)
 }
 
 /// See [`crate::store::WebhookStore::change_streak`].
