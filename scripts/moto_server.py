@@ -279,6 +279,30 @@ Message.visible = property(lambda self: _now_ms() > self.visible_at)
 Message.delayed = property(lambda self: _now_ms() < self.delayed_until)
 
 
+_queue_wait_for_messages = Queue.wait_for_messages
+
+
+def _wait_for_messages(self, timeout):
+    # moto's long poll sleeps a whole second at a time and is woken only by
+    # a new message, so one whose delay (or visibility timeout) ends is
+    # handed out up to a second late; SQS answers a long poll as soon as a
+    # message is available. Sleep no longer than until the next one is.
+    now = _now_ms()
+    with self._messages_lock:
+        due = [
+            at
+            for m in self._messages
+            for at in (m.delayed_until, m.visible_at)
+            if at > now
+        ]
+    if due:
+        timeout = min(timeout, max((min(due) - now) / 1000.0, 0.001))
+    return _queue_wait_for_messages(self, timeout)
+
+
+Queue.wait_for_messages = _wait_for_messages
+
+
 def _retained(self, queue_name, message):
     # moto reads the same value through get_queue_attributes(), which builds
     # every attribute, approximate counts included, three times.

@@ -14,7 +14,9 @@
 - its cheaper clock and retention check give moto's own answers: the
   approximate counts of visible, in-flight and delayed messages, a message
   coming back when its visibility timeout ends, and a message past the
-  queue's retention period never handed out.
+  queue's retention period never handed out;
+- its long poll answers as SQS's does: as soon as a delayed message is due
+  (plain moto notices it up to a second late).
 """
 
 import importlib.util
@@ -238,6 +240,30 @@ def check_queue_answers(backend):
     print("moto_server_check: the queue's counts, visibility and retention answer as SQS does")
 
 
+def check_long_poll_wakes_when_a_delay_ends(backend):
+    queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
+    backend.create_queue(queue_name)
+    lateness = []
+    for delay_ms in (250, 700, 1300):
+        # A delayed message whose delay ends while a long poll waits: SQS
+        # answers the poll then. (Its end is set to the millisecond, as a
+        # delay sent a fraction of a second ago would end.)
+        message = backend.send_message(queue_name, f"late-{delay_ms}", delay_seconds=2)
+        message.delayed_until = time.time() * 1000.0 + delay_ms
+        started = time.time()
+        got = backend.receive_message(queue_name, 10, 5, 30)
+        waited = (time.time() - started) * 1000
+        assert [m.body for m in got] == [f"late-{delay_ms}"], got
+        lateness.append(waited - delay_ms)
+        for m in got:
+            backend.delete_message(queue_name, m.receipt_handle)
+    assert all(-5 < late < 150 for late in lateness), f"late by {lateness} ms"
+    print(
+        "moto_server_check: a long poll answers when a delay ends "
+        f"(late by at most {max(lateness):.0f} ms)"
+    )
+
+
 def check_queue_under_concurrency(backend):
     queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
     queue = backend.create_queue(queue_name)
@@ -297,4 +323,5 @@ if __name__ == "__main__":
     check_transactions(plain)
     sqs = patched_sqs()
     check_queue_answers(sqs)
+    check_long_poll_wakes_when_a_delay_ends(sqs)
     check_queue_under_concurrency(sqs)
