@@ -87,6 +87,13 @@ pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
 /// rate's excess at the second's scale.
 pub const DUE_EARLY_MS: i64 = 1000;
 
+/// The latest after its slot an attempt that comes back for it is still
+/// made at it; a later one takes a new slot. Every delivery is made within
+/// this of its slot, so a throttled receiver sees at most
+/// `rate × (window + LATE_MS) + 1` deliveries in any window, whatever the
+/// queue's or the store's delays.
+pub const LATE_MS: i64 = 250;
+
 /// The longest an attempt waits for its slot in the invocation (when the
 /// invocation has the time: each attempt still gets its whole deadline).
 pub const MAX_WAIT_MS: i64 = 1500;

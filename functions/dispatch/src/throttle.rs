@@ -9,7 +9,7 @@ use shared::Webhook;
 use shared::event::Event;
 use shared::slow_lane::Target;
 use shared::store::WebhookStore;
-use shared::throttle::{MAX_WAIT_MS, ThrottleRate, Turn, turn, unix_ms};
+use shared::throttle::{LATE_MS, MAX_WAIT_MS, ThrottleRate, Turn, turn, unix_ms};
 use shared::webhook::now_utc;
 
 use tokio::time::Instant;
@@ -48,29 +48,25 @@ pub(crate) async fn admit<S: WebhookStore>(
     cutoff: Option<Instant>,
 ) -> Result<Admitted, Unfinished> {
     let slot = match nth.slot {
-        Some(slot) => slot,
+        // Back on time for the slot it holds (or early: it waits below).
+        Some(slot) if unix_ms(now_utc()) - slot <= LATE_MS => Some(slot),
+        // Back late (the queue or the store was slow): made now it would
+        // crowd the deliveries of the slots after its own, so it takes a
+        // new slot; its own stays unused.
+        Some(_) => reserve(d, webhook, rate, true).await?,
         None => {
-            let now = now_utc();
             // Deliveries were waiting when the plan read the webhook (the
             // slot only moves forward), or another attempt of this batch
             // reserves beside this one: the reservation adds to the queue.
             let waiting = webhook
                 .throttle_next
-                .is_some_and(|next| next > unix_ms(now))
+                .is_some_and(|next| next > unix_ms(now_utc()))
                 || !marks.first(webhook.id, Mark::Slot);
-            let reserved = d
-                .store
-                .reserve_slot(&webhook.tenant_id, webhook.id, rate, now, waiting)
-                .await;
-            match reserved {
-                Ok(Some(slot)) => slot,
-                Ok(None) => return Ok(Admitted::Gone),
-                Err(e) => {
-                    tracing::error!(webhook_id = %webhook.id, error = %e, "reserving a throttle slot failed");
-                    return Err(Unfinished::NotReserved);
-                }
-            }
+            reserve(d, webhook, rate, waiting).await?
         }
+    };
+    let Some(slot) = slot else {
+        return Ok(Admitted::Gone);
     };
     let may_wait = cutoff.map_or(MAX_WAIT_MS, |cutoff| {
         let left = cutoff.saturating_duration_since(Instant::now());
@@ -101,6 +97,22 @@ pub(crate) async fn admit<S: WebhookStore>(
             Ok(Admitted::SentBack)
         }
     }
+}
+
+/// Reserves the webhook's next slot (`None`: the webhook is gone).
+async fn reserve<S: WebhookStore>(
+    d: &Dispatcher<S>,
+    webhook: &Webhook,
+    rate: ThrottleRate,
+    waiting: bool,
+) -> Result<Option<i64>, Unfinished> {
+    d.store
+        .reserve_slot(&webhook.tenant_id, webhook.id, rate, now_utc(), waiting)
+        .await
+        .map_err(|e| {
+            tracing::error!(webhook_id = %webhook.id, error = %e, "reserving a throttle slot failed");
+            Unfinished::NotReserved
+        })
 }
 
 #[cfg(test)]
@@ -232,5 +244,43 @@ mod tests {
         store.reserve_slot(t, id, rate, later, false).await.unwrap();
         let w = store.get_webhook(t, id).await.unwrap().unwrap();
         assert_eq!(w.throttled_since, None);
+    }
+
+    /// An attempt that comes back more than LATE_MS after its slot takes a
+    /// new one (here behind three waiting ones, so it goes back to the
+    /// queue); one back on time is made at once.
+    #[tokio::test]
+    async fn an_attempt_back_late_takes_a_new_slot() {
+        let (d, mut webhook, receiver, queued) = setup(true).await;
+        receiver.hang.store(false, Ordering::SeqCst);
+        let rate = ThrottleRate::new(1).unwrap();
+        webhook.throttle_rate = Some(rate);
+        d.store()
+            .update_webhook(&webhook, webhook.updated_at)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            d.store()
+                .reserve_slot(&webhook.tenant_id, webhook.id, rate, now_utc(), false)
+                .await
+                .unwrap();
+        }
+        let back = |slot_from_now: i64| {
+            let target = Target {
+                slot: Some(unix_ms(now_utc()) + slot_from_now),
+                ..Target::now(webhook.id, 1, false)
+            };
+            shared::slow_lane::TargetedMessage {
+                target,
+                event: event(),
+            }
+            .to_json()
+        };
+        assert!(run(&d, &[back(-5_000)]).await.is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "not made late");
+        let requeued = std::mem::take(&mut *queued.lock().unwrap());
+        assert_eq!(requeued.len(), 1, "back on the queue with a new slot");
+        assert!(run(&d, &[back(-100)]).await.is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 1, "on time: made");
     }
 }
