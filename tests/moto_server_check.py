@@ -16,7 +16,11 @@
   coming back when its visibility timeout ends, and a message past the
   queue's retention period never handed out;
 - its long poll answers as SQS's does: as soon as a delayed message is due
-  (plain moto notices it up to a second late).
+  (plain moto notices it up to a second late);
+- its queue hands out messages as an SQS fair queue does (the developer
+  guide's rule): while one tenant (MessageGroupId) has 30 or more messages
+  in flight and more than 10 % of the queue's, other tenants' messages come
+  first; below that, arrival order (plain moto: always arrival order).
 """
 
 import importlib.util
@@ -264,6 +268,28 @@ def check_long_poll_wakes_when_a_delay_ends(backend):
     )
 
 
+def check_fair_queue(backend):
+    queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
+    backend.create_queue(queue_name)
+    send = lambda body, group: backend.send_message(queue_name, body, group_id=group)
+    for i in range(200):
+        send(f"noisy-{i}", "noisy")
+    # 29 of the noisy tenant's in flight: not yet noisy, arrival order.
+    first = backend.receive_message(queue_name, 10, 0, 60)
+    first += backend.receive_message(queue_name, 10, 0, 60)
+    first += backend.receive_message(queue_name, 9, 0, 60)
+    send("quiet-1", "quiet")
+    got = backend.receive_message(queue_name, 1, 0, 60)
+    assert [m.body for m in got] == ["noisy-29"], [m.body for m in got]
+    # 30 in flight, 100 % of the queue's: the quiet tenant's messages first.
+    send("quiet-2", "quiet")
+    send("other-1", None)
+    got = [m.body for m in backend.receive_message(queue_name, 10, 0, 60)]
+    assert got[:3] == ["quiet-1", "quiet-2", "other-1"], got
+    assert got[3:] == [f"noisy-{i}" for i in range(30, 37)], got
+    print("moto_server_check: a noisy tenant's backlog waits behind quiet tenants' messages, as on an SQS fair queue")
+
+
 def check_queue_under_concurrency(backend):
     queue_name = f"moto-check-{uuid.uuid4().hex[:8]}"
     queue = backend.create_queue(queue_name)
@@ -324,4 +350,5 @@ if __name__ == "__main__":
     sqs = patched_sqs()
     check_queue_answers(sqs)
     check_long_poll_wakes_when_a_delay_ends(sqs)
+    check_fair_queue(sqs)
     check_queue_under_concurrency(sqs)
