@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::Dispatcher;
+use crate::deadline::RECORD_MARGIN;
 use crate::lane::Marks;
 use crate::metrics::Tally;
 use crate::plan::Nth;
@@ -39,10 +40,6 @@ pub struct Delivery<'a> {
     /// When the invocation must have returned (None: no deadline, tests).
     pub cutoff: Option<Instant>,
 }
-
-/// Kept between an attempt's own deadline and the invocation's cutoff, to
-/// write its record.
-pub const RECORD_MARGIN: Duration = Duration::from_millis(500);
 
 /// The attempt's deadline: the delivery timeout, but never so late that its
 /// record could not be written before the invocation's cutoff. An attempt cut

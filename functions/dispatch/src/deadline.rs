@@ -10,6 +10,10 @@ use tokio::time::Instant;
 /// no invocation ever hits the Lambda timeout.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(300);
 
+/// Kept between an attempt's own deadline and the invocation's cutoff, to
+/// write its record.
+pub const RECORD_MARGIN: Duration = Duration::from_millis(500);
+
 /// When the handler must have returned: the context's deadline less the margin.
 /// A context without a deadline (unit tests) sets none.
 pub(crate) fn cutoff(context: &Context) -> Option<Instant> {

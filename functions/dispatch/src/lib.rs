@@ -21,7 +21,6 @@ mod throttle;
 mod unfinished;
 mod waiting;
 
-pub use attempt::RECORD_MARGIN;
-pub use deadline::SAFETY_MARGIN;
+pub use deadline::{RECORD_MARGIN, SAFETY_MARGIN};
 pub use dispatcher::Dispatcher;
 pub use handler::handle;

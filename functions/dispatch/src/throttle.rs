@@ -15,7 +15,7 @@ use shared::webhook::now_utc;
 use tokio::time::Instant;
 
 use crate::Dispatcher;
-use crate::attempt::RECORD_MARGIN;
+use crate::deadline::RECORD_MARGIN;
 use crate::lane::{Mark, Marks};
 use crate::plan::Nth;
 use crate::schedule::schedule;
