@@ -22,16 +22,20 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
-        EventType::AsyncCompleted,
-        EventType::AsyncErrored,
-        EventType::FlowxCompleted,
-        EventType::FlowxErrored,
-        EventType::FlowxSkipped,
-        EventType::FactxQuery,
-        EventType::WebhookFailing,
-        EventType::WebhookDisabled,
-    ];
+    /// Every type: the job events, then the notices.
+    pub const ALL: [EventType; 8] = {
+        let mut all = [EventType::AsyncCompleted; 8];
+        let mut i = 0;
+        while i < Self::JOBS.len() {
+            all[i] = Self::JOBS[i];
+            i += 1;
+        }
+        while i < all.len() {
+            all[i] = Self::NOTICES[i - Self::JOBS.len()];
+            i += 1;
+        }
+        all
+    };
 
     /// The events the platform's jobs produce (producers emit these).
     pub const JOBS: [EventType; 6] = [

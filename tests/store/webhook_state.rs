@@ -11,6 +11,15 @@ use time::Duration;
 
 use super::webhook;
 
+/// The webhook as stored now.
+async fn current(store: &impl WebhookStore, w: &shared::Webhook) -> shared::Webhook {
+    store
+        .get_webhook(&w.tenant_id, w.id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// Slots a gap apart while attempts wait, with whatever guess the caller
 /// makes; `now` again once the wait is over; none for a webhook that is gone.
 async fn slots(store: &impl WebhookStore) {
@@ -25,11 +34,7 @@ async fn slots(store: &impl WebhookStore) {
         taken.push(reserve(now, waiting).await.unwrap().unwrap() - now_ms);
     }
     assert_eq!(taken, [0, 250, 500, 750, 1000]);
-    let read = store
-        .get_webhook(&w.tenant_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let read = current(store, &w).await;
     assert_eq!(
         read.throttled_since.map(|t| t.unix_timestamp()),
         Some(now.unix_timestamp())
@@ -44,11 +49,7 @@ async fn slots(store: &impl WebhookStore) {
     let later_ms = shared::throttle::unix_ms(later);
     assert_eq!(reserve(later, true).await.unwrap(), Some(later_ms));
     assert_eq!(reserve(later, false).await.unwrap(), Some(later_ms + 250));
-    let read = store
-        .get_webhook(&w.tenant_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let read = current(store, &w).await;
     assert_eq!(read.throttle_next, Some(later_ms + 500));
 
     let gone = webhook("acme");
@@ -129,11 +130,7 @@ async fn streak(store: &impl WebhookStore) {
         Conditional::Refused,
         "once a streak"
     );
-    let read = store
-        .get_webhook(&w.tenant_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let read = current(store, &w).await;
     assert_eq!(read.failing_since, Some(since));
     assert!(read.failing_notice_at.is_some());
     assert_eq!(read.last_error.as_deref(), Some("status 503"));
@@ -154,11 +151,7 @@ async fn streak(store: &impl WebhookStore) {
         Conditional::Refused,
         "inactive already"
     );
-    let read = store
-        .get_webhook(&w.tenant_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let read = current(store, &w).await;
     assert_eq!(read.status, Status::Inactive);
     assert_eq!(
         read.disabled_reason.as_deref(),
@@ -171,11 +164,7 @@ async fn streak(store: &impl WebhookStore) {
 
     assert_eq!(change(StreakChange::Ended).await, Conditional::Applied);
     assert_eq!(change(StreakChange::Ended).await, Conditional::Refused);
-    let read = store
-        .get_webhook(&w.tenant_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let read = current(store, &w).await;
     assert_eq!(
         (read.failing_since, read.failing_notice_at, read.last_error),
         (None, None, None)
