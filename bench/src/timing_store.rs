@@ -122,7 +122,9 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
         waiting: bool,
     ) -> Result<Option<i64>, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.reserve_slot(tenant, id, rate, now, waiting).await
+        self.inner
+            .reserve_slot(tenant, id, rate, now, waiting)
+            .await
     }
     /// Counted with the writes: one conditional UpdateItem on a change of state.
     async fn change_streak(
