@@ -324,6 +324,7 @@ mod tests {
                 manual: false,
                 not_before: Some(1_764_000_000),
                 slot: None,
+                retaken: false,
             },
             event: event.clone(),
         };

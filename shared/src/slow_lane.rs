@@ -37,6 +37,10 @@ pub struct Target {
     /// back to wait for it: made at that slot, without reserving again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<i64>,
+    /// The attempt came back late once and took a new slot: late again, it
+    /// is made at once rather than wait at the back again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retaken: bool,
 }
 
 impl TargetedMessage {
@@ -59,6 +63,7 @@ impl Target {
             manual: false,
             not_before,
             slot: None,
+            retaken: false,
         }
     }
 
@@ -71,6 +76,7 @@ impl Target {
             manual: true,
             not_before: None,
             slot: None,
+            retaken: false,
         }
     }
 
@@ -83,6 +89,7 @@ impl Target {
             manual,
             not_before: None,
             slot: None,
+            retaken: false,
         }
     }
 }

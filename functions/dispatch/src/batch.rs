@@ -174,6 +174,7 @@ mod tests {
                 manual: true,
                 not_before: Some(i64::MAX),
                 slot: Some(i64::MAX),
+                retaken: true,
             },
             event,
         };

@@ -133,6 +133,7 @@ mod tests {
             number: 1,
             manual: false,
             slot: None,
+            retaken: false,
         };
         let (a, b) = (job(Kind::Fanout, "m0"), job(Kind::Fanout, "m1"));
         let plan = |job, webhook| Planned {

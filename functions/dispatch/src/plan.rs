@@ -25,6 +25,8 @@ pub struct Nth {
     pub manual: bool,
     /// The throttle slot (Unix ms) the attempt reserved before it waited.
     pub slot: Option<i64>,
+    /// Whether it took a new slot once already, having come back late.
+    pub retaken: bool,
 }
 
 /// Each tenant's webhooks, or why they could not be read.
@@ -305,6 +307,7 @@ fn subscribed<'w>(webhooks: &'w [Webhook], event: &Event) -> Vec<(&'w Webhook, N
         number: 1,
         manual: false,
         slot: None,
+        retaken: false,
     };
     webhooks
         .iter()
@@ -338,6 +341,7 @@ fn targeted<'w>(
             number: target.attempt,
             manual: target.manual,
             slot: target.slot,
+            retaken: target.retaken,
         },
     )]
 }

@@ -47,13 +47,20 @@ pub(crate) async fn admit<S: WebhookStore>(
     marks: &Marks,
     cutoff: Option<Instant>,
 ) -> Result<Admitted, Unfinished> {
+    let late = |slot| unix_ms(now_utc()) - slot > LATE_MS;
+    let mut retaken = nth.retaken;
     let slot = match nth.slot {
-        // Back on time for the slot it holds (or early: it waits below).
-        Some(slot) if unix_ms(now_utc()) - slot <= LATE_MS => Some(slot),
+        // Back on time for the slot it holds (or early: it waits below),
+        // or late a second time: made at once rather than sent to the back
+        // again (a slow store or queue must not keep it waiting forever).
+        Some(slot) if !late(slot) || nth.retaken => Some(slot),
         // Back late (the queue or the store was slow): made now it would
         // crowd the deliveries of the slots after its own, so it takes a
-        // new slot; its own stays unused.
-        Some(_) => reserve(d, webhook, rate, true).await?,
+        // new slot, once; its own stays unused.
+        Some(_) => {
+            retaken = true;
+            reserve(d, webhook, rate, true).await?
+        }
         None => {
             // Deliveries were waiting when the plan read the webhook (the
             // slot only moves forward), or another attempt of this batch
@@ -85,6 +92,7 @@ pub(crate) async fn admit<S: WebhookStore>(
             tokio::time::sleep(Duration::from_millis(pause_ms.unsigned_abs())).await;
             let target = Target {
                 slot: Some(slot),
+                retaken,
                 ..Target::now(webhook.id, nth.number, nth.manual)
             };
             schedule(d, event, target, Duration::from_secs(delay_secs))
@@ -247,8 +255,8 @@ mod tests {
     }
 
     /// An attempt that comes back more than LATE_MS after its slot takes a
-    /// new one (here behind three waiting ones, so it goes back to the
-    /// queue); one back on time is made at once.
+    /// new one, once (here behind three waiting ones, so it goes back to
+    /// the queue); one back on time, or late a second time, is made at once.
     #[tokio::test]
     async fn an_attempt_back_late_takes_a_new_slot() {
         let (d, mut webhook, receiver, queued) = setup(true).await;
@@ -265,9 +273,10 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let back = |slot_from_now: i64| {
+        let back = |slot_from_now: i64, retaken: bool| {
             let target = Target {
                 slot: Some(unix_ms(now_utc()) + slot_from_now),
+                retaken,
                 ..Target::now(webhook.id, 1, false)
             };
             shared::slow_lane::TargetedMessage {
@@ -276,11 +285,17 @@ mod tests {
             }
             .to_json()
         };
-        assert!(run(&d, &[back(-5_000)]).await.is_empty());
+        assert!(run(&d, &[back(-5_000, false)]).await.is_empty());
         assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "not made late");
         let requeued = std::mem::take(&mut *queued.lock().unwrap());
         assert_eq!(requeued.len(), 1, "back on the queue with a new slot");
-        assert!(run(&d, &[back(-100)]).await.is_empty());
+        let again = shared::slow_lane::TargetedMessage::from_json(&requeued[0].0).unwrap();
+        assert!(again.target.retaken, "marked: it took a new slot once");
+        assert!(run(&d, &[back(-100, false)]).await.is_empty());
         assert_eq!(receiver.requests.load(Ordering::SeqCst), 1, "on time: made");
+        // Late a second time: made at once, not sent to the back again.
+        assert!(run(&d, &[back(-5_000, true)]).await.is_empty());
+        assert_eq!(receiver.requests.load(Ordering::SeqCst), 2);
+        assert!(queued.lock().unwrap().is_empty());
     }
 }
