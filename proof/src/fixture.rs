@@ -49,11 +49,11 @@ pub fn webhooks(run: &str, addrs: &HashMap<Kind, SocketAddr>) -> Result<Vec<Hook
                     vec![EventType::FlowxSkipped, EventType::AsyncErrored],
                 ),
                 // Every type: enough attempts on each side of the flips.
-                23 | 61 => (Kind::Flip, EventType::ALL.to_vec()),
+                23 | 61 => (Kind::Flip, EventType::JOBS.to_vec()),
                 _ => {
                     let n = 1 + (g * 7) % 6;
                     let start = g % 6;
-                    let events = (0..n).map(|k| EventType::ALL[(start + k) % 6]).collect();
+                    let events = (0..n).map(|k| EventType::JOBS[(start + k) % 6]).collect();
                     let kind = if g % 4 == 1 { Kind::Error } else { Kind::Ok };
                     (kind, events)
                 }
@@ -99,7 +99,7 @@ pub fn events(run: &str, n: usize) -> Result<Vec<Event>, String> {
         .map(|i| {
             let x = mix(i as u64);
             let t = (x % TENANTS as u64) as usize;
-            let ty = EventType::ALL[((x >> 16) % 6) as usize];
+            let ty = EventType::JOBS[((x >> 16) % 6) as usize];
             NewEvent {
                 id: None,
                 tenant_id: tenant(run, t),
