@@ -274,7 +274,16 @@ async fn a_thin_delivery_carries_the_reference_and_the_receiver_fetches_the_rest
         ..add_webhook(&app.store, "slim", &rx.url("/"), &[AsyncCompleted], Active).await
     };
     app.store
-        .update_webhook(&thin, thin.updated_at)
+        .update_webhook(
+            &thin,
+            thin.updated_at,
+            &shared::audit::webhook_changed(
+                &thin,
+                &thin,
+                shared::audit::Action::WebhookUpdated,
+                &shared::audit::Actor::Operator,
+            ),
+        )
         .await
         .expect("thin");
     let data = json!({"name": "A. Person", "id_number": "S1234567D"});

@@ -177,7 +177,19 @@ async fn a_throttled_webhook_is_paced_through_the_queue() {
     let mut w = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
     let loaded = w.updated_at;
     w.throttle_rate = Some(ThrottleRate::new(2).unwrap());
-    d.store().update_webhook(&w, loaded).await.unwrap();
+    d.store()
+        .update_webhook(
+            &w,
+            loaded,
+            &shared::audit::webhook_changed(
+                &w,
+                &w,
+                shared::audit::Action::WebhookUpdated,
+                &shared::audit::Actor::Operator,
+            ),
+        )
+        .await
+        .unwrap();
 
     let events: Vec<(Event, String)> = (0..6)
         .map(|i| envelope("acme", AsyncCompleted, json!({"i": i})))

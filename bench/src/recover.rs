@@ -130,7 +130,14 @@ async fn run<S: Store>(store: S, n: usize) {
         EventSet::new([EventType::AsyncCompleted]).expect("events"),
         OffsetDateTime::now_utc(),
     );
-    store.create_webhook(&webhook, 50).await.expect("webhook");
+    store
+        .create_webhook(
+            &webhook,
+            50,
+            &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
+        )
+        .await
+        .expect("webhook");
     fill(&store, &webhook, n).await;
     let (key, _) = shared::key_lifecycle::issue(
         &store,

@@ -99,7 +99,17 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
         self.inner.update_webhook(webhook, loaded_at).await
     }
     async fn delete_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<(), StoreError> {
-        self.inner.delete_webhook(tenant, id).await
+        self.inner
+            .delete_webhook(
+                tenant,
+                id,
+                &shared::audit::AuditEntry::by_operator(
+                    tenant,
+                    shared::audit::Action::WebhookDeleted,
+                    shared::audit::Target::new(shared::audit::TargetKind::Webhook, id),
+                ),
+            )
+            .await
     }
     /// Counted with the writes: one conditional UpdateItem on a change of state.
     async fn set_slow(

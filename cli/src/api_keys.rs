@@ -117,9 +117,16 @@ pub async fn run(store: &impl Store, action: Action) -> Result<Output, String> {
         } => {
             let (t, id) = (tenant(&t)?, key_id(&id)?);
             let revoked = if with_descendants {
-                key_lifecycle::revoke_with_descendants(store, &t, &id, Guard::None).await
+                key_lifecycle::revoke_with_descendants(
+                    store,
+                    &t,
+                    &id,
+                    Guard::None,
+                    &shared::audit::Actor::Operator,
+                )
+                .await
             } else {
-                key_lifecycle::revoke(store, &t, &id, Guard::None)
+                key_lifecycle::revoke(store, &t, &id, Guard::None, &shared::audit::Actor::Operator)
                     .await
                     .map(|key| vec![key])
             }

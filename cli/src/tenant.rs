@@ -180,7 +180,14 @@ mod tests {
             EventSet::new([EventType::AsyncCompleted]).unwrap(),
             now_utc(),
         );
-        store.create_webhook(&w, 10).await.unwrap();
+        store
+            .create_webhook(
+                &w,
+                10,
+                &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+            )
+            .await
+            .unwrap();
         testkit::api_key_for(&store, "acme").await;
 
         let mut log = Vec::new();

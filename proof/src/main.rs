@@ -195,7 +195,11 @@ async fn run(args: Args) -> Result<bool, String> {
     for h in &hooks {
         recorder.expect(&h.webhook.id.to_string(), h.webhook.token.expose());
         store
-            .create_webhook(&h.webhook, 50)
+            .create_webhook(
+                &h.webhook,
+                50,
+                &shared::audit::webhook_created(&h.webhook, &shared::audit::Actor::Operator),
+            )
             .await
             .map_err(|e| format!("storing a webhook: {e}"))?;
     }

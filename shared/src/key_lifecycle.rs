@@ -1,11 +1,13 @@
 //! What can happen to a tenant's API keys after they are made: found by id,
 //! revoked, rotated. The operator CLI and the API share these.
 
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::TenantId;
 use crate::ValidationError;
 use crate::api_key::{self, ApiKey, KeyId, KeyState, Scope};
+use crate::audit::{self, Action, Actor};
 use crate::store::{ApiKeyStore, Conditional, Keep, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +44,8 @@ pub enum Guard {
     None,
 }
 
-/// Makes a key for `tenant` and stores it: the key itself (to show once)
-/// and what is stored of it.
+/// The operator makes a key for `tenant` and stores it: the key itself
+/// (to show once) and what is stored of it.
 pub async fn issue(
     store: &impl ApiKeyStore,
     tenant: TenantId,
@@ -51,9 +53,21 @@ pub async fn issue(
     scope: Scope,
     expires_at: Option<OffsetDateTime>,
 ) -> Result<(String, ApiKey), StoreError> {
+    issue_as(store, tenant, (name, scope), expires_at, json!({})).await
+}
+
+/// The operator's key, its entry's changes adding `extra`.
+async fn issue_as(
+    store: &impl ApiKeyStore,
+    tenant: TenantId,
+    (name, scope): (String, Scope),
+    expires_at: Option<OffsetDateTime>,
+    extra: serde_json::Value,
+) -> Result<(String, ApiKey), StoreError> {
     let (key, stored) = ApiKey::issue(tenant, name, scope, expires_at, api_key::now());
+    let entry = audit::api_key(&stored, Action::ApiKeyCreated, &Actor::Operator, extra);
     // No limit: the operator's keys are made whatever the tenant holds.
-    store.put_api_key(&stored, None).await?;
+    store.put_api_key(&stored, None, &entry).await?;
     Ok((key, stored))
 }
 
@@ -81,7 +95,13 @@ pub async fn issue_by(
     );
     stored.created_by = Some(maker.id.clone());
     let limit = api_key::MAX_ACTIVE_KEYS;
-    match store.put_api_key(&stored, Some(limit)).await? {
+    let entry = audit::api_key(
+        &stored,
+        Action::ApiKeyCreated,
+        &Actor::api_key(maker),
+        json!({ "expires_at": rfc3339(stored.expires_at) }),
+    );
+    match store.put_api_key(&stored, Some(limit), &entry).await? {
         Conditional::Applied => Ok((key, stored)),
         Conditional::Refused => Err(KeyError::Limit(limit)),
     }
@@ -101,13 +121,14 @@ pub async fn find(
         .ok_or(KeyError::NotFound)
 }
 
-/// Revokes the tenant's key `id` now, and returns it as revoked. Revoking a
-/// revoked key changes nothing and is not an error.
+/// Revokes the tenant's key `id` now, by `actor`, and returns it as
+/// revoked. Revoking a revoked key changes nothing and is not an error.
 pub async fn revoke(
     store: &impl ApiKeyStore,
     tenant: &TenantId,
     id: &KeyId,
     guard: Guard,
+    actor: &Actor,
 ) -> Result<ApiKey, KeyError> {
     let now = api_key::now();
     // A race (the key, or the one kept, revoked meanwhile) reads again.
@@ -128,7 +149,8 @@ pub async fn revoke(
         } else {
             None
         };
-        match store.revoke_api_key(key, now, keep).await {
+        let entry = audit::api_key(key, Action::ApiKeyRevoked, actor, json!({}));
+        match store.revoke_api_key(key, now, keep, &entry).await {
             Ok(()) => {
                 return Ok(ApiKey {
                     revoked_at: Some(now),
@@ -162,12 +184,13 @@ fn kept<'k>(keys: &'k [ApiKey], going: &[&KeyId], now: OffsetDateTime) -> Option
 /// through keys it made (a leaked key and whatever its holder made with
 /// it), in one call; returns them, revoked. With the guard, the tenant
 /// keeps an active full-scope key outside them, or nothing is revoked
-/// (`LastFullKey`).
+/// (`LastFullKey`). Each key revoked has its own entry, by `actor`.
 pub async fn revoke_with_descendants(
     store: &impl ApiKeyStore,
     tenant: &TenantId,
     id: &KeyId,
     guard: Guard,
+    actor: &Actor,
 ) -> Result<Vec<ApiKey>, KeyError> {
     let now = api_key::now();
     let keys = store.api_keys_of(tenant).await?;
@@ -203,7 +226,9 @@ pub async fn revoke_with_descendants(
     let mut revoked = Vec::with_capacity(going.len());
     for key in going {
         if key.revoked_at.is_none() {
-            match store.revoke_api_key(key, now, keep).await {
+            let with = (&key.id != id).then(|| id.to_string());
+            let entry = audit::api_key(key, Action::ApiKeyRevoked, actor, json!({ "with": with }));
+            match store.revoke_api_key(key, now, keep, &entry).await {
                 // Revoked meanwhile: it is revoked either way.
                 Ok(()) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),
@@ -233,11 +258,32 @@ pub async fn rotate(
     if state != KeyState::Active {
         return Err(KeyError::NotActive(state));
     }
-    let (key, new) = issue(store, tenant.clone(), old.name.clone(), old.scope, None).await?;
+    let (key, new) = issue_as(
+        store,
+        tenant.clone(),
+        (old.name.clone(), old.scope),
+        None,
+        json!({ "rotated_from": old.id }),
+    )
+    .await?;
     let until = now + overlap;
-    store.expire_api_key(&old, until).await?;
+    let entry = audit::api_key(
+        &old,
+        Action::ApiKeyRotated,
+        &Actor::Operator,
+        json!({ "successor": new.id, "expires_at": rfc3339(Some(until)) }),
+    );
+    store.expire_api_key(&old, until, &entry).await?;
     let expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
     Ok((key, new, ApiKey { expires_at, ..old }))
+}
+
+/// A time as an entry shows it (`null` for none).
+fn rfc3339(at: Option<OffsetDateTime>) -> Option<String> {
+    at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
 }
 
 /// `90d`, `24h`, `30m` or `0`: how the CLI and the API write a lifetime.
@@ -298,27 +344,53 @@ mod tests {
         let first = key(&store, &acme(), Scope::Full).await;
         let read = key(&store, &acme(), Scope::Read).await;
         assert!(matches!(
-            revoke(&store, &acme(), &first.id, Guard::KeepOneFullKey).await,
+            revoke(
+                &store,
+                &acme(),
+                &first.id,
+                Guard::KeepOneFullKey,
+                &Actor::Operator
+            )
+            .await,
             Err(KeyError::LastFullKey)
         ));
         // A read key never counts as the one kept, and may always go.
-        let gone = revoke(&store, &acme(), &read.id, Guard::KeepOneFullKey)
-            .await
-            .unwrap();
+        let gone = revoke(
+            &store,
+            &acme(),
+            &read.id,
+            Guard::KeepOneFullKey,
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
         assert!(gone.revoked_at.is_some());
         let second = key(&store, &acme(), Scope::Full).await;
-        revoke(&store, &acme(), &first.id, Guard::KeepOneFullKey)
-            .await
-            .unwrap();
+        revoke(
+            &store,
+            &acme(),
+            &first.id,
+            Guard::KeepOneFullKey,
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
         assert!(matches!(
-            revoke(&store, &acme(), &second.id, Guard::KeepOneFullKey).await,
+            revoke(
+                &store,
+                &acme(),
+                &second.id,
+                Guard::KeepOneFullKey,
+                &Actor::Operator
+            )
+            .await,
             Err(KeyError::LastFullKey)
         ));
-        revoke(&store, &acme(), &second.id, Guard::None)
+        revoke(&store, &acme(), &second.id, Guard::None, &Actor::Operator)
             .await
             .unwrap();
         // Again: no change, no error.
-        revoke(&store, &acme(), &second.id, Guard::None)
+        revoke(&store, &acme(), &second.id, Guard::None, &Actor::Operator)
             .await
             .unwrap();
     }
@@ -329,7 +401,14 @@ mod tests {
         let k = key(&store, &acme(), Scope::Full).await;
         let other = TenantId::parse("other").unwrap();
         assert!(matches!(
-            revoke(&store, &other, &k.id, Guard::None).await,
+            revoke(
+                &store,
+                &other,
+                &k.id,
+                Guard::None,
+                &crate::audit::Actor::Operator
+            )
+            .await,
             Err(KeyError::NotFound)
         ));
         assert!(matches!(

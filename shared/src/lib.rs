@@ -2,6 +2,7 @@
 //! validation, API keys, the SSRF rule and the store (DynamoDB and in-memory).
 
 pub mod api_key;
+pub mod audit;
 pub mod aws;
 pub mod delivery;
 pub mod delivery_log;

@@ -1185,7 +1185,19 @@ async fn throttled(w: &mut World, dispatch: &mut Function, r: &mut Report) {
     w.hooks.push(Hook::of(&webhook));
     webhook.throttle_rate = shared::throttle::ThrottleRate::new(1).ok();
     webhook.slow_since = None;
-    let updated = w.store.update_webhook(&webhook, webhook.updated_at).await;
+    let updated = w
+        .store
+        .update_webhook(
+            &webhook,
+            webhook.updated_at,
+            &shared::audit::webhook_changed(
+                &webhook,
+                &webhook,
+                shared::audit::Action::WebhookUpdated,
+                &shared::audit::Actor::Operator,
+            ),
+        )
+        .await;
     r.check(
         updated.is_ok(),
         format!("throttle: the webhook is throttled to 1 a second ({updated:?})"),

@@ -240,7 +240,11 @@ pub async fn add_webhook(
         )
     };
     store
-        .create_webhook(&webhook, 1000)
+        .create_webhook(
+            &webhook,
+            1000,
+            &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
+        )
         .await
         .expect("store webhook");
     webhook

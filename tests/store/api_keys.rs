@@ -23,7 +23,18 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         None
     );
     assert!(matches!(
-        store.put_api_key(&stored, None).await,
+        store
+            .put_api_key(
+                &stored,
+                None,
+                &shared::audit::api_key(
+                    &stored,
+                    shared::audit::Action::ApiKeyCreated,
+                    &shared::audit::Actor::Operator,
+                    serde_json::json!({})
+                )
+            )
+            .await,
         Err(StoreError::AlreadyExists)
     ));
     // Ids sort by their millisecond: the second key is made in a later one.
@@ -54,7 +65,12 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         ("third", Some(3), Conditional::Applied),
     ] {
         assert_eq!(
-            store.put_api_key(&make(name), limit).await.unwrap(),
+            {
+                let key = make(name);
+                let entry =
+                    audit::api_key(&key, Action::ApiKeyCreated, &Actor::Operator, json!({}));
+                store.put_api_key(&key, limit, &entry).await.unwrap()
+            },
             put,
             "{name}"
         );
@@ -102,7 +118,20 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
     );
 
     // Revocation: kept-key condition, then plain, then never twice.
-    store.revoke_api_key(&full, now, None).await.unwrap();
+    store
+        .revoke_api_key(
+            &full,
+            now,
+            None,
+            &shared::audit::api_key(
+                &full,
+                shared::audit::Action::ApiKeyRevoked,
+                &shared::audit::Actor::Operator,
+                serde_json::json!({}),
+            ),
+        )
+        .await
+        .unwrap();
     assert!(
         matches!(
             store
@@ -128,9 +157,34 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
             .revoked_at,
         None
     );
-    store.revoke_api_key(&stored, now, None).await.unwrap();
+    store
+        .revoke_api_key(
+            &stored,
+            now,
+            None,
+            &shared::audit::api_key(
+                &stored,
+                shared::audit::Action::ApiKeyRevoked,
+                &shared::audit::Actor::Operator,
+                serde_json::json!({}),
+            ),
+        )
+        .await
+        .unwrap();
     assert!(matches!(
-        store.revoke_api_key(&stored, now, None).await,
+        store
+            .revoke_api_key(
+                &stored,
+                now,
+                None,
+                &shared::audit::api_key(
+                    &stored,
+                    shared::audit::Action::ApiKeyRevoked,
+                    &shared::audit::Actor::Operator,
+                    serde_json::json!({})
+                )
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(

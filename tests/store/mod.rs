@@ -74,7 +74,14 @@ async fn the_functions_sdk_configuration_reaches_dynamodb() {
         .expect("create table through load_config");
     let store = shared::store::DynamoStore::new(client, table);
     let w = webhook("acme");
-    store.create_webhook(&w, 10).await.unwrap();
+    store
+        .create_webhook(
+            &w,
+            10,
+            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store.get_webhook(&w.tenant_id, w.id).await.unwrap(),
         Some(w)

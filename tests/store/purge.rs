@@ -66,7 +66,18 @@ async fn populate(store: &DynamoStore, t: &str) {
     for w in [&w1, &w2, &gone] {
         store.create_webhook(w, 10).await.unwrap();
     }
-    store.delete_webhook(&id, gone.id).await.unwrap();
+    store
+        .delete_webhook(
+            &id,
+            gone.id,
+            &shared::audit::AuditEntry::by_operator(
+                &id,
+                shared::audit::Action::WebhookDeleted,
+                shared::audit::Target::new(shared::audit::TargetKind::Webhook, gone.id),
+            ),
+        )
+        .await
+        .unwrap();
     for _ in 0..2 {
         testkit::api_key_for(store, t).await;
     }

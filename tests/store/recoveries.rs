@@ -141,7 +141,17 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     let later = now + STALE_SECS + 1;
     assert!(
         store
-            .save_recovery(&second, RecoveryWrite::Start { now: later })
+            .save_recovery(
+                &second,
+                RecoveryWrite::Start {
+                    now: later,
+                    entry: &shared::audit::AuditEntry::by_operator(
+                        &second.tenant_id,
+                        shared::audit::Action::RecoveryStarted,
+                        shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                    )
+                }
+            )
             .await
             .unwrap()
             .applied()

@@ -24,7 +24,14 @@ async fn current(store: &impl WebhookStore, w: &shared::Webhook) -> shared::Webh
 /// makes; `now` again once the wait is over; none for a webhook that is gone.
 async fn slots(store: &impl WebhookStore) {
     let w = webhook("acme");
-    store.create_webhook(&w, 10).await.unwrap();
+    store
+        .create_webhook(
+            &w,
+            10,
+            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+        )
+        .await
+        .unwrap();
     let rate = ThrottleRate::new(4).unwrap();
     let now = now_utc();
     let now_ms = shared::throttle::unix_ms(now);
@@ -79,7 +86,14 @@ async fn slots(store: &impl WebhookStore) {
 /// the first of them now.
 async fn concurrent_slots(store: &impl WebhookStore) {
     let w = webhook("acme");
-    store.create_webhook(&w, 10).await.unwrap();
+    store
+        .create_webhook(
+            &w,
+            10,
+            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+        )
+        .await
+        .unwrap();
     let rate = ThrottleRate::new(10).unwrap();
     let now = now_utc();
     let now_ms = shared::throttle::unix_ms(now);
@@ -99,7 +113,14 @@ async fn concurrent_slots(store: &impl WebhookStore) {
 /// only the streak it was asked about.
 async fn streak(store: &impl WebhookStore) {
     let w = webhook("acme");
-    store.create_webhook(&w, 10).await.unwrap();
+    store
+        .create_webhook(
+            &w,
+            10,
+            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+        )
+        .await
+        .unwrap();
     let (tenant, id) = (&w.tenant_id, w.id);
     let change =
         |c: StreakChange| async move { store.change_streak(tenant, id, &c).await.unwrap() };

@@ -11,7 +11,14 @@ use super::webhook;
 
 async fn contract(store: &impl WebhookStore) {
     let w = webhook("acme");
-    store.create_webhook(&w, 10).await.unwrap();
+    store
+        .create_webhook(
+            &w,
+            10,
+            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store.get_webhook(&w.tenant_id, w.id).await.unwrap(),
         Some(w.clone()),
@@ -19,7 +26,13 @@ async fn contract(store: &impl WebhookStore) {
     );
     assert!(
         matches!(
-            store.create_webhook(&w, 10).await,
+            store
+                .create_webhook(
+                    &w,
+                    10,
+                    &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator)
+                )
+                .await,
             Err(StoreError::AlreadyExists)
         ),
         "create never overwrites"
@@ -28,19 +41,52 @@ async fn contract(store: &impl WebhookStore) {
     let other = TenantId::parse("other").unwrap();
     assert_eq!(store.get_webhook(&other, w.id).await.unwrap(), None);
     assert!(matches!(
-        store.delete_webhook(&other, w.id).await,
+        store
+            .delete_webhook(
+                &other,
+                w.id,
+                &shared::audit::AuditEntry::by_operator(
+                    &other,
+                    shared::audit::Action::WebhookDeleted,
+                    shared::audit::Target::new(shared::audit::TargetKind::Webhook, w.id)
+                )
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
 
     let mut changed = w.clone();
     changed.status = Status::Inactive;
     changed.updated_at = w.updated_at + time::Duration::seconds(1);
-    store.update_webhook(&changed, w.updated_at).await.unwrap();
+    store
+        .update_webhook(
+            &changed,
+            w.updated_at,
+            &shared::audit::webhook_changed(
+                &changed,
+                &changed,
+                shared::audit::Action::WebhookUpdated,
+                &shared::audit::Actor::Operator,
+            ),
+        )
+        .await
+        .unwrap();
     let mut stale = w.clone();
     stale.status = Status::Active;
     assert!(
         matches!(
-            store.update_webhook(&stale, w.updated_at).await,
+            store
+                .update_webhook(
+                    &stale,
+                    w.updated_at,
+                    &shared::audit::webhook_changed(
+                        &stale,
+                        &stale,
+                        shared::audit::Action::WebhookUpdated,
+                        &shared::audit::Actor::Operator
+                    )
+                )
+                .await,
             Err(StoreError::Conflict)
         ),
         "a write based on an old read loses"
@@ -55,17 +101,49 @@ async fn contract(store: &impl WebhookStore) {
         Status::Inactive
     );
 
-    store.delete_webhook(&w.tenant_id, w.id).await.unwrap();
+    store
+        .delete_webhook(
+            &w.tenant_id,
+            w.id,
+            &shared::audit::AuditEntry::by_operator(
+                &w.tenant_id,
+                shared::audit::Action::WebhookDeleted,
+                shared::audit::Target::new(shared::audit::TargetKind::Webhook, w.id),
+            ),
+        )
+        .await
+        .unwrap();
     assert!(
         matches!(
-            store.update_webhook(&changed, changed.updated_at).await,
+            store
+                .update_webhook(
+                    &changed,
+                    changed.updated_at,
+                    &shared::audit::webhook_changed(
+                        &changed,
+                        &changed,
+                        shared::audit::Action::WebhookUpdated,
+                        &shared::audit::Actor::Operator
+                    )
+                )
+                .await,
             Err(StoreError::NotFound)
         ),
         "no resurrection"
     );
     assert_eq!(store.get_webhook(&w.tenant_id, w.id).await.unwrap(), None);
     assert!(matches!(
-        store.delete_webhook(&w.tenant_id, w.id).await,
+        store
+            .delete_webhook(
+                &w.tenant_id,
+                w.id,
+                &shared::audit::AuditEntry::by_operator(
+                    &w.tenant_id,
+                    shared::audit::Action::WebhookDeleted,
+                    shared::audit::Target::new(shared::audit::TargetKind::Webhook, w.id)
+                )
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
 
@@ -85,7 +163,14 @@ async fn listing(store: &impl WebhookStore) {
     let mut made = Vec::new();
     for _ in 0..3 {
         let w = webhook("lister");
-        store.create_webhook(&w, 10).await.unwrap();
+        store
+            .create_webhook(
+                &w,
+                10,
+                &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+            )
+            .await
+            .unwrap();
         made.push(w.id);
         // Ids sort by their millisecond.
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -123,7 +208,14 @@ async fn listing(store: &impl WebhookStore) {
 /// customer's version alone, and never makes a webhook that is gone.
 async fn slow_mark(store: &impl WebhookStore) {
     let w = webhook("acme");
-    store.create_webhook(&w, 10).await.unwrap();
+    store
+        .create_webhook(
+            &w,
+            10,
+            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
+        )
+        .await
+        .unwrap();
     let since = now_utc();
     let mark = |at| store.set_slow(&w.tenant_id, w.id, at);
     assert_eq!(mark(Some(since)).await.unwrap(), Conditional::Applied);

@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, Scope};
+use shared::audit::Author;
 use shared::key_lifecycle::{self, Guard};
 use shared::store::ApiKeyStore;
 use time::OffsetDateTime;
@@ -135,17 +136,24 @@ pub async fn create<S: ApiKeyStore>(
 /// every key made from it, answered as a list (the key first).
 pub async fn revoke<S: ApiKeyStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     id: &str,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    let (tenant, actor) = (&author.tenant, &author.actor);
     let tree = Query::of(req).flag("with_descendants")?;
     let id = KeyId::parse(id).map_err(|_| ApiError::ApiKeyNotFound)?;
     let revoked = if tree {
-        key_lifecycle::revoke_with_descendants(&app.store, &tenant, &id, Guard::KeepOneFullKey)
-            .await?
+        key_lifecycle::revoke_with_descendants(
+            &app.store,
+            tenant,
+            &id,
+            Guard::KeepOneFullKey,
+            actor,
+        )
+        .await?
     } else {
-        vec![key_lifecycle::revoke(&app.store, &tenant, &id, Guard::KeepOneFullKey).await?]
+        vec![key_lifecycle::revoke(&app.store, tenant, &id, Guard::KeepOneFullKey, actor).await?]
     };
     // This container stops trusting them at once; the others read the
     // store for every change, and forget them within the cache's TTL.
@@ -258,7 +266,13 @@ mod tests {
         let tenant = TenantId::parse("acme").unwrap();
         let past = api_key::now() - time::Duration::SECOND;
         let (old_key, old) = ApiKey::issue(tenant, "old".into(), Scope::Full, Some(past), past);
-        app.store.put_api_key(&old, None).await.unwrap();
+        let entry = shared::audit::api_key(
+            &old,
+            shared::audit::Action::ApiKeyCreated,
+            &shared::audit::Actor::Operator,
+            serde_json::json!({}),
+        );
+        app.store.put_api_key(&old, None, &entry).await.unwrap();
         let r = send(&app, Some(&old_key), "GET", "/webhooks", None).await;
         assert_eq!((r.status, r.code()), (401, "api_key_expired"));
         let r = send(&app, Some("whk_nothing"), "GET", "/webhooks", None).await;
@@ -354,7 +368,17 @@ mod tests {
             .unwrap()
             .unwrap();
         app.store
-            .revoke_api_key(&stored, api_key::now(), None)
+            .revoke_api_key(
+                &stored,
+                api_key::now(),
+                None,
+                &shared::audit::api_key(
+                    &stored,
+                    shared::audit::Action::ApiKeyRevoked,
+                    &shared::audit::Actor::Operator,
+                    serde_json::json!({}),
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -384,7 +408,17 @@ mod tests {
             .unwrap();
         short
             .store
-            .revoke_api_key(&stored, api_key::now(), None)
+            .revoke_api_key(
+                &stored,
+                api_key::now(),
+                None,
+                &shared::audit::api_key(
+                    &stored,
+                    shared::audit::Action::ApiKeyRevoked,
+                    &shared::audit::Actor::Operator,
+                    serde_json::json!({}),
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -406,7 +440,17 @@ mod tests {
             .unwrap();
         uncached
             .store
-            .revoke_api_key(&stored, api_key::now(), None)
+            .revoke_api_key(
+                &stored,
+                api_key::now(),
+                None,
+                &shared::audit::api_key(
+                    &stored,
+                    shared::audit::Action::ApiKeyRevoked,
+                    &shared::audit::Actor::Operator,
+                    serde_json::json!({}),
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(

@@ -9,10 +9,12 @@ use futures_util::future::join_all;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
+use serde_json::json;
+use shared::audit::{Action, Author, Target, TargetKind};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::{EventData, EventId, Subject};
 use shared::event_log::{PayloadState, StoredEvent};
-use shared::store::{Allowance, AllowanceStore, EventStore, Store};
+use shared::store::{Allowance, AllowanceStore, AuditStore, EventStore, Store};
 use shared::{EventType, Status, TenantId, WebhookId};
 use time::OffsetDateTime;
 
@@ -219,12 +221,18 @@ pub async fn get<S: EventStore>(
 /// `payload: deleted`. 204, also when it was gone already.
 pub async fn delete_payload<S: EventStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     id: EventId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
-    if !app.store.delete_payload(&tenant, &id).await? {
+    let tenant = &author.tenant;
+    let entry = author.entry(
+        Action::EventPayloadDeleted,
+        Target::new(TargetKind::Event, &id),
+        json!({}),
+    );
+    if !app.store.delete_payload(tenant, &id, &entry).await? {
         return Err(ApiError::EventNotFound);
     }
     tracing::info!(tenant_id = %tenant, event_id = %id, "event payload deleted");
@@ -242,16 +250,25 @@ struct Erased<'a> {
 /// `DELETE /subjects/{subject}/payloads`: the payload of every event of one
 /// job (one person's check produces several), as `DELETE
 /// /events/{id}/payload` does for one. 200 with how many events it found.
-pub async fn erase_subject<S: EventStore>(
+/// More events than one transaction holds: the audit entry, with the
+/// count, is written once they are done.
+pub async fn erase_subject<S: EventStore + AuditStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     subject: &str,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
+    let tenant = &author.tenant;
     let subject =
         Subject::parse(subject).map_err(|e| ApiError::invalid("subject", e.to_string()))?;
-    let events = app.store.delete_subject_payloads(&tenant, &subject).await?;
+    let events = app.store.delete_subject_payloads(tenant, &subject).await?;
+    let entry = author.entry(
+        Action::SubjectPayloadsDeleted,
+        Target::new(TargetKind::Subject, subject.as_str()),
+        json!({ "events": events }),
+    );
+    app.store.record(&entry).await?;
     tracing::info!(tenant_id = %tenant, events, "subject payloads deleted");
     Ok(response::json(
         StatusCode::OK,
@@ -267,27 +284,28 @@ pub async fn erase_subject<S: EventStore>(
 /// dispatcher, as a manual attempt.
 pub async fn redeliver_event<S: Store>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     id: EventId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
+    let tenant = &author.tenant;
     // The event alone: its attempts (50 webhooks × every redelivery) would
     // make each call cost more than the last.
     let event = app
         .store
-        .get_event(&tenant, &id)
+        .get_event(tenant, &id)
         .await?
         .ok_or(ApiError::EventNotFound)?;
     let targets: Vec<WebhookId> = app
         .store
-        .webhooks_of(&tenant)
+        .webhooks_of(tenant)
         .await?
         .into_iter()
         .filter(|w| w.status == Status::Active && w.events.contains(event.event_type))
         .map(|w| w.id)
         .collect();
-    redeliver::queue(app, &tenant, &event, targets).await
+    redeliver::queue(app, author, &event, targets).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod allowance;
 mod api_keys;
 pub mod apigw;
 mod app;
+mod audit_log;
 mod auth;
 mod body;
 mod dashboard;

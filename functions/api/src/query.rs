@@ -8,6 +8,7 @@
 
 use lambda_http::Request;
 use shared::EventType;
+use shared::audit::Action;
 use shared::delivery::Outcome;
 use shared::delivery_log::sortable_time;
 use shared::delivery_stats::Window;
@@ -15,6 +16,8 @@ use shared::event::Subject;
 use shared::event_log::EventFilter;
 
 use crate::pagination::{self, MAX_LIMIT, PageRequest};
+use time::OffsetDateTime;
+
 use crate::{ApiError, rfc3339};
 
 /// A request's query string as (name, value) pairs, percent-decoded, in
@@ -48,7 +51,6 @@ impl Query {
         Ok(())
     }
 
-    /// The last value of `name`, every value checked by `parse`.
     fn last<T>(
         &self,
         name: &str,
@@ -110,6 +112,25 @@ impl Query {
         Ok(filter)
     }
 
+    /// `action`, `since` and `until`: the audit log's filter.
+    pub fn audit(&self) -> Result<AuditFilter, ApiError> {
+        let mut filter = AuditFilter::default();
+        self.each(&["action", "since", "until"], |name, value| {
+            match name {
+                "action" => {
+                    let parsed = value.parse::<Action>();
+                    filter.action = Some(parsed.map_err(|e| {
+                        ApiError::invalid("action", format!("action: {}", e.message))
+                    })?);
+                }
+                "since" => filter.since = Some(rfc3339::parse(name, value)?),
+                _ => filter.until = Some(rfc3339::parse(name, value)?),
+            }
+            Ok(())
+        })?;
+        Ok(filter)
+    }
+
     /// `outcome`, of the delivery log.
     pub fn outcome(&self) -> Result<Option<Outcome>, ApiError> {
         self.last("outcome", |value| {
@@ -151,6 +172,14 @@ impl Query {
         })?;
         Ok(window.unwrap_or(Window::Day))
     }
+}
+
+/// What `GET /audit-log` filters on.
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub action: Option<Action>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
 }
 
 fn limit(value: &str) -> Result<usize, ApiError> {

@@ -5,12 +5,14 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
+use serde_json::json;
+use shared::WebhookId;
+use shared::audit::{self, Action, Author, TargetKind};
 use shared::event::Event;
 use shared::event_log::{PayloadState, StoredEvent};
 use shared::requeue::Requeue;
 use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::{Allowance, AllowanceStore, EventStore};
-use shared::{TenantId, WebhookId};
 use time::OffsetDateTime;
 
 use crate::{ApiError, App, allowance, response};
@@ -55,15 +57,21 @@ fn envelope(event: &StoredEvent, now: i64) -> Result<Event, ApiError> {
 /// is cancelled by an automatic retry or another call.
 pub async fn queue<S: EventStore + AllowanceStore>(
     app: &App<S>,
-    tenant: &TenantId,
+    author: &Author,
     event: &StoredEvent,
     webhooks: Vec<WebhookId>,
 ) -> Result<Response<Body>, ApiError> {
+    let tenant = &author.tenant;
     if matches!(app.requeue, Requeue::Disabled) {
         return Err(ApiError::QueueUnavailable);
     }
     let envelope = envelope(event, OffsetDateTime::now_utc().unix_timestamp())?;
     allowance::take(app, tenant, Allowance::Redeliveries, webhooks.len()).await?;
+    let entry = author.entry(
+        Action::EventRedelivered,
+        audit::Target::new(TargetKind::Event, &event.id),
+        json!({ "event_type": event.event_type, "webhooks": webhooks }),
+    );
     let numbers = app
         .store
         .number_manual_attempts(
@@ -71,6 +79,7 @@ pub async fn queue<S: EventStore + AllowanceStore>(
             &event.id,
             &webhooks,
             OffsetDateTime::now_utc().unix_timestamp(),
+            &entry,
         )
         .await?
         .ok_or(ApiError::EventNotFound)?;

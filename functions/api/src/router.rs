@@ -6,6 +6,7 @@ use futures_util::future::BoxFuture;
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api_key::ApiKey;
+use shared::audit::{Actor, Author};
 use shared::event::EventId;
 use shared::store::Store;
 use shared::{TenantId, Webhook, WebhookId};
@@ -15,8 +16,8 @@ use crate::edge;
 use crate::webhooks::secrets::Rotate;
 use crate::webhooks::{crud, deliveries, recover, secrets, stats, test_event};
 use crate::{
-    ApiError, App, api_keys, auth, body, dashboard, event_types, events, openapi, settings,
-    webhooks,
+    ApiError, App, api_keys, audit_log, auth, body, dashboard, event_types, events, openapi,
+    settings, webhooks,
 };
 
 /// What a route's handler gets: the app, the caller's tenant, the request,
@@ -26,6 +27,9 @@ pub(crate) struct Call<'a, S> {
     tenant: TenantId,
     /// The key the request came with.
     key: ApiKey,
+    /// Who makes a change, as the audit log names them: the tenant, and
+    /// the key the request came with.
+    author: Author,
     req: &'a Request,
     params: Vec<String>,
 }
@@ -107,35 +111,33 @@ fn webhook<S>(
 /// `/webhooks/{id}` is a `webhook` line: its handler gets the caller's
 /// webhook, never an id to check. The OpenAPI document is checked against
 /// the table (tests/openapi.rs), and a 405's `Allow` comes from it.
-fn table<S: Store>() -> [Route<S>; 28] {
+fn table<S: Store>() -> [Route<S>; 29] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
             Box::pin(crud::list(c.app, c.tenant, c.req))
         }),
         tenant(M::POST, "/webhooks", |c| {
-            Box::pin(crud::create(c.app, c.tenant, c.req))
+            Box::pin(async move { crud::create(c.app, c.tenant, c.req, &c.author).await })
         }),
         webhook(M::GET, "/webhooks/{id}", |_, w| {
             Box::pin(async move { Ok(crud::show(&w)) })
         }),
         webhook(M::PATCH, "/webhooks/{id}", |c, w| {
-            Box::pin(crud::update(c.app, c.tenant, w.id, c.req))
+            Box::pin(async move { crud::update(c.app, &c.author, w.id, c.req).await })
         }),
         webhook(M::DELETE, "/webhooks/{id}", |c, w| {
-            Box::pin(crud::delete(c.app, c.tenant, w.id))
+            Box::pin(async move { crud::delete(c.app, &c.author, w).await })
         }),
         webhook(M::POST, "/webhooks/{id}/token", |c, w| {
-            Box::pin(secrets::rotate(c.app, c.tenant, w.id, c.req, Rotate::Token))
+            Box::pin(
+                async move { secrets::rotate(c.app, &c.author, w.id, c.req, Rotate::Token).await },
+            )
         }),
         webhook(M::POST, "/webhooks/{id}/signing-secret", |c, w| {
-            Box::pin(secrets::rotate(
-                c.app,
-                c.tenant,
-                w.id,
-                c.req,
-                Rotate::SigningSecret,
-            ))
+            Box::pin(async move {
+                secrets::rotate(c.app, &c.author, w.id, c.req, Rotate::SigningSecret).await
+            })
         }),
         webhook(M::GET, "/webhooks/{id}/deliveries", |c, w| {
             Box::pin(deliveries::list(c.app, c.tenant, w.id, c.req))
@@ -144,7 +146,7 @@ fn table<S: Store>() -> [Route<S>; 28] {
             Box::pin(stats::get(c.app, c.tenant, w.id, c.req))
         }),
         webhook(M::POST, "/webhooks/{id}/recover", |c, w| {
-            Box::pin(recover::start(c.app, w, c.req))
+            Box::pin(async move { recover::start(c.app, w, c.req, &c.author).await })
         }),
         webhook(M::GET, "/webhooks/{id}/recovery", |c, w| {
             Box::pin(recover::status(c.app, c.tenant, w.id))
@@ -157,7 +159,8 @@ fn table<S: Store>() -> [Route<S>; 28] {
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             |c, w| {
                 Box::pin(async move {
-                    deliveries::redeliver(c.app, c.tenant.clone(), w.id, c.param(1), c.req).await
+                    let delivery = c.param(1);
+                    deliveries::redeliver(c.app, &c.author, w.id, delivery, c.req).await
                 })
             },
         ),
@@ -176,25 +179,28 @@ fn table<S: Store>() -> [Route<S>; 28] {
         tenant(M::POST, "/events/{id}/redeliver", |c| {
             Box::pin(async move {
                 let id = c.event()?;
-                events::redeliver_event(c.app, c.tenant, id, c.req).await
+                events::redeliver_event(c.app, &c.author, id, c.req).await
             })
         }),
         tenant(M::DELETE, "/events/{id}/payload", |c| {
             Box::pin(async move {
                 let id = c.event()?;
-                events::delete_payload(c.app, c.tenant, id, c.req).await
+                events::delete_payload(c.app, &c.author, id, c.req).await
             })
         }),
         tenant(M::DELETE, "/subjects/{subject}/payloads", |c| {
-            Box::pin(async move {
-                events::erase_subject(c.app, c.tenant.clone(), c.param(0), c.req).await
-            })
+            Box::pin(
+                async move { events::erase_subject(c.app, &c.author, c.param(0), c.req).await },
+            )
         }),
         tenant(M::GET, "/settings", |c| {
             Box::pin(settings::get(c.app, c.tenant))
         }),
         tenant(M::PATCH, "/settings", |c| {
-            Box::pin(settings::update(c.app, c.tenant, c.req))
+            Box::pin(async move { settings::update(c.app, &c.author, c.req).await })
+        }),
+        tenant(M::GET, "/audit-log", |c| {
+            Box::pin(audit_log::list(c.app, c.tenant, c.req))
         }),
         tenant(M::GET, "/api-keys", |c| {
             Box::pin(api_keys::list(c.app, c.tenant))
@@ -205,7 +211,7 @@ fn table<S: Store>() -> [Route<S>; 28] {
         tenant(M::DELETE, "/api-keys/{id}", |c| {
             Box::pin(async move {
                 let id = c.param(0).to_owned();
-                api_keys::revoke(c.app, c.tenant, &id, c.req).await
+                api_keys::revoke(c.app, &c.author, &id, c.req).await
             })
         }),
         public(M::GET, "/openapi.json", |_| openapi::document()),
@@ -342,6 +348,7 @@ async fn authenticated<'a, S: Store>(
     }
     Ok(Call {
         app,
+        author: Author::new(&caller.tenant, Actor::api_key(&caller.key)),
         tenant: caller.tenant,
         key: caller.key,
         req,

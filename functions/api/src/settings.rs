@@ -4,6 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
+use shared::audit::{self, Author};
 use shared::store::SettingsStore;
 use shared::{TenantId, TenantSettings};
 
@@ -34,18 +35,24 @@ pub async fn get<S: SettingsStore>(
 /// keeps the retention it was kept with (delete it to erase it sooner).
 pub async fn update<S: SettingsStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let change: SettingsChange = body::json(req)?;
-    let mut settings = app.store.settings(&tenant).await?;
+    let tenant = &author.tenant;
+    let old = app.store.settings(tenant).await?;
+    let mut settings = old;
     if let Some(hours) = change.payload_retention_hours {
         settings.payload_retention_hours = TenantSettings::retention_hours(hours)?;
     }
     if let Some(keep) = change.keep_response_bodies {
         settings.keep_response_bodies = keep;
     }
-    app.store.put_settings(&tenant, &settings).await?;
+    if settings == old {
+        return Ok(response::json(StatusCode::OK, &settings));
+    }
+    let entry = audit::settings_changed(tenant, &old, &settings, &author.actor);
+    app.store.put_settings(tenant, &settings, &entry).await?;
     tracing::info!(
         tenant_id = %tenant,
         payload_retention_hours = settings.payload_retention_hours,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use shared::audit::{Action, Actor};
 use shared::delivery::{DeliveryClient, Payload, Purpose};
 use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::event::Event;
@@ -160,7 +161,8 @@ async fn disable<S: WebhookStore>(d: &Dispatcher<S>, webhook: &Webhook, at: Offs
         sortable_time(at)
     );
     let changed = std::sync::atomic::AtomicBool::new(false);
-    let result = shared::store::modify(&d.store, &webhook.tenant_id, webhook.id, |w| {
+    let by = (Action::WebhookDisabled, &Actor::Platform);
+    let result = shared::store::modify(&d.store, &webhook.tenant_id, webhook.id, by, |w| {
         if w.status == Status::Inactive {
             return false;
         }

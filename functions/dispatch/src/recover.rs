@@ -118,7 +118,14 @@ mod tests {
         let tenant = tenant();
         let now = now_utc();
         let webhook = webhook("https://hooks.example.com/x", UrlPolicy::default());
-        d.store.create_webhook(&webhook, 50).await.unwrap();
+        d.store
+            .create_webhook(
+                &webhook,
+                50,
+                &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
+            )
+            .await
+            .unwrap();
         for i in 0..1_050 {
             let at = now - time::Duration::seconds(i + 10);
             failed_event(&d.store, &webhook, &format!("evt_{i:05}"), at).await;
@@ -131,7 +138,17 @@ mod tests {
         let unix = now.unix_timestamp();
         assert!(
             d.store
-                .save_recovery(&state, RecoveryWrite::Start { now: unix })
+                .save_recovery(
+                    &state,
+                    RecoveryWrite::Start {
+                        now: unix,
+                        entry: &shared::audit::AuditEntry::by_operator(
+                            &state.tenant_id,
+                            shared::audit::Action::RecoveryStarted,
+                            shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                        )
+                    }
+                )
                 .await
                 .unwrap()
                 .applied()
@@ -200,7 +217,17 @@ mod tests {
         let waiting = RecoveryState::start(tenant.clone(), webhook.id, window, now);
         assert!(
             d.store
-                .save_recovery(&waiting, RecoveryWrite::Start { now: unix })
+                .save_recovery(
+                    &waiting,
+                    RecoveryWrite::Start {
+                        now: unix,
+                        entry: &shared::audit::AuditEntry::by_operator(
+                            &waiting.tenant_id,
+                            shared::audit::Action::RecoveryStarted,
+                            shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                        )
+                    }
+                )
                 .await
                 .unwrap()
                 .applied()
@@ -245,13 +272,30 @@ mod tests {
         // again) and the recovery stays running.
         let mut down = dispatcher(&settings).with_requeue(Requeue::Disabled);
         down.settings.redeliveries_per_minute = 10_000;
-        down.store.create_webhook(&webhook, 50).await.unwrap();
+        down.store
+            .create_webhook(
+                &webhook,
+                50,
+                &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
+            )
+            .await
+            .unwrap();
         let at = now - time::Duration::minutes(5);
         failed_event(&down.store, &webhook, "evt_x", at).await;
         let stuck = RecoveryState::start(tenant.clone(), webhook.id, window, now);
         assert!(
             down.store
-                .save_recovery(&stuck, RecoveryWrite::Start { now: unix })
+                .save_recovery(
+                    &stuck,
+                    RecoveryWrite::Start {
+                        now: unix,
+                        entry: &shared::audit::AuditEntry::by_operator(
+                            &stuck.tenant_id,
+                            shared::audit::Action::RecoveryStarted,
+                            shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                        )
+                    }
+                )
                 .await
                 .unwrap()
                 .applied()

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use shared::Webhook;
+use shared::audit;
 use shared::delivery::Outcome;
 use shared::delivery_log::{DeliveryRecord, sortable_time};
 use shared::notice::Notice;
@@ -52,15 +53,19 @@ pub(crate) async fn follow<S: WebhookStore + DeliveryStore>(
             let now = now_utc();
             let error = describe(record);
             match d.settings.auto_disable_after {
-                Some(after) if now - since >= after => StreakChange::Disabled {
-                    since,
-                    at: now,
-                    reason: format!(
+                Some(after) if now - since >= after => {
+                    let reason = format!(
                         "every attempt has failed since {}; set the status to active to resume deliveries",
                         shared::delivery_log::sortable_time(since)
-                    ),
-                    error,
-                },
+                    );
+                    StreakChange::Disabled {
+                        since,
+                        at: now,
+                        entry: Box::new(audit::webhook_disabled(webhook, &reason)),
+                        reason,
+                        error,
+                    }
+                }
                 _ if webhook.failing_notice_at.is_none() => StreakChange::Noticed {
                     since,
                     at: now,
@@ -220,7 +225,16 @@ mod tests {
         ])
         .unwrap();
         d.store()
-            .update_webhook(&subscribed, failing.updated_at)
+            .update_webhook(
+                &subscribed,
+                failing.updated_at,
+                &shared::audit::webhook_changed(
+                    &subscribed,
+                    &subscribed,
+                    shared::audit::Action::WebhookUpdated,
+                    &shared::audit::Actor::Operator,
+                ),
+            )
             .await
             .unwrap();
         let receiver_b = receiver().await;
@@ -232,7 +246,14 @@ mod tests {
             },
         );
         watcher.events = EventSet::new(EventType::NOTICES).unwrap();
-        d.store().create_webhook(&watcher, 50).await.unwrap();
+        d.store()
+            .create_webhook(
+                &watcher,
+                50,
+                &shared::audit::webhook_created(&watcher, &shared::audit::Actor::Operator),
+            )
+            .await
+            .unwrap();
 
         let mut sent_failing = Vec::new();
         for n in 1..=6 {

@@ -135,7 +135,14 @@ pub(crate) async fn setup(
             allow_private_targets: true,
         },
     );
-    store.create_webhook(&webhook, 50).await.expect("webhook");
+    store
+        .create_webhook(
+            &webhook,
+            50,
+            &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
+        )
+        .await
+        .expect("webhook");
     let client = DeliveryClient::new(ClientConfig {
         allow_private_targets: true,
         ..ClientConfig::default()

@@ -145,7 +145,16 @@ mod tests {
         webhook.slow_since = None;
         webhook.throttle_rate = Some(ThrottleRate::new(2).unwrap());
         d.store()
-            .update_webhook(&webhook, webhook.updated_at)
+            .update_webhook(
+                &webhook,
+                webhook.updated_at,
+                &shared::audit::webhook_changed(
+                    &webhook,
+                    &webhook,
+                    shared::audit::Action::WebhookUpdated,
+                    &shared::audit::Actor::Operator,
+                ),
+            )
             .await
             .unwrap();
 
@@ -200,7 +209,16 @@ mod tests {
         receiver.hang.store(false, Ordering::SeqCst);
         webhook.slow_since = None;
         d.store()
-            .update_webhook(&webhook, webhook.updated_at)
+            .update_webhook(
+                &webhook,
+                webhook.updated_at,
+                &shared::audit::webhook_changed(
+                    &webhook,
+                    &webhook,
+                    shared::audit::Action::WebhookUpdated,
+                    &shared::audit::Actor::Operator,
+                ),
+            )
             .await
             .unwrap();
         let bodies: Vec<String> = (0..6).map(|_| event().to_json()).collect();
@@ -225,7 +243,16 @@ mod tests {
         let store = d.store();
         webhook.throttle_rate = Some(rate);
         store
-            .update_webhook(&webhook, webhook.updated_at)
+            .update_webhook(
+                &webhook,
+                webhook.updated_at,
+                &shared::audit::webhook_changed(
+                    &webhook,
+                    &webhook,
+                    shared::audit::Action::WebhookUpdated,
+                    &shared::audit::Actor::Operator,
+                ),
+            )
             .await
             .unwrap();
         let now = now_utc();
@@ -264,7 +291,16 @@ mod tests {
         let rate = ThrottleRate::new(1).unwrap();
         webhook.throttle_rate = Some(rate);
         d.store()
-            .update_webhook(&webhook, webhook.updated_at)
+            .update_webhook(
+                &webhook,
+                webhook.updated_at,
+                &shared::audit::webhook_changed(
+                    &webhook,
+                    &webhook,
+                    shared::audit::Action::WebhookUpdated,
+                    &shared::audit::Actor::Operator,
+                ),
+            )
             .await
             .unwrap();
         for _ in 0..3 {

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::{Conditional, StoreError};
 use crate::TenantId;
 use crate::api_key::ApiKey;
+use crate::audit::AuditEntry;
 
 /// A key that must stay usable through a revocation: not revoked, and not
 /// expiring before `until`.
@@ -20,11 +21,13 @@ pub trait ApiKeyStore: Send + Sync {
     /// Stores a new API key (its hash and what is known of it), unless its
     /// tenant already has `limit` keys active when it is made: `Refused`
     /// then (`None`: no limit, the operator's). Concurrent calls of one
-    /// tenant are serialized, so the limit holds exactly.
+    /// tenant are serialized, so the limit holds exactly. With its audit
+    /// `entry`.
     fn put_api_key(
         &self,
         key: &ApiKey,
         limit: Option<usize>,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<Conditional, StoreError>> + Send;
 
     /// The key with this hash, whatever its state; the caller checks it.
@@ -52,20 +55,23 @@ pub trait ApiKeyStore: Send + Sync {
     /// neither revoked nor expiring before `keep.until` (both in one
     /// transaction, so two revocations at once cannot leave the tenant
     /// without a full key). `NotFound` if `key` is gone or already revoked,
-    /// `Conflict` if `keep` no longer holds.
+    /// `Conflict` if `keep` no longer holds. With its audit `entry`.
     fn revoke_api_key(
         &self,
         key: &ApiKey,
         at: OffsetDateTime,
         keep: Option<Keep<'_>>,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes `key` expire at `at` unless it is revoked or expires sooner
-    /// (a rotation's overlap). `NotFound` if it is gone or revoked.
+    /// (a rotation's overlap). `NotFound` if it is gone or revoked. With
+    /// its audit `entry`.
     fn expire_api_key(
         &self,
         key: &ApiKey,
         at: OffsetDateTime,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Writes `last_used_at` = `now` unless it is less than

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use super::{Kept, Page, StoreError};
+use crate::audit::AuditEntry;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, StoredEvent};
@@ -55,11 +56,12 @@ pub trait EventStore: Send + Sync {
     /// Deletes the event's payload from every item and index that holds
     /// it; the event stays listed with its deliveries, its payload
     /// `deleted`. `false` when the tenant has no such event. Doing it again
-    /// is no error.
+    /// is no error. With its audit `entry`, written when a payload went.
     fn delete_payload(
         &self,
         tenant: &TenantId,
         id: &EventId,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes the payload of every event of the tenant with this subject
@@ -75,13 +77,14 @@ pub trait EventStore: Send + Sync {
     /// a counter per webhook kept on the event, so two calls at once never
     /// get the same number and no manual attempt takes an automatic one's.
     /// `now` (Unix seconds) is kept beside each counter. `None` when the
-    /// event is not kept.
+    /// event is not kept. With its audit `entry`, in one transaction.
     fn number_manual_attempts(
         &self,
         tenant: &TenantId,
         event: &EventId,
         webhooks: &[WebhookId],
         now: i64,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<Option<Vec<u32>>, StoreError>> + Send;
 
     /// Gives up the claim of manual attempt `attempt` of `webhook` for the

@@ -12,6 +12,7 @@
 //! | API key set     | `TENANT#<tenant_id>`         | `APIKEYS` (a version, the keys of the last minute) |
 //! | tenant settings | `TENANT#<tenant_id>`         | `WEBHOOKS` (sorts right after the webhooks: the dispatcher's one query per tenant reads both) |
 //! | recovery        | `TENANT#<tenant_id>`         | `RECOVERY#<wh_id>` (the last one) |
+//! | audit entry     | `TENANT#<tenant_id>`         | `AUDIT#<aud_id>` (ids sort by time; `expires_at` 400 days on) |
 //! | event           | `EVENT#<tenant_id>#<evt_id>` | `EVENT` (and `manual_attempts_<wh_id>` counters, `manual_at_<wh_id>` times) |
 //! | event payload   | `EVENT#<tenant_id>#<evt_id>` | `PAYLOAD` (`data`; its own `expires_at`; in no index) |
 //! | delivery        | `EVENT#<tenant_id>#<evt_id>` | `DELIVERY#<wh_id>#<attempt:03>`|
@@ -173,6 +174,13 @@ pub fn manual_at(webhook: WebhookId) -> String {
 }
 
 /// A webhook's recovery, under its tenant's key.
+/// Every audit entry's sort key starts with this.
+pub const AUDIT_PREFIX: &str = "AUDIT#";
+
+pub fn audit_sk(id: crate::audit::AuditId) -> String {
+    format!("{AUDIT_PREFIX}{id}")
+}
+
 pub fn recovery_sk(webhook: WebhookId) -> String {
     format!("RECOVERY#{webhook}")
 }

@@ -1,5 +1,7 @@
 //! Persistence, one trait per aggregate: webhooks, API keys, events,
-//! delivery records, recoveries, allowances and tenant settings. DynamoDB implements them in
+//! delivery records, recoveries, allowances, tenant settings and the audit
+//! log. A change the audit log records takes its entry as an argument, and
+//! writes both in one transaction. DynamoDB implements them in
 //! production and integration tests ([`DynamoStore`], one file per aggregate
 //! under `dynamo/`), an in-memory map for fast unit tests of handler logic
 //! ([`MemoryStore`], `memory/`). Code that needs one aggregate asks for that
@@ -8,6 +10,7 @@
 
 mod allowances;
 mod api_keys;
+mod audit_log;
 mod deliveries;
 mod dynamo;
 mod events;
@@ -20,6 +23,7 @@ mod webhooks;
 
 pub use allowances::AllowanceStore;
 pub use api_keys::{ApiKeyStore, Keep};
+pub use audit_log::{AuditQuery, AuditStore};
 pub use deliveries::{AttemptKey, DeliveryStore};
 pub use dynamo::{DynamoStore, Upgraded, create_table};
 pub use dynamo::{ItemKind, PurgeCounts, PurgeOptions, PurgeProgress};
@@ -35,8 +39,8 @@ pub use webhooks::{StreakChange, WebhookStore};
 /// `use shared::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        AllowanceStore, ApiKeyStore, DeliveryStore, EventStore, RecoveryStore, SettingsStore,
-        Store, WebhookStore,
+        AllowanceStore, ApiKeyStore, AuditStore, DeliveryStore, EventStore, RecoveryStore,
+        SettingsStore, Store, WebhookStore,
     };
 }
 
@@ -49,6 +53,7 @@ pub trait Store:
     + RecoveryStore
     + AllowanceStore
     + SettingsStore
+    + AuditStore
 {
 }
 
@@ -60,6 +65,7 @@ impl<S> Store for S where
         + RecoveryStore
         + AllowanceStore
         + SettingsStore
+        + AuditStore
 {
 }
 

@@ -4,16 +4,18 @@
 use std::future::Future;
 
 use super::{Conditional, StoreError};
+use crate::audit::AuditEntry;
 use crate::event::EventId;
 use crate::recovery::state::RecoveryState;
 use crate::{TenantId, WebhookId};
 
 /// The condition of a recovery's state write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecoveryWrite {
+pub enum RecoveryWrite<'a> {
     /// A new recovery: only if the webhook's last one is not running at
-    /// `now` (Unix seconds; see [`RecoveryState::running`]).
-    Start { now: i64 },
+    /// `now` (Unix seconds; see [`RecoveryState::running`]), with its audit
+    /// `entry`.
+    Start { now: i64, entry: &'a AuditEntry },
     /// Progress: only while the webhook's recovery is still this one.
     Advance,
 }
@@ -47,6 +49,6 @@ pub trait RecoveryStore: Send + Sync {
     fn save_recovery(
         &self,
         state: &RecoveryState,
-        write: RecoveryWrite,
+        write: RecoveryWrite<'_>,
     ) -> impl Future<Output = Result<Conditional, StoreError>> + Send;
 }

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use super::StoreError;
+use crate::audit::AuditEntry;
 use crate::{TenantId, TenantSettings, Webhook};
 
 pub trait SettingsStore: Send + Sync {
@@ -12,11 +13,12 @@ pub trait SettingsStore: Send + Sync {
         tenant: &TenantId,
     ) -> impl Future<Output = Result<TenantSettings, StoreError>> + Send;
 
-    /// Replaces the tenant's settings.
+    /// Replaces the tenant's settings, with the audit `entry`.
     fn put_settings(
         &self,
         tenant: &TenantId,
         settings: &TenantSettings,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every webhook of the tenant (as [`super::WebhookStore::webhooks_of`])

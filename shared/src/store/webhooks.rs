@@ -7,15 +7,18 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use super::{Conditional, Page, StoreError};
+use crate::audit::AuditEntry;
 use crate::throttle::ThrottleRate;
 use crate::{TenantId, Webhook, WebhookId};
 
 pub trait WebhookStore: Send + Sync {
-    /// Creates a webhook unless the tenant already holds `limit` of them.
+    /// Creates a webhook unless the tenant already holds `limit` of them,
+    /// with its audit `entry`.
     fn create_webhook(
         &self,
         webhook: &Webhook,
         limit: u32,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn get_webhook(
@@ -40,17 +43,20 @@ pub trait WebhookStore: Send + Sync {
 
     /// Replaces a webhook if it is still as it was when loaded (its
     /// `updated_at` is `loaded_at`): `Conflict` if another write came first,
-    /// `NotFound` if it was deleted.
+    /// `NotFound` if it was deleted. With its audit `entry`.
     fn update_webhook(
         &self,
         webhook: &Webhook,
         loaded_at: OffsetDateTime,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes the webhook, with its audit `entry`: `NotFound` if it is gone.
     fn delete_webhook(
         &self,
         tenant: &TenantId,
         id: WebhookId,
+        entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks the webhook slow since `since`, or clears the mark (`None`),
@@ -106,10 +112,12 @@ pub enum StreakChange {
     Ended,
     /// The webhook set inactive with `reason`, if it is still active and
     /// still in the streak since `since`; its `updated_at` becomes `at`.
+    /// The platform's audit `entry` is written with it.
     Disabled {
         since: OffsetDateTime,
         at: OffsetDateTime,
         reason: String,
         error: String,
+        entry: Box<AuditEntry>,
     },
 }

@@ -2,6 +2,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use shared::audit::{self, Action, Author};
 use shared::store::WebhookStore;
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
@@ -18,6 +19,7 @@ pub async fn create<S: WebhookStore>(
     app: &App<S>,
     tenant: TenantId,
     req: &Request,
+    author: &Author,
 ) -> Result<Response<Body>, ApiError> {
     let input: CreateWebhook = body::json(req)?;
     let url = WebhookUrl::parse(&input.url, app.settings.url_policy)?;
@@ -35,8 +37,9 @@ pub async fn create<S: WebhookStore>(
         slow_since: Some(now_utc()),
         ..Webhook::new(tenant, url, input.events, now_utc())
     };
+    let entry = audit::webhook_created(&webhook, &author.actor);
     app.store
-        .create_webhook(&webhook, app.settings.max_webhooks_per_tenant)
+        .create_webhook(&webhook, app.settings.max_webhooks_per_tenant, &entry)
         .await?;
     Ok(response::json(
         StatusCode::CREATED,
@@ -89,7 +92,7 @@ pub fn show(webhook: &Webhook) -> Response<Body> {
 /// this once.
 pub async fn update<S: WebhookStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     id: WebhookId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -102,7 +105,8 @@ pub async fn update<S: WebhookStore>(
     if let Some(url) = &url {
         resolves_publicly(app, url).await?;
     }
-    let webhook = read_change_write(app, &tenant, id, |webhook| {
+    let by = (Action::WebhookUpdated, author);
+    let webhook = read_change_write(app, by, id, |webhook| {
         let before = webhook.clone();
         if let Some(url) = &url
             && *url != webhook.url
@@ -164,11 +168,12 @@ fn end_streak(webhook: &mut Webhook) {
 /// `DELETE /webhooks/{id}`.
 pub async fn delete<S: WebhookStore>(
     app: &App<S>,
-    tenant: TenantId,
-    id: WebhookId,
+    author: &Author,
+    webhook: Webhook,
 ) -> Result<Response<Body>, ApiError> {
+    let entry = audit::webhook_deleted(&webhook, &author.actor);
     app.store
-        .delete_webhook(&tenant, id)
+        .delete_webhook(&author.tenant, webhook.id, &entry)
         .await
         .if_missing(ApiError::WebhookNotFound)?;
     Ok(response::empty(StatusCode::NO_CONTENT))

@@ -3,6 +3,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use shared::audit::Author;
 use shared::delivery_log::{DeliveryCursor, DeliveryFilter, parse_delivery_id};
 use shared::store::{Allowance, AllowanceStore, DeliveryStore, EventStore};
 use shared::{TenantId, WebhookId};
@@ -54,7 +55,7 @@ pub async fn list<S: DeliveryStore + AllowanceStore>(
 /// event of one recorded attempt again, to this webhook only.
 pub async fn redeliver<S: EventStore + AllowanceStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     webhook: WebhookId,
     delivery_id: &str,
     req: &Request,
@@ -63,7 +64,7 @@ pub async fn redeliver<S: EventStore + AllowanceStore>(
     let (event_id, attempt) = parse_delivery_id(delivery_id).ok_or(ApiError::DeliveryNotFound)?;
     let (event, deliveries) = app
         .store
-        .event_with_deliveries(&tenant, &event_id)
+        .event_with_deliveries(&author.tenant, &event_id)
         .await?
         .ok_or(ApiError::DeliveryNotFound)?;
     if !deliveries
@@ -72,5 +73,5 @@ pub async fn redeliver<S: EventStore + AllowanceStore>(
     {
         return Err(ApiError::DeliveryNotFound);
     }
-    redeliver::queue(app, &tenant, &event, vec![webhook]).await
+    redeliver::queue(app, author, &event, vec![webhook]).await
 }

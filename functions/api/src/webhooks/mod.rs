@@ -11,6 +11,7 @@ pub mod secrets;
 pub mod stats;
 pub mod test_event;
 
+use shared::audit::{Action, Author};
 use shared::store::{WebhookStore, modify};
 use shared::{TenantId, Webhook, WebhookId};
 
@@ -37,13 +38,20 @@ pub async fn owned<S: WebhookStore>(
 /// [`shared::store::modify`]): a change must start from the webhook as it
 /// is now, not from the copy the router checked. A webhook deleted since
 /// is not found.
+/// The write carries its audit entry: `action`, by `author`.
 async fn read_change_write<S: WebhookStore>(
     app: &App<S>,
-    tenant: &TenantId,
+    (action, author): (Action, &Author),
     id: WebhookId,
     change: impl Fn(&mut Webhook) -> bool,
 ) -> Result<Webhook, ApiError> {
-    modify(&app.store, tenant, id, change)
-        .await
-        .if_missing(ApiError::WebhookNotFound)
+    modify(
+        &app.store,
+        &author.tenant,
+        id,
+        (action, &author.actor),
+        change,
+    )
+    .await
+    .if_missing(ApiError::WebhookNotFound)
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::audit::{Action, Author, Target, TargetKind};
 use shared::recovery::{Counts, EVENTS_PER_CALL, Mode, Next, Recovery, RecoveryState, Window};
 use shared::requeue::Requeue;
 use shared::store::{Allowance, Conditional, RecoveryStore, RecoveryWrite, Store};
@@ -126,6 +128,7 @@ pub async fn start<S: Store>(
     app: &App<S>,
     webhook: Webhook,
     req: &Request,
+    author: &Author,
 ) -> Result<Response<Body>, ApiError> {
     let input: RecoverRequest = body::json(req)?;
     let now = now_utc();
@@ -171,10 +174,20 @@ pub async fn start<S: Store>(
     }
     let mut state = RecoveryState::start(tenant, id, window, now);
     let unix = now.unix_timestamp();
-    let started = app
-        .store
-        .save_recovery(&state, RecoveryWrite::Start { now: unix })
-        .await?;
+    let entry = author.entry(
+        Action::RecoveryStarted,
+        Target::new(TargetKind::Webhook, id),
+        json!({
+            "recovery_id": state.recovery_id,
+            "since": rfc3339::format(state.window.since),
+            "until": rfc3339::format(state.window.until),
+        }),
+    );
+    let start = RecoveryWrite::Start {
+        now: unix,
+        entry: &entry,
+    };
+    let started = app.store.save_recovery(&state, start).await?;
     if started == Conditional::Refused {
         let running = app.store.recovery(&state.tenant_id, id).await?;
         return Err(match running {

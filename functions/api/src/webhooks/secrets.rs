@@ -3,9 +3,10 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use shared::audit::{Action, Author};
 use shared::store::WebhookStore;
 use shared::webhook::now_utc;
-use shared::{TenantId, Token, WebhookId};
+use shared::{Token, WebhookId};
 
 use super::read_change_write;
 use crate::views::{Secrets, WebhookView};
@@ -21,7 +22,7 @@ pub enum Rotate {
 /// Replaces a secret with a fresh one and shows it, in full, this once.
 pub async fn rotate<S: WebhookStore>(
     app: &App<S>,
-    tenant: TenantId,
+    author: &Author,
     id: WebhookId,
     req: &Request,
     which: Rotate,
@@ -31,7 +32,11 @@ pub async fn rotate<S: WebhookStore>(
     // would drop it at once, and receivers still verifying with it would
     // start refusing deliveries.
     let overlapping = std::sync::Mutex::new(None);
-    let webhook = read_change_write(app, &tenant, id, |webhook| {
+    let action = match which {
+        Rotate::Token => Action::WebhookTokenRotated,
+        Rotate::SigningSecret => Action::WebhookSigningSecretRotated,
+    };
+    let webhook = read_change_write(app, (action, author), id, |webhook| {
         match which {
             Rotate::Token => webhook.token = Token::generate(),
             Rotate::SigningSecret => {

@@ -6,10 +6,11 @@ use time::OffsetDateTime;
 
 use super::api_key_items::{self, ApiKeyItem, KeySetItem};
 use super::query;
-use super::write::{applied, conditional, failed_condition, transact};
+use super::write::{applied, failed_condition, transact};
 use super::{DynamoStore, Item, backend, item, key, number, parse, unix};
 use crate::TenantId;
 use crate::api_key::ApiKey;
+use crate::audit::AuditEntry;
 use crate::store::{ApiKeyStore, Conditional, Keep, StoreError, keys};
 
 fn api_key_key(key_hash: &str) -> Item {
@@ -49,7 +50,9 @@ impl ApiKeyStore for DynamoStore {
         &self,
         key: &ApiKey,
         limit: Option<usize>,
+        entry: &AuditEntry,
     ) -> Result<Conditional, StoreError> {
+        let audit = self.audit_put(entry)?;
         let now = key.created_at.unwrap_or_else(crate::api_key::now);
         let put = Put::builder()
             .table_name(&self.table)
@@ -77,6 +80,7 @@ impl ApiKeyStore for DynamoStore {
                     .transact_write_items()
                     .transact_items(TransactWriteItem::builder().put(put.clone()).build())
                     .transact_items(TransactWriteItem::builder().put(write_set.clone()).build())
+                    .transact_items(audit.clone())
             })
             .await;
             match failed_condition(sent)? {
@@ -115,25 +119,10 @@ impl ApiKeyStore for DynamoStore {
         key: &ApiKey,
         at: OffsetDateTime,
         keep: Option<Keep<'_>>,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
         let not_revoked = "attribute_exists(PK) AND attribute_not_exists(#r)";
         let client = self.client().await?;
-        let Some(keep) = keep else {
-            let result = client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(api_key_key(&key.hash)))
-                .update_expression("SET #r = :at")
-                .condition_expression(not_revoked)
-                .expression_attribute_names("#r", api_key_items::REVOKED)
-                .expression_attribute_values(":at", unix(at))
-                .send()
-                .await;
-            return match applied(result)? {
-                Conditional::Applied => Ok(()),
-                Conditional::Refused => Err(StoreError::NotFound),
-            };
-        };
         let revoke = Update::builder()
             .table_name(&self.table)
             .set_key(Some(api_key_key(&key.hash)))
@@ -143,6 +132,13 @@ impl ApiKeyStore for DynamoStore {
             .expression_attribute_values(":at", unix(at))
             .build()
             .map_err(backend)?;
+        let revoke = TransactWriteItem::builder().update(revoke).build();
+        let Some(keep) = keep else {
+            return match self.audited(revoke, entry).await? {
+                Conditional::Applied => Ok(()),
+                Conditional::Refused => Err(StoreError::NotFound),
+            };
+        };
         let still = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(api_key_key(&keep.key.hash)))
@@ -154,15 +150,17 @@ impl ApiKeyStore for DynamoStore {
             .expression_attribute_values(":until", unix(keep.until))
             .build()
             .map_err(backend)?;
+        let audit = self.audit_put(entry)?;
         let sent = transact(|| {
             client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(revoke.clone()).build())
+                .transact_items(revoke.clone())
                 .transact_items(
                     TransactWriteItem::builder()
                         .condition_check(still.clone())
                         .build(),
                 )
+                .transact_items(audit.clone())
         })
         .await;
         match failed_condition(sent)? {
@@ -172,11 +170,13 @@ impl ApiKeyStore for DynamoStore {
         }
     }
 
-    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
-        let result = self
-            .client()
-            .await?
-            .update_item()
+    async fn expire_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let expire = Update::builder()
             .table_name(&self.table)
             .set_key(Some(api_key_key(&key.hash)))
             .update_expression("SET #e = :at")
@@ -186,9 +186,10 @@ impl ApiKeyStore for DynamoStore {
             .expression_attribute_names("#e", api_key_items::EXPIRES)
             .expression_attribute_names("#r", api_key_items::REVOKED)
             .expression_attribute_values(":at", unix(at))
-            .send()
-            .await;
-        if conditional(result)?.is_some() {
+            .build()
+            .map_err(backend)?;
+        let expire = TransactWriteItem::builder().update(expire).build();
+        if self.audited(expire, entry).await?.applied() {
             return Ok(());
         }
         // Already expiring sooner is fine; gone or revoked is not.

@@ -4,13 +4,14 @@
 //! their payloads, items `EVENT#<tenant>#<event>` / `PAYLOAD` in no index.
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
-use super::write::{applied, conditional, failed_condition, transact};
+use super::write::{applied, failed_condition, transact};
 use super::{DynamoStore, Indexed, Item, backend, item, key, number, parse};
+use crate::audit::AuditEntry;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, StoredEvent};
@@ -25,6 +26,10 @@ const DATA: &str = "data";
 
 /// Erasures of one subject's payloads at once.
 const ERASING_AT_ONCE: usize = 10;
+
+/// Reads and writes of an event's manual attempt counters before two
+/// concurrent redeliveries give up on each other.
+const NUMBERING_ROUNDS: usize = 5;
 
 /// An event and its deliveries share a partition; this tells them apart.
 #[derive(Deserialize)]
@@ -260,43 +265,13 @@ impl EventStore for DynamoStore {
         Ok(listed)
     }
 
-    async fn delete_payload(&self, tenant: &TenantId, id: &EventId) -> Result<bool, StoreError> {
-        let Some(event) = self.get_event(tenant, id).await? else {
-            return Ok(false);
-        };
-        if !event.holds_payload() {
-            // Never written: nothing to delete, and the reason stays.
-            return Ok(true);
-        }
-        let pk = keys::event_pk(tenant, id);
-        // The payload item goes, and the event says so; copies from before
-        // payload items lose theirs (and GSI1 its copy) with the same write.
-        let mark = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
-            .update_expression("SET #state = :deleted REMOVE #data")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#state", "payload")
-            .expression_attribute_names("#data", DATA)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
-            .build()
-            .map_err(backend)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
-            .build()
-            .map_err(backend)?;
-        let client = self.client().await?;
-        let sent = transact(|| {
-            client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
-                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
-        })
-        .await;
-        // Its condition failed: the event expired meanwhile.
-        Ok(failed_condition(sent)?.is_none())
+    async fn delete_payload(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.erase_payload(tenant, id, Some(entry)).await
     }
 
     async fn delete_subject_payloads(
@@ -313,8 +288,12 @@ impl EventStore for DynamoStore {
         .await?;
         let mut found = 0;
         for chunk in entries.chunks(ERASING_AT_ONCE) {
-            let erased =
-                join_all(chunk.iter().map(|(id, _)| self.delete_payload(tenant, id))).await;
+            let erased = join_all(
+                chunk
+                    .iter()
+                    .map(|(id, _)| self.erase_payload(tenant, id, None)),
+            )
+            .await;
             for e in erased {
                 found += u64::from(e?);
             }
@@ -328,39 +307,66 @@ impl EventStore for DynamoStore {
         event: &EventId,
         webhooks: &[WebhookId],
         now: i64,
+        entry: &AuditEntry,
     ) -> Result<Option<Vec<u32>>, StoreError> {
         if webhooks.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        // One counter attribute per webhook on the event's item, all added
-        // to in one atomic update: at most 50 webhooks, a few hundred bytes.
-        let adds: Vec<String> = (0..webhooks.len()).map(|i| format!("#m{i} :one")).collect();
-        let times: Vec<String> = (0..webhooks.len())
-            .map(|i| format!("#t{i} = :now"))
-            .collect();
-        let mut update = self
-            .update_event(tenant, event)
-            .await?
-            .update_expression(format!("ADD {} SET {}", adds.join(", "), times.join(", ")))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":now", number(now))
-            .return_values(ReturnValue::UpdatedNew);
-        for (i, w) in webhooks.iter().enumerate() {
-            update = update
-                .expression_attribute_names(format!("#m{i}"), keys::manual_attempts(*w))
-                .expression_attribute_names(format!("#t{i}"), keys::manual_at(*w));
+        let event_key = key(keys::event_pk(tenant, event), keys::EVENT_SK.to_owned());
+        // One counter attribute per webhook on the event's item, all set in
+        // one transaction with the entry (which returns no values): each
+        // counter read, then written only if still as read; a race reads
+        // again. At most 50 webhooks, a few hundred bytes.
+        for _ in 0..NUMBERING_ROUNDS {
+            let Some(item) = self.get(event_key.clone(), true).await? else {
+                return Ok(None);
+            };
+            let counts: Vec<u32> = webhooks
+                .iter()
+                .map(|w| {
+                    item.get(&keys::manual_attempts(*w))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .unwrap_or(0)
+                })
+                .collect();
+            let mut sets = Vec::with_capacity(webhooks.len() * 2);
+            let mut conditions = vec!["attribute_exists(#pk)".to_owned()];
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(event_key.clone()))
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":now", number(now));
+            for (i, (w, count)) in webhooks.iter().zip(&counts).enumerate() {
+                sets.push(format!("#m{i} = :n{i}"));
+                sets.push(format!("#t{i} = :now"));
+                conditions.push(if *count == 0 {
+                    format!("attribute_not_exists(#m{i})")
+                } else {
+                    format!("#m{i} = :c{i}")
+                });
+                update = update
+                    .expression_attribute_names(format!("#m{i}"), keys::manual_attempts(*w))
+                    .expression_attribute_names(format!("#t{i}"), keys::manual_at(*w))
+                    .expression_attribute_values(format!(":n{i}"), number(count + 1));
+                if *count > 0 {
+                    update = update.expression_attribute_values(format!(":c{i}"), number(*count));
+                }
+            }
+            let update = update
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression(conditions.join(" AND "))
+                .build()
+                .map_err(backend)?;
+            let update = TransactWriteItem::builder().update(update).build();
+            if self.audited(update, entry).await?.applied() {
+                return Ok(Some(
+                    counts.iter().map(|c| FIRST_MANUAL_ATTEMPT + c).collect(),
+                ));
+            }
+            crate::random::pause(2, 16).await;
         }
-        let Some(out) = conditional(update.send().await)? else {
-            return Ok(None);
-        };
-        let updated = out.attributes.unwrap_or_default();
-        webhooks
-            .iter()
-            .map(|w| manual_attempt_number(&updated, *w))
-            .collect::<Result<Vec<u32>, StoreError>>()
-            .map(Some)
+        Err(StoreError::Conflict)
     }
 
     async fn release_manual_attempt(
@@ -519,5 +525,59 @@ mod tests {
             },
         );
         assert!(payload_item(&none).is_none());
+    }
+}
+
+impl DynamoStore {
+    /// Deletes the event's payload, with `entry` in the same transaction
+    /// when given (a subject's payloads are recorded once, when done):
+    /// `false` when the tenant has no such event.
+    async fn erase_payload(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        entry: Option<&AuditEntry>,
+    ) -> Result<bool, StoreError> {
+        let Some(event) = self.get_event(tenant, id).await? else {
+            return Ok(false);
+        };
+        if !event.holds_payload() {
+            // Never written: nothing to delete, and the reason stays.
+            return Ok(true);
+        }
+        let pk = keys::event_pk(tenant, id);
+        // The payload item goes, and the event says so; copies from before
+        // payload items lose theirs (and GSI1 its copy) with the same write.
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
+            .update_expression("SET #state = :deleted REMOVE #data")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#state", "payload")
+            .expression_attribute_names("#data", DATA)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+            .build()
+            .map_err(backend)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
+            .build()
+            .map_err(backend)?;
+        let audit = entry.map(|e| self.audit_put(e)).transpose()?;
+        let client = self.client().await?;
+        let sent = transact(|| {
+            let both = client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
+            match &audit {
+                Some(audit) => both.transact_items(audit.clone()),
+                None => both,
+            }
+        })
+        .await;
+        // Its condition failed: the event expired meanwhile.
+        Ok(failed_condition(sent)?.is_none())
     }
 }

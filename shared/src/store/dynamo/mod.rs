@@ -7,6 +7,7 @@
 mod allowances;
 mod api_key_items;
 mod api_keys;
+mod audit_log;
 mod deliveries;
 mod event_copies;
 mod events;

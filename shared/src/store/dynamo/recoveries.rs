@@ -2,11 +2,11 @@
 //! webhook's last one, its lock), and the claim on an event's manual
 //! attempt counter.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 
 use super::events::manual_attempt_number;
 use super::write::{applied, conditional};
-use super::{DynamoStore, Keyed, item, key, number, parse};
+use super::{DynamoStore, Keyed, backend, item, key, number, parse};
 use crate::event::EventId;
 use crate::recovery::state::{PENDING_SECS, RecoveryState, STALE_SECS};
 use crate::store::keys::{self, PK};
@@ -63,30 +63,42 @@ impl RecoveryStore for DynamoStore {
     async fn save_recovery(
         &self,
         state: &RecoveryState,
-        write: RecoveryWrite,
+        write: RecoveryWrite<'_>,
     ) -> Result<Conditional, StoreError> {
         let item = item(Keyed {
             pk: keys::tenant_pk(&state.tenant_id),
             sk: keys::recovery_sk(state.webhook_id),
             attributes: state,
         })?;
-        let put = self
-            .client()
-            .await?
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match write {
-            RecoveryWrite::Start { now } => put
-                .condition_expression(
-                    "attribute_not_exists(PK) OR done = :true OR updated_at < :stale",
-                )
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":stale", number(now - STALE_SECS)),
-            RecoveryWrite::Advance => put
-                .condition_expression("recovery_id = :id")
-                .expression_attribute_values(":id", AttributeValue::S(state.recovery_id.clone())),
-        };
-        applied(put.send().await)
+        match write {
+            RecoveryWrite::Start { now, entry } => {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(
+                        "attribute_not_exists(PK) OR done = :true OR updated_at < :stale",
+                    )
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .expression_attribute_values(":stale", number(now - STALE_SECS))
+                    .build()
+                    .map_err(backend)?;
+                self.audited(TransactWriteItem::builder().put(put).build(), entry)
+                    .await
+            }
+            RecoveryWrite::Advance => {
+                let put = self
+                    .client()
+                    .await?
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("recovery_id = :id")
+                    .expression_attribute_values(
+                        ":id",
+                        AttributeValue::S(state.recovery_id.clone()),
+                    );
+                applied(put.send().await)
+            }
+        }
     }
 }

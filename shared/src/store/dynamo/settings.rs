@@ -1,8 +1,11 @@
 //! Tenant settings: item `TENANT#<tenant>` / `WEBHOOKS`, read with the
 //! tenant's webhooks in one query (see [`keys::SETTINGS_SK`]).
 
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
 use super::query;
 use super::{DynamoStore, Keyed, backend, item, key, parse};
+use crate::audit::AuditEntry;
 use crate::store::{SettingsStore, StoreError, keys};
 use crate::{TenantId, TenantSettings, Webhook};
 
@@ -29,20 +32,20 @@ impl SettingsStore for DynamoStore {
         &self,
         tenant: &TenantId,
         settings: &TenantSettings,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
         let item = item(Keyed {
             pk: keys::tenant_pk(tenant),
             sk: keys::SETTINGS_SK.to_owned(),
             attributes: settings,
         })?;
-        self.client()
-            .await?
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .send()
-            .await
+            .build()
             .map_err(backend)?;
+        self.audited(TransactWriteItem::builder().put(put).build(), entry)
+            .await?;
         Ok(())
     }
 

@@ -4,12 +4,13 @@
 //! (but the disable, which is the customer's status).
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::write::{applied, conditional};
-use super::{DynamoStore, key, number};
+use super::{DynamoStore, backend, key, number};
+use crate::audit::AuditEntry;
 use crate::store::{Conditional, StoreError, StreakChange, keys};
 use crate::throttle::{ThrottleRate, unix_ms};
 use crate::{TenantId, WebhookId};
@@ -137,19 +138,41 @@ pub(super) async fn change_streak(
             at,
             reason,
             error,
-        } => update
-            .update_expression(
-                "SET #status = :inactive, disabled_reason = :reason, #e = :error, updated_at = :at",
-            )
-            .condition_expression("#f = :since AND #status = :active")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#e", keys::LAST_ERROR)
-            .expression_attribute_values(":since", time(*since)?)
-            .expression_attribute_values(":at", time(*at)?)
-            .expression_attribute_values(":reason", AttributeValue::S(reason.clone()))
-            .expression_attribute_values(":error", AttributeValue::S(error.clone()))
-            .expression_attribute_values(":inactive", AttributeValue::S("inactive".into()))
-            .expression_attribute_values(":active", AttributeValue::S("active".into())),
+            entry,
+        } => return disable(store, tenant, id, (*since, *at), (reason, error), entry).await,
     };
     applied(update.send().await)
+}
+
+/// The platform turns the webhook off, with its audit entry, in one
+/// transaction: only if it is still active and still in the streak since
+/// `since`.
+async fn disable(
+    store: &DynamoStore,
+    tenant: &TenantId,
+    id: WebhookId,
+    (since, at): (OffsetDateTime, OffsetDateTime),
+    (reason, error): (&str, &str),
+    entry: &AuditEntry,
+) -> Result<Conditional, StoreError> {
+    let update = Update::builder()
+        .table_name(&store.table)
+        .set_key(Some(key(keys::tenant_pk(tenant), keys::webhook_sk(id))))
+        .update_expression(
+            "SET #status = :inactive, disabled_reason = :reason, #e = :error, updated_at = :at",
+        )
+        .condition_expression("#f = :since AND #status = :active")
+        .expression_attribute_names("#f", keys::FAILING_SINCE)
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#e", keys::LAST_ERROR)
+        .expression_attribute_values(":since", time(since)?)
+        .expression_attribute_values(":at", time(at)?)
+        .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+        .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
+        .expression_attribute_values(":inactive", AttributeValue::S("inactive".into()))
+        .expression_attribute_values(":active", AttributeValue::S("active".into()))
+        .build()
+        .map_err(backend)?;
+    let update = TransactWriteItem::builder().update(update).build();
+    store.audited(update, entry).await
 }

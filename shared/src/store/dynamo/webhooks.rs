@@ -8,8 +8,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::query::{self, page};
 use super::webhook_state;
-use super::write::{applied, conditional, failed_condition, transact};
+use super::write::{applied, failed_condition, transact};
 use super::{DynamoStore, Item, Keyed, backend, item, key, number, parse};
+use crate::audit::AuditEntry;
 use crate::store::{Conditional, Page, StoreError, StreakChange, WebhookStore, keys};
 use crate::throttle::ThrottleRate;
 use crate::{TenantId, Webhook, WebhookId};
@@ -27,7 +28,12 @@ fn parse_webhook(item: Item) -> Result<Webhook, StoreError> {
 }
 
 impl WebhookStore for DynamoStore {
-    async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        limit: u32,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -48,12 +54,14 @@ impl WebhookStore for DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(backend)?;
+        let audit = self.audit_put(entry)?;
         let client = self.client().await?;
         let sent = transact(|| {
             client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(count.clone()).build())
                 .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .transact_items(audit.clone())
         })
         .await;
         match failed_condition(sent)? {
@@ -103,21 +111,20 @@ impl WebhookStore for DynamoStore {
         &self,
         webhook: &Webhook,
         loaded_at: OffsetDateTime,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
         let loaded_at = loaded_at
             .format(&Rfc3339)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let result = self
-            .client()
-            .await?
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(webhook_item(webhook)?))
             .condition_expression("attribute_exists(PK) AND updated_at = :loaded")
             .expression_attribute_values(":loaded", AttributeValue::S(loaded_at))
-            .send()
-            .await;
-        if conditional(result)?.is_some() {
+            .build()
+            .map_err(backend)?;
+        let put = TransactWriteItem::builder().put(put).build();
+        if self.audited(put, entry).await?.applied() {
             return Ok(());
         }
         match self.get_webhook(&webhook.tenant_id, webhook.id).await? {
@@ -126,7 +133,12 @@ impl WebhookStore for DynamoStore {
         }
     }
 
-    async fn delete_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<(), StoreError> {
+    async fn delete_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let pk = keys::tenant_pk(tenant);
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -144,12 +156,14 @@ impl WebhookStore for DynamoStore {
             .expression_attribute_values(":one", number(1))
             .build()
             .map_err(backend)?;
+        let audit = self.audit_put(entry)?;
         let client = self.client().await?;
         let sent = transact(|| {
             client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
                 .transact_items(TransactWriteItem::builder().update(count.clone()).build())
+                .transact_items(audit.clone())
         })
         .await;
         match failed_condition(sent)? {

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use super::MemoryStore;
 use crate::TenantId;
 use crate::api_key::{ApiKey, KeyState};
+use crate::audit::AuditEntry;
 use crate::store::{ApiKeyStore, Conditional, Keep, StoreError};
 
 impl ApiKeyStore for MemoryStore {
@@ -12,6 +13,7 @@ impl ApiKeyStore for MemoryStore {
         &self,
         key: &ApiKey,
         limit: Option<usize>,
+        entry: &AuditEntry,
     ) -> Result<Conditional, StoreError> {
         let mut inner = self.lock();
         if inner.api_keys.contains_key(&key.hash) {
@@ -27,6 +29,7 @@ impl ApiKeyStore for MemoryStore {
             return Ok(Conditional::Refused);
         }
         inner.api_keys.insert(key.hash.clone(), key.clone());
+        inner.audit(entry);
         Ok(Conditional::Applied)
     }
 
@@ -55,6 +58,7 @@ impl ApiKeyStore for MemoryStore {
         key: &ApiKey,
         at: OffsetDateTime,
         keep: Option<Keep<'_>>,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let revoked = |k: Option<&ApiKey>| k.is_none_or(|k| k.revoked_at.is_some());
@@ -72,14 +76,22 @@ impl ApiKeyStore for MemoryStore {
         if let Some(k) = inner.api_keys.get_mut(&key.hash) {
             k.revoked_at = Some(at);
         }
+        inner.audit(entry);
         Ok(())
     }
 
-    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
-        match self.lock().api_keys.get_mut(&key.hash) {
+    async fn expire_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        match inner.api_keys.get_mut(&key.hash) {
             Some(k) if k.revoked_at.is_none() => {
                 if k.expires_at.is_none_or(|e| e > at) {
                     k.expires_at = Some(at);
+                    inner.audit(entry);
                 }
                 Ok(())
             }

@@ -3,6 +3,7 @@
 use std::ops::Bound;
 
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, PayloadState, StoredEvent};
@@ -92,12 +93,22 @@ impl EventStore for MemoryStore {
         })
     }
 
-    async fn delete_payload(&self, tenant: &TenantId, id: &EventId) -> Result<bool, StoreError> {
+    async fn delete_payload(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(event) = inner.event_mut(tenant, id) else {
             return Ok(false);
         };
+        // As DynamoDB: a payload never written is no change, and no entry.
+        let held = event.holds_payload();
         erase(event);
+        if held {
+            inner.audit(entry);
+        }
         Ok(true)
     }
 
@@ -127,6 +138,7 @@ impl EventStore for MemoryStore {
         event: &EventId,
         webhooks: &[WebhookId],
         now: i64,
+        entry: &AuditEntry,
     ) -> Result<Option<Vec<u32>>, StoreError> {
         let mut inner = self.lock();
         if !inner.event_ids.contains(&(tenant.clone(), event.clone())) {
@@ -144,6 +156,7 @@ impl EventStore for MemoryStore {
                 FIRST_MANUAL_ATTEMPT - 1 + *n
             })
             .collect();
+        inner.audit(entry);
         Ok(Some(numbers))
     }
 

@@ -4,6 +4,7 @@
 
 mod allowances;
 mod api_keys;
+mod audit_log;
 mod deliveries;
 mod events;
 mod recoveries;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Allowance, AttemptKey, Page};
 use crate::api_key::ApiKey;
+use crate::audit::{AuditEntry, AuditId};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::EventId;
 use crate::event_log::StoredEvent;
@@ -54,9 +56,20 @@ struct Inner {
     recoveries: HashMap<(TenantId, WebhookId), RecoveryState>,
     /// The settings of each tenant that chose.
     settings: HashMap<TenantId, TenantSettings>,
+    /// Each tenant's audit log, by id (oldest first).
+    audit: HashMap<TenantId, BTreeMap<AuditId, AuditEntry>>,
 }
 
 impl Inner {
+    /// Keeps an audit entry: called under the lock of the change it
+    /// records, once that change is made.
+    fn audit(&mut self, entry: &AuditEntry) {
+        self.audit
+            .entry(entry.tenant_id.clone())
+            .or_default()
+            .insert(entry.id, entry.clone());
+    }
+
     fn event(&self, tenant: &TenantId, id: &EventId) -> Option<&StoredEvent> {
         self.events
             .get(tenant)

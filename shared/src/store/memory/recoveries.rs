@@ -47,18 +47,21 @@ impl RecoveryStore for MemoryStore {
     async fn save_recovery(
         &self,
         state: &RecoveryState,
-        write: RecoveryWrite,
+        write: RecoveryWrite<'_>,
     ) -> Result<Conditional, StoreError> {
         let mut inner = self.lock();
         let key = (state.tenant_id.clone(), state.webhook_id);
         let allowed = match (write, inner.recoveries.get(&key)) {
             (RecoveryWrite::Start { .. }, None) => true,
-            (RecoveryWrite::Start { now }, Some(last)) => !last.running(now),
+            (RecoveryWrite::Start { now, .. }, Some(last)) => !last.running(now),
             (RecoveryWrite::Advance, Some(last)) => last.recovery_id == state.recovery_id,
             (RecoveryWrite::Advance, None) => false,
         };
         if allowed {
             inner.recoveries.insert(key, state.clone());
+            if let RecoveryWrite::Start { entry, .. } = write {
+                inner.audit(entry);
+            }
         }
         Ok(Conditional::of(allowed))
     }

@@ -1,6 +1,7 @@
 //! Tenant settings.
 
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::store::{SettingsStore, StoreError, WebhookStore};
 use crate::{TenantId, TenantSettings, Webhook};
 
@@ -18,8 +19,11 @@ impl SettingsStore for MemoryStore {
         &self,
         tenant: &TenantId,
         settings: &TenantSettings,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
-        self.lock().settings.insert(tenant.clone(), *settings);
+        let mut inner = self.lock();
+        inner.settings.insert(tenant.clone(), *settings);
+        inner.audit(entry);
         Ok(())
     }
 

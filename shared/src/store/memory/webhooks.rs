@@ -3,12 +3,18 @@
 use time::OffsetDateTime;
 
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::store::{Conditional, Page, StoreError, StreakChange, WebhookStore};
 use crate::throttle::{ThrottleRate, unix_ms};
 use crate::{Status, TenantId, Webhook, WebhookId};
 
 impl WebhookStore for MemoryStore {
-    async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        limit: u32,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let count = inner
             .webhooks
@@ -23,6 +29,7 @@ impl WebhookStore for MemoryStore {
             return Err(StoreError::AlreadyExists);
         }
         inner.webhooks.insert(key, webhook.clone());
+        inner.audit(entry);
         Ok(())
     }
 
@@ -72,6 +79,7 @@ impl WebhookStore for MemoryStore {
         &self,
         webhook: &Webhook,
         loaded_at: OffsetDateTime,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         match inner
@@ -80,6 +88,7 @@ impl WebhookStore for MemoryStore {
         {
             Some(slot) if slot.updated_at == loaded_at => {
                 *slot = webhook.clone();
+                inner.audit(entry);
                 Ok(())
             }
             Some(_) => Err(StoreError::Conflict),
@@ -87,9 +96,18 @@ impl WebhookStore for MemoryStore {
         }
     }
 
-    async fn delete_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<(), StoreError> {
-        match self.lock().webhooks.remove(&(tenant.clone(), id)) {
-            Some(_) => Ok(()),
+    async fn delete_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        match inner.webhooks.remove(&(tenant.clone(), id)) {
+            Some(_) => {
+                inner.audit(entry);
+                Ok(())
+            }
             None => Err(StoreError::NotFound),
         }
     }
@@ -174,12 +192,17 @@ impl WebhookStore for MemoryStore {
                     w.last_error = None;
                 }
                 StreakChange::Disabled {
-                    at, reason, error, ..
+                    at,
+                    reason,
+                    error,
+                    entry,
+                    ..
                 } => {
                     w.status = Status::Inactive;
                     w.disabled_reason = Some(reason.clone());
                     w.last_error = Some(error.clone());
                     w.updated_at = *at;
+                    inner.audit(entry);
                 }
             }
         }
