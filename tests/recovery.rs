@@ -32,7 +32,11 @@ fn retrying(mut d: Dispatcher<DynamoStore>, schedule: &[u64]) -> Dispatcher<Dyna
 
 /// Sets a stored webhook's retry policy.
 async fn with_policy(store: &impl Store, webhook: &Webhook, policy: RetryPolicy) {
-    shared::store::modify(store, &webhook.tenant_id, webhook.id, |w| {
+    let by = (
+        shared::audit::Action::WebhookUpdated,
+        &shared::audit::Actor::Operator,
+    );
+    shared::store::modify(store, &webhook.tenant_id, webhook.id, by, |w| {
         w.retry_policy = policy;
         true
     })

@@ -9,12 +9,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use shared::api_key::ApiKey;
+use shared::audit::{AuditEntry, AuditId};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::{EventId, Subject};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::recovery::state::RecoveryState;
 use shared::store::prelude::*;
-use shared::store::{Allowance, AttemptKey, Conditional, Kept, Page, RecoveryWrite, StoreError};
+use shared::store::{
+    Allowance, AttemptKey, AuditQuery, Conditional, Kept, Page, RecoveryWrite, StoreError,
+};
 use shared::{TenantId, TenantSettings, Webhook, WebhookId};
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -70,8 +73,13 @@ impl<S> TimingStore<S> {
 }
 
 impl<S: WebhookStore> WebhookStore for TimingStore<S> {
-    async fn create_webhook(&self, webhook: &Webhook, limit: u32) -> Result<(), StoreError> {
-        self.inner.create_webhook(webhook, limit).await
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        limit: u32,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.inner.create_webhook(webhook, limit, entry).await
     }
     async fn get_webhook(
         &self,
@@ -95,21 +103,17 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
         &self,
         webhook: &Webhook,
         loaded_at: OffsetDateTime,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
-        self.inner.update_webhook(webhook, loaded_at).await
+        self.inner.update_webhook(webhook, loaded_at, entry).await
     }
-    async fn delete_webhook(&self, tenant: &TenantId, id: WebhookId) -> Result<(), StoreError> {
-        self.inner
-            .delete_webhook(
-                tenant,
-                id,
-                &shared::audit::AuditEntry::by_operator(
-                    tenant,
-                    shared::audit::Action::WebhookDeleted,
-                    shared::audit::Target::new(shared::audit::TargetKind::Webhook, id),
-                ),
-            )
-            .await
+    async fn delete_webhook(
+        &self,
+        tenant: &TenantId,
+        id: WebhookId,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_webhook(tenant, id, entry).await
     }
     /// Counted with the writes: one conditional UpdateItem on a change of state.
     async fn set_slow(
@@ -153,8 +157,9 @@ impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
         &self,
         key: &ApiKey,
         limit: Option<usize>,
+        entry: &AuditEntry,
     ) -> Result<Conditional, StoreError> {
-        self.inner.put_api_key(key, limit).await
+        self.inner.put_api_key(key, limit, entry).await
     }
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         self.inner.api_key(key_hash).await
@@ -170,11 +175,17 @@ impl<S: ApiKeyStore> ApiKeyStore for TimingStore<S> {
         key: &ApiKey,
         at: OffsetDateTime,
         keep: Option<shared::store::Keep<'_>>,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
-        self.inner.revoke_api_key(key, at, keep).await
+        self.inner.revoke_api_key(key, at, keep, entry).await
     }
-    async fn expire_api_key(&self, key: &ApiKey, at: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.expire_api_key(key, at).await
+    async fn expire_api_key(
+        &self,
+        key: &ApiKey,
+        at: OffsetDateTime,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.inner.expire_api_key(key, at, entry).await
     }
     async fn touch_api_key(&self, key: &ApiKey, now: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.touch_api_key(key, now).await
@@ -189,8 +200,9 @@ impl<S: SettingsStore> SettingsStore for TimingStore<S> {
         &self,
         tenant: &TenantId,
         settings: &TenantSettings,
+        entry: &AuditEntry,
     ) -> Result<(), StoreError> {
-        self.inner.put_settings(tenant, settings).await
+        self.inner.put_settings(tenant, settings, entry).await
     }
     /// The dispatcher's one query per tenant: counted.
     async fn webhooks_with_settings(
@@ -239,8 +251,13 @@ impl<S: EventStore> EventStore for TimingStore<S> {
     ) -> Result<Page<StoredEvent, String>, StoreError> {
         self.inner.list_events(tenant, filter, limit, after).await
     }
-    async fn delete_payload(&self, tenant: &TenantId, id: &EventId) -> Result<bool, StoreError> {
-        self.inner.delete_payload(tenant, id).await
+    async fn delete_payload(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_payload(tenant, id, entry).await
     }
     async fn delete_subject_payloads(
         &self,
@@ -255,9 +272,10 @@ impl<S: EventStore> EventStore for TimingStore<S> {
         event: &EventId,
         webhooks: &[WebhookId],
         now: i64,
+        entry: &AuditEntry,
     ) -> Result<Option<Vec<u32>>, StoreError> {
         self.inner
-            .number_manual_attempts(tenant, event, webhooks, now)
+            .number_manual_attempts(tenant, event, webhooks, now, entry)
             .await
     }
 
@@ -352,7 +370,7 @@ impl<S: RecoveryStore> RecoveryStore for TimingStore<S> {
     async fn save_recovery(
         &self,
         state: &RecoveryState,
-        write: RecoveryWrite,
+        write: RecoveryWrite<'_>,
     ) -> Result<Conditional, StoreError> {
         self.inner.save_recovery(state, write).await
     }
@@ -370,6 +388,19 @@ impl<S: AllowanceStore> AllowanceStore for TimingStore<S> {
         self.inner
             .take_allowance(tenant, allowance, window, n, limit)
             .await
+    }
+}
+
+impl<S: AuditStore> AuditStore for TimingStore<S> {
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        query: &AuditQuery,
+    ) -> Result<Page<AuditEntry, AuditId>, StoreError> {
+        self.inner.audit_log(tenant, query).await
+    }
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.record(entry).await
     }
 }
 

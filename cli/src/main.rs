@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use shared::signing::SigningSecret;
 
 mod api_keys;
+mod audit_log;
 mod listen;
 mod local;
 mod poller;
@@ -134,6 +135,27 @@ enum Command {
         /// The webhook's signing secret (whsec_...), to check signatures.
         #[arg(long)]
         secret: Option<String>,
+    },
+    /// A tenant's audit log, newest first: who changed which webhook, key,
+    /// setting or payload, and when.
+    AuditLog {
+        #[arg(long)]
+        tenant: String,
+        /// Only this action, e.g. webhook.updated.
+        #[arg(long)]
+        action: Option<String>,
+        /// Entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Entries before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// A JSON array of the entries, as the API shows them.
+        #[arg(long)]
+        json: bool,
     },
     /// Whole tenants: `tenant purge` deletes every item of one (the
     /// customer has left).
@@ -367,6 +389,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             let out = api_keys::run(&store, action).await?;
             print!("{}", out.stdout);
             eprint!("{}", out.stderr);
+        }
+        Command::AuditLog {
+            tenant,
+            action,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let store = DynamoStore::new(dynamodb(), table()?);
+            let request = audit_log::Request {
+                tenant,
+                action,
+                since,
+                until,
+                limit,
+                json,
+            };
+            print!("{}", audit_log::run(&store, request).await?);
         }
         Command::Tenant { command } => {
             let store = DynamoStore::new(dynamodb(), table()?);

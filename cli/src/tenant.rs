@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(
             summary(&counts),
             "webhooks    2\napi keys    0\nsettings    0\nevents      0\npayloads    0\n\
-             deliveries  40\nbudgets     0\nrecoveries  0\nother       1\ntotal       43\n"
+             deliveries  40\nbudgets     0\nrecoveries  0\naudit log   0\nother       1\ntotal       43\n"
         );
     }
 

@@ -471,10 +471,15 @@ pub fn settings_changed(
 /// An API key's entry: its name and scope (the key itself is never known
 /// after it is shown).
 pub fn api_key(key: &ApiKey, action: Action, actor: &Actor, extra: Value) -> AuditEntry {
+    let expires_at = key.expires_at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
     let mut changes = json!({
         "name": key.name,
         "scope": key.scope,
         "prefix": key.shown,
+        "expires_at": expires_at,
     });
     if let (Value::Object(c), Value::Object(extra)) = (&mut changes, extra) {
         c.extend(extra);

@@ -99,7 +99,7 @@ pub async fn issue_by(
         &stored,
         Action::ApiKeyCreated,
         &Actor::api_key(maker),
-        json!({ "expires_at": rfc3339(stored.expires_at) }),
+        json!({}),
     );
     match store.put_api_key(&stored, Some(limit), &entry).await? {
         Conditional::Applied => Ok((key, stored)),

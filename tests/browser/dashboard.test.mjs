@@ -752,6 +752,164 @@ test('Settings: a read key sees them, and its save is refused with the API\'s me
   assert.equal((await apiCall('DELETE', `api-keys/${reader.id}`)).status, 200);
 });
 
+/** The Activity page's rows as shown: each entry's id (data-id) and the text of each cell. */
+function activityRows() {
+  return page.locator('#activity-log tbody tr').evaluateAll((rows) => rows.map((r) => ({
+    id: r.dataset.id,
+    action: r.querySelector('td[data-label="Action"]').textContent,
+    who: r.querySelector('td[data-label="Who"]').textContent,
+    target: r.querySelector('td[data-label="Target"]').textContent,
+    changes: [...r.querySelectorAll('td[data-label="Changes"] li')].map((li) => li.textContent),
+  })));
+}
+
+/** Every entry of the audit log through the API, newest first (`query`: more parameters, each after `&`). */
+async function auditLog(query = '') {
+  const all = [];
+  let cursor;
+  do {
+    const r = await apiGet(`audit-log?limit=100${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    all.push(...r.body.data);
+    cursor = r.body.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+// The actions, in shared::audit::Action::ALL's order: the filter offers each.
+const AUDIT_ACTIONS = ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.token_rotated',
+  'webhook.signing_secret_rotated', 'webhook.disabled', 'api_key.created', 'api_key.revoked', 'api_key.rotated',
+  'settings.updated', 'event.payload_deleted', 'subject.payloads_deleted', 'event.redelivered', 'recovery.started'];
+
+test('Activity: the changes just made, newest first, with who made them and what changed, markup as text', async () => {
+  // Through the API with the test's key: a webhook made, its URL and token changed, the settings changed.
+  const made = await apiCall('POST', 'webhooks', { url: 'https://a.example.com/activity', events: ['async.completed'] });
+  assert.equal(made.status, 201);
+  const { id } = await made.json();
+  state.activity = { webhook: id };
+  const token = 'activity-token-0123456789abcdef';
+  assert.equal((await apiCall('PATCH', `webhooks/${id}`, { url: 'https://b.example.net/activity', token })).status, 200);
+  const retention = (await apiGet('settings')).body.payload_retention_hours;
+  const hours = retention === 48 ? 72 : 48;
+  assert.equal((await apiCall('PATCH', 'settings', { payload_retention_hours: hours })).status, 200);
+  // Through the page: a read key named with markup (a customer's text the entry keeps).
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('heading', { name: 'API keys' }).waitFor();
+  await page.getByLabel('Name').fill(XSS);
+  await page.getByLabel('Scope').selectOption('read');
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  await page.getByRole('heading', { name: 'API key created' }).waitFor();
+  const key = await page.locator('#created-api-key').textContent();
+  state.activity.key = (await apiGet('api-keys')).body.data.find((k) => k.name === XSS).id;
+
+  await page.locator('#nav').getByRole('link', { name: 'Activity' }).click();
+  await page.getByRole('heading', { name: 'Activity', level: 2 }).waitFor();
+  await page.locator('#activity-log tbody tr').first().waitFor();
+  const rows = await activityRows();
+  const log = (await apiGet('audit-log?limit=20')).body;
+  assert.deepEqual(rows.map((r) => r.id), log.data.map((e) => e.id), 'the API\'s first page, in its order');
+  assert.deepEqual(rows.slice(0, 4).map((r) => r.action),
+    ['api_key.created', 'settings.updated', 'webhook.updated', 'webhook.created'], 'newest first');
+  const [newKey, settings, updated, created] = rows;
+  // Who: the key the change was made with, by its first characters (and its id), never in full.
+  for (const row of [newKey, settings, updated, created]) {
+    assert.ok(row.who.startsWith(`${KEY.slice(0, 8)}…key_`), row.who);
+  }
+  assert.deepEqual(newKey.changes, [`name: ${XSS}`, `prefix: ${key.slice(0, 8)}`, 'scope: read']);
+  assert.equal(newKey.target, `api key${state.activity.key}`);
+  assert.deepEqual(settings.changes, ['fields: payload_retention_hours', `payload_retention_hours: ${retention} → ${hours}`]);
+  assert.deepEqual(updated.changes, ['fields: url, token', 'url: a.example.com → b.example.net']);
+  assert.deepEqual(created.changes, ['events: async.completed', 'host: a.example.com', 'status: active']);
+  assert.equal(created.target, `webhook${id}`);
+
+  // The key's name is text: no element made of it, no script run.
+  const name = page.locator('#activity-log tbody tr').first().locator('td[data-label="Changes"] li').first();
+  assert.equal(await name.textContent(), `name: ${XSS}`);
+  assert.equal(await name.evaluate((li) => li.children.length), 0);
+  assert.equal(await page.locator('#activity-log img').count(), 0, 'no element was made from the name');
+  assert.deepEqual(dialogs, [], 'no script ran');
+  // Nor any secret: the new key past its first characters, the token set.
+  const html = await page.content();
+  assert.ok(!html.includes(key.slice(8)), 'the new key is not shown');
+  assert.ok(!html.includes(KEY.slice(8)), 'nor the page\'s own');
+  assert.ok(!html.includes(token), 'nor the webhook\'s token');
+  await page.screenshot({ path: join(SCREENSHOTS, 'activity.png'), fullPage: true });
+
+  // A webhook that still exists links to its page ...
+  const links = page.locator(`#activity-log a[href="#/webhooks/${id}"]`);
+  assert.equal(await links.count(), 2, 'created and updated');
+  await links.first().click();
+  await page.getByRole('heading', { name: 'https://b.example.net/activity' }).waitFor();
+  // ... and once deleted, its entries are listed without a link.
+  assert.equal((await apiCall('DELETE', `webhooks/${id}`)).status, 204);
+  await page.locator('#nav').getByRole('link', { name: 'Activity' }).click();
+  await page.getByRole('heading', { name: 'Activity', level: 2 }).waitFor();
+  await page.locator('#activity-log tbody tr').first().waitFor();
+  const [deleted] = await activityRows();
+  assert.equal(deleted.action, 'webhook.deleted');
+  assert.deepEqual(deleted.changes, ['host: b.example.net']);
+  assert.equal(deleted.target, `webhook${id}`);
+  assert.equal(await links.count(), 0, 'no link to a deleted webhook');
+  assert.equal(await page.locator('#activity-log tbody tr').filter({ hasText: id }).count(), 3);
+});
+
+test('Activity: the action filter narrows the list, and "Load more" pages on to the oldest entry', async () => {
+  const filter = page.getByLabel('Filter by action');
+  assert.equal(await filter.inputValue(), '', 'all actions by default');
+  assert.deepEqual(await filter.locator('option').evaluateAll((os) => os.map((o) => o.value)), ['', ...AUDIT_ACTIONS]);
+
+  const wanted = await auditLog('&action=settings.updated');
+  assert.ok(wanted.length >= 2, 'the Settings tests\' save and this file\'s');
+  await filter.selectOption('settings.updated');
+  await until('the filtered list', async () => {
+    const rows = await activityRows();
+    return rows.length === wanted.length && rows.every((r) => r.action === 'settings.updated');
+  }, 10);
+  assert.deepEqual((await activityRows()).map((r) => r.id), wanted.map((e) => e.id));
+  assert.equal(await filter.evaluate((s) => s === document.activeElement), true, 'the focus stays on the filter');
+
+  await filter.selectOption('api_key.revoked');
+  await page.locator('#activity-log tbody tr').first().waitFor();
+  const revoked = await auditLog('&action=api_key.revoked');
+  await until('the revocations', async () => (await activityRows()).length === revoked.length, 10);
+  assert.ok((await activityRows()).every((r) => r.action === 'api_key.revoked'));
+
+  assert.deepEqual(await auditLog('&action=api_key.rotated'), [], 'nothing rotated a key');
+  await filter.selectOption('api_key.rotated');
+  await page.getByText('No activity matches this filter.').waitFor();
+  assert.equal(await page.locator('#activity-log').count(), 0);
+
+  // All of it, 20 at a time.
+  const all = await auditLog();
+  assert.ok(all.length > 40, `enough entries for three pages (${all.length})`);
+  await filter.selectOption('');
+  await until('the first page', async () => (await activityRows()).length === 20, 10);
+  assert.equal(await page.locator('#activity-end').count(), 0);
+  const more = page.getByRole('button', { name: 'Load more' });
+  for (let pages = 1; pages < Math.ceil(all.length / 20); pages += 1) {
+    await more.click();
+    const shown = Math.min(all.length, (pages + 1) * 20);
+    await until(`page ${pages + 1}`, async () => (await activityRows()).length === shown, 10);
+  }
+  await page.locator('#activity-end', { hasText: 'No older entries.' }).waitFor();
+  assert.equal(await more.count(), 0, 'nothing more to load');
+  const rows = await activityRows();
+  assert.deepEqual(rows.map((r) => r.id), all.map((e) => e.id), 'every entry once, newest first');
+  // The oldest: the key the local stack made for the tests, by the operator.
+  const oldest = rows[rows.length - 1];
+  assert.equal(oldest.action, 'api_key.created');
+  assert.equal(oldest.who, 'operator');
+  assert.ok(oldest.changes.includes('name: local'), oldest.changes.join('; '));
+  assert.equal(await page.locator('#activity-log img').count(), 0);
+  assert.deepEqual(dialogs, [], 'no script ran');
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scrolling on the Activity page (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1200, height: 900 });
+  assert.equal((await apiCall('DELETE', `api-keys/${state.activity.key}`)).status, 200);
+});
+
 test('signing out forgets the key', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();

@@ -1091,6 +1091,7 @@ async fn recovery(
             &state,
             RecoveryWrite::Start {
                 now: now.unix_timestamp(),
+                entry: &testkit::audit::recovery(&tenant, id),
             },
         )
         .await;

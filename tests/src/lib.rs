@@ -186,6 +186,7 @@ pub async fn start_of_window(window: i64, room: i64) {
     }
 }
 
+pub mod audit;
 pub mod aws;
 pub mod receiver;
 pub mod tls;

@@ -7,6 +7,7 @@ use shared::store::prelude::*;
 use shared::store::{Kept, MemoryStore};
 use shared::webhook::now_utc;
 use shared::{EventType, TenantId};
+use testkit::audit::{payload_deleted, redelivered};
 use testkit::fresh_store;
 
 use super::{delivered, webhook};
@@ -130,7 +131,13 @@ async fn manual_numbers(store: &impl EventStore) {
         let event = event.clone();
         async move {
             store
-                .number_manual_attempts(&event.tenant_id, &event.id, &hooks, now)
+                .number_manual_attempts(
+                    &event.tenant_id,
+                    &event.id,
+                    &hooks,
+                    now,
+                    &redelivered(&event.tenant_id, &event.id),
+                )
                 .await
                 .unwrap()
         }
@@ -144,7 +151,7 @@ async fn manual_numbers(store: &impl EventStore) {
     for (tenant, id) in [(&event.tenant_id, &missing), (&stranger, &event.id)] {
         assert_eq!(
             store
-                .number_manual_attempts(tenant, id, &[a], now)
+                .number_manual_attempts(tenant, id, &[a], now, &redelivered(tenant, id))
                 .await
                 .unwrap(),
             None
@@ -171,7 +178,7 @@ async fn batch(store: &impl EventStore) {
     let now = now_utc().unix_timestamp();
     let number = || async {
         store
-            .number_manual_attempts(&tenant, &before.id, &[w], now)
+            .number_manual_attempts(&tenant, &before.id, &[w], now, &redelivered(&tenant, &before.id))
             .await
             .unwrap()
     };
@@ -283,12 +290,19 @@ async fn payloads(store: &impl EventStore) {
     assert_eq!(state(holder.clone(), "evt_j3").await, (NotKept, false));
     // Another tenant's event, or none: not found, nothing deleted.
     let theirs = EventId::parse("evt_theirs").unwrap();
-    assert!(!store.delete_payload(&holder, &theirs).await.unwrap());
+    let delete = |id: EventId| {
+        let holder = holder.clone();
+        async move {
+            let entry = payload_deleted(&holder, &id);
+            store.delete_payload(&holder, &id, &entry).await.unwrap()
+        }
+    };
+    assert!(!delete(theirs).await);
     let missing = EventId::parse("evt_missing").unwrap();
-    assert!(!store.delete_payload(&holder, &missing).await.unwrap());
+    assert!(!delete(missing).await);
     let alone = EventId::parse("evt_alone").unwrap();
-    assert!(store.delete_payload(&holder, &alone).await.unwrap());
-    assert!(store.delete_payload(&holder, &alone).await.unwrap());
+    assert!(delete(alone.clone()).await);
+    assert!(delete(alone).await);
     assert_eq!(state(holder.clone(), "evt_alone").await, (Deleted, false));
     assert_eq!(
         store.delete_subject_payloads(&holder, &job).await.unwrap(),

@@ -64,17 +64,13 @@ async fn populate(store: &DynamoStore, t: &str) {
     let id = tenant(t);
     let (w1, w2, gone) = (webhook(t), webhook(t), webhook(t));
     for w in [&w1, &w2, &gone] {
-        store.create_webhook(w, 10).await.unwrap();
+        store.create_webhook(w, 10, &audit::created(w)).await.unwrap();
     }
     store
         .delete_webhook(
             &id,
             gone.id,
-            &shared::audit::AuditEntry::by_operator(
-                &id,
-                shared::audit::Action::WebhookDeleted,
-                shared::audit::Target::new(shared::audit::TargetKind::Webhook, gone.id),
-            ),
+            &audit::deleted(&id, gone.id),
         )
         .await
         .unwrap();
@@ -85,7 +81,10 @@ async fn populate(store: &DynamoStore, t: &str) {
         payload_retention_hours: 24,
         keep_response_bodies: false,
     };
-    store.put_settings(&id, &settings).await.unwrap();
+    store
+        .put_settings(&id, &settings, &audit::settings(&id, &settings))
+        .await
+        .unwrap();
     let retention = Retention {
         event_days: 7,
         payload_hours: 24,
@@ -124,12 +123,14 @@ async fn populate(store: &DynamoStore, t: &str) {
         since: now - time::Duration::hours(1),
         until: now,
     };
+    let entry = audit::recovery(&id, w1.id);
     let recovery = RecoveryState::start(id, w1.id, window, now);
     let started = store
         .save_recovery(
             &recovery,
             RecoveryWrite::Start {
                 now: now.unix_timestamp(),
+                entry: &entry,
             },
         )
         .await

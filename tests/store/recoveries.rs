@@ -71,7 +71,13 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     assert_eq!(claim(1, now + PENDING_SECS + 1).await.unwrap(), Some(103));
     // A redelivery's number counts as pending as well.
     let numbered = store
-        .number_manual_attempts(&w.tenant_id, &event.id, &[other.id], now)
+        .number_manual_attempts(
+            &w.tenant_id,
+            &event.id,
+            &[other.id],
+            now,
+            &audit::redelivered(&w.tenant_id, &event.id),
+        )
         .await
         .unwrap();
     assert_eq!(numbered, Some(vec![101]));
@@ -95,7 +101,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     let first = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
     assert!(
         store
-            .save_recovery(&first, RecoveryWrite::Start { now })
+            .save_recovery(&first, start(&first))
             .await
             .unwrap()
             .applied()
@@ -103,7 +109,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     let second = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
     assert!(
         !store
-            .save_recovery(&second, RecoveryWrite::Start { now })
+            .save_recovery(&second, start(&second))
             .await
             .unwrap()
             .applied()
@@ -119,7 +125,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     let beside = RecoveryState::start(w.tenant_id.clone(), other.id, window, now_utc());
     assert!(
         store
-            .save_recovery(&beside, RecoveryWrite::Start { now })
+            .save_recovery(&beside, start(&beside))
             .await
             .unwrap()
             .applied()
@@ -169,7 +175,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     let third = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
     assert!(
         store
-            .save_recovery(&third, RecoveryWrite::Start { now })
+            .save_recovery(&third, start(&third))
             .await
             .unwrap()
             .applied()

@@ -4,7 +4,7 @@
 use shared::store::MemoryStore;
 use shared::store::prelude::*;
 use shared::{TenantId, TenantSettings};
-use testkit::fresh_store;
+use testkit::{audit, fresh_store};
 
 use super::webhook;
 
@@ -19,7 +19,10 @@ async fn contract(store: &(impl SettingsStore + WebhookStore)) {
         payload_retention_hours: 0,
         keep_response_bodies: false,
     };
-    store.put_settings(&acme, &chosen).await.unwrap();
+    store
+        .put_settings(&acme, &chosen, &audit::settings(&acme, &chosen))
+        .await
+        .unwrap();
     assert_eq!(store.settings(&acme).await.unwrap(), chosen);
     assert_eq!(
         store.settings(&other).await.unwrap(),
@@ -27,9 +30,13 @@ async fn contract(store: &(impl SettingsStore + WebhookStore)) {
     );
     let hooks = [webhook("acme"), webhook("acme")];
     for w in &hooks {
-        store.create_webhook(w, 50).await.unwrap();
+        store.create_webhook(w, 50, &audit::created(w)).await.unwrap();
     }
-    store.create_webhook(&webhook("other"), 50).await.unwrap();
+    let theirs = webhook("other");
+    store
+        .create_webhook(&theirs, 50, &audit::created(&theirs))
+        .await
+        .unwrap();
     let (mut found, settings) = store.webhooks_with_settings(&acme).await.unwrap();
     found.sort_by_key(|w| w.id);
     let mut want = hooks.to_vec();

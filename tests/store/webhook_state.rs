@@ -161,6 +161,7 @@ async fn streak(store: &impl WebhookStore) {
         at: now_utc(),
         reason: "every attempt failed".into(),
         error: "timeout".into(),
+        entry: Box::new(shared::audit::webhook_disabled(&w, "every attempt failed")),
     };
     assert_eq!(
         change(disabled(since + Duration::seconds(1))).await,

@@ -147,11 +147,16 @@ async fn contract(store: &impl WebhookStore) {
         Err(StoreError::NotFound)
     ));
 
+    let create = |w: shared::Webhook| async move {
+        store
+            .create_webhook(&w, 2, &testkit::audit::created(&w))
+            .await
+    };
     for _ in 0..2 {
-        store.create_webhook(&webhook("acme"), 2).await.unwrap();
+        create(webhook("acme")).await.unwrap();
     }
     assert!(matches!(
-        store.create_webhook(&webhook("acme"), 2).await,
+        create(webhook("acme")).await,
         Err(StoreError::LimitReached { limit: 2 })
     ));
 }

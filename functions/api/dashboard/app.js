@@ -1349,6 +1349,159 @@
     show(form);
   }
 
+  // ---- activity (the audit log) ----------------------------------------------
+
+  // shared::audit::Action::ALL, in its order, by wire name: the filter offers each.
+  const AUDIT_ACTIONS = ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.token_rotated', 'webhook.signing_secret_rotated', 'webhook.disabled', 'api_key.created', 'api_key.revoked', 'api_key.rotated', 'settings.updated', 'event.payload_deleted', 'subject.payloads_deleted', 'event.redelivered', 'recovery.started'];
+
+  // The names in an entry's changes whose values are times, shown in local time.
+  const TIME_CHANGES = /(^|_)(at|since|until)$/;
+
+  /** A value of an entry's changes as text: a list joined, null as "none", a time (by its name) in local time. */
+  function changeValue(value, name) {
+    if (value === null || value === undefined) return 'none';
+    if (Array.isArray(value)) return value.length ? value.map((v) => changeValue(v, name)).join(', ') : 'none';
+    if (typeof value === 'object') return JSON.stringify(value);
+    if (typeof value === 'string' && TIME_CHANGES.test(name)) return formatTime(value);
+    return String(value);
+  }
+
+  /**
+   * An entry's changes, one line each, as the API gave them: the fields
+   * changed first ("fields: url, token"), then each value, an old and new
+   * pair as "old → new" ("url: a.example.com → b.example.net"). A key
+   * whose value is null (e.g. no expiry) is left out.
+   */
+  function changeLines(changes) {
+    if (!changes || typeof changes !== 'object') return [];
+    const names = Object.keys(changes).sort((a, b) => (b === 'fields') - (a === 'fields'));
+    return names.filter((name) => changes[name] !== null && changes[name] !== undefined).map((name) => {
+      const v = changes[name];
+      if (v && typeof v === 'object' && !Array.isArray(v)) {
+        if ('old_host' in v || 'new_host' in v) return `${name}: ${changeValue(v.old_host, name)} → ${changeValue(v.new_host, name)}`;
+        if ('old' in v || 'new' in v) return `${name}: ${changeValue(v.old, name)} → ${changeValue(v.new, name)}`;
+      }
+      return `${name}: ${changeValue(v, name)}`;
+    });
+  }
+
+  /** Who made the change: an API key by its first characters and id, the operator, or the platform. */
+  function actorCell(actor) {
+    if (actor && actor.type === 'api_key') {
+      return [el('span', { className: 'mono' }, `${actor.prefix}…`), el('br'), el('small', { className: 'mono' }, actor.id)];
+    }
+    return actor && actor.type ? actor.type : '—';
+  }
+
+  /** What it was done to: its kind and id; a webhook that still exists links to its page. */
+  function targetCell(target, webhooks) {
+    if (!target) return '—';
+    const id = target.type === 'webhook' && webhooks.has(target.id)
+      ? el('a', { href: `#/webhooks/${encodeURIComponent(target.id)}`, className: 'mono' }, target.id)
+      : el('span', { className: 'mono' }, target.id);
+    return [target.type.replace(/_/g, ' '), el('br'), el('small', {}, id)];
+  }
+
+  function activityRow(entry, webhooks) {
+    const lines = changeLines(entry.changes);
+    return el('tr', { 'data-id': entry.id },
+      el('td', { 'data-label': 'Time' }, el('time', { datetime: entry.at }, formatTime(entry.at))),
+      el('td', { 'data-label': 'Action', className: 'mono' }, entry.action),
+      el('td', { 'data-label': 'Who' }, actorCell(entry.actor)),
+      el('td', { 'data-label': 'Target' }, targetCell(entry.target, webhooks)),
+      el('td', { 'data-label': 'Changes', className: 'changes' },
+        lines.length ? el('ul', {}, lines.map((line) => el('li', {}, line))) : '—'));
+  }
+
+  /** The ids of the tenant's webhooks, to link the entries about one that still exists. */
+  async function webhookIds() {
+    const ids = new Set();
+    let cursor = null;
+    // A bounded walk: past it, the rest are shown without a link.
+    for (let pages = 0; pages < 10; pages += 1) {
+      const list = await api('GET', `webhooks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      list.data.forEach((w) => ids.add(w.id));
+      cursor = list.next_cursor;
+      if (!cursor) break;
+    }
+    return ids;
+  }
+
+  /**
+   * The tenant's audit log, newest first, 20 entries at a time ("Load
+   * more", with the API's next_cursor), filtered by action. The filter is
+   * built once, so that a change keeps the focus; an answer that arrives
+   * after the filter changed is dropped.
+   */
+  async function renderActivity() {
+    const action = el('select', { id: 'activity-action' },
+      el('option', { value: '' }, 'All actions'), AUDIT_ACTIONS.map((a) => el('option', { value: a }, a)));
+    const body = el('div', { id: 'activity-body' });
+    let webhooks = new Set();
+    // Counts the filter's changes: a page loaded for an older one is not shown.
+    let generation = 0;
+
+    /** "Load more", or the end of the log. */
+    function tail(log, rows) {
+      if (!log.next_cursor) return el('p', { className: 'hint', id: 'activity-end' }, 'No older entries.');
+      const button = el('button', { type: 'button', id: 'activity-more' }, 'Load more');
+      const node = el('div', { className: 'pager' }, button);
+      button.addEventListener('click', async () => {
+        button.disabled = true;
+        const mine = generation;
+        try {
+          const next = await api('GET', `audit-log?${query()}&cursor=${encodeURIComponent(log.next_cursor)}`);
+          if (mine !== generation) return;
+          rows.append(...next.data.map((entry) => activityRow(entry, webhooks)));
+          const after = tail(next, rows);
+          node.replaceWith(after);
+          if (after.querySelector('button')) after.querySelector('button').focus();
+          say(`${next.data.length} older ${next.data.length === 1 ? 'entry' : 'entries'} loaded.`);
+        } catch (err) {
+          button.disabled = false;
+          fail(err);
+        }
+      });
+      return node;
+    }
+
+    function query() {
+      return `limit=20${action.value ? `&action=${encodeURIComponent(action.value)}` : ''}`;
+    }
+
+    async function load() {
+      generation += 1;
+      const mine = generation;
+      const log = await api('GET', `audit-log?${query()}`);
+      if (mine !== generation) return;
+      if (!log.data.length) {
+        body.replaceChildren(el('p', {}, action.value ? 'No activity matches this filter.' : 'No activity yet.'));
+        return;
+      }
+      const rows = el('tbody', {}, log.data.map((entry) => activityRow(entry, webhooks)));
+      body.replaceChildren(
+        el('table', { className: 'responsive', id: 'activity-log' },
+          el('thead', {}, el('tr', {}, ['Time', 'Action', 'Who', 'Target', 'Changes'].map((h) => el('th', {}, h)))),
+          rows),
+        tail(log, rows));
+    }
+
+    action.addEventListener('change', () => load().catch(fail));
+    try {
+      webhooks = await webhookIds();
+    } catch (err) {
+      // Without the list, the entries are shown without links.
+      if (err.status === 401) throw err;
+    }
+    show(
+      el('h2', {}, 'Activity'),
+      el('p', {}, 'Who changed what in this account, and when: webhooks, API keys, settings and data, newest first.'),
+      el('div', { className: 'row filters', id: 'activity-filters' },
+        el('label', { for: 'activity-action' }, 'Filter by action'), action),
+      body);
+    await load();
+  }
+
   // ---- routing ---------------------------------------------------------------
 
   function fail(err) {
@@ -1373,6 +1526,7 @@
     if (hash === '#/new') renderNew();
     else if (hash === '#/api-keys') await renderApiKeys();
     else if (hash === '#/settings') await renderSettings();
+    else if (hash === '#/activity') await renderActivity();
     else if (match) await renderWebhook(decodeURIComponent(match[1]));
     else {
       listState.cursors = [null];

@@ -60,6 +60,8 @@ pub enum ItemKind {
     /// A counter of one window of a [`keys::Allowance`].
     Budget,
     Recovery,
+    /// An entry of the tenant's audit log.
+    Audit,
     /// The tenant's counters (`META`), its key set (`APIKEYS`), and any
     /// item of its partitions of no kind above.
     Other,
@@ -77,6 +79,7 @@ impl ItemKind {
                 keys::SETTINGS_SK => ItemKind::Settings,
                 s if s.starts_with(keys::WEBHOOK_PREFIX) => ItemKind::Webhook,
                 s if s.starts_with(RECOVERY_PREFIX) => ItemKind::Recovery,
+                s if s.starts_with(keys::AUDIT_PREFIX) => ItemKind::Audit,
                 s if BUDGET_PREFIXES.iter().any(|p| s.starts_with(p)) => ItemKind::Budget,
                 _ => ItemKind::Other,
             };
@@ -105,6 +108,7 @@ pub struct PurgeCounts {
     pub deliveries: u64,
     pub budgets: u64,
     pub recoveries: u64,
+    pub audit_entries: u64,
     pub other: u64,
 }
 
@@ -119,13 +123,14 @@ impl PurgeCounts {
             ItemKind::Delivery => &mut self.deliveries,
             ItemKind::Budget => &mut self.budgets,
             ItemKind::Recovery => &mut self.recoveries,
+            ItemKind::Audit => &mut self.audit_entries,
             ItemKind::Other => &mut self.other,
         };
         *n += 1;
     }
 
     /// Each kind's name (as an operator reads it) and count, in order.
-    pub fn by_kind(&self) -> [(&'static str, u64); 9] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 10] {
         [
             ("webhooks", self.webhooks),
             ("api keys", self.api_keys),
@@ -135,6 +140,7 @@ impl PurgeCounts {
             ("deliveries", self.deliveries),
             ("budgets", self.budgets),
             ("recoveries", self.recoveries),
+            ("audit log", self.audit_entries),
             ("other", self.other),
         ]
     }
@@ -396,6 +402,13 @@ mod tests {
             (tenant.clone(), keys::META_SK.into(), ItemKind::Other),
             (tenant.clone(), keys::API_KEY_SET_SK.into(), ItemKind::Other),
             (tenant.clone(), keys::recovery_sk(wh), ItemKind::Recovery),
+            (
+                tenant.clone(),
+                keys::audit_sk(crate::audit::AuditId::first_at(
+                    time::OffsetDateTime::UNIX_EPOCH,
+                )),
+                ItemKind::Audit,
+            ),
             (
                 keys::api_key_pk("ab12"),
                 keys::API_KEY_SK.into(),
