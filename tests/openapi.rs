@@ -504,6 +504,27 @@ async fn every_operation_answers_what_the_document_says() {
             "DELETE",
             Call::new("DELETE", "/subjects/two%20words/payloads", &key),
         ),
+        // The changes above, read back: a page with a cursor, a filter, a
+        // bad filter.
+        (
+            "/audit-log",
+            "GET",
+            Call::new("GET", "/audit-log?limit=2", &key),
+        ),
+        (
+            "/audit-log",
+            "GET",
+            Call::new(
+                "GET",
+                "/audit-log?action=settings.updated&since=2026-01-01T00:00:00Z",
+                &key,
+            ),
+        ),
+        (
+            "/audit-log",
+            "GET",
+            Call::new("GET", "/audit-log?action=webhook.stolen", &key),
+        ),
         (
             "/openapi.json",
             "GET",

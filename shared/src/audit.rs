@@ -205,19 +205,14 @@ impl AuditId {
         Self(made.unwrap_or_else(|| Ulid::from_datetime(time)))
     }
 
-    /// The smallest id of an entry made at `at` or later.
+    /// The smallest id of an entry made at `at` or later: entries keep
+    /// their time to the millisecond, so a finer `at` starts at the next
+    /// millisecond.
     pub fn first_at(at: OffsetDateTime) -> Self {
-        Self(Ulid::from_parts(unix_ms(at), 0))
+        let nanos = at.unix_timestamp_nanos();
+        let ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) > 0);
+        Self(Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0))
     }
-
-    /// The largest id of an entry made at `at` or sooner.
-    pub fn last_at(at: OffsetDateTime) -> Self {
-        Self(Ulid::from_parts(unix_ms(at), u128::MAX))
-    }
-}
-
-fn unix_ms(at: OffsetDateTime) -> u64 {
-    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 impl fmt::Display for AuditId {
@@ -408,10 +403,10 @@ fn webhook_changes(old: &Webhook, new: &Webhook) -> Value {
             json!({ "old": old.status, "new": new.status }),
         );
     }
-    if new.disabled_reason != old.disabled_reason {
-        if let Some(reason) = &new.disabled_reason {
-            changes.insert("disabled_reason".into(), json!(reason));
-        }
+    if new.disabled_reason != old.disabled_reason
+        && let Some(reason) = &new.disabled_reason
+    {
+        changes.insert("disabled_reason".into(), json!(reason));
     }
     changes.insert("fields".into(), json!(fields));
     Value::Object(changes)
@@ -540,11 +535,13 @@ mod tests {
         let later = at + time::Duration::milliseconds(5);
         let (a, b) = (AuditId::at(at), AuditId::at(later));
         assert!(a < b);
-        assert!(AuditId::first_at(at) <= a && a <= AuditId::last_at(at));
+        assert!(AuditId::first_at(at) <= a && a < AuditId::first_at(later));
+        let finer = at + time::Duration::microseconds(500);
         assert!(
-            b > AuditId::last_at(at),
-            "a later entry is outside the range"
+            a < AuditId::first_at(finer),
+            "an entry before a finer bound"
         );
+        assert!(AuditId::first_at(finer) <= b);
         assert_eq!(a.to_string().parse::<AuditId>().unwrap(), a);
         assert!("aud_x".parse::<AuditId>().is_err());
     }

@@ -6,6 +6,8 @@
 
 #[path = "../api.rs"]
 mod api_calls;
+#[path = "../audit.rs"]
+mod audit;
 #[path = "../data_protection.rs"]
 mod data_protection;
 #[path = "../dispatch.rs"]

@@ -3,9 +3,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
+use shared::audit::Action;
 use shared::store::prelude::*;
 use shared::store::{Conditional, Keep, MemoryStore, StoreError};
-use testkit::fresh_store;
+use testkit::{audit, fresh_store};
 
 /// Keys as objects: their list, revocation, expiry and last use.
 async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
@@ -24,16 +25,7 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
     );
     assert!(matches!(
         store
-            .put_api_key(
-                &stored,
-                None,
-                &shared::audit::api_key(
-                    &stored,
-                    shared::audit::Action::ApiKeyCreated,
-                    &shared::audit::Actor::Operator,
-                    serde_json::json!({})
-                )
-            )
+            .put_api_key(&stored, None, &audit::key(&stored, Action::ApiKeyCreated))
             .await,
         Err(StoreError::AlreadyExists)
     ));
@@ -67,8 +59,7 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         assert_eq!(
             {
                 let key = make(name);
-                let entry =
-                    audit::api_key(&key, Action::ApiKeyCreated, &Actor::Operator, json!({}));
+                let entry = audit::key(&key, Action::ApiKeyCreated);
                 store.put_api_key(&key, limit, &entry).await.unwrap()
             },
             put,
@@ -95,9 +86,13 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
 
     // Expiry only shortens a key's life, and not a revoked key's.
     let soon = now + time::Duration::hours(1);
-    store.expire_api_key(&stored, soon).await.unwrap();
+    let rotated = || audit::key(&stored, Action::ApiKeyRotated);
     store
-        .expire_api_key(&stored, soon + time::Duration::hours(1))
+        .expire_api_key(&stored, soon, &rotated())
+        .await
+        .unwrap();
+    store
+        .expire_api_key(&stored, soon + time::Duration::hours(1), &rotated())
         .await
         .unwrap();
     let read_back = store.api_key(&stored.hash).await.unwrap().unwrap();
@@ -109,7 +104,14 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
         until: soon + time::Duration::minutes(1),
     };
     assert!(matches!(
-        store.revoke_api_key(&full, now, Some(keep_past)).await,
+        store
+            .revoke_api_key(
+                &full,
+                now,
+                Some(keep_past),
+                &audit::key(&full, Action::ApiKeyRevoked)
+            )
+            .await,
         Err(StoreError::Conflict)
     ));
     assert_eq!(
@@ -119,17 +121,7 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
 
     // Revocation: kept-key condition, then plain, then never twice.
     store
-        .revoke_api_key(
-            &full,
-            now,
-            None,
-            &shared::audit::api_key(
-                &full,
-                shared::audit::Action::ApiKeyRevoked,
-                &shared::audit::Actor::Operator,
-                serde_json::json!({}),
-            ),
-        )
+        .revoke_api_key(&full, now, None, &audit::key(&full, Action::ApiKeyRevoked))
         .await
         .unwrap();
     assert!(
@@ -141,7 +133,8 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
                     Some(Keep {
                         key: &full,
                         until: now
-                    })
+                    }),
+                    &audit::key(&stored, Action::ApiKeyRevoked)
                 )
                 .await,
             Err(StoreError::Conflict)
@@ -162,12 +155,7 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
             &stored,
             now,
             None,
-            &shared::audit::api_key(
-                &stored,
-                shared::audit::Action::ApiKeyRevoked,
-                &shared::audit::Actor::Operator,
-                serde_json::json!({}),
-            ),
+            &audit::key(&stored, Action::ApiKeyRevoked),
         )
         .await
         .unwrap();
@@ -177,18 +165,15 @@ async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {
                 &stored,
                 now,
                 None,
-                &shared::audit::api_key(
-                    &stored,
-                    shared::audit::Action::ApiKeyRevoked,
-                    &shared::audit::Actor::Operator,
-                    serde_json::json!({})
-                )
+                &audit::key(&stored, Action::ApiKeyRevoked)
             )
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.expire_api_key(&stored, now).await,
+        store
+            .expire_api_key(&stored, now, &audit::key(&stored, Action::ApiKeyRotated))
+            .await,
         Err(StoreError::NotFound)
     ));
     let states: Vec<_> = store

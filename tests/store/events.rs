@@ -178,7 +178,13 @@ async fn batch(store: &impl EventStore) {
     let now = now_utc().unix_timestamp();
     let number = || async {
         store
-            .number_manual_attempts(&tenant, &before.id, &[w], now, &redelivered(&tenant, &before.id))
+            .number_manual_attempts(
+                &tenant,
+                &before.id,
+                &[w],
+                now,
+                &redelivered(&tenant, &before.id),
+            )
             .await
             .unwrap()
     };

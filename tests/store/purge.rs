@@ -15,7 +15,7 @@ use shared::store::prelude::*;
 use shared::store::{Allowance, DynamoStore, PurgeCounts, PurgeOptions, RecoveryWrite, keys};
 use shared::webhook::now_utc;
 use shared::{EventType, TenantId, TenantSettings};
-use testkit::fresh_store;
+use testkit::{audit, fresh_store};
 
 use super::{delivered, webhook};
 
@@ -37,6 +37,9 @@ const EXPECTED: PurgeCounts = PurgeCounts {
     deliveries: 5,
     budgets: 3,
     recoveries: 1,
+    // Three webhooks created and one deleted, two keys made, the settings
+    // changed and the recovery started: each change's entry.
+    audit_entries: 8,
     // The webhook counter (`META`) and the key set (`APIKEYS`).
     other: 2,
 };
@@ -64,14 +67,13 @@ async fn populate(store: &DynamoStore, t: &str) {
     let id = tenant(t);
     let (w1, w2, gone) = (webhook(t), webhook(t), webhook(t));
     for w in [&w1, &w2, &gone] {
-        store.create_webhook(w, 10, &audit::created(w)).await.unwrap();
+        store
+            .create_webhook(w, 10, &audit::created(w))
+            .await
+            .unwrap();
     }
     store
-        .delete_webhook(
-            &id,
-            gone.id,
-            &audit::deleted(&id, gone.id),
-        )
+        .delete_webhook(&id, gone.id, &audit::deleted(&id, gone.id))
         .await
         .unwrap();
     for _ in 0..2 {

@@ -76,7 +76,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
             &event.id,
             &[other.id],
             now,
-            &audit::redelivered(&w.tenant_id, &event.id),
+            &testkit::audit::redelivered(&w.tenant_id, &event.id),
         )
         .await
         .unwrap();
@@ -99,21 +99,9 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
         until: now_utc(),
     };
     let first = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
-    assert!(
-        store
-            .save_recovery(&first, start(&first))
-            .await
-            .unwrap()
-            .applied()
-    );
+    assert!(start(store, &first, now).await.applied());
     let second = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
-    assert!(
-        !store
-            .save_recovery(&second, start(&second))
-            .await
-            .unwrap()
-            .applied()
-    );
+    assert!(!start(store, &second, now).await.applied());
     assert!(
         !store
             .save_recovery(&second, RecoveryWrite::Advance)
@@ -123,13 +111,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     );
     // Another webhook's recovery is its own.
     let beside = RecoveryState::start(w.tenant_id.clone(), other.id, window, now_utc());
-    assert!(
-        store
-            .save_recovery(&beside, start(&beside))
-            .await
-            .unwrap()
-            .applied()
-    );
+    assert!(start(store, &beside, now).await.applied());
     let mut done = first.clone();
     done.counts.queued = 3;
     assert!(
@@ -145,23 +127,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
     );
     // Stale (no progress for STALE_SECS): another may start.
     let later = now + STALE_SECS + 1;
-    assert!(
-        store
-            .save_recovery(
-                &second,
-                RecoveryWrite::Start {
-                    now: later,
-                    entry: &shared::audit::AuditEntry::by_operator(
-                        &second.tenant_id,
-                        shared::audit::Action::RecoveryStarted,
-                        shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
-                    )
-                }
-            )
-            .await
-            .unwrap()
-            .applied()
-    );
+    assert!(start(store, &second, later).await.applied());
     // Ended: another may start at once.
     let mut ended = second.clone();
     ended.done = true;
@@ -173,14 +139,19 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
             .applied()
     );
     let third = RecoveryState::start(w.tenant_id.clone(), w.id, window, now_utc());
-    assert!(
-        store
-            .save_recovery(&third, start(&third))
-            .await
-            .unwrap()
-            .applied()
-    );
+    assert!(start(store, &third, now).await.applied());
     assert_eq!(store.recovery(&globex, w.id).await.unwrap(), None);
+}
+
+/// Starts `state`'s recovery if none runs at `now`, with the operator's entry.
+async fn start(
+    store: &impl RecoveryStore,
+    state: &shared::recovery::state::RecoveryState,
+    now: i64,
+) -> shared::store::Conditional {
+    let entry = testkit::audit::recovery(&state.tenant_id, state.webhook_id);
+    let write = shared::store::RecoveryWrite::Start { now, entry: &entry };
+    store.save_recovery(state, write).await.unwrap()
 }
 
 #[tokio::test]

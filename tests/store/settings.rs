@@ -30,7 +30,10 @@ async fn contract(store: &(impl SettingsStore + WebhookStore)) {
     );
     let hooks = [webhook("acme"), webhook("acme")];
     for w in &hooks {
-        store.create_webhook(w, 50, &audit::created(w)).await.unwrap();
+        store
+            .create_webhook(w, 50, &audit::created(w))
+            .await
+            .unwrap();
     }
     let theirs = webhook("other");
     store

@@ -20,7 +20,7 @@ pub struct AuditQuery {
     pub action: Option<Action>,
     /// Entries at or after this time.
     pub since: Option<OffsetDateTime>,
-    /// Entries at or before this time.
+    /// Entries before this time.
     pub until: Option<OffsetDateTime>,
 }
 

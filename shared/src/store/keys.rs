@@ -173,7 +173,6 @@ pub fn manual_at(webhook: WebhookId) -> String {
     format!("manual_at_{webhook}")
 }
 
-/// A webhook's recovery, under its tenant's key.
 /// Every audit entry's sort key starts with this.
 pub const AUDIT_PREFIX: &str = "AUDIT#";
 
@@ -181,6 +180,7 @@ pub fn audit_sk(id: crate::audit::AuditId) -> String {
     format!("{AUDIT_PREFIX}{id}")
 }
 
+/// A webhook's recovery, under its tenant's key.
 pub fn recovery_sk(webhook: WebhookId) -> String {
     format!("RECOVERY#{webhook}")
 }

@@ -123,8 +123,9 @@ impl AuditStore for DynamoStore {
             .into_iter()
             .map(|item| parse::<Keyed<Stored>>(item).map(|k| k.attributes.entry))
             .filter(|e| {
-                e.as_ref()
-                    .map_or(true, |e| q.until.is_none_or(|u| e.at < u))
+                e.as_ref().map_or(true, |e| {
+                    q.since.is_none_or(|s| e.at >= s) && q.until.is_none_or(|u| e.at < u)
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut listed = page(entries, q.limit, |e| e.id);

@@ -14,7 +14,7 @@ use super::{DynamoStore, Indexed, Item, backend, item, key, number, parse};
 use crate::audit::AuditEntry;
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
-use crate::event_log::{EventFilter, StoredEvent};
+use crate::event_log::{EventFilter, PayloadState, StoredEvent};
 use crate::retry::FIRST_MANUAL_ATTEMPT;
 use crate::store::keys::{self, PK};
 use crate::store::{EventStore, Kept, Page, StoreError};
@@ -457,6 +457,63 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Deletes the event's payload, with `entry` in the same transaction
+    /// when given (a subject's payloads are recorded once, when done):
+    /// `false` when the tenant has no such event.
+    async fn erase_payload(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        entry: Option<&AuditEntry>,
+    ) -> Result<bool, StoreError> {
+        let Some(event) = self.get_event(tenant, id).await? else {
+            return Ok(false);
+        };
+        if !event.holds_payload() {
+            // Never written: nothing to delete, and the reason stays.
+            return Ok(true);
+        }
+        let pk = keys::event_pk(tenant, id);
+        // The payload item goes, and the event says so; copies from before
+        // payload items lose theirs (and GSI1 its copy) with the same write.
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
+            .update_expression("SET #state = :deleted REMOVE #data")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#state", "payload")
+            .expression_attribute_names("#data", DATA)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+            .build()
+            .map_err(backend)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
+            .build()
+            .map_err(backend)?;
+        // Deleted again: the write cleans what copies may be left, and is
+        // no change to record.
+        let entry = entry.filter(|_| event.payload == PayloadState::Kept);
+        let audit = entry.map(|e| self.audit_put(e)).transpose()?;
+        let client = self.client().await?;
+        let sent = transact(|| {
+            let both = client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
+            match &audit {
+                Some(audit) => both.transact_items(audit.clone()),
+                None => both,
+            }
+        })
+        .await;
+        // Its condition failed: the event expired meanwhile.
+        Ok(failed_condition(sent)?.is_none())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,59 +582,5 @@ mod tests {
             },
         );
         assert!(payload_item(&none).is_none());
-    }
-}
-
-impl DynamoStore {
-    /// Deletes the event's payload, with `entry` in the same transaction
-    /// when given (a subject's payloads are recorded once, when done):
-    /// `false` when the tenant has no such event.
-    async fn erase_payload(
-        &self,
-        tenant: &TenantId,
-        id: &EventId,
-        entry: Option<&AuditEntry>,
-    ) -> Result<bool, StoreError> {
-        let Some(event) = self.get_event(tenant, id).await? else {
-            return Ok(false);
-        };
-        if !event.holds_payload() {
-            // Never written: nothing to delete, and the reason stays.
-            return Ok(true);
-        }
-        let pk = keys::event_pk(tenant, id);
-        // The payload item goes, and the event says so; copies from before
-        // payload items lose theirs (and GSI1 its copy) with the same write.
-        let mark = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
-            .update_expression("SET #state = :deleted REMOVE #data")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#state", "payload")
-            .expression_attribute_names("#data", DATA)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
-            .build()
-            .map_err(backend)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
-            .build()
-            .map_err(backend)?;
-        let audit = entry.map(|e| self.audit_put(e)).transpose()?;
-        let client = self.client().await?;
-        let sent = transact(|| {
-            let both = client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
-                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
-            match &audit {
-                Some(audit) => both.transact_items(audit.clone()),
-                None => both,
-            }
-        })
-        .await;
-        // Its condition failed: the event expired meanwhile.
-        Ok(failed_condition(sent)?.is_none())
     }
 }

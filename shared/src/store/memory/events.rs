@@ -103,8 +103,9 @@ impl EventStore for MemoryStore {
         let Some(event) = inner.event_mut(tenant, id) else {
             return Ok(false);
         };
-        // As DynamoDB: a payload never written is no change, and no entry.
-        let held = event.holds_payload();
+        // As DynamoDB: a payload never written, or deleted already, is no
+        // change, and no entry.
+        let held = event.payload == PayloadState::Kept;
         erase(event);
         if held {
             inner.audit(entry);
