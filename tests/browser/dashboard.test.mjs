@@ -776,6 +776,11 @@ async function auditLog(query = '') {
   return all;
 }
 
+/** The same lines, in any order (the API's changes are an object: its keys' order is not part of it). */
+function sameLines(actual, expected) {
+  assert.deepEqual([...actual].sort(), [...expected].sort());
+}
+
 // The actions, in shared::audit::Action::ALL's order: the filter offers each.
 const AUDIT_ACTIONS = ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.token_rotated',
   'webhook.signing_secret_rotated', 'webhook.disabled', 'api_key.created', 'api_key.revoked', 'api_key.rotated',
@@ -805,6 +810,7 @@ test('Activity: the changes just made, newest first, with who made them and what
   await page.locator('#nav').getByRole('link', { name: 'Activity' }).click();
   await page.getByRole('heading', { name: 'Activity', level: 2 }).waitFor();
   await page.locator('#activity-log tbody tr').first().waitFor();
+  assert.match(await page.locator('#activity-body').textContent(), /^TimeActionWhoTargetChanges/, 'nothing above the table');
   const rows = await activityRows();
   const log = (await apiGet('audit-log?limit=20')).body;
   assert.deepEqual(rows.map((r) => r.id), log.data.map((e) => e.id), 'the API\'s first page, in its order');
@@ -815,11 +821,12 @@ test('Activity: the changes just made, newest first, with who made them and what
   for (const row of [newKey, settings, updated, created]) {
     assert.ok(row.who.startsWith(`${KEY.slice(0, 8)}…key_`), row.who);
   }
-  assert.deepEqual(newKey.changes, [`name: ${XSS}`, `prefix: ${key.slice(0, 8)}`, 'scope: read']);
+  sameLines(newKey.changes, [`name: ${XSS}`, `prefix: ${key.slice(0, 8)}`, 'scope: read']);
   assert.equal(newKey.target, `api key${state.activity.key}`);
+  // The fields changed come first.
   assert.deepEqual(settings.changes, ['fields: payload_retention_hours', `payload_retention_hours: ${retention} → ${hours}`]);
   assert.deepEqual(updated.changes, ['fields: url, token', 'url: a.example.com → b.example.net']);
-  assert.deepEqual(created.changes, ['events: async.completed', 'host: a.example.com', 'status: active']);
+  sameLines(created.changes, ['events: async.completed', 'host: a.example.com', 'status: active']);
   assert.equal(created.target, `webhook${id}`);
 
   // The key's name is text: no element made of it, no script run.
@@ -866,13 +873,36 @@ test('Activity: the action filter narrows the list, and "Load more" pages on to 
     return rows.length === wanted.length && rows.every((r) => r.action === 'settings.updated');
   }, 10);
   assert.deepEqual((await activityRows()).map((r) => r.id), wanted.map((e) => e.id));
-  assert.equal(await filter.evaluate((s) => s === document.activeElement), true, 'the focus stays on the filter');
 
-  await filter.selectOption('api_key.revoked');
-  await page.locator('#activity-log tbody tr').first().waitFor();
   const revoked = await auditLog('&action=api_key.revoked');
-  await until('the revocations', async () => (await activityRows()).length === revoked.length, 10);
-  assert.ok((await activityRows()).every((r) => r.action === 'api_key.revoked'));
+  assert.ok(revoked.length >= 3, 'the API keys tests\' revocations');
+  await filter.selectOption('api_key.revoked');
+  await until('the revocations', async () => {
+    const rows = await activityRows();
+    return rows.length === revoked.length && rows.every((r) => r.action === 'api_key.revoked');
+  }, 10);
+  assert.deepEqual((await activityRows()).map((r) => r.id), revoked.map((e) => e.id));
+
+  // A filtered page may come back empty with a next_cursor (the API reads a
+  // bounded stretch of the log per call): the page reads on by itself. The
+  // API's first answer is replaced here with such a page, ending where the
+  // newest webhook.created ends.
+  const made = await auditLog('&action=webhook.created');
+  assert.ok(made.length >= 2);
+  const cursor = (await apiGet('audit-log?limit=1&action=webhook.created')).body.next_cursor;
+  const empty = (url) => url.pathname === '/audit-log' && url.search === '?limit=20&action=webhook.created';
+  await page.route(empty, (r) => r.fulfill({ json: { data: [], next_cursor: cursor } }));
+  try {
+    await filter.selectOption('webhook.created');
+    await until('the entries past the empty page', async () => {
+      const rows = await activityRows();
+      return rows.length === made.length - 1 && rows.every((r) => r.action === 'webhook.created');
+    }, 10);
+  } finally {
+    await page.unroute(empty);
+  }
+  assert.deepEqual((await activityRows()).map((r) => r.id), made.slice(1).map((e) => e.id));
+  assert.equal(await page.locator('#activity-none').count(), 0);
 
   assert.deepEqual(await auditLog('&action=api_key.rotated'), [], 'nothing rotated a key');
   await filter.selectOption('api_key.rotated');
@@ -881,17 +911,22 @@ test('Activity: the action filter narrows the list, and "Load more" pages on to 
 
   // All of it, 20 at a time.
   const all = await auditLog();
-  assert.ok(all.length > 40, `enough entries for three pages (${all.length})`);
+  assert.ok(all.length > 20, `enough entries for two pages (${all.length})`);
   await filter.selectOption('');
   await until('the first page', async () => (await activityRows()).length === 20, 10);
   assert.equal(await page.locator('#activity-end').count(), 0);
   const more = page.getByRole('button', { name: 'Load more' });
-  for (let pages = 1; pages < Math.ceil(all.length / 20); pages += 1) {
+  let pages = 1;
+  while (await page.locator('#activity-end').count() === 0) {
+    assert.ok(pages <= Math.ceil(all.length / 20), 'no more pages than entries');
+    const before = (await activityRows()).length;
     await more.click();
-    const shown = Math.min(all.length, (pages + 1) * 20);
-    await until(`page ${pages + 1}`, async () => (await activityRows()).length === shown, 10);
+    pages += 1;
+    await until(`page ${pages}`, async () => (await activityRows()).length > before
+      || (await page.locator('#activity-end').count()) > 0, 10);
+    assert.ok((await activityRows()).length - before <= 20, '20 at a time');
   }
-  await page.locator('#activity-end', { hasText: 'No older entries.' }).waitFor();
+  assert.equal(await page.locator('#activity-end').textContent(), 'No older entries.');
   assert.equal(await more.count(), 0, 'nothing more to load');
   const rows = await activityRows();
   assert.deepEqual(rows.map((r) => r.id), all.map((e) => e.id), 'every entry once, newest first');

@@ -733,6 +733,7 @@ pub async fn api_and_dispatch(
     w.hooks.push(hook);
     api_keys(w, api, r).await;
     data_protection(w, api, r, &event_path).await;
+    audit_log(w, api, r).await;
     let missing = w.coverage.missing();
     r.check(
         missing.is_empty(),
@@ -760,11 +761,13 @@ async fn data_protection(w: &mut World, api: &mut Function, r: &mut Report, even
         found >= Some(10),
         format!("GET /events?subject= lists the job's events ({found:?})"),
     );
-    let erase = format!("/subjects/{SUBJECT}/payloads");
-    w.call(api, r, Request::new("DELETE", &erase, &key), 200)
-        .await;
+    // One payload, then the job's others (in that order, so that each
+    // deletion writes its audit entry).
     let payload = format!("{event_path}/payload");
     w.call(api, r, Request::new("DELETE", &payload, &key), 204)
+        .await;
+    let erase = format!("/subjects/{SUBJECT}/payloads");
+    w.call(api, r, Request::new("DELETE", &erase, &key), 200)
         .await;
     if let Some(a) = w
         .call(api, r, Request::new("GET", event_path, &key), 200)
@@ -778,6 +781,85 @@ async fn data_protection(w: &mut World, api: &mut Function, r: &mut Report, even
     let redeliver = format!("{event_path}/redeliver");
     w.call(api, r, Request::new("POST", &redeliver, &key), 409)
         .await;
+}
+
+/// The audit log, last: every change the rehearsal made through the api
+/// function wrote its entry in the same transaction under the function's
+/// policy, read back newest first with the calling key as actor; the
+/// platform's disable of the failing streak's webhook was written by the
+/// dispatch function's; a bad filter is named.
+async fn audit_log(w: &mut World, api: &mut Function, r: &mut Report) {
+    println!("api function, the audit log:");
+    let key = w.key.clone();
+    // A change and its undoing: two entries, each in the settings' transaction.
+    for keep in [false, true] {
+        let body = json!({"keep_response_bodies": keep});
+        let patch = Request::new("PATCH", "/settings", &key).json(&body);
+        w.call(api, r, patch, 200).await;
+    }
+    let Some(read) = w
+        .call(
+            api,
+            r,
+            Request::new("GET", "/audit-log?limit=100", &key),
+            200,
+        )
+        .await
+    else {
+        return;
+    };
+    let entries = read.json()["data"].as_array().cloned().unwrap_or_default();
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for want in [
+        "webhook.created",
+        "webhook.updated",
+        "webhook.deleted",
+        "webhook.signing_secret_rotated",
+        "api_key.created",
+        "api_key.revoked",
+        "settings.updated",
+        "subject.payloads_deleted",
+        "event.payload_deleted",
+        "event.redelivered",
+        "recovery.started",
+    ] {
+        r.check(
+            actions.contains(&want),
+            format!("GET /audit-log holds {want} ({} entries)", actions.len()),
+        );
+    }
+    let ids: Vec<&str> = entries.iter().filter_map(|e| e["id"].as_str()).collect();
+    r.check(
+        ids.windows(2).all(|p| p[0] > p[1]),
+        "the audit log reads newest first",
+    );
+    r.check(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "settings.updated")
+            .all(|e| e["actor"]["type"] == "api_key"),
+        "a change through the API names its key as the actor",
+    );
+    let bad = Request::new("GET", "/audit-log?action=webhook.stolen", &key);
+    w.call(api, r, bad, 400).await;
+    let streak = shared::TenantId::parse(STREAK_TENANT).expect("tenant");
+    let query = shared::store::AuditQuery {
+        limit: 20,
+        action: Some(shared::audit::Action::WebhookDisabled),
+        ..Default::default()
+    };
+    let disabled = shared::store::AuditStore::audit_log(&w.store, &streak, &query).await;
+    r.check(
+        disabled.is_ok_and(|p| {
+            p.items
+                .iter()
+                .any(|e| e.actor == shared::audit::Actor::Platform)
+        }),
+        "the dispatch function wrote the platform's webhook.disabled with the disable",
+    );
 }
 
 /// A tenant's keys through the API: made, used (its last use written),

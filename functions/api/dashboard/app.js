@@ -1406,7 +1406,7 @@
     const lines = changeLines(entry.changes);
     return el('tr', { 'data-id': entry.id },
       el('td', { 'data-label': 'Time' }, el('time', { datetime: entry.at }, formatTime(entry.at))),
-      el('td', { 'data-label': 'Action', className: 'mono' }, entry.action),
+      el('td', { 'data-label': 'Action', className: 'mono action' }, entry.action),
       el('td', { 'data-label': 'Who' }, actorCell(entry.actor)),
       el('td', { 'data-label': 'Target' }, targetCell(entry.target, webhooks)),
       el('td', { 'data-label': 'Changes', className: 'changes' },
@@ -1441,22 +1441,43 @@
     // Counts the filter's changes: a page loaded for an older one is not shown.
     let generation = 0;
 
-    /** "Load more", or the end of the log. */
-    function tail(log, rows) {
-      if (!log.next_cursor) return el('p', { className: 'hint', id: 'activity-end' }, 'No older entries.');
+    /**
+     * The next entries after `cursor`. A page filtered by action may come
+     * back empty with a next_cursor (the API reads a bounded stretch of the
+     * log per call): the next pages are read, a few at most, until one has
+     * an entry.
+     */
+    async function entries(cursor) {
+      const filter = action.value ? `&action=${encodeURIComponent(action.value)}` : '';
+      let next = cursor;
+      for (let tries = 0; tries < 5; tries += 1) {
+        const log = await api('GET', `audit-log?limit=20${filter}${next ? `&cursor=${encodeURIComponent(next)}` : ''}`);
+        next = log.next_cursor;
+        if (log.data.length || !next) return { data: log.data, next };
+      }
+      return { data: [], next };
+    }
+
+    /** "Load more" while the API gives a next_cursor, else the end of the log. */
+    function tail(next, table, rows) {
+      if (!next) return el('p', { className: 'hint', id: 'activity-end' }, 'No older entries.');
       const button = el('button', { type: 'button', id: 'activity-more' }, 'Load more');
       const node = el('div', { className: 'pager' }, button);
       button.addEventListener('click', async () => {
         button.disabled = true;
         const mine = generation;
         try {
-          const next = await api('GET', `audit-log?${query()}&cursor=${encodeURIComponent(log.next_cursor)}`);
+          const more = await entries(next);
           if (mine !== generation) return;
-          rows.append(...next.data.map((entry) => activityRow(entry, webhooks)));
-          const after = tail(next, rows);
+          rows.append(...more.data.map((entry) => activityRow(entry, webhooks)));
+          if (rows.children.length) {
+            table.hidden = false;
+            body.querySelector('#activity-none')?.remove();
+          }
+          const after = tail(more.next, table, rows);
           node.replaceWith(after);
-          if (after.querySelector('button')) after.querySelector('button').focus();
-          say(`${next.data.length} older ${next.data.length === 1 ? 'entry' : 'entries'} loaded.`);
+          after.querySelector('button')?.focus();
+          say(`${more.data.length} older ${more.data.length === 1 ? 'entry' : 'entries'} loaded.`);
         } catch (err) {
           button.disabled = false;
           fail(err);
@@ -1465,25 +1486,21 @@
       return node;
     }
 
-    function query() {
-      return `limit=20${action.value ? `&action=${encodeURIComponent(action.value)}` : ''}`;
-    }
-
     async function load() {
       generation += 1;
       const mine = generation;
-      const log = await api('GET', `audit-log?${query()}`);
+      const first = await entries(null);
       if (mine !== generation) return;
-      if (!log.data.length) {
+      if (!first.data.length && !first.next) {
         body.replaceChildren(el('p', {}, action.value ? 'No activity matches this filter.' : 'No activity yet.'));
         return;
       }
-      const rows = el('tbody', {}, log.data.map((entry) => activityRow(entry, webhooks)));
-      body.replaceChildren(
-        el('table', { className: 'responsive', id: 'activity-log' },
-          el('thead', {}, el('tr', {}, ['Time', 'Action', 'Who', 'Target', 'Changes'].map((h) => el('th', {}, h)))),
-          rows),
-        tail(log, rows));
+      const rows = el('tbody', {}, first.data.map((entry) => activityRow(entry, webhooks)));
+      const table = el('table', { className: 'responsive', id: 'activity-log', hidden: !first.data.length },
+        el('thead', {}, el('tr', {}, ['Time', 'Action', 'Who', 'Target', 'Changes'].map((h) => el('th', {}, h)))),
+        rows);
+      const none = el('p', { id: 'activity-none' }, 'None of the newest entries matches this filter.');
+      body.replaceChildren(...(first.data.length ? [] : [none]), table, tail(first.next, table, rows));
     }
 
     action.addEventListener('change', () => load().catch(fail));

@@ -88,16 +88,12 @@ mod tests {
         }
     }
 
-    /// The log's outcome filter lists `OUTCOMES` from app.js, a copy of
-    /// `Outcome::ALL`: an outcome added in Rust and not there could not be
-    /// filtered on. Compared as whole lists, so that an entry missing, extra,
-    /// misspelt or out of order fails.
-    #[test]
-    fn the_outcome_filter_lists_every_outcome_in_order() {
-        let start = "const OUTCOMES = [";
-        let from = APP_JS.find(start).expect("app.js declares OUTCOMES") + start.len();
-        let len = APP_JS[from..].find("];").expect("OUTCOMES ends with `];`");
-        let in_js: Vec<String> = APP_JS[from..from + len]
+    /// The quoted names of the array `app.js` declares as `const NAME = [`.
+    fn names_in_js(name: &str) -> Vec<String> {
+        let start = format!("const {name} = [");
+        let from = APP_JS.find(&start).expect("app.js declares the array") + start.len();
+        let len = APP_JS[from..].find("];").expect("the array ends with `];`");
+        APP_JS[from..from + len]
             .split(',')
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
@@ -105,14 +101,32 @@ mod tests {
                 entry
                     .strip_prefix('\'')
                     .and_then(|e| e.strip_suffix('\''))
-                    .unwrap_or_else(|| panic!("not a quoted name in OUTCOMES: {entry}"))
+                    .unwrap_or_else(|| panic!("not a quoted name in {name}: {entry}"))
                     .to_owned()
             })
-            .collect();
+            .collect()
+    }
+
+    /// The log's outcome filter lists `OUTCOMES` from app.js, a copy of
+    /// `Outcome::ALL`: an outcome added in Rust and not there could not be
+    /// filtered on. Compared as whole lists, so that an entry missing, extra,
+    /// misspelt or out of order fails. The same for the Activity page's
+    /// `AUDIT_ACTIONS` and `Action::ALL`.
+    #[test]
+    fn the_outcome_filter_lists_every_outcome_in_order() {
         let in_rust: Vec<String> = shared::delivery::Outcome::ALL
             .iter()
             .map(|o| o.as_str().to_owned())
             .collect();
-        assert_eq!(in_js, in_rust);
+        assert_eq!(names_in_js("OUTCOMES"), in_rust);
+    }
+
+    #[test]
+    fn the_activity_filter_lists_every_action_in_order() {
+        let in_rust: Vec<String> = shared::audit::Action::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        assert_eq!(names_in_js("AUDIT_ACTIONS"), in_rust);
     }
 }
