@@ -658,7 +658,7 @@ async fn the_platform_turns_a_webhook_off_with_an_entry_of_its_own() {
     let w = webhook("acme", "https://hooks.example.com/in?k=1");
     let tenant = w.tenant_id.clone();
     store
-        .create_webhook(&w, 10, &testkit::audit::created(&w))
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     let mut seen = stored_log(&store, &tenant).await;
@@ -783,7 +783,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     let tenant = TenantId::parse("acme").unwrap();
     let w = webhook("acme", "https://hooks.example.com/a");
     store
-        .create_webhook(&w, 2, &testkit::audit::created(&w))
+        .create_webhook(&w, 2, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     let (_, full) = operator_key(&store, "acme").await;
@@ -798,7 +798,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     let mut stale = w.clone();
     stale.status = Status::Inactive;
     stale.updated_at = w.updated_at + time::Duration::seconds(2);
-    let entry = testkit::audit::updated(&w, &newer);
+    let entry = shared::audit::operator::updated(&w, &newer);
     store
         .update_webhook(&newer, w.updated_at, &entry)
         .await
@@ -806,7 +806,11 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     let before = stored_log(&store, &tenant).await;
     assert_eq!(before[0], entry);
     let refused = store
-        .update_webhook(&stale, w.updated_at, &testkit::audit::updated(&w, &stale))
+        .update_webhook(
+            &stale,
+            w.updated_at,
+            &shared::audit::operator::updated(&w, &stale),
+        )
         .await;
     assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
     unchanged(&store, &before, "a stale update").await;
@@ -816,13 +820,13 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     // Over the tenant's limit of webhooks, or one that exists: refused.
     let second = webhook("acme", "https://hooks.example.com/b");
     store
-        .create_webhook(&second, 2, &testkit::audit::created(&second))
+        .create_webhook(&second, 2, &shared::audit::operator::created(&second))
         .await
         .unwrap();
     let before = stored_log(&store, &tenant).await;
     let third = webhook("acme", "https://hooks.example.com/c");
     let over = store
-        .create_webhook(&third, 2, &testkit::audit::created(&third))
+        .create_webhook(&third, 2, &shared::audit::operator::created(&third))
         .await;
     assert!(
         matches!(over, Err(StoreError::LimitReached { limit: 2 })),
@@ -830,7 +834,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     );
     unchanged(&store, &before, "a create over the limit").await;
     let twice = store
-        .create_webhook(&second, 10, &testkit::audit::created(&second))
+        .create_webhook(&second, 10, &shared::audit::operator::created(&second))
         .await;
     assert!(matches!(twice, Err(StoreError::AlreadyExists)), "{twice:?}");
     unchanged(&store, &before, "a create of an existing webhook").await;
@@ -839,7 +843,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
         .delete_webhook(
             &tenant,
             third.id,
-            &testkit::audit::deleted(&tenant, third.id),
+            &shared::audit::operator::deleted(&tenant, third.id),
         )
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
@@ -847,7 +851,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
         .update_webhook(
             &third,
             third.updated_at,
-            &testkit::audit::updated(&third, &third),
+            &shared::audit::operator::updated(&third, &third),
         )
         .await;
     assert!(matches!(never, Err(StoreError::NotFound)), "{never:?}");
@@ -866,7 +870,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
         .put_api_key(
             &extra,
             Some(2),
-            &testkit::audit::key(&extra, Action::ApiKeyCreated),
+            &shared::audit::operator::key(&extra, Action::ApiKeyCreated),
         )
         .await
         .unwrap();
@@ -878,7 +882,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
             &other,
             now,
             None,
-            &testkit::audit::key(&other, Action::ApiKeyRevoked),
+            &shared::audit::operator::key(&other, Action::ApiKeyRevoked),
         )
         .await
         .unwrap();
@@ -889,7 +893,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
             &other,
             now,
             None,
-            &testkit::audit::key(&other, Action::ApiKeyRevoked),
+            &shared::audit::operator::key(&other, Action::ApiKeyRevoked),
         )
         .await;
     assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
@@ -903,7 +907,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
             &full,
             now,
             Some(keep),
-            &testkit::audit::key(&full, Action::ApiKeyRevoked),
+            &shared::audit::operator::key(&full, Action::ApiKeyRevoked),
         )
         .await;
     assert!(matches!(kept, Err(StoreError::Conflict)), "{kept:?}");
@@ -912,7 +916,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
         .expire_api_key(
             &other,
             now + time::Duration::hours(1),
-            &testkit::audit::key(&other, Action::ApiKeyRotated),
+            &shared::audit::operator::key(&other, Action::ApiKeyRotated),
         )
         .await;
     assert!(matches!(expired, Err(StoreError::NotFound)), "{expired:?}");
@@ -925,7 +929,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     };
     let first = RecoveryState::start(tenant.clone(), w.id, window, now_utc());
     let unix = now_utc().unix_timestamp();
-    let entry = testkit::audit::recovery(&tenant, w.id);
+    let entry = shared::audit::operator::recovery(&tenant, w.id);
     let write = RecoveryWrite::Start {
         now: unix,
         entry: &entry,
@@ -934,7 +938,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
     let before = stored_log(&store, &tenant).await;
     assert_eq!(before[0], entry);
     let running = RecoveryState::start(tenant.clone(), w.id, window, now_utc());
-    let entry = testkit::audit::recovery(&tenant, w.id);
+    let entry = shared::audit::operator::recovery(&tenant, w.id);
     let write = RecoveryWrite::Start {
         now: unix,
         entry: &entry,
@@ -955,7 +959,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
             &missing,
             &[w.id],
             unix,
-            &testkit::audit::redelivered(&tenant, &missing),
+            &shared::audit::operator::redelivered(&tenant, &missing),
         )
         .await
         .unwrap();
@@ -964,7 +968,7 @@ async fn a_write_that_fails_its_condition_leaves_no_entry() {
         .delete_payload(
             &tenant,
             &missing,
-            &testkit::audit::payload_deleted(&tenant, &missing),
+            &shared::audit::operator::payload_deleted(&tenant, &missing),
         )
         .await
         .unwrap();

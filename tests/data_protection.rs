@@ -277,12 +277,7 @@ async fn a_thin_delivery_carries_the_reference_and_the_receiver_fetches_the_rest
         .update_webhook(
             &thin,
             thin.updated_at,
-            &shared::audit::webhook_changed(
-                &thin,
-                &thin,
-                shared::audit::Action::WebhookUpdated,
-                &shared::audit::Actor::Operator,
-            ),
+            &shared::audit::operator::updated(&thin, &thin),
         )
         .await
         .expect("thin");

@@ -178,16 +178,7 @@ async fn a_throttled_webhook_is_paced_through_the_queue() {
     let loaded = w.updated_at;
     w.throttle_rate = Some(ThrottleRate::new(2).unwrap());
     d.store()
-        .update_webhook(
-            &w,
-            loaded,
-            &shared::audit::webhook_changed(
-                &w,
-                &w,
-                shared::audit::Action::WebhookUpdated,
-                &shared::audit::Actor::Operator,
-            ),
-        )
+        .update_webhook(&w, loaded, &shared::audit::operator::updated(&w, &w))
         .await
         .unwrap();
 

@@ -1175,7 +1175,7 @@ async fn a_recovery_refused_as_running_spends_no_checks() {
         until: now,
     };
     let running = RecoveryState::start(tenant.clone(), id.parse().unwrap(), window, now);
-    let entry = testkit::audit::recovery(&tenant, running.webhook_id);
+    let entry = shared::audit::operator::recovery(&tenant, running.webhook_id);
     let started = store
         .save_recovery(
             &running,

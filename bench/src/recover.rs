@@ -131,11 +131,7 @@ async fn run<S: Store>(store: S, n: usize) {
         OffsetDateTime::now_utc(),
     );
     store
-        .create_webhook(
-            &webhook,
-            50,
-            &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&webhook, 50, &shared::audit::operator::created(&webhook))
         .await
         .expect("webhook");
     fill(&store, &webhook, n).await;

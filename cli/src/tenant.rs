@@ -181,11 +181,7 @@ mod tests {
             now_utc(),
         );
         store
-            .create_webhook(
-                &w,
-                10,
-                &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-            )
+            .create_webhook(&w, 10, &shared::audit::operator::created(&w))
             .await
             .unwrap();
         testkit::api_key_for(&store, "acme").await;

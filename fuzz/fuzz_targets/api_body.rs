@@ -64,7 +64,7 @@ async fn run(fx: &Fixture, body: &[u8]) {
     // A fresh store per input: each run is independent of the ones before.
     let store = MemoryStore::default();
     store
-        .put_api_key(&fx.stored, None, &shared::audit::api_key(&fx.stored, shared::audit::Action::ApiKeyCreated, &shared::audit::Actor::Operator, serde_json::json!({})))
+        .put_api_key(&fx.stored, None, &shared::audit::operator::key(&fx.stored, shared::audit::Action::ApiKeyCreated))
         .await
         .expect("store api key");
     let app = api::App::new(store, settings());

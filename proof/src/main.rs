@@ -198,7 +198,7 @@ async fn run(args: Args) -> Result<bool, String> {
             .create_webhook(
                 &h.webhook,
                 50,
-                &shared::audit::webhook_created(&h.webhook, &shared::audit::Actor::Operator),
+                &shared::audit::operator::created(&h.webhook),
             )
             .await
             .map_err(|e| format!("storing a webhook: {e}"))?;

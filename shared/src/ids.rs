@@ -64,9 +64,7 @@ impl FromStr for WebhookId {
     type Err = ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.strip_prefix(Self::PREFIX)
-            .filter(|rest| rest.len() == ulid::ULID_LEN)
-            .and_then(|rest| Ulid::from_string(rest).ok())
+        prefixed_ulid(s, Self::PREFIX)
             .map(Self)
             .ok_or_else(|| ValidationError::new("id", "is not a webhook id (wh_ + 26 characters)"))
     }
@@ -76,6 +74,13 @@ impl Serialize for WebhookId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// The ULID after `prefix` in `s`, when `s` is exactly that.
+pub(crate) fn prefixed_ulid(s: &str, prefix: &str) -> Option<Ulid> {
+    s.strip_prefix(prefix)
+        .filter(|rest| rest.len() == ulid::ULID_LEN)
+        .and_then(|rest| Ulid::from_string(rest).ok())
 }
 
 impl<'de> Deserialize<'de> for WebhookId {

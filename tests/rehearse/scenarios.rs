@@ -1173,7 +1173,7 @@ async fn recovery(
             &state,
             RecoveryWrite::Start {
                 now: now.unix_timestamp(),
-                entry: &testkit::audit::recovery(&tenant, id),
+                entry: &shared::audit::operator::recovery(&tenant, id),
             },
         )
         .await;
@@ -1273,12 +1273,7 @@ async fn throttled(w: &mut World, dispatch: &mut Function, r: &mut Report) {
         .update_webhook(
             &webhook,
             webhook.updated_at,
-            &shared::audit::webhook_changed(
-                &webhook,
-                &webhook,
-                shared::audit::Action::WebhookUpdated,
-                &shared::audit::Actor::Operator,
-            ),
+            &shared::audit::operator::updated(&webhook, &webhook),
         )
         .await;
     r.check(

@@ -186,7 +186,6 @@ pub async fn start_of_window(window: i64, room: i64) {
     }
 }
 
-pub mod audit;
 pub mod aws;
 pub mod receiver;
 pub mod tls;
@@ -241,11 +240,7 @@ pub async fn add_webhook(
         )
     };
     store
-        .create_webhook(
-            &webhook,
-            1000,
-            &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&webhook, 1000, &shared::audit::operator::created(&webhook))
         .await
         .expect("store webhook");
     webhook

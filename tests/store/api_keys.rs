@@ -4,9 +4,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::TenantId;
 use shared::api_key::{self, ApiKey, KeyId, KeyState, Scope};
 use shared::audit::Action;
+use shared::audit::operator as audit;
 use shared::store::prelude::*;
 use shared::store::{Conditional, Keep, MemoryStore, StoreError};
-use testkit::{audit, fresh_store};
+use testkit::fresh_store;
 
 /// Keys as objects: their list, revocation, expiry and last use.
 async fn contract(store: &impl ApiKeyStore, tenant: &TenantId) {

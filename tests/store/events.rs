@@ -1,13 +1,13 @@
 //! Events: kept once, read alone or with their attempts, listed newest
 //! first, and their manual attempts numbered.
 
+use shared::audit::operator::{payload_deleted, redelivered};
 use shared::event::{Event, EventId};
 use shared::event_log::{EventFilter, StoredEvent};
 use shared::store::prelude::*;
 use shared::store::{Kept, MemoryStore};
 use shared::webhook::now_utc;
 use shared::{EventType, TenantId};
-use testkit::audit::{payload_deleted, redelivered};
 use testkit::fresh_store;
 
 use super::{delivered, webhook};

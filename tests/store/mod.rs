@@ -75,11 +75,7 @@ async fn the_functions_sdk_configuration_reaches_dynamodb() {
     let store = shared::store::DynamoStore::new(client, table);
     let w = webhook("acme");
     store
-        .create_webhook(
-            &w,
-            10,
-            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     assert_eq!(

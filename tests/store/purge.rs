@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::audit::operator as audit;
 use shared::delivery_log::DeliveryRecord;
 use shared::event::{Event, EventId};
 use shared::event_log::{Retention, StoredEvent};
@@ -15,7 +16,7 @@ use shared::store::prelude::*;
 use shared::store::{Allowance, DynamoStore, PurgeCounts, PurgeOptions, RecoveryWrite, keys};
 use shared::webhook::now_utc;
 use shared::{EventType, TenantId, TenantSettings};
-use testkit::{audit, fresh_store};
+use testkit::fresh_store;
 
 use super::{delivered, webhook};
 

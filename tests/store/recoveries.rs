@@ -76,7 +76,7 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
             &event.id,
             &[other.id],
             now,
-            &testkit::audit::redelivered(&w.tenant_id, &event.id),
+            &shared::audit::operator::redelivered(&w.tenant_id, &event.id),
         )
         .await
         .unwrap();
@@ -149,7 +149,7 @@ async fn start(
     state: &shared::recovery::state::RecoveryState,
     now: i64,
 ) -> shared::store::Conditional {
-    let entry = testkit::audit::recovery(&state.tenant_id, state.webhook_id);
+    let entry = shared::audit::operator::recovery(&state.tenant_id, state.webhook_id);
     let write = shared::store::RecoveryWrite::Start { now, entry: &entry };
     store.save_recovery(state, write).await.unwrap()
 }

@@ -1,10 +1,11 @@
 //! Tenant settings: the defaults until changed, only the tenant's, and read
 //! with the tenant's webhooks in one call.
 
+use shared::audit::operator as audit;
 use shared::store::MemoryStore;
 use shared::store::prelude::*;
 use shared::{TenantId, TenantSettings};
-use testkit::{audit, fresh_store};
+use testkit::fresh_store;
 
 use super::webhook;
 

@@ -25,11 +25,7 @@ async fn current(store: &impl WebhookStore, w: &shared::Webhook) -> shared::Webh
 async fn slots(store: &impl WebhookStore) {
     let w = webhook("acme");
     store
-        .create_webhook(
-            &w,
-            10,
-            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     let rate = ThrottleRate::new(4).unwrap();
@@ -87,11 +83,7 @@ async fn slots(store: &impl WebhookStore) {
 async fn concurrent_slots(store: &impl WebhookStore) {
     let w = webhook("acme");
     store
-        .create_webhook(
-            &w,
-            10,
-            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     let rate = ThrottleRate::new(10).unwrap();
@@ -114,11 +106,7 @@ async fn concurrent_slots(store: &impl WebhookStore) {
 async fn streak(store: &impl WebhookStore) {
     let w = webhook("acme");
     store
-        .create_webhook(
-            &w,
-            10,
-            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     let (tenant, id) = (&w.tenant_id, w.id);

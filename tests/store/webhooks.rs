@@ -12,11 +12,7 @@ use super::webhook;
 async fn contract(store: &impl WebhookStore) {
     let w = webhook("acme");
     store
-        .create_webhook(
-            &w,
-            10,
-            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     assert_eq!(
@@ -27,11 +23,7 @@ async fn contract(store: &impl WebhookStore) {
     assert!(
         matches!(
             store
-                .create_webhook(
-                    &w,
-                    10,
-                    &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator)
-                )
+                .create_webhook(&w, 10, &shared::audit::operator::created(&w))
                 .await,
             Err(StoreError::AlreadyExists)
         ),
@@ -45,11 +37,7 @@ async fn contract(store: &impl WebhookStore) {
             .delete_webhook(
                 &other,
                 w.id,
-                &shared::audit::AuditEntry::by_operator(
-                    &other,
-                    shared::audit::Action::WebhookDeleted,
-                    shared::audit::Target::new(shared::audit::TargetKind::Webhook, w.id)
-                )
+                &shared::audit::operator::deleted(&other, w.id)
             )
             .await,
         Err(StoreError::NotFound)
@@ -62,12 +50,7 @@ async fn contract(store: &impl WebhookStore) {
         .update_webhook(
             &changed,
             w.updated_at,
-            &shared::audit::webhook_changed(
-                &changed,
-                &changed,
-                shared::audit::Action::WebhookUpdated,
-                &shared::audit::Actor::Operator,
-            ),
+            &shared::audit::operator::updated(&changed, &changed),
         )
         .await
         .unwrap();
@@ -79,12 +62,7 @@ async fn contract(store: &impl WebhookStore) {
                 .update_webhook(
                     &stale,
                     w.updated_at,
-                    &shared::audit::webhook_changed(
-                        &stale,
-                        &stale,
-                        shared::audit::Action::WebhookUpdated,
-                        &shared::audit::Actor::Operator
-                    )
+                    &shared::audit::operator::updated(&stale, &stale)
                 )
                 .await,
             Err(StoreError::Conflict)
@@ -105,11 +83,7 @@ async fn contract(store: &impl WebhookStore) {
         .delete_webhook(
             &w.tenant_id,
             w.id,
-            &shared::audit::AuditEntry::by_operator(
-                &w.tenant_id,
-                shared::audit::Action::WebhookDeleted,
-                shared::audit::Target::new(shared::audit::TargetKind::Webhook, w.id),
-            ),
+            &shared::audit::operator::deleted(&w.tenant_id, w.id),
         )
         .await
         .unwrap();
@@ -119,12 +93,7 @@ async fn contract(store: &impl WebhookStore) {
                 .update_webhook(
                     &changed,
                     changed.updated_at,
-                    &shared::audit::webhook_changed(
-                        &changed,
-                        &changed,
-                        shared::audit::Action::WebhookUpdated,
-                        &shared::audit::Actor::Operator
-                    )
+                    &shared::audit::operator::updated(&changed, &changed)
                 )
                 .await,
             Err(StoreError::NotFound)
@@ -137,11 +106,7 @@ async fn contract(store: &impl WebhookStore) {
             .delete_webhook(
                 &w.tenant_id,
                 w.id,
-                &shared::audit::AuditEntry::by_operator(
-                    &w.tenant_id,
-                    shared::audit::Action::WebhookDeleted,
-                    shared::audit::Target::new(shared::audit::TargetKind::Webhook, w.id)
-                )
+                &shared::audit::operator::deleted(&w.tenant_id, w.id)
             )
             .await,
         Err(StoreError::NotFound)
@@ -149,7 +114,7 @@ async fn contract(store: &impl WebhookStore) {
 
     let create = |w: shared::Webhook| async move {
         store
-            .create_webhook(&w, 2, &testkit::audit::created(&w))
+            .create_webhook(&w, 2, &shared::audit::operator::created(&w))
             .await
     };
     for _ in 0..2 {
@@ -169,11 +134,7 @@ async fn listing(store: &impl WebhookStore) {
     for _ in 0..3 {
         let w = webhook("lister");
         store
-            .create_webhook(
-                &w,
-                10,
-                &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-            )
+            .create_webhook(&w, 10, &shared::audit::operator::created(&w))
             .await
             .unwrap();
         made.push(w.id);
@@ -214,11 +175,7 @@ async fn listing(store: &impl WebhookStore) {
 async fn slow_mark(store: &impl WebhookStore) {
     let w = webhook("acme");
     store
-        .create_webhook(
-            &w,
-            10,
-            &shared::audit::webhook_created(&w, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&w, 10, &shared::audit::operator::created(&w))
         .await
         .unwrap();
     let since = now_utc();

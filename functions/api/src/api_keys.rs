@@ -266,12 +266,7 @@ mod tests {
         let tenant = TenantId::parse("acme").unwrap();
         let past = api_key::now() - time::Duration::SECOND;
         let (old_key, old) = ApiKey::issue(tenant, "old".into(), Scope::Full, Some(past), past);
-        let entry = shared::audit::api_key(
-            &old,
-            shared::audit::Action::ApiKeyCreated,
-            &shared::audit::Actor::Operator,
-            serde_json::json!({}),
-        );
+        let entry = shared::audit::operator::key(&old, shared::audit::Action::ApiKeyCreated);
         app.store.put_api_key(&old, None, &entry).await.unwrap();
         let r = send(&app, Some(&old_key), "GET", "/webhooks", None).await;
         assert_eq!((r.status, r.code()), (401, "api_key_expired"));
@@ -372,12 +367,7 @@ mod tests {
                 &stored,
                 api_key::now(),
                 None,
-                &shared::audit::api_key(
-                    &stored,
-                    shared::audit::Action::ApiKeyRevoked,
-                    &shared::audit::Actor::Operator,
-                    serde_json::json!({}),
-                ),
+                &shared::audit::operator::key(&stored, shared::audit::Action::ApiKeyRevoked),
             )
             .await
             .unwrap();
@@ -412,12 +402,7 @@ mod tests {
                 &stored,
                 api_key::now(),
                 None,
-                &shared::audit::api_key(
-                    &stored,
-                    shared::audit::Action::ApiKeyRevoked,
-                    &shared::audit::Actor::Operator,
-                    serde_json::json!({}),
-                ),
+                &shared::audit::operator::key(&stored, shared::audit::Action::ApiKeyRevoked),
             )
             .await
             .unwrap();
@@ -444,12 +429,7 @@ mod tests {
                 &stored,
                 api_key::now(),
                 None,
-                &shared::audit::api_key(
-                    &stored,
-                    shared::audit::Action::ApiKeyRevoked,
-                    &shared::audit::Actor::Operator,
-                    serde_json::json!({}),
-                ),
+                &shared::audit::operator::key(&stored, shared::audit::Action::ApiKeyRevoked),
             )
             .await
             .unwrap();

@@ -11,7 +11,7 @@ use shared::audit::AuditId;
 use shared::store::{AuditQuery, AuditStore};
 
 use crate::pagination::encode_cursor;
-use crate::query::Query;
+use crate::query::{Query, in_window};
 use crate::{ApiError, App, response};
 
 #[derive(Serialize)]
@@ -38,36 +38,19 @@ pub async fn list<S: AuditStore>(
         since: filter.since,
         until: filter.until,
     };
-    in_window(&wanted)?;
+    // DynamoDB refuses a start key outside the range it reads.
+    in_window(wanted.since, wanted.until, |since, until| {
+        wanted.after.is_some_and(|after| {
+            since.is_some_and(|s| after < AuditId::first_at(s))
+                || until.is_some_and(|u| after >= AuditId::first_at(u))
+        })
+    })?;
     let found = app.store.audit_log(&tenant, &wanted).await?;
     let list = AuditList {
         data: found.items.iter().map(|e| e.view()).collect(),
         next_cursor: found.next.map(encode_cursor),
     };
     Ok(response::json(StatusCode::OK, &list))
-}
-
-/// `since` before `until`, and a cursor inside that window (DynamoDB
-/// refuses a start key outside the range it reads).
-fn in_window(q: &AuditQuery) -> Result<(), ApiError> {
-    if let (Some(since), Some(until)) = (q.since, q.until)
-        && since >= until
-    {
-        return Err(ApiError::invalid(
-            "until",
-            "until: must be later than since (the window is since ≤ at < until)",
-        ));
-    }
-    let Some(after) = q.after else { return Ok(()) };
-    let before = q.since.is_some_and(|s| after < AuditId::first_at(s));
-    let past = q.until.is_some_and(|u| after >= AuditId::first_at(u));
-    if before || past {
-        return Err(ApiError::invalid(
-            "cursor",
-            "cursor: comes from another since/until window; start again without it",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -199,24 +199,31 @@ fn limit(value: &str) -> Result<usize, ApiError> {
 /// a reversed range or a start key outside it (a 500 otherwise). `cursor`
 /// is a decoded position, `<time>#…` (events and delivery records alike).
 pub fn within_window(filter: &EventFilter, cursor: Option<&str>) -> Result<(), ApiError> {
-    if let (Some(since), Some(until)) = (filter.since, filter.until)
+    let time = cursor.and_then(|c| c.split_once('#')).map(|(time, _)| time);
+    in_window(filter.since, filter.until, |since, until| {
+        time.is_some_and(|time| {
+            since.is_some_and(|s| time < sortable_time(s).as_str())
+                || until.is_some_and(|u| time >= sortable_time(u).as_str())
+        })
+    })
+}
+
+/// `since` before `until`, and no cursor `outside` them: what every
+/// listing with a time window checks before it reads.
+pub fn in_window(
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    outside: impl Fn(Option<OffsetDateTime>, Option<OffsetDateTime>) -> bool,
+) -> Result<(), ApiError> {
+    if let (Some(since), Some(until)) = (since, until)
         && since >= until
     {
         return Err(ApiError::invalid(
             "until",
-            "until: must be later than since (the window is since ≤ timestamp < until)",
+            "until: must be later than since (the window is since ≤ time < until)",
         ));
     }
-    let Some(time) = cursor.and_then(|c| c.split_once('#')).map(|(time, _)| time) else {
-        return Ok(());
-    };
-    let before = filter
-        .since
-        .is_some_and(|s| time < sortable_time(s).as_str());
-    let after = filter
-        .until
-        .is_some_and(|u| time >= sortable_time(u).as_str());
-    if before || after {
+    if outside(since, until) {
         return Err(ApiError::invalid(
             "cursor",
             "cursor: comes from another since/until window; start again without it",

@@ -119,11 +119,7 @@ mod tests {
         let now = now_utc();
         let webhook = webhook("https://hooks.example.com/x", UrlPolicy::default());
         d.store
-            .create_webhook(
-                &webhook,
-                50,
-                &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
-            )
+            .create_webhook(&webhook, 50, &shared::audit::operator::created(&webhook))
             .await
             .unwrap();
         for i in 0..1_050 {
@@ -142,10 +138,9 @@ mod tests {
                     &state,
                     RecoveryWrite::Start {
                         now: unix,
-                        entry: &shared::audit::AuditEntry::by_operator(
+                        entry: &shared::audit::operator::recovery(
                             &state.tenant_id,
-                            shared::audit::Action::RecoveryStarted,
-                            shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                            state.webhook_id
                         )
                     }
                 )
@@ -221,10 +216,9 @@ mod tests {
                     &waiting,
                     RecoveryWrite::Start {
                         now: unix,
-                        entry: &shared::audit::AuditEntry::by_operator(
+                        entry: &shared::audit::operator::recovery(
                             &waiting.tenant_id,
-                            shared::audit::Action::RecoveryStarted,
-                            shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                            waiting.webhook_id
                         )
                     }
                 )
@@ -273,11 +267,7 @@ mod tests {
         let mut down = dispatcher(&settings).with_requeue(Requeue::Disabled);
         down.settings.redeliveries_per_minute = 10_000;
         down.store
-            .create_webhook(
-                &webhook,
-                50,
-                &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
-            )
+            .create_webhook(&webhook, 50, &shared::audit::operator::created(&webhook))
             .await
             .unwrap();
         let at = now - time::Duration::minutes(5);
@@ -289,10 +279,9 @@ mod tests {
                     &stuck,
                     RecoveryWrite::Start {
                         now: unix,
-                        entry: &shared::audit::AuditEntry::by_operator(
+                        entry: &shared::audit::operator::recovery(
                             &stuck.tenant_id,
-                            shared::audit::Action::RecoveryStarted,
-                            shared::audit::Target::new(shared::audit::TargetKind::Webhook, "wh")
+                            stuck.webhook_id
                         )
                     }
                 )

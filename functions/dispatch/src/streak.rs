@@ -228,12 +228,7 @@ mod tests {
             .update_webhook(
                 &subscribed,
                 failing.updated_at,
-                &shared::audit::webhook_changed(
-                    &subscribed,
-                    &subscribed,
-                    shared::audit::Action::WebhookUpdated,
-                    &shared::audit::Actor::Operator,
-                ),
+                &shared::audit::operator::updated(&subscribed, &subscribed),
             )
             .await
             .unwrap();
@@ -247,11 +242,7 @@ mod tests {
         );
         watcher.events = EventSet::new(EventType::NOTICES).unwrap();
         d.store()
-            .create_webhook(
-                &watcher,
-                50,
-                &shared::audit::webhook_created(&watcher, &shared::audit::Actor::Operator),
-            )
+            .create_webhook(&watcher, 50, &shared::audit::operator::created(&watcher))
             .await
             .unwrap();
 

@@ -136,11 +136,7 @@ pub(crate) async fn setup(
         },
     );
     store
-        .create_webhook(
-            &webhook,
-            50,
-            &shared::audit::webhook_created(&webhook, &shared::audit::Actor::Operator),
-        )
+        .create_webhook(&webhook, 50, &shared::audit::operator::created(&webhook))
         .await
         .expect("webhook");
     let client = DeliveryClient::new(ClientConfig {

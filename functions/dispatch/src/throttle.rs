@@ -148,12 +148,7 @@ mod tests {
             .update_webhook(
                 &webhook,
                 webhook.updated_at,
-                &shared::audit::webhook_changed(
-                    &webhook,
-                    &webhook,
-                    shared::audit::Action::WebhookUpdated,
-                    &shared::audit::Actor::Operator,
-                ),
+                &shared::audit::operator::updated(&webhook, &webhook),
             )
             .await
             .unwrap();
@@ -212,12 +207,7 @@ mod tests {
             .update_webhook(
                 &webhook,
                 webhook.updated_at,
-                &shared::audit::webhook_changed(
-                    &webhook,
-                    &webhook,
-                    shared::audit::Action::WebhookUpdated,
-                    &shared::audit::Actor::Operator,
-                ),
+                &shared::audit::operator::updated(&webhook, &webhook),
             )
             .await
             .unwrap();
@@ -246,12 +236,7 @@ mod tests {
             .update_webhook(
                 &webhook,
                 webhook.updated_at,
-                &shared::audit::webhook_changed(
-                    &webhook,
-                    &webhook,
-                    shared::audit::Action::WebhookUpdated,
-                    &shared::audit::Actor::Operator,
-                ),
+                &shared::audit::operator::updated(&webhook, &webhook),
             )
             .await
             .unwrap();
@@ -294,12 +279,7 @@ mod tests {
             .update_webhook(
                 &webhook,
                 webhook.updated_at,
-                &shared::audit::webhook_changed(
-                    &webhook,
-                    &webhook,
-                    shared::audit::Action::WebhookUpdated,
-                    &shared::audit::Actor::Operator,
-                ),
+                &shared::audit::operator::updated(&webhook, &webhook),
             )
             .await
             .unwrap();

@@ -4,6 +4,8 @@
 //! [`RETENTION_DAYS`] in the tenant's own key space, and holds names, ids
 //! and hosts only: never a token, signing secret, API key or payload.
 
+pub mod operator;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -225,9 +227,7 @@ impl FromStr for AuditId {
     type Err = ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.strip_prefix(Self::PREFIX)
-            .filter(|rest| rest.len() == ulid::ULID_LEN)
-            .and_then(|rest| Ulid::from_string(rest).ok())
+        crate::ids::prefixed_ulid(s, Self::PREFIX)
             .map(Self)
             .ok_or_else(|| {
                 ValidationError::new("id", "is not an audit entry id (aud_ + 26 characters)")

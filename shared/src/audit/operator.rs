@@ -1,11 +1,11 @@
-//! Audit entries for the tests' own writes: the operator's, naming what the
-//! write does, as the API and the CLI would make them.
+//! The operator's entries, naming what a write does, for writes made
+//! outside the API's handlers: the operator's tools and tests' fixtures.
 
+use crate::api_key::ApiKey;
+use crate::audit::{self, Action, Actor, AuditEntry, Target, TargetKind};
+use crate::event::EventId;
+use crate::{TenantId, TenantSettings, Webhook, WebhookId};
 use serde_json::json;
-use shared::api_key::ApiKey;
-use shared::audit::{self, Action, Actor, AuditEntry, Target, TargetKind};
-use shared::event::EventId;
-use shared::{TenantId, TenantSettings, Webhook, WebhookId};
 
 /// The operator's `webhook.created` of `webhook`.
 pub fn created(webhook: &Webhook) -> AuditEntry {
