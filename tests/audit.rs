@@ -586,13 +586,21 @@ async fn settings_payloads_redeliveries_and_recoveries_each_leave_an_entry() {
 
     let erased = call(&app, &key, "DELETE", "/subjects/job-7/payloads", None).await;
     assert_eq!(erased, json!({"subject": "job-7", "events": 2}));
-    assert_entry(
-        &log.one("a subject's payloads").await,
-        "subject.payloads_deleted",
-        &by(&me),
-        &target("subject", "job-7"),
-        &json!({"events": 2}),
-    );
+    // One entry per event, each written with its deletion.
+    let mut each = log.added().await;
+    each.sort_by_key(|e| e["target"]["id"].as_str().map(str::to_owned));
+    let mut ids: Vec<String> = jobs.iter().map(|id| id.to_string()).collect();
+    ids.sort();
+    assert_eq!(each.len(), ids.len(), "{each:?}");
+    for (entry, id) in each.iter().zip(&ids) {
+        assert_entry(
+            entry,
+            "event.payload_deleted",
+            &by(&me),
+            &target("event", id),
+            &json!({"subject": "job-7"}),
+        );
+    }
     for id in &jobs {
         let shown = call(&app, &key, "GET", &format!("/events/{id}"), None).await;
         assert_eq!(shown["payload"], "deleted");

@@ -263,8 +263,11 @@ impl<S: EventStore> EventStore for TimingStore<S> {
         &self,
         tenant: &TenantId,
         subject: &Subject,
+        actor: &shared::audit::Actor,
     ) -> Result<u64, StoreError> {
-        self.inner.delete_subject_payloads(tenant, subject).await
+        self.inner
+            .delete_subject_payloads(tenant, subject, actor)
+            .await
     }
     async fn number_manual_attempts(
         &self,

@@ -4,15 +4,17 @@ use std::io::Write;
 
 use clap::Subcommand;
 use shared::TenantId;
-use shared::store::{DynamoStore, PurgeCounts, PurgeOptions, PurgeProgress};
+use shared::audit::{Action, Actor, AuditEntry, Target, TargetKind};
+use shared::store::{AuditStore, DynamoStore, PurgeCounts, PurgeOptions, PurgeProgress};
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
     /// Delete every item of a tenant (the customer has left).
     ///
     /// Webhooks, API keys, settings, events, payloads, delivery records,
-    /// budgets, recoveries: a Scan of the whole table (it reads all of it
-    /// once) and a write per item deleted. Without --yes it only counts
+    /// budgets, recoveries, the audit log: a Scan of the whole table (it
+    /// reads all of it once) and a write per item deleted. Then one audit
+    /// entry, `tenant.purged`, with the counts: the receipt. Without --yes it only counts
     /// them, and exits with status 2. Safe to run again: a second run finds
     /// what is left.
     Purge {
@@ -95,6 +97,11 @@ async fn purge(
     let total = counts.total();
     if options.delete {
         say(format!("tenant {tenant}: deleted {total} item(s)."));
+        // The receipt: what went, kept (as the only item of the tenant)
+        // for the audit log's 400 days; a later purge leaves it.
+        store.record(&receipt(tenant, &counts)).await.map_err(|e| {
+            format!("tenant {tenant}: deleted, but the audit log's receipt was not written: {e}")
+        })?;
         Ok((counts, Done::Deleted))
     } else {
         say(format!(
@@ -103,6 +110,23 @@ async fn purge(
         ));
         Ok((counts, Done::Counted))
     }
+}
+
+/// The audit entry a purge leaves: what it deleted, by kind.
+fn receipt(tenant: &TenantId, counts: &PurgeCounts) -> AuditEntry {
+    let mut deleted: serde_json::Map<String, serde_json::Value> = counts
+        .by_kind()
+        .into_iter()
+        .map(|(kind, n)| (kind.replace(' ', "_"), n.into()))
+        .collect();
+    deleted.insert("total".into(), counts.total().into());
+    AuditEntry::new(
+        tenant,
+        &Actor::Operator,
+        Action::TenantPurged,
+        Target::new(TargetKind::Tenant, tenant),
+        serde_json::json!({ "deleted": deleted }),
+    )
 }
 
 /// The line after each page of the Scan.
@@ -209,9 +233,31 @@ mod tests {
             "{log}"
         );
 
+        // The receipt stays, and names what went.
+        let receipts = |store: &DynamoStore| {
+            let query = shared::store::AuditQuery {
+                limit: 10,
+                ..Default::default()
+            };
+            let acme = acme.clone();
+            let store = store.clone();
+            async move { store.audit_log(&acme, &query).await.unwrap().items }
+        };
+        let left = receipts(&store).await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].action, Action::TenantPurged);
+        assert_eq!(left[0].actor, Actor::Operator);
+        assert_eq!(left[0].changes["deleted"]["total"], counts.total());
+        assert_eq!(left[0].changes["deleted"]["webhooks"], 1);
+
+        // Again: nothing found (a receipt is not the tenant's data), a
+        // second receipt.
         let (again, _) = purge(&store, &acme, PurgeOptions::delete(), &mut Vec::new())
             .await
             .unwrap();
         assert_eq!(again.total(), 0);
+        let left = receipts(&store).await;
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left[0].changes["deleted"]["total"], 0);
     }
 }

@@ -784,7 +784,7 @@ function sameLines(actual, expected) {
 // The actions, in shared::audit::Action::ALL's order: the filter offers each.
 const AUDIT_ACTIONS = ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.token_rotated',
   'webhook.signing_secret_rotated', 'webhook.disabled', 'api_key.created', 'api_key.revoked', 'api_key.rotated',
-  'settings.updated', 'event.payload_deleted', 'subject.payloads_deleted', 'event.redelivered', 'recovery.started'];
+  'settings.updated', 'event.payload_deleted', 'event.redelivered', 'recovery.started', 'tenant.purged'];
 
 test('Activity: the changes just made, newest first, with who made them and what changed, markup as text', async () => {
   // Through the API with the test's key: a webhook made, its URL and token changed, the settings changed.

@@ -821,7 +821,6 @@ async fn audit_log(w: &mut World, api: &mut Function, r: &mut Report) {
         "api_key.created",
         "api_key.revoked",
         "settings.updated",
-        "subject.payloads_deleted",
         "event.payload_deleted",
         "event.redelivered",
         "recovery.started",

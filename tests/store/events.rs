@@ -311,7 +311,10 @@ async fn payloads(store: &impl EventStore) {
     assert!(delete(alone).await);
     assert_eq!(state(holder.clone(), "evt_alone").await, (Deleted, false));
     assert_eq!(
-        store.delete_subject_payloads(&holder, &job).await.unwrap(),
+        store
+            .delete_subject_payloads(&holder, &job, &shared::audit::Actor::Operator)
+            .await
+            .unwrap(),
         3
     );
     assert_eq!(state(holder.clone(), "evt_j1").await, (Deleted, false));

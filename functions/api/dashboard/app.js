@@ -1352,7 +1352,7 @@
   // ---- activity (the audit log) ----------------------------------------------
 
   // shared::audit::Action::ALL, in its order, by wire name: the filter offers each.
-  const AUDIT_ACTIONS = ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.token_rotated', 'webhook.signing_secret_rotated', 'webhook.disabled', 'api_key.created', 'api_key.revoked', 'api_key.rotated', 'settings.updated', 'event.payload_deleted', 'subject.payloads_deleted', 'event.redelivered', 'recovery.started'];
+  const AUDIT_ACTIONS = ['webhook.created', 'webhook.updated', 'webhook.deleted', 'webhook.token_rotated', 'webhook.signing_secret_rotated', 'webhook.disabled', 'api_key.created', 'api_key.revoked', 'api_key.rotated', 'settings.updated', 'event.payload_deleted', 'event.redelivered', 'recovery.started', 'tenant.purged'];
 
   // The names in an entry's changes whose values are times, shown in local time.
   const TIME_CHANGES = /(^|_)(at|since|until)$/;

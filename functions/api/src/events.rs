@@ -9,12 +9,11 @@ use futures_util::future::join_all;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::json;
-use shared::audit::{Action, Author, Target, TargetKind};
+use shared::audit::{self, Author};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::{EventData, EventId, Subject};
 use shared::event_log::{PayloadState, StoredEvent};
-use shared::store::{Allowance, AllowanceStore, AuditStore, EventStore, Store};
+use shared::store::{Allowance, AllowanceStore, EventStore, Store};
 use shared::{EventType, Status, TenantId, WebhookId};
 use time::OffsetDateTime;
 
@@ -227,11 +226,7 @@ pub async fn delete_payload<S: EventStore>(
 ) -> Result<Response<Body>, ApiError> {
     body::none(req)?;
     let tenant = &author.tenant;
-    let entry = author.entry(
-        Action::EventPayloadDeleted,
-        Target::new(TargetKind::Event, &id),
-        json!({}),
-    );
+    let entry = audit::payload_deleted(tenant, &id, None, &author.actor);
     if !app.store.delete_payload(tenant, &id, &entry).await? {
         return Err(ApiError::EventNotFound);
     }
@@ -249,10 +244,9 @@ struct Erased<'a> {
 
 /// `DELETE /subjects/{subject}/payloads`: the payload of every event of one
 /// job (one person's check produces several), as `DELETE
-/// /events/{id}/payload` does for one. 200 with how many events it found.
-/// More events than one transaction holds: the audit entry, with the
-/// count, is written once they are done.
-pub async fn erase_subject<S: EventStore + AuditStore>(
+/// /events/{id}/payload` does for one, each with its audit entry. 200 with
+/// how many events it found.
+pub async fn erase_subject<S: EventStore>(
     app: &App<S>,
     author: &Author,
     subject: &str,
@@ -262,13 +256,10 @@ pub async fn erase_subject<S: EventStore + AuditStore>(
     let tenant = &author.tenant;
     let subject =
         Subject::parse(subject).map_err(|e| ApiError::invalid("subject", e.to_string()))?;
-    let events = app.store.delete_subject_payloads(tenant, &subject).await?;
-    let entry = author.entry(
-        Action::SubjectPayloadsDeleted,
-        Target::new(TargetKind::Subject, subject.as_str()),
-        json!({ "events": events }),
-    );
-    app.store.record(&entry).await?;
+    let events = app
+        .store
+        .delete_subject_payloads(tenant, &subject, &author.actor)
+        .await?;
     tracing::info!(tenant_id = %tenant, events, "subject payloads deleted");
     Ok(response::json(
         StatusCode::OK,

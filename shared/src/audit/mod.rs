@@ -47,8 +47,10 @@ pub enum Action {
     SettingsUpdated,
     #[serde(rename = "event.payload_deleted")]
     EventPayloadDeleted,
-    #[serde(rename = "subject.payloads_deleted")]
-    SubjectPayloadsDeleted,
+    /// The operator purged the tenant: the one entry a purge leaves, with
+    /// what it deleted.
+    #[serde(rename = "tenant.purged")]
+    TenantPurged,
     #[serde(rename = "event.redelivered")]
     EventRedelivered,
     #[serde(rename = "recovery.started")]
@@ -69,9 +71,9 @@ impl Action {
         Action::ApiKeyRotated,
         Action::SettingsUpdated,
         Action::EventPayloadDeleted,
-        Action::SubjectPayloadsDeleted,
         Action::EventRedelivered,
         Action::RecoveryStarted,
+        Action::TenantPurged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,7 +89,7 @@ impl Action {
             Action::ApiKeyRotated => "api_key.rotated",
             Action::SettingsUpdated => "settings.updated",
             Action::EventPayloadDeleted => "event.payload_deleted",
-            Action::SubjectPayloadsDeleted => "subject.payloads_deleted",
+            Action::TenantPurged => "tenant.purged",
             Action::EventRedelivered => "event.redelivered",
             Action::RecoveryStarted => "recovery.started",
         }
@@ -173,7 +175,7 @@ pub enum TargetKind {
     ApiKey,
     Settings,
     Event,
-    Subject,
+    Tenant,
 }
 
 impl Target {
@@ -369,6 +371,27 @@ pub fn webhook_disabled(webhook: &Webhook, reason: &str) -> AuditEntry {
     off.status = crate::Status::Inactive;
     off.disabled_reason = Some(reason.to_owned());
     webhook_changed(webhook, &off, Action::WebhookDisabled, &Actor::Platform)
+}
+
+/// An event's payload deleted by `actor`; `subject` when the deletion was
+/// of every event of that job.
+pub fn payload_deleted(
+    tenant: &TenantId,
+    event: &crate::event::EventId,
+    subject: Option<&crate::event::Subject>,
+    actor: &Actor,
+) -> AuditEntry {
+    let changes = match subject {
+        Some(s) => json!({ "subject": s.as_str() }),
+        None => json!({}),
+    };
+    AuditEntry::new(
+        tenant,
+        actor,
+        Action::EventPayloadDeleted,
+        Target::new(TargetKind::Event, event),
+        changes,
+    )
 }
 
 /// The customer's fields of a webhook, by the name the API gives them.

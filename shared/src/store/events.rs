@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use super::{Kept, Page, StoreError};
-use crate::audit::AuditEntry;
+use crate::audit::{Actor, AuditEntry};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, StoredEvent};
@@ -66,10 +66,13 @@ pub trait EventStore: Send + Sync {
 
     /// Deletes the payload of every event of the tenant with this subject
     /// (one person's check produces several); how many events it found.
+    /// Each deletion writes its `event.payload_deleted` entry, by `actor`,
+    /// in its own transaction.
     fn delete_subject_payloads(
         &self,
         tenant: &TenantId,
         subject: &Subject,
+        actor: &Actor,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Numbers the next manual attempt of each of `webhooks` for the event:

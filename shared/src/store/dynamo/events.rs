@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::query::{self, MAX_FILTERED_PAGES, Reading, page};
 use super::write::{applied, failed_condition, transact};
 use super::{DynamoStore, Indexed, Item, backend, item, key, number, parse};
-use crate::audit::AuditEntry;
+use crate::audit::{self, Actor, AuditEntry};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, PayloadState, StoredEvent};
@@ -271,13 +271,58 @@ impl EventStore for DynamoStore {
         id: &EventId,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        self.erase_payload(tenant, id, Some(entry)).await
+        let Some(event) = self.get_event(tenant, id).await? else {
+            return Ok(false);
+        };
+        if !event.holds_payload() {
+            // Never written: nothing to delete, and the reason stays.
+            return Ok(true);
+        }
+        let pk = keys::event_pk(tenant, id);
+        // The payload item goes, and the event says so; copies from before
+        // payload items lose theirs (and GSI1 its copy) with the same write.
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
+            .update_expression("SET #state = :deleted REMOVE #data")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#state", "payload")
+            .expression_attribute_names("#data", DATA)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+            .build()
+            .map_err(backend)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
+            .build()
+            .map_err(backend)?;
+        // Deleted again: the write cleans what copies may be left, and is
+        // no change to record.
+        let audit = (event.payload == PayloadState::Kept)
+            .then(|| self.audit_put(entry))
+            .transpose()?;
+        let client = self.client().await?;
+        let sent = transact(|| {
+            let both = client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
+            match &audit {
+                Some(audit) => both.transact_items(audit.clone()),
+                None => both,
+            }
+        })
+        .await;
+        // Its condition failed: the event expired meanwhile.
+        Ok(failed_condition(sent)?.is_none())
     }
 
     async fn delete_subject_payloads(
         &self,
         tenant: &TenantId,
         subject: &Subject,
+        actor: &Actor,
     ) -> Result<u64, StoreError> {
         let query = self
             .subject_query(tenant, subject, &EventFilter::default())
@@ -288,11 +333,10 @@ impl EventStore for DynamoStore {
         .await?;
         let mut found = 0;
         for chunk in entries.chunks(ERASING_AT_ONCE) {
-            let erased = join_all(
-                chunk
-                    .iter()
-                    .map(|(id, _)| self.erase_payload(tenant, id, None)),
-            )
+            let erased = join_all(chunk.iter().map(|(id, _)| async move {
+                let entry = audit::payload_deleted(tenant, id, Some(subject), actor);
+                self.delete_payload(tenant, id, &entry).await
+            }))
             .await;
             for e in erased {
                 found += u64::from(e?);
@@ -454,63 +498,6 @@ impl DynamoStore {
                 Ok(event)
             })
             .collect()
-    }
-}
-
-impl DynamoStore {
-    /// Deletes the event's payload, with `entry` in the same transaction
-    /// when given (a subject's payloads are recorded once, when done):
-    /// `false` when the tenant has no such event.
-    async fn erase_payload(
-        &self,
-        tenant: &TenantId,
-        id: &EventId,
-        entry: Option<&AuditEntry>,
-    ) -> Result<bool, StoreError> {
-        let Some(event) = self.get_event(tenant, id).await? else {
-            return Ok(false);
-        };
-        if !event.holds_payload() {
-            // Never written: nothing to delete, and the reason stays.
-            return Ok(true);
-        }
-        let pk = keys::event_pk(tenant, id);
-        // The payload item goes, and the event says so; copies from before
-        // payload items lose theirs (and GSI1 its copy) with the same write.
-        let mark = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), keys::EVENT_SK.into())))
-            .update_expression("SET #state = :deleted REMOVE #data")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#state", "payload")
-            .expression_attribute_names("#data", DATA)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
-            .build()
-            .map_err(backend)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, keys::PAYLOAD_SK.into())))
-            .build()
-            .map_err(backend)?;
-        // Deleted again: the write cleans what copies may be left, and is
-        // no change to record.
-        let entry = entry.filter(|_| event.payload == PayloadState::Kept);
-        let audit = entry.map(|e| self.audit_put(e)).transpose()?;
-        let client = self.client().await?;
-        let sent = transact(|| {
-            let both = client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
-                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
-            match &audit {
-                Some(audit) => both.transact_items(audit.clone()),
-                None => both,
-            }
-        })
-        .await;
-        // Its condition failed: the event expired meanwhile.
-        Ok(failed_condition(sent)?.is_none())
     }
 }
 

@@ -32,6 +32,7 @@ use futures_util::future::try_join_all;
 use super::write::Rounds;
 use super::{DynamoStore, Item, backend, key};
 use crate::TenantId;
+use crate::audit::Action;
 use crate::store::StoreError;
 use crate::store::keys::{self, PK, SK};
 
@@ -206,9 +207,11 @@ struct Shared<F> {
     report: F,
 }
 
-/// The scan's filter: the tenant's partition, its events' partitions, and
-/// the API keys whose `tenant_id` is the tenant.
-const FILTER: &str = "PK = :tenant OR begins_with(PK, :events) \
+/// The scan's filter: the tenant's partition (but the receipts of earlier
+/// purges, `tenant.purged` entries of its audit log, which outlive it), its
+/// events' partitions, and the API keys whose `tenant_id` is the tenant.
+const FILTER: &str = "(PK = :tenant AND NOT (begins_with(SK, :audit) AND #action = :purged)) \
+                      OR begins_with(PK, :events) \
                       OR (begins_with(PK, :keys) AND tenant_id = :tenant_id)";
 
 /// The start of the partition key of each of the tenant's events: with the
@@ -275,6 +278,12 @@ impl DynamoStore {
                 .expression_attribute_values(":events", AttributeValue::S(events_prefix(tenant)))
                 .expression_attribute_values(":keys", AttributeValue::S(keys::api_key_pk("")))
                 .expression_attribute_values(":tenant_id", AttributeValue::S(tenant.to_string()))
+                .expression_attribute_values(":audit", AttributeValue::S(keys::AUDIT_PREFIX.into()))
+                .expression_attribute_names("#action", "action")
+                .expression_attribute_values(
+                    ":purged",
+                    AttributeValue::S(Action::TenantPurged.as_str().into()),
+                )
                 .set_limit(options.page_items)
                 .set_segment(segment)
                 .set_total_segments(total)

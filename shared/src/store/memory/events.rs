@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use super::MemoryStore;
-use crate::audit::AuditEntry;
+use crate::audit::{self, Actor, AuditEntry};
 use crate::delivery_log::DeliveryRecord;
 use crate::event::{EventId, Subject};
 use crate::event_log::{EventFilter, PayloadState, StoredEvent};
@@ -117,18 +117,31 @@ impl EventStore for MemoryStore {
         &self,
         tenant: &TenantId,
         subject: &Subject,
+        actor: &Actor,
     ) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let Some(events) = inner.events.get_mut(tenant) else {
             return Ok(0);
         };
+        let mut entries = Vec::new();
         let mut found = 0;
         for event in events
             .values_mut()
             .filter(|e| e.subject.as_ref() == Some(subject))
         {
+            if event.payload == PayloadState::Kept {
+                entries.push(audit::payload_deleted(
+                    tenant,
+                    &event.id,
+                    Some(subject),
+                    actor,
+                ));
+            }
             erase(event);
             found += 1;
+        }
+        for entry in &entries {
+            inner.audit(entry);
         }
         Ok(found)
     }
