@@ -148,3 +148,54 @@ impl AuditStore for DynamoStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+
+    use super::*;
+    use crate::audit::{Action, Actor, webhook_changed};
+    use crate::{EventSet, EventType, TenantId, UrlPolicy, Webhook, WebhookUrl};
+
+    /// An item's size as DynamoDB bills it: each name and value, a number
+    /// about half its digits, a map or list 3 bytes and 1 per element.
+    fn billed(value: &V) -> usize {
+        match value {
+            V::S(s) => s.len(),
+            V::N(n) => n.len().div_ceil(2) + 1,
+            V::Bool(_) | V::Null(_) => 1,
+            V::M(m) => {
+                3 + m
+                    .iter()
+                    .map(|(k, v)| k.len() + billed(v) + 1)
+                    .sum::<usize>()
+            }
+            V::L(l) => 3 + l.iter().map(|v| billed(v) + 1).sum::<usize>(),
+            _ => 0,
+        }
+    }
+
+    /// What the docs' cost rests on: a URL change (the largest common
+    /// entry, with a key as actor and two long hosts) is one write unit.
+    #[test]
+    fn an_entry_is_under_a_kilobyte() {
+        let tenant = TenantId::parse(&"t".repeat(TenantId::MAX_LEN)).unwrap();
+        let policy = UrlPolicy::default();
+        let url = |h: &str| WebhookUrl::parse(&format!("https://{h}/hook"), policy).unwrap();
+        let events = EventSet::new(EventType::JOBS).unwrap();
+        let old = Webhook::new(tenant, url(&"a".repeat(60)), events, crate::audit::now());
+        let mut new = old.clone();
+        new.url = url(&"b".repeat(60));
+        new.status = crate::Status::Inactive;
+        let actor = Actor::ApiKey {
+            id: format!("key_{}", "0".repeat(26)),
+            prefix: "whk_AbCd".into(),
+        };
+        let entry = webhook_changed(&old, &new, Action::WebhookUpdated, &actor);
+        let item = audit_item(&entry).unwrap();
+        let size: usize = item.iter().map(|(k, v)| k.len() + billed(v)).sum();
+        eprintln!("a URL change's entry: {size} bytes");
+        assert!(size < 1024, "{size} bytes");
+        assert!(size > 300, "{size} bytes: the docs say 0.3 to 0.7 KB");
+    }
+}
