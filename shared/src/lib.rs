@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod aws;
+pub mod custom_headers;
 pub mod delivery;
 pub mod delivery_log;
 pub mod delivery_stats;

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::custom_headers::CustomHeaders;
 use crate::event::PayloadForm;
 use crate::retry::RetryPolicy;
 use crate::signing::{PreviousSecret, SigningSecret};
@@ -62,6 +63,9 @@ pub struct Webhook {
     pub signing_secret: SigningSecret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Description>,
+    /// Sent with every delivery and test event, after the platform's own.
+    #[serde(default, skip_serializing_if = "CustomHeaders::is_empty")]
+    pub headers: CustomHeaders,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -143,6 +147,7 @@ impl Webhook {
             token: Token::generate(),
             signing_secret: SigningSecret::generate(),
             description: None,
+            headers: CustomHeaders::default(),
             created_at: now,
             updated_at: now,
             retry_policy: RetryPolicy::default(),

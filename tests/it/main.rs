@@ -8,6 +8,8 @@
 mod api_calls;
 #[path = "../audit.rs"]
 mod audit;
+#[path = "../custom_headers.rs"]
+mod custom_headers;
 #[path = "../data_protection.rs"]
 mod data_protection;
 #[path = "../dispatch.rs"]

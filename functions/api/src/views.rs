@@ -2,6 +2,7 @@
 //! records they and `/events` show.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::custom_headers::CustomHeaders;
 use shared::delivery_log::DeliveryRecord;
 use shared::event::PayloadForm;
 use shared::retry::RetryPolicy;
@@ -29,6 +30,8 @@ pub struct CreateWebhook {
     pub payload: Option<PayloadForm>,
     #[serde(default)]
     pub throttle_rate: Option<ThrottleRate>,
+    #[serde(default)]
+    pub headers: Option<CustomHeaders>,
 }
 
 /// Every field optional; `null` clears `description` and `throttle_rate`
@@ -52,6 +55,9 @@ pub struct UpdateWebhook {
     pub payload: Option<PayloadForm>,
     #[serde(default, deserialize_with = "nullable")]
     pub throttle_rate: Option<Option<ThrottleRate>>,
+    /// The whole list; `[]` or `null` removes every header.
+    #[serde(default, deserialize_with = "nullable")]
+    pub headers: Option<Option<CustomHeaders>>,
 }
 
 /// A field that, when present, must not be null.
@@ -103,6 +109,8 @@ pub struct WebhookView<'a> {
     signing_secret: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+    /// The webhook's own headers; a secret value masked, always.
+    headers: Vec<HeaderView<'a>>,
     created_at: String,
     updated_at: String,
     retry_policy: RetryPolicy,
@@ -151,6 +159,15 @@ impl<'a> WebhookView<'a> {
                 w.signing_secret.masked()
             },
             description: w.description.as_ref().map(Description::as_str),
+            headers: w
+                .headers
+                .iter()
+                .map(|h| HeaderView {
+                    name: &h.name,
+                    value: h.shown_value(),
+                    secret: h.secret,
+                })
+                .collect(),
             created_at: rfc3339::format(w.created_at),
             updated_at: rfc3339::format(w.updated_at),
             retry_policy: w.retry_policy,
@@ -174,6 +191,14 @@ impl<'a> WebhookView<'a> {
             warnings: w.url.warnings(),
         }
     }
+}
+
+/// A custom header as a read shows it.
+#[derive(Serialize)]
+struct HeaderView<'a> {
+    name: &'a str,
+    value: String,
+    secret: bool,
 }
 
 #[derive(Serialize)]

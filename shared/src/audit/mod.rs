@@ -395,7 +395,7 @@ pub fn payload_deleted(
 }
 
 /// The customer's fields of a webhook, by the name the API gives them.
-const WEBHOOK_FIELDS: [&str; 9] = [
+const WEBHOOK_FIELDS: [&str; 10] = [
     "url",
     "events",
     "status",
@@ -405,6 +405,7 @@ const WEBHOOK_FIELDS: [&str; 9] = [
     "retry_policy",
     "payload",
     "throttle_rate",
+    "headers",
 ];
 
 fn webhook_changes(old: &Webhook, new: &Webhook) -> Value {
@@ -418,6 +419,13 @@ fn webhook_changes(old: &Webhook, new: &Webhook) -> Value {
         changes.insert(
             "url".into(),
             json!({ "old_host": host(old), "new_host": host(new) }),
+        );
+    }
+    if fields.contains(&"headers") {
+        // Names only: a value may be a secret.
+        changes.insert(
+            "headers".into(),
+            json!({ "old": old.headers.names(), "new": new.headers.names() }),
         );
     }
     if fields.contains(&"status") {

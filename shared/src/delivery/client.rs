@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::outcome::{Attempt, Outcome, excerpt};
 use super::resolver::{BlockedByPolicy, GuardedResolver, lookup};
+use crate::custom_headers::CustomHeaders;
 use crate::signing::{SigningSecret, signature_header};
 use crate::ssrf::Blocked;
 use crate::webhook_url::check_target;
@@ -190,16 +191,17 @@ impl DeliveryClient {
             .previous_signing_secret
             .as_ref()
             .filter(|p| p.expires_at > now);
-        let (url, token) = (&webhook.url, &webhook.token);
+        let to = To {
+            url: &webhook.url,
+            token: &webhook.token,
+            headers: &webhook.headers,
+        };
         match previous {
             Some(p) => {
                 let secrets = [current, &p.secret];
-                self.deliver(url, token, &secrets, payload, deadline).await
+                self.deliver(to, &secrets, payload, deadline).await
             }
-            None => {
-                self.deliver(url, token, &[current], payload, deadline)
-                    .await
-            }
+            None => self.deliver(to, &[current], payload, deadline).await,
         }
     }
 
@@ -228,12 +230,16 @@ impl DeliveryClient {
     /// until `deadline` at the latest. Never fails: every ending is an [`Attempt`].
     pub async fn deliver(
         &self,
-        url: &WebhookUrl,
-        token: &Token,
+        to: To<'_>,
         secrets: &[&SigningSecret],
         payload: Payload<'_>,
         deadline: Instant,
     ) -> Attempt {
+        let To {
+            url,
+            token,
+            headers,
+        } = to;
         let Payload {
             event_id,
             body,
@@ -270,7 +276,9 @@ impl DeliveryClient {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
-        if let Err(e) = sign_into(request.headers_mut(), token, secrets, event_id, &body) {
+        if let Err(e) = sign_into(request.headers_mut(), token, secrets, event_id, &body)
+            .and_then(|()| add_custom(request.headers_mut(), headers))
+        {
             return finish(Outcome::ConnectError, None, None, None, Some(e));
         }
         if purpose == Purpose::Test {
@@ -351,6 +359,30 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// Where a delivery goes, and what it carries besides the signature.
+#[derive(Clone, Copy)]
+pub struct To<'a> {
+    pub url: &'a WebhookUrl,
+    pub token: &'a Token,
+    /// The webhook's own headers (none for most).
+    pub headers: &'a CustomHeaders,
+}
+
+/// The webhook's own headers, after the platform's (whose names they
+/// cannot take: checked when the webhook was written). A secret value is
+/// marked sensitive, as the token is.
+fn add_custom(headers: &mut HeaderMap, custom: &CustomHeaders) -> Result<(), String> {
+    for h in custom.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| format!("the custom header name {:?} is not valid", h.name))?;
+        let mut value = HeaderValue::from_str(&h.value)
+            .map_err(|_| format!("the value of the custom header {:?} is not valid", h.name))?;
+        value.set_sensitive(h.secret);
+        headers.insert(name, value);
+    }
+    Ok(())
 }
 
 /// The headers of a signed delivery (Standard Webhooks), added to `headers`.

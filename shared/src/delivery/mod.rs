@@ -8,7 +8,7 @@ mod resolver;
 
 pub use client::{
     ClientConfig, ClientError, DeliveryClient, HEAD_LIMIT, MAX_RESPONSE_HEADERS, Payload, Purpose,
-    USER_AGENT,
+    To, USER_AGENT,
 };
 pub use lazy::LazyClient;
 pub use outcome::{Attempt, Outcome};

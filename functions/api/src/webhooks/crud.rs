@@ -31,6 +31,7 @@ pub async fn create<S: WebhookStore>(
         retry_policy: input.retry_policy.unwrap_or_default(),
         payload: input.payload.unwrap_or_default(),
         throttle_rate: input.throttle_rate,
+        headers: input.headers.unwrap_or_default(),
         // A new endpoint starts on the slow lane until it answers quickly
         // (see shared::lane): one that is dead from the start never holds
         // the main lane.
@@ -137,6 +138,9 @@ pub async fn update<S: WebhookStore>(
         }
         if let Some(rate) = input.throttle_rate {
             webhook.throttle_rate = rate;
+        }
+        if let Some(headers) = &input.headers {
+            webhook.headers = headers.clone().unwrap_or_default();
         }
         if let Some(token) = &input.token {
             webhook.token = token.clone();
