@@ -92,6 +92,38 @@ async fn headers_are_sent_verbatim_and_a_secret_is_never_read_back() {
         .send(&app)
         .await;
     assert_eq!(still.body["headers"], shown);
+    let refusals = Call::new("GET", "/audit-log?action=webhook.updated", &key)
+        .send(&app)
+        .await;
+    assert_eq!(
+        refusals.body["data"],
+        json!([]),
+        "a refusal records nothing"
+    );
+
+    // A header given without its value keeps the one held; one not held
+    // cannot be kept.
+    let kept = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+        .json(json!({"headers": [{"name": "X-Gateway-Key", "secret": true}, {"name": "X-Route", "value": "eu-2"}]}))
+        .send(&app)
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    Call::new("POST", &format!("/webhooks/{id}/test"), &key)
+        .send(&app)
+        .await;
+    let got = rx.requests();
+    assert_eq!(got[1].header("x-gateway-key"), Some(SECRET));
+    assert_eq!(got[1].header("x-route"), Some("eu-2"));
+    let unknown = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+        .json(json!({"headers": [{"name": "X-Unknown"}]}))
+        .send(&app)
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert!(
+        unknown.body.to_string().contains("X-Unknown"),
+        "{}",
+        unknown.body
+    );
 
     // A change names the headers, never their values.
     let changed = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
@@ -106,6 +138,7 @@ async fn headers_are_sent_verbatim_and_a_secret_is_never_read_back() {
         log.body["data"][0]["changes"]["headers"],
         json!({"old": ["X-Gateway-Key", "X-Route"], "new": ["X-Gateway-Key"]})
     );
+    assert_eq!(log.body["data"][1]["changes"]["fields"], json!(["headers"]));
 
     // No read, and no audit item, holds a secret value; the webhook's own
     // item does (the control that the search can find it).

@@ -71,6 +71,17 @@ impl CustomHeader {
     }
 }
 
+/// A header as a change gives it: without a value, the one held is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderChange {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
 /// A webhook's headers, checked: at most [`MAX_HEADERS`], names unique
 /// (case-insensitively) and not reserved, values of visible ASCII.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -99,6 +110,40 @@ impl CustomHeaders {
             }
         }
         Ok(Self(headers))
+    }
+
+    /// A change's list: each header as given, but one given without a
+    /// value keeps the value held under its name (so that a client that
+    /// was only ever shown a secret masked can keep it).
+    pub fn resolve(
+        change: Vec<HeaderChange>,
+        held: &CustomHeaders,
+    ) -> Result<Self, ValidationError> {
+        let mut headers = Vec::with_capacity(change.len());
+        for (i, h) in change.into_iter().enumerate() {
+            let value = match h.value {
+                Some(v) => v,
+                None => held
+                    .iter()
+                    .find(|kept| kept.name.eq_ignore_ascii_case(&h.name))
+                    .map(|kept| kept.value.clone())
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            format!("headers[{i}].value"),
+                            format!(
+                                "required: the webhook holds no header {:?} whose value could be kept",
+                                h.name
+                            ),
+                        )
+                    })?,
+            };
+            headers.push(CustomHeader {
+                name: h.name,
+                value,
+                secret: h.secret,
+            });
+        }
+        Self::new(headers)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &CustomHeader> {
@@ -243,6 +288,31 @@ mod tests {
         assert_eq!(short.shown_value(), "****");
         let plain = CustomHeader { secret: false, ..h };
         assert_eq!(plain.shown_value(), "s3cr3t-value-ABCD");
+    }
+
+    #[test]
+    fn a_change_without_a_value_keeps_the_one_held_and_only_that() {
+        let held = CustomHeaders::new(vec![CustomHeader {
+            name: "X-Key".into(),
+            value: "kept-secret-value".into(),
+            secret: true,
+        }])
+        .unwrap();
+        let change = |name: &str, value: Option<&str>| HeaderChange {
+            name: name.into(),
+            value: value.map(str::to_owned),
+            secret: true,
+        };
+        let kept = CustomHeaders::resolve(vec![change("x-key", None)], &held).unwrap();
+        assert_eq!(kept.iter().next().unwrap().value, "kept-secret-value");
+        let new = CustomHeaders::resolve(vec![change("X-Key", Some("new-value"))], &held).unwrap();
+        assert_eq!(new.iter().next().unwrap().value, "new-value");
+        let e = CustomHeaders::resolve(vec![change("X-Other", None)], &held).unwrap_err();
+        assert_eq!(e.field, "headers[0].value");
+        assert!(e.message.contains("X-Other"), "{}", e.message);
+        // A kept value still passes every check of its name.
+        let renamed = CustomHeaders::resolve(vec![change("Host", Some("x"))], &held);
+        assert!(renamed.is_err());
     }
 
     #[test]

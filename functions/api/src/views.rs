@@ -2,7 +2,7 @@
 //! records they and `/events` show.
 
 use serde::{Deserialize, Deserializer, Serialize};
-use shared::custom_headers::CustomHeaders;
+use shared::custom_headers::{CustomHeaders, HeaderChange};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::PayloadForm;
 use shared::retry::RetryPolicy;
@@ -55,9 +55,10 @@ pub struct UpdateWebhook {
     pub payload: Option<PayloadForm>,
     #[serde(default, deserialize_with = "nullable")]
     pub throttle_rate: Option<Option<ThrottleRate>>,
-    /// The whole list; `[]` or `null` removes every header.
+    /// The whole list; `[]` or `null` removes every header; a header given
+    /// without a value keeps the value held under its name.
     #[serde(default, deserialize_with = "nullable")]
-    pub headers: Option<Option<CustomHeaders>>,
+    pub headers: Option<Option<Vec<HeaderChange>>>,
 }
 
 /// A field that, when present, must not be null.

@@ -3,6 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::audit::{self, Action, Author};
+use shared::custom_headers::CustomHeaders;
 use shared::store::WebhookStore;
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
@@ -106,9 +107,27 @@ pub async fn update<S: WebhookStore>(
     if let Some(url) = &url {
         resolves_publicly(app, url).await?;
     }
+    // A header list is checked against the headers held (one without a
+    // value keeps its held value): a bad one changes nothing.
+    let refused = std::sync::Mutex::new(None);
     let by = (Action::WebhookUpdated, author);
     let webhook = read_change_write(app, by, id, |webhook| {
         let before = webhook.clone();
+        if let Some(change) = &input.headers {
+            let resolved = match change {
+                Some(list) => CustomHeaders::resolve(list.clone(), &webhook.headers),
+                None => Ok(CustomHeaders::default()),
+            };
+            match resolved {
+                Ok(headers) => webhook.headers = headers,
+                Err(e) => {
+                    if let Ok(mut slot) = refused.lock() {
+                        *slot = Some(e);
+                    }
+                    return false;
+                }
+            }
+        }
         if let Some(url) = &url
             && *url != webhook.url
         {
@@ -139,9 +158,6 @@ pub async fn update<S: WebhookStore>(
         if let Some(rate) = input.throttle_rate {
             webhook.throttle_rate = rate;
         }
-        if let Some(headers) = &input.headers {
-            webhook.headers = headers.clone().unwrap_or_default();
-        }
         if let Some(token) = &input.token {
             webhook.token = token.clone();
         }
@@ -151,6 +167,13 @@ pub async fn update<S: WebhookStore>(
         *webhook != before
     })
     .await?;
+    if let Some(e) = refused.into_inner().ok().flatten() {
+        // Named as a body's error is: the field, then the header's place.
+        return Err(ApiError::invalid(
+            "headers",
+            format!("headers: {}: {}", e.field, e.message),
+        ));
+    }
     let secrets = if input.token.is_some() {
         Secrets::TOKEN
     } else {
