@@ -26,6 +26,8 @@ let receiver;
 const received = [];
 const refused = [];
 const dialogs = [];
+// What the page wrote to its console: a secret typed must never be there.
+const consoleLines = [];
 const state = {};
 
 function receiverUrl() {
@@ -56,7 +58,7 @@ before(async () => {
         res.end('down');
         return;
       }
-      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      received.push({ headers: req.headers, raw: req.rawHeaders, body: Buffer.concat(chunks) });
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('received by the e2e receiver');
     });
@@ -73,6 +75,7 @@ before(async () => {
   });
   page = context.pages()[0] || await context.newPage();
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('console', (m) => consoleLines.push(m.text()));
   page.on('pageerror', (e) => { throw e; });
 });
 
@@ -475,6 +478,226 @@ test('a thin webhook is made with the form, shows its payload, and gets no data'
   await page.locator('#payload-text', { hasText: /^Full event$/ }).waitFor();
   assert.equal((await apiGet(`webhooks/${created.id}`)).body.payload, 'full');
   assert.equal((await apiCall('DELETE', `webhooks/${created.id}`)).status, 204);
+});
+
+/** The body of the Settings form's PATCH of `id`, once the API has answered it. */
+async function saved(id) {
+  const answered = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url() === `${API}/webhooks/${id}`);
+  const body = await requestOf('PATCH', `webhooks/${id}`, () => page.getByRole('button', { name: 'Save changes' }).click());
+  await answered;
+  return body;
+}
+
+/** The custom headers' rows of the form shown, as {name, value, secret, placeholder}. */
+function headerRows(form) {
+  return page.locator(`${form} .header-row`).evaluateAll((rows) => rows.map((r) => ({
+    name: r.querySelector('input.header-name').value,
+    value: r.querySelector('input.header-value').value,
+    secret: r.querySelector('input[type=checkbox]').checked,
+    placeholder: r.querySelector('input.header-value').placeholder,
+  })));
+}
+
+/** The header line of the webhook's page: each header as shown. */
+function headerSummary() {
+  return page.locator('#headers-summary .header-item').allTextContents();
+}
+
+/** Asserts that `secret` is nowhere the page keeps: its HTML, its text, its inputs, its URL, the tab's storage, the console. */
+async function nowhere(secret) {
+  assert.ok(!(await page.content()).includes(secret), 'not in the HTML');
+  const kept = await page.evaluate(() => [
+    document.body.innerText, location.href,
+    ...[...document.querySelectorAll('input, textarea')].map((i) => i.value),
+    ...Object.values(localStorage), ...Object.values(sessionStorage),
+  ]);
+  assert.ok(!kept.some((text) => text.includes(secret)), 'not in the text, an input, the URL or the storage');
+  assert.ok(!consoleLines.some((line) => line.includes(secret)), 'not in the console');
+}
+
+test('custom headers: made with the form, a secret masked on the page and through the API, both sent to the receiver verbatim', async () => {
+  const url = receiverUrl().replace(/hook$/, 'gateway');
+  state.gateway = { url, secret: 'gw-key-0123456789-ABCDEF' };
+  await page.locator('#nav').getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('link', { name: 'New Webhook' }).click();
+  await page.getByRole('heading', { name: 'New Webhook' }).waitFor();
+  await page.getByRole('group', { name: 'Custom headers' }).getByText('cannot replace Authorization').waitFor();
+  assert.deepEqual(await headerRows('#new-webhook-form'), [], 'no header by default');
+  await page.getByLabel('URL').fill(url);
+  await page.getByLabel(/async\.completed/).check();
+
+  const add = page.getByRole('button', { name: 'Add header' });
+  await add.click();
+  await page.getByLabel('Header 1 name', { exact: true }).fill('X-Gateway-Key');
+  await page.getByLabel('Header 1 value', { exact: true }).fill(state.gateway.secret);
+  await page.getByLabel('Header 1 secret', { exact: true }).check();
+  await add.click();
+  await page.getByLabel('Header 2 name', { exact: true }).fill('X-Route');
+  await page.getByLabel('Header 2 value', { exact: true }).fill('eu-1');
+  await add.click(); // left empty: not sent
+  const body = await requestOf('POST', 'webhooks', () => page.getByRole('button', { name: 'Submit' }).click());
+  assert.deepEqual(body.headers, [
+    { name: 'X-Gateway-Key', value: state.gateway.secret, secret: true },
+    { name: 'X-Route', value: 'eu-1', secret: false },
+  ]);
+  await page.getByRole('heading', { name: 'Webhook created' }).waitFor();
+  await nowhere(state.gateway.secret);
+  const masked = [
+    { name: 'X-Gateway-Key', value: '****CDEF', secret: true },
+    { name: 'X-Route', value: 'eu-1', secret: false },
+  ];
+  const created = (await apiGet('webhooks')).body.data.find((w) => w.url === url);
+  assert.ok(created, 'the webhook exists through the API');
+  assert.deepEqual(created.headers, masked, 'the list shows the secret masked');
+  state.gateway.id = created.id;
+  assert.deepEqual((await apiGet(`webhooks/${created.id}`)).body.headers, masked, 'and so does the webhook');
+
+  await page.getByRole('link', { name: 'Go to the webhook' }).click();
+  await page.getByRole('heading', { name: url }).waitFor();
+  assert.deepEqual(await headerSummary(), ['X-Gateway-Key: ****CDEF', 'X-Route: eu-1']);
+  assert.match(await page.locator('#headers-summary').textContent(), /^Headers: X-Gateway-Key: \*\*\*\*CDEF, X-Route: eu-1$/);
+  assert.deepEqual(await headerRows('#edit-form'), [
+    { name: 'X-Gateway-Key', value: '', secret: true, placeholder: 'unchanged (secret)' },
+    { name: 'X-Route', value: 'eu-1', secret: false, placeholder: 'Value' },
+  ]);
+  await nowhere(state.gateway.secret);
+
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  await page.locator('#test-result').getByText('HTTP 200').waitFor();
+  const got = received.filter((r) => r.headers['x-route'] === 'eu-1');
+  assert.equal(got.length, 1, 'the test event, once');
+  const [sent] = got;
+  assert.equal(sent.headers['x-gateway-key'], state.gateway.secret);
+  assert.equal(sent.headers['x-route'], 'eu-1');
+  // Each once, in order, the values verbatim (names are case-insensitive: HTTP/1 clients may write them in lower case).
+  const pairs = [];
+  for (let i = 0; i < sent.raw.length; i += 2) pairs.push([sent.raw[i].toLowerCase(), sent.raw[i + 1]]);
+  assert.deepEqual(pairs.filter(([n]) => n.startsWith('x-')), [['x-gateway-key', state.gateway.secret], ['x-route', 'eu-1']]);
+  await nowhere(state.gateway.secret);
+});
+
+test('custom headers: a plain value changed and the secret left empty keeps it; a reserved name is refused beside the field', async () => {
+  const { id, secret } = state.gateway;
+  await page.getByLabel('Header 2 value', { exact: true }).fill('eu-2');
+  let patch = await saved(id);
+  assert.deepEqual(patch.headers, [{ name: 'X-Gateway-Key', secret: true }, { name: 'X-Route', value: 'eu-2', secret: false }],
+    'the secret is sent without a value, to be kept');
+  await page.locator('#headers-summary', { hasText: 'X-Route: eu-2' }).waitFor();
+  assert.deepEqual(await headerSummary(), ['X-Gateway-Key: ****CDEF', 'X-Route: eu-2']);
+  const kept = [
+    { name: 'X-Gateway-Key', value: '****CDEF', secret: true },
+    { name: 'X-Route', value: 'eu-2', secret: false },
+  ];
+  assert.deepEqual((await apiGet(`webhooks/${id}`)).body.headers, kept, 'the mask unchanged');
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  await until('the test event', () => received.some((r) => r.headers['x-route'] === 'eu-2'));
+  const sent = received.find((r) => r.headers['x-route'] === 'eu-2');
+  assert.equal(sent.headers['x-gateway-key'], secret, 'the secret value kept');
+
+  // Unchanged: not sent.
+  patch = await saved(id);
+  assert.ok(!('headers' in patch), 'unchanged: not sent');
+
+  // A name the platform sets: the API's message beside the field, nothing changed.
+  const name = page.getByLabel('Header 2 name', { exact: true });
+  await name.fill('Content-Type');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  const error = page.locator('#edit-form #headers-error');
+  await error.filter({ hasText: 'Content-Type' }).waitFor();
+  assert.match(await error.textContent(), /headers\[1\]\.name: "Content-Type" is set by the platform/);
+  assert.equal(await name.getAttribute('aria-invalid'), 'true', 'the row the API names');
+  await page.locator('#status.error', { hasText: 'Nothing was changed' }).waitFor();
+  assert.deepEqual((await apiGet(`webhooks/${id}`)).body.headers, kept, 'nothing changed');
+  assert.deepEqual(await headerSummary(), ['X-Gateway-Key: ****CDEF', 'X-Route: eu-2']);
+
+  // A held secret shown in the clear, or kept under another name: refused on the page.
+  await name.fill('X-Route');
+  await page.getByLabel('Header 1 secret', { exact: true }).uncheck();
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await error.filter({ hasText: 'its secret value is never shown' }).waitFor();
+  assert.equal(await page.getByLabel('Header 1 value', { exact: true }).getAttribute('aria-invalid'), 'true');
+  await page.getByLabel('Header 1 secret', { exact: true }).check();
+  assert.deepEqual((await apiGet(`webhooks/${id}`)).body.headers, kept, 'nothing changed');
+
+  // A new secret typed: sent, masked with its own last characters, gone from its input.
+  const fresh = 'gw-key-rotated-0000-WXYZ';
+  await page.getByLabel('Header 1 value', { exact: true }).fill(fresh);
+  patch = await saved(id);
+  assert.deepEqual(patch.headers[0], { name: 'X-Gateway-Key', value: fresh, secret: true });
+  await page.locator('#headers-summary', { hasText: 'X-Gateway-Key: ****WXYZ' }).waitFor();
+  assert.equal(await page.locator('#edit-form #headers-error').textContent(), '');
+  assert.deepEqual(await headerRows('#edit-form'), [
+    { name: 'X-Gateway-Key', value: '', secret: true, placeholder: 'unchanged (secret)' },
+    { name: 'X-Route', value: 'eu-2', secret: false, placeholder: 'Value' },
+  ]);
+  assert.equal((await apiGet(`webhooks/${id}`)).body.headers[0].value, '****WXYZ');
+  await nowhere(fresh);
+  await nowhere(secret);
+  state.gateway.secret = fresh;
+});
+
+test('custom headers: one removed, then up to 10 ("Add header" disabled at the limit)', async () => {
+  const { id } = state.gateway;
+  await page.getByRole('button', { name: 'Remove header 2', exact: true }).click();
+  assert.equal(await page.locator('#edit-form .header-row').count(), 1);
+  let patch = await saved(id);
+  assert.deepEqual(patch.headers, [{ name: 'X-Gateway-Key', secret: true }]);
+  await page.locator('#headers-summary', { hasText: /^Headers: X-Gateway-Key: \*\*\*\*WXYZ$/ }).waitFor();
+  assert.deepEqual((await apiGet(`webhooks/${id}`)).body.headers, [{ name: 'X-Gateway-Key', value: '****WXYZ', secret: true }]);
+
+  const add = page.locator('#edit-form').getByRole('button', { name: 'Add header' });
+  for (let n = 2; n <= 10; n += 1) {
+    assert.ok(await add.isEnabled(), `enabled with ${n - 1} rows`);
+    await add.click();
+    await page.getByLabel(`Header ${n} name`, { exact: true }).fill(`X-Extra-${n}`);
+    await page.getByLabel(`Header ${n} value`, { exact: true }).fill(`value ${n}`);
+  }
+  assert.ok(await add.isDisabled(), 'disabled at 10');
+  assert.equal(await page.locator('#edit-form .header-row').count(), 10);
+  // One removed: a row may be added again, and the rows are numbered anew.
+  await page.getByRole('button', { name: 'Remove header 5', exact: true }).click();
+  assert.ok(await add.isEnabled());
+  assert.equal(await page.getByLabel('Header 5 name', { exact: true }).inputValue(), 'X-Extra-6');
+  await add.click();
+  await page.getByLabel('Header 10 name', { exact: true }).fill('X-Extra-5');
+  await page.getByLabel('Header 10 value', { exact: true }).fill('value 5');
+  assert.ok(await add.isDisabled());
+  patch = await saved(id);
+  assert.equal(patch.headers.length, 10);
+  await page.locator('#headers-summary', { hasText: 'X-Extra-5: value 5' }).waitFor();
+  const held = (await apiGet(`webhooks/${id}`)).body.headers;
+  assert.deepEqual(held.map((h) => h.name),
+    ['X-Gateway-Key', 'X-Extra-2', 'X-Extra-3', 'X-Extra-4', 'X-Extra-6', 'X-Extra-7', 'X-Extra-8', 'X-Extra-9', 'X-Extra-10', 'X-Extra-5']);
+  assert.equal(held[0].value, '****WXYZ', 'the secret kept');
+  assert.ok(await add.isDisabled(), 'still disabled with the 10 held shown again');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scrolling with 10 headers (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1200, height: 900 });
+});
+
+test('custom headers: a name or value with markup is shown as text', async () => {
+  const { id } = state.gateway;
+  // A value may hold markup (visible ASCII): the summary shows it as text.
+  await page.getByRole('button', { name: 'Remove header 10', exact: true }).click();
+  await page.getByRole('button', { name: 'Add header' }).click();
+  await page.getByLabel('Header 10 name', { exact: true }).fill('X-Markup');
+  await page.getByLabel('Header 10 value', { exact: true }).fill(XSS);
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('#headers-summary', { hasText: `X-Markup: ${XSS}` }).waitFor();
+  assert.equal((await apiGet(`webhooks/${id}`)).body.headers[9].value, XSS);
+  assert.equal(await page.getByLabel('Header 10 value', { exact: true }).inputValue(), XSS);
+  // A name cannot: the API's message quotes it, and it is shown as text.
+  await page.getByLabel('Header 10 name', { exact: true }).fill(XSS);
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  const error = page.locator('#edit-form #headers-error');
+  await error.filter({ hasText: 'is not a header name' }).waitFor();
+  assert.ok((await error.textContent()).includes(XSS));
+  assert.equal(await page.locator('img').count(), 0, 'no element was made from a header');
+  assert.deepEqual(dialogs, [], 'no script ran');
+  assert.equal((await apiGet(`webhooks/${id}`)).body.headers[9].name, 'X-Markup', 'nothing changed');
+  await nowhere(state.gateway.secret);
+  assert.equal((await apiCall('DELETE', `webhooks/${id}`)).status, 204);
 });
 
 /**

@@ -252,6 +252,163 @@
     return text === '' ? null : rate;
   }
 
+  // A webhook holds at most this many headers of its own (shared::custom_headers::MAX_HEADERS).
+  const MAX_HEADERS = 10;
+
+  /**
+   * "Custom headers": a row per header (name, value, Secret, Remove) and
+   * "Add header", up to MAX_HEADERS rows. `held` is the list the webhook
+   * holds (as the API shows it): a secret's value was only ever shown
+   * masked, so its input starts empty, and left empty the value held is
+   * kept. A typed value lives in its input and in the request body only.
+   * Returns the field's node, `read(form)` (see below), `fill(list)` to
+   * show a list again, and `markError(error)`.
+   */
+  function headersField(held) {
+    const rows = el('div', { id: 'header-rows' });
+    const add = el('button', { type: 'button', id: 'add-header' }, 'Add header');
+    // One entry per row, in order: its inputs and the held secret it keeps (if any).
+    let entries = [];
+    // The entries of the rows last read, in the order sent: the API names a header by its place.
+    let sent = [];
+    let made = 0;
+
+    function renumber() {
+      entries.forEach((entry, i) => {
+        const n = i + 1;
+        entry.nameLabel.textContent = `Header ${n} name`;
+        entry.valueLabel.textContent = `Header ${n} value`;
+        entry.secret.setAttribute('aria-label', `Header ${n} secret`);
+        entry.remove.setAttribute('aria-label', `Remove header ${n}`);
+      });
+      add.disabled = entries.length >= MAX_HEADERS;
+    }
+
+    function addRow(h) {
+      made += 1;
+      const id = `header-${made}`;
+      const kept = h && h.secret ? h : null;
+      const name = el('input', {
+        type: 'text', id: `${id}-name`, className: 'mono header-name', value: h ? h.name : '',
+        autocomplete: 'off', spellcheck: 'false', placeholder: 'Name, e.g. X-Gateway-Key', 'aria-describedby': 'headers-error',
+      });
+      const value = el('input', {
+        type: 'text', id: `${id}-value`, className: 'mono header-value', value: h && !h.secret ? h.value : '',
+        autocomplete: 'off', spellcheck: 'false', placeholder: kept ? 'unchanged (secret)' : 'Value',
+        'aria-describedby': 'headers-error',
+      });
+      const secret = el('input', { type: 'checkbox', id: `${id}-secret`, checked: Boolean(h && h.secret) });
+      const entry = {
+        name, value, secret, kept,
+        nameLabel: el('label', { for: name.id, className: 'visually-hidden' }),
+        valueLabel: el('label', { for: value.id, className: 'visually-hidden' }),
+        remove: el('button', { type: 'button', className: 'header-remove' }, 'Remove'),
+      };
+      entry.row = el('div', { className: 'header-row' },
+        entry.nameLabel, name, entry.valueLabel, value,
+        el('label', { className: 'check header-secret', for: secret.id }, secret, el('span', {}, 'Secret')),
+        entry.remove);
+      entry.remove.addEventListener('click', () => {
+        const at = entries.indexOf(entry);
+        entries.splice(at, 1);
+        entry.row.remove();
+        renumber();
+        const next = entries[at] || entries[at - 1];
+        (next ? next.name : add).focus();
+      });
+      entries.push(entry);
+      rows.append(entry.row);
+      renumber();
+      return entry;
+    }
+
+    function fill(list) {
+      entries = [];
+      rows.replaceChildren();
+      (list || []).slice(0, MAX_HEADERS).forEach(addRow);
+      renumber();
+    }
+
+    add.addEventListener('click', () => {
+      if (entries.length >= MAX_HEADERS) return;
+      addRow(null).name.focus();
+    });
+    fill(held);
+
+    /** The rows not left empty (no name and no value), in order, with what each sends. */
+    function filled() {
+      return entries
+        .map((entry) => ({ entry, name: entry.name.value.trim(), value: entry.value.value }))
+        .filter((r) => r.name !== '' || r.value !== '');
+    }
+
+    /**
+     * The list to send: `{name, value, secret}` per row; a held secret whose
+     * value is left empty (same name, still secret) as `{name, secret: true}`,
+     * so that the API keeps it. Undefined (with the message beside the
+     * field) when a held secret's value would be kept under another name or
+     * shown in the clear. The API judges everything else.
+     */
+    function read(form) {
+      const list = [];
+      sent = [];
+      for (const { entry, name, value } of filled()) {
+        const keep = entry.kept && value === '';
+        if (keep && !entry.secret.checked) {
+          markRow(form, entry.value, `Type the value of ${name || 'this header'} again to make it visible: its secret value is never shown.`);
+          return undefined;
+        }
+        if (keep && name.toLowerCase() !== entry.kept.name.toLowerCase()) {
+          markRow(form, entry.value, `Type the value of ${name} again: a secret value is kept only under its own name (${entry.kept.name}).`);
+          return undefined;
+        }
+        list.push(keep ? { name, secret: true } : { name, value, secret: entry.secret.checked });
+        sent.push(entry);
+      }
+      return list;
+    }
+
+    function markRow(form, input, message) {
+      showFieldError(form, { field: 'headers', message });
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    }
+
+    /** After showFieldError: the input of the header the API names ("headers[1].name: …"), marked and focused. */
+    function markError(error) {
+      const match = /headers\[(\d+)\]\.(name|value)/.exec(`${error.field || ''} ${error.message || ''}`);
+      const entry = match && sent[Number(match[1])];
+      if (!entry) return;
+      const input = match[2] === 'name' ? entry.name : entry.value;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    }
+
+    const node = el('fieldset', { className: 'headers', id: 'headers-field', 'aria-describedby': 'headers-hint headers-error' },
+      el('legend', {}, 'Custom headers'),
+      el('p', { className: 'hint', id: 'headers-hint' },
+        `Sent with every delivery and test event, after the platform’s own (e.g. an API gateway’s key or a routing header); up to ${MAX_HEADERS}. `
+        + 'They cannot replace Authorization, Host, User-Agent, Expect, Content-*, Webhook-* or hop-by-hop headers. '
+        + 'Values are visible ASCII. A secret value is masked once saved and never shown again; left empty, it is kept.'),
+      rows,
+      add,
+      errorSlot('headers'));
+    return { node, read, fill, markError };
+  }
+
+  /**
+   * Whether `list` (as headersField's read gives it) differs from `held`
+   * (as the API shows it): names, order, secret flags, non-secret values,
+   * or a secret's value typed again.
+   */
+  function headersChanged(list, held) {
+    const now = held || [];
+    if (list.length !== now.length) return true;
+    return list.some((h, i) => h.name !== now[i].name
+      || h.secret !== now[i].secret
+      || (h.value !== undefined && (now[i].secret || h.value !== now[i].value)));
+  }
+
   async function loadEventTypes(key) {
     const list = await api('GET', 'event-types', undefined, key);
     eventTypes = list.data;
@@ -466,6 +623,7 @@
 
   function renderNew() {
     const token = el('input', { type: 'text', id: 'token', name: 'token', className: 'mono', value: generateToken(), autocomplete: 'off', 'aria-describedby': 'token-hint token-error' });
+    const headers = headersField([]);
     const form = el('form', { novalidate: true, id: 'new-webhook-form' },
       el('h2', {}, 'New Webhook'),
       errorSlot('_form'),
@@ -481,6 +639,7 @@
       retryField('none'),
       payloadField('full'),
       throttleField(null),
+      headers.node,
       el('div', { className: 'row' },
         el('button', { type: 'submit', className: 'primary' }, 'Submit'),
         el('a', { href: '#/', className: 'button' }, 'Cancel')));
@@ -502,6 +661,13 @@
         return;
       }
       if (throttle !== null) body.throttle_rate = throttle;
+      const list = headers.read(form);
+      if (list === undefined) {
+        say('The webhook was not created: see the message beside the field.', true);
+        return;
+      }
+      // Sent only with at least one header (empty rows are left out).
+      if (list.length) body.headers = list;
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
       try {
@@ -509,6 +675,7 @@
         renderCreated(created);
       } catch (err) {
         showFieldError(form, err);
+        headers.markError(err);
         say('The webhook was not created: see the message beside the field.', true);
       } finally {
         button.disabled = false;
@@ -537,7 +704,7 @@
   //            webhook stores the API's new answer here (the attempt detail
   //            reads its URL)
   //   showWebhook  shows `webhook` in the header again (URL, payload,
-  //            throttle, status, the failing banner)
+  //            throttle, headers, status, the failing banner)
   //   refresh  fetches the webhook again and shows it in the header
   //   reveal   shows a new token or signing secret, once, under the header
   //   reload   fetches the delivery log and the health chart again
@@ -575,14 +742,16 @@
   }
 
   /**
-   * The URL, the id, the payload form, the throttle, the Active/Inactive
-   * switch, and the failing banner; `update` shows `page.webhook` again.
+   * The URL, the id, the payload form, the throttle, the custom headers,
+   * the Active/Inactive switch, and the failing banner; `update` shows
+   * `page.webhook` again.
    */
   function webhookHeader(page) {
     const heading = el('h2', { className: 'url' });
     const payloadText = el('span', { id: 'payload-text' });
     const throttleText = el('span', { id: 'throttle-text' });
     const throttledNote = el('p', { className: 'hint', id: 'throttled-note', hidden: true });
+    const headersText = el('span', { id: 'headers-text' });
     const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch' });
     const statusText = el('span', { id: 'status-text' });
     const banner = failingBanner(page);
@@ -591,6 +760,11 @@
       heading.textContent = w.url;
       payloadText.textContent = PAYLOAD_FORMS[w.payload] || w.payload;
       throttleText.textContent = w.throttle_rate ? `at most ${w.throttle_rate} deliveries per second` : 'no cap';
+      // As the API shows them: a secret's value masked.
+      const held = w.headers || [];
+      headersText.replaceChildren(...(held.length
+        ? held.flatMap((h, i) => [i ? ', ' : '', el('span', { className: 'mono header-item' }, `${h.name}: ${h.value}`)])
+        : ['none']));
       throttledNote.hidden = !w.throttled_since;
       throttledNote.textContent = w.throttled_since
         ? `Deliveries waiting under the throttle since ${formatTime(w.throttled_since)}.` : '';
@@ -623,6 +797,7 @@
         el('p', { id: 'payload-summary' }, el('strong', {}, 'Payload: '), payloadText),
         el('p', { id: 'throttle-summary' }, el('strong', {}, 'Throttle: '), throttleText),
         throttledNote,
+        el('p', { id: 'headers-summary' }, el('strong', {}, 'Headers: '), headersText),
         el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
         banner.node,
       ],
@@ -704,9 +879,10 @@
     return { node: box, update };
   }
 
-  /** URL, events, description, retries, payload and throttle. */
+  /** URL, events, description, retries, payload, throttle and custom headers. */
   function settingsForm(page) {
     const w = page.webhook;
+    const headers = headersField(w.headers);
     const form = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
       el('h3', { id: 'edit-heading' }, 'Settings'),
       errorSlot('_form'),
@@ -716,6 +892,7 @@
       retryField(w.retry_policy),
       payloadField(w.payload),
       throttleField(w.throttle_rate),
+      headers.node,
       el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -735,12 +912,22 @@
       };
       // Sent only when changed: null removes the cap.
       if (throttle !== (page.webhook.throttle_rate ?? null)) changes.throttle_rate = throttle;
+      const list = headers.read(form);
+      if (list === undefined) {
+        say('Nothing was changed: see the message beside the field.', true);
+        return;
+      }
+      // Sent only when changed: the whole list, [] removes every header.
+      if (headersChanged(list, page.webhook.headers)) changes.headers = list;
       try {
         page.webhook = await api('PATCH', page.path, changes);
         page.showWebhook();
+        // Once sent, shown as the API holds them: a secret typed is no longer in its input.
+        if (changes.headers) headers.fill(page.webhook.headers);
         say('Changes saved.');
       } catch (err) {
         showFieldError(form, err);
+        headers.markError(err);
         say('Nothing was changed: see the message beside the field.', true);
       }
     });
