@@ -36,6 +36,20 @@ MANAGED = {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     ],
+    # SAM attaches it to both roles whenever the functions have a VpcConfig,
+    # which they do, as an Fn::If on StaticEgress: the rights Lambda uses to
+    # make the network interfaces in the egress VPC's subnets.
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    ],
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": [
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",

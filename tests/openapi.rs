@@ -479,6 +479,8 @@ async fn every_operation_answers_what_the_document_says() {
             "GET",
             Call::new("GET", "/event-types", &key),
         ),
+        // No static egress here: an empty list.
+        ("/egress-ips", "GET", Call::new("GET", "/egress-ips", &key)),
         (
             "/events/{id}/payload",
             "DELETE",
@@ -570,6 +572,24 @@ async fn every_operation_answers_what_the_document_says() {
         let reply = call.send(&app).await;
         replies.push((template, method, reply));
     }
+
+    // A stack with static egress: its two addresses.
+    let fixed = api::App::new(
+        shared::store::MemoryStore::default(),
+        shared::Settings {
+            egress_ips: vec![
+                "203.0.113.7".parse().unwrap(),
+                "2001:db8::7".parse().unwrap(),
+            ],
+            ..testkit::settings("unused", 2)
+        },
+    );
+    let fixed_key = api_key_for(&fixed.store, "acme").await;
+    let addresses = Call::new("GET", "/egress-ips", &fixed_key)
+        .send(&fixed)
+        .await;
+    assert_eq!(addresses.body["static"], true, "{}", addresses.body);
+    replies.push(("/egress-ips", "GET", addresses));
 
     let mut seen: HashMap<(String, String), BTreeSet<u16>> = HashMap::new();
     let mut failures = Vec::new();

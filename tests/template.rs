@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::json;
 use serde_yaml_ng::Value;
 use shared::Settings;
 use shared::infra::{self, DISPATCH_TIMEOUT_SECS};
@@ -1100,4 +1101,421 @@ fn a_customer_managed_key_encrypts_every_store_and_only_when_given() {
             "{function}: that key alone"
         );
     }
+}
+
+/// The template after the SAM transform (`scripts/sam_translate.py`, in the
+/// SAM tools' virtual environment), with these parameter overrides: each
+/// becomes the parameter's default, which the conditions are decided with.
+fn transformed(overrides: &[&str]) -> serde_json::Value {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let venv = std::process::Command::new(format!("{root}/scripts/setup-venv"))
+        .arg("sam")
+        .status()
+        .expect("scripts/setup-venv sam");
+    assert!(venv.success(), "scripts/setup-venv sam failed");
+    let out = std::process::Command::new(format!("{root}/.venv-sam/bin/python"))
+        .arg(format!("{root}/scripts/sam_translate.py"))
+        .arg(format!("{root}/template.yaml"))
+        .args(overrides)
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .output()
+        .expect("scripts/sam_translate.py");
+    assert!(
+        out.status.success(),
+        "sam_translate.py {overrides:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the transformed template is JSON")
+}
+
+/// A transformed template as CloudFormation would create it: the resources
+/// and outputs whose condition holds, each `Fn::If` decided and every
+/// `AWS::NoValue` left out, with the parameters at their defaults.
+struct Created {
+    resources: serde_json::Map<String, serde_json::Value>,
+    outputs: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Created {
+    fn of(t: &serde_json::Value) -> Self {
+        let live = |section: &str| -> serde_json::Map<String, serde_json::Value> {
+            t[section]
+                .as_object()
+                .expect("a section")
+                .iter()
+                .filter(|(_, v)| v["Condition"].as_str().is_none_or(|c| json_holds(t, c)))
+                .filter_map(|(k, v)| json_decided(t, v).map(|v| (k.clone(), v)))
+                .collect()
+        };
+        Self {
+            resources: live("Resources"),
+            outputs: live("Outputs"),
+        }
+    }
+
+    /// The logical ids of the created resources of a type.
+    fn of_type(&self, kind: &str) -> BTreeSet<String> {
+        self.resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == kind)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn properties(&self, name: &str) -> &serde_json::Value {
+        &self.resources[name]["Properties"]
+    }
+}
+
+/// Whether a condition of the transformed template holds.
+fn json_holds(t: &serde_json::Value, name: &str) -> bool {
+    let body = &t["Conditions"][name];
+    assert!(!body.is_null(), "no condition {name}");
+    json_truth(t, body)
+}
+
+fn json_truth(t: &serde_json::Value, body: &serde_json::Value) -> bool {
+    let (function, args) = body
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .unwrap_or_else(|| panic!("not a condition: {body}"));
+    let all = || args.as_array().expect("a list").iter();
+    match function.as_str() {
+        "Condition" => json_holds(t, args.as_str().expect("a name")),
+        "Fn::Not" => !json_truth(t, &args[0]),
+        "Fn::And" => all().all(|a| json_truth(t, a)),
+        "Fn::Or" => all().any(|a| json_truth(t, a)),
+        "Fn::Equals" => json_operand(t, &args[0]) == json_operand(t, &args[1]),
+        other => panic!("a condition's {other} is not modelled here"),
+    }
+}
+
+/// A literal, or a parameter's default, as CloudFormation compares them.
+fn json_operand(t: &serde_json::Value, v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(o) if o.contains_key("Ref") => {
+            let name = o["Ref"].as_str().expect("a name");
+            json_operand(t, &t["Parameters"][name]["Default"])
+        }
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        other => panic!("cannot compare {other}"),
+    }
+}
+
+fn json_decided(t: &serde_json::Value, v: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    match v {
+        J::Object(o) if o.len() == 1 && o.get("Ref") == Some(&json!("AWS::NoValue")) => None,
+        J::Object(o) if o.len() == 1 && o.contains_key("Fn::If") => {
+            let [condition, then, otherwise] = o["Fn::If"].as_array().expect("Fn::If").as_slice()
+            else {
+                panic!("a malformed Fn::If: {v}");
+            };
+            let holds = json_holds(t, condition.as_str().expect("a condition name"));
+            json_decided(t, if holds { then } else { otherwise })
+        }
+        J::Object(o) => Some(J::Object(
+            o.iter()
+                .filter_map(|(k, v)| json_decided(t, v).map(|v| (k.clone(), v)))
+                .collect(),
+        )),
+        J::Array(items) => Some(J::Array(
+            items.iter().filter_map(|i| json_decided(t, i)).collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// `{"Ref": name}` → name.
+fn json_ref(v: &serde_json::Value) -> String {
+    v["Ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a Ref: {v}"))
+        .to_owned()
+}
+
+/// `{"Fn::GetAtt": [name, attribute]}` → (name, attribute).
+fn json_get_att(v: &serde_json::Value) -> (String, String) {
+    match v["Fn::GetAtt"].as_array().map(Vec::as_slice) {
+        Some([name, attribute]) => (
+            name.as_str().unwrap().to_owned(),
+            attribute.as_str().unwrap().to_owned(),
+        ),
+        _ => panic!("not a Fn::GetAtt: {v}"),
+    }
+}
+
+fn json_refs(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(json_ref)
+        .collect()
+}
+
+const VPC_ACCESS: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+
+/// With `StaticEgress=true` the stack holds a VPC with a public and a
+/// private subnet in each of two availability zones, a NAT gateway with an
+/// Elastic IP in each public subnet, each private subnet routing the
+/// internet to the NAT gateway of its own zone and DynamoDB to a gateway
+/// endpoint, and every function in the private subnets under a security
+/// group that lets nothing in; the addresses are an output and the api
+/// function's `EGRESS_IPS`. By default (the negative control) none of it:
+/// no EC2 resource, no function in a VPC, no addresses.
+#[test]
+fn static_egress_runs_every_function_behind_two_nat_gateways_only_when_asked() {
+    let t = template();
+    let parameter = &t["Parameters"]["StaticEgress"];
+    assert_eq!(parameter["Default"].as_str(), Some("false"));
+    let allowed: Vec<&str> = parameter["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["true", "false"]);
+
+    let on = Created::of(&transformed(&["StaticEgress=true"]));
+    let vpcs = on.of_type("AWS::EC2::VPC");
+    let [vpc] = vpcs.iter().collect::<Vec<_>>()[..] else {
+        panic!("one VPC: {vpcs:?}");
+    };
+    assert_eq!(on.properties(vpc)["EnableDnsSupport"], true);
+    assert_eq!(on.properties(vpc)["EnableDnsHostnames"], true);
+    let gateways = on.of_type("AWS::EC2::InternetGateway");
+    assert_eq!(gateways.len(), 1, "{gateways:?}");
+    let igw = gateways.first().unwrap();
+    let attachments = on.of_type("AWS::EC2::VPCGatewayAttachment");
+    assert_eq!(attachments.len(), 1);
+    let attachment = on.properties(attachments.first().unwrap());
+    assert_eq!(json_ref(&attachment["VpcId"]), *vpc);
+    assert_eq!(json_ref(&attachment["InternetGatewayId"]), *igw);
+
+    // Each subnet's default route, through its route table.
+    let table_of: std::collections::BTreeMap<String, String> = on
+        .of_type("AWS::EC2::SubnetRouteTableAssociation")
+        .iter()
+        .map(|a| {
+            let p = on.properties(a);
+            (json_ref(&p["SubnetId"]), json_ref(&p["RouteTableId"]))
+        })
+        .collect();
+    let default_route = |table: &str| -> serde_json::Value {
+        let routes: Vec<&serde_json::Value> = on
+            .of_type("AWS::EC2::Route")
+            .iter()
+            .map(|r| on.properties(r))
+            .filter(|p| json_ref(&p["RouteTableId"]) == table)
+            .collect();
+        assert_eq!(routes.len(), 1, "{table}: {routes:?}");
+        assert_eq!(routes[0]["DestinationCidrBlock"], "0.0.0.0/0", "{table}");
+        routes[0].clone()
+    };
+    let subnets = on.of_type("AWS::EC2::Subnet");
+    assert_eq!(subnets.len(), 4, "{subnets:?}");
+    let (mut public, mut private) = (BTreeSet::new(), BTreeSet::new());
+    for subnet in &subnets {
+        assert_eq!(json_ref(&on.properties(subnet)["VpcId"]), *vpc, "{subnet}");
+        let table = table_of
+            .get(subnet)
+            .unwrap_or_else(|| panic!("{subnet} has no route table"));
+        let route = default_route(table);
+        if route.get("GatewayId").is_some() {
+            assert_eq!(json_ref(&route["GatewayId"]), *igw, "{subnet}");
+            public.insert(subnet.clone());
+        } else {
+            assert!(route.get("NatGatewayId").is_some(), "{subnet}: {route}");
+            private.insert(subnet.clone());
+        }
+    }
+    assert_eq!(
+        (public.len(), private.len()),
+        (2, 2),
+        "{public:?} {private:?}"
+    );
+    // The zone of a subnet: the first or the second of the region's.
+    let zone = |subnet: &str| -> u64 {
+        let az = &on.properties(subnet)["AvailabilityZone"]["Fn::Select"];
+        assert_eq!(az[1], json!({"Fn::GetAZs": ""}), "{subnet}");
+        az[0]
+            .as_u64()
+            .unwrap_or_else(|| az[0].as_str().unwrap().parse().unwrap())
+    };
+    for group in [&public, &private] {
+        let zones: BTreeSet<u64> = group.iter().map(|s| zone(s)).collect();
+        assert_eq!(zones, BTreeSet::from([0, 1]), "{group:?}: two zones");
+    }
+
+    // A NAT gateway with its own Elastic IP in each public subnet.
+    let nats = on.of_type("AWS::EC2::NatGateway");
+    assert_eq!(nats.len(), 2, "{nats:?}");
+    let mut nat_subnets = BTreeSet::new();
+    let mut eips = BTreeSet::new();
+    for nat in &nats {
+        let p = on.properties(nat);
+        let subnet = json_ref(&p["SubnetId"]);
+        assert!(
+            public.contains(&subnet),
+            "{nat} is in {subnet}, not a public subnet"
+        );
+        nat_subnets.insert(subnet);
+        let (eip, attribute) = json_get_att(&p["AllocationId"]);
+        assert_eq!(attribute, "AllocationId", "{nat}");
+        assert_eq!(on.resources[&eip]["Type"], "AWS::EC2::EIP", "{nat}");
+        assert_eq!(on.properties(&eip)["Domain"], "vpc", "{eip}");
+        eips.insert(eip);
+    }
+    assert_eq!(nat_subnets, public, "one NAT gateway per public subnet");
+    assert_eq!(eips.len(), 2, "an Elastic IP each: {eips:?}");
+    assert_eq!(on.of_type("AWS::EC2::EIP"), eips);
+    // Each private subnet reaches the internet through its own zone's NAT gateway.
+    let mut private_tables = BTreeSet::new();
+    for subnet in &private {
+        let table = &table_of[subnet];
+        let nat = json_ref(&default_route(table)["NatGatewayId"]);
+        assert!(nats.contains(&nat), "{subnet}: {nat}");
+        let nat_subnet = json_ref(&on.properties(&nat)["SubnetId"]);
+        assert_eq!(
+            zone(subnet),
+            zone(&nat_subnet),
+            "{subnet} goes through {nat}"
+        );
+        private_tables.insert(table.clone());
+    }
+    assert_eq!(private_tables.len(), 2, "a route table per zone");
+
+    // DynamoDB through a gateway endpoint on both private route tables.
+    let endpoints = on.of_type("AWS::EC2::VPCEndpoint");
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    let endpoint_name = endpoints.first().unwrap();
+    let endpoint = on.properties(endpoint_name);
+    assert_eq!(endpoint["VpcEndpointType"], "Gateway");
+    assert_eq!(
+        endpoint["ServiceName"],
+        json!({"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"})
+    );
+    assert_eq!(json_ref(&endpoint["VpcId"]), *vpc);
+    assert_eq!(json_refs(&endpoint["RouteTableIds"]), private_tables);
+
+    // Every function in the private subnets, under one security group that
+    // lets nothing in and waits for every way out; its role may attach it.
+    let groups = on.of_type("AWS::EC2::SecurityGroup");
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let group = groups.first().unwrap();
+    let sg = on.properties(group);
+    assert_eq!(json_ref(&sg["VpcId"]), *vpc);
+    assert!(sg.get("SecurityGroupIngress").is_none(), "{sg}");
+    assert_eq!(
+        sg["SecurityGroupEgress"],
+        json!([{"IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}])
+    );
+    let waits_for: BTreeSet<String> = on.resources[group]["DependsOn"]
+        .as_array()
+        .expect("DependsOn")
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect();
+    // Every route out, the public subnets' included (the NAT gateways'
+    // own way out), and the DynamoDB endpoint.
+    let routes_out: BTreeSet<String> = on
+        .of_type("AWS::EC2::Route")
+        .into_iter()
+        .chain(on.of_type("AWS::EC2::SubnetRouteTableAssociation"))
+        .chain([endpoint_name.clone()])
+        .collect();
+    assert_eq!(routes_out.len(), 3 + 4 + 1, "{routes_out:?}");
+    assert!(
+        waits_for.is_superset(&routes_out),
+        "{group} waits for {waits_for:?}, not all of {routes_out:?}"
+    );
+    let functions = on.of_type("AWS::Lambda::Function");
+    assert_eq!(functions.len(), 2, "{functions:?}");
+    for function in &functions {
+        let p = on.properties(function);
+        let vpc_config = &p["VpcConfig"];
+        assert_eq!(json_refs(&vpc_config["SubnetIds"]), private, "{function}");
+        assert_eq!(
+            json_refs(&vpc_config["SecurityGroupIds"]),
+            BTreeSet::from([group.clone()]),
+            "{function}"
+        );
+        let (role, _) = json_get_att(&p["Role"]);
+        let managed = &on.properties(&role)["ManagedPolicyArns"];
+        assert!(
+            managed.as_array().unwrap().contains(&json!(VPC_ACCESS)),
+            "{function}'s role {role} may not make its network interfaces: {managed}"
+        );
+    }
+
+    // The addresses: the stack's output, and what the api function answers.
+    let output = &on.outputs["EgressIps"]["Value"]["Fn::Join"];
+    assert_eq!(output[0], ",");
+    let joined: Vec<(String, String)> = output[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(json_get_att)
+        .collect();
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    let named: BTreeSet<String> = joined
+        .iter()
+        .map(|(eip, attribute)| {
+            assert_eq!(attribute, "PublicIp");
+            eip.clone()
+        })
+        .collect();
+    assert_eq!(
+        named, eips,
+        "the output names the NAT gateways' Elastic IPs"
+    );
+    let variables = |created: &Created, function: &str| {
+        created.properties(function)["Environment"]["Variables"].clone()
+    };
+    assert_eq!(
+        variables(&on, "ApiFunction")["EGRESS_IPS"],
+        on.outputs["EgressIps"]["Value"],
+        "the api function answers the output's addresses"
+    );
+    assert!(
+        variables(&on, "DispatchFunction")
+            .get("EGRESS_IPS")
+            .is_none()
+    );
+
+    // The default: nothing of the above.
+    let off = Created::of(&transformed(&[]));
+    let ec2: Vec<&String> = off
+        .resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str().unwrap().starts_with("AWS::EC2::"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        ec2.is_empty(),
+        "EC2 resources without StaticEgress: {ec2:?}"
+    );
+    let functions = off.of_type("AWS::Lambda::Function");
+    assert_eq!(functions.len(), 2);
+    for function in &functions {
+        let p = off.properties(function);
+        assert!(
+            p.get("VpcConfig").is_none(),
+            "{function}: {}",
+            p["VpcConfig"]
+        );
+        // SAM attaches the VPC policy whenever VpcConfig is present, even as
+        // an Fn::If that leaves it out (docs/operations.md says so): if this
+        // fails, SAM stopped, and the document should say that instead.
+        let (role, _) = json_get_att(&p["Role"]);
+        let managed = &off.properties(&role)["ManagedPolicyArns"];
+        assert!(
+            managed.as_array().unwrap().contains(&json!(VPC_ACCESS)),
+            "{role}"
+        );
+    }
+    assert!(off.outputs.get("EgressIps").is_none());
+    assert_eq!(variables(&off, "ApiFunction")["EGRESS_IPS"], "");
 }

@@ -1,5 +1,6 @@
 //! Configuration read from the environment, once, at cold start.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::UrlPolicy;
@@ -75,6 +76,11 @@ pub struct Settings {
     /// (`ORIGIN_VERIFY_SECRET`): a request without it went around the edge
     /// and its per-address rule, and is refused.
     pub origin_secret: Option<OriginSecret>,
+    /// The addresses deliveries leave from when the stack is deployed with
+    /// static egress (`EGRESS_IPS`, comma-separated: the NAT gateways'
+    /// Elastic IPs); empty without. Customers read them from
+    /// `GET /egress-ips` to allowlist them.
+    pub egress_ips: Vec<IpAddr>,
 }
 
 /// A shared secret that is never printed.
@@ -171,6 +177,11 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "ORIGIN_VERIFY_SECRET",
+        set_for: &[Function::Api],
+    },
+    // Empty unless the template's StaticEgress is on.
+    Variable {
+        name: "EGRESS_IPS",
         set_for: &[Function::Api],
     },
     // One test event at a time per request: the api keeps the default.
@@ -277,6 +288,7 @@ impl Settings {
                 Self::DEFAULT_API_KEY_CACHE_TTL_SECONDS,
             )),
             origin_secret: None,
+            egress_ips: Vec::new(),
         }
     }
 
@@ -412,6 +424,10 @@ impl Settings {
             origin_secret: lookup("ORIGIN_VERIFY_SECRET")
                 .filter(|v| !v.is_empty())
                 .map(OriginSecret),
+            egress_ips: match lookup("EGRESS_IPS").filter(|v| !v.is_empty()) {
+                Some(list) => addresses(&list)?,
+                None => d.egress_ips.clone(),
+            },
             ..d
         })
     }
@@ -435,6 +451,23 @@ fn schedule(list: &str) -> Result<Vec<Duration>, SettingsError> {
                 "must be 1 to {MAX_SCHEDULE_STEPS} comma-separated whole seconds (got {list:?})"
             ),
         })
+}
+
+/// `EGRESS_IPS`: comma-separated IP addresses, each once. One that does not
+/// parse stops the function at start: customers would allowlist what the
+/// API answers, so it never answers a partial list.
+fn addresses(list: &str) -> Result<Vec<IpAddr>, SettingsError> {
+    let mut parsed: Vec<IpAddr> = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        let ip = item.parse().map_err(|_| SettingsError {
+            name: "EGRESS_IPS",
+            problem: format!("must be comma-separated IP addresses ({item:?} is not one)"),
+        })?;
+        if !parsed.contains(&ip) {
+            parsed.push(ip);
+        }
+    }
+    Ok(parsed)
 }
 
 /// A positive whole number from `name`, or `default` when it is unset or empty.
@@ -575,5 +608,33 @@ mod tests {
         assert!(e.to_string().contains("RETRY_SCHEDULE_SECONDS"));
         let e = from(&[("TABLE_NAME", "t"), ("EVENT_RETENTION_DAYS", "0")]).unwrap_err();
         assert!(e.to_string().contains("EVENT_RETENTION_DAYS"));
+    }
+
+    #[test]
+    fn egress_addresses_are_a_list_of_ips_or_none() {
+        assert!(from(&[("TABLE_NAME", "t")]).unwrap().egress_ips.is_empty());
+        let none = from(&[("TABLE_NAME", "t"), ("EGRESS_IPS", "")]).unwrap();
+        assert!(
+            none.egress_ips.is_empty(),
+            "the template's value without static egress"
+        );
+        let two = from(&[
+            ("TABLE_NAME", "t"),
+            ("EGRESS_IPS", "203.0.113.7, 198.51.100.9,203.0.113.7"),
+        ])
+        .unwrap();
+        let ips: Vec<String> = two.egress_ips.iter().map(ToString::to_string).collect();
+        assert_eq!(ips, ["203.0.113.7", "198.51.100.9"], "in order, each once");
+        let six = from(&[("TABLE_NAME", "t"), ("EGRESS_IPS", "2001:db8::1")]).unwrap();
+        assert_eq!(six.egress_ips.len(), 1);
+        for bad in [
+            "203.0.113.7,",
+            "203.0.113",
+            "203.0.113.7;198.51.100.9",
+            "nat-gateway",
+        ] {
+            let e = from(&[("TABLE_NAME", "t"), ("EGRESS_IPS", bad)]).unwrap_err();
+            assert_eq!(e.name, "EGRESS_IPS", "{bad}");
+        }
     }
 }

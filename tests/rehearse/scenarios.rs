@@ -632,6 +632,17 @@ pub async fn api_and_dispatch(
             );
         }
     }
+    // The template's default: no static egress, so no addresses to allowlist.
+    let egress = w
+        .call(api, r, Request::new("GET", "/egress-ips", &key), 200)
+        .await
+        .map(|a| a.json());
+    r.check(
+        egress
+            .as_ref()
+            .is_some_and(|e| e["static"] == false && e["egress_ips"] == json!([])),
+        format!("GET /egress-ips without StaticEgress: none, not static ({egress:?})"),
+    );
     w.call(api, r, Request::new("GET", "/nowhere", &key), 404)
         .await;
     w.call(api, r, Request::new("PUT", "/webhooks", &key), 405)

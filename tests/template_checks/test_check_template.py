@@ -41,6 +41,21 @@ BROKEN = {
         "Type: AWS::SNS::Topic\n    Properties:\n      KmsMasterKeyId: !If [HasKmsKey, !Ref KmsKeyArn,",
         "Type: AWS::SNS::Topic\n    Properties:\n      KmsMasterKeyId: !If [HasKmsKey, !Ref KmsKeyAr,",
     ),
+    # The static egress VPC: only the run with StaticEgress=true sees the
+    # first (the default "false" is still allowed); the others break it for both.
+    "StaticEgress values that refuse true": (
+        'AllowedValues: ["true", "false"]',
+        'AllowedValues: ["yes", "false"]',
+    ),
+    "route to a NAT gateway that does not exist": (
+        "NatGatewayId: !Ref EgressNatB",
+        "NatGatewayId: !Ref EgressNatC",
+    ),
+    "misspelt VPC endpoint type": ("VpcEndpointType: Gateway", "VpcEndpointType: Gateways"),
+    "NAT gateway on an Elastic IP attribute that does not exist": (
+        "AllocationId: !GetAtt EgressIpA.AllocationId",
+        "AllocationId: !GetAtt EgressIpA.Allocation",
+    ),
     # Only the run with a key given sees it: the empty default still matches.
     "KMS key pattern that refuses key ARNs": (
         ":[0-9]{12}:key/[a-zA-Z0-9-]+$",

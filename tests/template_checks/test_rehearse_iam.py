@@ -91,6 +91,19 @@ def test_conditions_are_decided_at_the_defaults(translated, translated_with_key)
     ) == [{}]
 
 
+def test_static_egress_changes_no_right(translated):
+    """SAM attaches AWSLambdaVPCAccessExecutionRole (network interfaces) to
+    both roles whenever the functions have a VpcConfig, an Fn::If on
+    StaticEgress included: the rehearsal knows what it allows, and the roles
+    are the same with static egress as without."""
+    with_egress = translate("StaticEgress=true")
+    assert with_egress["Parameters"]["StaticEgress"]["Default"] == "true"
+    for function in ("ApiFunction", "DispatchFunction"):
+        actions = rehearse_iam.function_actions(with_egress, function, [])
+        assert "ec2:CreateNetworkInterface" in actions, function
+        assert actions == rehearse_iam.function_actions(translated, function, []), function
+
+
 def test_an_unknown_parameter_override_fails():
     with pytest.raises(subprocess.CalledProcessError):
         translate("NoSuchParameter=1")

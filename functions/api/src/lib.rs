@@ -10,6 +10,7 @@ mod body;
 mod dashboard;
 mod edge;
 pub use edge::ORIGIN_VERIFY_HEADER;
+mod egress;
 mod error;
 mod event_types;
 mod events;

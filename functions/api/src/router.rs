@@ -111,7 +111,7 @@ fn webhook<S>(
 /// `/webhooks/{id}` is a `webhook` line: its handler gets the caller's
 /// webhook, never an id to check. The OpenAPI document is checked against
 /// the table (tests/openapi.rs), and a 405's `Allow` comes from it.
-fn table<S: Store>() -> [Route<S>; 29] {
+fn table<S: Store>() -> [Route<S>; 30] {
     use Method as M;
     [
         tenant(M::GET, "/webhooks", |c| {
@@ -166,6 +166,9 @@ fn table<S: Store>() -> [Route<S>; 29] {
         ),
         tenant(M::GET, "/event-types", |_| {
             Box::pin(async { Ok(event_types::list()) })
+        }),
+        tenant(M::GET, "/egress-ips", |c| {
+            Box::pin(async move { Ok(crate::egress::list(&c.app.settings)) })
         }),
         tenant(M::GET, "/events", |c| {
             Box::pin(events::list(c.app, c.tenant, c.req))
