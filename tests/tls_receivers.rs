@@ -76,3 +76,40 @@ async fn an_https_receiver_with_a_test_ca_is_reached_only_when_the_ca_is_trusted
         Err(ClientError::TestRootsInProduction)
     ));
 }
+
+/// The local stack's way in: `EXTRA_CA_FILE` names the CA's PEM file, read
+/// into the settings (with private targets allowed), and the client made
+/// from them reaches the HTTPS receiver; without it, it does not.
+#[tokio::test]
+async fn extra_ca_file_lets_settings_trust_a_run_time_ca() {
+    let ca = TestCa::generate();
+    let rx = Receiver::start_tls(&ca).await;
+    let url = rx.https_url("/hook");
+    let file = std::env::temp_dir().join(testkit::unique("extra-ca") + ".pem");
+    std::fs::write(&file, &ca.root_pem).expect("write the CA");
+    let path = file.to_string_lossy().into_owned();
+    let settings = |with_file: bool| {
+        Settings::from_lookup(|name| match name {
+            "TABLE_NAME" => Some("unused".into()),
+            "ALLOW_PRIVATE_TARGETS" => Some("true".into()),
+            "EXTRA_CA_FILE" if with_file => Some(path.clone()),
+            _ => None,
+        })
+        .expect("settings")
+    };
+    let client = |s: Settings| {
+        DeliveryClient::new(ClientConfig {
+            dns_overrides: config(true, &ca, false).dns_overrides,
+            ..s.client_config()
+        })
+        .expect("client")
+    };
+    assert_eq!(deliver(client(settings(true)), &url).await, "delivered");
+    assert_ne!(deliver(client(settings(false)), &url).await, "delivered");
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "only the trusting client got through"
+    );
+    let _ = std::fs::remove_file(&file);
+}

@@ -11,7 +11,7 @@ use dispatch::Dispatcher;
 use shared::delivery::DeliveryClient;
 use shared::infra;
 use shared::store::{DynamoStore, MemoryStore, Store, create_table};
-use shared::{Settings, TenantId, UrlPolicy, api_key};
+use shared::{Settings, TenantId, api_key};
 
 use crate::poller::{self, PollerOptions};
 
@@ -44,14 +44,13 @@ pub async fn run(config: &aws_config::SdkConfig, opts: Options) -> Result<(), St
     let sqs = aws_sdk_sqs::Client::new(config);
     let queues = infra::create_queues(&sqs, &opts.queue, infra::DEFAULT_MAX_RECEIVE_COUNT).await?;
     let settings = Settings {
-        // Local receivers live on localhost.
-        url_policy: UrlPolicy {
-            allow_private_targets: !opts.strict_targets,
-        },
         events_queue_url: Some(queues.events.clone()),
         slow_queue_url: Some(queues.slow.clone()),
         ..Settings::from_lookup(|name| match name {
             "TABLE_NAME" => Some(opts.table.clone()),
+            // Local receivers live on localhost; and EXTRA_CA_FILE (a CA
+            // for HTTPS receivers on loopback) is read only where they may.
+            "ALLOW_PRIVATE_TARGETS" => Some((!opts.strict_targets).to_string()),
             // SLOW_THRESHOLD_MS, REDELIVERY_LIMIT_PER_MINUTE and the others.
             other => std::env::var(other).ok(),
         })

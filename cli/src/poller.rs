@@ -260,18 +260,18 @@ pub async fn poll_command(
     options: PollerOptions,
     slow_options: PollerOptions,
 ) -> Result<(), String> {
+    use shared::Settings;
     use shared::delivery::DeliveryClient;
     use shared::store::DynamoStore;
-    use shared::{Settings, UrlPolicy};
 
     let settings = Settings {
-        url_policy: UrlPolicy {
-            allow_private_targets,
-        },
         events_queue_url: Some(queue.clone()),
         slow_queue_url: slow_queue.clone(),
         ..Settings::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.clone()),
+            // The flag, not the environment: it also decides whether
+            // EXTRA_CA_FILE may be read.
+            "ALLOW_PRIVATE_TARGETS" => Some(allow_private_targets.to_string()),
             // SLOW_THRESHOLD_MS and the other settings from the environment.
             other => std::env::var(other).ok(),
         })

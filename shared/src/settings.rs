@@ -3,6 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
 use crate::UrlPolicy;
 use crate::delivery::ClientConfig;
 use crate::retry::{DEFAULT_SCHEDULE_SECS, MAX_SCHEDULE_STEPS};
@@ -81,6 +84,11 @@ pub struct Settings {
     /// Elastic IPs); empty without. Customers read them from
     /// `GET /egress-ips` to allowlist them.
     pub egress_ips: Vec<IpAddr>,
+    /// Certificate authorities the delivery client trusts beside Mozilla's
+    /// roots, read from the PEM file `EXTRA_CA_FILE`: so that the local
+    /// stack and tests deliver to HTTPS receivers on loopback. Only with
+    /// `ALLOW_PRIVATE_TARGETS=true`, which no deployed function has.
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// A shared secret that is never printed.
@@ -200,6 +208,10 @@ pub const VARIABLES: &[Variable] = &[
         set_for: &[],
     },
     Variable {
+        name: "EXTRA_CA_FILE",
+        set_for: &[],
+    },
+    Variable {
         name: "RETRY_SCHEDULE_SECONDS",
         set_for: &[],
     },
@@ -289,6 +301,7 @@ impl Settings {
             )),
             origin_secret: None,
             egress_ips: Vec::new(),
+            extra_roots: Vec::new(),
         }
     }
 
@@ -303,6 +316,7 @@ impl Settings {
         ClientConfig {
             allow_private_targets: self.url_policy.allow_private_targets,
             max_in_flight: usize::try_from(self.max_deliveries_in_flight).unwrap_or(usize::MAX),
+            extra_roots: self.extra_roots.clone(),
             ..ClientConfig::default()
         }
     }
@@ -324,10 +338,11 @@ impl Settings {
             let default = u32::try_from(default.as_millis()).unwrap_or(u32::MAX);
             positive(&lookup, name, default).map(|ms| Duration::from_millis(u64::from(ms)))
         };
+        let allow_private_targets = parse_bool(&lookup, "ALLOW_PRIVATE_TARGETS")?
+            .unwrap_or(d.url_policy.allow_private_targets);
         Ok(Self {
             url_policy: UrlPolicy {
-                allow_private_targets: parse_bool(&lookup, "ALLOW_PRIVATE_TARGETS")?
-                    .unwrap_or(d.url_policy.allow_private_targets),
+                allow_private_targets,
             },
             max_webhooks_per_tenant: positive(
                 &lookup,
@@ -428,6 +443,10 @@ impl Settings {
                 Some(list) => addresses(&list)?,
                 None => d.egress_ips.clone(),
             },
+            extra_roots: match lookup("EXTRA_CA_FILE").filter(|v| !v.is_empty()) {
+                Some(path) => extra_roots(&path, allow_private_targets)?,
+                None => Vec::new(),
+            },
             ..d
         })
     }
@@ -451,6 +470,31 @@ fn schedule(list: &str) -> Result<Vec<Duration>, SettingsError> {
                 "must be 1 to {MAX_SCHEDULE_STEPS} comma-separated whole seconds (got {list:?})"
             ),
         })
+}
+
+/// `EXTRA_CA_FILE`: the certificates of a PEM file, only where private
+/// targets are allowed (tests, the local stack).
+fn extra_roots(
+    path: &str,
+    allow_private_targets: bool,
+) -> Result<Vec<CertificateDer<'static>>, SettingsError> {
+    let error = |problem: String| SettingsError {
+        name: "EXTRA_CA_FILE",
+        problem,
+    };
+    if !allow_private_targets {
+        return Err(error(
+            "is for tests and the local stack only: it needs ALLOW_PRIVATE_TARGETS=true".into(),
+        ));
+    }
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(format!("cannot be read ({path}: {e})")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(format!("is not a file of PEM certificates ({path}: {e})")))?;
+    if certs.is_empty() {
+        return Err(error(format!("holds no certificate ({path})")));
+    }
+    Ok(certs)
 }
 
 /// `EGRESS_IPS`: comma-separated IP addresses, each once. One that does not
@@ -608,6 +652,39 @@ mod tests {
         assert!(e.to_string().contains("RETRY_SCHEDULE_SECONDS"));
         let e = from(&[("TABLE_NAME", "t"), ("EVENT_RETENTION_DAYS", "0")]).unwrap_err();
         assert!(e.to_string().contains("EVENT_RETENTION_DAYS"));
+    }
+
+    #[test]
+    fn an_extra_ca_file_is_read_only_where_private_targets_are_allowed() {
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/amazon_roots.pem");
+        let lax = |file: &str| {
+            from(&[
+                ("TABLE_NAME", "t"),
+                ("ALLOW_PRIVATE_TARGETS", "true"),
+                ("EXTRA_CA_FILE", file),
+            ])
+        };
+        let read = lax(pem).unwrap();
+        assert!(!read.extra_roots.is_empty());
+        assert_eq!(
+            read.client_config().extra_roots.len(),
+            read.extra_roots.len()
+        );
+        assert!(from(&[("TABLE_NAME", "t")]).unwrap().extra_roots.is_empty());
+        // Production settings refuse it, by name (the negative control).
+        let strict = from(&[("TABLE_NAME", "t"), ("EXTRA_CA_FILE", pem)]).unwrap_err();
+        assert_eq!(strict.name, "EXTRA_CA_FILE");
+        assert!(
+            strict.problem.contains("ALLOW_PRIVATE_TARGETS"),
+            "{}",
+            strict.problem
+        );
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        for bad in ["/nonexistent/ca.pem", manifest] {
+            let e = lax(bad).unwrap_err();
+            assert_eq!(e.name, "EXTRA_CA_FILE", "{bad}");
+            assert!(e.problem.contains(bad), "{bad}: {}", e.problem);
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ use tokio_rustls::TlsAcceptor;
 pub struct TestCa {
     /// The CA's certificate: what the client is told to trust.
     pub root: CertificateDer<'static>,
+    /// The same in PEM, for `EXTRA_CA_FILE`.
+    pub root_pem: String,
     /// A certificate for `localhost`, signed by the CA, and its key.
     leaf: CertificateDer<'static>,
     leaf_key: Vec<u8>,
@@ -32,6 +34,7 @@ impl TestCa {
             .expect("leaf certificate");
         Self {
             root: ca_cert.der().clone(),
+            root_pem: ca_cert.pem(),
             leaf: leaf.der().clone(),
             leaf_key: leaf_key.serialize_der(),
         }
