@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::EventType::AsyncCompleted;
 use shared::delivery::ClientConfig;
@@ -160,7 +159,7 @@ async fn headers_are_sent_verbatim_and_a_secret_is_never_read_back() {
     for secret in [SECRET, "another-secret-4242"] {
         assert!(!everything.contains(secret), "{secret} in a read");
     }
-    let (audit_items, webhook_items) = scan_text(&app.store).await;
+    let (audit_items, webhook_items) = testkit::audit_and_webhook_text(&app.store).await;
     for secret in [SECRET, "another-secret-4242"] {
         assert!(!audit_items.contains(secret), "{secret} in the audit log");
     }
@@ -209,43 +208,5 @@ async fn a_delivery_carries_the_webhooks_headers_and_one_without_carries_none() 
             "/with" => assert_eq!(header, Some("bank-7")),
             _ => assert_eq!(header, None, "a webhook without headers gets none"),
         }
-    }
-}
-
-/// Every audit item's and every webhook item's attribute values, as text.
-async fn scan_text(store: &shared::store::DynamoStore) -> (String, String) {
-    let out = store
-        .client()
-        .await
-        .expect("client")
-        .scan()
-        .table_name(store.table())
-        .send()
-        .await
-        .unwrap();
-    let (mut audit, mut webhooks) = (String::new(), String::new());
-    for item in out.items.unwrap_or_default() {
-        let sk = item
-            .get("SK")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        let text: Vec<String> = item.values().map(text_of).collect();
-        if sk.starts_with("AUDIT#") {
-            audit.push_str(&text.join(" "));
-        } else if sk.starts_with("WEBHOOK#") {
-            webhooks.push_str(&text.join(" "));
-        }
-    }
-    (audit, webhooks)
-}
-
-fn text_of(v: &AttributeValue) -> String {
-    match v {
-        AttributeValue::S(s) => s.clone(),
-        AttributeValue::N(n) => n.clone(),
-        AttributeValue::L(l) => l.iter().map(text_of).collect::<Vec<_>>().join(" "),
-        AttributeValue::M(m) => m.values().map(text_of).collect::<Vec<_>>().join(" "),
-        other => format!("{other:?}"),
     }
 }

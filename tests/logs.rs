@@ -84,6 +84,31 @@ async fn no_secret_or_payload_reaches_the_logs() {
         .send(&app)
         .await;
     assert_eq!(test.body["outcome"], "http_error");
+    // A client identity and client credentials: taken, refused, used.
+    let identity = testkit::tls::TestCa::generate().client_identity("relay.acme.example");
+    secrets.extend(
+        identity
+            .private_key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_owned),
+    );
+    let client_secret = "oauth-client-SECRET-31415926";
+    secrets.push(client_secret.into());
+    let refused = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+        .json(json!({"client_tls": {"certificate": identity.certificate_pem, "private_key": identity.private_key_pem}}))
+        .send(&app)
+        .await;
+    assert_eq!(refused.status, 400, "an identity needs an https url");
+    let oauth2 = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
+        .json(json!({"oauth2": {"token_url": "https://127.0.0.1:9/token", "client_id": "relay", "client_secret": client_secret}}))
+        .send(&app)
+        .await;
+    assert_eq!(oauth2.status, 200, "{}", oauth2.body);
+    let test = Call::new("POST", &format!("/webhooks/{id}/test"), &key)
+        .send(&app)
+        .await;
+    assert_eq!(test.body["outcome"], "token_error");
     let bad = Call::new("POST", "/webhooks", &key)
         .json(json!({"url": "https://x.example.com/", "events": ["async.completed"], "token": "short-SECRET"}))
         .send(&app)

@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod aws;
+pub mod client_tls;
 pub mod custom_headers;
 pub mod delivery;
 pub mod delivery_log;
@@ -19,6 +20,7 @@ pub mod key_lifecycle;
 pub mod lane;
 pub mod logging;
 pub mod notice;
+pub mod oauth2;
 pub mod random;
 pub mod recovery;
 pub mod requeue;

@@ -36,7 +36,7 @@ pub fn is_retryable(attempt: &Attempt) -> bool {
         Outcome::Delivered | Outcome::Blocked | Outcome::Redirect | Outcome::ResponseTooLarge => {
             false
         }
-        Outcome::Timeout | Outcome::ConnectError | Outcome::TlsError => true,
+        Outcome::Timeout | Outcome::ConnectError | Outcome::TlsError | Outcome::TokenError => true,
         Outcome::HttpError => matches!(attempt.status, Some(408 | 429 | 500..=599)),
     }
 }

@@ -1,8 +1,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::client_tls::ClientTls;
 use crate::custom_headers::CustomHeaders;
 use crate::event::PayloadForm;
+use crate::oauth2::OAuth2;
 use crate::retry::RetryPolicy;
 use crate::signing::{PreviousSecret, SigningSecret};
 use crate::throttle::ThrottleRate;
@@ -66,6 +68,13 @@ pub struct Webhook {
     /// Sent with every delivery and test event, after the platform's own.
     #[serde(default, skip_serializing_if = "CustomHeaders::is_empty")]
     pub headers: CustomHeaders,
+    /// Client credentials: deliveries carry `Authorization: Bearer` with
+    /// their access token instead of the Basic token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
+    /// The client identity presented to the receiver (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_tls: Option<ClientTls>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -148,6 +157,8 @@ impl Webhook {
             signing_secret: SigningSecret::generate(),
             description: None,
             headers: CustomHeaders::default(),
+            oauth2: None,
+            client_tls: None,
             created_at: now,
             updated_at: now,
             retry_policy: RetryPolicy::default(),

@@ -8,6 +8,8 @@
 mod api_calls;
 #[path = "../audit.rs"]
 mod audit;
+#[path = "../client_auth.rs"]
+mod client_auth;
 #[path = "../custom_headers.rs"]
 mod custom_headers;
 #[path = "../data_protection.rs"]

@@ -276,3 +276,42 @@ pub fn standard_webhooks_signature(secret: &str, id: &str, timestamp: &str, body
     mac.update(body);
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
+
+/// Every audit item's and every webhook item's attribute values, as text.
+pub async fn audit_and_webhook_text(store: &shared::store::DynamoStore) -> (String, String) {
+    let out = store
+        .client()
+        .await
+        .expect("client")
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap();
+    let (mut audit, mut webhooks) = (String::new(), String::new());
+    for item in out.items.unwrap_or_default() {
+        let sk = item
+            .get("SK")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let text: Vec<String> = item.values().map(text_of).collect();
+        if sk.starts_with("AUDIT#") {
+            audit.push_str(&text.join(" "));
+        } else if sk.starts_with("WEBHOOK#") {
+            webhooks.push_str(&text.join(" "));
+        }
+    }
+    (audit, webhooks)
+}
+
+fn text_of(v: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    match v {
+        AttributeValue::S(s) => s.clone(),
+        AttributeValue::N(n) => n.clone(),
+        AttributeValue::L(l) => l.iter().map(text_of).collect::<Vec<_>>().join(" "),
+        AttributeValue::M(m) => m.values().map(text_of).collect::<Vec<_>>().join(" "),
+        other => format!("{other:?}"),
+    }
+}

@@ -59,6 +59,12 @@ impl Behavior {
 pub enum TlsAnswer {
     /// 200, empty, at once.
     Ok,
+    /// `status` with a JSON `body` after `delay` (a token endpoint).
+    Json {
+        status: u16,
+        body: String,
+        delay: Duration,
+    },
     /// A 200 head of about `head_bytes` (one padding header) at once, and its
     /// two-byte body `hold` later: a hostile receiver holding the client's
     /// buffers for as long as it can.
@@ -71,6 +77,19 @@ impl TlsAnswer {
             TlsAnswer::Ok => {
                 out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                     .await?
+            }
+            TlsAnswer::Json {
+                status,
+                body,
+                delay,
+            } => {
+                tokio::time::sleep(*delay).await;
+                let head = format!(
+                    "HTTP/1.1 {status} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                out.write_all(head.as_bytes()).await?;
+                out.write_all(body.as_bytes()).await?;
             }
             TlsAnswer::BigHead { head_bytes, hold } => {
                 let head = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: \r\n\r\n";
@@ -93,6 +112,8 @@ pub struct Received {
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// SHA-256 (hex) of the client certificate presented in the TLS handshake.
+    pub client_certificate: Option<String>,
 }
 
 impl Received {
@@ -166,11 +187,17 @@ impl Receiver {
 
     /// A TLS receiver answering every request as `answer` says.
     pub async fn start_tls_answering(ca: &crate::tls::TestCa, answer: TlsAnswer) -> Self {
+        Self::start_tls_with(ca.acceptor(), answer).await
+    }
+
+    /// A TLS receiver with the server side `acceptor` (one that requires a
+    /// client certificate, for mutual TLS); each request records the
+    /// client certificate it came with.
+    pub async fn start_tls_with(acceptor: tokio_rustls::TlsAcceptor, answer: TlsAnswer) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
         let addr = listener.local_addr().expect("local addr");
-        let acceptor = ca.acceptor();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
         let (reqs, conns) = (Arc::clone(&requests), Arc::clone(&connections));
@@ -183,8 +210,15 @@ impl Receiver {
                     let Ok(mut tls) = acceptor.accept(stream).await else {
                         return;
                     };
+                    let client_certificate = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| crate::tls::sha256_hex(c));
                     let mut buf = Vec::new();
-                    while let Some(request) = read_request(&mut tls, &mut buf).await {
+                    while let Some(mut request) = read_request(&mut tls, &mut buf).await {
+                        request.client_certificate = client_certificate.clone();
                         if let Ok(mut r) = reqs.lock() {
                             r.push(request);
                         }
@@ -386,5 +420,6 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(
         path,
         headers,
         body,
+        client_certificate: None,
     })
 }

@@ -15,6 +15,17 @@ pub struct TestCa {
     /// A certificate for `localhost`, signed by the CA, and its key.
     leaf: CertificateDer<'static>,
     leaf_key: Vec<u8>,
+    /// What signs the client identities it issues.
+    issuer: rcgen::Certificate,
+    issuer_key: rcgen::KeyPair,
+}
+
+/// A client identity a [`TestCa`] issued, as a customer uploads it.
+pub struct ClientIdentity {
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+    /// SHA-256 of the certificate (DER), lowercase hex: what a receiver saw.
+    pub fingerprint: String,
 }
 
 impl TestCa {
@@ -37,9 +48,64 @@ impl TestCa {
             root_pem: ca_cert.pem(),
             leaf: leaf.der().clone(),
             leaf_key: leaf_key.serialize_der(),
+            issuer: ca_cert,
+            issuer_key: ca_key,
         }
     }
 
+    /// A client certificate for `name` (ECDSA P-256, client authentication), signed by the CA.
+    pub fn client_identity(&self, name: &str) -> ClientIdentity {
+        let key = rcgen::KeyPair::generate().expect("client key");
+        let mut params =
+            rcgen::CertificateParams::new(vec![name.to_owned()]).expect("client params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &self.issuer, &self.issuer_key)
+            .expect("client certificate");
+        ClientIdentity {
+            certificate_pem: cert.pem(),
+            private_key_pem: key.serialize_pem(),
+            fingerprint: sha256_hex(cert.der()),
+        }
+    }
+
+    /// Like [`TestCa::acceptor`], and the handshake requires a client
+    /// certificate that `clients` issued.
+    pub fn acceptor_requiring_clients_of(&self, clients: &TestCa) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(clients.root.clone()).expect("client CA");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .expect("client verifier");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.clone()));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![self.leaf.clone()], key)
+            .expect("server certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl TestCa {
     /// The server side of a receiver: HTTP/1.1 over TLS with the leaf.
     pub fn acceptor(&self) -> TlsAcceptor {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.clone()));

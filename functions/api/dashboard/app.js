@@ -1121,7 +1121,7 @@
 
   // Outcome::ALL (shared/src/delivery/outcome.rs), in its order, by wire name;
   // a test in functions/api/src/dashboard.rs holds the two in step.
-  const OUTCOMES = ['delivered', 'http_error', 'timeout', 'connect_error', 'tls_error', 'blocked', 'redirect', 'response_too_large'];
+  const OUTCOMES = ['delivered', 'http_error', 'timeout', 'connect_error', 'tls_error', 'blocked', 'redirect', 'response_too_large', 'token_error'];
   const LOG_WINDOWS = [['', 'Any time'], ['1', 'Last hour'], ['24', 'Last 24 hours'], ['168', 'Last 7 days']];
 
   /**

@@ -2,9 +2,11 @@
 //! records they and `/events` show.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::client_tls::{ClientTlsInput, ClientTlsView};
 use shared::custom_headers::{CustomHeaders, HeaderChange};
 use shared::delivery_log::DeliveryRecord;
 use shared::event::PayloadForm;
+use shared::oauth2::{OAuth2Input, OAuth2View};
 use shared::retry::RetryPolicy;
 use shared::throttle::ThrottleRate;
 use shared::{Description, EventSet, EventType, Lane, Status, Token, Webhook};
@@ -32,6 +34,10 @@ pub struct CreateWebhook {
     pub throttle_rate: Option<ThrottleRate>,
     #[serde(default)]
     pub headers: Option<CustomHeaders>,
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Input>,
+    #[serde(default)]
+    pub client_tls: Option<ClientTlsInput>,
 }
 
 /// Every field optional; `null` clears `description` and `throttle_rate`
@@ -59,6 +65,12 @@ pub struct UpdateWebhook {
     /// without a value keeps the value held under its name.
     #[serde(default, deserialize_with = "nullable")]
     pub headers: Option<Option<Vec<HeaderChange>>>,
+    /// Client credentials; `null` removes them (back to the Basic token).
+    #[serde(default, deserialize_with = "nullable")]
+    pub oauth2: Option<Option<OAuth2Input>>,
+    /// A new client identity; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub client_tls: Option<Option<ClientTlsInput>>,
 }
 
 /// A field that, when present, must not be null.
@@ -112,6 +124,10 @@ pub struct WebhookView<'a> {
     description: Option<&'a str>,
     /// The webhook's own headers; a secret value masked, always.
     headers: Vec<HeaderView<'a>>,
+    /// Client credentials, the secret masked; `null`: the Basic token.
+    oauth2: Option<OAuth2View<'a>>,
+    /// The client identity's certificate; never its key.
+    client_tls: Option<ClientTlsView>,
     created_at: String,
     updated_at: String,
     retry_policy: RetryPolicy,
@@ -169,6 +185,8 @@ impl<'a> WebhookView<'a> {
                     secret: h.secret,
                 })
                 .collect(),
+            oauth2: w.oauth2.as_ref().map(|o| o.view()),
+            client_tls: w.client_tls.as_ref().map(|c| c.view()),
             created_at: rfc3339::format(w.created_at),
             updated_at: rfc3339::format(w.updated_at),
             retry_policy: w.retry_policy,

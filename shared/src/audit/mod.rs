@@ -12,6 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use ulid::Ulid;
 
 use crate::api_key::ApiKey;
@@ -336,8 +337,31 @@ pub fn webhook_created(webhook: &Webhook, actor: &Actor) -> AuditEntry {
             "host": host(webhook),
             "events": webhook.events,
             "status": webhook.status,
+            "client_tls": identity(webhook),
+            "oauth2": credentials(webhook),
         }),
     )
+}
+
+/// A client identity as the log names it: its certificate, never its key.
+fn identity(w: &Webhook) -> Value {
+    match &w.client_tls {
+        Some(c) => {
+            json!({ "fingerprint": c.fingerprint, "not_after": c.not_after.format(&Rfc3339).ok() })
+        }
+        None => Value::Null,
+    }
+}
+
+/// Client credentials as the log names them: where the secret goes and
+/// whose it is, never the secret.
+fn credentials(w: &Webhook) -> Value {
+    match &w.oauth2 {
+        Some(o) => {
+            json!({ "token_host": o.token_url.as_url().host_str(), "client_id": o.client_id })
+        }
+        None => Value::Null,
+    }
 }
 
 /// A webhook deleted: the host it sent to.
@@ -395,7 +419,7 @@ pub fn payload_deleted(
 }
 
 /// The customer's fields of a webhook, by the name the API gives them.
-const WEBHOOK_FIELDS: [&str; 10] = [
+const WEBHOOK_FIELDS: [&str; 12] = [
     "url",
     "events",
     "status",
@@ -406,6 +430,8 @@ const WEBHOOK_FIELDS: [&str; 10] = [
     "payload",
     "throttle_rate",
     "headers",
+    "oauth2",
+    "client_tls",
 ];
 
 fn webhook_changes(old: &Webhook, new: &Webhook) -> Value {
@@ -426,6 +452,18 @@ fn webhook_changes(old: &Webhook, new: &Webhook) -> Value {
         changes.insert(
             "headers".into(),
             json!({ "old": old.headers.names(), "new": new.headers.names() }),
+        );
+    }
+    if fields.contains(&"client_tls") {
+        changes.insert(
+            "client_tls".into(),
+            json!({ "old": identity(old), "new": identity(new) }),
+        );
+    }
+    if fields.contains(&"oauth2") {
+        changes.insert(
+            "oauth2".into(),
+            json!({ "old": credentials(old), "new": credentials(new) }),
         );
     }
     if fields.contains(&"status") {

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,13 +20,16 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::oauth::Tokens;
 use super::outcome::{Attempt, Outcome, excerpt};
 use super::resolver::{BlockedByPolicy, GuardedResolver, lookup};
+use crate::client_tls::ClientTls;
 use crate::custom_headers::CustomHeaders;
+use crate::oauth2::OAuth2;
 use crate::signing::{SigningSecret, signature_header};
 use crate::ssrf::Blocked;
 use crate::webhook_url::check_target;
-use crate::{Token, Webhook, WebhookUrl};
+use crate::{Token, Webhook, WebhookId, WebhookUrl};
 
 pub const USER_AGENT: &str = concat!("ekyc-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -107,38 +110,61 @@ pub enum ClientError {
     TestRootsInProduction,
 }
 
-type Http = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+pub(super) type Http = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
 /// rustls with Mozilla's root certificates compiled in (webpki-roots): no
 /// certificate store to find, read and parse at cold start, and the same
 /// roots wherever the function runs. ALPN offers HTTP/2 and HTTP/1.1.
-fn tls_config(
+fn default_roots(
     extra: &[rustls::pki_types::CertificateDer<'static>],
-) -> Result<rustls::ClientConfig, rustls::Error> {
+) -> Result<rustls::RootCertStore, rustls::Error> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     for cert in extra {
         roots.add(cert.clone())?;
     }
+    Ok(roots)
+}
+
+fn tls_config(roots: &rustls::RootCertStore) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .with_root_certificates(roots.clone())
         .with_no_client_auth();
     // hyper-rustls sets ALPN (h2, then http/1.1) from enable_http1/2.
     Ok(config)
 }
 
+/// The most client identities a container keeps a connection pool for;
+/// past it the pools are dropped and built again as needed.
+const MAX_IDENTITIES: usize = 1_000;
+
+/// A webhook's pool for its client identity, and what identifies it (a
+/// new certificate or CA builds a new one).
+struct IdentityPool {
+    fingerprint: String,
+    ca_fingerprint: Option<String>,
+    http: Http,
+}
+
 /// One HTTP client per container: rustls, pooled connections, HTTP/1.1 and
 /// HTTP/2, no redirects (hyper follows none), no proxies, the guarded
 /// resolver, a bounded response head and a bound on deliveries in flight.
+///
+/// A webhook with a client identity (mutual TLS) gets a pool of its own,
+/// built once per container: a connection made with one tenant's
+/// certificate is never reused for another webhook, nor one made without.
 #[derive(Clone)]
 pub struct DeliveryClient {
     http: Http,
     allow_private_targets: bool,
     overrides: Arc<HashMap<String, Vec<IpAddr>>>,
     in_flight: Arc<Semaphore>,
+    roots: Arc<rustls::RootCertStore>,
+    identities: Arc<Mutex<HashMap<WebhookId, IdentityPool>>>,
+    tokens: Arc<Tokens>,
 }
 
 impl DeliveryClient {
@@ -147,32 +173,51 @@ impl DeliveryClient {
             return Err(ClientError::TestRootsInProduction);
         }
         let overrides = Arc::new(config.dns_overrides);
-        let resolver = GuardedResolver {
-            allow_private_targets: config.allow_private_targets,
-            overrides: Arc::clone(&overrides),
-        };
-        let mut tcp = HttpConnector::new_with_resolver(resolver);
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(&config.extra_roots)?)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(tcp);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .http1_max_buf_size(HEAD_LIMIT)
-            .http1_max_headers(MAX_RESPONSE_HEADERS)
-            .http2_max_header_list_size(u32::try_from(HEAD_LIMIT).unwrap_or(u32::MAX))
-            .build(connector);
+        let roots = default_roots(&config.extra_roots)?;
+        let http = http_client(
+            config.allow_private_targets,
+            &overrides,
+            tls_config(&roots)?,
+        );
         Ok(Self {
             http,
             allow_private_targets: config.allow_private_targets,
             overrides,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            roots: Arc::new(roots),
+            identities: Arc::new(Mutex::new(HashMap::new())),
+            tokens: Arc::new(Tokens::default()),
         })
+    }
+
+    /// The webhook's pool for its client identity, built on its first delivery.
+    fn identity_http(&self, webhook: WebhookId, identity: &ClientTls) -> Result<Http, String> {
+        let mut pools = self
+            .identities
+            .lock()
+            .map_err(|_| "the client identity cache is unusable".to_owned())?;
+        if let Some(pool) = pools.get(&webhook)
+            && pool.fingerprint == identity.fingerprint
+            && pool.ca_fingerprint == identity.ca_fingerprint
+        {
+            return Ok(pool.http.clone());
+        }
+        let tls = identity
+            .rustls_config(&self.roots)
+            .map_err(|e| format!("the client identity cannot be used: {e}"))?;
+        let http = http_client(self.allow_private_targets, &self.overrides, tls);
+        if pools.len() >= MAX_IDENTITIES {
+            pools.clear();
+        }
+        pools.insert(
+            webhook,
+            IdentityPool {
+                fingerprint: identity.fingerprint.clone(),
+                ca_fingerprint: identity.ca_fingerprint.clone(),
+                http: http.clone(),
+            },
+        );
+        Ok(http)
     }
 
     /// [`DeliveryClient::deliver`] to a webhook: its URL, its token, and the
@@ -192,9 +237,12 @@ impl DeliveryClient {
             .as_ref()
             .filter(|p| p.expires_at > now);
         let to = To {
+            webhook_id: webhook.id,
             url: &webhook.url,
             token: &webhook.token,
             headers: &webhook.headers,
+            oauth2: webhook.oauth2.as_ref(),
+            client_tls: webhook.client_tls.as_ref(),
         };
         match previous {
             Some(p) => {
@@ -236,9 +284,12 @@ impl DeliveryClient {
         deadline: Instant,
     ) -> Attempt {
         let To {
+            webhook_id,
             url,
             token,
             headers,
+            oauth2,
+            client_tls,
         } = to;
         let Payload {
             event_id,
@@ -271,12 +322,37 @@ impl DeliveryClient {
             let why = "the URL is not a valid HTTP request target".to_owned();
             return finish(Outcome::ConnectError, None, None, None, Some(why));
         };
+        let own_pool;
+        let http = match client_tls {
+            None => &self.http,
+            Some(identity) => match self.identity_http(webhook_id, identity) {
+                Ok(pool) => {
+                    own_pool = pool;
+                    &own_pool
+                }
+                Err(why) => return finish(Outcome::TlsError, None, None, None, Some(why)),
+            },
+        };
+        let auth = match oauth2 {
+            None => basic(token),
+            Some(config) => {
+                let allow = self.allow_private_targets;
+                let bearer = self
+                    .tokens
+                    .bearer(&self.http, allow, webhook_id, config, deadline);
+                match bearer.await {
+                    Ok(value) => Ok(value),
+                    Err(why) => return finish(Outcome::TokenError, None, None, None, Some(why)),
+                }
+            }
+        };
         // The request is built in place: no header map merged into another,
         // and one timer for the slot, the response head and the body alike.
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
-        if let Err(e) = sign_into(request.headers_mut(), token, secrets, event_id, &body)
+        if let Err(e) = auth
+            .and_then(|auth| sign_into(request.headers_mut(), auth, secrets, event_id, &body))
             .and_then(|()| add_custom(request.headers_mut(), headers))
         {
             return finish(Outcome::ConnectError, None, None, None, Some(e));
@@ -299,7 +375,7 @@ impl DeliveryClient {
         };
         let response = tokio::select! {
             biased;
-            sent = self.http.request(request) => match sent {
+            sent = http.request(request) => match sent {
                 Ok(r) => r,
                 Err(e) => {
                     let (outcome, why) = classify(&e);
@@ -317,6 +393,10 @@ impl DeliveryClient {
             }
         };
         let status = response.status();
+        if status == http::StatusCode::UNAUTHORIZED && oauth2.is_some() {
+            // The token may have been revoked: the next attempt fetches one.
+            self.tokens.forget(webhook_id);
+        }
         let location = response
             .headers()
             .get(LOCATION)
@@ -327,7 +407,7 @@ impl DeliveryClient {
             .flatten()
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let head = read_head_of_body(response, timer).await;
+        let head = read_head_of_body(response, timer, READ_LIMIT).await;
         let outcome = if status.is_success() {
             Outcome::Delivered
         } else if status.is_redirection() {
@@ -364,10 +444,57 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 /// Where a delivery goes, and what it carries besides the signature.
 #[derive(Clone, Copy)]
 pub struct To<'a> {
+    /// Keys the webhook's access token and client identity pool.
+    pub webhook_id: WebhookId,
     pub url: &'a WebhookUrl,
+    /// Sent as `Authorization: Basic`, unless `oauth2` is set.
     pub token: &'a Token,
     /// The webhook's own headers (none for most).
     pub headers: &'a CustomHeaders,
+    /// Client credentials: `Authorization: Bearer` with their access token.
+    pub oauth2: Option<&'a OAuth2>,
+    /// The certificate presented in the TLS handshake.
+    pub client_tls: Option<&'a ClientTls>,
+}
+
+/// The hyper client over the guarded resolver with `tls`: the container's
+/// shared one, or one client identity's.
+fn http_client(
+    allow_private_targets: bool,
+    overrides: &Arc<HashMap<String, Vec<IpAddr>>>,
+    tls: rustls::ClientConfig,
+) -> Http {
+    let resolver = GuardedResolver {
+        allow_private_targets,
+        overrides: Arc::clone(overrides),
+    };
+    let mut tcp = HttpConnector::new_with_resolver(resolver);
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .http1_max_buf_size(HEAD_LIMIT)
+        .http1_max_headers(MAX_RESPONSE_HEADERS)
+        .http2_max_header_list_size(u32::try_from(HEAD_LIMIT).unwrap_or(u32::MAX))
+        .build(connector)
+}
+
+/// `Authorization: Basic <token>`, as the platform's contract sends it.
+fn basic(token: &Token) -> Result<HeaderValue, String> {
+    let mut auth = Vec::with_capacity(6 + token.expose().len());
+    auth.extend_from_slice(b"Basic ");
+    auth.extend_from_slice(token.expose().as_bytes());
+    let mut auth = HeaderValue::from_maybe_shared(Bytes::from(auth))
+        .map_err(|_| "the token is not a valid header value".to_owned())?;
+    auth.set_sensitive(true);
+    Ok(auth)
 }
 
 /// The webhook's own headers, after the platform's (whose names they
@@ -388,7 +515,7 @@ fn add_custom(headers: &mut HeaderMap, custom: &CustomHeaders) -> Result<(), Str
 /// The headers of a signed delivery (Standard Webhooks), added to `headers`.
 fn sign_into(
     headers: &mut HeaderMap,
-    token: &Token,
+    auth: HeaderValue,
     secrets: &[&SigningSecret],
     event_id: &str,
     body: &[u8],
@@ -398,11 +525,6 @@ fn sign_into(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let invalid = |_| "a header value is not valid".to_owned();
-    let mut auth = Vec::with_capacity(6 + token.expose().len());
-    auth.extend_from_slice(b"Basic ");
-    auth.extend_from_slice(token.expose().as_bytes());
-    let mut auth = HeaderValue::from_maybe_shared(Bytes::from(auth)).map_err(invalid)?;
-    auth.set_sensitive(true);
     headers.reserve(6);
     headers.insert(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -420,19 +542,20 @@ fn sign_into(
     Ok(())
 }
 
-/// At most [`READ_LIMIT`] bytes of the body, until `timer` (the delivery's deadline) fires.
-async fn read_head_of_body(
+/// At most `limit` bytes of the body, until `timer` (the delivery's deadline) fires.
+pub(super) async fn read_head_of_body(
     response: Response<Incoming>,
     timer: Pin<&mut tokio::time::Sleep>,
+    limit: usize,
 ) -> Vec<u8> {
     let mut head = Vec::new();
     let mut body = response.into_body();
     let read = async {
-        while head.len() < READ_LIMIT {
+        while head.len() < limit {
             match body.frame().await {
                 Some(Ok(frame)) => {
                     if let Some(chunk) = frame.data_ref() {
-                        let room = READ_LIMIT - head.len();
+                        let room = limit - head.len();
                         head.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                 }
@@ -449,7 +572,7 @@ async fn read_head_of_body(
 }
 
 /// Maps a client error to an outcome and a few words, from its source chain.
-fn classify(e: &(dyn StdError + 'static)) -> (Outcome, String) {
+pub(super) fn classify(e: &(dyn StdError + 'static)) -> (Outcome, String) {
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     let mut innermost = String::from("request failed");
     while let Some(err) = source {

@@ -3,6 +3,7 @@
 
 mod client;
 mod lazy;
+mod oauth;
 mod outcome;
 mod resolver;
 

@@ -21,10 +21,13 @@ pub enum Outcome {
     /// The response head was larger than the client reads (16 KiB, or 64
     /// headers); nothing of it is kept.
     ResponseTooLarge,
+    /// The OAuth2 access token could not be had (token endpoint unreachable,
+    /// credentials refused, no token in its answer); nothing was sent.
+    TokenError,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Delivered,
         Outcome::HttpError,
         Outcome::Timeout,
@@ -33,6 +36,7 @@ impl Outcome {
         Outcome::Blocked,
         Outcome::Redirect,
         Outcome::ResponseTooLarge,
+        Outcome::TokenError,
     ];
 
     /// The outcome its name (`as_str`) names.
@@ -50,6 +54,7 @@ impl Outcome {
             Outcome::Blocked => "blocked",
             Outcome::Redirect => "redirect",
             Outcome::ResponseTooLarge => "response_too_large",
+            Outcome::TokenError => "token_error",
         }
     }
 }

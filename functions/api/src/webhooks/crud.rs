@@ -3,7 +3,9 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::audit::{self, Action, Author};
+use shared::client_tls::ClientTls;
 use shared::custom_headers::CustomHeaders;
+use shared::oauth2::OAuth2;
 use shared::store::WebhookStore;
 use shared::webhook::now_utc;
 use shared::{Status, TenantId, Token, ValidationError, Webhook, WebhookId, WebhookUrl};
@@ -23,8 +25,22 @@ pub async fn create<S: WebhookStore>(
     author: &Author,
 ) -> Result<Response<Body>, ApiError> {
     let input: CreateWebhook = body::json(req)?;
-    let url = WebhookUrl::parse(&input.url, app.settings.url_policy)?;
-    resolves_publicly(app, &url).await?;
+    let policy = app.settings.url_policy;
+    let url = WebhookUrl::parse(&input.url, policy)?;
+    resolves_publicly(app, &url, "url").await?;
+    let oauth2 = input
+        .oauth2
+        .as_ref()
+        .map(|o| OAuth2::resolve(o, None, policy))
+        .transpose()?;
+    if let Some(o) = &oauth2 {
+        resolves_publicly(app, &o.token_url, "oauth2.token_url").await?;
+    }
+    let client_tls = input
+        .client_tls
+        .as_ref()
+        .map(|c| ClientTls::parse(c, now_utc()))
+        .transpose()?;
     let webhook = Webhook {
         status: input.status.unwrap_or_default(),
         token: input.token.unwrap_or_else(Token::generate),
@@ -33,12 +49,15 @@ pub async fn create<S: WebhookStore>(
         payload: input.payload.unwrap_or_default(),
         throttle_rate: input.throttle_rate,
         headers: input.headers.unwrap_or_default(),
+        oauth2,
+        client_tls,
         // A new endpoint starts on the slow lane until it answers quickly
         // (see shared::lane): one that is dead from the start never holds
         // the main lane.
         slow_since: Some(now_utc()),
         ..Webhook::new(tenant, url, input.events, now_utc())
     };
+    identity_needs_https(&webhook)?;
     let entry = audit::webhook_created(&webhook, &author.actor);
     app.store
         .create_webhook(&webhook, app.settings.max_webhooks_per_tenant, &entry)
@@ -54,13 +73,28 @@ const REGISTRATION_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 /// A name that resolves to a forbidden address (DNS rebinding set up in
 /// advance) is refused at registration too, not only at send time.
-async fn resolves_publicly<S>(app: &App<S>, url: &WebhookUrl) -> Result<(), ApiError> {
+async fn resolves_publicly<S>(
+    app: &App<S>,
+    url: &WebhookUrl,
+    field: &'static str,
+) -> Result<(), ApiError> {
     app.client()?
         .check_resolved(url, REGISTRATION_DNS_TIMEOUT)
         .await
         .map_err(|blocked| {
-            ValidationError::new("url", format!("resolves to a forbidden target: {blocked}")).into()
+            ValidationError::new(field, format!("resolves to a forbidden target: {blocked}")).into()
         })
+}
+
+/// A client certificate is presented in a TLS handshake: over http there is none.
+fn identity_needs_https(webhook: &Webhook) -> Result<(), ValidationError> {
+    if webhook.client_tls.is_some() && webhook.url.as_url().scheme() != "https" {
+        return Err(ValidationError::new(
+            "client_tls",
+            "needs an https url: the client certificate is presented in the TLS handshake",
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /webhooks`: the tenant's webhooks, a page at a time, secrets masked.
@@ -105,11 +139,31 @@ pub async fn update<S: WebhookStore>(
         .map(|u| WebhookUrl::parse(&u, app.settings.url_policy))
         .transpose()?;
     if let Some(url) = &url {
-        resolves_publicly(app, url).await?;
+        resolves_publicly(app, url, "url").await?;
     }
-    // A header list is checked against the headers held (one without a
-    // value keeps its held value): a bad one changes nothing.
+    let client_tls = input
+        .client_tls
+        .as_ref()
+        .map(|c| {
+            c.as_ref()
+                .map(|c| ClientTls::parse(c, now_utc()))
+                .transpose()
+        })
+        .transpose()?;
+    if let Some(Some(o)) = &input.oauth2 {
+        let url = WebhookUrl::parse(&o.token_url, app.settings.url_policy)
+            .map_err(|e| ValidationError::new("oauth2.token_url", e.message))?;
+        resolves_publicly(app, &url, "oauth2.token_url").await?;
+    }
+    // Headers and credentials are checked against what is held (one
+    // without a value or secret keeps the held one): a bad one changes nothing.
     let refused = std::sync::Mutex::new(None);
+    let refuse = |e: ValidationError| {
+        if let Ok(mut slot) = refused.lock() {
+            *slot = Some(e);
+        }
+        false
+    };
     let by = (Action::WebhookUpdated, author);
     let webhook = read_change_write(app, by, id, |webhook| {
         let before = webhook.clone();
@@ -120,13 +174,27 @@ pub async fn update<S: WebhookStore>(
             };
             match resolved {
                 Ok(headers) => webhook.headers = headers,
+                // Named as a body's error is: the field, then the header's place.
                 Err(e) => {
-                    if let Ok(mut slot) = refused.lock() {
-                        *slot = Some(e);
-                    }
-                    return false;
+                    let message = format!("headers: {}: {}", e.field, e.message);
+                    return refuse(ValidationError::new("headers", message));
                 }
             }
+        }
+        if let Some(change) = &input.oauth2 {
+            let policy = app.settings.url_policy;
+            let held = webhook.oauth2.as_ref();
+            match change
+                .as_ref()
+                .map(|o| OAuth2::resolve(o, held, policy))
+                .transpose()
+            {
+                Ok(oauth2) => webhook.oauth2 = oauth2,
+                Err(e) => return refuse(e),
+            }
+        }
+        if let Some(identity) = &client_tls {
+            webhook.client_tls = identity.clone();
         }
         if let Some(url) = &url
             && *url != webhook.url
@@ -164,15 +232,14 @@ pub async fn update<S: WebhookStore>(
         if let Some(description) = &input.description {
             webhook.description = description.clone();
         }
+        if let Err(e) = identity_needs_https(webhook) {
+            return refuse(e);
+        }
         *webhook != before
     })
     .await?;
     if let Some(e) = refused.into_inner().ok().flatten() {
-        // Named as a body's error is: the field, then the header's place.
-        return Err(ApiError::invalid(
-            "headers",
-            format!("headers: {}: {}", e.field, e.message),
-        ));
+        return Err(e.into());
     }
     let secrets = if input.token.is_some() {
         Secrets::TOKEN
