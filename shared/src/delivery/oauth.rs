@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::form_urlencoded;
 
-use super::client::{Http, USER_AGENT, classify, read_head_of_body};
+use super::exchange::{Http, USER_AGENT, classify, read_head_of_body};
 use crate::WebhookId;
 use crate::oauth2::{AuthMethod, OAuth2};
 use crate::webhook_url::check_target;
