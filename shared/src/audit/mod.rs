@@ -333,14 +333,30 @@ pub fn webhook_created(webhook: &Webhook, actor: &Actor) -> AuditEntry {
         actor,
         Action::WebhookCreated,
         Target::new(TargetKind::Webhook, webhook.id),
-        json!({
-            "host": host(webhook),
-            "events": webhook.events,
-            "status": webhook.status,
-            "client_tls": identity(webhook),
-            "oauth2": credentials(webhook),
-        }),
+        with_auth(
+            json!({
+                "host": host(webhook),
+                "events": webhook.events,
+                "status": webhook.status,
+            }),
+            webhook,
+        ),
     )
+}
+
+/// `changes` with the webhook's client identity and credentials, when it has them.
+fn with_auth(mut changes: Value, webhook: &Webhook) -> Value {
+    if let Value::Object(map) = &mut changes {
+        for (name, value) in [
+            ("client_tls", identity(webhook)),
+            ("oauth2", credentials(webhook)),
+        ] {
+            if !value.is_null() {
+                map.insert(name.into(), value);
+            }
+        }
+    }
+    changes
 }
 
 /// A client identity as the log names it: its certificate, never its key.
