@@ -333,6 +333,65 @@ mod tests {
         assert_eq!(r.status, 400);
     }
 
+    /// Client credentials: taken with the secret masked, a missing secret
+    /// kept only for the same token endpoint, `null` back to the Basic token;
+    /// a refusal names the field and changes nothing.
+    #[tokio::test]
+    async fn client_credentials_are_set_kept_refused_and_removed() {
+        let (app, key) = app(false).await;
+        let body = r#"{"url": "https://93.184.215.14/x", "events": ["async.completed"],
+            "oauth2": {"token_url": "https://93.184.215.14/token", "client_id": "relay",
+                       "client_secret": "client-secret-0042", "scope": "hooks"}}"#;
+        let created = send(&app, Some(&key), "POST", "/webhooks", Some(body)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(created.body["oauth2"]["client_secret"], "****0042");
+        assert_eq!(created.body["client_tls"], serde_json::Value::Null);
+        let path = format!(
+            "/webhooks/{}",
+            created.body["id"].as_str().unwrap_or_default()
+        );
+        let kept =
+            r#"{"oauth2": {"token_url": "https://93.184.215.14/token", "client_id": "relay-2"}}"#;
+        let r = send(&app, Some(&key), "PATCH", &path, Some(kept)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["oauth2"]["client_id"], "relay-2");
+        assert_eq!(r.body["oauth2"]["client_secret"], "****0042");
+        let refusals = [
+            (
+                r#"{"oauth2": {"token_url": "https://93.184.215.15/token", "client_id": "relay"}}"#,
+                "oauth2.client_secret",
+            ),
+            (
+                r#"{"oauth2": {"token_url": "http://93.184.215.14/token", "client_id": "r", "client_secret": "s"}}"#,
+                "oauth2.token_url",
+            ),
+            (
+                r#"{"oauth2": {"token_url": "https://10.0.0.1/token", "client_id": "r", "client_secret": "s"}}"#,
+                "oauth2.token_url",
+            ),
+            (
+                r#"{"client_tls": {"certificate": "not pem", "private_key": "not pem"}}"#,
+                "client_tls.certificate",
+            ),
+        ];
+        for (change, field) in refusals {
+            let r = send(&app, Some(&key), "PATCH", &path, Some(change)).await;
+            assert_eq!((r.status, r.code()), (400, "invalid_value"), "{change}");
+            assert_eq!(r.body["error"]["field"], field, "{change}");
+        }
+        let unchanged = send(&app, Some(&key), "GET", &path, None).await;
+        assert_eq!(unchanged.body["oauth2"]["client_id"], "relay-2");
+        let r = send(
+            &app,
+            Some(&key),
+            "PATCH",
+            &path,
+            Some(r#"{"oauth2": null}"#),
+        )
+        .await;
+        assert_eq!(r.body["oauth2"], serde_json::Value::Null);
+    }
+
     /// `throttle_rate` is an integer from 1 to 10,000 or null; anything
     /// else is refused naming the field, and changes nothing.
     #[tokio::test]
