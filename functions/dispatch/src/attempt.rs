@@ -102,6 +102,9 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
         outcome = attempt.outcome.as_str(),
         status = attempt.status,
         duration_ms = attempt.duration_ms,
+        // Which client certificate the attempt presented (mutual TLS): its
+        // fingerprint, never the key.
+        client_certificate = webhook.client_tls.as_ref().map(|c| c.fingerprint.as_str()),
         "delivery attempt"
     );
     let gone = attempt.status == Some(410);
