@@ -425,3 +425,43 @@ async fn the_api_takes_an_identity_and_credentials_and_never_reads_back_a_key_or
         "the control: the search finds the key where it is kept"
     );
 }
+
+/// The address rule holds for a webhook with an identity and for a token
+/// endpoint: with production settings (no private targets), loopback is
+/// never contacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_rule_holds_for_identities_and_token_endpoints() {
+    let (server, clients) = (TestCa::generate(), TestCa::generate());
+    let rx = Receiver::start_tls_with(
+        server.acceptor_requiring_clients_of(&clients),
+        TlsAnswer::Ok,
+    )
+    .await;
+    let token_endpoint = Receiver::start_tls(&server).await;
+    let client = DeliveryClient::new(ClientConfig::default()).expect("client");
+    let d = dispatch::Dispatcher::new(
+        MemoryStore::default(),
+        client,
+        &Settings::with_table("unused"),
+    );
+    let bank = clients.client_identity("relay.acme.example");
+    let with_identity = webhook(&d, &rx.https_url("/hook"), |w| {
+        w.client_tls = Some(identity(&bank, None));
+    })
+    .await;
+    // A public receiver: the token comes first, so it is never contacted either.
+    let with_token = webhook(&d, "https://93.184.215.14/hook", |w| {
+        w.oauth2 = Some(credentials(&token_endpoint.https_url("/token")));
+    })
+    .await;
+    let records = dispatch_events(&d, 1).await;
+    assert_eq!(outcomes(&records, &with_identity), ["blocked"]);
+    assert_eq!(outcomes(&records, &with_token), ["token_error"]);
+    let why = records
+        .iter()
+        .find(|(id, _)| *id == with_token.id)
+        .and_then(|(_, r)| r.error.clone())
+        .unwrap_or_default();
+    assert!(why.starts_with("the token endpoint is"), "{why}");
+    assert_eq!(rx.connections() + token_endpoint.connections(), 0);
+}

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { createHmac } from 'node:crypto';
+import { X509Certificate, createHash, createHmac } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -697,6 +697,312 @@ test('custom headers: a name or value with markup is shown as text', async () =>
   assert.deepEqual(dialogs, [], 'no script ran');
   assert.equal((await apiGet(`webhooks/${id}`)).body.headers[9].name, 'X-Markup', 'nothing changed');
   await nowhere(state.gateway.secret);
+  assert.equal((await apiCall('DELETE', `webhooks/${id}`)).status, 204);
+});
+
+// A test-only client identity: ECDSA P-256, self-signed, CN=relay.acme.example,
+// valid until 2126. It identifies nothing and is trusted nowhere. Made once with
+//   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500 \
+//     -subj "/CN=relay.acme.example" -keyout key.pem -out cert.pem
+// (Node reads certificates but cannot make one.)
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBkTCCATegAwIBAgIUXLx5r5sbKw9btJ95VJfgY+auySMwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwScmVsYXkuYWNtZS5leGFtcGxlMCAXDTI2MTIwMzE1NTg1OVoY
+DzIxMjYxMTA5MTU1ODU5WjAdMRswGQYDVQQDDBJyZWxheS5hY21lLmV4YW1wbGUw
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQ++92Se2JSy+Ya+jotVPxLfQB52wht
+5ykCQyumjAyFrFXK7XlFmzRf2njxHA5MaV9W99vLasFLYXfxOXjK20Ujo1MwUTAd
+BgNVHQ4EFgQUx/GJ5d+m7bFOj/nlOZNZokaZTpkwHwYDVR0jBBgwFoAUx/GJ5d+m
+7bFOj/nlOZNZokaZTpkwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF
+AiAUaq/egW1BLC4RW05T234IlL+9+gELmwn23sSs0M8JbAIhAOgSPQdFh+SDEMgx
+q138MIsQHaTTG0hfJB3Ykcw8H9jC
+-----END CERTIFICATE-----
+`;
+// Its private key (PKCS#8), test-only like the certificate.
+const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgWGzenvVOudk79yz2
+2B5KrvjIq+onMWaZi50bNwDuJgqhRANCAAQ++92Se2JSy+Ya+jotVPxLfQB52wht
+5ykCQyumjAyFrFXK7XlFmzRf2njxHA5MaV9W99vLasFLYXfxOXjK20Uj
+-----END PRIVATE KEY-----
+`;
+// Another test-only P-256 key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256):
+// not the certificate's.
+const OTHER_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRds50CQXQKb0wIOm
+eS0a99VJ0DIFK3awkCu4PLW5p6uhRANCAASKZMdzBhcvFQcKWn+nx9rS7AwBApwR
+QCgZ/2/Z+JQK3lmlj7m6hlAEhnLUKkeH18bf+5OK/sqz2Xi1IuOeR6Pd
+-----END PRIVATE KEY-----
+`;
+// SHA-256 of the certificate (DER), computed here apart from the code under test.
+const TEST_CERT_SHA256 = createHash('sha256').update(new X509Certificate(TEST_CERT).raw).digest('hex');
+
+/**
+ * A PEM key's base64 lines that only the private key holds: the last line
+ * of an EC key is its public point, which the certificate carries too.
+ */
+function keyLines(pem) {
+  const lines = pem.split('\n').filter((l) => l && !l.startsWith('-----') && !TEST_CERT.includes(l));
+  assert.ok(lines.length >= 2, 'the lines that hold the private scalar');
+  return lines;
+}
+
+/** `nowhere` for each secret: the client secret, and every line of each key that holds its private part. */
+async function nowhereAll(...secrets) {
+  for (const secret of secrets) await nowhere(secret);
+}
+
+/** The OAuth2 fields and certificate text areas of the form shown (`form`: a selector). */
+function authFields(form) {
+  const f = page.locator(form);
+  return {
+    basic: f.getByLabel('Basic token'),
+    oauth2: f.getByLabel('OAuth2 client credentials'),
+    tokenUrl: f.getByLabel('Token endpoint', { exact: true }),
+    clientId: f.getByLabel('Client ID', { exact: true }),
+    secret: f.getByLabel('Client secret', { exact: true }),
+    scope: f.getByLabel('Scope (optional)', { exact: true }),
+    method: f.getByLabel('Client authentication method', { exact: true }),
+    certificate: f.getByLabel('Certificate chain (PEM, leaf first)'),
+    key: f.getByLabel('Private key (PEM, unencrypted)'),
+    ca: f.getByLabel('CA for this endpoint (PEM, optional)'),
+  };
+}
+
+/**
+ * Sends a test event from the webhook's page and gives the result's text.
+ * The tenant may send 3 test events per 10 seconds, and the tests before
+ * send theirs in quick succession: refused for that, it waits its turn once.
+ */
+async function sendTestEvent() {
+  const result = page.locator('#test-result');
+  for (let tries = 0; ; tries += 1) {
+    await page.getByRole('button', { name: 'Send test event' }).click();
+    await result.locator('.panel, .error-box').waitFor();
+    const text = await result.textContent();
+    const wait = /test events of the last 10 seconds; try again in (\d+) s/.exec(text);
+    if (!wait || tries) return text;
+    await new Promise((r) => setTimeout(r, (Number(wait[1]) + 1) * 1000));
+  }
+}
+
+test('receiver authentication: OAuth2 client credentials and a client certificate made with the form, stored, and neither secret ever shown', async () => {
+  const url = 'https://receiver.example.com/mtls';
+  const clientSecret = 'relay-secret-0123456789-abcd';
+  state.auth = { url, clientSecret, secrets: [clientSecret, ...keyLines(TEST_KEY), ...keyLines(OTHER_KEY)] };
+  await page.locator('#nav').getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('link', { name: 'New Webhook' }).click();
+  await page.getByRole('heading', { name: 'New Webhook' }).waitFor();
+  const group = page.getByRole('group', { name: 'Receiver authentication' });
+  await group.waitFor();
+  const f = authFields('#new-webhook-form');
+  assert.ok(await f.basic.isChecked(), 'the Basic token by default');
+  assert.equal(await f.tokenUrl.isVisible(), false, 'OAuth2\'s fields hidden until chosen');
+  assert.equal(await f.key.isVisible(), false, 'no certificate until asked for');
+  assert.equal(await f.secret.getAttribute('type'), 'password');
+  await page.getByLabel('URL').fill(url);
+  await page.getByLabel(/async\.completed/).check();
+
+  await f.oauth2.check();
+  await f.tokenUrl.fill('https://auth.bank.example/token');
+  await f.clientId.fill('bank-relay');
+  await f.secret.fill(clientSecret);
+  await f.scope.fill('webhooks.write');
+  assert.equal(await f.method.inputValue(), 'client_secret_basic', 'HTTP Basic by default');
+  await f.method.selectOption('client_secret_post');
+  await group.getByLabel('Present a client certificate').check();
+  await f.certificate.fill(TEST_CERT);
+  await f.key.fill(TEST_KEY);
+  await f.ca.fill(TEST_CERT);
+  await page.setViewportSize({ width: 390, height: 844 });
+  let overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scrolling with every field shown (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1200, height: 900 });
+
+  const body = await requestOf('POST', 'webhooks', () => page.getByRole('button', { name: 'Submit' }).click());
+  assert.deepEqual(body.oauth2, {
+    token_url: 'https://auth.bank.example/token', client_id: 'bank-relay', auth_method: 'client_secret_post',
+    scope: 'webhooks.write', client_secret: clientSecret,
+  });
+  assert.deepEqual(body.client_tls, { certificate: TEST_CERT, private_key: TEST_KEY, ca: TEST_CERT });
+  await page.getByRole('heading', { name: 'Webhook created' }).waitFor();
+  await nowhereAll(...state.auth.secrets);
+
+  const created = (await apiGet('webhooks')).body.data.find((w) => w.url === url);
+  assert.ok(created, 'the webhook exists through the API');
+  state.auth.id = created.id;
+  const held = (await apiGet(`webhooks/${created.id}`)).body;
+  assert.deepEqual(held.oauth2, {
+    token_url: 'https://auth.bank.example/token', client_id: 'bank-relay', client_secret: '****abcd',
+    scope: 'webhooks.write', auth_method: 'client_secret_post',
+  });
+  assert.equal(held.client_tls.fingerprint, TEST_CERT_SHA256);
+  assert.equal(held.client_tls.subject, 'CN=relay.acme.example');
+  assert.equal(held.client_tls.ca_fingerprint, TEST_CERT_SHA256, 'the CA given (the same self-signed certificate)');
+  assert.deepEqual(Object.keys(held.client_tls).sort(), ['ca_fingerprint', 'fingerprint', 'not_after', 'subject'], 'never the key');
+  assert.deepEqual(created.oauth2, held.oauth2, 'the list shows the same');
+  state.auth.notAfter = held.client_tls.not_after;
+
+  await page.getByRole('link', { name: 'Go to the webhook' }).click();
+  await page.getByRole('heading', { name: url }).waitFor();
+  assert.equal(await page.locator('#auth-summary').textContent(), 'Authorization: OAuth2 client credentials (client bank-relay at auth.bank.example)');
+  const day = await page.evaluate((t) => new Date(t).toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' }), held.client_tls.not_after);
+  const start = TEST_CERT_SHA256.slice(0, 16);
+  assert.equal(await page.locator('#identity-summary').textContent(),
+    `Client certificate: CN=relay.acme.example, expires ${day}, SHA-256 ${start}…; CA SHA-256 ${start}…`);
+
+  // The Settings form starts with what is held, the secrets empty.
+  const e = authFields('#edit-form');
+  assert.ok(await e.oauth2.isChecked());
+  assert.equal(await e.tokenUrl.inputValue(), 'https://auth.bank.example/token');
+  assert.equal(await e.clientId.inputValue(), 'bank-relay');
+  assert.equal(await e.secret.inputValue(), '', 'the client secret is never read back');
+  assert.equal(await e.secret.getAttribute('placeholder'), 'kept unless typed again (****abcd)');
+  assert.equal(await e.scope.inputValue(), 'webhooks.write');
+  assert.equal(await e.method.inputValue(), 'client_secret_post');
+  const heldIdentity = page.locator('#edit-form #client-tls-held');
+  assert.match(await heldIdentity.textContent(), /CN=relay\.acme\.example/);
+  assert.ok((await heldIdentity.textContent()).includes(TEST_CERT_SHA256), 'the whole fingerprint');
+  assert.ok(await page.locator('#edit-form').getByLabel('Keep it').isChecked(), 'kept unless changed');
+  assert.equal(await e.key.isVisible(), false);
+  assert.equal(await e.key.inputValue(), '', 'a key is never read back');
+  await page.locator('#edit-form #auth-field').screenshot({ path: join(SCREENSHOTS, 'receiver-auth.png') });
+
+  // At 390 px, with the held identity and the text areas to replace it shown.
+  await page.locator('#edit-form').getByLabel(/^Replace it/).check();
+  await e.key.waitFor();
+  await page.setViewportSize({ width: 390, height: 844 });
+  overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scrolling on the webhook's page (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1200, height: 900 });
+  await page.locator('#edit-form').getByLabel('Keep it').check();
+  assert.equal(await e.key.isVisible(), false);
+  await nowhereAll(...state.auth.secrets);
+});
+
+test('receiver authentication: a save without the secret typed keeps it; a test event whose token cannot be had is a token error', async () => {
+  const { id } = state.auth;
+  const e = authFields('#edit-form');
+  await e.scope.fill('webhooks.write webhooks.read');
+  let patch = await saved(id);
+  assert.deepEqual(patch.oauth2, {
+    token_url: 'https://auth.bank.example/token', client_id: 'bank-relay', auth_method: 'client_secret_post',
+    scope: 'webhooks.write webhooks.read',
+  }, 'no client_secret: the API keeps the one held');
+  assert.ok(!('client_tls' in patch), 'an identity left alone is not sent');
+  await page.locator('#status', { hasText: 'Changes saved.' }).waitFor();
+  const now = (await apiGet(`webhooks/${id}`)).body;
+  assert.equal(now.oauth2.client_secret, '****abcd', 'the same secret held');
+  assert.equal(now.oauth2.scope, 'webhooks.write webhooks.read');
+  assert.equal(now.client_tls.fingerprint, TEST_CERT_SHA256, 'the identity kept');
+  assert.equal(await e.secret.inputValue(), '');
+  assert.match(await e.secret.getAttribute('placeholder'), /\*\*\*\*abcd/);
+
+  // Unchanged: neither is sent.
+  patch = await saved(id);
+  assert.ok(!('oauth2' in patch) && !('client_tls' in patch), JSON.stringify(patch));
+
+  // auth.bank.example does not resolve: no token, nothing sent, its own outcome.
+  const result = await sendTestEvent();
+  assert.match(result, /^Outcome: token error · \d+ ms/, result);
+  const row = page.locator('#delivery-log tbody tr').first();
+  await row.locator('.badge', { hasText: /^token error$/ }).waitFor();
+  const log = (await apiGet(`webhooks/${id}/deliveries`)).body.data;
+  assert.deepEqual(log.map((d) => d.outcome), ['token_error'], 'the one attempt, through the API');
+  // The filter offers it (a filtered listing is one of the tenant's 30 costly reads a minute: one here).
+  const filtered = page.waitForResponse((r) => r.url().includes(`/webhooks/${id}/deliveries?`) && r.url().includes('outcome=token_error'));
+  await page.getByLabel('Filter by outcome').selectOption({ label: 'token error' });
+  assert.equal((await filtered).status(), 200);
+  await page.waitForFunction(() => document.querySelectorAll('#delivery-log tbody tr').length === 1);
+  await page.locator('#delivery-log tbody tr').first().getByRole('button', { name: /^Details of attempt 1 of / }).click();
+  assert.match(await page.locator('#attempt-request').textContent(), /\nAuthorization: Bearer \*\*\*\*\n/);
+  await page.getByRole('button', { name: 'Close' }).click();
+  await page.getByLabel('Filter by outcome').selectOption('');
+  await nowhereAll(...state.auth.secrets);
+});
+
+test('receiver authentication: a key that does not match, or a new token endpoint without the secret, is refused beside its field and changes nothing', async () => {
+  const { id } = state.auth;
+  const before = (await apiGet(`webhooks/${id}`)).body;
+  const form = page.locator('#edit-form');
+  const e = authFields('#edit-form');
+  await form.getByLabel(/^Replace it/).check();
+  await e.certificate.fill(TEST_CERT);
+  await e.key.fill(OTHER_KEY);
+  let patch = await saved(id);
+  assert.equal(patch.client_tls.private_key, OTHER_KEY);
+  const keyError = form.locator('[data-error-for="client_tls.private_key"]');
+  await keyError.filter({ hasText: 'does not match' }).waitFor();
+  assert.equal(await e.key.getAttribute('aria-invalid'), 'true', 'the key\'s text area is marked');
+  assert.ok(await e.key.evaluate((area) => area === document.activeElement), 'and focused');
+  await page.locator('#status.error', { hasText: 'Nothing was changed' }).waitFor();
+  assert.deepEqual((await apiGet(`webhooks/${id}`)).body.client_tls, before.client_tls, 'nothing changed');
+  assert.match(await page.locator('#identity-summary').textContent(), new RegExp(TEST_CERT_SHA256.slice(0, 16)));
+
+  // The secret held goes only to the endpoint it was given for: a new one needs it typed again.
+  await form.getByLabel('Keep it').check();
+  await e.tokenUrl.fill('https://auth2.bank.example/token');
+  patch = await saved(id);
+  assert.ok(!('client_tls' in patch), 'kept: not sent');
+  assert.ok(!('client_secret' in patch.oauth2));
+  const secretError = form.locator('[data-error-for="oauth2.client_secret"]');
+  await secretError.filter({ hasText: 'token_url changes' }).waitFor();
+  assert.equal(await e.secret.getAttribute('aria-invalid'), 'true');
+  assert.equal(await keyError.textContent(), '', 'the earlier error is gone');
+  // An http token endpoint: refused beside its own input.
+  await e.tokenUrl.fill('http://auth.bank.example/token');
+  await e.secret.fill('another-secret-000000000000');
+  await saved(id);
+  await form.locator('[data-error-for="oauth2.token_url"]').filter({ hasText: 'https' }).waitFor();
+  assert.equal(await e.tokenUrl.getAttribute('aria-invalid'), 'true');
+  const after = (await apiGet(`webhooks/${id}`)).body;
+  assert.deepEqual(after.oauth2, before.oauth2, 'nothing changed');
+  assert.deepEqual(after.client_tls, before.client_tls);
+  await e.tokenUrl.fill('https://auth.bank.example/token');
+  await e.secret.fill('');
+});
+
+test('receiver authentication: the client certificate removed, then back to the Basic token, and the Activity page names both', async () => {
+  const { id, clientSecret } = state.auth;
+  const form = page.locator('#edit-form');
+  const e = authFields('#edit-form');
+  await form.getByLabel(/^Remove it/).check();
+  await page.locator('#client-tls-remove-note').waitFor();
+  let patch = await saved(id);
+  assert.strictEqual(patch.client_tls, null);
+  assert.ok(!('oauth2' in patch), 'the credentials left alone');
+  await page.locator('#identity-summary', { hasText: /^Client certificate: none$/ }).waitFor();
+  let now = (await apiGet(`webhooks/${id}`)).body;
+  assert.strictEqual(now.client_tls, null);
+  assert.equal(now.oauth2.client_secret, '****abcd', 'the secret still held');
+  assert.equal(await form.getByLabel('Present a client certificate').isChecked(), false, 'none held: none presented');
+  assert.equal(await e.key.inputValue(), '', 'the key typed earlier left its text area');
+  // Every secret typed on this page is gone from it: the refused key, the refused client secret.
+  await nowhereAll(...state.auth.secrets, 'another-secret-000000000000');
+
+  await e.basic.check();
+  assert.equal(await e.tokenUrl.isVisible(), false);
+  patch = await saved(id);
+  assert.strictEqual(patch.oauth2, null, 'back to the Basic token');
+  await page.locator('#auth-summary', { hasText: /^Authorization: Basic token$/ }).waitFor();
+  now = (await apiGet(`webhooks/${id}`)).body;
+  assert.strictEqual(now.oauth2, null);
+  assert.ok(await e.basic.isChecked());
+  assert.equal(await e.tokenUrl.inputValue(), '', 'nothing held to show');
+  await nowhere(clientSecret);
+
+  // The Activity page names both changes by what the log keeps: the client and its host, the certificate's fingerprint.
+  await page.locator('#nav').getByRole('link', { name: 'Activity' }).click();
+  await page.getByRole('heading', { name: 'Activity', level: 2 }).waitFor();
+  await page.getByLabel('Filter by action').selectOption('webhook.updated');
+  await until('the updates', async () => {
+    const rows = await activityRows();
+    return rows.length >= 2 && rows.every((r) => r.action === 'webhook.updated');
+  }, 10);
+  const [toBasic, removed] = await activityRows();
+  assert.ok(toBasic.changes.includes('oauth2: client bank-relay at auth.bank.example → none'), toBasic.changes.join('; '));
+  const day = await page.evaluate((t) => new Date(t).toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' }), state.auth.notAfter);
+  assert.ok(removed.changes.includes(`client_tls: SHA-256 ${TEST_CERT_SHA256.slice(0, 16)}…, expires ${day} → none`), removed.changes.join('; '));
+  await nowhereAll(...state.auth.secrets);
+  assert.deepEqual(dialogs, [], 'no script ran');
   assert.equal((await apiCall('DELETE', `webhooks/${id}`)).status, 204);
 });
 

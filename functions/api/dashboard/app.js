@@ -102,9 +102,10 @@
     return data;
   }
 
+  /** An outcome as a badge: "delivered", or a failure by its name ("token error", "response too large"). */
   function outcomeBadge(outcome) {
     const kind = outcome === 'delivered' ? 'delivered' : 'failed';
-    return el('span', { className: `badge ${kind}` }, outcome.replace('_', ' '));
+    return el('span', { className: `badge ${kind}` }, outcome.replace(/_/g, ' '));
   }
 
   /** Copies text, falling back to selecting it when the clipboard is not allowed. */
@@ -139,14 +140,21 @@
       ...rows);
   }
 
-  /** Puts each API error beside the field it names, or in the form's error box. */
+  /**
+   * Puts each API error beside the field it names, or in the form's error
+   * box. A dotted field ("oauth2.client_id") goes beside its own input when
+   * the form has one, else beside its parent's ("oauth2"); a header's place
+   * ("headers[1].name") beside the list's.
+   */
   function showFieldError(form, error) {
     for (const old of form.querySelectorAll('.field-error')) old.textContent = '';
-    const field = (error.field || '').replace(/\[.*$/, '').replace(/\..*$/, '');
-    const slot = field && form.querySelector(`[data-error-for="${field}"]`);
+    const names = [];
+    for (let f = (error.field || '').replace(/\[.*$/, ''); f; f = f.includes('.') ? f.replace(/\.[^.]*$/, '') : '') names.push(f);
+    const find = (selector) => names.map((f) => form.querySelector(selector(CSS.escape(f)))).find(Boolean);
+    const slot = find((f) => `[data-error-for="${f}"]`);
     const target = slot || form.querySelector('[data-error-for="_form"]');
     target.textContent = error.message;
-    const input = field && form.querySelector(`[name="${field}"]`);
+    const input = find((f) => `[name="${f}"]`);
     if (input) {
       input.setAttribute('aria-invalid', 'true');
       input.focus();
@@ -409,6 +417,220 @@
       || (h.value !== undefined && (now[i].secret || h.value !== now[i].value)));
   }
 
+  // How the platform authenticates to an OAuth2 token endpoint (RFC 6749 §2.3.1), by wire name.
+  const AUTH_METHODS = {
+    client_secret_basic: 'HTTP Basic (client_secret_basic, the default)',
+    client_secret_post: 'In the request body (client_secret_post)',
+  };
+
+  /** The host (and port) of a URL, or the URL itself when it cannot be read. */
+  function hostOf(url) {
+    try {
+      return new URL(url).host;
+    } catch (e) {
+      return url;
+    }
+  }
+
+  /** A day as "Nov 9, 2126", in the browser's language and zone. */
+  function formatDay(text) {
+    const t = new Date(text);
+    return Number.isNaN(t.getTime()) ? text : t.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' });
+  }
+
+  /** The Authorization deliveries carry, as the webhook's page names it. */
+  function authSummary(oauth) {
+    return oauth ? `OAuth2 client credentials (client ${oauth.client_id} at ${hostOf(oauth.token_url)})` : 'Basic token';
+  }
+
+  /** A client identity as the webhook's page names it: subject, expiry, the start of its fingerprint. */
+  function identitySummary(identity) {
+    if (!identity) return 'none';
+    const expired = new Date(identity.not_after).getTime() <= Date.now();
+    return `${identity.subject}, ${expired ? 'expired' : 'expires'} ${formatDay(identity.not_after)}, `
+      + `SHA-256 ${identity.fingerprint.slice(0, 16)}…`
+      + (identity.ca_fingerprint ? `; CA SHA-256 ${identity.ca_fingerprint.slice(0, 16)}…` : '');
+  }
+
+  /** A PEM text area, with its label, hint and error slot; `name` is the API's field. */
+  function pemField(id, name, label, hint, placeholder) {
+    const area = el('textarea', {
+      id, name, rows: 5, className: 'mono pem', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off',
+      placeholder, 'aria-describedby': `${id}-hint ${name}-error`,
+    });
+    return {
+      area,
+      node: el('div', { className: 'field' },
+        el('label', { for: id }, label), area,
+        el('p', { className: 'hint', id: `${id}-hint` }, hint),
+        errorSlot(name)),
+    };
+  }
+
+  /**
+   * "Receiver authentication": the Authorization deliveries carry (the
+   * Basic token, or an access token fetched with OAuth2 client
+   * credentials) and an optional client certificate for mutual TLS. `w` is
+   * the webhook (Settings), or null (New Webhook). Nothing secret is ever
+   * read back: the client secret's input starts empty and, left empty, the
+   * secret held is kept; the private key's starts empty, and an identity
+   * held is sent again only when replaced (or null, removed). Typed
+   * secrets live in their inputs and the request body only. Returns the
+   * node, `read()` (the fields to send) and `fill(w)`, which shows a
+   * webhook again with its secret inputs emptied.
+   */
+  function authField(w) {
+    const node = el('fieldset', { className: 'auth', id: 'auth-field', 'aria-describedby': 'auth-hint' });
+    let read = () => ({});
+    let clear = () => {};
+
+    function fill(webhook) {
+      clear();
+      const oauth = (webhook && webhook.oauth2) || null;
+      const identity = (webhook && webhook.client_tls) || null;
+
+      // The Authorization header: Basic token or OAuth2 client credentials.
+      const basic = el('input', { type: 'radio', name: 'auth_kind', id: 'auth-basic', value: 'basic', checked: !oauth });
+      const useOauth = el('input', { type: 'radio', name: 'auth_kind', id: 'auth-oauth2', value: 'oauth2', checked: Boolean(oauth) });
+      const tokenUrl = el('input', {
+        type: 'url', id: 'oauth2-token-url', name: 'oauth2.token_url', value: oauth ? oauth.token_url : '',
+        autocomplete: 'off', spellcheck: 'false', placeholder: 'https://auth.example.com/oauth/token',
+        'aria-describedby': 'oauth2-token-url-hint oauth2.token_url-error',
+      });
+      const clientId = el('input', {
+        type: 'text', id: 'oauth2-client-id', name: 'oauth2.client_id', className: 'mono', value: oauth ? oauth.client_id : '',
+        autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'oauth2.client_id-error',
+      });
+      const secret = el('input', {
+        type: 'password', id: 'oauth2-client-secret', name: 'oauth2.client_secret', className: 'mono',
+        autocomplete: 'off', spellcheck: 'false',
+        placeholder: oauth ? `kept unless typed again (${oauth.client_secret})` : '',
+        'aria-describedby': 'oauth2-client-secret-hint oauth2.client_secret-error',
+      });
+      const scope = el('input', {
+        type: 'text', id: 'oauth2-scope', name: 'oauth2.scope', className: 'mono', value: oauth && oauth.scope ? oauth.scope : '',
+        autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. webhooks.write', 'aria-describedby': 'oauth2.scope-error',
+      });
+      const method = el('select', { id: 'oauth2-auth-method', name: 'oauth2.auth_method', 'aria-describedby': 'oauth2.auth_method-error' },
+        Object.entries(AUTH_METHODS).map(([value, label]) => el('option', {
+          value, selected: value === ((oauth && oauth.auth_method) || 'client_secret_basic'),
+        }, label)));
+      const oauthFields = el('div', { className: 'auth-part', id: 'oauth2-fields', hidden: !oauth },
+        el('div', { className: 'field' },
+          el('label', { for: 'oauth2-token-url' }, 'Token endpoint'), tokenUrl,
+          el('p', { className: 'hint', id: 'oauth2-token-url-hint' }, 'https only: the client secret travels to it.'),
+          errorSlot('oauth2.token_url')),
+        el('div', { className: 'field' }, el('label', { for: 'oauth2-client-id' }, 'Client ID'), clientId, errorSlot('oauth2.client_id')),
+        el('div', { className: 'field' },
+          el('label', { for: 'oauth2-client-secret' }, 'Client secret'), secret,
+          el('p', { className: 'hint', id: 'oauth2-client-secret-hint' }, oauth
+            ? 'Shown masked once saved, never in full. Left empty, the secret held is kept (as long as the token endpoint stays the same).'
+            : 'Shown masked once saved, never in full.'),
+          errorSlot('oauth2.client_secret')),
+        el('div', { className: 'field' }, el('label', { for: 'oauth2-scope' }, 'Scope (optional)'), scope, errorSlot('oauth2.scope')),
+        el('div', { className: 'field' },
+          el('label', { for: 'oauth2-auth-method' }, 'Client authentication method'), method, errorSlot('oauth2.auth_method')),
+        errorSlot('oauth2'));
+      const choose = () => { oauthFields.hidden = !useOauth.checked; };
+      basic.addEventListener('change', choose);
+      useOauth.addEventListener('change', choose);
+
+      // The client certificate: present one (none held), or keep, replace or remove the one held.
+      const cert = pemField('client-tls-certificate', 'client_tls.certificate', 'Certificate chain (PEM, leaf first)',
+        'The client certificate, then its intermediates. RSA (2048 bits or more) or ECDSA P-256/P-384.', '-----BEGIN CERTIFICATE-----');
+      const key = pemField('client-tls-private-key', 'client_tls.private_key', 'Private key (PEM, unencrypted)',
+        'Never shown again, here or through the API.', '-----BEGIN PRIVATE KEY-----');
+      const ca = pemField('client-tls-ca', 'client_tls.ca', 'CA for this endpoint (PEM, optional)',
+        'Trusted for this endpoint’s server certificate instead of the public roots. Empty: the public roots.', '-----BEGIN CERTIFICATE-----');
+      const upload = el('div', { className: 'auth-part', id: 'client-tls-upload', hidden: true }, cert.node, key.node, ca.node);
+      let mode;
+      let choices;
+      if (identity) {
+        const radio = (value, label) => {
+          const input = el('input', { type: 'radio', name: 'client_tls_mode', id: `client-tls-${value}`, value, checked: value === 'keep' });
+          return el('label', { className: 'check', for: input.id }, input, el('span', {}, label));
+        };
+        choices = [
+          el('dl', { className: 'identity-held', id: 'client-tls-held' },
+            el('dt', {}, 'Subject'), el('dd', { className: 'mono' }, identity.subject),
+            el('dt', {}, 'Expires'), el('dd', {}, formatTime(identity.not_after)),
+            el('dt', {}, 'SHA-256'), el('dd', { className: 'mono' }, identity.fingerprint),
+            identity.ca_fingerprint ? [el('dt', {}, 'CA SHA-256'), el('dd', { className: 'mono' }, identity.ca_fingerprint)] : null),
+          el('div', { role: 'radiogroup', 'aria-label': 'The client certificate held' },
+            radio('keep', 'Keep it'),
+            radio('replace', 'Replace it with a new certificate and key (and CA, if one is to be trusted)'),
+            radio('remove', 'Remove it: no client certificate')),
+        ];
+        mode = () => node.querySelector('input[name="client_tls_mode"]:checked').value;
+      } else {
+        const present = el('input', { type: 'checkbox', id: 'client-tls-present' });
+        choices = [el('label', { className: 'check', for: present.id }, present, el('span', {}, 'Present a client certificate'))];
+        mode = () => (present.checked ? 'replace' : 'none');
+      }
+      const removeNote = el('p', { className: 'note-warn', id: 'client-tls-remove-note', hidden: true },
+        'The client certificate will be removed when you save.');
+      const identityPart = el('fieldset', { className: 'identity', id: 'client-tls-field', 'aria-describedby': 'client-tls-hint client_tls-error' },
+        el('legend', {}, 'Client certificate (mutual TLS)'),
+        el('p', { className: 'hint', id: 'client-tls-hint' },
+          'Presented in the TLS handshake, for a receiver that asks for one; needs an https URL. '
+          + (identity ? 'The key held is never shown; replacing sends a certificate, its key and the CA together.' : 'Optional.')),
+        choices, removeNote, upload, errorSlot('client_tls'));
+      identityPart.addEventListener('change', () => {
+        upload.hidden = mode() !== 'replace';
+        removeNote.hidden = mode() !== 'remove';
+      });
+
+      node.replaceChildren(
+        el('legend', {}, 'Receiver authentication'),
+        el('p', { className: 'hint', id: 'auth-hint' },
+          'How deliveries and test events prove themselves to your receiver: the Authorization header they carry, and a client certificate if it asks for one.'),
+        el('div', { role: 'radiogroup', 'aria-label': 'Authorization header', id: 'auth-kind' },
+          el('label', { className: 'check', for: 'auth-basic' }, basic,
+            el('span', {}, 'Basic token', el('small', {}, 'Authorization: Basic <the webhook’s token>'))),
+          el('label', { className: 'check', for: 'auth-oauth2' }, useOauth,
+            el('span', {}, 'OAuth2 client credentials',
+              el('small', {}, 'Authorization: Bearer <access token>, fetched from your token endpoint and reused until it nears expiry')))),
+        oauthFields,
+        identityPart);
+
+      /**
+       * The fields to send: `oauth2` when it differs from what is held (null:
+       * back to the Basic token; without client_secret when none was typed,
+       * so that the API keeps it), `client_tls` when presented, replaced or
+       * removed (null). The API judges the values.
+       */
+      read = () => {
+        const out = {};
+        if (!useOauth.checked) {
+          if (oauth) out.oauth2 = null;
+        } else {
+          const o = { token_url: tokenUrl.value.trim(), client_id: clientId.value, auth_method: method.value };
+          if (scope.value.trim()) o.scope = scope.value.trim();
+          if (secret.value !== '') o.client_secret = secret.value;
+          const same = oauth && o.client_secret === undefined && o.token_url === oauth.token_url
+            && o.client_id === oauth.client_id && (o.scope || null) === (oauth.scope || null)
+            && o.auth_method === oauth.auth_method;
+          if (!same) out.oauth2 = o;
+        }
+        const m = mode();
+        if (m === 'replace') {
+          out.client_tls = { certificate: cert.area.value, private_key: key.area.value };
+          if (ca.area.value.trim()) out.client_tls.ca = ca.area.value;
+        } else if (m === 'remove') {
+          out.client_tls = null;
+        }
+        return out;
+      };
+      clear = () => {
+        secret.value = '';
+        key.area.value = '';
+      };
+    }
+
+    fill(w);
+    return { node, read: () => read(), fill, clear: () => clear() };
+  }
+
   async function loadEventTypes(key) {
     const list = await api('GET', 'event-types', undefined, key);
     eventTypes = list.data;
@@ -624,6 +846,7 @@
   function renderNew() {
     const token = el('input', { type: 'text', id: 'token', name: 'token', className: 'mono', value: generateToken(), autocomplete: 'off', 'aria-describedby': 'token-hint token-error' });
     const headers = headersField([]);
+    const auth = authField(null);
     const form = el('form', { novalidate: true, id: 'new-webhook-form' },
       el('h2', {}, 'New Webhook'),
       errorSlot('_form'),
@@ -632,7 +855,7 @@
         el('label', { for: 'token' }, 'Authorization token'),
         el('div', { className: 'row' }, token,
           el('button', { type: 'button', onclick: () => { token.value = generateToken(); token.focus(); } }, 'Generate another')),
-        el('p', { className: 'hint', id: 'token-hint' }, 'Sent with every delivery as “Authorization: Basic <token>”. Generated for you; you may change it (16 to 256 visible characters).'),
+        el('p', { className: 'hint', id: 'token-hint' }, 'Sent with every delivery as “Authorization: Basic <token>” (unless OAuth2 client credentials are chosen under “Receiver authentication”). Generated for you; you may change it (16 to 256 visible characters).'),
         errorSlot('token')),
       eventCheckboxes([], 'new'),
       descriptionField(''),
@@ -640,6 +863,7 @@
       payloadField('full'),
       throttleField(null),
       headers.node,
+      auth.node,
       el('div', { className: 'row' },
         el('button', { type: 'submit', className: 'primary' }, 'Submit'),
         el('a', { href: '#/', className: 'button' }, 'Cancel')));
@@ -668,10 +892,13 @@
       }
       // Sent only with at least one header (empty rows are left out).
       if (list.length) body.headers = list;
+      // Sent only when chosen: OAuth2 client credentials, a client certificate.
+      Object.assign(body, auth.read());
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
       try {
         const created = await api('POST', 'webhooks', body);
+        auth.clear();
         renderCreated(created);
       } catch (err) {
         showFieldError(form, err);
@@ -743,8 +970,8 @@
 
   /**
    * The URL, the id, the payload form, the throttle, the custom headers,
-   * the Active/Inactive switch, and the failing banner; `update` shows
-   * `page.webhook` again.
+   * the Authorization and the client certificate, the Active/Inactive
+   * switch, and the failing banner; `update` shows `page.webhook` again.
    */
   function webhookHeader(page) {
     const heading = el('h2', { className: 'url' });
@@ -752,6 +979,8 @@
     const throttleText = el('span', { id: 'throttle-text' });
     const throttledNote = el('p', { className: 'hint', id: 'throttled-note', hidden: true });
     const headersText = el('span', { id: 'headers-text' });
+    const authText = el('span', { id: 'auth-text' });
+    const identityText = el('span', { id: 'identity-text' });
     const statusSwitch = el('input', { type: 'checkbox', role: 'switch', id: 'status-switch' });
     const statusText = el('span', { id: 'status-text' });
     const banner = failingBanner(page);
@@ -765,6 +994,8 @@
       headersText.replaceChildren(...(held.length
         ? held.flatMap((h, i) => [i ? ', ' : '', el('span', { className: 'mono header-item' }, `${h.name}: ${h.value}`)])
         : ['none']));
+      authText.textContent = authSummary(w.oauth2);
+      identityText.textContent = identitySummary(w.client_tls);
       throttledNote.hidden = !w.throttled_since;
       throttledNote.textContent = w.throttled_since
         ? `Deliveries waiting under the throttle since ${formatTime(w.throttled_since)}.` : '';
@@ -798,6 +1029,8 @@
         el('p', { id: 'throttle-summary' }, el('strong', {}, 'Throttle: '), throttleText),
         throttledNote,
         el('p', { id: 'headers-summary' }, el('strong', {}, 'Headers: '), headersText),
+        el('p', { id: 'auth-summary' }, el('strong', {}, 'Authorization: '), authText),
+        el('p', { id: 'identity-summary' }, el('strong', {}, 'Client certificate: '), identityText),
         el('label', { className: 'switch', for: 'status-switch' }, statusSwitch, statusText),
         banner.node,
       ],
@@ -879,10 +1112,11 @@
     return { node: box, update };
   }
 
-  /** URL, events, description, retries, payload, throttle and custom headers. */
+  /** URL, events, description, retries, payload, throttle, custom headers and receiver authentication. */
   function settingsForm(page) {
     const w = page.webhook;
     const headers = headersField(w.headers);
+    const auth = authField(w);
     const form = el('form', { novalidate: true, id: 'edit-form', 'aria-labelledby': 'edit-heading' },
       el('h3', { id: 'edit-heading' }, 'Settings'),
       errorSlot('_form'),
@@ -893,6 +1127,7 @@
       payloadField(w.payload),
       throttleField(w.throttle_rate),
       headers.node,
+      auth.node,
       el('button', { type: 'submit', className: 'primary' }, 'Save changes'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -919,11 +1154,17 @@
       }
       // Sent only when changed: the whole list, [] removes every header.
       if (headersChanged(list, page.webhook.headers)) changes.headers = list;
+      // Sent only when changed: oauth2 (null: back to the Basic token), client_tls (null: removed).
+      Object.assign(changes, auth.read());
       try {
         page.webhook = await api('PATCH', page.path, changes);
         page.showWebhook();
         // Once sent, shown as the API holds them: a secret typed is no longer in its input.
         if (changes.headers) headers.fill(page.webhook.headers);
+        // Always: a key or client secret typed (even one not sent) leaves its input.
+        const focusInside = auth.node.contains(document.activeElement);
+        auth.fill(page.webhook);
+        if (focusInside) form.querySelector('button[type=submit]').focus();
         say('Changes saved.');
       } catch (err) {
         showFieldError(form, err);
@@ -1302,7 +1543,8 @@
     const timestamp = Math.floor(new Date(d.attempted_at).getTime() / 1000);
     const headers = [
       ['Content-Type', 'application/json'],
-      ['Authorization', 'Basic ****'],
+      // As the webhook authenticates now: the settings may have changed it since.
+      ['Authorization', page.webhook.oauth2 ? 'Bearer ****' : 'Basic ****'],
       ['webhook-id', d.event_id],
       ['webhook-timestamp', String(timestamp)],
       ['webhook-signature', 'v1,****'],
@@ -1544,10 +1786,19 @@
   // The names in an entry's changes whose values are times, shown in local time.
   const TIME_CHANGES = /(^|_)(at|since|until)$/;
 
-  /** A value of an entry's changes as text: a list joined, null as "none", a time (by its name) in local time. */
+  /**
+   * A value of an entry's changes as text: a list joined, null as "none", a
+   * time (by its name) in local time, client credentials as "client … at
+   * host", a client certificate by its fingerprint and expiry.
+   */
   function changeValue(value, name) {
     if (value === null || value === undefined) return 'none';
     if (Array.isArray(value)) return value.length ? value.map((v) => changeValue(v, name)).join(', ') : 'none';
+    // Client credentials and a client identity, as the log names them (never a secret or a key).
+    if (name === 'oauth2' && typeof value === 'object' && 'client_id' in value) return `client ${value.client_id} at ${value.token_host}`;
+    if (name === 'client_tls' && typeof value === 'object' && 'fingerprint' in value) {
+      return `SHA-256 ${value.fingerprint.slice(0, 16)}…${value.not_after ? `, expires ${formatDay(value.not_after)}` : ''}`;
+    }
     if (typeof value === 'object') return JSON.stringify(value);
     if (typeof value === 'string' && TIME_CHANGES.test(name)) return formatTime(value);
     return String(value);
