@@ -994,48 +994,6 @@ async fn unchanged(store: &DynamoStore, before: &[AuditEntry], what: &str) {
     );
 }
 
-/// Every item of the table (a Scan), with every attribute value as text.
-async fn raw_items(store: &DynamoStore) -> Vec<(String, String, Item)> {
-    let client = store.client().await.expect("client");
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(store.table())
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        for item in out.items.unwrap_or_default() {
-            let key = |k: &str| item[k].as_s().expect("a string key").clone();
-            items.push((key("PK"), key("SK"), item));
-        }
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
-/// An item's attribute names and values, nested ones included, as text.
-fn as_text(item: &Item) -> String {
-    fn value(v: &AttributeValue) -> String {
-        match v {
-            AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
-            AttributeValue::Bool(b) => b.to_string(),
-            AttributeValue::Ss(l) | AttributeValue::Ns(l) => l.join(" "),
-            AttributeValue::B(b) => String::from_utf8_lossy(b.as_ref()).into_owned(),
-            AttributeValue::M(m) => as_text(m),
-            AttributeValue::L(l) => l.iter().map(value).collect::<Vec<_>>().join(" "),
-            other => format!("{other:?}"),
-        }
-    }
-    item.iter()
-        .map(|(name, v)| format!("{name}={}\n", value(v)))
-        .collect()
-}
-
 fn shown(body: &Value, field: &str) -> String {
     body[field]
         .as_str()
@@ -1168,7 +1126,7 @@ async fn a_tenants_changes_read_back_newest_first_by_its_key_and_the_table_holds
     assert!(filtered.is_empty(), "{filtered:#?}");
 
     // The raw table: the entries are the tenant's items, each with its TTL.
-    let items = raw_items(&app.store).await;
+    let items = testkit::raw_items(&app.store).await;
     let acme = keys::tenant_pk(&me.tenant_id);
     let audit: Vec<&(String, String, Item)> = items
         .iter()
@@ -1198,7 +1156,7 @@ async fn a_tenants_changes_read_back_newest_first_by_its_key_and_the_table_holds
     }
     // No token, signing secret, key or URL query in any entry.
     for (_, sk, item) in &audit {
-        let text = as_text(item);
+        let text = testkit::item_text(item);
         for secret in &secrets {
             assert!(!text.contains(secret.as_str()), "{sk} holds {secret}");
         }
@@ -1209,11 +1167,14 @@ async fn a_tenants_changes_read_back_newest_first_by_its_key_and_the_table_holds
         .iter()
         .find(|(pk, sk, _)| *pk == acme && *sk == keys::webhook_sk(id.parse().unwrap()))
         .expect("the webhook's item");
-    let hook = as_text(hook);
+    let hook = testkit::item_text(hook);
     for secret in [&signing_secret, &last_token, &format!("other-{mark}")] {
         assert!(hook.contains(secret.as_str()), "the search misses {secret}");
     }
-    let texts: Vec<String> = audit.iter().map(|(_, _, item)| as_text(item)).collect();
+    let texts: Vec<String> = audit
+        .iter()
+        .map(|(_, _, item)| testkit::item_text(item))
+        .collect();
     assert!(texts.iter().any(|t| t.contains(&format!("name-{mark}"))));
 }
 

@@ -117,6 +117,35 @@ async fn dispatch_events(
     records
 }
 
+/// The error of the webhook's first attempt in `records`.
+fn error_of(records: &[(shared::WebhookId, DeliveryRecord)], of: &Webhook) -> String {
+    records
+        .iter()
+        .find(|(id, _)| *id == of.id)
+        .and_then(|(_, r)| r.error.clone())
+        .unwrap_or_default()
+}
+
+/// A bank's gateway: a TLS receiver (its certificate from `server`) that
+/// requires a client certificate from `clients`, and the identity the bank
+/// issued to the platform.
+struct Gateway {
+    server: TestCa,
+    rx: Receiver,
+    bank: ClientIdentity,
+}
+
+async fn gateway() -> Gateway {
+    let (server, clients) = (TestCa::generate(), TestCa::generate());
+    let rx = Receiver::start_tls_with(
+        server.acceptor_requiring_clients_of(&clients),
+        TlsAnswer::Ok,
+    )
+    .await;
+    let bank = clients.client_identity("relay.acme.example");
+    Gateway { server, rx, bank }
+}
+
 fn outcomes(records: &[(shared::WebhookId, DeliveryRecord)], of: &Webhook) -> Vec<String> {
     records
         .iter()
@@ -128,14 +157,8 @@ fn outcomes(records: &[(shared::WebhookId, DeliveryRecord)], of: &Webhook) -> Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_requiring_a_client_certificate_gets_the_identity_and_refuses_a_delivery_without()
  {
-    let (server, clients) = (TestCa::generate(), TestCa::generate());
-    let rx = Receiver::start_tls_with(
-        server.acceptor_requiring_clients_of(&clients),
-        TlsAnswer::Ok,
-    )
-    .await;
+    let Gateway { server, rx, bank } = gateway().await;
     let d = dispatcher(&server);
-    let bank = clients.client_identity("relay.acme.example");
     let with = webhook(&d, &rx.https_url("/with"), |w| {
         w.client_tls = Some(identity(&bank, None));
     })
@@ -177,24 +200,15 @@ async fn a_receiver_requiring_a_client_certificate_gets_the_identity_and_refuses
             Some(bank.fingerprint.as_str())
         );
     }
-    let refusal = records
-        .iter()
-        .find(|(id, _)| *id == without.id)
-        .and_then(|(_, r)| r.error.clone())
-        .unwrap_or_default();
+    let refusal = error_of(&records, &without);
     assert!(refusal.starts_with("TLS"), "{refusal}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_certificate_from_another_ca_than_the_pinned_one_fails_closed() {
-    let (server, clients, other) = (TestCa::generate(), TestCa::generate(), TestCa::generate());
-    let rx = Receiver::start_tls_with(
-        server.acceptor_requiring_clients_of(&clients),
-        TlsAnswer::Ok,
-    )
-    .await;
+    let Gateway { server, rx, bank } = gateway().await;
+    let other = TestCa::generate();
     let d = dispatcher(&server);
-    let bank = clients.client_identity("relay.acme.example");
     // The receiver's CA is trusted container-wide (the test roots), but
     // this endpoint trusts only `other`: the pin replaces the roots.
     let pinned_elsewhere = webhook(&d, &rx.https_url("/hook"), |w| {
@@ -203,7 +217,7 @@ async fn a_receiver_certificate_from_another_ca_than_the_pinned_one_fails_closed
     .await;
     let records = dispatch_events(&d, 2).await;
     assert_eq!(outcomes(&records, &pinned_elsewhere), ["tls_error"; 2]);
-    let error = records[0].1.error.clone().unwrap_or_default();
+    let error = error_of(&records, &pinned_elsewhere);
     assert!(error.contains("certificate"), "{error}");
     assert!(rx.requests().is_empty(), "nothing was sent");
 }
@@ -282,8 +296,10 @@ async fn a_failing_token_endpoint_is_its_own_outcome_and_is_not_asked_per_delive
     let mut records = dispatch_events(&d, 5).await;
     records.extend(dispatch_events(&d, 5).await);
     assert_eq!(outcomes(&records, &hook), ["token_error"; 10]);
-    let error = records[0].1.error.clone().unwrap_or_default();
-    assert_eq!(error, "the token endpoint answered 401 (invalid_client)");
+    assert_eq!(
+        error_of(&records, &hook),
+        "the token endpoint answered 401 (invalid_client)"
+    );
     assert!(rx.requests().is_empty(), "nothing reaches the receiver");
     assert_eq!(
         token_endpoint.requests().len(),
@@ -431,12 +447,7 @@ async fn the_api_takes_an_identity_and_credentials_and_never_reads_back_a_key_or
 /// never contacted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_address_rule_holds_for_identities_and_token_endpoints() {
-    let (server, clients) = (TestCa::generate(), TestCa::generate());
-    let rx = Receiver::start_tls_with(
-        server.acceptor_requiring_clients_of(&clients),
-        TlsAnswer::Ok,
-    )
-    .await;
+    let Gateway { server, rx, bank } = gateway().await;
     let token_endpoint = Receiver::start_tls(&server).await;
     let client = DeliveryClient::new(ClientConfig::default()).expect("client");
     let d = dispatch::Dispatcher::new(
@@ -444,7 +455,6 @@ async fn the_address_rule_holds_for_identities_and_token_endpoints() {
         client,
         &Settings::with_table("unused"),
     );
-    let bank = clients.client_identity("relay.acme.example");
     let with_identity = webhook(&d, &rx.https_url("/hook"), |w| {
         w.client_tls = Some(identity(&bank, None));
     })
@@ -457,11 +467,7 @@ async fn the_address_rule_holds_for_identities_and_token_endpoints() {
     let records = dispatch_events(&d, 1).await;
     assert_eq!(outcomes(&records, &with_identity), ["blocked"]);
     assert_eq!(outcomes(&records, &with_token), ["token_error"]);
-    let why = records
-        .iter()
-        .find(|(id, _)| *id == with_token.id)
-        .and_then(|(_, r)| r.error.clone())
-        .unwrap_or_default();
+    let why = error_of(&records, &with_token);
     assert!(why.starts_with("the token endpoint is"), "{why}");
     assert_eq!(rx.connections() + token_endpoint.connections(), 0);
 }

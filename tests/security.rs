@@ -524,18 +524,11 @@ async fn randomized_operations_never_cross_tenants() {
 async fn api_keys_are_stored_as_hashes_only() {
     let store = fresh_store().await;
     let key = api_key_for(&store, "acme").await;
-    let items = store
-        .client()
+    let raw: Vec<String> = testkit::raw_items(&store)
         .await
-        .expect("client")
-        .scan()
-        .table_name(store.table())
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
-    let raw: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+        .iter()
+        .map(|(_, _, item)| format!("{item:?}"))
+        .collect();
     assert!(!raw.is_empty());
     assert!(
         raw.iter().all(|item| !item.contains(&key)),

@@ -277,41 +277,61 @@ pub fn standard_webhooks_signature(secret: &str, id: &str, timestamp: &str, body
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-/// Every audit item's and every webhook item's attribute values, as text.
-pub async fn audit_and_webhook_text(store: &shared::store::DynamoStore) -> (String, String) {
-    let out = store
-        .client()
-        .await
-        .expect("client")
-        .scan()
-        .table_name(store.table())
-        .send()
-        .await
-        .unwrap();
+/// An item of the table, as the SDK gives it.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Every item of the table (a Scan, every page): its keys and the item.
+pub async fn raw_items(store: &DynamoStore) -> Vec<(String, String, Item)> {
+    let client = store.client().await.expect("client");
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(store.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        for item in out.items.unwrap_or_default() {
+            let key = |k: &str| item[k].as_s().expect("a string key").clone();
+            items.push((key("PK"), key("SK"), item));
+        }
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// An item's attribute names and values, nested ones included, as text.
+pub fn item_text(item: &Item) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fn value(v: &AttributeValue) -> String {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+            AttributeValue::Bool(b) => b.to_string(),
+            AttributeValue::Ss(l) | AttributeValue::Ns(l) => l.join(" "),
+            AttributeValue::B(b) => String::from_utf8_lossy(b.as_ref()).into_owned(),
+            AttributeValue::M(m) => item_text(m),
+            AttributeValue::L(l) => l.iter().map(value).collect::<Vec<_>>().join(" "),
+            other => format!("{other:?}"),
+        }
+    }
+    item.iter()
+        .map(|(name, v)| format!("{name}={}\n", value(v)))
+        .collect()
+}
+
+/// Every audit item's and every webhook item's attribute names and values, as text.
+pub async fn audit_and_webhook_text(store: &DynamoStore) -> (String, String) {
     let (mut audit, mut webhooks) = (String::new(), String::new());
-    for item in out.items.unwrap_or_default() {
-        let sk = item
-            .get("SK")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        let text: Vec<String> = item.values().map(text_of).collect();
+    for (_, sk, item) in raw_items(store).await {
         if sk.starts_with("AUDIT#") {
-            audit.push_str(&text.join(" "));
+            audit.push_str(&item_text(&item));
         } else if sk.starts_with("WEBHOOK#") {
-            webhooks.push_str(&text.join(" "));
+            webhooks.push_str(&item_text(&item));
         }
     }
     (audit, webhooks)
-}
-
-fn text_of(v: &aws_sdk_dynamodb::types::AttributeValue) -> String {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    match v {
-        AttributeValue::S(s) => s.clone(),
-        AttributeValue::N(n) => n.clone(),
-        AttributeValue::L(l) => l.iter().map(text_of).collect::<Vec<_>>().join(" "),
-        AttributeValue::M(m) => m.values().map(text_of).collect::<Vec<_>>().join(" "),
-        other => format!("{other:?}"),
-    }
 }
