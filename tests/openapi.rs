@@ -573,6 +573,8 @@ async fn every_operation_answers_what_the_document_says() {
         replies.push((template, method, reply));
     }
 
+    replies.extend(secured_webhook_replies(&app).await);
+
     // A stack with static egress: its two addresses.
     let fixed = api::App::new(
         shared::store::MemoryStore::default(),
@@ -644,4 +646,253 @@ fn the_checker_refuses_what_the_document_does_not_allow() {
     let err = json!({"error": {"code": "webhook_not_found", "message": "no"}});
     assert!(conforms(&doc, "/event-types", "GET", &reply(404, err.clone())).is_err());
     assert!(conforms(&doc, "/webhooks/{id}", "GET", &reply(404, err)).is_ok());
+    // A webhook's credentials and identity: masked, and never the key.
+    let webhook = |oauth2: Value, client_tls: Value| {
+        json!({
+            "id": "wh_01JDQ86G0Q3R8T5V9X2Z4B7D1F",
+            "url": "https://receiver.example.com/hook",
+            "events": ["async.completed"],
+            "status": "active",
+            "token": "****abcd",
+            "signing_secret": "****efgh",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "lane": "main",
+            "throttle_rate": null,
+            "headers": [],
+            "oauth2": oauth2,
+            "client_tls": client_tls,
+        })
+    };
+    let oauth2 = json!({
+        "token_url": "https://auth.example.com/token",
+        "client_id": "relay",
+        "client_secret": "****0123",
+        "auth_method": "client_secret_basic",
+    });
+    let identity = json!({
+        "fingerprint": "ab".repeat(32),
+        "subject": "CN=relay.acme.example",
+        "not_after": "2027-01-01T00:00:00Z",
+    });
+    let check = |body: Value| conforms(&doc, "/webhooks/{id}", "GET", &reply(200, body));
+    assert!(check(webhook(oauth2.clone(), identity.clone())).is_ok());
+    assert!(check(webhook(Value::Null, Value::Null)).is_ok());
+    let mut shown = oauth2.clone();
+    shown["client_secret"] = json!("oauth-client-secret-0123");
+    assert!(check(webhook(shown, Value::Null)).is_err());
+    let mut with_key = identity.clone();
+    with_key["private_key"] = json!("-----BEGIN PRIVATE KEY-----");
+    assert!(check(webhook(Value::Null, with_key)).is_err());
+    let mut missing = webhook(Value::Null, Value::Null);
+    missing.as_object_mut().unwrap().remove("client_tls");
+    assert!(check(missing).is_err());
+}
+
+/// Mutual TLS (`client_tls`) and OAuth2 client credentials (`oauth2`):
+/// created, read, changed, refused and removed, on a tenant of its own
+/// (acme's webhook limit is 2). The token endpoint answers nothing, so a test
+/// event ends `token_error`.
+async fn secured_webhook_replies<S: Store>(
+    app: &api::App<S>,
+) -> Vec<(&'static str, &'static str, Reply)> {
+    let key = api_key_for(&app.store, "bank").await;
+    let issuer = testkit::tls::TestCa::generate();
+    let identity = issuer.client_identity("relay.acme.example");
+    let renewed = issuer.client_identity("relay.acme.example");
+    let server_ca = testkit::tls::TestCa::generate();
+    let token_url = "https://127.0.0.1:9/oauth2/token";
+    let oauth2 = json!({
+        "token_url": token_url,
+        "client_id": "ekyc relay",
+        "client_secret": "oauth-client-secret-0123",
+        "scope": "webhooks:write events",
+        "auth_method": "client_secret_post",
+    });
+    let client_tls = json!({
+        "certificate": identity.certificate_pem,
+        "private_key": identity.private_key_pem,
+        "ca": server_ca.root_pem,
+    });
+    let mut replies = Vec::new();
+    let mut expect = |template: &'static str,
+                      method: &'static str,
+                      reply: Reply,
+                      status: u16,
+                      field: Option<&str>| {
+        assert_eq!(reply.status, status, "{method} {template}: {}", reply.body);
+        if let Some(field) = field {
+            assert_eq!(reply.body["error"]["field"], field, "{}", reply.body);
+        }
+        let body = reply.body.clone();
+        replies.push((template, method, reply));
+        body
+    };
+
+    // Refused on create: a certificate that is no PEM, an identity for an
+    // http url, credentials without a secret.
+    let bad_certificate = json!({
+        "url": "https://localhost:8443/hook",
+        "events": ["async.completed"],
+        "client_tls": {"certificate": "not a certificate", "private_key": identity.private_key_pem},
+    });
+    let over_http = json!({
+        "url": "http://localhost:8443/hook",
+        "events": ["async.completed"],
+        "client_tls": client_tls,
+    });
+    let no_secret = json!({
+        "url": "https://localhost:8443/hook",
+        "events": ["async.completed"],
+        "oauth2": {"token_url": token_url, "client_id": "ekyc relay"},
+    });
+    for (body, field) in [
+        (bad_certificate, "client_tls.certificate"),
+        (over_http, "client_tls"),
+        (no_secret, "oauth2.client_secret"),
+    ] {
+        let reply = Call::new("POST", "/webhooks", &key)
+            .json(body)
+            .send(app)
+            .await;
+        expect("/webhooks", "POST", reply, 400, Some(field));
+    }
+
+    // Created with both: the secret masked, the key never shown.
+    let created = Call::new("POST", "/webhooks", &key)
+        .json(json!({
+            "url": "https://localhost:8443/hook",
+            "events": ["async.completed"],
+            "oauth2": oauth2,
+            "client_tls": client_tls,
+        }))
+        .send(app)
+        .await;
+    let created = expect("/webhooks", "POST", created, 201, None);
+    assert_eq!(created["client_tls"]["fingerprint"], identity.fingerprint);
+    assert_eq!(
+        created["client_tls"]["ca_fingerprint"],
+        testkit::tls::sha256_hex(&server_ca.root)
+    );
+    assert_eq!(
+        created["oauth2"],
+        json!({
+            "token_url": token_url,
+            "client_id": "ekyc relay",
+            "client_secret": "****0123",
+            "scope": "webhooks:write events",
+            "auth_method": "client_secret_post",
+        })
+    );
+    assert!(!created.to_string().contains("PRIVATE KEY"));
+    let path = format!("/webhooks/{}", created["id"].as_str().unwrap());
+    let reply = Call::new("GET", "/webhooks", &key).send(app).await;
+    expect("/webhooks", "GET", reply, 200, None);
+    let reply = Call::new("GET", &path, &key).send(app).await;
+    let shown = expect("/webhooks/{id}", "GET", reply, 200, None);
+    assert_eq!(shown["client_tls"], created["client_tls"]);
+
+    // A test event: the token cannot be fetched, nothing is sent.
+    let test_path = format!("{path}/test");
+    let reply = Call::new("POST", &test_path, &key).send(app).await;
+    let tested = expect("/webhooks/{id}/test", "POST", reply, 200, None);
+    assert_eq!(tested["outcome"], "token_error", "{tested}");
+
+    // Changed: the secret kept for the same token endpoint (scope and method
+    // as given now), a new identity without a CA.
+    let reply = Call::new("PATCH", &path, &key)
+        .json(json!({
+            "oauth2": {"token_url": token_url, "client_id": "ekyc-relay-2"},
+            "client_tls": {"certificate": renewed.certificate_pem, "private_key": renewed.private_key_pem},
+        }))
+        .send(app)
+        .await;
+    let changed = expect("/webhooks/{id}", "PATCH", reply, 200, None);
+    assert_eq!(
+        changed["oauth2"],
+        json!({
+            "token_url": token_url,
+            "client_id": "ekyc-relay-2",
+            "client_secret": "****0123",
+            "auth_method": "client_secret_basic",
+        })
+    );
+    assert_eq!(changed["client_tls"]["fingerprint"], renewed.fingerprint);
+    assert!(changed["client_tls"].get("ca_fingerprint").is_none());
+
+    // Refused on change, changing nothing: a secret kept for another token
+    // endpoint, a key that is not the certificate's, an http url while an
+    // identity is held, an unknown field, a short secret's mask.
+    let refusals = [
+        (
+            json!({"oauth2": {"token_url": "https://127.0.0.2:9/token", "client_id": "x"}}),
+            "oauth2.client_secret",
+        ),
+        (
+            json!({"client_tls": {"certificate": identity.certificate_pem, "private_key": renewed.private_key_pem}}),
+            "client_tls.private_key",
+        ),
+        (json!({"url": "http://localhost:8443/hook"}), "client_tls"),
+        (
+            json!({"oauth2": {"token_url": token_url, "client_id": "x", "scope": "a  b"}}),
+            "oauth2.scope",
+        ),
+    ];
+    for (body, field) in refusals {
+        let reply = Call::new("PATCH", &path, &key).json(body).send(app).await;
+        expect("/webhooks/{id}", "PATCH", reply, 400, Some(field));
+    }
+    let reply = Call::new("PATCH", &path, &key)
+        .json(json!({"client_tls": {"certificate": renewed.certificate_pem, "private_key": renewed.private_key_pem, "password": "x"}}))
+        .send(app)
+        .await;
+    let unknown = expect("/webhooks/{id}", "PATCH", reply, 400, None);
+    assert_eq!(unknown["error"]["code"], "unknown_field", "{unknown}");
+    let reply = Call::new("PATCH", &path, &key)
+        .json(
+            json!({"oauth2": {"token_url": token_url, "client_id": "x", "client_secret": "short"}}),
+        )
+        .send(app)
+        .await;
+    let short = expect("/webhooks/{id}", "PATCH", reply, 200, None);
+    assert_eq!(short["oauth2"]["client_secret"], "****");
+
+    // Removed: back to the Basic token and no identity.
+    let reply = Call::new("PATCH", &path, &key)
+        .json(json!({"oauth2": null, "client_tls": null}))
+        .send(app)
+        .await;
+    let removed = expect("/webhooks/{id}", "PATCH", reply, 200, None);
+    assert!(removed["oauth2"].is_null() && removed["client_tls"].is_null());
+    let reply = Call::new("GET", &path, &key).send(app).await;
+    let shown = expect("/webhooks/{id}", "GET", reply, 200, None);
+    assert!(shown["oauth2"].is_null() && shown["client_tls"].is_null());
+
+    // The audit log names the identities and token hosts, never a secret.
+    let reply = Call::new("GET", "/audit-log?action=webhook.updated", &key)
+        .send(app)
+        .await;
+    let log = expect("/audit-log", "GET", reply, 200, None);
+    let text = log.to_string();
+    assert!(!text.contains("PRIVATE KEY") && !text.contains("oauth-client-secret"));
+    let changes: Vec<&Value> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["changes"])
+        .collect();
+    assert!(
+        changes.iter().any(
+            |c| c["client_tls"]["old"]["fingerprint"] == identity.fingerprint
+                && c["client_tls"]["new"]["fingerprint"] == renewed.fingerprint
+        ),
+        "{log}"
+    );
+    assert!(
+        changes.iter().any(
+            |c| c["oauth2"]["old"]["token_host"] == "127.0.0.1" && c["oauth2"]["new"].is_null()
+        ),
+        "{log}"
+    );
+    replies
 }
