@@ -6,6 +6,7 @@ mod coldstart;
 mod cost;
 mod deadline;
 mod fanout;
+mod gateways;
 mod lambda_sizes;
 mod measure;
 mod receiver;
@@ -370,6 +371,32 @@ async fn run(opts: &Options) -> Report {
                 cost::EVENTBRIDGE_API_DESTINATIONS_PER_MILLION
             ),
         );
+    }
+    if opts.runs("gateways") {
+        eprintln!(
+            "2b. receivers behind a gateway, {} events to one webhook over TLS",
+            opts.events
+        );
+        // A first run warms what every variant shares (the allocator, the runtime).
+        gateways::run(gateways::Auth::Basic, fanout::BATCH).await;
+        for auth in gateways::Auth::ALL {
+            let run = gateways::run(auth, opts.events).await;
+            let name = auth.name();
+            let figures = [
+                (
+                    "first delivery",
+                    format!("{:.1} ms", run.first.as_secs_f64() * 1e3),
+                ),
+                (
+                    "p50 / p99 attempt",
+                    format!("{} / {} ms", run.p50_ms, run.p99_ms),
+                ),
+                ("token fetches", run.token_fetches.to_string()),
+            ];
+            for (figure, value) in figures {
+                r.add("gateways", format!("{name}: {figure}"), value, "");
+            }
+        }
     }
     r
 }

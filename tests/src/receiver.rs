@@ -84,12 +84,13 @@ impl TlsAnswer {
                 delay,
             } => {
                 tokio::time::sleep(*delay).await;
-                let head = format!(
-                    "HTTP/1.1 {status} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                // One write: a head and a body in two TLS records would
+                // meet Nagle's algorithm and a delayed ACK (40 ms).
+                let answer = format!(
+                    "HTTP/1.1 {status} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
                 );
-                out.write_all(head.as_bytes()).await?;
-                out.write_all(body.as_bytes()).await?;
+                out.write_all(answer.as_bytes()).await?;
             }
             TlsAnswer::BigHead { head_bytes, hold } => {
                 let head = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: \r\n\r\n";
