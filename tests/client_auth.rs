@@ -239,6 +239,10 @@ async fn one_token_fetch_serves_many_deliveries_as_a_bearer_token() {
     let d = dispatcher(&server);
     let hook = webhook(&d, &rx.https_url("/hook"), |w| {
         w.oauth2 = Some(credentials(&token_endpoint.https_url("/oauth/token")));
+        w.headers = serde_json::from_value(json!([
+            {"name": "X-Gateway-Key", "value": "gw key / 7", "secret": true},
+        ]))
+        .expect("headers");
     })
     .await;
     let basic = webhook(&d, &rx.https_url("/basic"), |_| {}).await;
@@ -268,7 +272,11 @@ async fn one_token_fetch_serves_many_deliveries_as_a_bearer_token() {
     for request in rx.requests() {
         let auth = request.header("authorization").unwrap_or_default();
         match request.path.as_str() {
-            "/hook" => assert_eq!(auth, "Bearer at-7f2c91"),
+            "/hook" => {
+                assert_eq!(auth, "Bearer at-7f2c91");
+                // Custom headers arrive verbatim over TLS too.
+                assert_eq!(request.header("x-gateway-key"), Some("gw key / 7"));
+            }
             // The control: a webhook without credentials keeps the Basic token.
             _ => assert_eq!(auth, format!("Basic {}", basic.token.expose())),
         }

@@ -100,8 +100,13 @@ async fn no_secret_or_payload_reaches_the_logs() {
         .send(&app)
         .await;
     assert_eq!(refused.status, 400, "an identity needs an https url");
+    let header_secret = "gateway-header-SECRET-27182818";
+    secrets.push(header_secret.into());
     let oauth2 = Call::new("PATCH", &format!("/webhooks/{id}"), &key)
-        .json(json!({"oauth2": {"token_url": "https://127.0.0.1:9/token", "client_id": "relay", "client_secret": client_secret}}))
+        .json(json!({
+            "oauth2": {"token_url": "https://127.0.0.1:9/token", "client_id": "relay", "client_secret": client_secret},
+            "headers": [{"name": "X-Gateway-Key", "value": header_secret, "secret": true}],
+        }))
         .send(&app)
         .await;
     assert_eq!(oauth2.status, 200, "{}", oauth2.body);
