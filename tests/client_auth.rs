@@ -352,6 +352,7 @@ async fn the_api_takes_an_identity_and_credentials_and_never_reads_back_a_key_or
         "CN=relay.acme.example"
     );
     assert!(created.body["client_tls"].get("private_key").is_none());
+    assert!(created.body.get("warnings").is_none(), "far from its expiry");
     assert_eq!(
         created.body["oauth2"],
         json!({"token_url": "https://localhost:8443/token", "client_id": "bank-relay",

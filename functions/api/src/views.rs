@@ -207,9 +207,16 @@ impl<'a> WebhookView<'a> {
             throttled_since: w.throttled(now_utc()).map(rfc3339::format),
             failing_since: w.failing_since.map(rfc3339::format),
             last_error: w.failing_since.and(w.last_error.as_deref()),
-            warnings: w.url.warnings(),
+            warnings: warnings(w),
         }
     }
+}
+
+/// The URL's warnings, then the client certificate's.
+fn warnings(w: &Webhook) -> Vec<&'static str> {
+    let mut all = w.url.warnings();
+    all.extend(w.client_tls.as_ref().and_then(|c| c.warning(now_utc())));
+    all
 }
 
 /// A custom header as a read shows it.

@@ -228,7 +228,25 @@ impl ClientTls {
             ca_fingerprint: self.ca_fingerprint.clone(),
         }
     }
+
+    /// What a read warns of at `now`: a certificate that has expired, or
+    /// expires within [`EXPIRY_NOTICE`] (time to upload its successor).
+    pub fn warning(&self, now: OffsetDateTime) -> Option<&'static str> {
+        if self.not_after <= now {
+            Some(EXPIRED_WARNING)
+        } else if self.not_after - now <= EXPIRY_NOTICE {
+            Some(EXPIRING_WARNING)
+        } else {
+            None
+        }
+    }
 }
+
+/// How long before its expiry reads warn of a client certificate.
+pub const EXPIRY_NOTICE: time::Duration = time::Duration::days(30);
+pub const EXPIRING_WARNING: &str =
+    "client_tls: the client certificate expires within 30 days: upload its successor before then";
+pub const EXPIRED_WARNING: &str = "client_tls: the client certificate has expired: a receiver that requires it refuses every delivery";
 
 fn stored_damaged(field: &str) -> rustls::Error {
     rustls::Error::General(format!("{field}: the stored PEM cannot be read"))

@@ -816,3 +816,14 @@ fn the_config_presents_the_identity_and_pins_the_ca() {
     let mut s = server(&server_leaf, &client_ca);
     assert!(handshake(&mut client(&unpinned, &public_roots), &mut s).is_err());
 }
+
+#[test]
+fn reads_warn_of_a_certificate_near_or_past_its_expiry() {
+    let made = self_signed(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let tls = ClientTls::parse(&made.input(), NOW).expect("accepted");
+    let before = |d: time::Duration| tls.warning(NOT_AFTER - d);
+    assert_eq!(before(EXPIRY_NOTICE + time::Duration::seconds(1)), None);
+    assert_eq!(before(EXPIRY_NOTICE), Some(EXPIRING_WARNING));
+    assert_eq!(before(time::Duration::seconds(1)), Some(EXPIRING_WARNING));
+    assert_eq!(tls.warning(NOT_AFTER), Some(EXPIRED_WARNING));
+}
