@@ -3,8 +3,6 @@
 //! certificate) and OAuth2 client credentials (a token endpoint, a Bearer
 //! token), through the real dispatch handler.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use serde_json::json;
@@ -22,22 +20,9 @@ use testkit::tls::{ClientIdentity, TestCa};
 
 const CLIENT_SECRET: &str = "oauth-client-secret-5b8e21d4";
 
-/// A dispatcher in one container: trusts `server`'s CA (the receivers'
-/// certificates), resolves `localhost` to loopback.
+/// A dispatcher in one container that trusts `server`'s CA.
 fn dispatcher(server: &TestCa) -> dispatch::Dispatcher<MemoryStore> {
-    let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: true,
-        dns_overrides: HashMap::from([(
-            "localhost".to_owned(),
-            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )]),
-        extra_roots: vec![server.root.clone()],
-        ..ClientConfig::default()
-    })
-    .expect("client");
-    let mut settings = Settings::with_table("unused");
-    settings.url_policy.allow_private_targets = true;
-    dispatch::Dispatcher::new(MemoryStore::default(), client, &settings)
+    testkit::tls::dispatcher_trusting(server, MemoryStore::default())
 }
 
 /// A webhook for `async.completed` at `url`, changed by `change` (as a PATCH would).

@@ -4,15 +4,12 @@
 //! figures a customer feels: the first delivery of a container (its own
 //! connection pool and handshake, the token fetch), and the attempts after it.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shared::EventType::AsyncCompleted;
 use shared::Status::Active;
 use shared::client_tls::{ClientTls, ClientTlsInput};
-use shared::delivery::{ClientConfig, DeliveryClient};
 use shared::oauth2::{OAuth2, OAuth2Input};
 use shared::store::MemoryStore;
 use shared::store::prelude::*;
@@ -108,19 +105,7 @@ pub async fn run(auth: Auth, events: usize) -> Run {
         }
     }
     save(&store, &before, &mut webhook).await;
-    let client = DeliveryClient::new(ClientConfig {
-        allow_private_targets: true,
-        dns_overrides: HashMap::from([(
-            "localhost".to_owned(),
-            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )]),
-        extra_roots: vec![server.root.clone()],
-        ..ClientConfig::default()
-    })
-    .expect("client");
-    let mut settings = testkit::settings("bench", 1000);
-    settings.url_policy.allow_private_targets = true;
-    let d = dispatch::Dispatcher::new(store, client, &settings);
+    let d = testkit::tls::dispatcher_trusting(&server, store);
 
     let made: Vec<_> = (0..=events)
         .map(|i| envelope("bench", AsyncCompleted, json!({"n": i})))

@@ -120,3 +120,25 @@ impl TestCa {
         TlsAcceptor::from(Arc::new(config))
     }
 }
+
+/// A dispatcher on `store`, one container's: its client trusts `ca` (the
+/// receivers' certificates) and resolves `localhost` to loopback, with
+/// private targets allowed.
+pub fn dispatcher_trusting<S: shared::store::Store>(
+    ca: &TestCa,
+    store: S,
+) -> dispatch::Dispatcher<S> {
+    let client = shared::delivery::DeliveryClient::new(shared::delivery::ClientConfig {
+        allow_private_targets: true,
+        dns_overrides: std::collections::HashMap::from([(
+            "localhost".to_owned(),
+            vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+        )]),
+        extra_roots: vec![ca.root.clone()],
+        ..shared::delivery::ClientConfig::default()
+    })
+    .expect("client");
+    let mut settings = shared::Settings::with_table("unused");
+    settings.url_policy.allow_private_targets = true;
+    dispatch::Dispatcher::new(store, client, &settings)
+}
