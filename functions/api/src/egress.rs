@@ -34,10 +34,10 @@ pub fn list(settings: &Settings) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use shared::TenantId;
+
     use shared::api_key::Scope;
 
-    use crate::testing::{app, app_with, send, settings};
+    use crate::testing::{app, app_with, key_for, send, settings};
 
     #[tokio::test]
     async fn the_addresses_of_a_static_egress_stack_for_any_key() {
@@ -50,15 +50,7 @@ mod tests {
         })
         .await;
         // A read key is enough: the route changes nothing.
-        let (read, _) = shared::key_lifecycle::issue(
-            &app.store,
-            TenantId::parse("acme").unwrap(),
-            "read".into(),
-            Scope::Read,
-            None,
-        )
-        .await
-        .unwrap();
+        let read = key_for(&app, Scope::Read).await;
         let got = send(&app, Some(&read), "GET", "/egress-ips", None).await;
         assert_eq!(got.status, 200, "{}", got.body);
         assert_eq!(

@@ -65,10 +65,10 @@ pub async fn update<S: SettingsStore>(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use shared::TenantId;
+
     use shared::api_key::Scope;
 
-    use crate::testing::{app, send};
+    use crate::testing::{app, key_for, send};
 
     #[tokio::test]
     async fn settings_start_at_the_defaults_and_change_field_by_field() {
@@ -140,15 +140,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_key_reads_settings_but_cannot_change_them() {
         let (app, _) = app(false).await;
-        let (read, _) = shared::key_lifecycle::issue(
-            &app.store,
-            TenantId::parse("acme").unwrap(),
-            "read".into(),
-            Scope::Read,
-            None,
-        )
-        .await
-        .unwrap();
+        let read = key_for(&app, Scope::Read).await;
         let got = send(&app, Some(&read), "GET", "/settings", None).await;
         assert_eq!(got.status, 200);
         let refused = send(

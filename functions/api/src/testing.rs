@@ -50,17 +50,17 @@ pub(crate) async fn app(allow_private: bool) -> (App<MemoryStore>, String) {
 /// The same with these settings.
 pub(crate) async fn app_with(settings: Settings) -> (App<MemoryStore>, String) {
     let app = App::new(MemoryStore::default(), settings);
-    let tenant = TenantId::parse("acme").expect("tenant");
-    let (key, _) = shared::key_lifecycle::issue(
-        &app.store,
-        tenant,
-        "test".into(),
-        api_key::Scope::Full,
-        None,
-    )
-    .await
-    .expect("api key");
+    let key = key_for(&app, api_key::Scope::Full).await;
     (app, key)
+}
+
+/// Another API key of tenant `acme`, with `scope`.
+pub(crate) async fn key_for(app: &App<MemoryStore>, scope: api_key::Scope) -> String {
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let (key, _) = shared::key_lifecycle::issue(&app.store, tenant, "test".into(), scope, None)
+        .await
+        .expect("api key");
+    key
 }
 
 /// One request through the router, with `key` as the bearer token.
