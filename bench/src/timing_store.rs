@@ -125,20 +125,16 @@ impl<S: WebhookStore> WebhookStore for TimingStore<S> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.set_slow(tenant, id, since).await
     }
-    /// Counted with the writes: one conditional UpdateItem (two when the
-    /// guess of a waiting queue was stale).
-    async fn reserve_slot(
+    /// Counted with the writes: one conditional UpdateItem for a batch's
+    /// attempts at a webhook (two when the guess of a waiting queue was stale).
+    async fn reserve_slots(
         &self,
         tenant: &TenantId,
         id: WebhookId,
-        rate: shared::throttle::ThrottleRate,
-        now: OffsetDateTime,
-        waiting: bool,
+        want: shared::throttle::SlotRequest,
     ) -> Result<Option<i64>, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .reserve_slot(tenant, id, rate, now, waiting)
-            .await
+        self.inner.reserve_slots(tenant, id, want).await
     }
     /// Counted with the writes: one conditional UpdateItem on a change of state.
     async fn change_streak(

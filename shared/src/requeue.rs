@@ -133,8 +133,7 @@ impl Requeue {
                 .queue_url(Self::queue_of(events_url, slow_url.as_deref()))
                 .message_body(body)
                 .message_group_id(tenant.as_str())
-                // Whole seconds, rounded up: a wait is never cut short.
-                .delay_seconds(i32::try_from(whole_seconds(delay)).unwrap_or(900))
+                .delay_seconds(delay_seconds(delay))
                 .send()
                 .await
                 .map(|_| ())
@@ -178,6 +177,17 @@ impl Requeue {
     /// Sends messages now, ten to a SendMessageBatch call, the calls at
     /// once; one result per message, in order.
     pub async fn send_now(&self, messages: &[TargetedMessage]) -> Vec<Result<(), String>> {
+        let now: Vec<_> = messages.iter().map(|m| (m, Duration::ZERO)).collect();
+        self.send_delayed(&now).await
+    }
+
+    /// Sends messages, each after its own delay (at most 15 minutes), ten
+    /// to a SendMessageBatch call, the calls at once; one result per
+    /// message, in order.
+    pub async fn send_delayed(
+        &self,
+        messages: &[(&TargetedMessage, Duration)],
+    ) -> Vec<Result<(), String>> {
         let Requeue::Sqs {
             events_url,
             slow_url,
@@ -185,8 +195,8 @@ impl Requeue {
         } = self
         else {
             let mut results = Vec::with_capacity(messages.len());
-            for m in messages {
-                results.push(self.send(m, Duration::ZERO).await);
+            for (m, delay) in messages {
+                results.push(self.send(m, *delay).await);
             }
             return results;
         };
@@ -226,17 +236,18 @@ impl Requeue {
 async fn send_batch(
     client: &aws_sdk_sqs::Client,
     queue: &str,
-    messages: &[TargetedMessage],
+    messages: &[(&TargetedMessage, Duration)],
 ) -> Vec<Result<(), String>> {
     use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
     let entries: Result<Vec<_>, _> = messages
         .iter()
         .enumerate()
-        .map(|(i, m)| {
+        .map(|(i, (m, delay))| {
             SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(m.to_json())
                 .message_group_id(m.event.tenant_id.as_str())
+                .delay_seconds(delay_seconds(*delay))
                 .build()
         })
         .collect();
@@ -275,6 +286,12 @@ async fn send_batch(
             messages.iter().map(|_| Err(e.clone())).collect()
         }
     }
+}
+
+/// An SQS delay: whole seconds, rounded up (a wait is never cut short),
+/// at most 15 minutes.
+fn delay_seconds(delay: Duration) -> i32 {
+    i32::try_from(whole_seconds(delay.min(MAX_SQS_DELAY))).unwrap_or(900)
 }
 
 fn whole_seconds(delay: Duration) -> u64 {

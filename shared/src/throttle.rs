@@ -74,6 +74,26 @@ impl<'de> Deserialize<'de> for ThrottleRate {
     }
 }
 
+/// A reservation of `count` consecutive slots, a gap apart, for the
+/// attempts of one batch at one webhook: one write for them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRequest {
+    pub rate: ThrottleRate,
+    /// How many slots, at least 1.
+    pub count: u32,
+    pub now: time::OffsetDateTime,
+    /// Whether the caller last saw attempts waiting (the webhook's
+    /// `throttle_next` ahead): it picks which write is tried first.
+    pub waiting: bool,
+}
+
+impl SlotRequest {
+    /// The time the slots take: `count` gaps, in ms.
+    pub fn span_ms(self) -> i64 {
+        self.rate.gap_ms() * i64::from(self.count.max(1))
+    }
+}
+
 /// A time as Unix milliseconds, the slots' unit.
 pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)

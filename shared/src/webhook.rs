@@ -104,7 +104,7 @@ pub struct Webhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_rate: Option<ThrottleRate>,
     /// The throttle's next free slot (Unix ms), moved on by each
-    /// reservation ([`crate::store::WebhookStore::reserve_slot`]).
+    /// reservation ([`crate::store::WebhookStore::reserve_slots`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_next: Option<i64>,
     /// Since when deliveries wait for their slot (set by a reservation

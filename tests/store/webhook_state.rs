@@ -4,7 +4,7 @@
 use shared::Status;
 use shared::store::prelude::*;
 use shared::store::{Conditional, MemoryStore, StreakChange};
-use shared::throttle::ThrottleRate;
+use shared::throttle::{SlotRequest, ThrottleRate};
 use shared::webhook::now_utc;
 use testkit::fresh_store;
 use time::Duration;
@@ -31,7 +31,15 @@ async fn slots(store: &impl WebhookStore) {
     let rate = ThrottleRate::new(4).unwrap();
     let now = now_utc();
     let now_ms = shared::throttle::unix_ms(now);
-    let reserve = |at, waiting| store.reserve_slot(&w.tenant_id, w.id, rate, at, waiting);
+    let reserve = |now, waiting| {
+        let want = SlotRequest {
+            rate,
+            count: 1,
+            now,
+            waiting,
+        };
+        store.reserve_slots(&w.tenant_id, w.id, want)
+    };
     let mut taken = Vec::new();
     for waiting in [false, false, true, false, true] {
         taken.push(reserve(now, waiting).await.unwrap().unwrap() - now_ms);
@@ -55,21 +63,60 @@ async fn slots(store: &impl WebhookStore) {
     let read = current(store, &w).await;
     assert_eq!(read.throttle_next, Some(later_ms + 500));
 
+    // Ten at once: one reservation, the first after the last one taken.
+    let ten = SlotRequest {
+        rate,
+        count: 10,
+        now: later,
+        waiting: true,
+    };
+    assert_eq!(
+        store.reserve_slots(&w.tenant_id, w.id, ten).await.unwrap(),
+        Some(later_ms + 500)
+    );
+    assert_eq!(
+        current(store, &w).await.throttle_next,
+        Some(later_ms + 3000)
+    );
+    // Ten again long after, with the stale guess: from now, and the wait
+    // shows (nine of them wait); no slot of the stale guess is lost.
+    let much_later = now + Duration::minutes(2);
+    let much_later_ms = shared::throttle::unix_ms(much_later);
+    let ten_then = SlotRequest {
+        now: much_later,
+        ..ten
+    };
+    assert_eq!(
+        store
+            .reserve_slots(&w.tenant_id, w.id, ten_then)
+            .await
+            .unwrap(),
+        Some(much_later_ms)
+    );
+    let read = current(store, &w).await;
+    assert_eq!(read.throttle_next, Some(much_later_ms + 2500));
+    assert_eq!(
+        read.throttled_since.map(|t| t.unix_timestamp()),
+        Some(much_later.unix_timestamp()),
+        "a new wait begins"
+    );
+
     let gone = webhook("acme");
-    assert_eq!(
-        store
-            .reserve_slot(&gone.tenant_id, gone.id, rate, now, false)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .reserve_slot(&gone.tenant_id, gone.id, rate, now, true)
-            .await
-            .unwrap(),
-        None
-    );
+    for waiting in [false, true] {
+        let want = SlotRequest {
+            rate,
+            count: 3,
+            now,
+            waiting,
+        };
+        assert_eq!(
+            store
+                .reserve_slots(&gone.tenant_id, gone.id, want)
+                .await
+                .unwrap(),
+            None
+        );
+    }
     assert_eq!(
         store.get_webhook(&gone.tenant_id, gone.id).await.unwrap(),
         None,
@@ -78,8 +125,8 @@ async fn slots(store: &impl WebhookStore) {
 }
 
 /// Reservations at the same moment, each guessing that attempts wait
-/// (the plan's read was stale: nothing waits), still take distinct slots,
-/// the first of them now.
+/// (the plan's read was stale: nothing waits), still take distinct runs of
+/// slots, the first of them from now, none lost between them.
 async fn concurrent_slots(store: &impl WebhookStore) {
     let w = webhook("acme");
     store
@@ -89,8 +136,15 @@ async fn concurrent_slots(store: &impl WebhookStore) {
     let rate = ThrottleRate::new(10).unwrap();
     let now = now_utc();
     let now_ms = shared::throttle::unix_ms(now);
+    // Eight batches of two each.
+    let want = SlotRequest {
+        rate,
+        count: 2,
+        now,
+        waiting: true,
+    };
     let taken = futures_util::future::join_all(
-        (0..8).map(|_| store.reserve_slot(&w.tenant_id, w.id, rate, now, true)),
+        (0..8).map(|_| store.reserve_slots(&w.tenant_id, w.id, want)),
     )
     .await;
     let mut slots: Vec<i64> = taken
@@ -98,7 +152,7 @@ async fn concurrent_slots(store: &impl WebhookStore) {
         .map(|s| s.unwrap().unwrap() - now_ms)
         .collect();
     slots.sort_unstable();
-    assert_eq!(slots, (0..8).map(|k| k * 100).collect::<Vec<_>>());
+    assert_eq!(slots, (0..8).map(|k| k * 200).collect::<Vec<_>>());
 }
 
 /// A streak begins once, is noticed once, ends on a success, and disables

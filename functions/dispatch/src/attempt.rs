@@ -24,7 +24,7 @@ use crate::lane::Marks;
 use crate::metrics::Tally;
 use crate::plan::Nth;
 use crate::schedule::schedule;
-use crate::throttle::Admitted;
+use crate::throttle::{Admitted, Throttle};
 use crate::unfinished::Unfinished;
 
 /// One attempt to make: at which webhook, of which event, in which lane.
@@ -61,7 +61,7 @@ fn attempt_deadline(now: Instant, timeout: Duration, cutoff: Option<Instant>) ->
 pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
     d: &Dispatcher<S>,
     delivery: Delivery<'_>,
-    marks: &Marks,
+    (marks, throttle): (&Marks, &Throttle<'_>),
     tally: &Tally,
 ) -> Result<(), Unfinished> {
     let Delivery {
@@ -74,8 +74,8 @@ pub async fn deliver_and_record<S: WebhookStore + DeliveryStore>(
         keep_body,
         cutoff,
     } = delivery;
-    if let Some(rate) = webhook.throttle_rate {
-        match crate::throttle::admit(d, (webhook, rate), event, nth, marks, cutoff).await? {
+    if webhook.throttle_rate.is_some() {
+        match throttle.admit(d, (webhook, event, nth), cutoff).await? {
             Admitted::Now => {}
             // Not attempted: nothing to record (yet).
             Admitted::SentBack | Admitted::Gone => return Ok(()),

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use shared::Webhook;
 use shared::delivery::DeliveryClient;
 use shared::event::PayloadForm;
 use shared::store::{AttemptKey, DeliveryStore, StoreError, WebhookStore};
@@ -17,6 +18,8 @@ use crate::batch::Kind;
 use crate::deadline::within;
 use crate::lane::{ByLane, Marks};
 use crate::metrics::Tally;
+use crate::plan::Nth;
+use crate::throttle::Throttle;
 use crate::unfinished::Unfinished;
 
 /// What a job's attempts here came to.
@@ -81,39 +84,44 @@ pub(crate) async fn deliver_here<'p, S: WebhookStore + DeliveryStore>(
 ) -> Vec<Delivered<'p>> {
     // At most one slow-lane mark per webhook per invocation.
     let marks = &Marks::default();
-    join_all(jobs.iter().map(|job| async move {
-        let result = deliver_job(d, client, job, recorded, (marks, tally), cutoff).await;
+    let pending: Vec<_> = jobs
+        .iter()
+        .map(|job| pending(job, recorded, tally))
+        .collect();
+    // The attempts at each throttled webhook reserve their slots together.
+    let mut throttle = Throttle::default();
+    for (job, pending) in jobs.iter().zip(&pending) {
+        for (webhook, nth) in pending.iter().flatten() {
+            throttle.add(webhook, &job.plan.job.event, *nth);
+        }
+    }
+    let throttle = &throttle;
+    join_all(jobs.iter().zip(pending).map(|(job, pending)| async move {
+        let result = match pending {
+            Ok(pending) => {
+                deliver_job(d, client, job, pending, (marks, throttle, tally), cutoff).await
+            }
+            Err(why) => Err(why),
+        };
         Delivered { job, result }
     }))
     .await
 }
 
-/// Makes each attempt of a job that stays in this lane and is not recorded
-/// yet. Ok when every one is recorded before the cutoff.
-async fn deliver_job<S: WebhookStore + DeliveryStore>(
-    d: &Dispatcher<S>,
-    client: &DeliveryClient,
-    job: &ByLane<'_>,
+/// The attempts of a job to make here that are not recorded yet, or why
+/// the job cannot go on.
+fn pending<'p>(
+    job: &ByLane<'p>,
     recorded: &HashSet<AttemptKey>,
-    (marks, tally): (&Marks, &Tally),
-    cutoff: Option<Instant>,
-) -> Result<(), Unfinished> {
+    tally: &Tally,
+) -> Result<Vec<(&'p Webhook, Nth)>, Unfinished> {
     let split = job.attempts.as_ref().map_err(|why| *why)?;
-    if split.here.is_empty() {
-        return Ok(());
-    }
     let event = &job.plan.job.event;
-    let body = Bytes::from(event.delivery_body(PayloadForm::Full));
-    // Serialized only when one of its webhooks takes the thin form.
-    let thin = split
-        .here
-        .iter()
-        .any(|(w, _)| w.payload == PayloadForm::Thin)
-        .then(|| Bytes::from(event.delivery_body(PayloadForm::Thin)));
     // Nothing recorded yet is the normal case: no key to build per delivery.
     let pending: Vec<_> = split
         .here
         .iter()
+        .copied()
         .filter(|(w, nth)| {
             recorded.is_empty()
                 || !recorded.contains(&AttemptKey::of(
@@ -125,6 +133,29 @@ async fn deliver_job<S: WebhookStore + DeliveryStore>(
         })
         .collect();
     tally.skipped(split.here.len() - pending.len());
+    Ok(pending)
+}
+
+/// Makes each of a job's pending attempts here. Ok when every one is
+/// recorded before the cutoff.
+async fn deliver_job<S: WebhookStore + DeliveryStore>(
+    d: &Dispatcher<S>,
+    client: &DeliveryClient,
+    job: &ByLane<'_>,
+    pending: Vec<(&Webhook, Nth)>,
+    (marks, throttle, tally): (&Marks, &Throttle<'_>, &Tally),
+    cutoff: Option<Instant>,
+) -> Result<(), Unfinished> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let event = &job.plan.job.event;
+    let body = Bytes::from(event.delivery_body(PayloadForm::Full));
+    // Serialized only when one of its webhooks takes the thin form.
+    let thin = pending
+        .iter()
+        .any(|(w, _)| w.payload == PayloadForm::Thin)
+        .then(|| Bytes::from(event.delivery_body(PayloadForm::Thin)));
     let attempts = pending.into_iter().map(|(w, nth)| {
         let delivery = Delivery {
             client,
@@ -135,11 +166,11 @@ async fn deliver_job<S: WebhookStore + DeliveryStore>(
                 _ => body.clone(),
             },
             keep_body: job.plan.settings.keep_response_bodies,
-            nth: *nth,
+            nth,
             lane: job.lane,
             cutoff,
         };
-        deliver_and_record(d, delivery, marks, tally)
+        deliver_and_record(d, delivery, (marks, throttle), tally)
     });
     let Some(results) = within(cutoff, join_all(attempts)).await else {
         tracing::warn!(event_id = %event.id, "invocation deadline reached before every delivery was recorded");

@@ -84,17 +84,13 @@ pub(crate) fn split<'p>(plan: &'p Planned<'p>, requeue: &Requeue) -> ByLane<'p> 
     }
 }
 
-/// What an invocation writes on a webhook at most once (or, for
-/// [`Mark::Slot`], notes).
+/// What an invocation writes on a webhook at most once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Mark {
     /// The slow-lane mark.
     Slow,
     /// The failing streak ([`crate::streak`]).
     Streak,
-    /// A throttle slot reserved ([`crate::throttle`]): the next reservation
-    /// in this invocation finds one waiting.
-    Slot,
 }
 
 /// The marks this invocation has already written (or tried to).

@@ -1,24 +1,28 @@
-//! The throttle stage of an attempt at a throttled webhook: reserve its
-//! slot (unless it holds one), then make it now or send it back to the
-//! queue until its slot. Nothing is dropped or failed for waiting, and a
-//! waiting attempt holds no batch: it is a delayed message, not a sleep.
+//! The throttle stage of a batch's attempts at throttled webhooks. The
+//! batch's attempts at one webhook reserve their slots together (one write
+//! for them all, by the first of them to get here); each is then made at
+//! its slot, waiting in place while the invocation has the time, or goes
+//! back to the queue until its slot, the webhook's send-backs together (ten
+//! to a request). Nothing is dropped or failed for waiting, and a waiting
+//! attempt holds no batch: it is a delayed message, not a sleep. Other
+//! attempts of the batch never wait for this stage.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use shared::Webhook;
 use shared::event::Event;
-use shared::slow_lane::Target;
+use shared::slow_lane::{Target, TargetedMessage};
 use shared::store::WebhookStore;
-use shared::throttle::{LATE_MS, MAX_WAIT_MS, ThrottleRate, Turn, turn, unix_ms};
+use shared::throttle::{LATE_MS, MAX_WAIT_MS, SlotRequest, ThrottleRate, Turn, turn, unix_ms};
 use shared::webhook::now_utc;
-
+use shared::{Webhook, WebhookId};
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::Dispatcher;
 use crate::deadline::RECORD_MARGIN;
-use crate::lane::{Mark, Marks};
 use crate::plan::Nth;
-use crate::schedule::schedule;
+use crate::schedule::{Wait, after, send_back};
 use crate::unfinished::Unfinished;
 
 /// What the throttle made of an attempt.
@@ -32,95 +36,225 @@ pub(crate) enum Admitted {
     Gone,
 }
 
-/// Reserves the attempt's slot (one write; none when the message carries
-/// its slot already) and makes it wait for it: in place while the
-/// invocation has the time (up to [`shared::throttle::MAX_WAIT_MS`], with
-/// the attempt's whole deadline and its record after it), otherwise on the
-/// queue, due back a second before its slot. `Err` when the slot could
-/// not be reserved or the message not sent back: the message comes back
-/// and the attempt is tried again.
-pub(crate) async fn admit<S: WebhookStore>(
-    d: &Dispatcher<S>,
-    (webhook, rate): (&Webhook, ThrottleRate),
-    event: &Event,
-    nth: Nth,
-    marks: &Marks,
-    cutoff: Option<Instant>,
-) -> Result<Admitted, Unfinished> {
-    let late = |slot| unix_ms(now_utc()) - slot > LATE_MS;
-    let mut retaken = nth.retaken;
-    let slot = match nth.slot {
-        // Back on time for the slot it holds (or early: it waits below),
-        // or late a second time: made at once rather than sent to the back
-        // again (a slow store or queue must not keep it waiting forever).
-        Some(slot) if !late(slot) || nth.retaken => Some(slot),
-        // Back late (the queue or the store was slow): made now it would
-        // crowd the deliveries of the slots after its own, so it takes a
-        // new slot, once; its own stays unused.
-        Some(_) => {
-            retaken = true;
-            reserve(d, webhook, rate, true).await?
-        }
-        None => {
-            // Deliveries were waiting when the plan read the webhook (the
-            // slot only moves forward), or another attempt of this batch
-            // reserves beside this one: the reservation adds to the queue.
-            let waiting = webhook
-                .throttle_next
-                .is_some_and(|next| next > unix_ms(now_utc()))
-                || !marks.first(webhook.id, Mark::Slot);
-            reserve(d, webhook, rate, waiting).await?
-        }
-    };
-    let Some(slot) = slot else {
-        return Ok(Admitted::Gone);
-    };
-    let may_wait = cutoff.map_or(MAX_WAIT_MS, |cutoff| {
-        let left = cutoff.saturating_duration_since(Instant::now());
-        let after = left.saturating_sub(RECORD_MARGIN + d.settings.delivery_timeout);
-        i64::try_from(after.as_millis()).unwrap_or(MAX_WAIT_MS)
-    });
-    match turn(slot, unix_ms(now_utc()), may_wait) {
-        Turn::Now { wait_ms } => {
-            tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
-            Ok(Admitted::Now)
-        }
-        Turn::Later {
-            pause_ms,
-            delay_secs,
-        } => {
-            tokio::time::sleep(Duration::from_millis(pause_ms.unsigned_abs())).await;
-            let target = Target {
-                slot: Some(slot),
-                retaken,
-                ..Target::now(webhook.id, nth.number, nth.manual)
-            };
-            schedule(d, event, target, Duration::from_secs(delay_secs))
-                .await
-                .map_err(|e| {
-                    tracing::error!(webhook_id = %webhook.id, event_id = %event.id, error = %e, "sending a throttled attempt back to the queue failed");
-                    Unfinished::NotForwarded
-                })?;
-            tracing::debug!(webhook_id = %webhook.id, event_id = %event.id, delay_secs, "throttled attempt waits for its slot");
-            Ok(Admitted::SentBack)
+/// The batch's attempts at throttled webhooks, by webhook.
+#[derive(Default)]
+pub(crate) struct Throttle<'p> {
+    groups: HashMap<WebhookId, Group<'p>>,
+}
+
+/// The batch's attempts at one throttled webhook.
+struct Group<'p> {
+    webhook: &'p Webhook,
+    rate: ThrottleRate,
+    attempts: Vec<(&'p Event, Nth)>,
+    /// What each attempt does about its slot, decided once for them all.
+    turns: OnceCell<Turns>,
+    /// Whether each of [`Turns::later`] went back, sent once for them all.
+    sent: OnceCell<Vec<Result<(), Unfinished>>>,
+}
+
+/// What the attempts at one webhook do about their slots.
+struct Turns {
+    /// Each attempt's, in the group's order.
+    each: Vec<Fate>,
+    /// The attempts that go back to the queue.
+    later: Vec<(TargetedMessage, Wait)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    /// Made at this slot (Unix ms), once it comes.
+    At(i64),
+    /// Goes back to the queue: the place in [`Turns::later`].
+    Later(usize),
+    Gone,
+    NotReserved,
+}
+
+impl<'p> Throttle<'p> {
+    /// Notes an attempt the batch makes here; only those at a throttled
+    /// webhook concern the throttle.
+    pub(crate) fn add(&mut self, webhook: &'p Webhook, event: &'p Event, nth: Nth) {
+        let Some(rate) = webhook.throttle_rate else {
+            return;
+        };
+        self.groups
+            .entry(webhook.id)
+            .or_insert_with(|| Group {
+                webhook,
+                rate,
+                attempts: Vec::new(),
+                turns: OnceCell::new(),
+                sent: OnceCell::new(),
+            })
+            .attempts
+            .push((event, nth));
+    }
+
+    /// Waits for the attempt's slot: in place while the invocation has the
+    /// time (up to [`MAX_WAIT_MS`], with the attempt's whole deadline and
+    /// its record still after it), otherwise on the queue, due back a
+    /// second before its slot. The first attempt at a webhook to get here
+    /// reserves the slots of all the batch's attempts at it (one write;
+    /// none for those whose message holds its slot already). `Err` when its
+    /// slot could not be reserved or its message not sent back: the message
+    /// comes back and the attempt is tried again.
+    pub(crate) async fn admit<S: WebhookStore>(
+        &self,
+        d: &Dispatcher<S>,
+        (webhook, event, nth): (&Webhook, &Event, Nth),
+        cutoff: Option<Instant>,
+    ) -> Result<Admitted, Unfinished> {
+        let Some(group) = self.groups.get(&webhook.id) else {
+            return Ok(Admitted::Now);
+        };
+        let turns = group.turns.get_or_init(|| group.reserve(d, cutoff)).await;
+        let place = group.attempts.iter().position(|(e, n)| {
+            e.id == event.id && n.number == nth.number && n.manual == nth.manual
+        });
+        match place.and_then(|i| turns.each.get(i)).copied() {
+            None => Ok(Admitted::Now),
+            Some(Fate::At(slot)) => {
+                let wait = slot - unix_ms(now_utc());
+                tokio::time::sleep(Duration::from_millis(wait.max(0).unsigned_abs())).await;
+                Ok(Admitted::Now)
+            }
+            Some(Fate::Later(i)) => {
+                let sent = group.sent.get_or_init(|| group.send_back(d, turns)).await;
+                sent.get(i).copied().unwrap_or(Ok(()))?;
+                Ok(Admitted::SentBack)
+            }
+            Some(Fate::Gone) => Ok(Admitted::Gone),
+            Some(Fate::NotReserved) => Err(Unfinished::NotReserved),
         }
     }
 }
 
-/// Reserves the webhook's next slot (`None`: the webhook is gone).
-async fn reserve<S: WebhookStore>(
-    d: &Dispatcher<S>,
-    webhook: &Webhook,
-    rate: ThrottleRate,
-    waiting: bool,
-) -> Result<Option<i64>, Unfinished> {
-    d.store
-        .reserve_slot(&webhook.tenant_id, webhook.id, rate, now_utc(), waiting)
-        .await
-        .map_err(|e| {
-            tracing::error!(webhook_id = %webhook.id, error = %e, "reserving a throttle slot failed");
-            Unfinished::NotReserved
-        })
+impl Group<'_> {
+    /// Reserves the slots of the attempts that hold none (or came back late
+    /// and take a new one, once), then decides each attempt's turn.
+    async fn reserve<S: WebhookStore>(&self, d: &Dispatcher<S>, cutoff: Option<Instant>) -> Turns {
+        let now = unix_ms(now_utc());
+        let late = |slot| now - slot > LATE_MS;
+        // Each attempt's slot, or `None` when it takes a new one (and
+        // whether it has taken one before).
+        let held: Vec<(Option<i64>, bool)> = self
+            .attempts
+            .iter()
+            .map(|(_, nth)| match nth.slot {
+                // Back on time for the slot it holds (or early: it waits
+                // below), or late a second time: made at once rather than
+                // sent to the back again (a slow store or queue must not
+                // keep it waiting forever).
+                Some(slot) if !late(slot) || nth.retaken => (Some(slot), nth.retaken),
+                // Back late (the queue or the store was slow): made now it
+                // would crowd the deliveries of the slots after its own, so
+                // it takes a new slot, once; its own stays unused.
+                Some(_) => (None, true),
+                None => (None, false),
+            })
+            .collect();
+        let count = held.iter().filter(|(slot, _)| slot.is_none()).count();
+        // A batch holds at most a few hundred attempts.
+        let first = match u32::try_from(count).unwrap_or(u32::MAX) {
+            0 => Ok(None),
+            count => self.reserve_slots(d, count).await,
+        };
+        let may_wait = cutoff.map_or(MAX_WAIT_MS, |cutoff| {
+            let left = cutoff.saturating_duration_since(Instant::now());
+            let after = left.saturating_sub(RECORD_MARGIN + d.settings.delivery_timeout);
+            i64::try_from(after.as_millis()).unwrap_or(MAX_WAIT_MS)
+        });
+        let now = unix_ms(now_utc());
+        let gap = self.rate.gap_ms();
+        let mut next = 0i64;
+        let mut turns = Turns {
+            each: Vec::with_capacity(held.len()),
+            later: Vec::new(),
+        };
+        for ((event, nth), (slot, retaken)) in self.attempts.iter().zip(held) {
+            let slot = match (slot, first) {
+                (Some(slot), _) => slot,
+                (None, Ok(Some(first))) => {
+                    next += 1;
+                    first + (next - 1) * gap
+                }
+                (None, Ok(None)) => {
+                    turns.each.push(Fate::Gone);
+                    continue;
+                }
+                (None, Err(_)) => {
+                    turns.each.push(Fate::NotReserved);
+                    continue;
+                }
+            };
+            match turn(slot, now, may_wait) {
+                Turn::Now { .. } => turns.each.push(Fate::At(slot)),
+                Turn::Later {
+                    pause_ms,
+                    delay_secs,
+                } => {
+                    let target = Target {
+                        slot: Some(slot),
+                        retaken,
+                        ..Target::now(self.webhook.id, nth.number, nth.manual)
+                    };
+                    let (message, delay) = after(event, target, Duration::from_secs(delay_secs));
+                    let pause = Duration::from_millis(pause_ms.unsigned_abs());
+                    turns.each.push(Fate::Later(turns.later.len()));
+                    turns.later.push((message, Wait { delay, pause }));
+                }
+            }
+        }
+        turns
+    }
+
+    /// Reserves `count` slots (one write): the first, or `None` when the
+    /// webhook is gone.
+    async fn reserve_slots<S: WebhookStore>(
+        &self,
+        d: &Dispatcher<S>,
+        count: u32,
+    ) -> Result<Option<i64>, Unfinished> {
+        let now = now_utc();
+        // Deliveries were waiting when the plan read the webhook (the slot
+        // only moves forward): the reservation adds to the queue.
+        let waiting = self
+            .webhook
+            .throttle_next
+            .is_some_and(|next| next > unix_ms(now));
+        let want = SlotRequest {
+            rate: self.rate,
+            count,
+            now,
+            waiting,
+        };
+        d.store
+            .reserve_slots(&self.webhook.tenant_id, self.webhook.id, want)
+            .await
+            .map_err(|e| {
+                tracing::error!(webhook_id = %self.webhook.id, error = %e, "reserving throttle slots failed");
+                Unfinished::NotReserved
+            })
+    }
+
+    /// Sends the attempts whose slots are too far back to the queue, together.
+    async fn send_back<S>(&self, d: &Dispatcher<S>, turns: &Turns) -> Vec<Result<(), Unfinished>> {
+        let sent = send_back(d, &turns.later).await;
+        sent.into_iter()
+            .zip(&turns.later)
+            .map(|(sent, (message, wait))| match sent {
+                Ok(()) => {
+                    tracing::debug!(webhook_id = %self.webhook.id, event_id = %message.event.id, delay_secs = wait.delay.as_secs(), "throttled attempt waits for its slot");
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(webhook_id = %self.webhook.id, event_id = %message.event.id, error = %e, "sending a throttled attempt back to the queue failed");
+                    Err(Unfinished::NotForwarded)
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -242,13 +376,19 @@ mod tests {
             .unwrap();
         let now = now_utc();
         let (t, id) = (&webhook.tenant_id, webhook.id);
+        let want = |now, count| SlotRequest {
+            rate,
+            count,
+            now,
+            waiting: false,
+        };
         let first = store
-            .reserve_slot(t, id, rate, now, false)
+            .reserve_slots(t, id, want(now, 1))
             .await
             .unwrap()
             .unwrap();
         let second = store
-            .reserve_slot(t, id, rate, now, false)
+            .reserve_slots(t, id, want(now, 1))
             .await
             .unwrap()
             .unwrap();
@@ -261,7 +401,7 @@ mod tests {
             "the wait is over"
         );
         let later = now + time::Duration::seconds(5);
-        store.reserve_slot(t, id, rate, later, false).await.unwrap();
+        store.reserve_slots(t, id, want(later, 1)).await.unwrap();
         let w = store.get_webhook(t, id).await.unwrap().unwrap();
         assert_eq!(w.throttled_since, None);
     }
@@ -283,12 +423,16 @@ mod tests {
             )
             .await
             .unwrap();
-        for _ in 0..3 {
-            d.store()
-                .reserve_slot(&webhook.tenant_id, webhook.id, rate, now_utc(), false)
-                .await
-                .unwrap();
-        }
+        let three = SlotRequest {
+            rate,
+            count: 3,
+            now: now_utc(),
+            waiting: false,
+        };
+        d.store()
+            .reserve_slots(&webhook.tenant_id, webhook.id, three)
+            .await
+            .unwrap();
         let back = |slot_from_now: i64, retaken: bool| {
             let target = Target {
                 slot: Some(unix_ms(now_utc()) + slot_from_now),

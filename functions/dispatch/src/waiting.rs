@@ -4,15 +4,14 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
-use shared::slow_lane::Target;
+use shared::slow_lane::{Target, TargetedMessage};
 use shared::throttle::{MAX_WAIT_MS, Turn, turn, unix_ms};
 use shared::webhook::now_utc;
 use time::OffsetDateTime;
 
 use crate::Dispatcher;
 use crate::batch::{Job, Kind};
-use crate::schedule::schedule;
+use crate::schedule::{Wait, send_back};
 
 /// A batch's jobs, by whether their attempts are due.
 pub(crate) struct Due {
@@ -38,14 +37,6 @@ pub(crate) fn due(jobs: Vec<Job>) -> Due {
         }
     }
     due
-}
-
-/// What is left of an attempt's wait: a pause here (under a second), then
-/// a queue delay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Wait {
-    pub delay: Duration,
-    pub pause: Duration,
 }
 
 /// What is left of a targeted attempt's wait, if it must go on waiting.
@@ -82,25 +73,33 @@ fn wait_of(kind: &Kind, now: OffsetDateTime) -> Option<Wait> {
         .max(by_slot)
 }
 
-/// Queues each waiting attempt again for what is left of its wait; returns
-/// the messages of those that could not be (they come back, and are put
-/// back again).
+/// Queues each waiting attempt again for what is left of its wait (the
+/// batch's together, see [`send_back`]); returns the messages of those
+/// that could not be (they come back, and are put back again).
 pub(crate) async fn put_back<S>(d: &Dispatcher<S>, later: Vec<(Job, Wait)>) -> Vec<String> {
-    let sent = join_all(later.into_iter().map(|(job, wait)| async move {
-        let Kind::Targeted(target) = &job.kind else {
-            return Vec::new();
-        };
-        tokio::time::sleep(wait.pause).await;
-        match schedule(d, &job.event, target.clone(), wait.delay).await {
-            Ok(()) => Vec::new(),
-            Err(e) => {
-                tracing::error!(event_id = %job.event.id, error = %e, "re-queueing a waiting attempt failed");
-                job.messages
-            }
-        }
-    }))
-    .await;
-    sent.into_iter().flatten().collect()
+    let (jobs, waiting): (Vec<Vec<String>>, Vec<(TargetedMessage, Wait)>) = later
+        .into_iter()
+        .filter_map(|(job, wait)| {
+            let Kind::Targeted(target) = job.kind else {
+                return None;
+            };
+            let message = TargetedMessage {
+                target,
+                event: job.event,
+            };
+            Some((job.messages, (message, wait)))
+        })
+        .unzip();
+    let sent = send_back(d, &waiting).await;
+    let unsent = jobs.into_iter().zip(&waiting).zip(sent);
+    unsent
+        .filter_map(|((messages, (message, _)), sent)| {
+            let e = sent.err()?;
+            tracing::error!(event_id = %message.event.id, error = %e, "re-queueing a waiting attempt failed");
+            Some(messages)
+        })
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]

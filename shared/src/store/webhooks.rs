@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Conditional, Page, StoreError};
 use crate::audit::AuditEntry;
-use crate::throttle::ThrottleRate;
+use crate::throttle::SlotRequest;
 use crate::{TenantId, Webhook, WebhookId};
 
 pub trait WebhookStore: Send + Sync {
@@ -70,19 +70,16 @@ pub trait WebhookStore: Send + Sync {
         since: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<Conditional, StoreError>> + Send;
 
-    /// Reserves the webhook's next delivery slot under its throttle and
-    /// returns it (Unix ms): `now` when nothing waits, else the slot after
-    /// the last one taken. `waiting` is what the caller last saw (the
-    /// webhook's `throttle_next` ahead): it picks which write is tried
-    /// first, so that each reservation is one write in the common case.
-    /// `None` when the webhook no longer exists.
-    fn reserve_slot(
+    /// Reserves `want.count` consecutive delivery slots under the webhook's
+    /// throttle, a gap apart, and returns the first (Unix ms): `now` when
+    /// nothing waits, else the slot after the last one taken. One write in
+    /// the common case, whatever the count. `None` when the webhook no
+    /// longer exists.
+    fn reserve_slots(
         &self,
         tenant: &TenantId,
         id: WebhookId,
-        rate: ThrottleRate,
-        now: OffsetDateTime,
-        waiting: bool,
+        want: SlotRequest,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
     /// A change of the webhook's failing streak, only if its condition

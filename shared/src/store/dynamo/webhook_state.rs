@@ -3,16 +3,19 @@
 //! UpdateItem that leaves the customer's fields and `updated_at` alone
 //! (but the disable, which is the customer's status).
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::write::{applied, conditional};
+use super::write::applied;
 use super::{DynamoStore, backend, key, number};
 use crate::audit::AuditEntry;
 use crate::store::{Conditional, StoreError, StreakChange, keys};
-use crate::throttle::{ThrottleRate, unix_ms};
+use crate::throttle::{SlotRequest, unix_ms};
 use crate::{TenantId, WebhookId};
 
 fn time(at: OffsetDateTime) -> Result<AttributeValue, StoreError> {
@@ -34,73 +37,113 @@ async fn update_of(
         .set_key(Some(key(keys::tenant_pk(tenant), keys::webhook_sk(id)))))
 }
 
-/// See [`crate::store::WebhookStore::reserve_slot`]. Nothing waiting: one
-/// conditional `SET` of the next slot (refused when one waits); one
-/// waiting: one `ADD` of the gap, which returns the slot taken. The first
-/// is tried first unless the caller saw one waiting; a wrong guess costs
-/// one refused write.
-pub(super) async fn reserve_slot(
+/// See [`crate::store::WebhookStore::reserve_slots`]. Attempts waiting:
+/// one `ADD` of the slots' span, only while the next slot is ahead (it
+/// returns the slots taken). Nothing waiting: one conditional `SET` of the
+/// next slot after the span. The first is tried first when the caller saw
+/// attempts waiting; a wrong guess costs one refused write, and takes no
+/// slot (a refused `ADD` also tells whether the webhook is gone).
+pub(super) async fn reserve_slots(
     store: &DynamoStore,
     tenant: &TenantId,
     id: WebhookId,
-    rate: ThrottleRate,
-    now: OffsetDateTime,
-    waiting: bool,
+    want: SlotRequest,
 ) -> Result<Option<i64>, StoreError> {
-    let (now_ms, gap) = (unix_ms(now), rate.gap_ms());
-    let idle = || async {
-        let sent = update_of(store, tenant, id)
-            .await?
-            .update_expression("SET #n = :next REMOVE #s")
-            .condition_expression(
-                "attribute_exists(PK) AND (attribute_not_exists(#n) OR #n <= :now)",
-            )
-            .expression_attribute_names("#n", keys::THROTTLE_NEXT)
-            .expression_attribute_names("#s", keys::THROTTLED_SINCE)
-            .expression_attribute_values(":next", number(now_ms + gap))
-            .expression_attribute_values(":now", number(now_ms))
-            .send()
-            .await;
-        applied(sent)
-    };
-    if !waiting && idle().await? == Conditional::Applied {
-        return Ok(Some(now_ms));
-    }
-    // A few rounds at most: a round ends early only when another
+    let now_ms = unix_ms(want.now);
+    let mut waiting = want.waiting;
+    // A few rounds at most: a round ends without slots only when another
     // reservation found nothing waiting at the same moment.
     for _ in 0..4 {
-        let sent = update_of(store, tenant, id)
-            .await?
-            .update_expression("ADD #n :gap SET #s = if_not_exists(#s, :since)")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#n", keys::THROTTLE_NEXT)
-            .expression_attribute_names("#s", keys::THROTTLED_SINCE)
-            .expression_attribute_values(":gap", number(gap))
-            .expression_attribute_values(":since", time(now)?)
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        let Some(out) = conditional(sent)? else {
-            return Ok(None);
-        };
-        let next = out
-            .attributes()
-            .and_then(|a| a.get(keys::THROTTLE_NEXT))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .ok_or_else(|| StoreError::Backend("the reservation returned no slot".into()))?;
-        let slot = next - gap;
-        if slot >= now_ms {
-            return Ok(Some(slot));
+        if waiting {
+            match add(store, tenant, id, want).await? {
+                Added::From(first) => return Ok(Some(first)),
+                Added::Gone => return Ok(None),
+                Added::NothingWaits => {}
+            }
         }
-        // The guess was stale (nothing waits): the slot is now, unless
-        // another reservation took now first; then the next round adds
-        // after it.
-        if idle().await? == Conditional::Applied {
+        if idle(store, tenant, id, want).await? == Conditional::Applied {
             return Ok(Some(now_ms));
         }
+        // Another reservation took `now` first: add after it.
+        waiting = true;
     }
     Err(StoreError::Conflict)
+}
+
+/// What adding slots after the waiting ones came to.
+enum Added {
+    /// The first of the slots taken.
+    From(i64),
+    /// Nothing waits (the next slot is not ahead): nothing taken.
+    NothingWaits,
+    Gone,
+}
+
+async fn add(
+    store: &DynamoStore,
+    tenant: &TenantId,
+    id: WebhookId,
+    want: SlotRequest,
+) -> Result<Added, StoreError> {
+    let span = want.span_ms();
+    let sent = update_of(store, tenant, id)
+        .await?
+        .update_expression("ADD #n :span SET #s = if_not_exists(#s, :since)")
+        .condition_expression("#n > :now")
+        .expression_attribute_names("#n", keys::THROTTLE_NEXT)
+        .expression_attribute_names("#s", keys::THROTTLED_SINCE)
+        .expression_attribute_values(":span", number(span))
+        .expression_attribute_values(":now", number(unix_ms(want.now)))
+        .expression_attribute_values(":since", time(want.now)?)
+        .return_values(ReturnValue::UpdatedNew)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    let out = match sent {
+        Ok(out) => out,
+        Err(e) => {
+            return match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) if c.item().is_some() => {
+                    Ok(Added::NothingWaits)
+                }
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(Added::Gone),
+                _ => Err(backend(e)),
+            };
+        }
+    };
+    let next = out
+        .attributes()
+        .and_then(|a| a.get(keys::THROTTLE_NEXT))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .ok_or_else(|| StoreError::Backend("the reservation returned no slot".into()))?;
+    Ok(Added::From(next - span))
+}
+
+/// Takes the slots from `now`, only if nothing waits. More than one slot
+/// means attempts wait from now on: `throttled_since` is set; one clears it.
+async fn idle(
+    store: &DynamoStore,
+    tenant: &TenantId,
+    id: WebhookId,
+    want: SlotRequest,
+) -> Result<Conditional, StoreError> {
+    let now_ms = unix_ms(want.now);
+    let update = update_of(store, tenant, id)
+        .await?
+        .condition_expression("attribute_exists(PK) AND (attribute_not_exists(#n) OR #n <= :now)")
+        .expression_attribute_names("#n", keys::THROTTLE_NEXT)
+        .expression_attribute_names("#s", keys::THROTTLED_SINCE)
+        .expression_attribute_values(":next", number(now_ms + want.span_ms()))
+        .expression_attribute_values(":now", number(now_ms));
+    let update = if want.count > 1 {
+        update
+            .update_expression("SET #n = :next, #s = :since")
+            .expression_attribute_values(":since", time(want.now)?)
+    } else {
+        update.update_expression("SET #n = :next REMOVE #s")
+    };
+    applied(update.send().await)
 }
 
 /// See [`crate::store::WebhookStore::change_streak`].

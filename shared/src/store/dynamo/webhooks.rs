@@ -12,7 +12,7 @@ use super::write::{applied, failed_condition, transact};
 use super::{DynamoStore, Item, Keyed, backend, item, key, number, parse};
 use crate::audit::AuditEntry;
 use crate::store::{Conditional, Page, StoreError, StreakChange, WebhookStore, keys};
-use crate::throttle::ThrottleRate;
+use crate::throttle::SlotRequest;
 use crate::{TenantId, Webhook, WebhookId};
 
 fn webhook_item(webhook: &Webhook) -> Result<Item, StoreError> {
@@ -208,15 +208,13 @@ impl WebhookStore for DynamoStore {
         applied(update.send().await)
     }
 
-    async fn reserve_slot(
+    async fn reserve_slots(
         &self,
         tenant: &TenantId,
         id: WebhookId,
-        rate: ThrottleRate,
-        now: OffsetDateTime,
-        waiting: bool,
+        want: SlotRequest,
     ) -> Result<Option<i64>, StoreError> {
-        webhook_state::reserve_slot(self, tenant, id, rate, now, waiting).await
+        webhook_state::reserve_slots(self, tenant, id, want).await
     }
 
     async fn change_streak(

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use super::MemoryStore;
 use crate::audit::AuditEntry;
 use crate::store::{Conditional, Page, StoreError, StreakChange, WebhookStore};
-use crate::throttle::{ThrottleRate, unix_ms};
+use crate::throttle::{SlotRequest, unix_ms};
 use crate::{Status, TenantId, Webhook, WebhookId};
 
 impl WebhookStore for MemoryStore {
@@ -129,31 +129,31 @@ impl WebhookStore for MemoryStore {
         Ok(Conditional::of(changes))
     }
 
-    async fn reserve_slot(
+    async fn reserve_slots(
         &self,
         tenant: &TenantId,
         id: WebhookId,
-        rate: ThrottleRate,
-        now: OffsetDateTime,
-        _waiting: bool,
+        want: SlotRequest,
     ) -> Result<Option<i64>, StoreError> {
         let mut inner = self.lock();
         let Some(webhook) = inner.webhooks.get_mut(&(tenant.clone(), id)) else {
             return Ok(None);
         };
-        let now_ms = unix_ms(now);
-        let slot = match webhook.throttle_next {
+        let now_ms = unix_ms(want.now);
+        // As the table's writes: a wait that goes on keeps its start; one
+        // that begins (more than the slot of `now`) starts now.
+        let first = match webhook.throttle_next {
             Some(next) if next > now_ms => {
-                webhook.throttled_since.get_or_insert(now);
+                webhook.throttled_since.get_or_insert(want.now);
                 next
             }
             _ => {
-                webhook.throttled_since = None;
+                webhook.throttled_since = (want.count > 1).then_some(want.now);
                 now_ms
             }
         };
-        webhook.throttle_next = Some(slot + rate.gap_ms());
-        Ok(Some(slot))
+        webhook.throttle_next = Some(first + want.span_ms());
+        Ok(Some(first))
     }
 
     async fn change_streak(
