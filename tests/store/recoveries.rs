@@ -125,8 +125,9 @@ async fn contract(store: &(impl EventStore + DeliveryStore + RecoveryStore)) {
         store.recovery(&w.tenant_id, w.id).await.unwrap(),
         Some(done.clone())
     );
-    // Stale (no progress for STALE_SECS): another may start.
-    let later = now + STALE_SECS + 1;
+    // Stale (no progress for STALE_SECS since its last progress, which is
+    // later than `now` when the steps above crossed a second): another may start.
+    let later = done.updated_at + STALE_SECS + 1;
     assert!(start(store, &second, later).await.applied());
     // Ended: another may start at once.
     let mut ended = second.clone();

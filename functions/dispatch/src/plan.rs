@@ -173,6 +173,12 @@ pub(crate) fn plan<'b>(
         .collect()
 }
 
+/// A scheduled attempt that has waited on the queue: a retry, or a
+/// throttled attempt back for its slot (not a manual one, nor a hand-over).
+fn has_waited(target: &Target) -> bool {
+    !target.manual && (target.attempt > 1 || target.slot.is_some())
+}
+
 /// Who a scheduled retry is for.
 fn retry_of(job: &Job, target: &Target) -> (TenantId, EventId, WebhookId) {
     (
@@ -182,13 +188,16 @@ fn retry_of(job: &Job, target: &Target) -> (TenantId, EventId, WebhookId) {
     )
 }
 
-/// Which of the batch's scheduled retries have their event delivered to
-/// their webhook already: one query of the event's partition per retry.
+/// Which of the batch's scheduled attempts that have waited (retries, and
+/// throttled attempts back for their slot) have their event delivered to
+/// their webhook already: one query of the event's partition each. An
+/// attempt handed over by the main lane, seconds after its event, is not
+/// read for: nothing but that attempt could have delivered it yet.
 async fn delivered_already<S: DeliveryStore>(d: &Dispatcher<S>, jobs: &[Job]) -> Delivered {
     let retries: Vec<(TenantId, EventId, WebhookId)> = jobs
         .iter()
         .filter_map(|job| match &job.kind {
-            Kind::Targeted(target) if !target.manual => Some(retry_of(job, target)),
+            Kind::Targeted(target) if has_waited(target) => Some(retry_of(job, target)),
             _ => None,
         })
         .collect();
@@ -466,5 +475,21 @@ mod tests {
         let plans = plan(copies(), &all, &Settings::new(), &unread);
         assert_eq!(numbers(&plans[0]), Err(Unfinished::NotPlanned));
         assert_eq!(numbers(&plans[1]), Ok(vec![(101, true)]));
+    }
+
+    /// Only attempts that have waited on the queue are read for a delivery
+    /// made meanwhile: retries and throttled attempts back for their slot,
+    /// not hand-overs nor manual attempts.
+    #[test]
+    fn only_attempts_that_waited_are_checked_for_a_delivery_since() {
+        let id = shared::WebhookId::generate();
+        assert!(has_waited(&Target::retry(id, 2, None)));
+        let back = Target {
+            slot: Some(1),
+            ..Target::now(id, 1, false)
+        };
+        assert!(has_waited(&back));
+        assert!(!has_waited(&Target::now(id, 1, false)), "a hand-over");
+        assert!(!has_waited(&Target::manual(id, 101)));
     }
 }
