@@ -77,7 +77,10 @@ pub async fn phase(
                 data.start,
                 burst,
                 &arrivals,
-                throttle::slow_quiet(&data.quiet, &quiet_seen, data.start),
+                (
+                    throttle::slow_quiet(&data.quiet, &quiet_seen, data.start),
+                    throttle::quiet_from(&data.quiet, &quiet_seen, data.start, throttle::BURST_IN),
+                ),
             )),
         ),
         _ => (None, None, None),

@@ -195,7 +195,7 @@ impl PhaseReport {
             _ => "0".into(),
         };
         format!(
-            "| {} | {} | {rate} | {:.1} s | {}{} | {} | {} (≤ {}) | {} | {} | {} / {} ({}) | {slow} | {} of {} |",
+            "| {} | {} | {rate} | {:.1} s | {}{} | {} | {} (≤ {}) | {} | {} | {} / {} ({}) | {} ({} events) | {slow} | {} of {} |",
             self.name,
             n(t.events),
             t.burst_secs,
@@ -215,6 +215,8 @@ impl PhaseReport {
             fmt_ms(q.latency.p99_ms),
             q.p99_vs_phase1
                 .map_or("–".into(), |r| format!("{r:.2}× phase 1")),
+            fmt_ms(t.quiet_once_in.p99_ms),
+            n(t.quiet_once_in.n),
             t.looks_throttled,
             t.looks,
         )
@@ -248,8 +250,8 @@ impl RunReport {
             .collect();
         if !throttled.is_empty() {
             out.push_str(
-                "\n| phase | burst N | throttle_rate R | burst sent in | to last delivery | delivered/s | most in any 10 s | lost | duplicated | quiet p50 / p99 | quiet > 1 s | throttled_since shown (looks) |\n\
-                 |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+                "\n| phase | burst N | throttle_rate R | burst sent in | to last delivery | delivered/s | most in any 10 s | lost | duplicated | quiet p50 / p99 | quiet p99 from 10 s | quiet > 1 s | throttled_since shown (looks) |\n\
+                 |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             );
             for (p, t) in throttled {
                 out.push_str(&p.throttle_row(t));

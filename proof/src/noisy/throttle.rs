@@ -12,7 +12,7 @@ use crate::hooks::Arrival;
 use crate::load::Sent;
 use crate::phase::Burst;
 use crate::setup::{Tenant, Throttle};
-use crate::stats::{round1, round2};
+use crate::stats::{Latency, round1, round2};
 
 /// The sliding window of the rate goal.
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -86,6 +86,34 @@ pub struct ThrottleReport {
     /// from the phase's start: where in the phase the quiet tenants felt
     /// the burst.
     pub quiet_slow: SlowQuiet,
+    /// The quiet events emitted from [`BURST_IN`] after the phase's start
+    /// on: the paced part of the phase, once the burst is emitted and
+    /// handed over. What the throttle's own work (reservations, waits,
+    /// send-backs) costs the other tenants, apart from the burst's
+    /// ingestion, which any burst costs the shared queue and store.
+    pub quiet_once_in: Latency,
+}
+
+/// When the burst is in: emitted (1,000 events take about 3 s to send) and
+/// handed over to the slow lane.
+pub const BURST_IN: Duration = Duration::from_secs(10);
+
+/// The latency of the quiet events emitted from `from` after `start` on.
+pub fn quiet_from(
+    sent: &[Sent],
+    seen: &HashMap<String, Vec<Instant>>,
+    start: Instant,
+    from: Duration,
+) -> Latency {
+    let ms: Vec<f64> = sent
+        .iter()
+        .filter(|s| s.accepted && s.at >= start + from)
+        .filter_map(|s| {
+            let first = seen.get(&s.event_id)?.first()?;
+            Some(first.saturating_duration_since(s.at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    Latency::of(&ms)
 }
 
 /// A quiet event slower than this counts in [`SlowQuiet`].
@@ -132,7 +160,7 @@ pub fn assess(
     start: Instant,
     burst: &Burst,
     arrivals: &[Arrival],
-    quiet_slow: SlowQuiet,
+    (quiet_slow, quiet_once_in): (SlowQuiet, Latency),
 ) -> ThrottleReport {
     let label = tenant.hooks.first().map_or("", |h| h.label.as_str());
     let ids: HashSet<&str> = burst
@@ -182,6 +210,7 @@ pub fn assess(
         looks: burst.looks,
         looks_throttled: burst.looks_throttled,
         quiet_slow,
+        quiet_once_in,
     }
 }
 
@@ -230,5 +259,40 @@ mod tests {
         // Everything at once.
         let all: Vec<Instant> = (0..1000).map(at).collect();
         assert_eq!(max_in_window(&all, WINDOW), 1000);
+    }
+
+    /// Only the quiet events emitted from the given time on count, each
+    /// from its emission to its first arrival; refused sends and lost ones
+    /// do not.
+    #[test]
+    fn the_paced_part_counts_events_emitted_after_the_burst_is_in() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let sent = |id: &str, ms, accepted| Sent {
+            event_id: id.into(),
+            at: at(ms),
+            accepted,
+            send_ms: 1.0,
+        };
+        let sent = [
+            sent("early", 1_000, true),
+            sent("a", 10_000, true),
+            sent("b", 12_000, true),
+            sent("refused", 13_000, false),
+            sent("lost", 14_000, true),
+        ];
+        let seen = HashMap::from([
+            ("early".to_owned(), vec![at(3_000)]),
+            ("a".to_owned(), vec![at(10_020), at(10_500)]),
+            ("b".to_owned(), vec![at(12_040)]),
+            ("refused".to_owned(), vec![at(13_001)]),
+        ]);
+        let paced = quiet_from(&sent, &seen, t0, BURST_IN);
+        assert_eq!(paced.n, 2);
+        assert_eq!(paced.max_ms, Some(40.0));
+        assert_eq!(
+            quiet_from(&sent, &seen, t0, Duration::ZERO).max_ms,
+            Some(2_000.0)
+        );
     }
 }
