@@ -106,14 +106,14 @@ impl<'p> Throttle<'p> {
         cutoff: Option<Instant>,
     ) -> Result<Admitted, Unfinished> {
         let Some(group) = self.groups.get(&webhook.id) else {
-            return Ok(Admitted::Now);
+            return Err(unnoted(webhook, event));
         };
         let turns = group.turns.get_or_init(|| group.reserve(d, cutoff)).await;
         let place = group.attempts.iter().position(|(e, n)| {
             e.id == event.id && n.number == nth.number && n.manual == nth.manual
         });
         match place.and_then(|i| turns.each.get(i)).copied() {
-            None => Ok(Admitted::Now),
+            None => Err(unnoted(webhook, event)),
             Some(Fate::At(slot)) => {
                 let wait = slot - unix_ms(now_utc());
                 tokio::time::sleep(Duration::from_millis(wait.max(0).unsigned_abs())).await;
@@ -128,6 +128,13 @@ impl<'p> Throttle<'p> {
             Some(Fate::NotReserved) => Err(Unfinished::NotReserved),
         }
     }
+}
+
+/// An attempt at a throttled webhook that the batch did not note: never
+/// made without a slot (its message comes back).
+fn unnoted(webhook: &Webhook, event: &Event) -> Unfinished {
+    tracing::error!(webhook_id = %webhook.id, event_id = %event.id, "a throttled attempt had no place in its batch's reservation");
+    Unfinished::NotReserved
 }
 
 impl Group<'_> {

@@ -10,6 +10,12 @@ use crate::throttle;
 /// Phase 2t: the quiet p99 at most this many times phase 1's.
 pub const BURST_QUIET_P99_VS_PHASE1: f64 = 1.1;
 
+/// Phase 2t: at most one reservation (`UpdateItem`) per this many of the
+/// burst's deliveries. A batch's attempts reserve together (measured: 18
+/// for 1,000, 20 for the quick run's 150); one each would be one per
+/// delivery. Loose, so that smaller batches on a slower machine pass.
+pub const RESERVATIONS_PER_DELIVERY_DIVISOR: usize = 2;
+
 /// The thresholds.
 pub struct Thresholds {
     pub quiet_p99_goal_ms: f64,
@@ -187,6 +193,22 @@ fn throttle_goals(
         format!(
             "{}: no event of the burst arrives twice ({} duplicated)",
             p.name, th.duplicated
+        ),
+    ));
+    // A batch's attempts at the webhook reserve their slots in one write:
+    // far fewer reservations than deliveries (one each would be N).
+    let reservations = p
+        .cost
+        .by_action
+        .get("DynamoDB.UpdateItem")
+        .copied()
+        .unwrap_or(0);
+    goals.push(goal(
+        Kind::Limit,
+        reservations * RESERVATIONS_PER_DELIVERY_DIVISOR <= th.receiver_requests,
+        format!(
+            "{}: the burst's slots take at most one UpdateItem per {RESERVATIONS_PER_DELIVERY_DIVISOR} deliveries ({reservations} for {})",
+            p.name, th.receiver_requests
         ),
     ));
     let p99 = p.quiet.latency.p99_ms;
