@@ -216,3 +216,44 @@ async fn a_throttled_webhook_is_paced_through_the_queue() {
     let read = webhook(&d, &w).await;
     assert!(read.throttle_next.is_some());
 }
+
+/// Events of about 150 KB go to the slow lane, and back to its queue to
+/// wait for their slot, in requests SQS takes: eight of them in one
+/// SendMessageBatch would pass its 1 MiB limit for a request.
+#[tokio::test]
+async fn large_events_are_handed_over_and_sent_back_within_the_batch_limit() {
+    let (d, sqs, slow) = dispatcher_with_lanes().await;
+    let rx = Receiver::start(Behavior::status(200)).await;
+    let mut w = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    let loaded = w.updated_at;
+    w.throttle_rate = Some(ThrottleRate::new(1).unwrap());
+    d.store()
+        .update_webhook(&w, loaded, &shared::audit::operator::updated(&w, &w))
+        .await
+        .unwrap();
+    let blob = "x".repeat(150 * 1024);
+    let bodies: Vec<String> = (0..8)
+        .map(|i| envelope("acme", AsyncCompleted, json!({"i": i, "blob": blob})).1)
+        .collect();
+    assert!(run(&d, bodies).await.is_empty(), "all eight handed over");
+    let handed = drain(&sqs, &slow, 8).await;
+    assert_eq!(handed.len(), 8);
+
+    // One slot a second: the first is made now, the seven after it wait
+    // on the queue.
+    assert!(run(&d, handed).await.is_empty(), "the seven went back");
+    assert_eq!(rx.requests().len(), 1);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&slow)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let waiting: usize = attributes
+        .attributes()
+        .map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum())
+        .unwrap_or(0);
+    assert_eq!(waiting, 7);
+}

@@ -202,11 +202,25 @@ impl Requeue {
         };
         let client = Self::client(client).await;
         let queue = Self::queue_of(events_url, slow_url.as_deref());
+        let outgoing: Vec<Outgoing> = messages
+            .iter()
+            .map(|(m, delay)| Outgoing {
+                body: m.to_json(),
+                group: m.event.tenant_id.as_str(),
+                delay: *delay,
+            })
+            .collect();
+        let sizes: Vec<usize> = outgoing.iter().map(|o| o.body.len()).collect();
+        let mut rest = outgoing.into_iter();
+        let requests: Vec<Vec<Outgoing>> = request_lengths(&sizes)
+            .into_iter()
+            .map(|n| rest.by_ref().take(n).collect())
+            .collect();
         // The requests at once: a recovery's page of 100 is one round trip.
         let sent = futures_util::future::join_all(
-            messages
-                .chunks(SQS_SEND_BATCH)
-                .map(|chunk| send_batch(client, queue, chunk)),
+            requests
+                .into_iter()
+                .map(|request| send_batch(client, queue, request)),
         )
         .await;
         sent.into_iter().flatten().collect()
@@ -232,22 +246,57 @@ impl Requeue {
     }
 }
 
+/// A message on its way: its body, its tenant (the `MessageGroupId`) and
+/// its delay.
+struct Outgoing<'a> {
+    body: String,
+    group: &'a str,
+    delay: Duration,
+}
+
+/// What one SendMessageBatch carries at most in all. AWS allows 1 MiB today
+/// (256 KiB before); a batch within the queue's largest message passes
+/// either, and ten messages of a usual size (a few KB) still go together.
+const SQS_SEND_BATCH_BYTES: usize = crate::infra::QUEUE_MAX_MESSAGE_BYTES;
+
+/// How many messages each request carries, in order, for messages of these
+/// sizes: at most ten, and at most [`SQS_SEND_BATCH_BYTES`] in all (a
+/// message that large goes alone).
+fn request_lengths(sizes: &[usize]) -> Vec<usize> {
+    let mut lengths: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    for &size in sizes {
+        match lengths.last_mut() {
+            Some(n) if *n < SQS_SEND_BATCH && bytes + size <= SQS_SEND_BATCH_BYTES => {
+                *n += 1;
+                bytes += size;
+            }
+            _ => {
+                lengths.push(1);
+                bytes = size;
+            }
+        }
+    }
+    lengths
+}
+
 /// One SendMessageBatch; entries are numbered by their place in `messages`.
 async fn send_batch(
     client: &aws_sdk_sqs::Client,
     queue: &str,
-    messages: &[(&TargetedMessage, Duration)],
+    messages: Vec<Outgoing<'_>>,
 ) -> Vec<Result<(), String>> {
     use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+    let count = messages.len();
     let entries: Result<Vec<_>, _> = messages
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, (m, delay))| {
+        .map(|(i, m)| {
             SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
-                .message_body(m.to_json())
-                .message_group_id(m.event.tenant_id.as_str())
-                .delay_seconds(delay_seconds(*delay))
+                .message_body(m.body)
+                .message_group_id(m.group)
+                .delay_seconds(delay_seconds(m.delay))
                 .build()
         })
         .collect();
@@ -260,11 +309,11 @@ async fn send_batch(
                 .send()
                 .await
         }
-        Err(e) => return messages.iter().map(|_| Err(e.to_string())).collect(),
+        Err(e) => return (0..count).map(|_| Err(e.to_string())).collect(),
     };
     match sent {
         Ok(out) => {
-            let mut results: Vec<Result<(), String>> = messages.iter().map(|_| Ok(())).collect();
+            let mut results: Vec<Result<(), String>> = (0..count).map(|_| Ok(())).collect();
             for failed in out.failed {
                 if let Some(slot) = failed
                     .id
@@ -283,7 +332,7 @@ async fn send_batch(
         }
         Err(e) => {
             let e = aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
-            messages.iter().map(|_| Err(e.clone())).collect()
+            (0..count).map(|_| Err(e.clone())).collect()
         }
     }
 }
@@ -304,6 +353,22 @@ mod tests {
     use crate::WebhookId;
     use crate::event::Event;
     use crate::slow_lane::Target;
+
+    /// Ten usual messages share a request; large ones share one only while
+    /// the request stays within the queue's largest message.
+    #[test]
+    fn a_request_carries_ten_messages_within_the_size_limit() {
+        assert_eq!(request_lengths(&[2_000; 25]), [10, 10, 5]);
+        let large = 200 * 1024;
+        assert_eq!(request_lengths(&[large; 3]), [1, 1, 1]);
+        assert_eq!(
+            request_lengths(&[large, 40 * 1024, 10, large]),
+            [3, 1],
+            "the second request starts where the first would pass the limit"
+        );
+        assert_eq!(request_lengths(&[SQS_SEND_BATCH_BYTES + 1, 1]), [1, 1]);
+        assert!(request_lengths(&[]).is_empty());
+    }
 
     #[test]
     fn only_the_slow_lanes_queue_is_trusted_with_targeted_messages() {
