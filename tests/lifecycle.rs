@@ -62,6 +62,19 @@ async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, want: usize) -> Vec<Strin
     messages.into_iter().filter_map(|m| m.body).collect()
 }
 
+/// Tenant `acme`'s webhook at `rx`, subscribed to `async.completed` and
+/// throttled to `rate` deliveries a second.
+async fn throttled_webhook(d: &Dispatcher, rx: &Receiver, rate: i64) -> shared::Webhook {
+    let mut w = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
+    let loaded = w.updated_at;
+    w.throttle_rate = Some(ThrottleRate::new(rate).unwrap());
+    d.store()
+        .update_webhook(&w, loaded, &shared::audit::operator::updated(&w, &w))
+        .await
+        .unwrap();
+    w
+}
+
 fn notices(bodies: &[String]) -> Vec<Event> {
     bodies
         .iter()
@@ -174,13 +187,7 @@ async fn a_throttled_webhook_is_paced_through_the_queue() {
     // can wait for a slot in place as the 7 s Lambda invocation does.
     d.settings.delivery_timeout = Duration::from_secs(2);
     let rx = Receiver::start(Behavior::status(200)).await;
-    let mut w = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
-    let loaded = w.updated_at;
-    w.throttle_rate = Some(ThrottleRate::new(2).unwrap());
-    d.store()
-        .update_webhook(&w, loaded, &shared::audit::operator::updated(&w, &w))
-        .await
-        .unwrap();
+    let w = throttled_webhook(&d, &rx, 2).await;
 
     let events: Vec<(Event, String)> = (0..6)
         .map(|i| envelope("acme", AsyncCompleted, json!({"i": i})))
@@ -224,13 +231,7 @@ async fn a_throttled_webhook_is_paced_through_the_queue() {
 async fn large_events_are_handed_over_and_sent_back_within_the_batch_limit() {
     let (d, sqs, slow) = dispatcher_with_lanes().await;
     let rx = Receiver::start(Behavior::status(200)).await;
-    let mut w = add_webhook(d.store(), "acme", &rx.url("/"), &[AsyncCompleted], Active).await;
-    let loaded = w.updated_at;
-    w.throttle_rate = Some(ThrottleRate::new(1).unwrap());
-    d.store()
-        .update_webhook(&w, loaded, &shared::audit::operator::updated(&w, &w))
-        .await
-        .unwrap();
+    throttled_webhook(&d, &rx, 1).await;
     let blob = "x".repeat(150 * 1024);
     let bodies: Vec<String> = (0..8)
         .map(|i| envelope("acme", AsyncCompleted, json!({"i": i, "blob": blob})).1)
